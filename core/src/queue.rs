@@ -1,0 +1,478 @@
+//! Bounded queues of bytes and of packets.
+//!
+//! [`PacketQueue`] is Godot's `PacketBuffer` idea (a payload ring plus per-packet metadata) with
+//! two differences: every packet is stored contiguously, so readers get a plain `&[u8]` without
+//! copying, and a full queue is always reported to the caller (`Err(QueueFull)`), never a
+//! silent drop. Packets may be written incrementally (`begin`, `extend`, `commit`) so a
+//! WebSocket message is reassembled in place as its frames arrive.
+//!
+//! Storage is any [`Buffer`]: a `Vec<u8>` that grows only as bytes arrive (and shrinks back when
+//! the queue drains), or a fixed array without `alloc`.
+
+use core::fmt;
+
+use crate::buffer::{Buffer, CapacityError};
+
+/// A queue of bytes in one contiguous region, compacted when the free space runs out at the end.
+#[derive(Debug, Default)]
+pub(crate) struct ByteQueue<B> {
+    buf: B,
+    head: usize,
+    tail: usize,
+}
+
+impl<B: Buffer> ByteQueue<B> {
+    pub(crate) fn len(&self) -> usize {
+        self.tail - self.head
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head == self.tail
+    }
+
+    /// The queued bytes, oldest first.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf.as_slice()[self.head..self.tail]
+    }
+
+    /// The queued bytes from `offset` (relative to the oldest byte).
+    pub(crate) fn slice_from(&self, offset: usize) -> &[u8] {
+        &self.buf.as_slice()[self.head + offset..self.tail]
+    }
+
+    pub(crate) fn slice_mut(&mut self, offset: usize, len: usize) -> &mut [u8] {
+        let start = self.head + offset;
+        &mut self.buf.as_mut_slice()[start..start + len]
+    }
+
+    /// Drops the `n` oldest bytes (at most all of them).
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.head += n.min(self.len());
+        if self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+        }
+    }
+
+    /// Drops the newest bytes so that `len` remain.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.tail = self.head + len;
+        }
+    }
+
+    /// A writable region of exactly `n` bytes at the end; [`advance`](Self::advance) commits it.
+    ///
+    /// `limit` bounds the physical size of the storage.
+    pub(crate) fn reserve(&mut self, n: usize, limit: usize) -> Result<&mut [u8], CapacityError> {
+        let needed = self.tail.checked_add(n).ok_or(CapacityError { requested: usize::MAX })?;
+        if needed > self.buf.as_slice().len() {
+            if self.head > 0 {
+                self.buf.as_mut_slice().copy_within(self.head..self.tail, 0);
+                self.tail -= self.head;
+                self.head = 0;
+            }
+            let needed = self.tail + n;
+            if needed > self.buf.as_slice().len() {
+                self.buf.try_grow(needed, limit)?;
+            }
+        }
+        let tail = self.tail;
+        Ok(&mut self.buf.as_mut_slice()[tail..tail + n])
+    }
+
+    /// Commits `n` bytes written into the region returned by [`reserve`](Self::reserve).
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.tail += n;
+        debug_assert!(self.tail <= self.buf.as_slice().len());
+    }
+
+    /// Appends `bytes` whole, or nothing.
+    pub(crate) fn push(&mut self, bytes: &[u8], limit: usize) -> Result<(), CapacityError> {
+        self.reserve(bytes.len(), limit)?.copy_from_slice(bytes);
+        self.advance(bytes.len());
+        Ok(())
+    }
+
+    /// Gives memory back while the queue is empty.
+    pub(crate) fn release(&mut self) {
+        if self.is_empty() {
+            self.buf.shrink(0);
+        }
+    }
+
+    /// Bytes of storage currently held (initialized), for memory accounting.
+    pub(crate) fn footprint(&self) -> usize {
+        self.buf.as_slice().len()
+    }
+}
+
+/// Limits of a [`PacketQueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Most payload bytes queued at once (Godot: `inbound_buffer_size` / `outbound_buffer_size`).
+    pub max_bytes: usize,
+    /// Most packets queued at once (Godot: `max_queued_packets`).
+    pub max_packets: usize,
+}
+
+impl QueueLimits {
+    /// Godot 4.4+ defaults: 65535 bytes and 4096 packets.
+    pub const GODOT: Self = Self { max_bytes: 65535, max_packets: 4096 };
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self::GODOT
+    }
+}
+
+/// A packet could not be queued: the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueFull {
+    /// No room for that many more payload bytes.
+    Bytes {
+        /// Payload bytes that did not fit.
+        needed: usize,
+        /// Payload bytes still free.
+        free: usize,
+    },
+    /// No free packet slot.
+    Packets {
+        /// The packet limit.
+        limit: usize,
+    },
+    /// The storage itself could not grow (fixed storage too small, or the allocator refused).
+    Storage(CapacityError),
+}
+
+impl fmt::Display for QueueFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bytes { needed, free } => {
+                write!(f, "queue full: {needed} bytes do not fit in the {free} bytes left")
+            }
+            Self::Packets { limit } => write!(f, "queue full: {limit} packets already queued"),
+            Self::Storage(e) => write!(f, "queue storage exhausted: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for QueueFull {}
+
+/// Bytes of bookkeeping stored in front of every packet: u32 LE length and a metadata byte.
+const RECORD_HEADER: usize = 5;
+
+/// One queued packet, borrowed from the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<'a> {
+    /// The metadata byte given when the packet was queued.
+    pub meta: u8,
+    /// The payload, contiguous.
+    pub payload: &'a [u8],
+}
+
+/// A bounded FIFO of packets; each packet contiguous, each push all-or-nothing.
+#[derive(Debug, Default)]
+pub struct PacketQueue<B> {
+    bytes: ByteQueue<B>,
+    limits: QueueLimits,
+    /// Complete packets.
+    packets: usize,
+    /// Payload bytes of complete packets and of the open one.
+    payload: usize,
+    /// Bytes written for the packet being built (header included); zero when none is open.
+    open: usize,
+    is_open: bool,
+}
+
+impl<B: Buffer + Default> PacketQueue<B> {
+    /// An empty queue with the given limits; no storage is touched until the first packet.
+    #[must_use]
+    pub fn new(limits: QueueLimits) -> Self {
+        Self {
+            bytes: ByteQueue::default(),
+            limits,
+            packets: 0,
+            payload: 0,
+            open: 0,
+            is_open: false,
+        }
+    }
+}
+
+impl<B: Buffer> PacketQueue<B> {
+    /// The limits in force.
+    #[must_use]
+    pub fn limits(&self) -> QueueLimits {
+        self.limits
+    }
+
+    /// Changes the limits; packets already queued stay.
+    pub fn set_limits(&mut self, limits: QueueLimits) {
+        self.limits = limits;
+    }
+
+    /// Complete packets queued.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.packets
+    }
+
+    /// Whether no complete packet is queued.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.packets == 0
+    }
+
+    /// Payload bytes queued, including a packet still being written.
+    #[must_use]
+    pub fn payload_len(&self) -> usize {
+        self.payload
+    }
+
+    /// Payload bytes that can still be queued (Godot 4.4 `payload_space_left`).
+    #[must_use]
+    pub fn space_left(&self) -> usize {
+        self.limits.max_bytes.saturating_sub(self.payload)
+    }
+
+    /// Packet slots still free (Godot 4.4 `packets_space_left`).
+    #[must_use]
+    pub fn packets_space_left(&self) -> usize {
+        let used = self.packets + usize::from(self.is_open);
+        self.limits.max_packets.saturating_sub(used)
+    }
+
+    /// Bytes of storage currently held, for memory accounting.
+    #[must_use]
+    pub fn footprint(&self) -> usize {
+        self.bytes.footprint()
+    }
+
+    fn physical_limit(&self) -> usize {
+        self.limits
+            .max_bytes
+            .saturating_add(self.limits.max_packets.saturating_mul(RECORD_HEADER))
+    }
+
+    /// Whether a packet of `len` payload bytes would be accepted now.
+    #[must_use]
+    pub fn fits(&self, len: usize) -> bool {
+        !self.is_open && self.packets_space_left() > 0 && len <= self.space_left()
+    }
+
+    /// Queues a whole packet, or nothing.
+    ///
+    /// # Errors
+    /// [`QueueFull`] when the packet or byte limit would be exceeded or storage cannot grow.
+    pub fn push(&mut self, meta: u8, payload: &[u8]) -> Result<(), QueueFull> {
+        if self.packets_space_left() == 0 || self.is_open {
+            return Err(QueueFull::Packets { limit: self.limits.max_packets });
+        }
+        if payload.len() > self.space_left() {
+            return Err(QueueFull::Bytes { needed: payload.len(), free: self.space_left() });
+        }
+        let limit = self.physical_limit();
+        let total = RECORD_HEADER + payload.len();
+        let dst = self.bytes.reserve(total, limit).map_err(QueueFull::Storage)?;
+        write_header(dst, payload.len(), meta);
+        dst[RECORD_HEADER..].copy_from_slice(payload);
+        self.bytes.advance(total);
+        self.packets += 1;
+        self.payload += payload.len();
+        Ok(())
+    }
+
+    /// Starts a packet to be filled by [`extend`](Self::extend) and closed by
+    /// [`commit`](Self::commit) or [`abort`](Self::abort).
+    ///
+    /// # Errors
+    /// [`QueueFull::Packets`] when no slot is free (or a packet is already open).
+    pub fn begin(&mut self, meta: u8) -> Result<(), QueueFull> {
+        if self.is_open || self.packets_space_left() == 0 {
+            return Err(QueueFull::Packets { limit: self.limits.max_packets });
+        }
+        let limit = self.physical_limit();
+        let dst = self.bytes.reserve(RECORD_HEADER, limit).map_err(QueueFull::Storage)?;
+        write_header(dst, 0, meta);
+        self.bytes.advance(RECORD_HEADER);
+        self.open = RECORD_HEADER;
+        self.is_open = true;
+        Ok(())
+    }
+
+    /// Whether a packet is being written.
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.is_open
+    }
+
+    /// Payload bytes written so far into the open packet.
+    #[must_use]
+    pub fn open_len(&self) -> usize {
+        self.open.saturating_sub(RECORD_HEADER)
+    }
+
+    /// Appends to the open packet `n` bytes produced by `fill`, which gets exactly `n` bytes.
+    ///
+    /// # Errors
+    /// [`QueueFull`] when the bytes do not fit; nothing is written then.
+    pub fn extend_with(
+        &mut self,
+        n: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), QueueFull> {
+        debug_assert!(self.is_open);
+        if n > self.space_left() {
+            return Err(QueueFull::Bytes { needed: n, free: self.space_left() });
+        }
+        let limit = self.physical_limit();
+        fill(self.bytes.reserve(n, limit).map_err(QueueFull::Storage)?);
+        self.bytes.advance(n);
+        self.open += n;
+        self.payload += n;
+        Ok(())
+    }
+
+    /// Appends `bytes` to the open packet.
+    ///
+    /// # Errors
+    /// As [`extend_with`](Self::extend_with).
+    pub fn extend(&mut self, bytes: &[u8]) -> Result<(), QueueFull> {
+        self.extend_with(bytes.len(), |dst| dst.copy_from_slice(bytes))
+    }
+
+    /// The payload written so far into the open packet.
+    #[must_use]
+    pub fn open_payload(&self) -> &[u8] {
+        let start = self.bytes.len() - self.open + RECORD_HEADER;
+        &self.bytes.slice_from(start)[..self.open_len()]
+    }
+
+    /// Closes the open packet and makes it readable.
+    pub fn commit(&mut self) {
+        if !self.is_open {
+            return;
+        }
+        let start = self.bytes.len() - self.open;
+        let len = self.open - RECORD_HEADER;
+        let header = self.bytes.slice_mut(start, RECORD_HEADER);
+        let meta = header[4];
+        write_header(header, len, meta);
+        self.open = 0;
+        self.is_open = false;
+        self.packets += 1;
+    }
+
+    /// Discards the open packet.
+    pub fn abort(&mut self) {
+        if !self.is_open {
+            return;
+        }
+        self.payload -= self.open - RECORD_HEADER;
+        let keep = self.bytes.len() - self.open;
+        self.bytes.truncate(keep);
+        self.open = 0;
+        self.is_open = false;
+    }
+
+    /// The oldest complete packet.
+    #[must_use]
+    pub fn front(&self) -> Option<Packet<'_>> {
+        if self.packets == 0 {
+            return None;
+        }
+        let bytes = self.bytes.as_slice();
+        let (len, meta) = read_header(bytes);
+        Some(Packet { meta, payload: bytes.get(RECORD_HEADER..RECORD_HEADER + len)? })
+    }
+
+    /// Removes the oldest complete packet; returns whether there was one.
+    pub fn pop(&mut self) -> bool {
+        if self.packets == 0 {
+            return false;
+        }
+        let (len, _) = read_header(self.bytes.as_slice());
+        self.bytes.consume(RECORD_HEADER + len);
+        self.packets -= 1;
+        self.payload -= len;
+        if self.bytes.is_empty() {
+            self.bytes.release();
+        }
+        true
+    }
+
+    /// Copies the oldest packet into `dst` and removes it; returns its metadata and length.
+    ///
+    /// # Errors
+    /// [`ReadError::Empty`], or [`ReadError::TooSmall`] (the packet stays queued).
+    pub fn pop_into(&mut self, dst: &mut [u8]) -> Result<(u8, usize), ReadError> {
+        let packet = self.front().ok_or(ReadError::Empty)?;
+        let len = packet.payload.len();
+        let out = dst.get_mut(..len).ok_or(ReadError::TooSmall { needed: len })?;
+        out.copy_from_slice(packet.payload);
+        let meta = packet.meta;
+        self.pop();
+        Ok((meta, len))
+    }
+
+    /// The raw bytes, for a connection's opening handshake before any packet is queued.
+    pub(crate) fn scratch(&mut self) -> &mut ByteQueue<B> {
+        debug_assert!(self.packets == 0 && !self.is_open);
+        &mut self.bytes
+    }
+
+    /// The raw bytes written through [`scratch`](Self::scratch).
+    pub(crate) fn scratch_slice(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
+    /// Drops every packet, the open one included.
+    pub fn clear(&mut self) {
+        self.abort();
+        while self.pop() {}
+        self.bytes.release();
+    }
+}
+
+/// A packet could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// No packet is queued.
+    Empty,
+    /// The destination is shorter than the packet.
+    TooSmall {
+        /// The packet's length.
+        needed: usize,
+    },
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("no packet queued"),
+            Self::TooSmall { needed } => write!(f, "destination too small for {needed} bytes"),
+        }
+    }
+}
+
+impl core::error::Error for ReadError {}
+
+fn write_header(dst: &mut [u8], len: usize, meta: u8) {
+    // Lengths are bounded by QueueLimits, which callers keep far below u32::MAX.
+    let len = u32::try_from(len).unwrap_or(u32::MAX);
+    dst[..4].copy_from_slice(&len.to_le_bytes());
+    dst[4] = meta;
+}
+
+fn read_header(bytes: &[u8]) -> (usize, u8) {
+    let mut len = [0; 4];
+    len.copy_from_slice(&bytes[..4]);
+    (u32::from_le_bytes(len) as usize, bytes[4])
+}
+
+#[cfg(test)]
+mod tests;
