@@ -68,11 +68,7 @@ impl<const N: usize> Buffer for Fixed<N> {
     }
 
     fn try_grow(&mut self, min_len: usize, limit: usize) -> Result<(), CapacityError> {
-        if min_len <= N && min_len <= limit {
-            Ok(())
-        } else {
-            Err(CapacityError { requested: min_len })
-        }
+        if min_len <= N && min_len <= limit { Ok(()) } else { Err(CapacityError { requested: min_len }) }
     }
 
     fn shrink(&mut self, _len: usize) {}
@@ -98,8 +94,7 @@ impl Buffer for alloc::vec::Vec<u8> {
         // Small first step, then doubling: an idle connection holds nothing, a chatty one
         // reaches a steady size after a few steps.
         let target = min_len.max(self.len().saturating_mul(2)).max(256).min(limit);
-        self.try_reserve_exact(target - self.len())
-            .map_err(|_| CapacityError { requested: target })?;
+        self.try_reserve_exact(target - self.len()).map_err(|_| CapacityError { requested: target })?;
         self.resize(target, 0);
         Ok(())
     }

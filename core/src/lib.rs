@@ -56,8 +56,8 @@ pub mod queue;
 mod time;
 pub mod ws;
 
-pub use buffer::{Buffer, CapacityError, Fixed, FixedStorage, Storage};
 #[cfg(feature = "alloc")]
 pub use buffer::VecStorage;
+pub use buffer::{Buffer, CapacityError, Fixed, FixedStorage, Storage};
 pub use rand_core;
 pub use time::Instant;

@@ -191,14 +191,7 @@ impl<B: Buffer + Default> PacketQueue<B> {
     /// An empty queue with the given limits; no storage is touched until the first packet.
     #[must_use]
     pub fn new(limits: QueueLimits) -> Self {
-        Self {
-            bytes: ByteQueue::default(),
-            limits,
-            packets: 0,
-            payload: 0,
-            open: 0,
-            is_open: false,
-        }
+        Self { bytes: ByteQueue::default(), limits, packets: 0, payload: 0, open: 0, is_open: false }
     }
 }
 
@@ -252,9 +245,7 @@ impl<B: Buffer> PacketQueue<B> {
     }
 
     fn physical_limit(&self) -> usize {
-        self.limits
-            .max_bytes
-            .saturating_add(self.limits.max_packets.saturating_mul(RECORD_HEADER))
+        self.limits.max_bytes.saturating_add(self.limits.max_packets.saturating_mul(RECORD_HEADER))
     }
 
     /// Whether a packet of `len` payload bytes would be accepted now.
@@ -319,11 +310,7 @@ impl<B: Buffer> PacketQueue<B> {
     ///
     /// # Errors
     /// [`QueueFull`] when the bytes do not fit; nothing is written then.
-    pub fn extend_with(
-        &mut self,
-        n: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Result<(), QueueFull> {
+    pub fn extend_with(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), QueueFull> {
         debug_assert!(self.is_open);
         if n > self.space_left() {
             return Err(QueueFull::Bytes { needed: n, free: self.space_left() });

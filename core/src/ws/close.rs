@@ -137,7 +137,8 @@ mod tests {
         for valid in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999] {
             assert!(CloseCode(valid).is_valid_on_wire(), "{valid}");
         }
-        for invalid in [0, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for invalid in [0, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 1100, 2000, 2999, 5000, 65535]
+        {
             assert!(!CloseCode(invalid).is_valid_on_wire(), "{invalid}");
         }
     }

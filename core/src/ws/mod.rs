@@ -135,7 +135,8 @@ impl Config {
     };
 
     /// Godot 4.0–4.3 defaults: 2048 queued messages each way.
-    pub const GODOT_4_0: Self = Self { max_queued_messages: 2048, max_outbound_messages: 2048, ..Self::GODOT };
+    pub const GODOT_4_0: Self =
+        Self { max_queued_messages: 2048, max_outbound_messages: 2048, ..Self::GODOT };
 
     /// The limits in force, each clamped to what the implementation can represent.
     pub(crate) fn clamped(mut self) -> Self {
@@ -290,10 +291,9 @@ impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotOpen => f.write_str("connection is not open"),
-            Self::Full { queued_bytes, queued_messages } => write!(
-                f,
-                "outbound queue full ({queued_bytes} bytes in {queued_messages} messages queued)"
-            ),
+            Self::Full { queued_bytes, queued_messages } => {
+                write!(f, "outbound queue full ({queued_bytes} bytes in {queued_messages} messages queued)")
+            }
             Self::ControlTooLong => f.write_str("control payload or close reason too long"),
             Self::InvalidCloseCode(c) => write!(f, "close code {c} may not be sent"),
             Self::InvalidUtf8 => f.write_str("text is not UTF-8"),

@@ -9,9 +9,7 @@ use rand_core::CryptoRng;
 
 use super::close::{CloseInfo, CloseReason, ControlPayload, Initiator};
 use super::frame::{CloseCode, FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
-use super::handshake::{
-    self, ACCEPT_LEN, ClientRequest, HandshakeError, HeadWriter, KEY_LEN, Request,
-};
+use super::handshake::{self, ACCEPT_LEN, ClientRequest, HandshakeError, HeadWriter, KEY_LEN, Request};
 use super::{Config, Error, Event, Message, MessageKind, Role, SendError, State};
 use crate::buffer::Storage;
 use crate::queue::{PacketQueue, QueueLimits, ReadError};
@@ -159,7 +157,11 @@ impl<S: Storage, R: CryptoRng> Connection<S, R> {
         Ok(conn)
     }
 
-    fn queue_request(&mut self, request: &ClientRequest<'_>, key: &[u8; KEY_LEN]) -> Result<(), HandshakeError> {
+    fn queue_request(
+        &mut self,
+        request: &ClientRequest<'_>,
+        key: &[u8; KEY_LEN],
+    ) -> Result<(), HandshakeError> {
         let too_large = HandshakeError::HeadTooLarge { limit: self.config.max_handshake_size };
         let mut counter = HeadWriter::counter();
         request.write(&mut counter, key);
@@ -188,10 +190,8 @@ impl<S: Storage, R: CryptoRng> Connection<S, R> {
 impl<S: Storage, R: MaskKeys> Connection<S, R> {
     fn new(now: Instant, role: Role, phase: Phase, config: Config, rng: R) -> Self {
         let config = config.clamped();
-        let limits = QueueLimits {
-            max_bytes: config.max_message_size,
-            max_packets: config.max_queued_messages,
-        };
+        let limits =
+            QueueLimits { max_bytes: config.max_message_size, max_packets: config.max_queued_messages };
         Self {
             role,
             phase,
@@ -308,7 +308,12 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// # Errors
     /// [`SendError::WrongState`] without a pending request; [`SendError::Handshake`] for a
     /// protocol name or header line that cannot be sent.
-    pub fn accept(&mut self, now: Instant, protocol: Option<&str>, extra_headers: &[&str]) -> Result<(), SendError> {
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        protocol: Option<&str>,
+        extra_headers: &[&str],
+    ) -> Result<(), SendError> {
         if self.phase != Phase::AwaitingAccept {
             return Err(SendError::WrongState);
         }
@@ -344,8 +349,9 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         }
         let mut headers = [httparse::EMPTY_HEADER; super::MAX_HEADERS];
         let choice = match self.request(&mut headers[..self.config.max_headers]) {
-            Some(req) => handshake::select_protocol(req.protocols(), supported)
-                .map(|p| p.and_then(|p| heapless::String::<{ handshake::MAX_PROTOCOL_LEN }>::try_from(p).ok())),
+            Some(req) => handshake::select_protocol(req.protocols(), supported).map(|p| {
+                p.and_then(|p| heapless::String::<{ handshake::MAX_PROTOCOL_LEN }>::try_from(p).ok())
+            }),
             None => Err(HandshakeError::MalformedHttp),
         };
         match choice {
@@ -446,7 +452,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         if self.phase != Phase::Open {
             return Err(SendError::NotOpen);
         }
-        let full = SendError::Full { queued_bytes: self.out.data_bytes, queued_messages: self.out.data_messages };
+        let full =
+            SendError::Full { queued_bytes: self.out.data_bytes, queued_messages: self.out.data_messages };
         if !self.can_send(payload.len()) {
             return Err(full);
         }
@@ -482,8 +489,13 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     }
 
     fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
-        let header =
-            FrameHeader { fin: true, rsv: 0, opcode, mask: self.rng.next_mask(), payload_len: payload.len() as u64 };
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: self.rng.next_mask(),
+            payload_len: payload.len() as u64,
+        };
         // Control frames use the slack reserved beyond the data limit; if even that is
         // exhausted the transport is hopelessly backed up and the frame is not needed.
         let _ = self.out.push_frame(header, payload, self.data_limit());
@@ -541,11 +553,19 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     }
 
     /// Records the end of an open connection and schedules the transport release.
-    fn end(&mut self, code: CloseCode, reason: &str, initiator: Initiator, error: Option<Error>, clean: bool) {
+    fn end(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        initiator: Initiator,
+        error: Option<Error>,
+        clean: bool,
+    ) {
         self.phase = Phase::Closed;
         self.timers.ping = None;
         if self.close.is_none() {
-            self.close = Some(CloseInfo { code, reason: CloseReason::truncated(reason), initiator, error, clean });
+            self.close =
+                Some(CloseInfo { code, reason: CloseReason::truncated(reason), initiator, error, clean });
             self.pending.end = true;
         }
     }
@@ -638,7 +658,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         if self.timers.close.is_some_and(|t| now >= t) {
             self.timers.close = None;
             if self.phase == Phase::CloseSent {
-                let (code, reason) = self.close_sent.clone().unwrap_or((CloseCode::NORMAL, CloseReason::default()));
+                let (code, reason) =
+                    self.close_sent.clone().unwrap_or((CloseCode::NORMAL, CloseReason::default()));
                 self.end(code, reason.as_str(), Initiator::Local, Some(Error::CloseTimeout), false);
                 self.out.clear();
             }

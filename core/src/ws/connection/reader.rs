@@ -112,8 +112,9 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
 
     fn finish_request(&mut self) {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let result = handshake::parse_request(self.inbound.scratch_slice(), &mut headers[..self.config.max_headers])
-            .map(|req| handshake::accept_key(req.key()));
+        let result =
+            handshake::parse_request(self.inbound.scratch_slice(), &mut headers[..self.config.max_headers])
+                .map(|req| handshake::accept_key(req.key()));
         match result {
             Ok(accept) => {
                 self.accept = accept;
@@ -128,8 +129,13 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let all = self.inbound.scratch_slice();
         let (offered, head) = all.split_at(self.offered_len);
-        let result = handshake::validate_response(head, &self.accept, offered, &mut headers[..self.config.max_headers])
-            .map(|r| heapless::Vec::<u8, { handshake::MAX_PROTOCOL_LEN }>::from_slice(r.protocol.unwrap_or(b"")));
+        let result = handshake::validate_response(
+            head,
+            &self.accept,
+            offered,
+            &mut headers[..self.config.max_headers],
+        )
+        .map(|r| heapless::Vec::<u8, { handshake::MAX_PROTOCOL_LEN }>::from_slice(r.protocol.unwrap_or(b"")));
         match result {
             Ok(Ok(protocol)) => {
                 self.protocol = protocol;
@@ -215,11 +221,12 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             return Ok(HeaderRead::Blocked);
         }
         let parsed = if stashed == 0 {
-            FrameHeader::parse(input).map(|r| r.map(|(h, n)| (h, n)))
+            FrameHeader::parse(input)
         } else {
             let take = (MAX_HEADER_LEN - stashed).min(input.len());
             self.reader.header[stashed..stashed + take].copy_from_slice(&input[..take]);
-            FrameHeader::parse(&self.reader.header[..stashed + take]).map(|r| r.map(|(h, n)| (h, n - stashed)))
+            FrameHeader::parse(&self.reader.header[..stashed + take])
+                .map(|r| r.map(|(h, n)| (h, n - stashed)))
         };
         match parsed {
             Ok(Some((header, used))) => {
@@ -284,8 +291,13 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             }
             message.received += h.payload_len;
         }
-        self.reader.frame =
-            Some(FrameState { opcode: h.opcode, fin: h.fin, mask: h.mask, remaining: h.payload_len, offset: 0 });
+        self.reader.frame = Some(FrameState {
+            opcode: h.opcode,
+            fin: h.fin,
+            mask: h.mask,
+            remaining: h.payload_len,
+            offset: 0,
+        });
         Ok(())
     }
 
@@ -311,7 +323,9 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             if take > 0 {
                 let src = &input[..take];
                 let written = match frame.mask {
-                    Some(key) => self.inbound.extend_with(take, |dst| copy_masked(dst, src, key, frame.offset)),
+                    Some(key) => {
+                        self.inbound.extend_with(take, |dst| copy_masked(dst, src, key, frame.offset))
+                    }
                     None => self.inbound.extend(src),
                 };
                 match written {
@@ -351,11 +365,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     fn finish_control(&mut self, now: Instant, opcode: OpCode) {
         let payload = core::mem::take(&mut self.reader.control);
         match opcode {
-            OpCode::Ping => {
-                if self.phase == Phase::Open {
-                    self.push_control(OpCode::Pong, &payload);
-                }
-            }
+            OpCode::Ping if self.phase == Phase::Open => self.push_control(OpCode::Pong, &payload),
             OpCode::Pong => {
                 self.timers.awaiting_pong = false;
                 self.pending.pong = Some(ControlPayload(payload));
@@ -371,7 +381,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             Err(e) => return self.fail(e),
         };
         if self.phase == Phase::CloseSent {
-            let (code, reason) = self.close_sent.clone().unwrap_or((CloseCode::NORMAL, CloseReason::default()));
+            let (code, reason) =
+                self.close_sent.clone().unwrap_or((CloseCode::NORMAL, CloseReason::default()));
             self.end(code, reason.as_str(), Initiator::Local, None, true);
         } else {
             // Echo the code and reason, as wslay (and so Godot) does.

@@ -21,7 +21,11 @@ fn client<S: Storage>(now: Instant, config: Config) -> Connection<S, ChaCha8Rng>
 }
 
 /// Moves everything each side has to send into the other, until neither has anything.
-fn pump<S: Storage, R1: MaskKeys, R2: MaskKeys>(now: Instant, a: &mut Connection<S, R1>, b: &mut Connection<S, R2>) {
+fn pump<S: Storage, R1: MaskKeys, R2: MaskKeys>(
+    now: Instant,
+    a: &mut Connection<S, R1>,
+    b: &mut Connection<S, R2>,
+) {
     loop {
         let mut moved = false;
         if let Some(bytes) = a.poll_transmit().map(<[u8]>::to_vec) {
@@ -85,7 +89,10 @@ fn close_handshake_initiated_by_client() {
     assert_eq!(c.state(), State::Closing);
     pump(now, &mut c, &mut s);
     let Event::Closed(info) = events(&mut s).pop().unwrap() else { panic!() };
-    assert_eq!((info.code, info.reason.as_str(), info.initiator, info.clean), (CloseCode(4000), "bye", Initiator::Remote, true));
+    assert_eq!(
+        (info.code, info.reason.as_str(), info.initiator, info.clean),
+        (CloseCode(4000), "bye", Initiator::Remote, true)
+    );
     let Event::Closed(info) = events(&mut c).pop().unwrap() else { panic!() };
     assert_eq!((info.code, info.initiator, info.clean), (CloseCode(4000), Initiator::Local, true));
     assert!(s.is_finished());

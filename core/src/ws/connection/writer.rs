@@ -136,8 +136,7 @@ impl<B: Buffer> OutQueue<B> {
             n -= step;
             if self.front.remaining == 0 {
                 self.data_bytes = self.data_bytes.saturating_sub(self.front.data_payload);
-                self.data_messages =
-                    self.data_messages.saturating_sub(usize::from(self.front.is_data_end));
+                self.data_messages = self.data_messages.saturating_sub(usize::from(self.front.is_data_end));
                 self.pongs = self.pongs.saturating_sub(usize::from(self.front.is_pong));
             }
         }

@@ -164,7 +164,8 @@ impl<'a> ClientRequest<'a> {
         }
         for p in self.protocols {
             let bytes = p.trim().as_bytes();
-            if bytes.is_empty() || bytes.len() > MAX_PROTOCOL_LEN || bytes.iter().any(|b| !is_token_char(*b)) {
+            if bytes.is_empty() || bytes.len() > MAX_PROTOCOL_LEN || bytes.iter().any(|b| !is_token_char(*b))
+            {
                 return Err(HandshakeError::InvalidHeaderLine);
             }
         }

@@ -83,8 +83,7 @@ pub fn parse_request<'h, 'b>(
         Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders { limit }),
         Err(_) => return Err(HandshakeError::MalformedHttp),
     }
-    let (Some(method), Some(path), Some(version)) = (request.method, request.path, request.version)
-    else {
+    let (Some(method), Some(path), Some(version)) = (request.method, request.path, request.version) else {
         return Err(HandshakeError::MalformedHttp);
     };
     if method != "GET" {
@@ -150,11 +149,7 @@ pub fn select_protocol<'b, S: AsRef<str>>(
             return Ok(Some(offer));
         }
     }
-    if !offered_any && supported.is_empty() {
-        Ok(None)
-    } else {
-        Err(HandshakeError::NoCommonProtocol)
-    }
+    if !offered_any && supported.is_empty() { Ok(None) } else { Err(HandshakeError::NoCommonProtocol) }
 }
 
 /// Writes `101 Switching Protocols` for a request with `key`.
@@ -223,7 +218,7 @@ impl fmt::Write for HeadWriter<'_> {
 /// Writes an HTTP error answer whose body says why, and which asks the client to close.
 pub(crate) fn write_reject(w: &mut HeadWriter<'_>, status: u16, why: &dyn fmt::Display) {
     let mut body = Counter(0);
-    let _ = write!(body, "{why}\n");
+    let _ = writeln!(body, "{why}");
     w.put(b"HTTP/1.1 ").put_u16(status).put(b" ").put(reason_phrase(status).as_bytes());
     w.put(b"\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n");
     if status == 426 {
@@ -233,5 +228,5 @@ pub(crate) fn write_reject(w: &mut HeadWriter<'_>, status: u16, why: &dyn fmt::D
         w.put(b"Allow: GET\r\n");
     }
     w.put(b"Content-Length: ").put_u16(u16::try_from(body.0).unwrap_or(u16::MAX)).put(b"\r\n\r\n");
-    let _ = write!(w, "{why}\n");
+    let _ = writeln!(w, "{why}");
 }
