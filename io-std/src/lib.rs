@@ -1,1 +1,77 @@
-//! placeholder
+//! # multipeer-std
+//!
+//! The `std::net` adapter for the [`multipeer`] protocol core: it gives the core's WebSocket
+//! machine ([`multipeer::ws::Connection`]) a TCP socket, a clock and an OS-seeded CSPRNG, and
+//! adds no protocol logic of its own.
+//!
+//! Two front ends share one drive loop:
+//!
+//! * [`WebSocket`] and [`Server`] block: `connect`, `accept`, `recv`, `send`, `close` return
+//!   when done. Socket timeouts are computed from the core's next timer, so the handshake
+//!   timeout, close timeout and heartbeat run while a call waits.
+//! * [`nonblocking::WebSocket`] and [`nonblocking::Listener`] never wait: the application calls
+//!   `poll()` from its own loop and sleeps until readiness or `next_timeout()`.
+//!
+//! Both run over any [`Transport`] (a `TcpStream` here; a TLS stream can implement it too).
+//! Memory per idle connection is the core's (queues grow on demand, [`multipeer::VecStorage`])
+//! plus a few words: the read buffer belongs to the thread, not to the connection.
+//!
+//! ```no_run
+//! use multipeer::ws::CloseCode;
+//! use multipeer_std::{ClientOptions, WebSocket};
+//!
+//! let mut ws = WebSocket::connect("ws://127.0.0.1:9080/chat", &ClientOptions::new().protocol("chat"))?;
+//! ws.send_text("hello")?;
+//! let reply = ws.recv()?;
+//! println!("{:?}", reply.as_text());
+//! let info = ws.close(CloseCode::NORMAL, "bye")?;
+//! assert!(info.clean);
+//! # Ok::<(), multipeer_std::Error>(())
+//! ```
+//!
+//! A server, rejecting browsers from other sites (Godot's `supported_protocols` rules pick the
+//! subprotocol):
+//!
+//! ```no_run
+//! use multipeer_std::{Rejection, Server, ServerOptions};
+//!
+//! let options = ServerOptions::new().protocol("chat").check_request(|request| {
+//!     match request.origin() {
+//!         Some(origin) if origin != b"https://game.example" => Err(Rejection::new(403, "wrong origin")),
+//!         _ => Ok(()),
+//!     }
+//! });
+//! let server = Server::bind("127.0.0.1:9080", options)?;
+//! loop {
+//!     let Ok(mut ws) = server.accept() else { continue };
+//!     std::thread::spawn(move || {
+//!         while let Ok(message) = ws.recv() {
+//!             if ws.send(message.kind, &message.data).is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     });
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod blocking;
+mod clock;
+mod driver;
+mod error;
+mod message;
+pub mod nonblocking;
+mod options;
+mod rng;
+mod transport;
+
+pub use blocking::{Server, WebSocket};
+pub use clock::Clock;
+pub use error::Error;
+pub use message::Message;
+pub use options::{ClientOptions, Rejection, RequestCheck, ServerOptions};
+pub use rng::client_rng;
+pub use transport::Transport;
+
+pub use multipeer;

@@ -1,0 +1,122 @@
+//! The adapter's one error type.
+
+use std::fmt;
+use std::io;
+
+use multipeer::ws::handshake::UrlError;
+use multipeer::ws::{CloseInfo, HandshakeError, SendError};
+
+/// Why a WebSocket operation of this crate failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The socket failed (connect, read, write); the connection is over when it came from one.
+    Io(io::Error),
+    /// The URL cannot be used for a WebSocket connection.
+    Url(UrlError),
+    /// A `wss://` URL: TLS is not part of this adapter yet.
+    TlsUnsupported,
+    /// The opening handshake failed (refused, timed out, malformed, or rejected by the
+    /// application hook).
+    Handshake(HandshakeError),
+    /// The core refused a command (not open, outbound queue full, invalid close code, ...).
+    Send(SendError),
+    /// The connection is closed; how it ended.
+    Closed(CloseInfo),
+    /// No message arrived before the deadline given to a `*_timeout` call.
+    TimedOut,
+    /// The operating system could not seed the client's random number generator.
+    Rng(getrandom::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Url(e) => write!(f, "invalid URL: {e}"),
+            Self::TlsUnsupported => f.write_str("wss:// needs TLS, which this adapter does not support yet"),
+            Self::Handshake(e) => write!(f, "opening handshake failed: {e}"),
+            Self::Send(e) => write!(f, "command refused: {e}"),
+            Self::Closed(info) => {
+                write!(f, "connection closed with code {}", info.code.0)?;
+                if !info.reason.as_str().is_empty() {
+                    write!(f, " ({:?})", info.reason.as_str())?;
+                }
+                if let Some(e) = info.error {
+                    write!(f, ": {e}")?;
+                }
+                Ok(())
+            }
+            Self::TimedOut => f.write_str("timed out"),
+            Self::Rng(e) => write!(f, "OS random number generator failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            Self::Url(e) => Some(e),
+            Self::Handshake(e) => Some(e),
+            Self::Send(e) => Some(e),
+            Self::Closed(info) => info.error.as_ref().map(|e| e as &(dyn std::error::Error + 'static)),
+            Self::Rng(e) => Some(e),
+            Self::TlsUnsupported | Self::TimedOut => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Self::Url(e)
+    }
+}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Self {
+        Self::Handshake(e)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        Self::Send(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use multipeer::ws::{CloseCode, CloseReason, Initiator};
+
+    use super::*;
+
+    #[test]
+    fn display_names_the_cause() {
+        let info = CloseInfo {
+            code: CloseCode(1002),
+            reason: CloseReason::new("bad frame").unwrap(),
+            initiator: Initiator::Library,
+            error: Some(multipeer::ws::Error::MaskedFrame),
+            clean: false,
+        };
+        let closed = Error::Closed(info);
+        assert_eq!(
+            closed.to_string(),
+            "connection closed with code 1002 (\"bad frame\"): masked server frame"
+        );
+        assert!(std::error::Error::source(&closed).is_some());
+        let rejected = Error::Handshake(HandshakeError::Rejected(403));
+        assert_eq!(
+            rejected.to_string(),
+            "opening handshake failed: rejected by the application with HTTP 403"
+        );
+        assert!(Error::TlsUnsupported.to_string().contains("wss://"));
+    }
+}
