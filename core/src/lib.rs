@@ -52,6 +52,7 @@ extern crate std;
 
 mod buffer;
 mod log;
+pub mod peer;
 pub mod queue;
 mod time;
 pub mod ws;

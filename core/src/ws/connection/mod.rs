@@ -448,23 +448,41 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             && self.out.data_bytes.saturating_add(len) <= self.config.outbound_buffer_size
     }
 
+    /// Queues one message whose payload is `parts` concatenated, without joining them first
+    /// (a protocol header and the application's bytes, say).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send); text must be UTF-8 as a whole.
+    pub fn send_parts(&mut self, kind: MessageKind, parts: &[&[u8]]) -> Result<(), SendError> {
+        if kind == MessageKind::Text {
+            let mut utf8 = crate::ws::utf8::Utf8Validator::new();
+            for part in parts {
+                utf8.feed(part).map_err(|_| SendError::InvalidUtf8)?;
+            }
+            if !utf8.is_complete() {
+                return Err(SendError::InvalidUtf8);
+            }
+        }
+        self.send_frame(kind.opcode(), parts)
+    }
+
     fn send_unchecked(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        self.send_frame(opcode, &[payload])
+    }
+
+    fn send_frame(&mut self, opcode: OpCode, parts: &[&[u8]]) -> Result<(), SendError> {
         if self.phase != Phase::Open {
             return Err(SendError::NotOpen);
         }
         let full =
             SendError::Full { queued_bytes: self.out.data_bytes, queued_messages: self.out.data_messages };
-        if !self.can_send(payload.len()) {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        if !self.can_send(len) {
             return Err(full);
         }
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: self.rng.next_mask(),
-            payload_len: payload.len() as u64,
-        };
-        self.out.push_frame(header, payload, self.data_limit()).map_err(|()| full)
+        let header =
+            FrameHeader { fin: true, rsv: 0, opcode, mask: self.rng.next_mask(), payload_len: len as u64 };
+        self.out.push_frame(header, parts, self.data_limit()).map_err(|()| full)
     }
 
     /// Physical bound of the outbound buffer for data: payload limit plus frame headers.
@@ -498,7 +516,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         };
         // Control frames use the slack reserved beyond the data limit; if even that is
         // exhausted the transport is hopelessly backed up and the frame is not needed.
-        let _ = self.out.push_frame(header, payload, self.data_limit());
+        let _ = self.out.push_frame(header, &[payload], self.data_limit());
     }
 
     /// Starts the closing handshake (Godot: `close(code, reason)`).

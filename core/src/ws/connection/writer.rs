@@ -80,25 +80,31 @@ impl<B: Buffer> OutQueue<B> {
         Ok(())
     }
 
-    /// Appends one frame. `data_limit` is the physical bound for data; control frames may use
-    /// the slack beyond it.
+    /// Appends one frame whose payload is `parts` concatenated. `data_limit` is the physical
+    /// bound for data; control frames may use the slack beyond it.
     pub(super) fn push_frame(
         &mut self,
         header: FrameHeader,
-        payload: &[u8],
+        parts: &[&[u8]],
         data_limit: usize,
     ) -> Result<(), ()> {
         let (head, hlen) = header.encode();
-        let total = hlen + payload.len();
+        let payload_len = header.payload_len as usize;
+        let total = hlen + payload_len;
         let dst = self.bytes.reserve(total, data_limit.saturating_add(CONTROL_SLACK)).map_err(|_| ())?;
         dst[..hlen].copy_from_slice(&head[..hlen]);
-        match header.mask {
-            Some(key) => copy_masked(&mut dst[hlen..], payload, key, 0),
-            None => dst[hlen..].copy_from_slice(payload),
+        let mut at = hlen;
+        for part in parts {
+            let out = &mut dst[at..at + part.len()];
+            match header.mask {
+                Some(key) => copy_masked(out, part, key, at - hlen),
+                None => out.copy_from_slice(part),
+            }
+            at += part.len();
         }
         self.bytes.advance(total);
         if !header.opcode.is_control() {
-            self.data_bytes += payload.len();
+            self.data_bytes += payload_len;
             self.data_messages += usize::from(header.fin);
         } else if header.opcode == OpCode::Pong {
             self.pongs += 1;

@@ -1,0 +1,735 @@
+//! A multiplayer server over many WebSocket connections (Godot's `create_server`).
+
+mod routing;
+#[cfg(test)]
+mod tests;
+
+use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::fmt;
+use core::net::SocketAddr;
+
+use rand_core::CryptoRng;
+
+use super::{
+    ConnectionStatus, DisconnectReason, Event, MultiplayerPeer, Packet, PacketInfo, PeerId, Protocol,
+    PutError, Target, TransferMode, UnknownPeer, generate_unique_id,
+};
+use crate::buffer::VecStorage;
+use crate::queue::{PacketQueue, QueueLimits};
+use crate::time::Instant;
+use crate::ws::{self, CloseCode, NoRng};
+
+/// How the server runs. Defaults are Godot 4.4's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Godot 4 or Godot 3 framing.
+    pub protocol: Protocol,
+    /// Godot 4: speak SceneMultiplayer's SYS relay (`ADD_PEER`, `DEL_PEER`, `RELAY`) so Godot 4
+    /// clients with `server_relay` on see each other through this server. Godot 3 always relays.
+    pub relay: bool,
+    /// Limits and timers of each connection (`inbound_buffer_size`, `outbound_buffer_size`,
+    /// `max_queued_packets`, `handshake_timeout`).
+    pub ws: ws::Config,
+    /// Subprotocols accepted (Godot: `supported_protocols`).
+    pub supported_protocols: Vec<String>,
+    /// Extra header lines in the 101 response (Godot: `handshake_headers`).
+    pub handshake_headers: Vec<String>,
+    /// Most connections at once, handshaking or joined; more are refused at accept.
+    pub max_peers: usize,
+    /// Bounds of the queue of packets waiting for the application; when full, connections stop
+    /// being read (back-pressure), nothing is dropped.
+    pub inbox: QueueLimits,
+    /// Answer new upgrade requests with 503 (Godot: `refuse_new_connections`).
+    pub refuse_new_connections: bool,
+    /// Most undelivered reports (dropped packets, rejected handshakes) kept for `poll_event`;
+    /// beyond it they are counted in [`ServerStats::unreported_events`].
+    pub max_queued_events: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            protocol: Protocol::Godot4,
+            relay: true,
+            ws: ws::Config::GODOT,
+            supported_protocols: Vec::new(),
+            handshake_headers: Vec::new(),
+            max_peers: 4096,
+            inbox: QueueLimits { max_bytes: 1 << 20, max_packets: 16384 },
+            refuse_new_connections: false,
+            max_queued_events: 4096,
+        }
+    }
+}
+
+/// A transport connection, as the adapter knows it: a slot index checked by a generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn{}.{}", self.index, self.generation)
+    }
+}
+
+/// A `ConnId` that is not (or no longer) a connection of this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownConnection(pub ConnId);
+
+impl fmt::Display for UnknownConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is not a connection of this server", self.0)
+    }
+}
+
+impl core::error::Error for UnknownConnection {}
+
+/// A new transport could not be taken on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// [`ServerConfig::max_peers`] connections already exist; close the transport.
+    AtCapacity,
+    /// The server was closed.
+    Closed,
+}
+
+impl fmt::Display for AcceptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AtCapacity => "server at its connection limit",
+            Self::Closed => "server closed",
+        })
+    }
+}
+
+impl core::error::Error for AcceptError {}
+
+/// Counters for a status line (`multipeer serve` prints one each second).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Packets received from peers (application and relay).
+    pub packets_in: u64,
+    /// Packets queued to peers (including relayed and system messages).
+    pub packets_out: u64,
+    /// Payload bytes received.
+    pub bytes_in: u64,
+    /// Payload bytes queued to peers.
+    pub bytes_out: u64,
+    /// Packets dropped (each also reported as an event unless unreported).
+    pub dropped: u64,
+    /// Handshakes refused or failed.
+    pub rejected: u64,
+    /// Peers cut off because their outbound queue overflowed.
+    pub slow_consumers: u64,
+    /// Reports not queued because the event queue was full.
+    pub unreported_events: u64,
+}
+
+/// What Godot's `get_peer(id)` tells about the connection behind a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The transport connection.
+    pub conn: ConnId,
+    /// The remote address, if the adapter gave it (`get_peer_address`, `get_peer_port`).
+    pub addr: Option<SocketAddr>,
+    /// The WebSocket state.
+    pub state: ws::State,
+    /// The negotiated subprotocol.
+    pub subprotocol: Option<String>,
+    /// Bytes queued for the transport (`get_current_outbound_buffered_amount`).
+    pub buffered_amount: usize,
+    /// How the WebSocket closed, once it has.
+    pub close: Option<ws::CloseInfo>,
+}
+
+struct Conn {
+    ws: ws::Connection<VecStorage, NoRng>,
+    addr: Option<SocketAddr>,
+    peer: Option<PeerId>,
+    /// `handle_input` accepted fewer bytes than offered; tell the adapter when room frees.
+    input_blocked: bool,
+    /// Messages wait in the connection because the inbox was full.
+    routing_blocked: bool,
+    in_transmit_queue: bool,
+    released: bool,
+    /// Why we ended it, when we did.
+    ended_by_us: Option<DisconnectReason>,
+    /// The deadline last scheduled in the timer heap.
+    timer: Option<Instant>,
+    /// Finished with output still queued: release at this time regardless.
+    linger: Option<Instant>,
+}
+
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+/// A multiplayer server: Godot's `WebSocketMultiplayerPeer.create_server` (4.x) or
+/// `WebSocketServer` with the multiplayer API (3.x).
+///
+/// The adapter hands it transports: [`accept`](Self::accept) a new one, feed its bytes to
+/// [`handle_input`](Self::handle_input), write what [`transmit`](Self::transmit) returns for the
+/// connections [`poll_transmit`](Self::poll_transmit) names, close the ones
+/// [`poll_release`](Self::poll_release) names, offer held-back input again for the ones
+/// [`poll_resume`](Self::poll_resume) names, and call [`handle_timeout`](Self::handle_timeout)
+/// at [`poll_timeout`](Self::poll_timeout). The application uses [`MultiplayerPeer`].
+pub struct Server<R: CryptoRng> {
+    config: ServerConfig,
+    rng: R,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    peers: BTreeMap<PeerId, u32>,
+    inbox: PacketQueue<Vec<u8>>,
+    events: VecDeque<Event>,
+    reports: usize,
+    transmit: VecDeque<ConnId>,
+    release: VecDeque<ConnId>,
+    resume: VecDeque<ConnId>,
+    routing_blocked: VecDeque<u32>,
+    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    /// Scratch list of fan-out targets, reused.
+    fanout: Vec<u32>,
+    target: Target,
+    mode: TransferMode,
+    channel: u8,
+    closed: bool,
+    stats: ServerStats,
+    now: Instant,
+}
+
+/// Bytes of the sender id stored in front of each inbox packet.
+const FROM_LEN: usize = 4;
+
+impl<R: CryptoRng> Server<R> {
+    /// A listening server (Godot: status `CONNECTED`, unique id 1).
+    #[must_use]
+    ///
+    /// Each connection's outbound message limit is raised to at least `max_peers` plus a few,
+    /// so the join announcements a new peer receives (one per peer already there) always fit.
+    pub fn new(mut config: ServerConfig, rng: R) -> Self {
+        config.ws.max_outbound_messages =
+            config.ws.max_outbound_messages.max(config.max_peers.saturating_add(8));
+        let inbox = QueueLimits {
+            max_bytes: config
+                .inbox
+                .max_bytes
+                .saturating_add(config.inbox.max_packets.saturating_mul(FROM_LEN)),
+            max_packets: config.inbox.max_packets,
+        };
+        Self {
+            inbox: PacketQueue::new(inbox),
+            config,
+            rng,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            peers: BTreeMap::new(),
+            events: VecDeque::new(),
+            reports: 0,
+            transmit: VecDeque::new(),
+            release: VecDeque::new(),
+            resume: VecDeque::new(),
+            routing_blocked: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            fanout: Vec::new(),
+            target: Target::Broadcast,
+            mode: TransferMode::Reliable,
+            channel: 0,
+            closed: false,
+            stats: ServerStats::default(),
+            now: Instant::ZERO,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Counters since start.
+    #[must_use]
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Connections open now (handshaking or joined).
+    #[must_use]
+    pub fn connection_count(&self) -> usize {
+        self.live
+    }
+
+    /// Joined peers, in ascending id order.
+    pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// Whether `peer` is joined (Godot: `has_peer`).
+    #[must_use]
+    pub fn has_peer(&self, peer: PeerId) -> bool {
+        self.peers.contains_key(&peer)
+    }
+
+    /// The connection behind `peer` (Godot: `get_peer(id)`).
+    #[must_use]
+    pub fn peer_info(&self, peer: PeerId) -> Option<PeerInfo> {
+        let &index = self.peers.get(&peer)?;
+        let slot = self.slots.get(index as usize)?;
+        let conn = slot.conn.as_ref()?;
+        Some(PeerInfo {
+            conn: ConnId { index, generation: slot.generation },
+            addr: conn.addr,
+            state: conn.ws.state(),
+            subprotocol: conn.ws.protocol().map(String::from),
+            buffered_amount: conn.ws.buffered_amount(),
+            close: conn.ws.close_info().cloned(),
+        })
+    }
+
+    /// The WebSocket connection behind `peer`.
+    #[must_use]
+    pub fn connection(&self, peer: PeerId) -> Option<&ws::Connection<VecStorage, NoRng>> {
+        let &index = self.peers.get(&peer)?;
+        self.slots.get(index as usize)?.conn.as_ref().map(|c| &c.ws)
+    }
+
+    /// The peer id behind a connection, once joined.
+    #[must_use]
+    pub fn peer_of(&self, conn: ConnId) -> Option<PeerId> {
+        self.get(conn).ok()?.peer
+    }
+
+    /// Bytes of buffer storage held by all connections and the inbox (memory accounting).
+    #[must_use]
+    pub fn buffer_footprint(&self) -> usize {
+        let conns: usize =
+            self.slots.iter().filter_map(|s| s.conn.as_ref()).map(|c| c.ws.buffer_footprint()).sum();
+        conns + self.inbox.footprint()
+    }
+
+    // ----- the transport side --------------------------------------------------------------
+
+    /// Takes on a transport just accepted from `addr`; it must then complete the WebSocket
+    /// handshake within `handshake_timeout`.
+    ///
+    /// # Errors
+    /// [`AcceptError`]: close the transport at once.
+    pub fn accept(&mut self, now: Instant, addr: Option<SocketAddr>) -> Result<ConnId, AcceptError> {
+        self.now = self.now.max(now);
+        if self.closed {
+            return Err(AcceptError::Closed);
+        }
+        if self.live >= self.config.max_peers {
+            self.stats.rejected += 1;
+            return Err(AcceptError::AtCapacity);
+        }
+        let conn = Conn {
+            ws: ws::Connection::server(now, self.config.ws),
+            addr,
+            peer: None,
+            input_blocked: false,
+            routing_blocked: false,
+            in_transmit_queue: false,
+            released: false,
+            ended_by_us: None,
+            timer: None,
+            linger: None,
+        };
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot { generation: 0, conn: None });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.conn = Some(conn);
+        self.live += 1;
+        let id = ConnId { index, generation: slot.generation };
+        self.schedule(index);
+        Ok(id)
+    }
+
+    fn get(&self, id: ConnId) -> Result<&Conn, UnknownConnection> {
+        match self.slots.get(id.index as usize) {
+            Some(Slot { generation, conn: Some(c) }) if *generation == id.generation && !c.released => Ok(c),
+            _ => Err(UnknownConnection(id)),
+        }
+    }
+
+    fn get_mut(&mut self, id: ConnId) -> Result<&mut Conn, UnknownConnection> {
+        match self.slots.get_mut(id.index as usize) {
+            Some(Slot { generation, conn: Some(c) }) if *generation == id.generation && !c.released => Ok(c),
+            _ => Err(UnknownConnection(id)),
+        }
+    }
+
+    fn conn_id(&self, index: u32) -> ConnId {
+        ConnId { index, generation: self.slots[index as usize].generation }
+    }
+
+    /// Bytes read from `conn`'s transport; returns how many were accepted (fewer: keep the
+    /// rest and offer it again when [`poll_resume`](Self::poll_resume) names `conn`).
+    ///
+    /// # Errors
+    /// [`UnknownConnection`] for a released or foreign id.
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        bytes: &[u8],
+    ) -> Result<usize, UnknownConnection> {
+        self.now = self.now.max(now);
+        let c = self.get_mut(conn)?;
+        let used = c.ws.handle_input(now, bytes);
+        if used < bytes.len() {
+            c.input_blocked = true;
+        }
+        self.after_io(conn.index);
+        Ok(used)
+    }
+
+    /// `conn`'s transport reached end of stream or failed.
+    ///
+    /// # Errors
+    /// [`UnknownConnection`].
+    pub fn handle_eof(&mut self, now: Instant, conn: ConnId) -> Result<(), UnknownConnection> {
+        self.now = self.now.max(now);
+        self.get_mut(conn)?.ws.handle_eof(now);
+        self.after_io(conn.index);
+        Ok(())
+    }
+
+    /// Fires the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        while let Some(&Reverse((at, index, generation))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(Slot { generation: g, conn: Some(c) }) = self.slots.get_mut(index as usize) else {
+                continue;
+            };
+            if *g != generation || c.timer != Some(at) || c.released {
+                continue;
+            }
+            c.timer = None;
+            c.ws.handle_timeout(now);
+            if c.linger.is_some_and(|l| now >= l) {
+                // A finished connection whose peer will not read its last bytes.
+                c.ws.abort();
+                c.ws.consume_transmit(usize::MAX);
+            }
+            self.after_io(index);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// The next connection with bytes to write; fetch them with [`transmit`](Self::transmit).
+    ///
+    /// Each connection is named once per batch of new output; after a partial write, write
+    /// the rest when the transport is writable again.
+    pub fn poll_transmit(&mut self) -> Option<ConnId> {
+        while let Some(id) = self.transmit.pop_front() {
+            if let Ok(c) = self.get_mut(id) {
+                c.in_transmit_queue = false;
+                if c.ws.poll_transmit().is_some() {
+                    return Some(id);
+                }
+            }
+        }
+        None
+    }
+
+    /// The bytes waiting for `conn`'s transport.
+    #[must_use]
+    pub fn transmit(&self, conn: ConnId) -> Option<&[u8]> {
+        self.get(conn).ok()?.ws.poll_transmit()
+    }
+
+    /// `conn`'s transport took `n` bytes of [`transmit`](Self::transmit).
+    ///
+    /// # Errors
+    /// [`UnknownConnection`].
+    pub fn consume_transmit(&mut self, conn: ConnId, n: usize) -> Result<(), UnknownConnection> {
+        self.get_mut(conn)?.ws.consume_transmit(n);
+        self.after_io(conn.index);
+        Ok(())
+    }
+
+    /// The next connection whose transport must be closed now; its id is invalid afterwards.
+    pub fn poll_release(&mut self) -> Option<ConnId> {
+        let id = self.release.pop_front()?;
+        if let Some(slot) = self.slots.get_mut(id.index as usize) {
+            if slot.generation == id.generation && slot.conn.take().is_some() {
+                slot.generation = slot.generation.wrapping_add(1);
+                self.free.push(id.index);
+                self.live -= 1;
+            }
+        }
+        Some(id)
+    }
+
+    /// The next connection that refused input earlier and has room now: offer it the bytes it
+    /// did not accept, then keep reading it.
+    pub fn poll_resume(&mut self) -> Option<ConnId> {
+        while let Some(id) = self.resume.pop_front() {
+            if self.get(id).is_ok() {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Everything that must happen after a connection's machine moved.
+    fn after_io(&mut self, index: u32) {
+        self.drain_ws_events(index);
+        self.route(index);
+        self.schedule(index);
+    }
+
+    fn drain_ws_events(&mut self, index: u32) {
+        loop {
+            let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+            let Some(event) = c.ws.poll_event() else { return };
+            match event {
+                ws::Event::Request => self.decide(index),
+                ws::Event::Open => self.join(index),
+                ws::Event::HandshakeFailed(e) => {
+                    self.stats.rejected += 1;
+                    self.report(Event::ConnectionRejected(e));
+                }
+                ws::Event::Closed(info) => {
+                    let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Closed(info));
+                    self.leave(index, reason);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The accept-or-reject step for a valid upgrade request.
+    fn decide(&mut self, index: u32) {
+        let now = self.now;
+        let refuse = self.config.refuse_new_connections || self.closed;
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        if refuse {
+            let _ = c.ws.reject(503, "refusing new connections");
+            return;
+        }
+        let headers: Vec<&str> = self.config.handshake_headers.iter().map(String::as_str).collect();
+        if c.ws.accept_supported(now, &self.config.supported_protocols, &headers).is_err() {
+            // Configured headers that cannot be sent are a server bug; refuse visibly.
+            let _ = c.ws.reject(500, "server handshake headers are invalid");
+        }
+    }
+
+    /// Re-evaluates queues and timers of a connection after anything touched it.
+    fn schedule(&mut self, index: u32) {
+        let now = self.now;
+        let id = self.conn_id(index);
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        if c.released {
+            return;
+        }
+        let has_output = c.ws.poll_transmit().is_some();
+        if has_output && !c.in_transmit_queue {
+            c.in_transmit_queue = true;
+            self.transmit.push_back(id);
+        }
+        if c.ws.is_finished() && !has_output {
+            c.released = true;
+            let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Kicked);
+            // Normally the WebSocket's Closed event already reported the departure.
+            self.leave(index, reason);
+            self.release.push_back(id);
+            return;
+        }
+        if c.ws.is_finished() && c.linger.is_none() {
+            c.linger = Some(now + c.ws.config().close_timeout);
+        }
+        let next = crate::time::earliest(c.ws.poll_timeout(), c.linger);
+        if next != c.timer {
+            c.timer = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, index, id.generation)));
+            }
+        }
+    }
+
+    /// Queues a report (dropped packet, refused handshake) within the event bound.
+    fn report(&mut self, event: Event) {
+        if self.reports >= self.config.max_queued_events {
+            self.stats.unreported_events += 1;
+            return;
+        }
+        self.reports += 1;
+        self.events.push_back(event);
+    }
+
+    // ----- joining and leaving -------------------------------------------------------------
+
+    fn join(&mut self, index: u32) {
+        let Some(id) = generate_unique_id(&mut self.rng, |id| self.peers.contains_key(&id)) else {
+            if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                let _ = c.ws.close(self.now, CloseCode(1013), "no free peer id");
+            }
+            return;
+        };
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        c.peer = Some(id);
+        self.peers.insert(id, index);
+        match self.config.protocol {
+            Protocol::Godot4 => self.join_godot4(index, id),
+            Protocol::Godot3 => self.join_godot3(index, id),
+        }
+        self.events.push_back(Event::PeerConnected(id));
+    }
+
+    fn leave(&mut self, index: u32, reason: DisconnectReason) {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        let Some(id) = c.peer.take() else { return };
+        self.peers.remove(&id);
+        self.announce_departure(id);
+        self.events.push_back(Event::PeerDisconnected { peer: id, reason });
+    }
+
+    /// Ends a peer's connection from this side (`disconnect_peer`, slow consumer, `close`).
+    fn end_peer(&mut self, index: u32, reason: DisconnectReason, code: CloseCode, why: &str, force: bool) {
+        let now = self.now;
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        if force {
+            c.ws.abort();
+        } else {
+            let _ = c.ws.close(now, code, why);
+        }
+        // The departure is reported now, not when the closing handshake ends.
+        let _ = c.ws.poll_event();
+        self.leave(index, reason);
+        self.schedule(index);
+    }
+}
+
+impl<R: CryptoRng> MultiplayerPeer for Server<R> {
+    fn unique_id(&self) -> Option<PeerId> {
+        Some(PeerId::SERVER)
+    }
+
+    fn connection_status(&self) -> ConnectionStatus {
+        if self.closed { ConnectionStatus::Disconnected } else { ConnectionStatus::Connected }
+    }
+
+    fn is_server_relay_supported(&self) -> bool {
+        self.config.relay || self.config.protocol == Protocol::Godot3
+    }
+
+    fn set_target_peer(&mut self, target: Target) {
+        self.target = target.normalized();
+    }
+
+    fn target_peer(&self) -> Target {
+        self.target
+    }
+
+    fn set_transfer_mode(&mut self, mode: TransferMode) {
+        self.mode = mode;
+    }
+
+    fn transfer_mode(&self) -> TransferMode {
+        self.mode
+    }
+
+    fn set_transfer_channel(&mut self, channel: u8) {
+        self.channel = channel;
+    }
+
+    fn transfer_channel(&self) -> u8 {
+        self.channel
+    }
+
+    fn set_refuse_new_connections(&mut self, refuse: bool) {
+        self.config.refuse_new_connections = refuse;
+    }
+
+    fn is_refusing_new_connections(&self) -> bool {
+        self.config.refuse_new_connections
+    }
+
+    fn put_packet(&mut self, data: &[u8]) -> Result<(), PutError> {
+        self.send_to(self.target, data)
+    }
+
+    fn max_packet_size(&self) -> usize {
+        let overhead = match self.config.protocol {
+            Protocol::Godot3 => super::godot3::HEADER_LEN,
+            Protocol::Godot4 => 0,
+        };
+        self.config.ws.outbound_buffer_size.saturating_sub(overhead)
+    }
+
+    fn available_packet_count(&self) -> usize {
+        self.inbox.len()
+    }
+
+    fn peek_packet(&self) -> Option<Packet<'_>> {
+        let record = self.inbox.front()?.payload;
+        let (from, data) = record.split_first_chunk::<FROM_LEN>()?;
+        let from = PeerId::new(u32::from_le_bytes(*from))?;
+        Some(Packet { info: PacketInfo { from, mode: TransferMode::Reliable, channel: 0 }, data })
+    }
+
+    fn pop_packet(&mut self) -> bool {
+        let popped = self.inbox.pop();
+        if popped {
+            self.unblock_routing();
+        }
+        popped
+    }
+
+    fn disconnect_peer(&mut self, _now: Instant, peer: PeerId, force: bool) -> Result<(), UnknownPeer> {
+        let &index = self.peers.get(&peer).ok_or(UnknownPeer(peer))?;
+        self.end_peer(index, DisconnectReason::Kicked, CloseCode::NORMAL, "", force);
+        Ok(())
+    }
+
+    fn close(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.closed = true;
+        for index in 0..self.slots.len() as u32 {
+            let live = self.slots[index as usize].conn.as_ref().is_some_and(|c| !c.released);
+            if live {
+                self.end_peer(
+                    index,
+                    DisconnectReason::Kicked,
+                    CloseCode::GOING_AWAY,
+                    "server closing",
+                    false,
+                );
+            }
+        }
+        self.inbox.clear();
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        if matches!(event, Event::PacketDropped { .. } | Event::ConnectionRejected(_)) {
+            self.reports = self.reports.saturating_sub(1);
+        }
+        Some(event)
+    }
+}

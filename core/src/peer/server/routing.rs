@@ -1,0 +1,347 @@
+//! Where each received message goes, and fan-out to peers.
+//!
+//! Godot 4 with relay: SceneMultiplayer `RELAY(target, inner)` packets are forwarded as
+//! `RELAY(sender, inner)`; the server application also receives `inner` for broadcasts, except
+//! when the target is −1 ("everyone but the server"). Godot 3: the 9-byte header's target
+//! decides, and relayed messages are forwarded byte for byte. Everything Godot drops silently
+//! (short packets, spoofed senders, client system messages, unknown targets) is dropped with an
+//! [`Event::PacketDropped`](crate::peer::Event::PacketDropped).
+//!
+//! A message that would reach the application waits in its connection while the inbox is
+//! full, so the connection stops being read: back-pressure instead of loss. A peer whose own
+//! outbound queue overflows while others send to it is cut off with a reason, so a peer that
+//! never reads stalls nobody.
+
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+
+use super::{FROM_LEN, Server};
+use crate::peer::godot3::{self, MessageType};
+use crate::peer::scene::{self, SysCommand};
+use crate::peer::{DisconnectReason, DropReason, Event, PeerId, Protocol, PutError, Target};
+use crate::ws::{CloseCode, MessageKind, SendError};
+
+/// Where a relayed message goes.
+#[derive(Debug, Clone, Copy)]
+enum Dest {
+    One(PeerId),
+    /// Every peer except the sender and, if given, one more.
+    AllExcept(Option<PeerId>),
+}
+
+/// What to do with one received message.
+enum Route<'a> {
+    Drop(DropReason),
+    Deliver {
+        /// Bytes for the server application, if any.
+        app: Option<&'a [u8]>,
+        /// Bytes to forward, and to whom.
+        relay: Option<(Dest, Forward<'a>)>,
+    },
+}
+
+/// The bytes a relay forwards.
+#[derive(Clone, Copy)]
+enum Forward<'a> {
+    /// Godot 3: the message as received.
+    Original(&'a [u8]),
+    /// Godot 4: `RELAY(sender, inner)`.
+    Rewrite(&'a [u8]),
+}
+
+fn peer_from(raw: i32) -> Option<PeerId> {
+    u32::try_from(raw).ok().and_then(PeerId::new)
+}
+
+/// Godot 4: the target of a relay request, or why it is dropped.
+fn relay_dest(sender: PeerId, target: i32) -> Result<(Dest, bool), DropReason> {
+    match target {
+        1 => Err(DropReason::RelayToServer),
+        0 => Ok((Dest::AllExcept(None), true)),
+        t if t > 0 => match peer_from(t) {
+            Some(p) if p == sender => Err(DropReason::TargetIsSender),
+            Some(p) => Ok((Dest::One(p), false)),
+            None => Err(DropReason::UnknownTarget(t)),
+        },
+        // −1 is "everyone but the server": the server does not process it.
+        t => match t.checked_neg().and_then(peer_from) {
+            Some(excluded) => Ok((Dest::AllExcept(Some(excluded)), !excluded.is_server())),
+            None => Err(DropReason::UnknownTarget(t)),
+        },
+    }
+}
+
+fn classify_godot4(sender: PeerId, message: &[u8], relay: bool) -> Route<'_> {
+    if message.is_empty() {
+        return Route::Drop(DropReason::Empty);
+    }
+    if !relay || !scene::is_sys(message) {
+        return Route::Deliver { app: Some(message), relay: None };
+    }
+    let sys = match scene::decode(message) {
+        Ok(sys) => sys,
+        Err(scene::SysError::TooShort) => return Route::Drop(DropReason::TooShort),
+        Err(scene::SysError::UnknownCommand(_)) => return Route::Drop(DropReason::UnknownMessage),
+    };
+    if sys.command != SysCommand::Relay {
+        return Route::Drop(DropReason::ClientSysMessage);
+    }
+    match relay_dest(sender, sys.id) {
+        Ok((dest, to_app)) => Route::Deliver {
+            app: to_app.then_some(sys.payload),
+            relay: Some((dest, Forward::Rewrite(sys.payload))),
+        },
+        Err(reason) => Route::Drop(reason),
+    }
+}
+
+fn classify_godot3(sender: PeerId, message: &[u8]) -> Route<'_> {
+    let Some((header, payload)) = godot3::Header::decode(message) else {
+        return Route::Drop(DropReason::TooShort);
+    };
+    match MessageType::from_byte(header.kind) {
+        Some(MessageType::Data) => {}
+        Some(_) => return Route::Drop(DropReason::ClientSysMessage),
+        None => return Route::Drop(DropReason::UnknownMessage),
+    }
+    if header.from != sender.get() {
+        return Route::Drop(DropReason::SpoofedSender { claimed: header.from });
+    }
+    let forward = Forward::Original(message);
+    match header.to {
+        1 => Route::Deliver { app: Some(payload), relay: None },
+        0 => Route::Deliver { app: Some(payload), relay: Some((Dest::AllExcept(None), forward)) },
+        t if t > 0 => match peer_from(t) {
+            Some(p) if p == sender => Route::Drop(DropReason::TargetIsSender),
+            Some(p) => Route::Deliver { app: None, relay: Some((Dest::One(p), forward)) },
+            None => Route::Drop(DropReason::UnknownTarget(t)),
+        },
+        // Unlike Godot 3, −1 really excludes the server.
+        t => match t.checked_neg().and_then(peer_from) {
+            Some(excluded) => Route::Deliver {
+                app: (!excluded.is_server()).then_some(payload),
+                relay: Some((Dest::AllExcept(Some(excluded)), forward)),
+            },
+            None => Route::Drop(DropReason::UnknownTarget(t)),
+        },
+    }
+}
+
+impl<R: CryptoRng> Server<R> {
+    /// Routes every complete message of the connection at `index`, as far as room allows.
+    pub(super) fn route(&mut self, index: u32) {
+        let Some(mut src) = self.slots[index as usize].conn.take() else { return };
+        let mut popped = false;
+        if let Some(sender) = src.peer {
+            while let Some(message) = src.ws.peek_message() {
+                let data = message.data;
+                let route = match self.config.protocol {
+                    Protocol::Godot4 => classify_godot4(sender, data, self.config.relay),
+                    Protocol::Godot3 => classify_godot3(sender, data),
+                };
+                match route {
+                    Route::Drop(reason) => {
+                        self.stats.dropped += 1;
+                        self.report(Event::PacketDropped { from: Some(sender), reason });
+                    }
+                    Route::Deliver { app, relay } => {
+                        if app.is_some_and(|a| !self.inbox.fits(FROM_LEN + a.len())) {
+                            if !src.routing_blocked {
+                                src.routing_blocked = true;
+                                self.routing_blocked.push_back(index);
+                            }
+                            break;
+                        }
+                        if let Some((dest, forward)) = relay {
+                            self.relay(sender, dest, forward);
+                        }
+                        if let Some(app) = app {
+                            self.to_inbox(sender, app);
+                        }
+                    }
+                }
+                self.stats.packets_in += 1;
+                self.stats.bytes_in += data.len() as u64;
+                src.ws.pop_message();
+                popped = true;
+            }
+        }
+        if popped && src.input_blocked {
+            src.input_blocked = false;
+            self.resume.push_back(self.conn_id(index));
+        }
+        self.slots[index as usize].conn = Some(src);
+    }
+
+    fn to_inbox(&mut self, from: PeerId, payload: &[u8]) {
+        // Room was checked by the caller, so these cannot fail.
+        if self.inbox.begin(0).is_ok() {
+            let _ = self.inbox.extend(&from.0.get().to_le_bytes());
+            let _ = self.inbox.extend(payload);
+            self.inbox.commit();
+        }
+    }
+
+    fn relay(&mut self, sender: PeerId, dest: Dest, forward: Forward<'_>) {
+        let header = scene::header(SysCommand::Relay, sender.get());
+        let rewrite;
+        let parts: &[&[u8]] = match forward {
+            Forward::Original(message) => {
+                rewrite = [message];
+                &rewrite
+            }
+            Forward::Rewrite(inner) => &[&header, inner],
+        };
+        match dest {
+            Dest::One(peer) => match self.peers.get(&peer) {
+                Some(&index) => self.deliver_or_cut(index, parts),
+                None => {
+                    // The target left while the message was in flight.
+                    self.stats.dropped += 1;
+                    self.report(Event::PacketDropped {
+                        from: Some(sender),
+                        reason: DropReason::UnknownTarget(peer.get()),
+                    });
+                }
+            },
+            Dest::AllExcept(except) => self.fan_out(Some(sender), except, parts),
+        }
+    }
+
+    /// Sends to every joined peer except `sender` and `except`; slow peers are cut off.
+    fn fan_out(&mut self, sender: Option<PeerId>, except: Option<PeerId>, parts: &[&[u8]]) {
+        let mut targets = core::mem::take(&mut self.fanout);
+        targets.clear();
+        targets.extend(
+            self.peers.iter().filter(|(p, _)| Some(**p) != sender && Some(**p) != except).map(|(_, i)| *i),
+        );
+        for &index in &targets {
+            self.deliver_or_cut(index, parts);
+        }
+        self.fanout = targets;
+    }
+
+    /// Queues one binary message for the connection at `index`.
+    fn deliver(&mut self, index: u32, parts: &[&[u8]]) -> Result<(), PutError> {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            return Err(PutError::NotConnected);
+        };
+        match c.ws.send_parts(MessageKind::Binary, parts) {
+            Ok(()) => {
+                self.stats.packets_out += 1;
+                self.stats.bytes_out += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+                self.schedule(index);
+                Ok(())
+            }
+            Err(SendError::Full { .. }) => Err(PutError::Full),
+            Err(_) => Err(PutError::NotConnected),
+        }
+    }
+
+    fn deliver_or_cut(&mut self, index: u32, parts: &[&[u8]]) {
+        if self.deliver(index, parts) == Err(PutError::Full) {
+            self.stats.slow_consumers += 1;
+            let why = "outbound queue full";
+            self.end_peer(index, DisconnectReason::SlowConsumer, CloseCode::POLICY_VIOLATION, why, false);
+        }
+    }
+
+    /// Routing that waited for inbox room resumes after the application read packets.
+    pub(super) fn unblock_routing(&mut self) {
+        for _ in 0..self.routing_blocked.len() {
+            if self.inbox.packets_space_left() == 0 {
+                return;
+            }
+            let Some(index) = self.routing_blocked.pop_front() else { return };
+            if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                c.routing_blocked = false;
+            }
+            self.route(index);
+            self.schedule(index);
+        }
+    }
+
+    // ----- joining and leaving ---------------------------------------------------------------
+
+    fn others(&self, peer: PeerId) -> Vec<(PeerId, u32)> {
+        self.peers.iter().filter(|(p, _)| **p != peer).map(|(p, i)| (*p, *i)).collect()
+    }
+
+    /// Godot 4: the id message, then (with relay) `ADD_PEER(new) → P, ADD_PEER(P) → new` for
+    /// each peer P in ascending order, as SceneMultiplayer does.
+    pub(super) fn join_godot4(&mut self, index: u32, id: PeerId) {
+        if self.deliver(index, &[&id.get().to_le_bytes()]).is_err() {
+            self.end_peer(index, DisconnectReason::SlowConsumer, CloseCode::INTERNAL_ERROR, "", true);
+            return;
+        }
+        if !self.config.relay {
+            return;
+        }
+        for (other, other_index) in self.others(id) {
+            self.deliver_or_cut(other_index, &[&scene::header(SysCommand::AddPeer, id.get())]);
+            self.deliver_or_cut(index, &[&scene::header(SysCommand::AddPeer, other.get())]);
+        }
+    }
+
+    /// Godot 3: `SYS_ID(new)`, `SYS_ADD(1)` to the new peer, then `SYS_ADD(new) → P` and
+    /// `SYS_ADD(P) → new` for each peer P in ascending order.
+    pub(super) fn join_godot3(&mut self, index: u32, id: PeerId) {
+        let greeting =
+            [godot3::sys_message(MessageType::Id, id.get()), godot3::sys_message(MessageType::Add, 1)];
+        for message in &greeting {
+            if self.deliver(index, &[message]).is_err() {
+                self.end_peer(index, DisconnectReason::SlowConsumer, CloseCode::INTERNAL_ERROR, "", true);
+                return;
+            }
+        }
+        for (other, other_index) in self.others(id) {
+            self.deliver_or_cut(other_index, &[&godot3::sys_message(MessageType::Add, id.get())]);
+            self.deliver_or_cut(index, &[&godot3::sys_message(MessageType::Add, other.get())]);
+        }
+    }
+
+    /// Tells every remaining peer that `id` left (Godot 4 `DEL_PEER` with relay, Godot 3
+    /// `SYS_DEL`).
+    pub(super) fn announce_departure(&mut self, id: PeerId) {
+        match self.config.protocol {
+            Protocol::Godot4 if self.config.relay => {
+                self.fan_out(None, None, &[&scene::header(SysCommand::DelPeer, id.get())]);
+            }
+            Protocol::Godot4 => {}
+            Protocol::Godot3 => self.fan_out(None, None, &[&godot3::sys_message(MessageType::Del, id.get())]),
+        }
+    }
+
+    /// The application's `put_packet` to `target`.
+    pub(super) fn send_to(&mut self, target: Target, data: &[u8]) -> Result<(), PutError> {
+        use crate::peer::MultiplayerPeer as _;
+        if self.closed {
+            return Err(PutError::NotConnected);
+        }
+        if data.len() > self.max_packet_size() {
+            return Err(PutError::TooLarge { max: self.max_packet_size() });
+        }
+        let header = godot3::Header { kind: 0, from: 1, to: target.to_godot() }.encode();
+        let with_header = [&header[..], data];
+        let parts: &[&[u8]] = match self.config.protocol {
+            Protocol::Godot4 => core::slice::from_ref(&data),
+            Protocol::Godot3 => &with_header,
+        };
+        match target.normalized() {
+            Target::Server => Err(PutError::UnknownPeer(PeerId::SERVER)),
+            Target::Peer(peer) => {
+                let &index = self.peers.get(&peer).ok_or(PutError::UnknownPeer(peer))?;
+                self.deliver(index, parts)
+            }
+            Target::Broadcast => {
+                self.fan_out(None, None, parts);
+                Ok(())
+            }
+            Target::AllExcept(peer) => {
+                self.fan_out(None, Some(peer), parts);
+                Ok(())
+            }
+        }
+    }
+}
