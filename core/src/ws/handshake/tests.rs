@@ -239,6 +239,12 @@ fn parse_answer(answer: &[u8]) -> (u16, Vec<(String, String)>) {
     (response.code.unwrap(), lines)
 }
 
+/// A request the server refuses: name, bytes, status, error, a header line the answer carries.
+type Rejection<'a> = (&'a str, Vec<u8>, u16, HandshakeError, Option<(&'a str, &'a str)>);
+
+/// The protocol chosen, or why none could be.
+type Choice<'a> = Result<Option<&'a str>, HandshakeError>;
+
 #[test]
 fn server_rejections_answer_with_the_http_status() {
     let many: Vec<String> = (0..61).map(|i| std::format!("X-H{i}: v")).collect();
@@ -246,7 +252,7 @@ fn server_rejections_answer_with_the_http_status() {
     too_many.extend(many.iter().map(String::as_str));
     let filler = std::format!("X-Filler: {}", "f".repeat(4000));
     // (name, request, status, error, a header line the answer must carry)
-    let table: &[(&str, Vec<u8>, u16, HandshakeError, Option<(&str, &str)>)] = &[
+    let table: &[Rejection<'_>] = &[
         (
             "version 8",
             head("GET / HTTP/1.1", &[HOST, UPGRADE, CONNECTION, KEY, "Sec-WebSocket-Version: 8"]),
@@ -395,7 +401,7 @@ fn head_limit_is_exact() {
 #[test]
 fn subprotocol_choice_follows_godot_rules() {
     // (offered, supported, expected)
-    let table: &[(&[&str], &[&str], Result<Option<&str>, HandshakeError>)] = &[
+    let table: &[(&[&str], &[&str], Choice<'_>)] = &[
         (&[], &[], Ok(None)),
         (&["a", "b"], &["b", "a"], Ok(Some("a"))),
         (&["x", "b"], &["a", "b"], Ok(Some("b"))),
@@ -417,7 +423,8 @@ fn subprotocol_choice_follows_godot_rules() {
 #[test]
 fn accept_supported_rejects_a_mismatch_with_400() {
     // (offer header, server's list, selected or the answer's status)
-    let table: &[(Option<&str>, &[&str], Result<Option<&str>, u16>)] = &[
+    type Outcome<'a> = Result<Option<&'a str>, u16>;
+    let table: &[(Option<&str>, &[&str], Outcome<'_>)] = &[
         (Some("Sec-WebSocket-Protocol: chat"), &["chat"], Ok(Some("chat"))),
         (Some("Sec-WebSocket-Protocol: a, chat"), &["chat", "a"], Ok(Some("a"))),
         (Some("Sec-WebSocket-Protocol: chat"), &["other"], Err(400)),
@@ -516,7 +523,7 @@ fn response_validation() {
     let accept: [u8; ACCEPT_LEN] = SAMPLE_ACCEPT.as_bytes().try_into().unwrap();
     let status = "HTTP/1.1 101 Switching Protocols";
     // (status line, header lines, offered, expected)
-    let table: &[(&str, &[&str], &str, Result<Option<&str>, HandshakeError>)] = &[
+    let table: &[(&str, &[&str], &str, Choice<'_>)] = &[
         (status, &[UPGRADE, CONNECTION, &ok], "", Ok(None)),
         (status, &["upgrade: WebSocket", "connection: upgrade", &ok], "", Ok(None)),
         (status, &[UPGRADE, "Connection: Upgrade, keep-alive", &ok], "", Ok(None)),
@@ -579,7 +586,7 @@ fn response_validation() {
         let response = head(status_line, lines);
         let mut headers = [httparse::EMPTY_HEADER; 8];
         let got = validate_response(&response, &accept, offered.as_bytes(), &mut headers)
-            .map(|r| r.protocol.map(|p| str_of(p)));
+            .map(|r| r.protocol.map(str_of));
         assert_eq!(got, *expected, "{status_line} {lines:?}");
     }
     let mut two = [httparse::EMPTY_HEADER; 2];
