@@ -1,0 +1,128 @@
+//! Replays every committed fuzz seed and regression input through the fuzz harness, on stable.
+//!
+//! The harness (`fuzz/src/`) is the same code the cargo-fuzz targets run, so an input that
+//! once crashed a target keeps failing here until the bug is fixed, and keeps passing after.
+//! `MULTIPEER_WRITE_SEEDS=1 cargo test -p multipeer --features alloc --test fuzz_replay -- seeds_on_disk`
+//! rewrites `fuzz/seeds/` from `harness::seeds`.
+#![cfg(feature = "alloc")]
+
+#[path = "../../fuzz/src/lib.rs"]
+pub mod harness;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use harness::connection::{Op, Setup, run_connection};
+use harness::input::{Input, Output};
+use multipeer::ws::{Event, Role};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn seeds_on_disk_match_the_generator() {
+    let write = std::env::var_os("MULTIPEER_WRITE_SEEDS").is_some();
+    for seed in harness::seeds::seeds() {
+        let path = fuzz_dir().join("seeds").join(seed.target).join(seed.name);
+        if write {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, &seed.bytes).unwrap();
+        } else {
+            let on_disk = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(on_disk == seed.bytes, "{} is stale; rerun with MULTIPEER_WRITE_SEEDS=1", path.display());
+        }
+    }
+}
+
+#[test]
+fn every_seed_and_regression_replays() {
+    let mut replayed = 0;
+    for (target, run) in harness::TARGETS {
+        for kind in ["seeds", "regressions"] {
+            for path in files(&fuzz_dir().join(kind).join(target)) {
+                eprintln!("replaying {}", path.display());
+                run(&fs::read(&path).unwrap());
+                replayed += 1;
+            }
+        }
+    }
+    let generated = harness::seeds::seeds().len();
+    assert!(replayed >= generated, "replayed {replayed} files, but there are {generated} seeds");
+}
+
+fn seed(target: &str, name: &str) -> Vec<u8> {
+    let seeds = harness::seeds::seeds();
+    seeds.into_iter().find(|s| s.target == target && s.name == name).unwrap().bytes
+}
+
+/// The connection seeds reach the states they are named after, so the fuzzer starts deep.
+#[test]
+fn connection_seeds_reach_their_states() {
+    let server = |name| run_connection(Role::Server, &seed("connection_server", name));
+    let client = |name| run_connection(Role::Client, &seed("connection_client", name));
+
+    let s = server("godot4-session");
+    assert!(s.opened);
+    assert_eq!(s.messages, 3, "direct, relay and the reassembled fragmented text");
+    let Some(Event::Closed(info)) = s.terminal else { panic!("{s:?}") };
+    assert_eq!((info.code.0, info.reason.as_str(), info.clean), (1001, "going", true));
+
+    let c = client("godot4-session");
+    assert!(c.opened);
+    assert_eq!(c.messages, 3);
+    assert!(matches!(c.terminal, Some(Event::Closed(ref i)) if i.code.0 == 4000 && i.clean));
+
+    let s = server("message-too-big");
+    assert!(matches!(s.terminal, Some(Event::Closed(ref i)) if i.code.0 == 1009));
+    let s = server("invalid-utf8-across-fragments");
+    assert!(matches!(s.terminal, Some(Event::Closed(ref i)) if i.code.0 == 1007));
+    let s = server("godot-lenient-unmasked");
+    assert!(s.opened && matches!(s.terminal, Some(Event::Closed(ref i)) if i.code.0 == 1002));
+    let s = server("rfc-request-rejected");
+    assert!(!s.opened && matches!(s.terminal, Some(Event::HandshakeFailed(_))));
+    let s = server("handshake-timeout");
+    assert!(!s.opened && s.written > 0, "a timed-out request is answered (408)");
+
+    assert!(client("protocol-first-offered").opened);
+    assert!(!client("protocol-never-offered").opened);
+    assert!(!client("http-400").opened);
+    let c = client("heartbeat-timeout");
+    assert!(c.opened && matches!(c.terminal, Some(Event::Closed(ref i)) if i.code.0 == 1006));
+    let c = client("client-closes");
+    assert!(matches!(c.terminal, Some(Event::Closed(ref i)) if i.clean && i.code.0 == 1000));
+}
+
+#[test]
+fn ops_decode_what_they_encode() {
+    let ops = [
+        Op::Receive(vec![1, 2, 3]),
+        Op::Frame { head: 0x81, flags: 7, payload: b"hi".to_vec() },
+        Op::Transmit(300),
+        Op::Pop,
+        Op::Recv(9),
+        Op::Send { kind: 1, len: 513 },
+        Op::Ping(125),
+        Op::Close { code: 2, reason: 5 },
+        Op::Advance(0xc3),
+        Op::Decide(4),
+        Op::Events,
+        Op::Eof,
+        Op::Abort,
+    ];
+    let mut out = Output::default();
+    Setup::TIGHT.encode(&mut out);
+    ops.iter().for_each(|op| op.encode(&mut out));
+    let mut input = Input::new(&out.bytes);
+    assert_eq!(Setup::decode(&mut input), Setup::TIGHT);
+    let decoded: Vec<Op> =
+        core::iter::from_fn(|| (!input.is_empty()).then(|| Op::decode(&mut input))).collect();
+    assert_eq!(decoded, ops);
+}

@@ -1,0 +1,28 @@
+//! The fuzz harness of the multipeer core, shared by the cargo-fuzz targets and by the stable
+//! replay test (`core/tests/fuzz_replay.rs`, which includes this file with `#[path]`).
+//!
+//! Every target takes arbitrary bytes and panics only when an invariant breaks: the parsers
+//! must agree with themselves (round trips, prefix monotonicity, header-array size), and the
+//! connection machines must keep the sans-IO contract of `DESIGN.md` §2 whatever they are fed
+//! and whatever the application does between inputs (see [`connection`]).
+
+pub mod connection;
+pub mod input;
+pub mod parsers;
+pub mod seeds;
+pub mod wire;
+
+pub use connection::{connection_client, connection_server};
+pub use parsers::{frame_header, handshake_request, handshake_response};
+
+/// A fuzz target's entry point.
+pub type Target = fn(&[u8]);
+
+/// Every target by its cargo-fuzz name, for the replay test.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("handshake_request", handshake_request),
+    ("handshake_response", handshake_response),
+    ("frame_header", frame_header),
+    ("connection_server", connection_server),
+    ("connection_client", connection_client),
+];
