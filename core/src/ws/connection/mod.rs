@@ -494,7 +494,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// Queues a Ping with `payload` (at most 125 bytes); the answer arrives as [`Event::Pong`].
     ///
     /// # Errors
-    /// [`SendError::NotOpen`], [`SendError::ControlTooLong`].
+    /// [`SendError::NotOpen`], [`SendError::ControlTooLong`]; [`SendError::Full`] when the
+    /// outbound storage has no room left for the frame.
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
         if self.phase != Phase::Open {
             return Err(SendError::NotOpen);
@@ -502,11 +503,17 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         if payload.len() > MAX_CONTROL_PAYLOAD {
             return Err(SendError::ControlTooLong);
         }
-        self.push_control(OpCode::Ping, payload);
-        Ok(())
+        self.push_control(OpCode::Ping, payload).map_err(|()| self.full())
     }
 
-    fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
+    fn full(&self) -> SendError {
+        SendError::Full { queued_bytes: self.out.data_bytes, queued_messages: self.out.data_messages }
+    }
+
+    /// Queues a control frame in the slack reserved beyond the data limit. It fails only when
+    /// storage itself is exhausted (fixed storage filled with data): the reader then holds back
+    /// pings and closes until their answer fits, and commands report [`SendError::Full`].
+    fn push_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), ()> {
         let header = FrameHeader {
             fin: true,
             rsv: 0,
@@ -514,9 +521,13 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             mask: self.rng.next_mask(),
             payload_len: payload.len() as u64,
         };
-        // Control frames use the slack reserved beyond the data limit; if even that is
-        // exhausted the transport is hopelessly backed up and the frame is not needed.
-        let _ = self.out.push_frame(header, &[payload], self.data_limit());
+        self.out.push_frame(header, &[payload], self.data_limit())
+    }
+
+    /// Whether the answer to a control frame (a pong or a close echo) can be queued now.
+    fn has_control_room(&mut self) -> bool {
+        let limit = self.data_limit();
+        self.out.has_control_room(super::frame::MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD, limit)
     }
 
     /// Starts the closing handshake (Godot: `close(code, reason)`).
@@ -526,7 +537,9 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     ///
     /// # Errors
     /// [`SendError::InvalidCloseCode`] for codes that may not be sent (1005, 1006, 1015, …);
-    /// [`SendError::ControlTooLong`] for a reason over 123 bytes.
+    /// [`SendError::ControlTooLong`] for a reason over 123 bytes; [`SendError::Full`] when the
+    /// outbound storage has no room left for the Close frame (nothing changes; retry after
+    /// writing output).
     pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), SendError> {
         if !code.is_valid_on_wire() {
             return Err(SendError::InvalidCloseCode(code.0));
@@ -537,7 +550,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
                 payload[..2].copy_from_slice(&code.0.to_be_bytes());
                 payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
-                self.push_control(OpCode::Close, &payload[..2 + reason.len()]);
+                self.push_control(OpCode::Close, &payload[..2 + reason.len()]).map_err(|()| self.full())?;
                 self.close_sent = Some((code, reason_buf));
                 self.phase = Phase::CloseSent;
                 self.timers.ping = None;
@@ -693,8 +706,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 self.end(e.close_code(), "", Initiator::Library, Some(e), false);
                 self.finished = true;
             } else {
-                self.push_control(OpCode::Ping, &[]);
-                self.timers.awaiting_pong = true;
+                // A ping that finds no room (storage full of data) is skipped, not awaited.
+                self.timers.awaiting_pong = self.push_control(OpCode::Ping, &[]).is_ok();
                 let interval = self.config.heartbeat_interval.unwrap_or_default();
                 self.timers.ping = Some(due.max(now) + interval);
             }

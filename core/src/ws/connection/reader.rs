@@ -216,8 +216,13 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             return Ok(HeaderRead::Blocked);
         };
         // A ping is answered with a pong; while too many pongs wait for the transport, stop
-        // reading so a ping flood meets TCP back-pressure.
-        if first & 0x0f == OpCode::Ping.bits() && self.out.pongs >= MAX_PENDING_PONGS {
+        // reading so a ping flood meets TCP back-pressure. A ping or a close also waits while
+        // its answer would not fit (fixed storage filled with data): never answer by dropping.
+        let opcode = first & 0x0f;
+        if opcode == OpCode::Ping.bits() && self.out.pongs >= MAX_PENDING_PONGS {
+            return Ok(HeaderRead::Blocked);
+        }
+        if (opcode == OpCode::Ping.bits() || opcode == OpCode::Close.bits()) && !self.has_control_room() {
             return Ok(HeaderRead::Blocked);
         }
         let parsed = if stashed == 0 {
@@ -365,7 +370,10 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     fn finish_control(&mut self, now: Instant, opcode: OpCode) {
         let payload = core::mem::take(&mut self.reader.control);
         match opcode {
-            OpCode::Ping if self.phase == Phase::Open => self.push_control(OpCode::Pong, &payload),
+            OpCode::Ping if self.phase == Phase::Open => {
+                // Room was checked before the ping was read.
+                let _ = self.push_control(OpCode::Pong, &payload);
+            }
             OpCode::Pong => {
                 self.timers.awaiting_pong = false;
                 self.pending.pong = Some(ControlPayload(payload));
@@ -386,7 +394,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             self.end(code, reason.as_str(), Initiator::Local, None, true);
         } else {
             // Echo the code and reason, as wslay (and so Godot) does.
-            self.push_control(OpCode::Close, payload);
+            // Room was checked before the close was read.
+            let _ = self.push_control(OpCode::Close, payload);
             let code = close.code.unwrap_or(CloseCode::NO_STATUS);
             self.end(code, close.reason, Initiator::Remote, None, true);
         }
@@ -410,7 +419,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
             payload[..2].copy_from_slice(&code.0.to_be_bytes());
             payload[2..2 + reason_buf.len()].copy_from_slice(reason_buf.as_bytes());
-            self.push_control(OpCode::Close, &payload[..2 + reason_buf.len()]);
+            // Without room the connection still ends; the peer sees the transport close.
+            let _ = self.push_control(OpCode::Close, &payload[..2 + reason_buf.len()]);
         }
         self.end(code, &reason_buf, Initiator::Library, Some(error), false);
         self.inbound.abort();

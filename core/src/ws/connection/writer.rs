@@ -80,6 +80,12 @@ impl<B: Buffer> OutQueue<B> {
         Ok(())
     }
 
+    /// Whether a control frame of `len` bytes could be queued now (storage may grow to make
+    /// room, as the push itself would).
+    pub(super) fn has_control_room(&mut self, len: usize, data_limit: usize) -> bool {
+        self.bytes.reserve(len, data_limit.saturating_add(CONTROL_SLACK)).is_ok()
+    }
+
     /// Appends one frame whose payload is `parts` concatenated. `data_limit` is the physical
     /// bound for data; control frames may use the slack beyond it.
     pub(super) fn push_frame(

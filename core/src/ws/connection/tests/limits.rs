@@ -183,3 +183,42 @@ fn godot_default_outbound_limit() {
     c.consume_transmit(c.buffered_amount());
     c.send_binary(&[0; 65535]).unwrap();
 }
+
+#[test]
+fn full_storage_delays_answers_and_refuses_control_commands() {
+    let (_c, mut s) = open_pair::<FixedStorage<8192, 1024>>(Config::GODOT);
+    // 1020 bytes of payload and a 4-byte header fill the outbound storage exactly.
+    s.send_binary(&[0; 1020]).unwrap();
+    assert_eq!(s.buffered_amount(), 1024);
+    let ping = masked(0x89, b"are you there");
+    let close = masked(0x88, &[0x03, 0xe8]);
+    assert_eq!(s.handle_input(NOW, &ping), 0, "no room for the pong: the ping waits");
+    assert_eq!(s.handle_input(NOW, &close), 0, "no room for the echo: the close waits");
+    let full = Err(SendError::Full { queued_bytes: 1020, queued_messages: 1 });
+    assert_eq!(s.ping(b"x"), full);
+    assert_eq!(s.close(NOW, CloseCode::NORMAL, ""), full);
+    assert_eq!(s.state(), State::Open, "a close that could not be queued changes nothing");
+    s.consume_transmit(1024);
+    let input = [ping, close].concat();
+    assert_eq!(s.handle_input(NOW, &input), input.len());
+    assert_eq!(
+        drain(&mut s),
+        [
+            Sent { b0: 0x8a, masked: false, payload: b"are you there".to_vec() },
+            Sent { b0: 0x88, masked: false, payload: std::vec![0x03, 0xe8] },
+        ]
+    );
+}
+
+#[test]
+fn a_keepalive_ping_that_cannot_be_queued_does_not_kill_the_connection() {
+    let config = Config { heartbeat_interval: Some(core::time::Duration::from_secs(1)), ..Config::GODOT };
+    let (mut c, mut s) = open_pair::<FixedStorage<8192, 1024>>(config);
+    s.send_binary(&[0; 1020]).unwrap();
+    s.handle_timeout(Instant::from_secs(1));
+    assert_eq!(s.buffered_amount(), 1024, "no room for the ping this time");
+    pump(Instant::from_secs(1), &mut c, &mut s);
+    s.handle_timeout(Instant::from_secs(2));
+    assert_eq!(s.state(), State::Open);
+    assert_eq!(s.poll_transmit(), Some(&[0x89, 0x00][..]), "the next tick pings");
+}
