@@ -157,7 +157,7 @@ impl<R: CryptoRng> Server<R> {
                             self.relay(sender, dest, forward);
                         }
                         if let Some(app) = app {
-                            self.to_inbox(sender, app);
+                            self.queue_for_app(sender, app);
                         }
                     }
                 }
@@ -174,7 +174,7 @@ impl<R: CryptoRng> Server<R> {
         self.slots[index as usize].conn = Some(src);
     }
 
-    fn to_inbox(&mut self, from: PeerId, payload: &[u8]) {
+    fn queue_for_app(&mut self, from: PeerId, payload: &[u8]) {
         // Room was checked by the caller, so these cannot fail.
         if self.inbox.begin(0).is_ok() {
             let _ = self.inbox.extend(&from.0.get().to_le_bytes());

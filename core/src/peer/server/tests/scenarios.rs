@@ -1,4 +1,4 @@
-//! A server and several clients over in-memory transports.
+//! Three clients exchanging packets through the server, in both protocols.
 
 use std::vec;
 use std::vec::Vec;
@@ -7,94 +7,7 @@ use chacha20::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use super::*;
-use crate::buffer::VecStorage;
-use crate::peer::{Client, ClientConfig, DropReason};
-
-type TestClient = Client<VecStorage, ChaCha8Rng>;
-
-struct Net {
-    now: Instant,
-    server: Server<ChaCha8Rng>,
-    clients: Vec<(ConnId, TestClient)>,
-}
-
-impl Net {
-    fn new(protocol: Protocol) -> Self {
-        let config = ServerConfig { protocol, ..ServerConfig::default() };
-        Self {
-            now: Instant::ZERO,
-            server: Server::new(config, ChaCha8Rng::seed_from_u64(1)),
-            clients: Vec::new(),
-        }
-    }
-
-    fn connect(&mut self) -> usize {
-        let protocol = self.server.config().protocol;
-        let seed = 100 + self.clients.len() as u64;
-        let config = ClientConfig { protocol, ..ClientConfig::default() };
-        let client =
-            Client::create(self.now, "ws://127.0.0.1:9080/", config, ChaCha8Rng::seed_from_u64(seed))
-                .unwrap();
-        let conn = self.server.accept(self.now, None).unwrap();
-        self.clients.push((conn, client));
-        self.pump();
-        self.clients.len() - 1
-    }
-
-    /// Moves bytes until nothing moves.
-    fn pump(&mut self) {
-        for _ in 0..1000 {
-            let mut moved = false;
-            for (conn, client) in &mut self.clients {
-                if let Some(bytes) = client.poll_transmit().map(<[u8]>::to_vec) {
-                    let n = self.server.handle_input(self.now, *conn, &bytes).unwrap_or(bytes.len());
-                    client.consume_transmit(n);
-                    moved |= n > 0;
-                }
-            }
-            while let Some(conn) = self.server.poll_transmit() {
-                let bytes = self.server.transmit(conn).unwrap().to_vec();
-                self.server.consume_transmit(conn, bytes.len()).unwrap();
-                if let Some((_, client)) = self.clients.iter_mut().find(|(c, _)| *c == conn) {
-                    let n = client.handle_input(self.now, &bytes);
-                    assert_eq!(n, bytes.len(), "client back-pressure in this test");
-                }
-                moved = true;
-            }
-            while let Some(conn) = self.server.poll_release() {
-                if let Some((_, client)) = self.clients.iter_mut().find(|(c, _)| *c == conn) {
-                    client.handle_eof(self.now);
-                }
-                moved = true;
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("network did not settle");
-    }
-
-    fn client(&mut self, i: usize) -> &mut TestClient {
-        &mut self.clients[i].1
-    }
-
-    fn id(&self, i: usize) -> PeerId {
-        self.clients[i].1.unique_id().unwrap()
-    }
-}
-
-fn drain<P: MultiplayerPeer>(peer: &mut P) -> Vec<Event> {
-    core::iter::from_fn(|| peer.poll_event()).collect()
-}
-
-fn packets<P: MultiplayerPeer>(peer: &mut P) -> Vec<(PeerId, Vec<u8>)> {
-    let mut out = Vec::new();
-    while let Some(p) = peer.peek_packet() {
-        out.push((p.info.from, p.data.to_vec()));
-        peer.pop_packet();
-    }
-    out
-}
+use crate::peer::DropReason;
 
 fn scenario(protocol: Protocol) {
     let mut net = Net::new(protocol);
@@ -195,33 +108,29 @@ fn godot4_join_bytes_match_the_reference() {
     let mut net = Net::new(Protocol::Godot4);
     let a = net.connect();
     let ia = net.id(a);
-    let conn = net.server.accept(net.now, None).unwrap();
-    let mut raw = ws::Connection::<VecStorage, ChaCha8Rng>::client(
-        net.now,
-        &ws::handshake::ClientRequest::from_url(&ws::handshake::Url::parse("ws://h/").unwrap()),
-        ws::Config::GODOT,
-        ChaCha8Rng::seed_from_u64(9),
-    )
-    .unwrap();
-    for _ in 0..4 {
-        if let Some(b) = raw.poll_transmit().map(<[u8]>::to_vec) {
-            net.server.handle_input(net.now, conn, &b).unwrap();
-            raw.consume_transmit(b.len());
-        }
-        if let Some(b) = net.server.transmit(conn).map(<[u8]>::to_vec) {
-            net.server.consume_transmit(conn, b.len()).unwrap();
-            raw.handle_input(net.now, &b);
-        }
-    }
-    let mut messages = Vec::new();
-    while let Some(m) = raw.peek_message() {
-        messages.push(m.data.to_vec());
-        raw.pop_message();
-    }
-    let new_id = net.server.peer_of(conn).unwrap();
+    let r = net.connect_raw(ws::Config::GODOT);
+    let new_id = net.id(r);
     let mut add = vec![7, 1];
     add.extend_from_slice(&ia.get().to_le_bytes());
-    assert_eq!(messages, vec![new_id.get().to_le_bytes().to_vec(), add]);
+    assert_eq!(raw_messages(net.raw(r)), vec![new_id.get().to_le_bytes().to_vec(), add]);
+}
+
+#[test]
+fn godot3_join_bytes_match_the_reference() {
+    // godot-protocol.md §1.2 and §10.2: SYS_ID(self), SYS_ADD(1), SYS_ADD(A); A gets SYS_ADD(self).
+    let mut net = Net::new(Protocol::Godot3);
+    let a = net.connect_raw(ws::Config::GODOT);
+    let ia = net.id(a);
+    raw_messages(net.raw(a));
+    let b = net.connect_raw(ws::Config::GODOT);
+    let ib = net.id(b);
+    let sys = |kind, id: PeerId| godot3::sys_message(kind, id.get()).to_vec();
+    use crate::peer::godot3::{self, MessageType};
+    assert_eq!(
+        raw_messages(net.raw(b)),
+        vec![sys(MessageType::Id, ib), sys(MessageType::Add, PeerId::SERVER), sys(MessageType::Add, ia)]
+    );
+    assert_eq!(raw_messages(net.raw(a)), vec![sys(MessageType::Add, ib)]);
 }
 
 #[test]

@@ -1,0 +1,310 @@
+//! Limits, refusals, misbehaving clients and servers: every case has a visible outcome.
+
+use std::vec;
+use std::vec::Vec;
+
+use chacha20::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use super::*;
+use crate::peer::godot3::{self, MessageType};
+use crate::peer::scene::{self, SysCommand};
+use crate::peer::{ConnectFailure, DropReason};
+use crate::ws::{CloseCode, HandshakeError};
+
+fn has_disconnect(events: &[Event], who: PeerId, want: fn(&DisconnectReason) -> bool) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::PeerDisconnected { peer, reason } if *peer == who && want(reason)))
+}
+
+#[test]
+fn refused_connections_get_503_and_both_sides_hear_of_it() {
+    let mut net = Net::with(ServerConfig { refuse_new_connections: true, ..ServerConfig::default() });
+    let a = net.connect();
+    assert_eq!(
+        drain(net.client(a)),
+        vec![Event::ConnectionFailed(ConnectFailure::Handshake(HandshakeError::UnexpectedStatus(503)))]
+    );
+    assert_eq!(drain(&mut net.server), vec![Event::ConnectionRejected(HandshakeError::Rejected(503))]);
+    assert_eq!(net.server.connection_count(), 0);
+    // Lifting the refusal lets the next client in.
+    net.server.set_refuse_new_connections(false);
+    let b = net.connect();
+    assert_eq!(net.client(b).connection_status(), ConnectionStatus::Connected);
+}
+
+#[test]
+fn accept_beyond_max_peers_is_refused() {
+    let mut net = Net::with(ServerConfig { max_peers: 2, ..ServerConfig::default() });
+    net.connect();
+    net.connect();
+    assert_eq!(net.server.accept(net.now, None), Err(AcceptError::AtCapacity));
+    assert_eq!(net.server.stats().rejected, 1);
+}
+
+#[test]
+fn disconnect_peer_reports_everywhere_clean_or_forced() {
+    for force in [false, true] {
+        let mut net = Net::new(Protocol::Godot4);
+        let a = net.connect();
+        let b = net.connect();
+        let (ia, ib) = (net.id(a), net.id(b));
+        drain(&mut net.server);
+        drain(net.client(a));
+        drain(net.client(b));
+        let now = net.now;
+        net.server.disconnect_peer(now, ib, force).unwrap();
+        assert!(has_disconnect(&drain(&mut net.server), ib, |r| *r == DisconnectReason::Kicked));
+        net.pump();
+        assert!(has_disconnect(&drain(net.client(a)), ib, |r| *r == DisconnectReason::Announced));
+        let ev = drain(net.client(b));
+        let code = if force { CloseCode::ABNORMAL } else { CloseCode::NORMAL };
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::ServerDisconnected(info) if info.code == code)),
+            "force={force}: {ev:?}"
+        );
+        assert_eq!(net.client(b).connection_status(), ConnectionStatus::Disconnected);
+        assert_eq!(net.server.disconnect_peer(now, ib, force), Err(UnknownPeer(ib)));
+        assert!(net.server.has_peer(ia));
+        assert_eq!(net.server.connection_count(), 1);
+    }
+}
+
+#[test]
+fn a_peer_that_never_reads_is_cut_off_alone() {
+    let ws = ws::Config { outbound_buffer_size: 1000, ..ws::Config::GODOT };
+    let mut net = Net::with(ServerConfig { ws, ..ServerConfig::default() });
+    let a = net.connect();
+    let b = net.connect();
+    let ib = net.id(b);
+    drain(&mut net.server);
+    net.ends[b].stalled = true;
+    for i in 0..30u8 {
+        net.server.set_target_peer(Target::Broadcast);
+        net.server.put_packet(&raw_packet(i, 100)).unwrap();
+        net.pump();
+    }
+    let ev = drain(&mut net.server);
+    assert!(has_disconnect(&ev, ib, |r| *r == DisconnectReason::SlowConsumer), "{ev:?}");
+    assert_eq!(net.server.stats().slow_consumers, 1);
+    let got = packets(net.client(a));
+    assert_eq!(got.len(), 30, "the reading peer got everything");
+    assert!(
+        got.iter().enumerate().all(|(i, (from, data))| from.is_server() && *data == raw_packet(i as u8, 100))
+    );
+    // Its transport is released once the close timeout passes, even though it never reads.
+    let deadline = net.now + ws::Config::GODOT.close_timeout;
+    net.advance(deadline);
+    assert_eq!(net.server.connection_count(), 1);
+}
+
+#[test]
+fn unicast_to_a_full_peer_is_an_error_not_a_cut() {
+    let ws = ws::Config { outbound_buffer_size: 300, ..ws::Config::GODOT };
+    let mut net = Net::with(ServerConfig { ws, ..ServerConfig::default() });
+    let a = net.connect();
+    let ia = net.id(a);
+    net.ends[a].stalled = true;
+    net.server.set_target_peer(Target::Peer(ia));
+    assert_eq!(net.server.put_packet(&[1; 200]), Ok(()));
+    assert_eq!(net.server.put_packet(&[2; 200]), Err(PutError::Full));
+    assert!(net.server.has_peer(ia));
+    assert_eq!(net.server.put_packet(&[0; 301]), Err(PutError::TooLarge { max: 300 }));
+}
+
+#[test]
+fn a_full_inbox_pushes_back_and_loses_nothing() {
+    let config =
+        ServerConfig { inbox: QueueLimits { max_bytes: 1000, max_packets: 4 }, ..ServerConfig::default() };
+    let mut net = Net::with(config);
+    let a = net.connect();
+    let ia = net.id(a);
+    for i in 0..50u8 {
+        net.client(a).put_packet(&raw_packet(i, 100)).unwrap();
+    }
+    net.pump();
+    assert!(net.server.available_packet_count() <= 4);
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        let batch = packets(&mut net.server);
+        if batch.is_empty() && got.len() == 50 {
+            break;
+        }
+        got.extend(batch);
+        net.pump();
+    }
+    assert_eq!(got.len(), 50);
+    assert!(got.iter().enumerate().all(|(i, (from, data))| *from == ia && *data == raw_packet(i as u8, 100)));
+}
+
+#[test]
+fn godot3_misbehaviour_is_dropped_and_reported() {
+    let mut net = Net::new(Protocol::Godot3);
+    let a = net.connect_raw(ws::Config::GODOT);
+    let b = net.connect();
+    let (ia, ib) = (net.id(a), net.id(b));
+    drain(&mut net.server);
+    drain(net.client(b));
+    raw_messages(net.raw(a));
+    let header = |kind: u8, from: i32, to: i32| godot3::Header { kind, from, to }.encode().to_vec();
+    let with = |mut h: Vec<u8>, data: &[u8]| {
+        h.extend_from_slice(data);
+        h
+    };
+    let own = ia.get();
+    let cases: Vec<(Vec<u8>, DropReason)> = vec![
+        (with(header(0, 999, 1), b"x"), DropReason::SpoofedSender { claimed: 999 }),
+        (godot3::sys_message(MessageType::Add, own).to_vec(), DropReason::ClientSysMessage),
+        (vec![0, 1, 2], DropReason::TooShort),
+        (with(header(0, own, 777), b"x"), DropReason::UnknownTarget(777)),
+        (with(header(0, own, own), b"x"), DropReason::TargetIsSender),
+        (with(header(9, own, 1), b"x"), DropReason::UnknownMessage),
+    ];
+    for (message, reason) in cases {
+        net.raw(a).send_binary(&message).unwrap();
+        net.pump();
+        assert_eq!(drain(&mut net.server), vec![Event::PacketDropped { from: Some(ia), reason }]);
+    }
+    assert!(packets(&mut net.server).is_empty() && packets(net.client(b)).is_empty());
+    // −1 means "everyone but the server" (Godot 3 delivers it to the server too).
+    let to_clients = with(header(0, own, -1), b"clients-only");
+    net.raw(a).send_binary(&to_clients).unwrap();
+    net.pump();
+    assert!(packets(&mut net.server).is_empty());
+    assert_eq!(packets(net.client(b)), vec![(ia, b"clients-only".to_vec())]);
+    // The relay forwards the exact bytes (header included).
+    let to_b = with(header(0, own, ib.get()), &[4, 0xab]);
+    net.raw(a).send_binary(&to_b).unwrap();
+    net.pump();
+    assert_eq!(packets(net.client(b)), vec![(ia, vec![4, 0xab])]);
+}
+
+#[test]
+fn godot4_relay_misbehaviour_is_dropped_and_reported() {
+    let mut net = Net::new(Protocol::Godot4);
+    let a = net.connect_raw(ws::Config::GODOT);
+    let ia = net.id(a);
+    drain(&mut net.server);
+    let relay = |target: i32, inner: &[u8]| {
+        let mut m = scene::header(SysCommand::Relay, target).to_vec();
+        m.extend_from_slice(inner);
+        m
+    };
+    let cases: Vec<(Vec<u8>, DropReason)> = vec![
+        (relay(1, b"x"), DropReason::RelayToServer),
+        (relay(ia.get(), b"x"), DropReason::TargetIsSender),
+        (relay(5555, b"x"), DropReason::UnknownTarget(5555)),
+        (relay(0, b""), DropReason::TooShort),
+        (scene::header(SysCommand::AddPeer, 77).to_vec(), DropReason::ClientSysMessage),
+        (vec![7, 9, 0, 0, 0, 0], DropReason::UnknownMessage),
+        (vec![], DropReason::Empty),
+    ];
+    for (message, reason) in cases {
+        net.raw(a).send_binary(&message).unwrap();
+        net.pump();
+        assert_eq!(drain(&mut net.server), vec![Event::PacketDropped { from: Some(ia), reason }]);
+    }
+}
+
+#[test]
+fn godot4_size_boundaries() {
+    let mut net = Net::new(Protocol::Godot4);
+    let a = net.connect();
+    let ia = net.id(a);
+    drain(&mut net.server);
+    net.client(a).put_packet(&raw_packet(9, 65535)).unwrap();
+    assert_eq!(net.client(a).put_packet(&raw_packet(9, 65536)), Err(PutError::TooLarge { max: 65535 }));
+    net.pump();
+    let got = packets(&mut net.server);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0 == ia && got[0].1 == raw_packet(9, 65535), "the 65535-byte packet arrives intact");
+    // A client that sends a larger message anyway is closed with 1009 and removed.
+    let big = ws::Config { outbound_buffer_size: 1 << 20, ..ws::Config::GODOT };
+    let r = net.connect_raw(big);
+    let ir = net.id(r);
+    drain(&mut net.server);
+    net.raw(r).send_binary(&raw_packet(9, 65536)).unwrap();
+    net.pump();
+    let ev = drain(&mut net.server);
+    let closed_1009 = |r: &DisconnectReason| matches!(r, DisconnectReason::Closed(i) if i.code == CloseCode::MESSAGE_TOO_BIG);
+    assert!(has_disconnect(&ev, ir, closed_1009), "{ev:?}");
+    assert!(!net.server.has_peer(ir));
+}
+
+// ----- a client against a hand-driven server ------------------------------------------------
+
+/// A SceneMultiplayer `send_bytes` packet (`03 …`): payloads must not start with the SYS
+/// command (7) in Godot 4 relay mode, or they are treated as relay requests.
+fn raw_packet(fill: u8, len: usize) -> Vec<u8> {
+    let mut p = vec![fill; len];
+    p[0] = scene::COMMAND_RAW;
+    p
+}
+
+/// A client and a bare WebSocket server that has accepted it.
+fn client_against_raw_server() -> (TestClient, ws::Connection<VecStorage, ws::NoRng>) {
+    let now = Instant::ZERO;
+    let mut client =
+        Client::create(now, "ws://127.0.0.1:9080/", ClientConfig::default(), ChaCha8Rng::seed_from_u64(5))
+            .unwrap();
+    let mut server = ws::Connection::<VecStorage, ws::NoRng>::server(now, ws::Config::GODOT);
+    exchange(now, &mut client, &mut server);
+    assert_eq!(server.poll_event(), Some(ws::Event::Request));
+    server.accept(now, None, &[]).unwrap();
+    exchange(now, &mut client, &mut server);
+    (client, server)
+}
+
+fn exchange(now: Instant, client: &mut TestClient, server: &mut ws::Connection<VecStorage, ws::NoRng>) {
+    for _ in 0..4 {
+        if let Some(b) = client.poll_transmit().map(<[u8]>::to_vec) {
+            let n = server.handle_input(now, &b);
+            client.consume_transmit(n);
+        }
+        if let Some(b) = server.poll_transmit().map(<[u8]>::to_vec) {
+            let n = client.handle_input(now, &b);
+            server.consume_transmit(n);
+        }
+    }
+}
+
+#[test]
+fn a_bad_first_message_fails_the_join_with_close_1000() {
+    for first in
+        [vec![9, 3, 0, 0, 0], 1i32.to_le_bytes().to_vec(), (-5i32).to_le_bytes().to_vec(), vec![0; 4]]
+    {
+        let (mut client, mut server) = client_against_raw_server();
+        server.send_binary(&first).unwrap();
+        exchange(Instant::ZERO, &mut client, &mut server);
+        assert_eq!(drain(&mut client), vec![Event::ConnectionFailed(ConnectFailure::InvalidId)], "{first:?}");
+        assert_eq!(client.connection_status(), ConnectionStatus::Disconnected);
+        let closed = core::iter::from_fn(|| server.poll_event()).find_map(|e| match e {
+            ws::Event::Closed(info) => Some(info.code),
+            _ => None,
+        });
+        assert_eq!(closed, Some(CloseCode::NORMAL));
+    }
+}
+
+#[test]
+fn a_server_that_never_sends_the_id_times_the_client_out() {
+    let (mut client, mut server) = client_against_raw_server();
+    assert_eq!(client.connection_status(), ConnectionStatus::Connecting);
+    let deadline = client.poll_timeout().unwrap();
+    assert_eq!(deadline, Instant::ZERO + ws::Config::GODOT.handshake_timeout);
+    client.handle_timeout(deadline);
+    exchange(deadline, &mut client, &mut server);
+    assert_eq!(drain(&mut client), vec![Event::ConnectionFailed(ConnectFailure::IdTimeout)]);
+}
+
+#[test]
+fn a_valid_id_joins() {
+    let (mut client, mut server) = client_against_raw_server();
+    server.send_binary(&12345i32.to_le_bytes()).unwrap();
+    server.send_binary(&[3, 0x61, 0x62]).unwrap();
+    exchange(Instant::ZERO, &mut client, &mut server);
+    assert_eq!(drain(&mut client), vec![Event::PeerConnected(PeerId::SERVER), Event::ConnectionSucceeded]);
+    assert_eq!(client.unique_id(), PeerId::new(12345));
+    assert_eq!(packets(&mut client), vec![(PeerId::SERVER, vec![3, 0x61, 0x62])]);
+}
