@@ -19,7 +19,7 @@ pub(super) type RawClient = ws::Connection<VecStorage, ChaCha8Rng>;
 pub(super) enum Far {
     Peer(std::boxed::Box<TestClient>),
     /// A bare WebSocket client, for sending what a well-behaved client never would.
-    Raw(RawClient),
+    Raw(std::boxed::Box<RawClient>),
 }
 
 impl Far {
@@ -104,7 +104,7 @@ impl Net {
         let seed = 100 + self.ends.len() as u64;
         let raw =
             ws::Connection::client(self.now, &request, config, ChaCha8Rng::seed_from_u64(seed)).unwrap();
-        self.attach(Far::Raw(raw))
+        self.attach(Far::Raw(std::boxed::Box::new(raw)))
     }
 
     /// Moves bytes until nothing moves; server output for stalled ends stays queued.
