@@ -113,6 +113,7 @@ pub struct Config {
     pub close_timeout: Duration,
     /// Send an empty Ping this often while open; a peer that has not answered the previous
     /// Ping when the next is due is declared dead (Godot 4.4+: `heartbeat_interval`, off).
+    /// A zero interval is off, as Godot's 0 is.
     pub heartbeat_interval: Option<Duration>,
 }
 
@@ -148,6 +149,9 @@ impl Config {
         self.max_outbound_messages = self.max_outbound_messages.max(1);
         self.max_headers = self.max_headers.clamp(1, MAX_HEADERS);
         self.max_fragments = self.max_fragments.max(1);
+        // A zero interval would be due again at once: every `handle_timeout` would ping and
+        // the next would declare the peer dead, and `poll_timeout` would never move past now.
+        self.heartbeat_interval = self.heartbeat_interval.filter(|i| !i.is_zero());
         self
     }
 }
