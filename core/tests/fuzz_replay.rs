@@ -126,3 +126,38 @@ fn ops_decode_what_they_encode() {
         core::iter::from_fn(|| (!input.is_empty()).then(|| Op::decode(&mut input))).collect();
     assert_eq!(decoded, ops);
 }
+
+/// Findings of the fuzz targets, as readable tests next to their raw inputs in
+/// `fuzz/regressions/`.
+mod findings {
+    use core::time::Duration;
+
+    use multipeer::ws::{Config, Connection, Event, State};
+    use multipeer::{Instant, VecStorage};
+
+    use super::harness::connection::server_request;
+
+    fn open_server(config: Config) -> Connection<VecStorage> {
+        let mut server = Connection::<VecStorage>::server(Instant::ZERO, config);
+        let request = server_request(1).unwrap();
+        assert_eq!(server.handle_input(Instant::ZERO, &request), request.len());
+        assert_eq!(server.poll_event(), Some(Event::Request));
+        server.accept(Instant::ZERO, None, &[]).unwrap();
+        server
+    }
+
+    /// `heartbeat-zero-interval`: a zero heartbeat interval was due again at once, so the
+    /// second `handle_timeout` at the same instant declared the peer dead, and `poll_timeout`
+    /// never moved past now. Godot reads 0 as "off"; so does the core now.
+    #[test]
+    fn zero_heartbeat_interval_is_off() {
+        let config = Config { heartbeat_interval: Some(Duration::ZERO), ..Config::GODOT };
+        let mut server = open_server(config);
+        assert_eq!(server.config().heartbeat_interval, None);
+        let sent = server.buffered_amount();
+        server.handle_timeout(Instant::ZERO);
+        server.handle_timeout(Instant::ZERO);
+        assert_eq!((server.state(), server.buffered_amount()), (State::Open, sent));
+        assert_eq!(server.poll_timeout(), None);
+    }
+}

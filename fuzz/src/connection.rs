@@ -684,7 +684,10 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             }
             Err(SendError::NotOpen) => assert!(!open),
             Err(SendError::ControlTooLong) => assert!(open && len > MAX_CONTROL_PAYLOAD),
-            Err(SendError::Full { .. }) => assert!(open),
+            Err(SendError::Full { .. }) => {
+                assert!(open && len <= MAX_CONTROL_PAYLOAD);
+                assert_eq!(self.conn.buffered_amount(), before);
+            }
             Err(e) => panic!("ping of {len} bytes: {e:?}"),
         }
     }
@@ -708,6 +711,12 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             }
             Err(SendError::InvalidCloseCode(c)) => assert!(c == code.0 && !code.is_valid_on_wire()),
             Err(SendError::ControlTooLong) => assert!(reason.len() > 123),
+            // Storage full (fixed storage, or app pings used the control reserve): nothing
+            // changes and the application retries after writing output.
+            Err(SendError::Full { .. }) => {
+                assert_eq!((state, self.conn.state()), (State::Open, State::Open));
+                assert_eq!(self.conn.buffered_amount(), before);
+            }
             Err(e) => panic!("close({code}, {} bytes): {e:?}", reason.len()),
         }
     }
