@@ -18,6 +18,8 @@ pub mod mask;
 pub mod utf8;
 
 pub use close::{CloseInfo, CloseReason, ControlPayload, Initiator};
+#[cfg(feature = "alloc")]
+pub use connection::SharedFrame;
 pub use connection::{Connection, MaskKeys, NoRng};
 pub use frame::{CloseCode, OpCode};
 pub use handshake::HandshakeError;

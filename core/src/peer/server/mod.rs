@@ -462,6 +462,13 @@ impl<R: CryptoRng> Server<R> {
         self.get(conn).ok()?.ws.poll_transmit()
     }
 
+    /// Everything waiting for `conn`'s transport, in order, as up to `out.len()` slices for one
+    /// vectored write (broadcast frames are shared between connections, so the bytes are not
+    /// always contiguous); returns how many were filled.
+    pub fn transmit_chunks<'a>(&'a self, conn: ConnId, out: &mut [&'a [u8]]) -> usize {
+        self.get(conn).map_or(0, |c| c.ws.transmit_chunks(out))
+    }
+
     /// `conn`'s transport took `n` bytes of [`transmit`](Self::transmit).
     ///
     /// # Errors

@@ -20,7 +20,12 @@ use super::{FROM_LEN, Server};
 use crate::peer::godot3::{self, MessageType};
 use crate::peer::scene::{self, SysCommand};
 use crate::peer::{DisconnectReason, DropReason, Event, PeerId, Protocol, PutError, Target};
-use crate::ws::{CloseCode, MessageKind, SendError};
+use crate::ws::{CloseCode, MessageKind, SendError, SharedFrame};
+
+/// From this payload size a fan-out shares one encoded frame between its targets instead of
+/// copying the payload into each target's queue; below it a copy costs less than the
+/// bookkeeping and keeps each queue one contiguous write.
+const SHARE_THRESHOLD: usize = 512;
 
 /// Where a relayed message goes.
 #[derive(Debug, Clone, Copy)]
@@ -216,8 +221,16 @@ impl<R: CryptoRng> Server<R> {
         targets.extend(
             self.peers.iter().filter(|(p, _)| Some(**p) != sender && Some(**p) != except).map(|(_, i)| *i),
         );
-        for &index in &targets {
-            self.deliver_or_cut(index, parts);
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if targets.len() > 1 && len >= SHARE_THRESHOLD {
+            let frame = SharedFrame::new(MessageKind::Binary, parts);
+            for &index in &targets {
+                self.deliver_shared_or_cut(index, &frame);
+            }
+        } else {
+            for &index in &targets {
+                self.deliver_or_cut(index, parts);
+            }
         }
         self.fanout = targets;
     }
@@ -241,10 +254,28 @@ impl<R: CryptoRng> Server<R> {
 
     fn deliver_or_cut(&mut self, index: u32, parts: &[&[u8]]) {
         if self.deliver(index, parts) == Err(PutError::Full) {
-            self.stats.slow_consumers += 1;
-            let why = "outbound queue full";
-            self.end_peer(index, DisconnectReason::SlowConsumer, CloseCode::POLICY_VIOLATION, why, false);
+            self.cut_off(index);
         }
+    }
+
+    fn deliver_shared_or_cut(&mut self, index: u32, frame: &SharedFrame) {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        match c.ws.send_shared(frame) {
+            Ok(()) => {
+                self.stats.packets_out += 1;
+                self.stats.bytes_out += frame.payload().len() as u64;
+                self.schedule(index);
+            }
+            Err(SendError::Full { .. }) => self.cut_off(index),
+            Err(_) => {}
+        }
+    }
+
+    /// Ends a peer whose outbound queue overflowed, so that it alone pays for not reading.
+    fn cut_off(&mut self, index: u32) {
+        self.stats.slow_consumers += 1;
+        let why = "outbound queue full";
+        self.end_peer(index, DisconnectReason::SlowConsumer, CloseCode::POLICY_VIOLATION, why, false);
     }
 
     /// Routing that waited for inbox room resumes after the application read packets.

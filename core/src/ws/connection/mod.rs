@@ -17,6 +17,8 @@ use crate::time::{Instant, earliest};
 
 use reader::Reader;
 use writer::OutQueue;
+#[cfg(feature = "alloc")]
+pub use writer::SharedFrame;
 
 /// Pongs allowed to wait for the transport before the connection stops reading (so a ping
 /// flood is slowed by TCP back-pressure instead of growing memory or dropping answers).
@@ -466,6 +468,26 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         self.send_frame(kind.opcode(), parts)
     }
 
+    /// Queues a frame shared with other connections (a server broadcast): no copy of the
+    /// payload is made. A client, which must mask, copies it instead.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    #[cfg(feature = "alloc")]
+    pub fn send_shared(&mut self, frame: &writer::SharedFrame) -> Result<(), SendError> {
+        if self.role == Role::Client {
+            return self.send_frame(frame.opcode(), &[frame.payload()]);
+        }
+        if self.phase != Phase::Open {
+            return Err(SendError::NotOpen);
+        }
+        if !self.can_send(frame.payload().len()) {
+            return Err(self.full());
+        }
+        self.out.push_shared(frame.clone());
+        Ok(())
+    }
+
     fn send_unchecked(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
         self.send_frame(opcode, &[payload])
     }
@@ -633,7 +655,14 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// transport took, so a partial write loses and duplicates nothing.
     #[must_use]
     pub fn poll_transmit(&self) -> Option<&[u8]> {
-        (!self.out.is_empty()).then(|| self.out.as_slice())
+        (!self.out.is_empty()).then(|| self.out.front())
+    }
+
+    /// Everything waiting for the transport, in order, as up to `out.len()` slices (for one
+    /// vectored write); returns how many were filled. Report what was written with
+    /// [`consume_transmit`](Self::consume_transmit).
+    pub fn transmit_chunks<'a>(&'a self, out: &mut [&'a [u8]]) -> usize {
+        self.out.chunks(out)
     }
 
     /// Records that the transport accepted the first `n` bytes of

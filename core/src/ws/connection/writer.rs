@@ -4,11 +4,72 @@
 //! system call per readiness event. Data limits (bytes and messages not yet written) are kept
 //! exact across partial writes by walking our own frame headers as they leave; control frames
 //! (pong, close) are accounted apart so they never wait behind data back-pressure.
+//!
+//! With `alloc`, a server can also queue a [`SharedFrame`]: one encoded frame whose bytes are
+//! shared (reference-counted) by every connection it is broadcast to, so a fan-out to N peers
+//! encodes and stores the payload once. The queue is then inline bytes interleaved with shared
+//! segments, handed to the transport in order ([`OutQueue::chunks`] for vectored writes).
 
 use crate::buffer::Buffer;
 use crate::queue::ByteQueue;
+#[cfg(feature = "alloc")]
+use crate::ws::MessageKind;
 use crate::ws::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use crate::ws::mask::copy_masked;
+#[cfg(feature = "alloc")]
+use alloc::{collections::VecDeque, sync::Arc};
+
+/// An encoded, unmasked frame shared by the connections it is sent to (server broadcast and
+/// relay fan-out).
+#[cfg(feature = "alloc")]
+#[derive(Debug, Clone)]
+pub struct SharedFrame {
+    bytes: Arc<[u8]>,
+    header_len: usize,
+}
+
+#[cfg(feature = "alloc")]
+impl SharedFrame {
+    /// Encodes one message whose payload is `parts` concatenated.
+    #[must_use]
+    pub fn new(kind: MessageKind, parts: &[&[u8]]) -> Self {
+        let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: kind.opcode(),
+            mask: None,
+            payload_len: payload_len as u64,
+        };
+        let (head, header_len) = header.encode();
+        let mut bytes = alloc::vec::Vec::with_capacity(header_len + payload_len);
+        bytes.extend_from_slice(&head[..header_len]);
+        for part in parts {
+            bytes.extend_from_slice(part);
+        }
+        Self { bytes: bytes.into(), header_len }
+    }
+
+    /// The payload.
+    #[must_use]
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[self.header_len..]
+    }
+
+    /// The opcode the frame was encoded with.
+    pub(super) fn opcode(&self) -> OpCode {
+        OpCode::from_bits(self.bytes[0] & 0x0f).unwrap_or(OpCode::Binary)
+    }
+}
+
+/// A shared frame queued after `at` inline bytes (counted from the start of the connection).
+#[cfg(feature = "alloc")]
+#[derive(Debug)]
+struct SharedSegment {
+    at: u64,
+    frame: SharedFrame,
+    sent: usize,
+}
 
 /// Room reserved beyond the data limit for control frames that must not be refused.
 const CONTROL_SLACK: usize = 8 * (MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD);
@@ -35,19 +96,71 @@ pub(super) struct OutQueue<B> {
     pub(super) data_messages: usize,
     /// Pong frames not fully written.
     pub(super) pongs: usize,
+    /// Inline bytes ever appended and ever written, positioning the shared segments.
+    inline_in: u64,
+    inline_out: u64,
+    #[cfg(feature = "alloc")]
+    shared: VecDeque<SharedSegment>,
+    /// Bytes of shared segments not yet written.
+    shared_bytes: usize,
 }
 
 impl<B: Buffer> OutQueue<B> {
     pub(super) fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.bytes.is_empty() && self.shared_bytes == 0
     }
 
     pub(super) fn len(&self) -> usize {
+        self.bytes.len() + self.shared_bytes
+    }
+
+    /// The inline bytes that precede the first shared segment (all of them without one).
+    fn inline_before_shared(&self) -> usize {
+        #[cfg(feature = "alloc")]
+        if let Some(seg) = self.shared.front() {
+            return (seg.at - self.inline_out) as usize;
+        }
         self.bytes.len()
     }
 
-    pub(super) fn as_slice(&self) -> &[u8] {
-        self.bytes.as_slice()
+    /// The next contiguous bytes to write.
+    pub(super) fn front(&self) -> &[u8] {
+        let inline = self.inline_before_shared();
+        #[cfg(feature = "alloc")]
+        if inline == 0 {
+            if let Some(seg) = self.shared.front() {
+                return &seg.frame.bytes[seg.sent..];
+            }
+        }
+        &self.bytes.as_slice()[..inline]
+    }
+
+    /// Fills `out` with the queued bytes in order, as up to `out.len()` slices; returns how many.
+    pub(super) fn chunks<'a>(&'a self, out: &mut [&'a [u8]]) -> usize {
+        let inline = self.bytes.as_slice();
+        let mut filled = 0;
+        #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
+        let mut pos = 0;
+        #[cfg(feature = "alloc")]
+        for seg in &self.shared {
+            let upto = (seg.at - self.inline_out) as usize;
+            for chunk in [&inline[pos..upto], &seg.frame.bytes[seg.sent..]] {
+                if chunk.is_empty() {
+                    continue;
+                }
+                let Some(slot) = out.get_mut(filled) else { return filled };
+                *slot = chunk;
+                filled += 1;
+            }
+            pos = upto;
+        }
+        if pos < inline.len() {
+            if let Some(slot) = out.get_mut(filled) {
+                *slot = &inline[pos..];
+                filled += 1;
+            }
+        }
+        filled
     }
 
     pub(super) fn footprint(&self) -> usize {
@@ -64,6 +177,21 @@ impl<B: Buffer> OutQueue<B> {
         self.data_bytes = 0;
         self.data_messages = 0;
         self.pongs = 0;
+        self.inline_out = self.inline_in;
+        #[cfg(feature = "alloc")]
+        self.shared.clear();
+        self.shared_bytes = 0;
+    }
+
+    /// Queues a shared frame after everything queued so far.
+    #[cfg(feature = "alloc")]
+    pub(super) fn push_shared(&mut self, frame: SharedFrame) {
+        if !frame.opcode().is_control() {
+            self.data_bytes += frame.payload().len();
+            self.data_messages += 1;
+        }
+        self.shared_bytes += frame.bytes.len();
+        self.shared.push_back(SharedSegment { at: self.inline_in, frame, sent: 0 });
     }
 
     /// Appends an HTTP head written by `write` (exactly `len` bytes).
@@ -76,6 +204,7 @@ impl<B: Buffer> OutQueue<B> {
         let dst = self.bytes.reserve(len, limit.saturating_add(CONTROL_SLACK)).map_err(|_| ())?;
         write(dst);
         self.bytes.advance(len);
+        self.inline_in += len as u64;
         self.raw_prefix += len;
         Ok(())
     }
@@ -109,6 +238,7 @@ impl<B: Buffer> OutQueue<B> {
             at += part.len();
         }
         self.bytes.advance(total);
+        self.inline_in += total as u64;
         if !header.opcode.is_control() {
             self.data_bytes += payload_len;
             self.data_messages += usize::from(header.fin);
@@ -120,6 +250,34 @@ impl<B: Buffer> OutQueue<B> {
 
     /// Records that the transport took the first `n` queued bytes.
     pub(super) fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            #[cfg(feature = "alloc")]
+            if let Some(seg) = self.shared.front_mut().filter(|s| s.at == self.inline_out) {
+                let step = n.min(seg.frame.bytes.len() - seg.sent);
+                seg.sent += step;
+                self.shared_bytes -= step;
+                n -= step;
+                if seg.sent == seg.frame.bytes.len() {
+                    if !seg.frame.opcode().is_control() {
+                        self.data_bytes = self.data_bytes.saturating_sub(seg.frame.payload().len());
+                        self.data_messages = self.data_messages.saturating_sub(1);
+                    }
+                    self.shared.pop_front();
+                }
+                continue;
+            }
+            let step = n.min(self.inline_before_shared());
+            if step == 0 {
+                return;
+            }
+            self.consume_inline(step);
+            self.inline_out += step as u64;
+            n -= step;
+        }
+    }
+
+    /// Consumes `n` inline bytes, keeping the frame accounting exact.
+    fn consume_inline(&mut self, mut n: usize) {
         n = n.min(self.bytes.len());
         let raw = n.min(self.raw_prefix);
         self.bytes.consume(raw);
@@ -154,6 +312,57 @@ impl<B: Buffer> OutQueue<B> {
         }
         if self.bytes.is_empty() {
             self.bytes.release();
+        }
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use std::vec::Vec;
+
+    use super::*;
+
+    fn frame(payload: &[u8]) -> FrameHeader {
+        FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Binary,
+            mask: None,
+            payload_len: payload.len() as u64,
+        }
+    }
+
+    /// Inline and shared frames interleaved come out in order, whatever the write sizes, and
+    /// the data accounting returns to zero.
+    #[test]
+    fn interleaved_shared_frames_keep_order_and_accounting() {
+        let big: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let shared = SharedFrame::new(MessageKind::Binary, &[b"hdr", &big]);
+        for write_size in [1, 7, 100, 1000, 5000] {
+            let mut q = OutQueue::<Vec<u8>>::default();
+            let mut expected = Vec::new();
+            for i in 0..4u8 {
+                let small = [i; 10];
+                q.push_frame(frame(&small), &[&small], 1 << 20).unwrap();
+                expected.extend_from_slice(&frame(&small).encode().0[..2]);
+                expected.extend_from_slice(&small);
+                q.push_shared(shared.clone());
+                expected.extend_from_slice(&shared.bytes);
+            }
+            assert_eq!(q.data_messages, 8);
+            assert_eq!(q.len(), expected.len());
+            let mut chunks = [&[][..]; 16];
+            let n = q.chunks(&mut chunks);
+            assert_eq!(chunks[..n].concat(), expected);
+            let mut written = Vec::new();
+            while !q.is_empty() {
+                let front = q.front();
+                let take = front.len().min(write_size);
+                written.extend_from_slice(&front[..take]);
+                q.consume(take);
+            }
+            assert_eq!(written, expected, "write size {write_size}");
+            assert_eq!((q.data_bytes, q.data_messages, q.len()), (0, 0, 0));
         }
     }
 }

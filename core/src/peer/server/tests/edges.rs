@@ -308,3 +308,29 @@ fn a_valid_id_joins() {
     assert_eq!(client.unique_id(), PeerId::new(12345));
     assert_eq!(packets(&mut client), vec![(PeerId::SERVER, vec![3, 0x61, 0x62])]);
 }
+
+#[test]
+fn a_large_broadcast_is_stored_once_not_per_peer() {
+    let mut net = Net::new(Protocol::Godot4);
+    let ends: Vec<usize> = (0..50).map(|_| net.connect()).collect();
+    for &e in &ends {
+        net.ends[e].stalled = true;
+    }
+    let before = net.server.buffer_footprint();
+    net.server.set_target_peer(Target::Broadcast);
+    net.server.put_packet(&raw_packet(1, 10_000)).unwrap();
+    // Copied per peer this would be 50 × 10 KB in the connections' buffers.
+    assert!(net.server.buffer_footprint() < before + 10_000, "{}", net.server.buffer_footprint());
+    for &e in &ends {
+        net.ends[e].stalled = false;
+    }
+    net.pump();
+    for &e in &ends {
+        // Each client was told of 49 peers: its events must be drained (the drive loop) for the
+        // messages behind them to be read.
+        drain(net.client(e));
+        let got = packets(net.client(e));
+        assert_eq!(got.len(), 1, "{:?}", got.iter().map(|p| p.1.len()).collect::<Vec<_>>());
+        assert!(got[0].1 == raw_packet(1, 10_000));
+    }
+}

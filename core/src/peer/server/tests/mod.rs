@@ -180,11 +180,12 @@ impl Net {
 }
 
 /// Per-connection memory is a budget (an idle connection's heap buffers are empty, so this is
-/// most of what it costs): growing past it must be a decision, not an accident.
+/// most of what it costs): growing past it must be a decision, not an accident. Raised from
+/// 1200 to 1280 for the shared broadcast segments.
 #[test]
 fn connection_state_stays_within_budget() {
-    assert!(core::mem::size_of::<ws::Connection<VecStorage, ws::NoRng>>() <= 1200);
-    assert!(core::mem::size_of::<super::Conn>() <= 1450);
+    assert!(core::mem::size_of::<ws::Connection<VecStorage, ws::NoRng>>() <= 1280);
+    assert!(core::mem::size_of::<super::Conn>() <= 1536);
 }
 
 pub(super) fn drain<P: MultiplayerPeer>(peer: &mut P) -> Vec<Event> {
