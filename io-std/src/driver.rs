@@ -365,8 +365,11 @@ impl<T: Transport> Driver<T> {
             }
             Err(e) if is_would_block(&e) => Ok(ReadOutcome::Blocked),
             Err(e) => {
+                // Once the core is closed it needs nothing more from the transport: a peer
+                // that resets instead of closing politely has still closed.
+                let needed = self.state() != State::Closed;
                 self.end_of_input(now);
-                Err(e)
+                if needed { Err(e) } else { Ok(ReadOutcome::Eof) }
             }
         }
     }
@@ -402,21 +405,23 @@ impl<T: Transport> Driver<T> {
                 on_machine!(&mut self.machine, c => c.consume_transmit(n));
                 // A no-op for TCP; a TLS transport pushes its records out here.
                 match transport.flush() {
-                    Err(e) if !is_would_block(&e) => Err(self.transport_failed(now, e)),
+                    Err(e) if !is_would_block(&e) => self.transport_failed(now, e),
                     _ => Ok(n),
                 }
             }
             Err(e) if is_would_block(&e) => Ok(0),
-            Err(e) => Err(self.transport_failed(now, e)),
+            Err(e) => self.transport_failed(now, e),
         }
     }
 
-    /// A write failed: the transport is unusable, so the connection ends as if reset.
-    fn transport_failed(&mut self, now: Instant, e: io::Error) -> io::Error {
+    /// A write failed: the transport is unusable, so the connection ends as if reset. The
+    /// error matters only if the core still needed the transport (it was not closed yet).
+    fn transport_failed(&mut self, now: Instant, e: io::Error) -> io::Result<usize> {
+        let needed = self.state() != State::Closed;
         self.read_closed = true;
         on_machine!(&mut self.machine, c => c.handle_eof(now));
         self.drop_transport();
-        e
+        if needed { Err(e) } else { Ok(0) }
     }
 
     /// Gives up the transport once the core is finished and everything is written: shuts our

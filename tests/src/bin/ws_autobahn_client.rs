@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use multipeer::ws::handshake::Url;
-use multipeer::ws::{CloseCode, CloseInfo, Config, Initiator};
+use multipeer::ws::{CloseCode, CloseInfo, Config, Initiator, SendError};
 use multipeer_std::{ClientOptions, Error, WebSocket};
 
 /// Autobahn's own per-case limit; the slowest cases (9.1.6, 16 MiB) take a few seconds.
@@ -93,7 +93,12 @@ fn read_count(ws: &mut WebSocket, deadline: Instant) -> Result<Option<u32>, Erro
 fn echo_until_closed(ws: &mut WebSocket, deadline: Instant) -> Result<CloseInfo, Error> {
     loop {
         match ws.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(message) => ws.send(message.kind, &message.data)?,
+            Ok(message) => match ws.send(message.kind, &message.data) {
+                // Messages that arrived before the connection closed are still delivered, but
+                // can no longer be answered; recv reports the close next.
+                Ok(()) | Err(Error::Send(SendError::NotOpen)) => {}
+                Err(e) => return Err(e),
+            },
             Err(Error::Closed(info)) => return Ok(info),
             Err(Error::TimedOut) => {
                 let _ = ws.close(CloseCode::GOING_AWAY, "case timeout");

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use multipeer::ws::Config;
+use multipeer::ws::{Config, SendError};
 use multipeer_std::{Error, Server, ServerOptions};
 
 /// Connections served at once; more are dropped, so a flood cannot exhaust threads.
@@ -87,12 +87,15 @@ fn serve(server: &Server, stream: TcpStream) {
     };
     loop {
         match ws.recv() {
-            Ok(message) => {
-                if let Err(e) = ws.send(message.kind, &message.data) {
+            Ok(message) => match ws.send(message.kind, &message.data) {
+                // Messages that arrived before the connection closed are still delivered, but
+                // can no longer be answered; recv reports the close next.
+                Ok(()) | Err(Error::Send(SendError::NotOpen)) => {}
+                Err(e) => {
                     eprintln!("ws_echo_server: {peer}: echo failed: {e}");
                     return;
                 }
-            }
+            },
             Err(Error::Closed(_)) => return,
             Err(e) => {
                 eprintln!("ws_echo_server: {peer}: {e}");
