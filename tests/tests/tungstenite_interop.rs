@@ -157,7 +157,8 @@ fn tungstenite_client_against_our_server() {
     stream.set_read_timeout(Some(BOUND)).unwrap();
     let mut request = format!("ws://{addr}/interop").into_client_request().unwrap();
     request.headers_mut().insert("Sec-WebSocket-Protocol", "other, godot".parse().unwrap());
-    let (mut ws, response) = tungstenite::client_with_config(request, stream, Some(their_config())).unwrap();
+    let (mut ws, response) =
+        tungstenite::client::client_with_config(request, stream, Some(their_config())).unwrap();
     let chosen = response.headers().get("Sec-WebSocket-Protocol").map(|v| v.to_str().unwrap().to_owned());
     assert_eq!(chosen.as_deref(), Some("godot"));
 
