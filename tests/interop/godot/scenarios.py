@@ -218,7 +218,8 @@ class Run:
                                              str(url_port), str(self.port), "--godot",
                                              self.version, "--timeout", str(timeout + 10)], {})
         self.url = "ws://127.0.0.1:%d" % url_port
-        return wait_port(self.port, 10) and (not self.proxy or wait_port(url_port, 5))
+        wait = float(os.environ.get("MP_SERVER_WAIT", "10"))
+        return wait_port(self.port, wait) and (not self.proxy or wait_port(url_port, 5))
 
     def start_client(self, name, scenario, url=None, **extra):
         env = self.env_common()
@@ -235,7 +236,7 @@ class Run:
                 continue
             codes[p.name] = p.wait(deadline)
         if self.server:
-            if wait_server and self.server_is_godot():
+            if wait_server and self.server_is_godot() and self.opts.control:
                 codes["server"] = self.server.wait(min(deadline, time.monotonic() + 5))
             else:
                 self.server.kill()
@@ -280,8 +281,8 @@ def client_ok(t, run, log, name):
 
 
 def server_ok(t, run, log):
-    if not run.server_is_godot():
-        t.skip("%s server ended by itself" % run.tag, "custom server, stopped by the runner")
+    if not run.server_is_godot() or not run.opts.control:
+        t.skip("%s server ended by itself" % run.tag, "stopped by the runner (custom server or --no-control)")
         return
     t.check("%s server ended by itself with RESULT ok" % run.tag,
             log.result() == "ok" and log.returncode == 0 and not log.killed,
