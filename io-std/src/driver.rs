@@ -102,6 +102,9 @@ pub(crate) struct Driver<T> {
     /// Never more than one read chunk, because nothing is read while it is non-empty.
     held: Vec<u8>,
     read_closed: bool,
+    /// Bytes were written after the core finished: its last words (a Close frame, an HTTP
+    /// refusal) may still be in flight, so the release lingers to protect them.
+    wrote_last_words: bool,
     release: Release,
     /// Server role, until the request is answered: how to answer it.
     server: Option<Arc<ServerOptions>>,
@@ -141,6 +144,7 @@ impl<T: Transport> Driver<T> {
             clock,
             held: Vec::new(),
             read_closed: false,
+            wrote_last_words: false,
             release: Release::Attached,
             server,
         }
@@ -403,6 +407,7 @@ impl<T: Transport> Driver<T> {
         match result {
             Ok(n) => {
                 on_machine!(&mut self.machine, c => c.consume_transmit(n));
+                self.wrote_last_words |= on_machine!(&self.machine, c => c.is_finished());
                 // A no-op for TCP; a TLS transport pushes its records out here.
                 match transport.flush() {
                     Err(e) if !is_would_block(&e) => self.transport_failed(now, e),
@@ -425,7 +430,8 @@ impl<T: Transport> Driver<T> {
     }
 
     /// Gives up the transport once the core is finished and everything is written: shuts our
-    /// side down, then lingers to drain the peer's input unless it already closed.
+    /// side down, then, if the core's last words were just written and the peer has not
+    /// closed, lingers to drain the peer's input.
     pub(crate) fn release_if_done(&mut self, now: Instant) {
         if self.release != Release::Attached || !on_machine!(&self.machine, c => c.is_finished()) {
             return;
@@ -437,7 +443,7 @@ impl<T: Transport> Driver<T> {
             // The peer may have gone already; there is nothing left to tell it either way.
             let _ = transport.shutdown_write();
         }
-        if self.read_closed {
+        if self.read_closed || !self.wrote_last_words {
             self.drop_transport();
         } else {
             // A finished core discards input anyway.

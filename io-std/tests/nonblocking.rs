@@ -91,7 +91,9 @@ fn back_pressure_holds_input_until_the_application_reads() {
     let server_options = ServerOptions::new().config(Config { max_queued_messages: 3, ..Config::default() });
     let listener = Listener::bind("127.0.0.1:0", server_options).unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
-    let mut client = WebSocket::connect(&url, &ClientOptions::new()).unwrap();
+    let client_options =
+        ClientOptions::new().config(Config { outbound_buffer_size: 1 << 20, ..Config::default() });
+    let mut client = WebSocket::connect(&url, &client_options).unwrap();
     let mut server = accept(&listener);
     drive(&mut [&mut client, &mut server], |s| s.iter().all(|ws| ws.state() == State::Open));
 
