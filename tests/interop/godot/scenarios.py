@@ -49,6 +49,9 @@ class Proc:
         self.name = name
         self.log_path = os.path.join(run.dir, name + ".log")
         full_env = dict(os.environ)
+        # Each Godot 4 process role gets its own user-data directory: the editor build writes
+        # its settings there at start, and concurrent writers would share one file otherwise.
+        full_env.setdefault("MP_GODOT4_HOME", os.path.join(run.opts.out, "home4", name))
         full_env.update({k: str(v) for k, v in env.items()})
         self.log_file = open(self.log_path, "w")
         shell = isinstance(cmd, str)
