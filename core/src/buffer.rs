@@ -26,6 +26,10 @@ pub trait Buffer {
     fn try_grow(&mut self, min_len: usize, limit: usize) -> Result<(), CapacityError>;
     /// Gives back memory beyond the first `len` bytes, where the storage can (heap storage).
     fn shrink(&mut self, len: usize);
+    /// The most bytes this storage can ever hold, whatever limit it is given.
+    fn max_len(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// A buffer could not grow to the size asked.
@@ -72,6 +76,10 @@ impl<const N: usize> Buffer for Fixed<N> {
     }
 
     fn shrink(&mut self, _len: usize) {}
+
+    fn max_len(&self) -> usize {
+        N
+    }
 }
 
 #[cfg(feature = "alloc")]

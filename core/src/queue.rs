@@ -81,6 +81,15 @@ impl<B: Buffer> ByteQueue<B> {
         Ok(&mut self.buf.as_mut_slice()[tail..tail + n])
     }
 
+    /// Whether [`reserve`](Self::reserve) of `n` bytes under `limit` would succeed (unless the
+    /// allocator refuses).
+    pub(crate) fn fits(&self, n: usize, limit: usize) -> bool {
+        // What `reserve` does: use the storage held (after compaction), or grow to the limit.
+        self.len().checked_add(n).is_some_and(|needed| {
+            needed <= self.buf.as_slice().len() || needed <= limit.min(self.buf.max_len())
+        })
+    }
+
     /// Commits `n` bytes written into the region returned by [`reserve`](Self::reserve).
     pub(crate) fn advance(&mut self, n: usize) {
         self.tail += n;

@@ -445,6 +445,21 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// Whether a message of `len` bytes would be accepted by [`send`](Self::send) now.
     #[must_use]
     pub fn can_send(&self, len: usize) -> bool {
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Binary,
+            mask: (self.role == Role::Client).then_some([0; 4]),
+            payload_len: len as u64,
+        };
+        // The limits alone are not enough: pings the application queued, or a handshake head
+        // not yet written, may hold the storage the frame needs.
+        self.within_limits(len)
+            && self.out.has_data_room(header.encoded_len().saturating_add(len), self.data_limit())
+    }
+
+    /// Whether a message of `len` bytes stays within the outbound limits.
+    fn within_limits(&self, len: usize) -> bool {
         self.phase == Phase::Open
             && self.out.data_messages < self.config.max_outbound_messages
             && self.out.data_bytes.saturating_add(len) <= self.config.outbound_buffer_size
@@ -481,7 +496,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         if self.phase != Phase::Open {
             return Err(SendError::NotOpen);
         }
-        if !self.can_send(frame.payload().len()) {
+        // A shared frame takes no room in this connection's storage.
+        if !self.within_limits(frame.payload().len()) {
             return Err(self.full());
         }
         self.out.push_shared(frame.clone());

@@ -215,6 +215,11 @@ impl<B: Buffer> OutQueue<B> {
         self.bytes.reserve(len, data_limit.saturating_add(CONTROL_SLACK)).is_ok()
     }
 
+    /// Whether a data frame of `len` bytes (header included) could be queued now.
+    pub(super) fn has_data_room(&self, len: usize, data_limit: usize) -> bool {
+        self.bytes.fits(len, data_limit.saturating_add(CONTROL_SLACK))
+    }
+
     /// Appends one frame whose payload is `parts` concatenated. `data_limit` is the physical
     /// bound for data; control frames may use the slack beyond it.
     pub(super) fn push_frame(
