@@ -160,4 +160,19 @@ mod findings {
         assert_eq!((server.state(), server.buffered_amount()), (State::Open, sent));
         assert_eq!(server.poll_timeout(), None);
     }
+
+    /// `can-send-after-pings`: pings the application queued filled the outbound storage, and
+    /// `can_send` (which looked at the data limits only) promised room that `send` then
+    /// refused with `Full`.
+    #[test]
+    fn can_send_counts_the_storage_pings_hold() {
+        let config = Config { outbound_buffer_size: 232, max_outbound_messages: 1, ..Config::GODOT };
+        let mut server = open_server(config);
+        while server.ping(&[0x70; 49]).is_ok() {}
+        for len in [200, 50, 0] {
+            let predicted = server.can_send(len);
+            assert_eq!(server.send_binary(&vec![0; len]).is_ok(), predicted, "{len} bytes");
+        }
+        assert!(!server.can_send(200), "the pings hold the room 200 bytes need");
+    }
 }

@@ -12,7 +12,9 @@ use chacha20::ChaCha8Rng;
 use multipeer::rand_core::SeedableRng;
 use multipeer::ws::frame::{CloseCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use multipeer::ws::handshake::{ClientRequest, HandshakeError, accept_key};
-use multipeer::ws::{Config, Connection, Event, MAX_HEADERS, MaskKeys, MessageKind, Role, SendError, State};
+use multipeer::ws::{
+    Config, Connection, Event, MAX_HEADERS, MaskKeys, MessageKind, Role, SendError, SharedFrame, State,
+};
 use multipeer::{FixedStorage, Instant, Storage, VecStorage};
 
 use core::time::Duration;
@@ -108,14 +110,17 @@ pub enum Op {
         /// The unmasked payload.
         payload: Vec<u8>,
     },
-    /// The transport takes up to this many bytes of `poll_transmit`.
+    /// The transport takes up to `n >> 1` bytes: of `poll_transmit` when `n` is even, of
+    /// `transmit_chunks` (a vectored write of up to 3 slices) when odd.
     Transmit(u16),
     /// The application reads one message with `peek_message` + `pop_message`.
     Pop,
     /// The application reads one message with `recv` into a buffer of this size.
     Recv(u8),
-    /// The application sends a message: `kind` 0 `send_binary`, 1 `send_text` (with
-    /// multi-byte characters), 2 `send` of invalid UTF-8 as text, 3 `send` as binary.
+    /// The application sends a message: `kind % 8` picks 0 `send_binary`, 1 `send_text`
+    /// (two-byte characters), 2 `send` of invalid UTF-8 as text, 3 `send` as binary, 4
+    /// `send_parts` of text split inside a character, 5 `send_parts` of binary, 6
+    /// `send_shared` binary, 7 `send_shared` text.
     Send {
         /// Which call.
         kind: u8,
@@ -467,11 +472,28 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
 
     /// Lets the transport take up to `n` bytes.
     fn transmit(&mut self, n: usize) {
+        let before = self.conn.buffered_amount();
         let available = self.conn.poll_transmit().unwrap_or_default();
         let taken = n.min(available.len());
         self.wire.extend_from_slice(&available[..taken]);
-        let before = available.len();
-        self.conn.consume_transmit(n);
+        self.conn.consume_transmit(taken);
+        assert_eq!(self.conn.buffered_amount(), before - taken);
+    }
+
+    /// Lets the transport take up to `n` bytes in one vectored write.
+    fn transmit_vectored(&mut self, n: usize) {
+        let before = self.conn.buffered_amount();
+        let mut slots: [&[u8]; 3] = [&[]; 3];
+        let filled = self.conn.transmit_chunks(&mut slots);
+        assert!(filled <= slots.len());
+        let mut taken = 0;
+        for chunk in &slots[..filled] {
+            assert!(!chunk.is_empty(), "an empty chunk");
+            let step = chunk.len().min(n - taken);
+            self.wire.extend_from_slice(&chunk[..step]);
+            taken += step;
+        }
+        self.conn.consume_transmit(taken);
         assert_eq!(self.conn.buffered_amount(), before - taken);
     }
 
@@ -532,7 +554,15 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         }
         assert!(conn.available_messages() <= config.max_queued_messages);
         assert!(conn.queued_outbound_messages() <= config.max_outbound_messages);
-        assert_eq!(conn.buffered_amount(), conn.poll_transmit().map_or(0, <[u8]>::len));
+        let mut chunks: [&[u8]; 64] = [&[]; 64];
+        let filled = conn.transmit_chunks(&mut chunks);
+        let queued: usize = chunks[..filled].iter().map(|c| c.len()).sum();
+        if filled < chunks.len() {
+            assert_eq!(queued, conn.buffered_amount(), "the chunks are everything queued");
+        }
+        let front = conn.poll_transmit();
+        assert_eq!(front.is_some(), conn.buffered_amount() > 0);
+        assert_eq!(front, chunks[..filled].first().copied(), "poll_transmit is the first chunk");
         if let Some(m) = conn.peek_message() {
             assert!(m.data.len() <= config.max_message_size);
             if m.kind == MessageKind::Text {
@@ -565,14 +595,15 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
                 let frame = self.frame(*head, *flags, payload);
                 self.receive(&frame);
             }
-            Op::Transmit(n) => self.transmit(usize::from(*n)),
+            Op::Transmit(n) if n & 1 == 0 => self.transmit(usize::from(n >> 1)),
+            Op::Transmit(n) => self.transmit_vectored(usize::from(n >> 1)),
             Op::Pop => {
                 let had = self.conn.peek_message().is_some();
                 assert_eq!(self.conn.pop_message(), had);
                 self.messages += usize::from(had);
             }
             Op::Recv(cap) => self.recv(usize::from(*cap)),
-            Op::Send { kind, len } => self.send(*kind, usize::from(*len) % 1200),
+            Op::Send { kind, len } => self.send(*kind % 8, usize::from(*len) % 1200),
             Op::Ping(len) => self.ping(usize::from(*len) % 160),
             Op::Close { code, reason } => self.close(*code, usize::from(*reason) % 140),
             Op::Advance(step) => self.advance(*step),
@@ -641,13 +672,19 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         let (queued_bytes, queued_messages) =
             (self.conn.buffered_amount(), self.conn.queued_outbound_messages());
         let fits = self.conn.can_send(len);
-        let result = match kind % 4 {
-            0 => self.conn.send_binary(&vec![0xb5; len]),
-            1 => {
-                // Two-byte characters, so a cut in the middle of one would show.
-                let text: String = "é".repeat(len / 2) + &"a".repeat(len % 2);
-                self.conn.send_text(&text)
+        // Two-byte characters, so a cut in the middle of one would show.
+        let text: String = "é".repeat(len / 2) + &"a".repeat(len % 2);
+        let binary = vec![0xb5; len];
+        let result = match kind {
+            0 => self.conn.send_binary(&binary),
+            1 => self.conn.send_text(&text),
+            4 => {
+                let (a, b) = text.as_bytes().split_at((len / 2 | 1).min(text.len()));
+                self.conn.send_parts(MessageKind::Text, &[a, b])
             }
+            5 => self.conn.send_parts(MessageKind::Binary, &[&binary[..len / 3], &[], &binary[len / 3..]]),
+            6 => self.conn.send_shared(&SharedFrame::new(MessageKind::Binary, &[&binary])),
+            7 => self.conn.send_shared(&SharedFrame::new(MessageKind::Text, &[text.as_bytes()])),
             2 => {
                 let mut bytes = vec![b'x'; len.max(1)];
                 bytes[len / 2] = 0xff;
@@ -655,11 +692,13 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
                 assert!(matches!(result, Err(SendError::InvalidUtf8)), "{result:?}");
                 return;
             }
-            _ => self.conn.send(MessageKind::Binary, &vec![0x3c; len]),
+            _ => self.conn.send(MessageKind::Binary, &binary),
         };
+        // A shared frame takes no room in the connection's storage, only the limits count.
+        let shared = kind >= 6 && self.role == Role::Server;
         match result {
             Ok(()) => {
-                assert!(fits, "send succeeded where can_send said no");
+                assert!(fits || shared, "send succeeded where can_send said no");
                 assert_eq!(self.conn.queued_outbound_messages(), queued_messages + 1);
                 assert!(self.conn.buffered_amount() >= queued_bytes + len + 2);
             }
@@ -667,8 +706,7 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             Err(SendError::Full { queued_messages: m, .. }) => {
                 assert!(open);
                 assert_eq!(m, queued_messages);
-                // Heap storage grows up to the limits, so only the limits refuse.
-                assert!(!fits || self.fixed.is_some(), "can_send({len}) but send is Full");
+                assert!(!fits, "can_send({len}) but send is Full");
             }
             Err(e) => panic!("send of {len} bytes: {e:?}"),
         }
