@@ -1,0 +1,290 @@
+//! The command line: `multipeer serve [OPTIONS]`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lexopt::ValueExt as _;
+use multipeer::peer::{Protocol, ServerConfig};
+use multipeer_mio::ListenAddr;
+
+pub(crate) const HELP: &str = "\
+multipeer — a Godot multiplayer relay server (WebSocketMultiplayerPeer, Godot 4 and 3)
+
+Usage: multipeer serve [OPTIONS]
+
+Godot clients connect with WebSocketMultiplayerPeer.create_client(\"ws://HOST:PORT\") (or wss://
+with --tls-cert/--tls-key). The server is peer 1; it gives each client its id and, for Godot 4,
+speaks SceneMultiplayer's relay so clients with multiplayer.server_relay = true see and reach
+each other. Packets addressed to the server itself are read and counted.
+
+Options:
+  --protocol godot4|godot3     Wire protocol: Godot 4.x/Redot (default) or Godot 3.x
+  --no-relay                   Godot 4: do not relay between clients (SceneMultiplayer
+                               server_relay off); Godot 3 always relays
+  --listen ADDR                Where to listen, repeatable; default 127.0.0.1:9080.
+                               ADDR is IP:PORT, [IPv6]:PORT, or *:PORT for every interface
+                               (Godot's bind_address \"*\")
+  --tls-cert FILE              PEM certificate chain, leaf first (TLSOptions.server certificate)
+  --tls-key FILE               PEM private key (TLSOptions.server key); both make it wss://
+  --max-peers N                Most connections at once, joined or handshaking (default 4096);
+                               more are closed at accept
+  --refuse-new-connections     Answer new upgrade requests with 503
+                               (MultiplayerPeer.refuse_new_connections)
+
+WebSocketMultiplayerPeer properties (Godot 4.4 defaults):
+  --inbound-buffer-size BYTES  inbound_buffer_size: largest message and most bytes queued from
+                               one peer (65535)
+  --outbound-buffer-size BYTES outbound_buffer_size: most bytes queued to one peer (65535)
+  --max-queued-packets N       max_queued_packets, each way (4096)
+  --handshake-timeout SECS     handshake_timeout, TCP accept to WebSocket open, TLS included (3)
+  --heartbeat-interval SECS    heartbeat_interval: ping this often, drop peers that do not
+                               answer; 0 = off (default off)
+  --supported-protocol P       supported_protocols entry, repeatable
+  --handshake-header LINE      handshake_headers entry (\"Name: value\"), repeatable
+
+Output:
+  --quiet                      No status line
+  --verbose                    Also log every event and every packet sent to the server
+  -h, --help                   This help
+  -V, --version                The version
+
+Each second a status line on stderr shows peers, packets and bytes per second in and out, and
+packets dropped, connections rejected and slow consumers cut off, with their reasons.
+Ctrl-C or SIGTERM closes every peer with code 1001 (going away) and exits once they are gone
+(a second Ctrl-C exits at once).
+
+Exit status: 0 after a clean shutdown, 1 when the server cannot start (address in use,
+unreadable certificate or key), 2 for bad command-line usage.
+";
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Help,
+    Version,
+    Serve(Box<ServeOptions>),
+}
+
+/// `multipeer serve` settings.
+#[derive(Debug)]
+pub(crate) struct ServeOptions {
+    pub(crate) config: ServerConfig,
+    pub(crate) listen: Vec<ListenAddr>,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
+    pub(crate) quiet: bool,
+    pub(crate) verbose: bool,
+}
+
+/// A usage error, reported with exit status 2.
+#[derive(Debug)]
+pub(crate) struct UsageError(String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<lexopt::Error> for UsageError {
+    fn from(e: lexopt::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+fn usage(message: impl Into<String>) -> UsageError {
+    UsageError(message.into())
+}
+
+/// Parses the arguments after the program name.
+pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
+    use lexopt::prelude::*;
+
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut serve = false;
+    let mut options = ServeOptions {
+        config: ServerConfig::default(),
+        listen: Vec::new(),
+        tls_cert: None,
+        tls_key: None,
+        quiet: false,
+        verbose: false,
+    };
+    let mut relay = true;
+    let config = &mut options.config;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Value(word) if !serve && word == "serve" => serve = true,
+            Value(word) if !serve && word == "help" => return Ok(Command::Help),
+            Long("protocol") => {
+                config.protocol = match parser.value()?.string()?.as_str() {
+                    "godot4" | "4" => Protocol::Godot4,
+                    "godot3" | "3" => Protocol::Godot3,
+                    other => {
+                        return Err(usage(format!("--protocol must be godot4 or godot3, not {other:?}")));
+                    }
+                }
+            }
+            Long("no-relay") => relay = false,
+            Long("listen") => {
+                let text = parser.value()?.string()?;
+                let addr = text.parse().map_err(|_| {
+                    usage(format!("--listen {text:?}: expected IP:PORT, [IPv6]:PORT or *:PORT"))
+                })?;
+                options.listen.push(addr);
+            }
+            Long("tls-cert") => options.tls_cert = Some(parser.value()?.into()),
+            Long("tls-key") => options.tls_key = Some(parser.value()?.into()),
+            Long("max-peers") => config.max_peers = positive(&mut parser, "--max-peers")?,
+            Long("refuse-new-connections") => config.refuse_new_connections = true,
+            Long("inbound-buffer-size") => {
+                config.ws.max_message_size = positive(&mut parser, "--inbound-buffer-size")?;
+            }
+            Long("outbound-buffer-size") => {
+                config.ws.outbound_buffer_size = positive(&mut parser, "--outbound-buffer-size")?;
+            }
+            Long("max-queued-packets") => {
+                let n = positive(&mut parser, "--max-queued-packets")?;
+                config.ws.max_queued_messages = n;
+                config.ws.max_outbound_messages = n;
+            }
+            Long("handshake-timeout") => {
+                let secs = seconds(&mut parser, "--handshake-timeout")?;
+                if secs.is_zero() {
+                    return Err(usage("--handshake-timeout must be more than 0 (Godot requires it too)"));
+                }
+                config.ws.handshake_timeout = secs;
+            }
+            Long("heartbeat-interval") => {
+                let secs = seconds(&mut parser, "--heartbeat-interval")?;
+                config.ws.heartbeat_interval = (!secs.is_zero()).then_some(secs);
+            }
+            Long("supported-protocol") => {
+                let protocol = parser.value()?.string()?.trim().to_owned();
+                if protocol.is_empty() || protocol.contains(|c: char| c.is_whitespace() || c == ',') {
+                    return Err(usage(format!("--supported-protocol {protocol:?} is not a protocol token")));
+                }
+                config.supported_protocols.push(protocol);
+            }
+            Long("handshake-header") => {
+                let line = parser.value()?.string()?;
+                let valid = line.split_once(':').is_some_and(|(name, _)| !name.trim().is_empty())
+                    && !line.contains(['\r', '\n']);
+                if !valid {
+                    return Err(usage(format!("--handshake-header {line:?}: expected \"Name: value\"")));
+                }
+                config.handshake_headers.push(line);
+            }
+            Long("quiet") | Short('q') => options.quiet = true,
+            Long("verbose") | Short('v') => options.verbose = true,
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    if !serve {
+        return Err(usage("missing command: multipeer serve [OPTIONS]"));
+    }
+    if !relay && config.protocol == Protocol::Godot3 {
+        return Err(usage("--no-relay: Godot 3 servers always relay"));
+    }
+    config.relay = relay;
+    if options.tls_cert.is_some() != options.tls_key.is_some() {
+        return Err(usage("--tls-cert and --tls-key go together"));
+    }
+    if options.listen.is_empty() {
+        options.listen.push(ListenAddr::One(([127, 0, 0, 1], 9080).into()));
+    }
+    Ok(Command::Serve(Box::new(options)))
+}
+
+fn positive(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, UsageError> {
+    let text = parser.value()?.string()?;
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(usage(format!("{flag} {text:?}: expected a whole number above 0"))),
+    }
+}
+
+fn seconds(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, UsageError> {
+    let text = parser.value()?.string()?;
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| usage(format!("{flag} {text:?}: expected seconds, like 3 or 0.5")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeOptions, UsageError> {
+        let args = std::iter::once("serve").chain(args.iter().copied()).map(OsString::from);
+        match parse(args)? {
+            Command::Serve(options) => Ok(*options),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_godot_4_with_relay_on_localhost_9080() {
+        let options = serve(&[]).unwrap();
+        assert_eq!(options.config, ServerConfig::default());
+        assert_eq!(options.listen, [ListenAddr::One("127.0.0.1:9080".parse().unwrap())]);
+    }
+
+    #[test]
+    fn godot_properties_map_to_the_config() {
+        let options = serve(&[
+            "--protocol=godot3",
+            "--listen",
+            "*:7000",
+            "--listen=[::1]:7001",
+            "--max-peers",
+            "10",
+            "--inbound-buffer-size=1000",
+            "--outbound-buffer-size=2000",
+            "--max-queued-packets=30",
+            "--handshake-timeout=0.5",
+            "--heartbeat-interval=2",
+            "--supported-protocol",
+            " chat ",
+            "--handshake-header=X-Game: demo",
+            "--refuse-new-connections",
+        ])
+        .unwrap();
+        let c = &options.config;
+        assert_eq!(c.protocol, Protocol::Godot3);
+        assert_eq!(options.listen, [ListenAddr::All(7000), ListenAddr::One("[::1]:7001".parse().unwrap())]);
+        assert_eq!((c.max_peers, c.ws.max_message_size, c.ws.outbound_buffer_size), (10, 1000, 2000));
+        assert_eq!((c.ws.max_queued_messages, c.ws.max_outbound_messages), (30, 30));
+        assert_eq!(c.ws.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(c.ws.heartbeat_interval, Some(Duration::from_secs(2)));
+        assert_eq!(c.supported_protocols, ["chat"]);
+        assert_eq!(c.handshake_headers, ["X-Game: demo"]);
+        assert!(c.refuse_new_connections);
+        assert!(!serve(&["--no-relay"]).unwrap().config.relay);
+    }
+
+    #[test]
+    fn bad_usage_is_explained() {
+        for (args, needle) in [
+            (&["--protocol", "godot5"][..], "godot4 or godot3"),
+            (&["--listen", "localhost:80"], "expected IP:PORT"),
+            (&["--max-peers", "0"], "above 0"),
+            (&["--handshake-timeout", "0"], "more than 0"),
+            (&["--heartbeat-interval", "soon"], "expected seconds"),
+            (&["--handshake-header", "no colon"], "Name: value"),
+            (&["--tls-cert", "a.pem"], "go together"),
+            (&["--protocol=godot3", "--no-relay"], "always relay"),
+            (&["--frobnicate"], "frobnicate"),
+        ] {
+            let err = serve(args).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+        assert!(parse(["listen".into()]).is_err());
+        assert!(matches!(parse(["serve".into(), "--help".into()]), Ok(Command::Help)));
+    }
+}

@@ -1,0 +1,235 @@
+//! The server application: drains events and packets addressed to the server, tallies why
+//! things were dropped or refused, and prints a status line each second.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::time::{Duration, Instant};
+
+use multipeer::peer::{DisconnectReason, DropReason, Event, MultiplayerPeer as _, ServerStats};
+use multipeer_mio::{Server, TransportError, TransportStats};
+
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// Counts by reason.
+#[derive(Default)]
+struct Tally(BTreeMap<String, u64>);
+
+impl Tally {
+    fn add(&mut self, reason: impl Into<String>) {
+        *self.0.entry(reason.into()).or_default() += 1;
+    }
+
+    /// `" (reason n, reason n)"`, the three most frequent, or nothing.
+    fn summary(&self) -> String {
+        let mut by_count: Vec<_> = self.0.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let shown: Vec<String> = by_count.iter().take(3).map(|(r, n)| format!("{r} {n}")).collect();
+        if shown.is_empty() {
+            return String::new();
+        }
+        let more = if by_count.len() > 3 { ", ..." } else { "" };
+        format!(" ({}{more})", shown.join(", "))
+    }
+}
+
+/// What the relay does besides relaying: read what is sent to it and report.
+pub(crate) struct Status {
+    quiet: bool,
+    verbose: bool,
+    tty: bool,
+    next_line: Instant,
+    last: (ServerStats, Instant),
+    to_server: u64,
+    dropped: Tally,
+    rejected: Tally,
+    disconnected: Tally,
+    transport: Tally,
+}
+
+impl Status {
+    pub(crate) fn new(quiet: bool, verbose: bool) -> Self {
+        let now = Instant::now();
+        Self {
+            quiet,
+            verbose,
+            tty: std::io::stderr().is_terminal(),
+            next_line: now + INTERVAL,
+            last: (ServerStats::default(), now),
+            to_server: 0,
+            dropped: Tally::default(),
+            rejected: Tally::default(),
+            disconnected: Tally::default(),
+            transport: Tally::default(),
+        }
+    }
+
+    /// One turn of the application; returns how soon the next status line is due.
+    pub(crate) fn tick(&mut self, server: &mut Server) -> Option<Duration> {
+        while let Some(failure) = server.poll_transport_failure() {
+            self.transport.add(transport_reason(&failure.error));
+            self.debug(format_args!("transport: {failure}"));
+        }
+        let peer = server.peer_mut();
+        while let Some(event) = peer.poll_event() {
+            self.debug(format_args!("event: {event:?}"));
+            match event {
+                Event::PacketDropped { reason, .. } => self.dropped.add(drop_reason(reason)),
+                Event::ConnectionRejected(e) => self.rejected.add(e.to_string()),
+                Event::PeerDisconnected { reason, .. } => self.disconnected.add(disconnect_reason(&reason)),
+                _ => {}
+            }
+        }
+        // A relay has no game logic: packets for the server are read so nobody stalls.
+        while let Some(packet) = peer.peek_packet() {
+            self.to_server += 1;
+            let (from, len) = (packet.info.from, packet.data.len());
+            self.debug(format_args!("packet for the server from peer {from}: {len} bytes"));
+            peer.pop_packet();
+        }
+        let now = Instant::now();
+        if now >= self.next_line {
+            self.next_line = now + INTERVAL;
+            let line = self.line(server.peer().stats(), server.transport_stats(), server, now);
+            if !self.quiet {
+                print_status(&line, self.tty);
+            }
+        }
+        Some(self.next_line.saturating_duration_since(Instant::now()))
+    }
+
+    fn line(
+        &mut self,
+        stats: ServerStats,
+        transport: TransportStats,
+        server: &Server,
+        now: Instant,
+    ) -> String {
+        let (before, then) = std::mem::replace(&mut self.last, (stats, now));
+        let secs = now.saturating_duration_since(then).as_secs_f64().max(1e-3);
+        let rate = |after: u64, before: u64| (after.saturating_sub(before)) as f64 / secs;
+        let peer = server.peer();
+        let mut line = format!(
+            "{} peers ({} conns) | in {} pkt/s {}/s | out {} pkt/s {}/s | to server {}",
+            peer.peers().count(),
+            peer.connection_count(),
+            count(rate(stats.packets_in, before.packets_in)),
+            bytes(rate(stats.bytes_in, before.bytes_in)),
+            count(rate(stats.packets_out, before.packets_out)),
+            bytes(rate(stats.bytes_out, before.bytes_out)),
+            self.to_server,
+        );
+        let _ = write!(line, " | dropped {}{}", stats.dropped, self.dropped.summary());
+        let mut rejected = Tally(self.rejected.0.clone());
+        if transport.refused_at_capacity > 0 {
+            rejected.0.insert("at max peers".into(), transport.refused_at_capacity);
+        }
+        let _ = write!(line, " | rejected {}{}", stats.rejected, rejected.summary());
+        let _ = write!(line, " | slow consumers {}", stats.slow_consumers);
+        if transport.tls_failures + transport.io_errors + transport.accept_errors > 0 {
+            let failures = transport.tls_failures + transport.io_errors + transport.accept_errors;
+            let _ = write!(line, " | transport errors {failures}{}", self.transport.summary());
+        }
+        if stats.unreported_events > 0 {
+            let _ = write!(line, " | {} events unreported", stats.unreported_events);
+        }
+        line
+    }
+
+    /// The last word when the server stops.
+    pub(crate) fn farewell(&self, server: &Server) -> String {
+        let stats = server.peer().stats();
+        format!(
+            "stopped: {} packets in, {} out, {} for the server, {} dropped, {} rejected; departures{}",
+            stats.packets_in,
+            stats.packets_out,
+            self.to_server,
+            stats.dropped,
+            stats.rejected,
+            if self.disconnected.0.is_empty() { " none".into() } else { self.disconnected.summary() },
+        )
+    }
+
+    fn debug(&self, message: std::fmt::Arguments<'_>) {
+        if self.verbose {
+            eprintln!("multipeer: debug: {message}");
+        }
+    }
+}
+
+fn print_status(line: &str, tty: bool) {
+    let mut err = std::io::stderr().lock();
+    // On a terminal the line is rewritten in place; in a log, one line per second.
+    let _ = if tty { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
+    let _ = err.flush();
+}
+
+fn drop_reason(reason: DropReason) -> &'static str {
+    match reason {
+        DropReason::TooShort => "too short",
+        DropReason::Empty => "empty",
+        DropReason::SpoofedSender { .. } => "spoofed sender",
+        DropReason::ClientSysMessage => "client system message",
+        DropReason::UnknownTarget(_) => "unknown target",
+        DropReason::TargetIsSender => "sent to itself",
+        DropReason::RelayToServer => "relay to server",
+        DropReason::UnknownMessage => "unknown message type",
+        _ => "other",
+    }
+}
+
+fn disconnect_reason(reason: &DisconnectReason) -> String {
+    match reason {
+        DisconnectReason::Closed(info) => format!("closed {}", info.code.0),
+        DisconnectReason::Kicked => "kicked".into(),
+        DisconnectReason::SlowConsumer => "slow consumer".into(),
+        DisconnectReason::ServerLost => "server lost".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn transport_reason(error: &TransportError) -> String {
+    match error {
+        TransportError::Tls(tls) => {
+            let text = tls.to_string();
+            text.split(" (").next().unwrap_or(&text).to_owned()
+        }
+        TransportError::Io(e) | TransportError::Connect(e) => format!("{:?}", e.kind()),
+        _ => "other".into(),
+    }
+}
+
+fn count(per_second: f64) -> String {
+    match per_second {
+        r if r >= 1e6 => format!("{:.1}M", r / 1e6),
+        r if r >= 1e3 => format!("{:.1}k", r / 1e3),
+        r => format!("{r:.0}"),
+    }
+}
+
+fn bytes(per_second: f64) -> String {
+    match per_second {
+        r if r >= 1024.0 * 1024.0 => format!("{:.1} MiB", r / (1024.0 * 1024.0)),
+        r if r >= 1024.0 => format!("{:.1} KiB", r / 1024.0),
+        r => format!("{r:.0} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tallies_show_the_most_frequent_reasons() {
+        let mut t = Tally::default();
+        assert_eq!(t.summary(), "");
+        for r in ["a", "b", "b", "c", "c", "c", "d"] {
+            t.add(r);
+        }
+        assert_eq!(t.summary(), " (c 3, b 2, a 1, ...)");
+        assert_eq!(
+            (count(1500.0), count(12.0), bytes(2048.0), bytes(3.0 * 1048576.0)),
+            ("1.5k".into(), "12".into(), "2.0 KiB".into(), "3.0 MiB".into())
+        );
+    }
+}

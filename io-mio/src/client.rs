@@ -1,0 +1,306 @@
+//! A `peer::Client` on mio: one outgoing connection, for bots, tests and custom loops.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::time::Duration;
+
+use chacha20::ChaCha12Rng;
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Registry, Token};
+use multipeer::VecStorage;
+use multipeer::peer::{self, ClientConfig};
+use multipeer::ws::handshake::{ClientRequest, Scheme, Url};
+
+use crate::clock::Clock;
+use crate::error::{ConnectError, TransportError};
+#[cfg(feature = "tls")]
+use crate::tls::TlsOptions;
+use crate::transport::{Machine, ReadEnd, Transport};
+use crate::{ReadBuffer, os_rng};
+
+/// The core client type this adapter drives.
+pub type CoreClient = peer::Client<VecStorage, ChaCha12Rng>;
+
+/// How a client connects: Godot's `create_client` arguments and `WebSocketMultiplayerPeer`
+/// properties.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// Protocol, relay, limits and timers (`handshake_timeout` covers TCP, TLS and HTTP).
+    pub config: ClientConfig,
+    /// Subprotocols to offer (Godot: `supported_protocols`).
+    pub supported_protocols: Vec<String>,
+    /// Extra `"Name: value"` request lines (Godot: `handshake_headers`).
+    pub handshake_headers: Vec<String>,
+    /// TLS settings for `wss://` URLs (Godot: `tls_client_options`); `None` means
+    /// [`TlsOptions::client`], webpki roots and a host name check. Ignored for `ws://`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsOptions>,
+}
+
+impl ClientOptions {
+    /// Options with the given core configuration and nothing else.
+    #[must_use]
+    pub fn new(config: ClientConfig) -> Self {
+        Self { config, ..Self::default() }
+    }
+
+    /// These options with TLS settings for `wss://`.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+struct Core<'a> {
+    core: &'a mut CoreClient,
+    now: multipeer::Instant,
+}
+
+impl Machine for Core<'_> {
+    fn input(&mut self, bytes: &[u8]) -> usize {
+        self.core.handle_input(self.now, bytes)
+    }
+
+    fn eof(&mut self) {
+        self.core.handle_eof(self.now);
+    }
+
+    fn output(&self) -> Option<&[u8]> {
+        self.core.poll_transmit()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.core.consume_transmit(n);
+    }
+}
+
+/// A multiplayer client on mio (Godot's `WebSocketMultiplayerPeer.create_client`).
+///
+/// Pass it the readiness events of its token ([`handle_event`](Self::handle_event)), call
+/// [`flush`](Self::flush) after application commands and after reading packets (so input held
+/// back for lack of room is offered again), and [`handle_timeout`](Self::handle_timeout) after
+/// [`poll_timeout`](Self::poll_timeout). Many clients can share one [`ReadBuffer`].
+pub struct Client {
+    core: CoreClient,
+    transport: Option<Transport>,
+    token: Token,
+    clock: Clock,
+    /// Addresses still to try if connecting to the current one fails, last first.
+    spare: Vec<SocketAddr>,
+    error: Option<TransportError>,
+}
+
+impl Client {
+    /// Starts connecting to `url` (`ws://` plain, `wss://` TLS) and registers the socket under
+    /// `token`. The host is resolved here, blocking; every address is tried in turn.
+    ///
+    /// # Errors
+    /// [`ConnectError`] when connecting cannot even start; failures after this are reported as
+    /// `Event::ConnectionFailed` with the cause in [`error`](Self::error).
+    pub fn connect(
+        registry: &Registry,
+        token: Token,
+        url: &str,
+        options: &ClientOptions,
+    ) -> Result<Self, ConnectError> {
+        let url = Url::parse(url).map_err(ConnectError::Url)?;
+        let mut spare: Vec<SocketAddr> =
+            (url.host_name(), url.port).to_socket_addrs().map_err(ConnectError::Resolve)?.collect();
+        spare.reverse();
+        let protocols: Vec<&str> = options.supported_protocols.iter().map(String::as_str).collect();
+        let headers: Vec<&str> = options.handshake_headers.iter().map(String::as_str).collect();
+        let request =
+            ClientRequest { protocols: &protocols, extra_headers: &headers, ..ClientRequest::from_url(&url) };
+        let clock = Clock::new();
+        let rng = os_rng().map_err(ConnectError::Rng)?;
+        let core =
+            peer::Client::new(clock.now(), &request, options.config, rng).map_err(ConnectError::Request)?;
+        let stream = connect_first(&mut spare)?;
+        let mut transport = Transport::new(stream, true);
+        if url.scheme == Scheme::Wss {
+            #[cfg(feature = "tls")]
+            {
+                let tls = options.tls.clone().unwrap_or_else(TlsOptions::client);
+                match tls.new_client_session(url.host_name()) {
+                    Some(Ok(session)) => transport.set_tls(session),
+                    Some(Err(e)) => return Err(ConnectError::Tls(e)),
+                    None => return Err(ConnectError::ServerTlsOptions),
+                }
+            }
+            #[cfg(not(feature = "tls"))]
+            return Err(ConnectError::TlsUnavailable);
+        }
+        transport.update_interest(registry, token).map_err(ConnectError::Socket)?;
+        Ok(Self { core, transport: Some(transport), token, clock, spare, error: None })
+    }
+
+    /// The multiplayer peer: Godot's `MultiplayerPeer` API.
+    #[must_use]
+    pub fn peer(&self) -> &CoreClient {
+        &self.core
+    }
+
+    /// The multiplayer peer, for commands; call [`flush`](Self::flush) after them.
+    pub fn peer_mut(&mut self) -> &mut CoreClient {
+        &mut self.core
+    }
+
+    /// The current time on the clock the core is driven with (for `close`, `disconnect_peer`).
+    #[must_use]
+    pub fn now(&self) -> multipeer::Instant {
+        self.clock.now()
+    }
+
+    /// The token the socket is registered under.
+    #[must_use]
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Why the transport failed (refused connection, TLS error, reset), if it did.
+    #[must_use]
+    pub fn error(&self) -> Option<&TransportError> {
+        self.error.as_ref()
+    }
+
+    /// Whether the socket is closed and deregistered: nothing more will happen.
+    #[must_use]
+    pub fn is_released(&self) -> bool {
+        self.transport.is_none()
+    }
+
+    /// Handles one readiness event; returns `false` if its token is not this client's.
+    pub fn handle_event(&mut self, registry: &Registry, event: &Event, buf: &mut ReadBuffer) -> bool {
+        if event.token() != self.token {
+            return false;
+        }
+        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        let writable = event.is_writable() || event.is_error();
+        if let Some(transport) = self.transport.as_mut() {
+            if transport.is_connecting() {
+                match transport.finish_connect() {
+                    Ok(true) => {}
+                    Ok(false) => return true,
+                    Err(e) => {
+                        self.next_address(registry, e);
+                        self.settle(registry);
+                        return true;
+                    }
+                }
+            }
+        }
+        if readable {
+            self.read(buf, false);
+        }
+        if writable || readable || self.transport.as_ref().is_some_and(Transport::wants_write) {
+            self.write(registry);
+        }
+        self.settle(registry);
+        true
+    }
+
+    /// How long the event loop may sleep before [`handle_timeout`](Self::handle_timeout) is due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.transport.as_ref()?;
+        self.core.poll_timeout().map(|at| self.clock.until(at))
+    }
+
+    /// Fires due timers and flushes.
+    pub fn handle_timeout(&mut self, registry: &Registry, buf: &mut ReadBuffer) {
+        if self.transport.is_some() {
+            self.core.handle_timeout(self.clock.now());
+        }
+        self.flush(registry, buf);
+    }
+
+    /// Offers held-back input again if the application made room, writes pending output, and
+    /// releases the socket once the connection is over.
+    pub fn flush(&mut self, registry: &Registry, buf: &mut ReadBuffer) {
+        if self.transport.as_ref().is_some_and(Transport::is_paused) {
+            self.read(buf, true);
+        }
+        self.write(registry);
+        self.settle(registry);
+    }
+
+    fn read(&mut self, buf: &mut ReadBuffer, resume: bool) {
+        let Some(transport) = self.transport.as_mut() else { return };
+        let mut core = Core { core: &mut self.core, now: self.clock.now() };
+        // A client is one connection: no other socket waits for its turn, so read it dry.
+        let end = if resume {
+            transport.resume(&mut core, buf.as_mut(), usize::MAX)
+        } else {
+            transport.read(&mut core, buf.as_mut(), usize::MAX)
+        };
+        if let ReadEnd::Ended(Some(error)) = end {
+            self.error.get_or_insert(error);
+        }
+    }
+
+    fn write(&mut self, registry: &Registry) {
+        let Some(transport) = self.transport.as_mut() else { return };
+        let mut core = Core { core: &mut self.core, now: self.clock.now() };
+        if let Err(error) = transport.write(&mut core) {
+            self.error.get_or_insert(error);
+        }
+        if let Err(e) = transport.update_interest(registry, self.token) {
+            transport.kill(&mut core);
+            self.error.get_or_insert(TransportError::Io(e));
+        }
+    }
+
+    /// The connection attempt to the current address failed: try the next, or give up.
+    fn next_address(&mut self, registry: &Registry, error: io::Error) {
+        let Some(transport) = self.transport.as_mut() else { return };
+        match connect_first(&mut self.spare) {
+            Ok(stream) => {
+                transport.replace_stream(registry, stream);
+                if let Err(e) = transport.update_interest(registry, self.token) {
+                    transport.kill(&mut Core { core: &mut self.core, now: self.clock.now() });
+                    self.error.get_or_insert(TransportError::Io(e));
+                }
+            }
+            Err(_) => {
+                transport.kill(&mut Core { core: &mut self.core, now: self.clock.now() });
+                self.error.get_or_insert(TransportError::Connect(error));
+            }
+        }
+    }
+
+    /// Releases the socket once the core is finished with it and nothing is left to send.
+    fn settle(&mut self, registry: &Registry) {
+        let over = self
+            .transport
+            .as_ref()
+            .is_some_and(|t| t.is_dead() || (self.core.is_finished() && self.core.poll_transmit().is_none()));
+        if over {
+            if let Some(transport) = self.transport.take() {
+                transport.close(registry);
+            }
+        }
+    }
+}
+
+/// Starts a non-blocking connect to the next address that accepts one.
+fn connect_first(spare: &mut Vec<SocketAddr>) -> Result<TcpStream, ConnectError> {
+    let mut last = None;
+    while let Some(addr) = spare.pop() {
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                // Godot sets TCP_NODELAY: game packets must not wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => ConnectError::Socket(e),
+        None => ConnectError::Resolve(io::Error::new(io::ErrorKind::NotFound, "the host has no address")),
+    })
+}

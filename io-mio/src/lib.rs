@@ -1,0 +1,120 @@
+//! # multipeer-mio
+//!
+//! The [`multipeer`] protocol core on [mio](https://docs.rs/mio) 1.x: Godot-compatible
+//! WebSocket multiplayer servers and clients for custom event loops and many connections, with
+//! TLS through rustls (feature `tls`, on by default). The `multipeer` command-line relay server
+//! is built on it.
+//!
+//! The adapter is thin: sockets, TLS, the clock, the OS random generator and readiness. Every
+//! protocol decision (handshake, ids, relay, limits, timers) is the core's.
+//!
+//! ## In your own event loop
+//!
+//! ```no_run
+//! use mio::{Events, Poll, Token};
+//! use multipeer::peer::{Event, MultiplayerPeer as _, ServerConfig};
+//! use multipeer_mio::{ListenAddr, Server};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut poll = Poll::new()?;
+//! let mut server = Server::bind(&["127.0.0.1:9080".parse()?], ServerConfig::default())?;
+//! // Tokens 100.. belong to the server (listeners, then one per connection).
+//! server.register(poll.registry(), Token(100))?;
+//! let mut events = Events::with_capacity(1024);
+//! loop {
+//!     poll.poll(&mut events, server.poll_timeout())?;
+//!     for event in events.iter() {
+//!         if !server.handle_event(poll.registry(), event) {
+//!             // one of your own sources
+//!         }
+//!     }
+//!     server.handle_timeout(poll.registry());
+//!     let peer = server.peer_mut();
+//!     while let Some(event) = peer.poll_event() {
+//!         if let Event::PeerConnected(id) = event {
+//!             println!("peer {id} joined");
+//!         }
+//!     }
+//!     while peer.pop_packet() {}
+//!     server.flush(poll.registry());
+//! }
+//! # }
+//! ```
+//!
+//! [`Server::run`] is that loop for programs without one, stopped by a [`Stop`] flag.
+//!
+//! ## Memory
+//!
+//! Reads go into one 64 KiB [`ReadBuffer`] per server (shared by every connection) and are
+//! handed to the core at once; only bytes the core refuses (back-pressure) are kept per
+//! connection, and only until it takes them. Writes go from the core's queue straight to the
+//! socket. An idle connection holds its socket, the core's state and a few dozen bytes here.
+#![forbid(unsafe_code)]
+
+mod client;
+mod clock;
+mod error;
+mod listen;
+mod run;
+mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
+mod transport;
+
+pub use client::{Client, ClientOptions, CoreClient};
+pub use clock::Clock;
+pub use error::{BindError, ConnectError, TransportError, TransportFailure};
+pub use listen::{ListenAddr, bind_all};
+pub use run::{RunEnd, Stop};
+pub use server::{CoreServer, Server, TransportStats};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfigError, TlsError, TlsOptions};
+
+pub use mio;
+pub use multipeer;
+
+use chacha20::ChaCha12Rng;
+use multipeer::rand_core::SeedableRng as _;
+
+/// Size of a [`ReadBuffer`]: one socket read takes at most this much.
+pub const READ_BUFFER_SIZE: usize = 64 * 1024;
+
+/// Most bytes read from one connection per readiness event, so one fast sender cannot starve
+/// the others; the rest is read on the next turn of the loop.
+pub(crate) const READ_BUDGET: usize = 4 * READ_BUFFER_SIZE;
+
+/// The scratch buffer socket reads land in before the core takes them; one serves any number
+/// of connections.
+#[derive(Debug)]
+pub struct ReadBuffer(Box<[u8]>);
+
+impl ReadBuffer {
+    /// A buffer of [`READ_BUFFER_SIZE`] bytes.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_len(READ_BUFFER_SIZE)
+    }
+
+    /// A buffer of `len` bytes (at least 1).
+    #[must_use]
+    pub fn with_len(len: usize) -> Self {
+        Self(vec![0; len.max(1)].into_boxed_slice())
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+impl Default for ReadBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A ChaCha12 generator seeded from the operating system (peer ids, WebSocket keys, masks).
+pub(crate) fn os_rng() -> Result<ChaCha12Rng, getrandom::Error> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)?;
+    Ok(ChaCha12Rng::from_seed(seed))
+}

@@ -1,0 +1,482 @@
+//! A `peer::Server` on mio: listeners, accepted connections, readiness, timers.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use chacha20::ChaCha12Rng;
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+use multipeer::peer::{self, AcceptError, ConnId, MultiplayerPeer as _, ServerConfig};
+
+use crate::clock::{Clock, shortest};
+use crate::error::{BindError, TransportError, TransportFailure};
+use crate::listen::{ListenAddr, bind_all};
+#[cfg(feature = "tls")]
+use crate::tls::TlsOptions;
+use crate::transport::{Machine, ReadEnd, Transport};
+use crate::{READ_BUDGET, ReadBuffer, os_rng};
+
+/// The core server type this adapter drives.
+pub type CoreServer = peer::Server<ChaCha12Rng>;
+
+/// Transport transitions not visible in [`peer::ServerStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// TCP connections accepted and handed to the core.
+    pub accepted: u64,
+    /// TCP connections closed at once because `max_peers` connections existed.
+    pub refused_at_capacity: u64,
+    /// `accept` failures other than "would block" (for example out of file descriptors).
+    pub accept_errors: u64,
+    /// TLS sessions that failed (bad certificate, plain bytes on a TLS port...).
+    pub tls_failures: u64,
+    /// Socket read or write errors.
+    pub io_errors: u64,
+    /// Failures not queued for [`Server::poll_transport_failure`] because the queue was full.
+    pub unreported_failures: u64,
+}
+
+/// How long accepting pauses after an `accept` error such as running out of descriptors;
+/// waiting connections stay in the kernel's backlog meanwhile.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Most transport failures kept for [`Server::poll_transport_failure`].
+const MAX_QUEUED_FAILURES: usize = 1024;
+
+struct Slot {
+    id: ConnId,
+    transport: Transport,
+}
+
+/// One connection of the core server, seen as a [`Machine`].
+struct Conn<'a> {
+    core: &'a mut CoreServer,
+    id: ConnId,
+    now: multipeer::Instant,
+}
+
+impl Machine for Conn<'_> {
+    fn input(&mut self, bytes: &[u8]) -> usize {
+        // A released connection takes (and drops) everything.
+        self.core.handle_input(self.now, self.id, bytes).unwrap_or(bytes.len())
+    }
+
+    fn eof(&mut self) {
+        let _ = self.core.handle_eof(self.now, self.id);
+    }
+
+    fn output(&self) -> Option<&[u8]> {
+        self.core.transmit(self.id)
+    }
+
+    fn consume(&mut self, n: usize) {
+        let _ = self.core.consume_transmit(self.id, n);
+    }
+}
+
+/// A multiplayer server on mio (Godot's `WebSocketMultiplayerPeer.create_server`).
+///
+/// Use it in your own event loop: [`register`](Self::register) it under a token range, pass it
+/// every readiness event of that range ([`handle_event`](Self::handle_event)), call
+/// [`flush`](Self::flush) after the events of one poll and after application commands, and
+/// sleep at most [`poll_timeout`](Self::poll_timeout), then call
+/// [`handle_timeout`](Self::handle_timeout). The application side is [`peer`](Self::peer_mut),
+/// Godot's `MultiplayerPeer`. Or call [`run`](Self::run), which is that loop.
+pub struct Server {
+    core: CoreServer,
+    clock: Clock,
+    listeners: Vec<Option<TcpListener>>,
+    local_addrs: Vec<SocketAddr>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    by_conn: HashMap<ConnId, usize>,
+    first_token: Option<usize>,
+    scratch: ReadBuffer,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsOptions>,
+    /// Connections whose read budget ran out with data possibly left.
+    read_again: Vec<usize>,
+    accept_paused_until: Option<std::time::Instant>,
+    failures: VecDeque<TransportFailure>,
+    stats: TransportStats,
+}
+
+impl Server {
+    /// Listens on `addrs` with the given configuration, plain `ws://`.
+    ///
+    /// # Errors
+    /// [`BindError`]: an address in use or unavailable, no OS randomness.
+    pub fn bind(addrs: &[ListenAddr], config: ServerConfig) -> Result<Self, BindError> {
+        let rng = os_rng().map_err(BindError::Rng)?;
+        let listeners = bind_all(addrs)?;
+        let local_addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        Ok(Self {
+            core: peer::Server::new(config, rng),
+            clock: Clock::new(),
+            listeners: listeners.into_iter().map(Some).collect(),
+            local_addrs,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_conn: HashMap::new(),
+            first_token: None,
+            scratch: ReadBuffer::new(),
+            #[cfg(feature = "tls")]
+            tls: None,
+            read_again: Vec::new(),
+            accept_paused_until: None,
+            failures: VecDeque::new(),
+            stats: TransportStats::default(),
+        })
+    }
+
+    /// Listens on `addrs` with TLS (`wss://`): Godot's `create_server` with
+    /// `tls_server_options`.
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind), and [`BindError::ClientTlsOptions`].
+    #[cfg(feature = "tls")]
+    pub fn bind_tls(addrs: &[ListenAddr], config: ServerConfig, tls: TlsOptions) -> Result<Self, BindError> {
+        if !tls.is_server() {
+            return Err(BindError::ClientTlsOptions);
+        }
+        let mut server = Self::bind(addrs, config)?;
+        server.tls = Some(tls);
+        Ok(server)
+    }
+
+    /// Godot's `create_server(port, bind_address)`: `"*"` listens on every interface.
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind), and [`BindError::InvalidAddress`].
+    pub fn create(port: u16, bind_address: &str, config: ServerConfig) -> Result<Self, BindError> {
+        Self::bind(&[ListenAddr::godot(port, bind_address)?], config)
+    }
+
+    /// Whether connections are wrapped in TLS.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// The addresses actually listened on (with the port the system chose for port 0).
+    #[must_use]
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The multiplayer peer: Godot's `MultiplayerPeer` API and the server's counters.
+    #[must_use]
+    pub fn peer(&self) -> &CoreServer {
+        &self.core
+    }
+
+    /// The multiplayer peer, for commands; call [`flush`](Self::flush) after them.
+    pub fn peer_mut(&mut self) -> &mut CoreServer {
+        &mut self.core
+    }
+
+    /// The current time on the clock the core is driven with (for `disconnect_peer`, `close`).
+    #[must_use]
+    pub fn now(&self) -> multipeer::Instant {
+        self.clock.now()
+    }
+
+    /// Counters of the transport layer.
+    #[must_use]
+    pub fn transport_stats(&self) -> TransportStats {
+        self.stats
+    }
+
+    /// The next transport failure (TLS, socket errors), oldest first.
+    pub fn poll_transport_failure(&mut self) -> Option<TransportFailure> {
+        self.failures.pop_front()
+    }
+
+    /// Most tokens this server may use from its first token: one per listener, then one per
+    /// connection up to `max_peers`.
+    #[must_use]
+    pub fn token_count(&self) -> usize {
+        self.listeners.len() + self.core.config().max_peers
+    }
+
+    /// The tokens in use once registered.
+    #[must_use]
+    pub fn token_range(&self) -> Option<Range<usize>> {
+        self.first_token.map(|first| first..first + self.token_count())
+    }
+
+    /// Registers the listeners with `registry`; connections will use the tokens after them,
+    /// up to [`token_count`](Self::token_count) in all from `first`.
+    ///
+    /// # Errors
+    /// The registry refused a listener, or the server is already registered.
+    pub fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
+        if self.first_token.is_some() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "server already registered"));
+        }
+        if first.0.checked_add(self.token_count()).is_none() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "token range overflows"));
+        }
+        for (i, listener) in self.listeners.iter_mut().enumerate() {
+            if let Some(listener) = listener {
+                registry.register(listener, Token(first.0 + i), Interest::READABLE)?;
+            }
+        }
+        self.first_token = Some(first.0);
+        Ok(())
+    }
+
+    /// Handles one readiness event; returns `false` if its token is not this server's.
+    pub fn handle_event(&mut self, registry: &Registry, event: &Event) -> bool {
+        let Some(offset) =
+            self.token_range().filter(|r| r.contains(&event.token().0)).map(|r| event.token().0 - r.start)
+        else {
+            return false;
+        };
+        if offset < self.listeners.len() {
+            self.accept(registry, offset);
+        } else {
+            let index = offset - self.listeners.len();
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            let writable = event.is_writable() || event.is_error();
+            self.ready(registry, index, readable, writable);
+        }
+        true
+    }
+
+    /// How long the event loop may sleep before [`handle_timeout`](Self::handle_timeout) is due
+    /// (`None`: until a readiness event). Pass it to `mio::Poll::poll`.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if !self.read_again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let core = self.core.poll_timeout().map(|at| self.clock.until(at));
+        let accept =
+            self.accept_paused_until.map(|at| at.saturating_duration_since(std::time::Instant::now()));
+        shortest(core, accept)
+    }
+
+    /// Fires due timers, reads connections whose read budget ran out, retries a paused accept,
+    /// and flushes.
+    pub fn handle_timeout(&mut self, registry: &Registry) {
+        self.core.handle_timeout(self.clock.now());
+        for index in std::mem::take(&mut self.read_again) {
+            self.ready(registry, index, true, false);
+        }
+        if self.accept_paused_until.is_some_and(|at| at <= std::time::Instant::now()) {
+            self.accept_paused_until = None;
+            for i in 0..self.listeners.len() {
+                self.accept(registry, i);
+            }
+        }
+        self.flush(registry);
+    }
+
+    /// Writes pending output, closes released connections and resumes paused ones, until the
+    /// core has nothing more to say. Call it after the events of one poll and after commands.
+    pub fn flush(&mut self, registry: &Registry) {
+        loop {
+            let mut progress = false;
+            while let Some(id) = self.core.poll_transmit() {
+                progress = true;
+                if let Some(&index) = self.by_conn.get(&id) {
+                    self.write(registry, index);
+                }
+            }
+            while let Some(id) = self.core.poll_release() {
+                progress = true;
+                self.release(registry, id);
+            }
+            while let Some(id) = self.core.poll_resume() {
+                progress = true;
+                if let Some(&index) = self.by_conn.get(&id) {
+                    self.read(registry, index, true);
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    /// Godot's `close()`: stops listening and closes every peer with 1001; keep driving the
+    /// loop until [`peer().connection_count()`](CoreServer::connection_count) is zero.
+    pub fn close(&mut self, registry: &Registry) {
+        self.core.close(self.clock.now());
+        self.stop_listening(registry);
+        self.flush(registry);
+    }
+
+    fn stop_listening(&mut self, registry: &Registry) {
+        for listener in &mut self.listeners {
+            if let Some(mut l) = listener.take() {
+                let _ = registry.deregister(&mut l);
+            }
+        }
+    }
+
+    fn token(&self, index: usize) -> Token {
+        Token(self.first_token.unwrap_or(0) + self.listeners.len() + index)
+    }
+
+    fn accept(&mut self, registry: &Registry, listener: usize) {
+        loop {
+            let Some(Some(l)) = self.listeners.get(listener) else { return };
+            match l.accept() {
+                Ok((stream, addr)) => self.take(registry, stream, addr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+                Err(e) => {
+                    self.stats.accept_errors += 1;
+                    self.accept_paused_until = Some(std::time::Instant::now() + ACCEPT_RETRY);
+                    self.queue_failure(TransportFailure {
+                        addr: None,
+                        peer: None,
+                        error: TransportError::Io(e),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, registry: &Registry, stream: TcpStream, addr: SocketAddr) {
+        let now = self.clock.now();
+        let id = match self.core.accept(now, Some(addr)) {
+            Ok(id) => id,
+            Err(AcceptError::AtCapacity) => {
+                self.stats.refused_at_capacity += 1;
+                return;
+            }
+            Err(_) => {
+                self.stop_listening(registry);
+                return;
+            }
+        };
+        self.stats.accepted += 1;
+        // Godot sets TCP_NODELAY too: game packets must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let mut transport = Transport::new(stream, false);
+        let mut failed = None;
+        #[cfg(feature = "tls")]
+        if let Some(session) = self.tls.as_ref().and_then(TlsOptions::new_server_session) {
+            match session {
+                Ok(session) => transport.set_tls(session),
+                Err(e) => failed = Some(TransportError::Tls(e)),
+            }
+        }
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        let token = self.token(index);
+        // Registration reports data that arrived before it (edge-triggered epoll included).
+        if let Err(e) = transport.update_interest(registry, token) {
+            failed = failed.or(Some(TransportError::Io(e)));
+        }
+        if let Some(error) = failed {
+            transport.kill(&mut Conn { core: &mut self.core, id, now });
+            self.report(Some(addr), None, error);
+        }
+        self.slots[index] = Some(Slot { id, transport });
+        self.by_conn.insert(id, index);
+    }
+
+    fn ready(&mut self, registry: &Registry, index: usize, readable: bool, writable: bool) {
+        if readable {
+            self.read(registry, index, false);
+        }
+        let wants_write =
+            self.slots.get(index).and_then(Option::as_ref).is_some_and(|s| s.transport.wants_write());
+        if writable || wants_write {
+            self.write(registry, index);
+        }
+    }
+
+    fn read(&mut self, registry: &Registry, index: usize, resume: bool) {
+        let now = self.clock.now();
+        let Some(Some(slot)) = self.slots.get_mut(index) else { return };
+        let mut conn = Conn { core: &mut self.core, id: slot.id, now };
+        let end = if resume {
+            slot.transport.resume(&mut conn, self.scratch.as_mut(), READ_BUDGET)
+        } else {
+            slot.transport.read(&mut conn, self.scratch.as_mut(), READ_BUDGET)
+        };
+        match end {
+            ReadEnd::Budget => self.read_again.push(index),
+            ReadEnd::Ended(Some(error)) => {
+                let (id, addr) = (slot.id, slot.transport.stream().peer_addr().ok());
+                let peer = self.core.peer_of(id);
+                self.report(addr, peer, error);
+            }
+            ReadEnd::Drained | ReadEnd::Paused | ReadEnd::Ended(None) => {}
+        }
+        // TLS handshake records produced by what was read go out now.
+        if self.slots[index].as_ref().is_some_and(|s| s.transport.wants_write()) {
+            self.write(registry, index);
+        }
+    }
+
+    fn write(&mut self, registry: &Registry, index: usize) {
+        let now = self.clock.now();
+        let token = self.token(index);
+        let Some(Some(slot)) = self.slots.get_mut(index) else { return };
+        let mut conn = Conn { core: &mut self.core, id: slot.id, now };
+        let result = slot.transport.write(&mut conn);
+        let interest = slot.transport.update_interest(registry, token);
+        let (id, addr) = (slot.id, slot.transport.stream().peer_addr().ok());
+        if let Err(error) = result {
+            let peer = self.core.peer_of(id);
+            self.report(addr, peer, error);
+        }
+        if let Err(e) = interest {
+            if let Some(Some(slot)) = self.slots.get_mut(index) {
+                slot.transport.kill(&mut Conn { core: &mut self.core, id, now });
+            }
+            self.report(addr, None, TransportError::Io(e));
+        }
+    }
+
+    fn release(&mut self, registry: &Registry, id: ConnId) {
+        let Some(index) = self.by_conn.remove(&id) else { return };
+        if let Some(slot) = self.slots.get_mut(index).and_then(Option::take) {
+            slot.transport.close(registry);
+            self.free.push(index);
+        }
+    }
+
+    fn report(&mut self, addr: Option<SocketAddr>, peer: Option<peer::PeerId>, error: TransportError) {
+        match &error {
+            #[cfg(feature = "tls")]
+            TransportError::Tls(_) => self.stats.tls_failures += 1,
+            _ => self.stats.io_errors += 1,
+        }
+        self.queue_failure(TransportFailure { addr, peer, error });
+    }
+
+    fn queue_failure(&mut self, failure: TransportFailure) {
+        if self.failures.len() >= MAX_QUEUED_FAILURES {
+            self.stats.unreported_failures += 1;
+            return;
+        }
+        self.failures.push_back(failure);
+    }
+
+    /// Whether the server was closed and every connection released.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.core.connection_status() == peer::ConnectionStatus::Disconnected
+            && self.core.connection_count() == 0
+    }
+}

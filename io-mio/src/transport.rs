@@ -1,0 +1,391 @@
+//! One connection's byte pipe: a mio TCP stream, optionally wrapped in a rustls session, moving
+//! bytes between the socket and a core machine.
+//!
+//! Reads go into the adapter's one shared scratch buffer (plain) or stay in rustls's own
+//! plaintext buffer (TLS) and are offered to the machine from there; only bytes the machine
+//! refused (back-pressure) are copied, into a per-connection buffer that exists only while it
+//! holds them. Plain writes go straight from the machine's transmit slice to the socket.
+
+use std::io::{self, Read as _, Write as _};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::error::TransportError;
+#[cfg(feature = "tls")]
+use crate::tls::TlsError;
+
+/// The core side of a transport: one connection of a `peer::Server`, or a `peer::Client`.
+pub(crate) trait Machine {
+    /// Offers received bytes; returns how many were taken.
+    fn input(&mut self, bytes: &[u8]) -> usize;
+    /// The byte stream ended or failed.
+    fn eof(&mut self);
+    /// The bytes waiting to be written.
+    fn output(&self) -> Option<&[u8]>;
+    /// `n` bytes of [`output`](Self::output) were written.
+    fn consume(&mut self, n: usize);
+}
+
+/// How a read pass ended.
+#[derive(Debug)]
+pub(crate) enum ReadEnd {
+    /// The socket has nothing more for now.
+    Drained,
+    /// The machine refused bytes; wait until it has room.
+    Paused,
+    /// The per-pass byte budget ran out with data possibly left: read again soon.
+    Budget,
+    /// The stream ended (the machine was told), with the transport error if it failed.
+    Ended(Option<TransportError>),
+}
+
+/// A connection's socket and TLS session.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    stream: TcpStream,
+    #[cfg(feature = "tls")]
+    tls: Option<Box<rustls::Connection>>,
+    /// Plain bytes the machine refused, offered again on resume; unallocated when empty.
+    held: Vec<u8>,
+    /// The interest currently registered.
+    registered: Option<Interest>,
+    /// Client: the TCP connection is still being established.
+    connecting: bool,
+    /// The machine refused input: do not read until it takes what is held.
+    paused: bool,
+    /// The read side is over (end of stream, error, or TLS failure).
+    read_done: bool,
+    /// The last write hit `WouldBlock` with output left.
+    write_blocked: bool,
+    /// Writing failed: output is discarded so the machine can finish.
+    dead: bool,
+}
+
+impl Transport {
+    /// A transport over an accepted or connecting stream.
+    pub(crate) fn new(stream: TcpStream, connecting: bool) -> Self {
+        Self {
+            stream,
+            #[cfg(feature = "tls")]
+            tls: None,
+            held: Vec::new(),
+            registered: None,
+            connecting,
+            paused: false,
+            read_done: false,
+            write_blocked: false,
+            dead: false,
+        }
+    }
+
+    /// Wraps the stream in a TLS session (before any byte moved).
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls(&mut self, session: rustls::Connection) {
+        self.tls = Some(Box::new(session));
+    }
+
+    /// The socket.
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Replaces the socket of a client whose connection attempt failed (next address).
+    pub(crate) fn replace_stream(&mut self, registry: &Registry, stream: TcpStream) {
+        let _ = registry.deregister(&mut self.stream);
+        self.stream = stream;
+        self.registered = None;
+        self.connecting = true;
+    }
+
+    /// Whether the machine refused input that is still held.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Whether the TCP connection is still being established.
+    pub(crate) fn is_connecting(&self) -> bool {
+        self.connecting
+    }
+
+    /// Whether the transport cannot carry bytes any more.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Registers or re-registers the stream for the interest its state needs: readable always,
+    /// writable only while connecting or while output waits for socket space.
+    pub(crate) fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let wanted = if self.connecting || self.write_blocked {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        match self.registered {
+            Some(current) if current == wanted => Ok(()),
+            Some(_) => {
+                registry.reregister(&mut self.stream, token, wanted).map(|()| self.registered = Some(wanted))
+            }
+            None => {
+                registry.register(&mut self.stream, token, wanted).map(|()| self.registered = Some(wanted))
+            }
+        }
+    }
+
+    /// Client: checks a connecting socket after a readiness event. `Ok(true)` once connected.
+    ///
+    /// # Errors
+    /// The connection attempt failed.
+    pub(crate) fn finish_connect(&mut self) -> io::Result<bool> {
+        if !self.connecting {
+            return Ok(true);
+        }
+        if let Some(error) = self.stream.take_error()? {
+            return Err(error);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => {
+                self.connecting = false;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads until the socket would block, the machine pushes back, or `budget` bytes were read.
+    pub(crate) fn read(&mut self, machine: &mut impl Machine, scratch: &mut [u8], budget: usize) -> ReadEnd {
+        if self.read_done || self.connecting {
+            return ReadEnd::Drained;
+        }
+        if self.paused {
+            return ReadEnd::Paused;
+        }
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return self.read_tls(machine, budget);
+        }
+        let mut total = 0;
+        loop {
+            if total >= budget {
+                return ReadEnd::Budget;
+            }
+            match self.stream.read(scratch) {
+                Ok(0) => return self.end(machine, None),
+                Ok(n) => {
+                    total += n;
+                    let taken = machine.input(&scratch[..n]);
+                    if taken < n {
+                        self.held.extend_from_slice(&scratch[taken..n]);
+                        self.paused = true;
+                        return ReadEnd::Paused;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Drained,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.end(machine, Some(TransportError::Io(e))),
+            }
+        }
+    }
+
+    /// Offers the held bytes again; when all are taken, reading continues.
+    pub(crate) fn resume(
+        &mut self,
+        machine: &mut impl Machine,
+        scratch: &mut [u8],
+        budget: usize,
+    ) -> ReadEnd {
+        if !self.paused {
+            return ReadEnd::Drained;
+        }
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            // The refused plaintext is still in rustls's buffer; the read pass offers it first.
+            self.paused = false;
+            return self.read_tls(machine, budget);
+        }
+        let taken = machine.input(&self.held);
+        if taken < self.held.len() {
+            self.held.drain(..taken);
+            return ReadEnd::Paused;
+        }
+        // Give the memory back: an idle connection holds no input buffer.
+        self.held = Vec::new();
+        self.paused = false;
+        self.read(machine, scratch, budget)
+    }
+
+    /// The read side ended: tell the machine once.
+    fn end(&mut self, machine: &mut impl Machine, error: Option<TransportError>) -> ReadEnd {
+        self.read_done = true;
+        self.paused = false;
+        self.held = Vec::new();
+        machine.eof();
+        ReadEnd::Ended(error)
+    }
+
+    #[cfg(feature = "tls")]
+    fn read_tls(&mut self, machine: &mut impl Machine, budget: usize) -> ReadEnd {
+        use std::io::BufRead as _;
+
+        let Some(tls) = self.tls.as_deref_mut() else { return ReadEnd::Drained };
+        let mut total = 0;
+        loop {
+            // Plaintext rustls already decrypted goes to the machine first, from rustls's buffer.
+            loop {
+                let mut reader = tls.reader();
+                match reader.fill_buf() {
+                    // A close_notify: the peer ended the stream cleanly.
+                    Ok([]) => return self.end(machine, None),
+                    Ok(plain) => {
+                        let len = plain.len();
+                        let taken = machine.input(plain);
+                        reader.consume(taken);
+                        if taken < len {
+                            self.paused = true;
+                            return ReadEnd::Paused;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    // TCP closed without close_notify: many peers do this; the core judges.
+                    Err(_) => return self.end(machine, None),
+                }
+            }
+            if total >= budget {
+                return ReadEnd::Budget;
+            }
+            match tls.read_tls(&mut self.stream) {
+                Ok(n) => {
+                    total += n;
+                    if let Err(error) = tls.process_new_packets() {
+                        // Send the alert rustls queued, so the peer learns why.
+                        let _ = tls.write_tls(&mut self.stream);
+                        self.dead = true;
+                        return self.end(machine, Some(TransportError::Tls(TlsError::from_rustls(error))));
+                    }
+                    // On end of stream (n == 0) the next fill_buf reports it.
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Drained,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.end(machine, Some(TransportError::Io(e))),
+            }
+        }
+    }
+
+    /// Whether TLS has records of its own to send (handshake messages, alerts).
+    pub(crate) fn wants_write(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.wants_write();
+        }
+        false
+    }
+
+    /// Writes the machine's output until it is all written or the socket would block.
+    ///
+    /// # Errors
+    /// The socket failed; the machine was told the stream ended and its output is discarded.
+    pub(crate) fn write(&mut self, machine: &mut impl Machine) -> Result<(), TransportError> {
+        if self.dead {
+            discard(machine);
+            return Ok(());
+        }
+        if self.connecting {
+            return Ok(());
+        }
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return self.write_tls(machine);
+        }
+        loop {
+            let Some(bytes) = machine.output() else {
+                self.write_blocked = false;
+                return Ok(());
+            };
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(self.fail_write(machine, io::ErrorKind::WriteZero.into())),
+                Ok(n) => machine.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.fail_write(machine, e)),
+            }
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    fn write_tls(&mut self, machine: &mut impl Machine) -> Result<(), TransportError> {
+        let Some(tls) = self.tls.as_deref_mut() else { return Ok(()) };
+        loop {
+            let mut moved = false;
+            // Encryption needs a copy anyway: rustls takes plaintext up to its buffer limit.
+            if let Some(bytes) = machine.output() {
+                if let Ok(n @ 1..) = tls.writer().write(bytes) {
+                    machine.consume(n);
+                    moved = true;
+                }
+            }
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.stream) {
+                    Ok(0) => return Err(self.fail_write(machine, io::ErrorKind::WriteZero.into())),
+                    Ok(_) => moved = true,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.write_blocked = true;
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(self.fail_write(machine, e)),
+                }
+            }
+            if !moved {
+                self.write_blocked = false;
+                return Ok(());
+            }
+        }
+    }
+
+    fn fail_write(&mut self, machine: &mut impl Machine, error: io::Error) -> TransportError {
+        self.dead = true;
+        self.write_blocked = false;
+        if !self.read_done {
+            self.end(machine, None);
+        }
+        discard(machine);
+        TransportError::Io(error)
+    }
+
+    /// Marks the transport unusable (a failed connect, a TLS session that could not start) and
+    /// tells the machine its stream ended.
+    pub(crate) fn kill(&mut self, machine: &mut impl Machine) {
+        self.dead = true;
+        self.connecting = false;
+        if !self.read_done {
+            self.end(machine, None);
+        }
+        discard(machine);
+    }
+
+    /// Deregisters and closes the socket, saying goodbye to a TLS peer first (best effort).
+    pub(crate) fn close(mut self, registry: &Registry) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            if !self.dead && !self.connecting {
+                tls.send_close_notify();
+                let _ = tls.write_tls(&mut self.stream);
+            }
+        }
+        if self.registered.is_some() {
+            let _ = registry.deregister(&mut self.stream);
+        }
+    }
+}
+
+/// Drops every byte the machine wants to send: the transport cannot carry them.
+fn discard(machine: &mut impl Machine) {
+    while let Some(bytes) = machine.output() {
+        let n = bytes.len();
+        machine.consume(n);
+    }
+}
