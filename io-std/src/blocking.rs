@@ -3,10 +3,13 @@
 //! Waiting is done with socket timeouts computed from the core's next timer, so the handshake
 //! timeout, the close timeout and the heartbeat all work while a call blocks.
 
+use core::fmt;
+use core::net::SocketAddr;
+use core::time::Duration;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Instant as StdInstant;
 
 use multipeer::ws::{
     CloseCode, CloseInfo, Config, ControlPayload, Event, HandshakeError, MessageKind, State,
@@ -31,8 +34,8 @@ pub struct WebSocket<T: Transport = TcpStream> {
     write_timeout: Option<Duration>,
 }
 
-impl<T: Transport> std::fmt::Debug for WebSocket<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<T: Transport> fmt::Debug for WebSocket<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
             .field("role", &self.driver.role())
             .field("state", &self.driver.state())
@@ -277,7 +280,7 @@ impl<T: Transport> WebSocket<T> {
             }
         }
         match self.driver.closed_error() {
-            Error::Closed(info) => Ok(info),
+            Error::Closed(info) => Ok(*info),
             other => Err(other),
         }
     }

@@ -7,11 +7,13 @@
 //! [`Driver::release_if_done`] gives the transport up once the core is finished. They differ
 //! only in how they wait: socket timeouts, or the caller's own readiness loop.
 
-use std::cell::RefCell;
+use core::cell::RefCell;
+use core::net::SocketAddr;
+use core::time::Duration;
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Instant as StdInstant;
 
 use chacha20::ChaCha12Rng;
 use multipeer::ws::handshake::{ClientRequest, HandshakeError, Scheme, Url};
@@ -30,8 +32,10 @@ type ServerConnection = ws::Connection<VecStorage, NoRng>;
 
 /// The core machine of either role; the two differ only in their mask-key source type.
 enum Machine {
-    Client(ClientConnection),
-    Server(ServerConnection),
+    // Boxed, so a socket is a few words to move and the CSPRNG state of a client does not
+    // make every server connection as large.
+    Client(Box<ClientConnection>),
+    Server(Box<ServerConnection>),
 }
 
 /// Runs `$body` with `$conn` bound to the connection inside either variant.
@@ -126,14 +130,14 @@ impl<T: Transport> Driver<T> {
         };
         let clock = Clock::new();
         let conn = ClientConnection::client(clock.now(), &request, options.config, client_rng()?)?;
-        Ok(Self::new(Machine::Client(conn), transport, clock, None))
+        Ok(Self::new(Machine::Client(Box::new(conn)), transport, clock, None))
     }
 
     /// A server waiting for the upgrade request on a freshly accepted transport.
     pub(crate) fn server(transport: T, options: Arc<ServerOptions>) -> Self {
         let clock = Clock::new();
         let conn = ServerConnection::server(clock.now(), options.config);
-        Self::new(Machine::Server(conn), transport, clock, Some(options))
+        Self::new(Machine::Server(Box::new(conn)), transport, clock, Some(options))
     }
 
     fn new(machine: Machine, transport: T, clock: Clock, server: Option<Arc<ServerOptions>>) -> Self {
@@ -223,17 +227,17 @@ impl<T: Transport> Driver<T> {
     /// The error a closed connection reports.
     pub(crate) fn closed_error(&self) -> Error {
         if let Some(info) = self.close_info() {
-            return Error::Closed(info.clone());
+            return Error::Closed(Box::new(info.clone()));
         }
         match self.handshake_error() {
             Some(e) => Error::Handshake(e),
-            None => Error::Closed(CloseInfo {
+            None => Error::Closed(Box::new(CloseInfo {
                 code: CloseCode::ABNORMAL,
                 reason: CloseReason::default(),
                 initiator: Initiator::Library,
                 error: Some(ws::Error::ConnectionReset),
                 clean: false,
-            }),
+            })),
         }
     }
 

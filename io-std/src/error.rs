@@ -1,6 +1,6 @@
 //! The adapter's one error type.
 
-use std::fmt;
+use core::fmt;
 use std::io;
 
 use multipeer::ws::handshake::UrlError;
@@ -22,7 +22,7 @@ pub enum Error {
     /// The core refused a command (not open, outbound queue full, invalid close code, ...).
     Send(SendError),
     /// The connection is closed; how it ended.
-    Closed(CloseInfo),
+    Closed(Box<CloseInfo>),
     /// No message arrived before the deadline given to a `*_timeout` call.
     TimedOut,
     /// The operating system could not seed the client's random number generator.
@@ -53,14 +53,14 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::Io(e) => Some(e),
             Self::Url(e) => Some(e),
             Self::Handshake(e) => Some(e),
             Self::Send(e) => Some(e),
-            Self::Closed(info) => info.error.as_ref().map(|e| e as &(dyn std::error::Error + 'static)),
+            Self::Closed(info) => info.error.as_ref().map(|e| e as &(dyn core::error::Error + 'static)),
             Self::Rng(e) => Some(e),
             Self::TlsUnsupported | Self::TimedOut => None,
         }
@@ -106,12 +106,12 @@ mod tests {
             error: Some(multipeer::ws::Error::MaskedFrame),
             clean: false,
         };
-        let closed = Error::Closed(info);
+        let closed = Error::Closed(Box::new(info));
         assert_eq!(
             closed.to_string(),
             "connection closed with code 1002 (\"bad frame\"): masked server frame"
         );
-        assert!(std::error::Error::source(&closed).is_some());
+        assert!(core::error::Error::source(&closed).is_some());
         let rejected = Error::Handshake(HandshakeError::Rejected(403));
         assert_eq!(
             rejected.to_string(),

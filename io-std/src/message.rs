@@ -35,7 +35,7 @@ impl Message {
     pub fn as_text(&self) -> Option<&str> {
         // The core validated text messages as UTF-8 while they arrived; this check is cheap
         // insurance and keeps the API free of unchecked conversions.
-        if self.is_text() { std::str::from_utf8(&self.data).ok() } else { None }
+        if self.is_text() { core::str::from_utf8(&self.data).ok() } else { None }
     }
 
     /// The payload, consuming the message.

@@ -33,8 +33,10 @@
 //! # Ok::<(), multipeer_std::Error>(())
 //! ```
 
+use core::fmt;
+use core::net::SocketAddr;
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
@@ -58,8 +60,8 @@ pub struct WebSocket<T: Transport = TcpStream> {
     room_made: bool,
 }
 
-impl<T: Transport> std::fmt::Debug for WebSocket<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<T: Transport> fmt::Debug for WebSocket<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
             .field("role", &self.driver.role())
             .field("state", &self.driver.state())

@@ -1,9 +1,9 @@
 //! What an application chooses for its clients and servers: subprotocols, extra headers,
 //! limits, and the server's request check.
 
-use std::fmt;
+use core::fmt;
+use core::time::Duration;
 use std::sync::Arc;
-use std::time::Duration;
 
 use multipeer::ws::Config;
 use multipeer::ws::handshake::Request;

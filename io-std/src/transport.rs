@@ -1,8 +1,9 @@
 //! What a connection needs from the byte stream under it.
 
+use core::net::SocketAddr;
+use core::time::Duration;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::{Shutdown, TcpStream};
 
 /// A reliable, ordered byte stream a WebSocket runs over: a `TcpStream` here, and later a TLS
 /// stream wrapping one.

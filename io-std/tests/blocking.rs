@@ -1,11 +1,12 @@
 //! The blocking client and server over loopback TCP: echo, subprotocols, the request hook,
 //! and the core's timers (handshake, heartbeat, close) running while calls block.
 
+use core::time::Duration;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use multipeer::ws::{CloseCode, Config, HandshakeError, Initiator, MessageKind};
 use multipeer_std::{ClientOptions, Error, Message, Rejection, Server, ServerOptions, WebSocket};

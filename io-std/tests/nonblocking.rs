@@ -2,10 +2,11 @@
 //! handshake, echo, back-pressure that holds input without losing or reordering it, the
 //! closing handshake, and timers fired through `next_timeout`.
 
+use core::time::Duration;
 use std::io::Read;
 use std::net::TcpStream;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use multipeer::ws::{CloseCode, Config, Event, HandshakeError, Initiator, MessageKind, State};
 use multipeer_std::nonblocking::{Listener, WebSocket};
@@ -42,7 +43,7 @@ fn accept(listener: &Listener) -> WebSocket {
 }
 
 fn events(ws: &mut WebSocket) -> Vec<Event> {
-    std::iter::from_fn(|| ws.poll_event()).collect()
+    core::iter::from_fn(|| ws.poll_event()).collect()
 }
 
 #[test]

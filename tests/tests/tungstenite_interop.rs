@@ -3,10 +3,10 @@
 //! messages at every length-encoding boundary up to 1 MiB, and the closing handshake observed
 //! from both ends.
 
+use core::time::Duration;
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
 use multipeer::ws::{CloseCode, Config, Initiator, MessageKind};
 use multipeer_std::{ClientOptions, Error, Message, Server, ServerOptions, WebSocket};

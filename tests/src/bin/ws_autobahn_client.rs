@@ -4,11 +4,12 @@
 //! count from `/getCaseCount`, echoes every message of each `/runCase?case=I&agent=AGENT` until
 //! the server closes, then asks `/updateReports?agent=AGENT` to write the reports.
 
+use core::time::Duration;
 use std::net::TcpStream;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use multipeer::ws::handshake::Url;
 use multipeer::ws::{CloseCode, CloseInfo, Config, Initiator, SendError};
@@ -99,7 +100,7 @@ fn echo_until_closed(ws: &mut WebSocket, deadline: Instant) -> Result<CloseInfo,
                 Ok(()) | Err(Error::Send(SendError::NotOpen)) => {}
                 Err(e) => return Err(e),
             },
-            Err(Error::Closed(info)) => return Ok(info),
+            Err(Error::Closed(info)) => return Ok(*info),
             Err(Error::TimedOut) => {
                 let _ = ws.close(CloseCode::GOING_AWAY, "case timeout");
                 return Err(Error::TimedOut);

@@ -5,13 +5,13 @@
 //! binary) on every connection until killed. One thread per connection, each driving the
 //! blocking `multipeer_std::WebSocket`.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::time::Duration;
 use std::io::Write as _;
 use std::net::TcpStream;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::Duration;
 
 use multipeer::ws::{Config, SendError};
 use multipeer_std::{Error, Server, ServerOptions};
