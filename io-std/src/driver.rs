@@ -10,7 +10,7 @@
 use core::cell::RefCell;
 use core::net::SocketAddr;
 use core::time::Duration;
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, IoSlice};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
@@ -50,6 +50,9 @@ macro_rules! on_machine {
 
 /// Bytes asked of the transport per read call.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Most separate slices handed to one vectored write; the rest go in the next.
+const WRITE_CHUNKS: usize = 16;
 
 thread_local! {
     /// One read buffer per thread, shared by every connection the thread drives, so an idle
@@ -390,17 +393,23 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    /// One write call with everything the core has queued (frames come coalesced in one
-    /// slice); returns the bytes written, zero when the transport cannot take any now.
+    /// One write call with everything the core has queued (frames come coalesced, so this is
+    /// one slice, or a few for shared broadcast frames); returns the bytes written, zero when
+    /// the transport cannot take any now.
     pub(crate) fn write(&mut self, now: Instant) -> io::Result<usize> {
         if self.release != Release::Attached {
             return Ok(0);
         }
         let Some(transport) = self.transport.as_mut() else { return Ok(0) };
         let result = loop {
-            let attempt = on_machine!(&self.machine, c => match c.poll_transmit() {
-                Some(out) => transport.write(out),
-                None => return Ok(0),
+            let attempt = on_machine!(&self.machine, c => {
+                let mut chunks: [&[u8]; WRITE_CHUNKS] = [&[]; WRITE_CHUNKS];
+                match c.transmit_chunks(&mut chunks) {
+                    0 => return Ok(0),
+                    1 => transport.write(chunks[0]),
+                    // Shared (broadcast) frames sit between inline bytes: one vectored write.
+                    count => transport.write_vectored(&chunks.map(IoSlice::new)[..count]),
+                }
             });
             match attempt {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
