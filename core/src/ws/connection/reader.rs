@@ -152,15 +152,25 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let mut at = 0;
         while matches!(self.phase, Phase::Open | Phase::CloseSent) {
             let Some(frame) = self.reader.frame else {
-                match self.read_header(&input[at..]) {
+                // A header that arrived whole in this input can be left unconsumed.
+                let whole = self.reader.header_len == 0;
+                let checked = match self.read_header(&input[at..]) {
                     Ok(HeaderRead::Complete(header, used)) => {
-                        at += used;
-                        if let Err(e) = self.start_frame(header) {
-                            self.fail(e);
-                        }
+                        self.check_frame(&header).map(|()| (header, used))
                     }
                     Ok(HeaderRead::Partial(used)) => return at + used,
                     Ok(HeaderRead::Blocked) => return at,
+                    Err(e) => Err(e),
+                };
+                match checked {
+                    Ok((header, used)) => {
+                        at += used;
+                        self.start_frame(header);
+                    }
+                    // Messages that arrived before the bad frame are the application's to read
+                    // first (RFC 6455 processes a stream in order): hold the bad frame back
+                    // until they are read, then fail.
+                    Err(_) if whole && !self.inbound.is_empty() => return at,
                     Err(e) => {
                         self.fail(e);
                         return input.len();
@@ -250,7 +260,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         }
     }
 
-    fn start_frame(&mut self, h: FrameHeader) -> Result<(), Error> {
+    /// Whether a frame with this header may be read now; changes nothing.
+    fn check_frame(&self, h: &FrameHeader) -> Result<(), Error> {
         if h.rsv != 0 {
             return Err(Error::ReservedBits(h.rsv));
         }
@@ -266,34 +277,40 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             if !h.fin {
                 return Err(Error::FragmentedControlFrame);
             }
+            return Ok(());
+        }
+        let received = match (h.opcode, self.reader.message.as_ref()) {
+            (OpCode::Continuation, None) => return Err(Error::UnexpectedContinuation),
+            (OpCode::Continuation, Some(m)) => {
+                if m.fragments >= self.config.max_fragments {
+                    return Err(Error::TooManyFragments { limit: self.config.max_fragments });
+                }
+                m.received
+            }
+            (_, Some(_)) => return Err(Error::ExpectedContinuation),
+            (_, None) => 0,
+        };
+        // Refused from the header alone: nothing of an oversized message is buffered.
+        let limit = self.config.max_message_size;
+        if received.saturating_add(h.payload_len) > limit as u64 {
+            return Err(Error::MessageTooBig { limit });
+        }
+        Ok(())
+    }
+
+    /// Starts reading a frame that [`check_frame`](Self::check_frame) accepted.
+    fn start_frame(&mut self, h: FrameHeader) {
+        if h.opcode.is_control() {
             self.reader.control.clear();
         } else {
-            let limit = self.config.max_message_size;
-            let message = match (h.opcode, self.reader.message.as_mut()) {
-                (OpCode::Continuation, None) => return Err(Error::UnexpectedContinuation),
-                (OpCode::Continuation, Some(m)) => {
-                    m.fragments += 1;
-                    if m.fragments > self.config.max_fragments {
-                        return Err(Error::TooManyFragments { limit: self.config.max_fragments });
-                    }
-                    m
-                }
-                (_, Some(_)) => return Err(Error::ExpectedContinuation),
-                (opcode, None) => {
-                    let kind = if opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary };
-                    self.reader.message.insert(MessageState {
-                        kind,
-                        fragments: 1,
-                        received: 0,
-                        utf8: Utf8Validator::new(),
-                        started: false,
-                    })
-                }
-            };
-            // Refused from the header alone: nothing of an oversized message is buffered.
-            if message.received.saturating_add(h.payload_len) > limit as u64 {
-                return Err(Error::MessageTooBig { limit });
-            }
+            let message = self.reader.message.get_or_insert(MessageState {
+                kind: if h.opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary },
+                fragments: 0,
+                received: 0,
+                utf8: Utf8Validator::new(),
+                started: false,
+            });
+            message.fragments += 1;
             message.received += h.payload_len;
         }
         self.reader.frame = Some(FrameState {
@@ -303,7 +320,6 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             remaining: h.payload_len,
             offset: 0,
         });
-        Ok(())
     }
 
     /// Moves data-frame payload into the open packet. Returns the bytes used and whether the

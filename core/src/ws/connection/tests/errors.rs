@@ -197,3 +197,22 @@ fn fixed_storage_too_small_for_a_message_closes_with_1009() {
         (CloseCode::MESSAGE_TOO_BIG, Some(Error::MessageTooBig { limit: 65535 }))
     );
 }
+
+/// Autobahn 3.2 / 4.1.3: a valid message and a bad frame in one read. The message is the
+/// application's to read (and answer) before the connection fails on the frame after it.
+#[test]
+fn a_bad_frame_waits_until_the_messages_before_it_are_read() {
+    let mut s = open_server(Config::GODOT);
+    let hello = masked(0x81, b"Hello");
+    let input = [hello.clone(), masked(0xc1, b"rsv1")].concat();
+    let used = s.handle_input(Instant::ZERO, &input);
+    assert_eq!(used, hello.len(), "the bad frame is left unconsumed");
+    assert_eq!(s.state(), State::Open);
+    assert_eq!(s.peek_message().map(|m| m.data), Some(&b"Hello"[..]));
+    s.send_text("Hello").unwrap();
+    assert!(s.pop_message());
+    assert_eq!(s.handle_input(Instant::ZERO, &input[used..]), input.len() - used);
+    let sent = drain(&mut s);
+    assert_eq!(sent[0].payload, b"Hello", "the answer goes out before the close");
+    assert_eq!(closed(&mut s).error, Some(Error::ReservedBits(4)));
+}
