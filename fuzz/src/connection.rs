@@ -352,7 +352,7 @@ fn run_client<S: Storage>(setup: Setup, mut input: Input<'_>, fixed: Option<usiz
         sent.windows(19).position(|w| w == b"Sec-WebSocket-Key: ").expect("the request has a key") + 19;
     let accept = accept_key(&sent[key_at..key_at + 24]);
     if request_mode & 32 != 0 {
-        h.transmit(usize::MAX);
+        h.transmit_all();
     }
     let response_mode = input.byte();
     if let Some(response) = client_response(response_mode, &accept, &protocols) {
@@ -478,6 +478,15 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         self.wire.extend_from_slice(&available[..taken]);
         self.conn.consume_transmit(taken);
         assert_eq!(self.conn.buffered_amount(), before - taken);
+    }
+
+    /// Lets the transport take everything, one `poll_transmit` slice at a time.
+    fn transmit_all(&mut self) {
+        while self.conn.buffered_amount() > 0 {
+            let before = self.conn.buffered_amount();
+            self.transmit(usize::MAX);
+            assert!(self.conn.buffered_amount() < before, "poll_transmit gave nothing to write");
+        }
     }
 
     /// Lets the transport take up to `n` bytes in one vectored write.
@@ -826,7 +835,7 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             while self.conn.pop_message() {
                 self.messages += 1;
             }
-            self.transmit(usize::MAX);
+            self.transmit_all();
             self.drain_events();
             self.check();
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -852,7 +861,7 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         assert_eq!(self.conn.close(self.now, CloseCode::NORMAL, ""), Ok(()));
         assert_eq!(self.conn.accept(self.now, None, &[]), Err(SendError::WrongState));
         assert!(self.conn.poll_event().is_none());
-        self.transmit(usize::MAX);
+        self.transmit_all();
         check_output(self.role, &self.wire);
     }
 }
