@@ -831,6 +831,9 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
     /// Drains the connection like an adapter, checks it never stalls, ends the transport, and
     /// reads back what it wrote.
     fn finish(&mut self) {
+        // Each round either takes bytes or completes a message that was waiting for room (a
+        // frame whose header was read before the queue filled), so this many rounds suffice.
+        let mut rounds = 2 * self.backlog.len() + 2;
         loop {
             while self.conn.pop_message() {
                 self.messages += 1;
@@ -843,9 +846,16 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             if self.backlog.is_empty() || deciding {
                 break;
             }
-            let len = self.backlog.len();
+            let offered = self.backlog.len();
             let n = self.offer();
-            assert!(n > 0, "stalled: {len} bytes offered to a drained {:?} connection", self.conn.state());
+            let progress = n > 0 || self.conn.available_messages() > 0 || self.conn.buffered_amount() > 0;
+            assert!(
+                progress && rounds > 0,
+                "stalled: {:02x?} offered to a drained {:?} connection",
+                &self.backlog[..offered.min(16)],
+                self.conn.state(),
+            );
+            rounds -= 1;
         }
         self.conn.handle_eof(self.now);
         self.drain_events();
