@@ -52,6 +52,8 @@ extern crate std;
 
 mod buffer;
 mod log;
+#[cfg(feature = "alloc")]
+pub mod mesh;
 pub mod peer;
 pub mod queue;
 mod time;

@@ -243,6 +243,8 @@ pub enum DropReason {
     RelayToServer,
     /// A message of a type the protocol does not define.
     UnknownMessage,
+    /// An unreliable receive queue was full: the oldest message gave way.
+    QueueOverflow,
 }
 
 impl fmt::Display for DropReason {
@@ -256,6 +258,7 @@ impl fmt::Display for DropReason {
             Self::TargetIsSender => f.write_str("peer addressed itself"),
             Self::RelayToServer => f.write_str("relay request addressed to the server"),
             Self::UnknownMessage => f.write_str("unknown message type"),
+            Self::QueueOverflow => f.write_str("unreliable receive queue full"),
         }
     }
 }
@@ -275,6 +278,8 @@ pub enum DisconnectReason {
     Announced,
     /// The connection to the server ended, and every peer with it.
     ServerLost,
+    /// The peer connection failed or one of its channels closed (WebRTC).
+    ConnectionLost,
 }
 
 /// Why a client could not connect.
