@@ -56,6 +56,8 @@ mod log;
 pub mod mesh;
 pub mod peer;
 pub mod queue;
+#[cfg(feature = "alloc")]
+pub mod signaling;
 mod time;
 pub mod ws;
 

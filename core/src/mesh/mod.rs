@@ -13,6 +13,8 @@
 mod channel;
 pub mod dcep;
 mod engine;
+#[cfg(test)]
+pub(crate) mod fake;
 #[allow(clippy::module_inception)]
 mod mesh;
 #[cfg(test)]

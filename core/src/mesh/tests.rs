@@ -1,13 +1,11 @@
 //! Meshes over an in-memory fake engine with seeded loss and reordering.
 
-use std::collections::BTreeMap;
 use std::vec;
 use std::vec::Vec;
 
-use chacha20::ChaCha8Rng;
 use proptest::prelude::*;
-use rand_core::{Rng, SeedableRng};
 
+use super::fake::FakeNet;
 use super::*;
 use crate::peer::{ConnectionStatus, DropReason, Event, MultiplayerPeer, PeerId, Target, TransferMode};
 use crate::queue::QueueLimits;
@@ -15,150 +13,6 @@ use crate::time::Instant;
 
 fn id(n: u32) -> PeerId {
     PeerId::new(n).unwrap()
-}
-
-/// A fake WebRTC engine for several meshes: it negotiates through the meshes' own signalling,
-/// opens channels in random order, and drops (lifetime-limited lanes) or reorders (unordered
-/// lanes) messages at random.
-struct FakeNet {
-    meshes: BTreeMap<PeerId, Mesh>,
-    /// Channel specs each side created for each pair.
-    created: BTreeMap<(PeerId, PeerId), Vec<ChannelSpec>>,
-    rng: ChaCha8Rng,
-    loss: u32,
-    /// Messages in flight: (to, from, stream, data).
-    flight: Vec<(PeerId, PeerId, u16, Vec<u8>)>,
-    /// Messages held back by a full reliable lane, offered again on the next step.
-    held: Vec<(PeerId, PeerId, u16, Vec<u8>)>,
-}
-
-impl FakeNet {
-    fn new(meshes: Vec<Mesh>, seed: u64, loss_percent: u32) -> Self {
-        let meshes = meshes.into_iter().map(|m| (m.unique_id().unwrap(), m)).collect();
-        Self {
-            meshes,
-            created: BTreeMap::new(),
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            loss: loss_percent,
-            flight: Vec::new(),
-            held: Vec::new(),
-        }
-    }
-
-    fn mesh(&mut self, p: u32) -> &mut Mesh {
-        self.meshes.get_mut(&id(p)).unwrap()
-    }
-
-    fn deliver(&mut self, to: PeerId, event: EngineEvent<'_>) {
-        if let Some(m) = self.meshes.get_mut(&to) {
-            let _ = m.handle_engine_event(Instant::ZERO, event);
-        }
-    }
-
-    /// Runs commands, signalling and deliveries until nothing makes progress (messages held
-    /// by a full reliable lane stay held until the reader drains it).
-    fn settle(&mut self) {
-        for _ in 0..1000 {
-            let mut progress = false;
-            let ids: Vec<PeerId> = self.meshes.keys().copied().collect();
-            for me in ids {
-                while let Some(command) = self.meshes.get_mut(&me).unwrap().poll_command() {
-                    progress = true;
-                    self.run(me, command);
-                }
-                while let Some(signal) = self.meshes.get_mut(&me).unwrap().poll_signal() {
-                    progress = true;
-                    if let Signal::Description { peer, kind, sdp } = signal {
-                        if let Some(m) = self.meshes.get_mut(&peer) {
-                            let _ = m.set_remote_description(me, kind, &sdp);
-                        }
-                    }
-                }
-            }
-            // Ordered lanes keep their order; unordered ones are shuffled among themselves.
-            let mut ordered = Vec::new();
-            let mut unordered = Vec::new();
-            for m in core::mem::take(&mut self.held).into_iter().chain(core::mem::take(&mut self.flight)) {
-                if self.is_ordered(m.0, m.1, m.2) { ordered.push(m) } else { unordered.push(m) }
-            }
-            for i in (1..unordered.len()).rev() {
-                let j = (self.rng.next_u32() as usize) % (i + 1);
-                unordered.swap(i, j);
-            }
-            for (to, from, stream, data) in ordered.into_iter().chain(unordered) {
-                let Some(m) = self.meshes.get_mut(&to) else { continue };
-                let event = EngineEvent::Message { peer: from, channel: stream, data: &data };
-                if m.handle_engine_event(Instant::ZERO, event).is_ok() {
-                    progress = true;
-                } else {
-                    self.held.push((to, from, stream, data));
-                }
-            }
-            if !progress {
-                return;
-            }
-        }
-        panic!("fake network did not settle");
-    }
-
-    fn is_ordered(&self, to: PeerId, from: PeerId, stream: u16) -> bool {
-        self.created
-            .get(&(from, to))
-            .and_then(|c| c.iter().find(|s| s.id == stream))
-            .is_none_or(|s| s.ordered)
-    }
-
-    fn run(&mut self, me: PeerId, command: Command) {
-        match command {
-            Command::CreatePeer { peer, offerer, channels } => {
-                self.created.insert((me, peer), channels);
-                if offerer {
-                    let sdp = std::format!("offer {me}->{peer}");
-                    self.deliver(me, EngineEvent::LocalDescription { peer, kind: SdpKind::Offer, sdp: &sdp });
-                }
-            }
-            Command::RemoteDescription { peer, kind: SdpKind::Offer, .. } => {
-                let sdp = std::format!("answer {me}->{peer}");
-                self.deliver(me, EngineEvent::LocalDescription { peer, kind: SdpKind::Answer, sdp: &sdp });
-            }
-            Command::RemoteDescription { peer, kind: SdpKind::Answer, .. } => self.open_pair(me, peer),
-            Command::Send { peer, channel, data } => {
-                let spec =
-                    self.created.get(&(me, peer)).and_then(|c| c.iter().find(|s| s.id == channel)).cloned();
-                let lossy = spec.is_some_and(|s| s.reliability != Reliability::Reliable);
-                if lossy && self.rng.next_u32() % 100 < self.loss {
-                    return;
-                }
-                self.flight.push((peer, me, channel, data));
-            }
-            Command::ClosePeer { peer } => {
-                self.created.remove(&(me, peer));
-                if self.created.remove(&(peer, me)).is_some() {
-                    self.deliver(peer, EngineEvent::State { peer: me, state: ConnectionState::Closed });
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Both sides created the pair and exchanged descriptions: open every channel on both
-    /// ends, in a random order.
-    fn open_pair(&mut self, a: PeerId, b: PeerId) {
-        let (Some(ca), Some(cb)) = (self.created.get(&(a, b)).cloned(), self.created.get(&(b, a)).cloned())
-        else {
-            return;
-        };
-        assert_eq!(ca, cb, "both sides create identical negotiated channels");
-        let mut opens: Vec<(PeerId, PeerId, u16)> =
-            ca.iter().flat_map(|s| [(a, b, s.id), (b, a, s.id)]).collect();
-        for i in (1..opens.len()).rev() {
-            let j = (self.rng.next_u32() as usize) % (i + 1);
-            opens.swap(i, j);
-        }
-        for (at, peer, channel) in opens {
-            self.deliver(at, EngineEvent::ChannelOpen { peer, channel });
-        }
-    }
 }
 
 fn events(m: &mut Mesh) -> Vec<Event> {
