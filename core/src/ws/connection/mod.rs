@@ -408,6 +408,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let scratch = self.inbound.scratch();
         let len = scratch.len();
         scratch.consume(len);
+        // An idle connection holds no buffer: give back what the head needed.
+        scratch.release();
         self.offered_len = 0;
     }
 

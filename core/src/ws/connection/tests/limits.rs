@@ -222,3 +222,16 @@ fn a_keepalive_ping_that_cannot_be_queued_does_not_kill_the_connection() {
     assert_eq!(s.state(), State::Open);
     assert_eq!(s.poll_transmit(), Some(&[0x89, 0x00][..]), "the next tick pings");
 }
+
+/// An open connection with nothing queued holds no buffer memory on either side: the
+/// handshake heads are given back once they are done with.
+#[test]
+fn an_idle_open_connection_holds_no_buffers() {
+    let (mut c, mut s) = open_pair::<Heap>(Config::GODOT);
+    assert_eq!((c.buffer_footprint(), s.buffer_footprint()), (0, 0));
+    c.send_binary(&[1; 3000]).unwrap();
+    pump(Instant::ZERO, &mut c, &mut s);
+    assert!(s.buffer_footprint() > 0);
+    assert!(s.pop_message());
+    assert_eq!((c.buffer_footprint(), s.buffer_footprint()), (0, 0));
+}
