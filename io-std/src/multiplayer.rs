@@ -1,0 +1,898 @@
+//! Godot's `WebSocketMultiplayerPeer` over `std::net`: one type that is a multiplayer server or
+//! client, driven by [`poll`](WebSocketMultiplayerPeer::poll) from the application's loop.
+//!
+//! The protocol is the core's ([`multipeer::peer::Server`] and [`multipeer::peer::Client`]);
+//! this module owns only sockets, a clock and the OS-seeded RNG. Members keep Godot's names
+//! (`create_server`, `put_packet`, `get_packet_peer`, ...) with Rust shapes: enums for targets
+//! and modes, `Option` where Godot returns 0 or an empty value, `Result` where Godot returns an
+//! error code, and an event queue where Godot emits signals.
+//!
+//! ```no_run
+//! use multipeer_std::multipeer::peer::{Event, Target};
+//! use multipeer_std::WebSocketMultiplayerPeer;
+//!
+//! let mut peer = WebSocketMultiplayerPeer::new();
+//! peer.create_server(9080, "*")?;
+//! loop {
+//!     peer.poll()?;
+//!     while let Some(event) = peer.poll_event() {
+//!         if let Event::PeerConnected(id) = event {
+//!             peer.set_target_peer(Target::Peer(id));
+//!             let _ = peer.put_packet(b"\x03welcome"); // SceneMultiplayer's send_bytes framing
+//!         }
+//!     }
+//!     while let Some((data, info)) = peer.get_packet() {
+//!         println!("{} sent {} bytes", info.from, data.len());
+//!     }
+//!     peer.wait(std::time::Duration::from_millis(100));
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Waiting without spinning
+//!
+//! std has no readiness API for several sockets, so [`wait`](WebSocketMultiplayerPeer::wait)
+//! does this: a client blocks on its one socket (a `peek` with a read timeout) until the server
+//! sends something or the core's next timer is due; a server sleeps in slices of at most
+//! [`SERVER_WAIT_SLICE`], bounded by the core's next timer, because new connections and input
+//! on any socket can only be seen by polling. Both return at once when commands queued output
+//! since the last poll. A server with many connections belongs on `multipeer-mio`.
+
+mod client;
+mod linger;
+mod server;
+
+use core::fmt;
+use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::io;
+use std::time::Instant as StdInstant;
+
+use multipeer::peer::{
+    ClientConfig, ConnectionStatus, Event, MultiplayerPeer as _, Packet, PacketInfo, PeerId, Protocol,
+    PutError, ServerConfig, Target, TransferMode, UnknownPeer,
+};
+use multipeer::ws::{self, CloseInfo};
+
+use self::client::ClientSide;
+use self::linger::Linger;
+use self::server::ServerSide;
+use crate::{Error, client_rng};
+
+/// The longest a server's [`wait`](WebSocketMultiplayerPeer::wait) sleeps before polling
+/// again: the delay before a new connection or a packet is noticed.
+pub const SERVER_WAIT_SLICE: Duration = Duration::from_millis(5);
+
+/// Bytes asked of a socket per read call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a `create_*` call or a setting was refused (Godot's `Error` codes).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MultiplayerError {
+    /// A server or client is active (Godot: `ERR_ALREADY_IN_USE`); `close()` it first.
+    AlreadyInUse,
+    /// A value Godot would refuse too (Godot: `ERR_INVALID_PARAMETER`): which one.
+    InvalidParameter(&'static str),
+    /// Listening failed (Godot: `ERR_CANT_CREATE`), with the operating system's reason.
+    Listen(io::Error),
+    /// The client could not start: a bad URL, `wss://` (TLS is not in this adapter yet), a
+    /// failed TCP connect, an unusable subprotocol or header line, or no OS randomness.
+    Connect(Error),
+}
+
+impl fmt::Display for MultiplayerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AlreadyInUse => f.write_str("a server or client is already active; close() it first"),
+            Self::InvalidParameter(what) => write!(f, "invalid parameter: {what}"),
+            Self::Listen(e) => write!(f, "cannot listen: {e}"),
+            Self::Connect(e) => write!(f, "cannot connect: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for MultiplayerError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Listen(e) => Some(e),
+            Self::Connect(e) => Some(e),
+            Self::AlreadyInUse | Self::InvalidParameter(_) => None,
+        }
+    }
+}
+
+/// The connection behind a peer id (Godot: the `WebSocketPeer` that `get_peer(id)` returns), as
+/// a snapshot instead of a live object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerConnection {
+    /// The WebSocket state (Godot: `get_ready_state()`).
+    pub state: ws::State,
+    /// The remote address and port (Godot: `get_connected_host()`, `get_connected_port()`).
+    pub remote: Option<SocketAddr>,
+    /// The negotiated subprotocol (Godot: `get_selected_protocol()`, empty there when none).
+    pub subprotocol: Option<String>,
+    /// Bytes queued for the socket (Godot: `get_current_outbound_buffered_amount()`).
+    pub buffered_amount: usize,
+    /// How the connection closed, once it has (Godot: `get_close_code()` and
+    /// `get_close_reason()`, which are −1 and empty before).
+    pub close: Option<CloseInfo>,
+}
+
+/// The settings Godot copies into each connection when it starts (the properties of
+/// `WebSocketMultiplayerPeer`, plus the wire protocol and SceneMultiplayer's `server_relay`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Settings {
+    protocol: Protocol,
+    server_relay: bool,
+    supported_protocols: Vec<String>,
+    handshake_headers: Vec<String>,
+    inbound_buffer_size: usize,
+    outbound_buffer_size: usize,
+    max_queued_packets: usize,
+    max_outbound_packets: usize,
+    handshake_timeout: Duration,
+}
+
+impl Settings {
+    fn ws_config(&self) -> ws::Config {
+        ws::Config {
+            max_message_size: self.inbound_buffer_size,
+            max_queued_messages: self.max_queued_packets,
+            outbound_buffer_size: self.outbound_buffer_size,
+            max_outbound_messages: self.max_outbound_packets,
+            handshake_timeout: self.handshake_timeout,
+            ..ws::Config::GODOT
+        }
+    }
+}
+
+/// The active half, if any.
+enum Active {
+    None,
+    Server(Box<ServerSide>),
+    Client(Box<ClientSide>),
+}
+
+/// Godot's `WebSocketMultiplayerPeer` (4.x; 3.x `WebSocketServer`/`WebSocketClient` with the
+/// multiplayer API when the protocol is [`Protocol::Godot3`]) over `std::net`.
+///
+/// Configure it (the property setters apply at the next `create_*`), then
+/// [`create_server`](Self::create_server) or [`create_client`](Self::create_client), then call
+/// [`poll`](Self::poll) from a loop, drain [`poll_event`](Self::poll_event) (Godot's signals)
+/// and [`get_packet`](Self::get_packet), and sleep with [`wait`](Self::wait).
+///
+/// Deliberate differences from Godot, besides the Rust shapes: errors Godot only prints (a
+/// packet too large for the target's buffer, a dropped relay) are returned or reported as
+/// [`Event::PacketDropped`]; `disconnect_peer` reports `peer_disconnected` even with `force`;
+/// `close()` sends a Close frame to every peer instead of dropping TCP.
+pub struct WebSocketMultiplayerPeer {
+    settings: Settings,
+    target: Target,
+    mode: TransferMode,
+    channel: u8,
+    refuse: bool,
+    active: Active,
+    linger: Linger,
+    /// Events of a server or client that was closed, still to be read.
+    leftover: VecDeque<Event>,
+    /// Commands queued output (or read packets) since the last poll.
+    dirty: bool,
+    scratch: Vec<u8>,
+}
+
+impl fmt::Debug for WebSocketMultiplayerPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let role = match &self.active {
+            Active::None => "none",
+            Active::Server(_) => "server",
+            Active::Client(_) => "client",
+        };
+        f.debug_struct("WebSocketMultiplayerPeer")
+            .field("role", &role)
+            .field("status", &self.get_connection_status())
+            .field("unique_id", &self.get_unique_id())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WebSocketMultiplayerPeer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Godot 3's buffer size rounding: the power of two at or above `n` (`1 << nearest_shift(n − 1)`).
+fn pow2_at_least(n: u32) -> Option<usize> {
+    let shift = u32::BITS - n.checked_sub(1)?.leading_zeros();
+    1usize.checked_shl(shift).filter(|v| *v <= 1 << 30)
+}
+
+impl WebSocketMultiplayerPeer {
+    /// A peer with Godot 4.4+'s defaults (`WebSocketMultiplayerPeer.new()`): Godot 4 framing,
+    /// relay on, 65535-byte buffers, 4096 queued packets, 3 s handshake timeout.
+    #[must_use]
+    pub fn new() -> Self {
+        let ws = ws::Config::GODOT;
+        Self::with_settings(Settings {
+            protocol: Protocol::Godot4,
+            server_relay: true,
+            supported_protocols: Vec::new(),
+            handshake_headers: Vec::new(),
+            inbound_buffer_size: ws.max_message_size,
+            outbound_buffer_size: ws.outbound_buffer_size,
+            max_queued_packets: ws.max_queued_messages,
+            max_outbound_packets: ws.max_outbound_messages,
+            handshake_timeout: ws.handshake_timeout,
+        })
+    }
+
+    /// A peer with Godot 4.0–4.3's defaults: as [`new`](Self::new) but `max_queued_packets`
+    /// 2048 (4.4 raised it to 4096).
+    #[must_use]
+    pub fn godot_4_0() -> Self {
+        let mut peer = Self::new();
+        peer.set_max_queued_packets(ws::Config::GODOT_4_0.max_queued_messages);
+        peer
+    }
+
+    /// A peer speaking Godot 3.x's protocol (9-byte header, relay in the server) with 3.x's
+    /// default buffers (`set_buffers(64, 1024, 64, 1024)`) and 3.4+'s 3 s handshake timeout
+    /// (3.2.3 had a fixed 1 s; set it with [`set_handshake_timeout`](Self::set_handshake_timeout)).
+    #[must_use]
+    pub fn godot3() -> Self {
+        let mut peer = Self::new();
+        peer.settings.protocol = Protocol::Godot3;
+        // In range, and nothing is active yet: this cannot fail.
+        let _ = peer.set_buffers(64, 1024, 64, 1024);
+        peer
+    }
+
+    fn with_settings(settings: Settings) -> Self {
+        Self {
+            settings,
+            target: Target::Broadcast,
+            mode: TransferMode::Reliable,
+            channel: 0,
+            refuse: false,
+            active: Active::None,
+            linger: Linger::default(),
+            leftover: VecDeque::new(),
+            dirty: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    // ----- properties (Godot: set before create_*) -------------------------------------------
+
+    /// Which Godot protocol is spoken ([`Protocol::Godot4`] by default); Godot has one class per
+    /// major version instead.
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        self.settings.protocol = protocol;
+    }
+
+    /// The protocol the next `create_*` uses.
+    #[must_use]
+    pub fn get_protocol(&self) -> Protocol {
+        self.settings.protocol
+    }
+
+    /// Godot 4 only: speak SceneMultiplayer's relay (`ADD_PEER`, `DEL_PEER`, `RELAY`), as
+    /// SceneMultiplayer's `server_relay` (default true); Godot 3 always relays.
+    pub fn set_server_relay(&mut self, relay: bool) {
+        self.settings.server_relay = relay;
+    }
+
+    /// SceneMultiplayer's `server_relay` as set for the next `create_*`.
+    #[must_use]
+    pub fn is_server_relay_enabled(&self) -> bool {
+        self.settings.server_relay
+    }
+
+    /// `supported_protocols`: subprotocols offered by a client or accepted by a server (entries
+    /// are trimmed, as Godot does).
+    pub fn set_supported_protocols<I, S>(&mut self, protocols: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.supported_protocols =
+            protocols.into_iter().map(|p| p.into().trim().to_owned()).collect();
+    }
+
+    /// `supported_protocols`.
+    #[must_use]
+    pub fn get_supported_protocols(&self) -> &[String] {
+        &self.settings.supported_protocols
+    }
+
+    /// `handshake_headers`: raw `"Name: value"` lines added to the client's request or the
+    /// server's 101 response (checked at `create_*`).
+    pub fn set_handshake_headers<I, S>(&mut self, headers: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.handshake_headers = headers.into_iter().map(Into::into).collect();
+    }
+
+    /// `handshake_headers`.
+    #[must_use]
+    pub fn get_handshake_headers(&self) -> &[String] {
+        &self.settings.handshake_headers
+    }
+
+    /// `inbound_buffer_size` (65535): the largest message accepted; a larger one is answered
+    /// with Close 1009, as Godot 4.4+ does.
+    pub fn set_inbound_buffer_size(&mut self, bytes: usize) {
+        self.settings.inbound_buffer_size = bytes;
+    }
+
+    /// `inbound_buffer_size`.
+    #[must_use]
+    pub fn get_inbound_buffer_size(&self) -> usize {
+        self.settings.inbound_buffer_size
+    }
+
+    /// `outbound_buffer_size` (65535): most bytes queued per connection, so also the largest
+    /// message sent; unlike Godot 4's server, a `put_packet` beyond it fails visibly.
+    pub fn set_outbound_buffer_size(&mut self, bytes: usize) {
+        self.settings.outbound_buffer_size = bytes;
+    }
+
+    /// `outbound_buffer_size`.
+    #[must_use]
+    pub fn get_outbound_buffer_size(&self) -> usize {
+        self.settings.outbound_buffer_size
+    }
+
+    /// `max_queued_packets` (4096; 2048 in 4.0–4.3): most messages queued each way per
+    /// connection. A full inbound queue stops reading that socket (TCP back-pressure, as
+    /// 4.4+), it never drops.
+    pub fn set_max_queued_packets(&mut self, packets: usize) {
+        self.settings.max_queued_packets = packets;
+        self.settings.max_outbound_packets = packets;
+    }
+
+    /// `max_queued_packets` (inbound, when `set_buffers` gave the two directions different
+    /// values).
+    #[must_use]
+    pub fn get_max_queued_packets(&self) -> usize {
+        self.settings.max_queued_packets
+    }
+
+    /// `handshake_timeout` (3 s): time for TCP connect (client) and the HTTP upgrade, and on a
+    /// client also for the id (which Godot 4 waits for forever).
+    ///
+    /// # Errors
+    /// [`MultiplayerError::InvalidParameter`] for zero, which Godot refuses too.
+    pub fn set_handshake_timeout(&mut self, timeout: Duration) -> Result<(), MultiplayerError> {
+        if timeout.is_zero() {
+            return Err(MultiplayerError::InvalidParameter("handshake_timeout must be > 0"));
+        }
+        self.settings.handshake_timeout = timeout;
+        Ok(())
+    }
+
+    /// `handshake_timeout`.
+    #[must_use]
+    pub fn get_handshake_timeout(&self) -> Duration {
+        self.settings.handshake_timeout
+    }
+
+    /// Godot 3's `set_buffers(in_kb, in_packets, out_kb, out_packets)`, rounded up to powers of
+    /// two as 3.x does (64 KB → 65536 bytes, 1024 packets → 1024 slots) and mapped onto the
+    /// core's limits as 3.x enforces them on the wire:
+    ///
+    /// * inbound: messages up to 2^k bytes are accepted and larger ones get Close 1009, as
+    ///   3.x's `max_recv_msg_length` does; 3.x's ring (2^k − 1 bytes) then silently drops a
+    ///   message of exactly 2^k bytes, which is delivered here instead; at most 2^p − 1 queued
+    ///   messages (the ring's slots) before reading stops;
+    /// * outbound (3.3.3+): queued bytes plus a new message must stay below 2^k, so one
+    ///   message is at most 2^k − 1 bytes; at most 2^p queued messages.
+    ///
+    /// # Errors
+    /// [`MultiplayerError::AlreadyInUse`] once a server or client is active (3.x: `FAILED`);
+    /// [`MultiplayerError::InvalidParameter`] for 0 or a size beyond 1 GiB.
+    pub fn set_buffers(
+        &mut self,
+        in_kb: u32,
+        in_packets: u32,
+        out_kb: u32,
+        out_packets: u32,
+    ) -> Result<(), MultiplayerError> {
+        if self.get_connection_status() != ConnectionStatus::Disconnected {
+            return Err(MultiplayerError::AlreadyInUse);
+        }
+        let kb = |n: u32| pow2_at_least(n).and_then(|v| v.checked_mul(1024)).filter(|v| *v <= 1 << 30);
+        let bad = MultiplayerError::InvalidParameter("set_buffers values must be 1 ..= 2^20");
+        let (Some(in_bytes), Some(in_slots), Some(out_bytes), Some(out_slots)) =
+            (kb(in_kb), pow2_at_least(in_packets), kb(out_kb), pow2_at_least(out_packets))
+        else {
+            return Err(bad);
+        };
+        self.settings.inbound_buffer_size = in_bytes;
+        self.settings.max_queued_packets = (in_slots - 1).max(1);
+        self.settings.outbound_buffer_size = out_bytes - 1;
+        self.settings.max_outbound_packets = out_slots;
+        Ok(())
+    }
+
+    // ----- create, poll, close ---------------------------------------------------------------
+
+    /// `create_server(port, bind_address)`: listens on `port` (0 picks a free one, see
+    /// [`local_addr`](Self::local_addr)); `bind_address` `"*"` is every interface, IPv6 and
+    /// IPv4, otherwise an IP address. There is no TLS yet (Godot's `tls_server_options`).
+    ///
+    /// # Errors
+    /// [`MultiplayerError::AlreadyInUse`] while active, [`MultiplayerError::InvalidParameter`]
+    /// for a bind address that is neither, [`MultiplayerError::Listen`] when binding fails,
+    /// [`MultiplayerError::Connect`] when the OS has no randomness for peer ids.
+    pub fn create_server(&mut self, port: u16, bind_address: &str) -> Result<(), MultiplayerError> {
+        self.check_idle()?;
+        if bind_address != "*" && bind_address.parse::<IpAddr>().is_err() {
+            return Err(MultiplayerError::InvalidParameter("bind_address must be \"*\" or an IP address"));
+        }
+        let rng = client_rng().map_err(MultiplayerError::Connect)?;
+        let listeners = server::listen(port, bind_address).map_err(MultiplayerError::Listen)?;
+        let s = &self.settings;
+        let config = ServerConfig {
+            protocol: s.protocol,
+            relay: s.server_relay,
+            ws: s.ws_config(),
+            supported_protocols: s.supported_protocols.clone(),
+            handshake_headers: s.handshake_headers.clone(),
+            refuse_new_connections: self.refuse,
+            ..ServerConfig::default()
+        };
+        let mut side = ServerSide::new(listeners, config, rng);
+        side.core.set_target_peer(self.target);
+        side.core.set_transfer_mode(self.mode);
+        side.core.set_transfer_channel(self.channel);
+        self.retire();
+        self.active = Active::Server(Box::new(side));
+        Ok(())
+    }
+
+    /// `create_client(url)`: connects TCP to a `ws://` URL and starts the upgrade; the status is
+    /// `Connecting` until [`Event::ConnectionSucceeded`] or [`Event::ConnectionFailed`].
+    ///
+    /// Unlike Godot, the TCP connect happens here (std has no non-blocking connect, so this
+    /// call blocks up to `handshake_timeout`) and its failure is returned, not signalled.
+    /// `wss://` is refused until this adapter has TLS (Godot's `tls_client_options`).
+    ///
+    /// # Errors
+    /// [`MultiplayerError::AlreadyInUse`] while active; [`MultiplayerError::Connect`] for a bad
+    /// URL, `wss://` ([`Error::TlsUnsupported`]), a failed TCP connect, an unusable subprotocol
+    /// or header line.
+    pub fn create_client(&mut self, url: &str) -> Result<(), MultiplayerError> {
+        self.check_idle()?;
+        let s = &self.settings;
+        let config = ClientConfig { protocol: s.protocol, relay: s.server_relay, ws: s.ws_config() };
+        let mut side = ClientSide::connect(url, &s.supported_protocols, &s.handshake_headers, config)
+            .map_err(MultiplayerError::Connect)?;
+        side.core.set_target_peer(self.target);
+        side.core.set_transfer_mode(self.mode);
+        side.core.set_transfer_channel(self.channel);
+        self.retire();
+        self.active = Active::Client(Box::new(side));
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn check_idle(&self) -> Result<(), MultiplayerError> {
+        if self.get_connection_status() == ConnectionStatus::Disconnected {
+            Ok(())
+        } else {
+            Err(MultiplayerError::AlreadyInUse)
+        }
+    }
+
+    /// Hands a finished client's transport to the linger list before it is replaced.
+    fn retire(&mut self) {
+        match core::mem::replace(&mut self.active, Active::None) {
+            Active::Client(mut side) => {
+                self.leftover.extend(core::iter::from_fn(|| side.core.poll_event()));
+                side.hand_over(&mut self.linger);
+            }
+            Active::Server(mut side) => {
+                self.leftover.extend(core::iter::from_fn(|| side.core.poll_event()));
+                side.shut_down(&mut self.linger);
+            }
+            Active::None => {}
+        }
+    }
+
+    /// `poll()`: does all the I/O possible without waiting — accepts connections, reads every
+    /// socket, runs the core's timers, writes queued output, closes finished sockets — and
+    /// never blocks.
+    ///
+    /// # Errors
+    /// A server's listening socket failed to accept (for example, out of file descriptors);
+    /// the rest of the poll was done and the server keeps running. Connection failures are
+    /// reported as events, not here.
+    pub fn poll(&mut self) -> io::Result<()> {
+        self.dirty = false;
+        if self.scratch.is_empty() {
+            self.scratch.resize(READ_CHUNK, 0);
+        }
+        let result = match &mut self.active {
+            Active::Server(side) => side.poll(&mut self.scratch, &mut self.linger),
+            Active::Client(side) => {
+                side.poll(&mut self.scratch, &mut self.linger);
+                Ok(())
+            }
+            Active::None => Ok(()),
+        };
+        if !self.linger.is_empty() {
+            self.linger.poll(&mut self.scratch);
+        }
+        result
+    }
+
+    /// When [`poll`](Self::poll) must run at the latest (the core's next timer, or now when
+    /// commands queued output since the last poll); `None` when only network input matters.
+    #[must_use]
+    pub fn next_timeout(&self) -> Option<StdInstant> {
+        if self.dirty {
+            return Some(StdInstant::now());
+        }
+        let side = match &self.active {
+            Active::Server(side) => side.next_timeout(),
+            Active::Client(side) => side.next_timeout(),
+            Active::None => None,
+        };
+        match (side, self.linger.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sleeps until there may be work for [`poll`](Self::poll), at most `max` (see the module
+    /// documentation for how; Godot's main loop does this between frames).
+    pub fn wait(&mut self, max: Duration) {
+        let until = self.next_timeout();
+        let now = StdInstant::now();
+        let mut timeout = until.map_or(max, |t| t.saturating_duration_since(now).min(max));
+        if timeout.is_zero() {
+            return;
+        }
+        match &mut self.active {
+            Active::Client(side) => side.wait_readable(timeout),
+            Active::Server(_) => std::thread::sleep(timeout.min(SERVER_WAIT_SLICE)),
+            Active::None => {
+                if !self.linger.is_empty() {
+                    timeout = timeout.min(SERVER_WAIT_SLICE);
+                }
+                std::thread::sleep(timeout);
+            }
+        }
+    }
+
+    /// `close()`: ends every connection with a Close frame (1001 from a server, 1000 from a
+    /// client; Godot drops TCP without one), stops listening, drops unread packets, and returns
+    /// to `Disconnected`. The `peer_disconnected` events it causes can still be read, and the
+    /// sockets finish closing in later polls.
+    pub fn close(&mut self) {
+        match &mut self.active {
+            Active::Server(side) => {
+                let now = side.clock.now();
+                side.core.close(now);
+            }
+            Active::Client(side) => {
+                let now = side.clock.now();
+                side.core.close(now);
+                side.flush();
+            }
+            Active::None => return,
+        }
+        self.retire();
+    }
+
+    // ----- MultiplayerPeer -------------------------------------------------------------------
+
+    /// `get_unique_id()`: 1 on a server, the assigned id on a client, `None` before it is known
+    /// (Godot: 0).
+    #[must_use]
+    pub fn get_unique_id(&self) -> Option<PeerId> {
+        match &self.active {
+            Active::Server(side) => side.core.unique_id(),
+            Active::Client(side) => side.core.unique_id(),
+            Active::None => None,
+        }
+    }
+
+    /// `get_connection_status()`.
+    #[must_use]
+    pub fn get_connection_status(&self) -> ConnectionStatus {
+        match &self.active {
+            Active::Server(side) => side.core.connection_status(),
+            Active::Client(side) => side.core.connection_status(),
+            Active::None => ConnectionStatus::Disconnected,
+        }
+    }
+
+    /// `is_server()`.
+    #[must_use]
+    pub fn is_server(&self) -> bool {
+        matches!(&self.active, Active::Server(side) if side.core.connection_status() != ConnectionStatus::Disconnected)
+    }
+
+    /// `is_server_relay_supported()`: true while active with the relay (always for Godot 3).
+    #[must_use]
+    pub fn is_server_relay_supported(&self) -> bool {
+        match &self.active {
+            Active::Server(side) => side.core.is_server_relay_supported(),
+            Active::Client(side) => side.core.is_server_relay_supported(),
+            Active::None => false,
+        }
+    }
+
+    /// `set_target_peer(id)`: where the next `put_packet` goes.
+    pub fn set_target_peer(&mut self, target: Target) {
+        self.target = target.normalized();
+        self.with_core(|peer| peer.set_target_peer(target));
+    }
+
+    /// `get_target_peer()`.
+    #[must_use]
+    pub fn get_target_peer(&self) -> Target {
+        self.target
+    }
+
+    /// `set_transfer_mode()`: kept and reported; WebSocket is always reliable and ordered.
+    pub fn set_transfer_mode(&mut self, mode: TransferMode) {
+        self.mode = mode;
+        self.with_core(|peer| peer.set_transfer_mode(mode));
+    }
+
+    /// `get_transfer_mode()`.
+    #[must_use]
+    pub fn get_transfer_mode(&self) -> TransferMode {
+        self.mode
+    }
+
+    /// `set_transfer_channel()`: kept and reported; WebSocket has one channel.
+    pub fn set_transfer_channel(&mut self, channel: u8) {
+        self.channel = channel;
+        self.with_core(|peer| peer.set_transfer_channel(channel));
+    }
+
+    /// `get_transfer_channel()`.
+    #[must_use]
+    pub fn get_transfer_channel(&self) -> u8 {
+        self.channel
+    }
+
+    /// `refuse_new_connections` setter: a server answers new upgrade requests with HTTP 503
+    /// (Godot 4 leaves them in the kernel backlog, 3.x drops them); it applies at once.
+    pub fn set_refuse_new_connections(&mut self, refuse: bool) {
+        self.refuse = refuse;
+        self.with_core(|peer| peer.set_refuse_new_connections(refuse));
+    }
+
+    /// `refuse_new_connections` getter.
+    #[must_use]
+    pub fn is_refusing_new_connections(&self) -> bool {
+        self.refuse
+    }
+
+    fn with_core(&mut self, f: impl FnOnce(&mut dyn multipeer::peer::MultiplayerPeer)) {
+        match &mut self.active {
+            Active::Server(side) => f(&mut side.core),
+            Active::Client(side) => f(&mut side.core),
+            Active::None => {}
+        }
+    }
+
+    /// `put_packet(data)` to the target peer; it is written at the next [`poll`](Self::poll).
+    ///
+    /// # Errors
+    /// [`PutError`]: not connected, an unknown target, too large for `outbound_buffer_size`,
+    /// or the target's queue is full (Godot 4's server ignores the last two; here nothing is
+    /// sent to anyone when it fails).
+    pub fn put_packet(&mut self, data: &[u8]) -> Result<(), PutError> {
+        let result = match &mut self.active {
+            Active::Server(side) => side.core.put_packet(data),
+            Active::Client(side) => side.core.put_packet(data),
+            Active::None => Err(PutError::NotConnected),
+        };
+        self.dirty |= result.is_ok();
+        result
+    }
+
+    /// `get_max_packet_size()`: the largest `put_packet` for the current target.
+    #[must_use]
+    pub fn get_max_packet_size(&self) -> usize {
+        match &self.active {
+            Active::Server(side) => side.core.max_packet_size(),
+            Active::Client(side) => side.core.max_packet_size(),
+            Active::None => 0,
+        }
+    }
+
+    /// `get_available_packet_count()`.
+    #[must_use]
+    pub fn get_available_packet_count(&self) -> usize {
+        match &self.active {
+            Active::Server(side) => side.core.available_packet_count(),
+            Active::Client(side) => side.core.available_packet_count(),
+            Active::None => 0,
+        }
+    }
+
+    /// `get_packet()`: the next packet, copied out and removed, with its sender, mode and
+    /// channel (Godot: `get_packet_peer/mode/channel` before `get_packet`); `None` when there is
+    /// none (Godot: an error).
+    pub fn get_packet(&mut self) -> Option<(Vec<u8>, PacketInfo)> {
+        let packet = self.peek_packet().map(|p| (p.data.to_vec(), p.info))?;
+        self.pop_packet();
+        Some(packet)
+    }
+
+    /// The next packet, borrowed, without removing it (no copy; Godot has no equivalent).
+    #[must_use]
+    pub fn peek_packet(&self) -> Option<Packet<'_>> {
+        match &self.active {
+            Active::Server(side) => side.core.peek_packet(),
+            Active::Client(side) => side.core.peek_packet(),
+            Active::None => None,
+        }
+    }
+
+    /// Removes the next packet; returns whether there was one.
+    pub fn pop_packet(&mut self) -> bool {
+        let popped = match &mut self.active {
+            Active::Server(side) => side.core.pop_packet(),
+            Active::Client(side) => side.core.pop_packet(),
+            Active::None => false,
+        };
+        // Room was made: input held back may be accepted at the next poll.
+        self.dirty |= popped;
+        popped
+    }
+
+    /// `get_packet_peer()`: the sender of the next packet; `None` when there is none (Godot: 1
+    /// with an error).
+    #[must_use]
+    pub fn get_packet_peer(&self) -> Option<PeerId> {
+        self.peek_packet().map(|p| p.info.from)
+    }
+
+    /// `disconnect_peer(id, force)`: a Close 1000 to that peer (on a client, id 1 is the
+    /// server), or with `force` an immediate drop; unlike Godot, `peer_disconnected` is
+    /// reported in both cases.
+    ///
+    /// # Errors
+    /// [`UnknownPeer`] when `peer` is not connected.
+    pub fn disconnect_peer(&mut self, peer: PeerId, force: bool) -> Result<(), UnknownPeer> {
+        let result = match &mut self.active {
+            Active::Server(side) => {
+                let now = side.clock.now();
+                side.core.disconnect_peer(now, peer, force)
+            }
+            Active::Client(side) => {
+                let now = side.clock.now();
+                side.core.disconnect_peer(now, peer, force)
+            }
+            Active::None => Err(UnknownPeer(peer)),
+        };
+        self.dirty |= result.is_ok();
+        result
+    }
+
+    /// The next event (Godot's signals: `peer_connected`, `peer_disconnected`, and on a client
+    /// `connected_to_server`, `connection_failed`, `server_disconnected`), plus reports of what
+    /// Godot drops silently. Drain it after each poll: a client handles the server's system
+    /// messages only while its event queue has room, so packets behind them wait.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(event) = self.leftover.pop_front() {
+            return Some(event);
+        }
+        match &mut self.active {
+            Active::Server(side) => side.core.poll_event(),
+            Active::Client(side) => side.core.poll_event(),
+            Active::None => None,
+        }
+    }
+
+    /// Every event queued now, as an iterator over [`poll_event`](Self::poll_event).
+    pub fn events(&mut self) -> impl Iterator<Item = Event> + '_ {
+        core::iter::from_fn(move || self.poll_event())
+    }
+
+    // ----- the connection behind a peer ------------------------------------------------------
+
+    /// `get_peer(id)`: the WebSocket connection behind a connected peer (a server's clients;
+    /// on a client only id 1, the server, also after it closed, until the next `create_*` or
+    /// `close`).
+    #[must_use]
+    pub fn get_peer(&self, peer: PeerId) -> Option<PeerConnection> {
+        match &self.active {
+            Active::Server(side) => side.core.peer_info(peer).map(|info| PeerConnection {
+                state: info.state,
+                remote: info.addr,
+                subprotocol: info.subprotocol,
+                buffered_amount: info.buffered_amount,
+                close: info.close,
+            }),
+            Active::Client(side) if peer.is_server() => {
+                let ws = side.core.connection();
+                Some(PeerConnection {
+                    state: ws.state(),
+                    remote: side.peer_addr(),
+                    subprotocol: ws.protocol().map(String::from),
+                    buffered_amount: ws.buffered_amount(),
+                    close: ws.close_info().cloned(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// `get_peer_address(id)`: the remote IP address of a connected peer.
+    #[must_use]
+    pub fn get_peer_address(&self, peer: PeerId) -> Option<IpAddr> {
+        self.get_peer(peer)?.remote.map(|a| a.ip())
+    }
+
+    /// `get_peer_port(id)`: the remote port of a connected peer.
+    #[must_use]
+    pub fn get_peer_port(&self, peer: PeerId) -> Option<u16> {
+        self.get_peer(peer)?.remote.map(|a| a.port())
+    }
+
+    /// The address a server listens on (the first socket for `"*"`); Godot has no getter, but
+    /// `create_server(0, ..)` needs one.
+    #[must_use]
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.active {
+            Active::Server(side) => side.local_addr(),
+            _ => None,
+        }
+    }
+
+    /// A server's counters (packets, bytes, drops, refusals); Godot has none.
+    #[must_use]
+    pub fn server_stats(&self) -> Option<multipeer::peer::ServerStats> {
+        match &self.active {
+            Active::Server(side) => Some(side.core.stats()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn godot3_buffer_rounding() {
+        assert_eq!(pow2_at_least(64), Some(64));
+        assert_eq!(pow2_at_least(65), Some(128));
+        assert_eq!(pow2_at_least(1), Some(1));
+        assert_eq!(pow2_at_least(1024), Some(1024));
+        assert_eq!(pow2_at_least(1025), Some(2048));
+        assert_eq!(pow2_at_least(0), None);
+        let mut peer = WebSocketMultiplayerPeer::new();
+        peer.set_buffers(64, 1024, 64, 1024).unwrap();
+        // 3.2.3 on the wire: 65536-byte messages pass, 1023 packet slots, 65535 bytes out.
+        assert_eq!(peer.get_inbound_buffer_size(), 65536);
+        assert_eq!(peer.get_max_queued_packets(), 1023);
+        assert_eq!(peer.get_outbound_buffer_size(), 65535);
+        assert_eq!(peer.settings.max_outbound_packets, 1024);
+        peer.set_buffers(65, 1025, 3, 2).unwrap();
+        assert_eq!(peer.get_inbound_buffer_size(), 131_072);
+        assert_eq!(peer.get_max_queued_packets(), 2047);
+        assert_eq!(peer.get_outbound_buffer_size(), 4095);
+        assert_eq!(peer.settings.max_outbound_packets, 2);
+        assert!(matches!(peer.set_buffers(0, 1, 1, 1), Err(MultiplayerError::InvalidParameter(_))));
+        assert!(matches!(peer.set_buffers(1 << 21, 1, 1, 1), Err(MultiplayerError::InvalidParameter(_))));
+        assert_eq!(WebSocketMultiplayerPeer::godot3().get_inbound_buffer_size(), 65536);
+        assert_eq!(WebSocketMultiplayerPeer::godot_4_0().get_max_queued_packets(), 2048);
+        assert_eq!(WebSocketMultiplayerPeer::new().get_max_queued_packets(), 4096);
+    }
+}

@@ -1,0 +1,216 @@
+//! The client side of the facade: one non-blocking `TcpStream` driven by [`peer::Client`]'s
+//! transport verbs.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant as StdInstant;
+
+use chacha20::ChaCha12Rng;
+use multipeer::VecStorage;
+use multipeer::peer::{self, ClientConfig, ConnectError};
+use multipeer::ws::handshake::{ClientRequest, Scheme, Url};
+
+use super::linger::Linger;
+use crate::driver::connect_tcp;
+use crate::{Clock, Error, client_rng};
+
+/// Most read calls in one poll.
+const MAX_READS_PER_POLL: usize = 16;
+
+/// A client connection.
+pub(super) struct ClientSide {
+    pub(super) core: peer::Client<VecStorage, ChaCha12Rng>,
+    pub(super) clock: Clock,
+    /// The transport, until the core is finished with it.
+    stream: Option<TcpStream>,
+    peer_addr: Option<SocketAddr>,
+    /// Input the core refused under back-pressure, offered again before anything is read.
+    held: Vec<u8>,
+    read_closed: bool,
+    /// The read budget ran out.
+    more: bool,
+}
+
+impl ClientSide {
+    /// Connects TCP (blocking, within `config.ws.handshake_timeout`: std has no non-blocking
+    /// connect) and queues the upgrade request; the handshake timer counts from before the
+    /// TCP connect, as Godot's does.
+    pub(super) fn connect(
+        url: &str,
+        protocols: &[String],
+        headers: &[String],
+        config: ClientConfig,
+    ) -> Result<Self, Error> {
+        let parsed = Url::parse(url)?;
+        if parsed.scheme == Scheme::Wss {
+            return Err(Error::TlsUnsupported);
+        }
+        let clock = Clock::new();
+        let start = clock.now();
+        let rng = client_rng()?;
+        let stream = connect_tcp(url, config.ws.handshake_timeout)?;
+        stream.set_nonblocking(true)?;
+        let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let request = ClientRequest {
+            protocols: &protocols,
+            extra_headers: &headers,
+            ..ClientRequest::from_url(&parsed)
+        };
+        let core = peer::Client::new(start, &request, config, rng).map_err(|e| match e {
+            ConnectError::Url(e) => Error::Url(e),
+            ConnectError::Handshake(e) => Error::Handshake(e),
+            // `ConnectError` is non-exhaustive; every present variant is mapped above.
+            _ => Error::Handshake(multipeer::ws::HandshakeError::MalformedHttp),
+        })?;
+        Ok(Self {
+            core,
+            clock,
+            peer_addr: stream.peer_addr().ok(),
+            stream: Some(stream),
+            held: Vec::new(),
+            read_closed: false,
+            more: false,
+        })
+    }
+
+    /// The server's address.
+    pub(super) fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_addr
+    }
+
+    /// One round of every non-blocking step: timers, reads, one write, release.
+    pub(super) fn poll(&mut self, scratch: &mut [u8], linger: &mut Linger) {
+        self.more = false;
+        let now = self.clock.now();
+        if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            self.core.handle_timeout(now);
+        }
+        self.read(scratch);
+        self.flush();
+        self.release(linger);
+    }
+
+    fn read(&mut self, scratch: &mut [u8]) {
+        let now = self.clock.now();
+        if !self.held.is_empty() {
+            let used = self.core.handle_input(now, &self.held);
+            self.held.drain(..used);
+            if !self.held.is_empty() {
+                return;
+            }
+            self.held = Vec::new();
+        }
+        let Some(stream) = self.stream.as_mut() else { return };
+        if self.read_closed {
+            return;
+        }
+        for _ in 0..MAX_READS_PER_POLL {
+            match stream.read(scratch) {
+                Ok(0) => {
+                    self.read_closed = true;
+                    self.core.handle_eof(now);
+                    return;
+                }
+                Ok(n) => {
+                    let used = self.core.handle_input(now, &scratch[..n]);
+                    if used < n {
+                        self.held.extend_from_slice(&scratch[used..n]);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.read_closed = true;
+                    self.core.handle_eof(now);
+                    return;
+                }
+            }
+        }
+        self.more = true;
+    }
+
+    /// Writes what the core queued (a client's frames are one contiguous slice).
+    pub(super) fn flush(&mut self) {
+        let Some(stream) = self.stream.as_mut() else { return };
+        while let Some(bytes) = self.core.poll_transmit() {
+            match stream.write(bytes) {
+                Ok(0) => {
+                    self.read_closed = true;
+                    self.core.handle_eof(self.clock.now());
+                    return;
+                }
+                Ok(n) => self.core.consume_transmit(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    // The transport is unusable: the connection ends as if reset.
+                    self.read_closed = true;
+                    self.core.handle_eof(self.clock.now());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Gives the transport up once the core is finished and everything is written.
+    fn release(&mut self, linger: &mut Linger) {
+        if self.core.is_finished() && self.core.poll_transmit().is_none() {
+            self.hand_over(linger);
+        }
+    }
+
+    /// Moves the transport to `linger` (after the core's `close`, or once it is finished).
+    pub(super) fn hand_over(&mut self, linger: &mut Linger) {
+        if let Some(stream) = self.stream.take() {
+            self.held = Vec::new();
+            let close_timeout = self.core.connection().config().close_timeout;
+            let until = self.clock.to_std(self.clock.now() + close_timeout);
+            linger.add(stream, self.read_closed, until);
+        }
+    }
+
+    /// When to poll at the latest.
+    pub(super) fn next_timeout(&self) -> Option<StdInstant> {
+        if self.more {
+            return Some(StdInstant::now());
+        }
+        let timer = self.core.poll_timeout().map(|t| self.clock.to_std(t));
+        // std cannot wait for writability: retry a blocked write shortly.
+        let retry = (self.stream.is_some() && self.core.poll_transmit().is_some())
+            .then(|| StdInstant::now() + Duration::from_millis(2));
+        match (timer, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Waits until the server sends something, at most `timeout` (a blocking peek with a read
+    /// timeout: a real readiness wait on the one socket).
+    pub(super) fn wait_readable(&mut self, timeout: Duration) {
+        let Some(stream) = self.stream.as_mut() else {
+            std::thread::sleep(timeout);
+            return;
+        };
+        if !self.held.is_empty() || self.read_closed {
+            // Input is known to wait (or the peer is gone): only time can change anything.
+            std::thread::sleep(timeout.min(Duration::from_millis(5)));
+            return;
+        }
+        let waited = stream
+            .set_nonblocking(false)
+            .and_then(|()| stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))))
+            .and_then(|()| stream.peek(&mut [0u8; 1]).map(drop));
+        // Whatever happened (data, end of stream, timeout), the next poll sees it.
+        let _ = waited;
+        if stream.set_read_timeout(None).and_then(|()| stream.set_nonblocking(true)).is_err() {
+            // A socket that cannot go back to non-blocking mode would hang the next poll.
+            self.read_closed = true;
+            self.core.handle_eof(self.clock.now());
+            self.stream = None;
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! `WebSocketMultiplayerPeer` over loopback: a server and three clients in one thread, for both
+//! Godot protocols — ids, joins and leaves, targeted, broadcast, exclude-one and relayed
+//! packets, kicks, closes — plus the facade's own rules (errors, refusal, limits, timeouts).
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::Instant;
+
+use multipeer_std::multipeer::peer::{
+    ConnectFailure, ConnectionStatus, DisconnectReason, Event, PeerId, Protocol, PutError, Target,
+};
+use multipeer_std::multipeer::ws::{CloseCode, HandshakeError, State};
+use multipeer_std::{Error, MultiplayerError, WebSocketMultiplayerPeer};
+
+/// Everything one peer saw, in the order it saw it.
+#[derive(Default)]
+struct Seen {
+    events: Vec<Event>,
+    packets: Vec<(PeerId, Vec<u8>)>,
+}
+
+impl Seen {
+    fn got(&self, from: PeerId, data: &[u8]) -> usize {
+        self.packets.iter().filter(|(f, d)| *f == from && d == data).count()
+    }
+
+    fn has(&self, pred: impl Fn(&Event) -> bool) -> bool {
+        self.events.iter().any(pred)
+    }
+}
+
+struct Net {
+    server: WebSocketMultiplayerPeer,
+    clients: Vec<WebSocketMultiplayerPeer>,
+    seen_server: Seen,
+    seen: Vec<Seen>,
+}
+
+fn peer_for(protocol: Protocol) -> WebSocketMultiplayerPeer {
+    match protocol {
+        Protocol::Godot4 => WebSocketMultiplayerPeer::new(),
+        Protocol::Godot3 => WebSocketMultiplayerPeer::godot3(),
+    }
+}
+
+/// Polls a peer and records its events and packets in arrival order (a client's packets
+/// behind system messages appear only as its events are drained).
+fn drain(peer: &mut WebSocketMultiplayerPeer, seen: &mut Seen) {
+    peer.poll().expect("poll");
+    loop {
+        seen.events.extend(peer.events());
+        match peer.get_packet() {
+            Some((data, info)) => seen.packets.push((info.from, data)),
+            None => break,
+        }
+    }
+}
+
+impl Net {
+    fn start(protocol: Protocol) -> (Self, String) {
+        let mut server = peer_for(protocol);
+        server.create_server(0, "127.0.0.1").expect("create_server");
+        assert!(server.is_server());
+        assert_eq!(server.get_unique_id(), Some(PeerId::SERVER));
+        assert_eq!(server.get_connection_status(), ConnectionStatus::Connected);
+        let url = format!("ws://{}/", server.local_addr().expect("local_addr"));
+        (Self { server, clients: Vec::new(), seen_server: Seen::default(), seen: Vec::new() }, url)
+    }
+
+    fn add_client(&mut self, protocol: Protocol, url: &str) -> usize {
+        let mut client = peer_for(protocol);
+        client.create_client(url).expect("create_client");
+        assert_eq!(client.get_connection_status(), ConnectionStatus::Connecting);
+        assert!(!client.is_server());
+        self.clients.push(client);
+        self.seen.push(Seen::default());
+        let i = self.clients.len() - 1;
+        self.pump(&format!("client {i} joins"), |net| net.seen[i].has(|e| *e == Event::ConnectionSucceeded));
+        i
+    }
+
+    fn id(&self, i: usize) -> PeerId {
+        self.clients[i].get_unique_id().expect("joined client has an id")
+    }
+
+    /// Polls everybody until `done` holds; fails after 10 s.
+    fn pump(&mut self, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            drain(&mut self.server, &mut self.seen_server);
+            for (client, seen) in self.clients.iter_mut().zip(&mut self.seen) {
+                drain(client, seen);
+            }
+            if done(self) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let packets = |seen: &Seen| {
+                    seen.packets
+                        .iter()
+                        .map(|(f, d)| format!("{f}:{}", String::from_utf8_lossy(d)))
+                        .collect::<Vec<_>>()
+                };
+                eprintln!("server: {:?} {:?}", self.seen_server.events, packets(&self.seen_server));
+                for (i, seen) in self.seen.iter().enumerate() {
+                    eprintln!("client {i}: {:?} {:?}", seen.events, packets(seen));
+                }
+                panic!("timed out waiting for: {what}");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn send(&mut self, from: Option<usize>, target: Target, data: &[u8]) {
+        let peer = match from {
+            Some(i) => &mut self.clients[i],
+            None => &mut self.server,
+        };
+        peer.set_target_peer(target);
+        peer.put_packet(data).unwrap_or_else(|e| panic!("put_packet {data:?} to {target:?}: {e}"));
+    }
+}
+
+/// The whole life of a session: three joins, every kind of target from the server and from
+/// clients (relayed), a client leaving, a kick, and the server closing.
+fn session(protocol: Protocol) {
+    let (mut net, url) = Net::start(protocol);
+    for _ in 0..3 {
+        net.add_client(protocol, &url);
+    }
+    let ids = [net.id(0), net.id(1), net.id(2)];
+    assert!(ids.iter().all(|id| id.get() >= 2), "{ids:?}");
+    assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "{ids:?}");
+    // Everybody learns about everybody: the server directly, clients through the relay.
+    net.pump("everyone sees everyone", |net| {
+        (0..3).all(|i| {
+            (0..3).filter(|j| *j != i).all(|j| net.seen[i].has(|e| *e == Event::PeerConnected(ids[j])))
+                && net.seen_server.has(|e| *e == Event::PeerConnected(ids[i]))
+        })
+    });
+    for (i, seen) in net.seen.iter().enumerate() {
+        assert!(seen.has(|e| *e == Event::PeerConnected(PeerId::SERVER)), "client {i} saw the server");
+        assert!(!seen.has(|e| *e == Event::PeerConnected(ids[i])), "client {i} was told about itself");
+    }
+
+    // The connection behind each peer.
+    for (i, &id) in ids.iter().enumerate() {
+        let conn = net.server.get_peer(id).expect("server knows its peer");
+        assert_eq!(conn.state, State::Open);
+        assert_eq!(conn.subprotocol, None);
+        assert_eq!(net.server.get_peer_address(id), Some("127.0.0.1".parse().unwrap()));
+        assert!(net.server.get_peer_port(id).is_some_and(|p| p != 0));
+        let to_server = net.clients[i].get_peer(PeerId::SERVER).expect("client knows the server");
+        assert_eq!(to_server.remote, net.server.local_addr());
+        assert_eq!(to_server.state, State::Open);
+        assert!(net.clients[i].get_peer(ids[(i + 1) % 3]).is_none(), "a client only knows id 1");
+    }
+    assert!(net.server.get_peer(PeerId::new(12345).unwrap()).is_none());
+
+    // Traffic. Each sender's packets arrive in order, so the "end" packets last.
+    let (a, b, c) = (ids[0], ids[1], ids[2]);
+    net.send(None, Target::Peer(b), b"\x03srv-to-b");
+    net.send(None, Target::Broadcast, b"\x03srv-all");
+    net.send(None, Target::AllExcept(b), b"\x03srv-not-b");
+    net.send(Some(0), Target::Server, b"\x03a-to-srv");
+    net.send(Some(0), Target::Peer(c), b"\x03a-to-c");
+    net.send(Some(1), Target::Broadcast, b"\x03b-all");
+    net.send(Some(2), Target::AllExcept(a), b"\x03c-not-a");
+    net.send(Some(0), Target::AllExcept(PeerId::SERVER), b"\x03a-not-srv");
+    for from in [None, Some(0), Some(1), Some(2)] {
+        net.send(from, Target::Broadcast, b"\x03end");
+    }
+    let ends = |seen: &Seen, me: PeerId| {
+        let senders = [PeerId::SERVER, a, b, c];
+        senders.iter().filter(|s| **s != me).all(|s| seen.got(*s, b"\x03end") == 1)
+    };
+    net.pump("every end marker", |net| {
+        ends(&net.seen_server, PeerId::SERVER) && (0..3).all(|i| ends(&net.seen[i], ids[i]))
+    });
+    let expect = |got: &[(PeerId, Vec<u8>)], want: &[(PeerId, &[u8])], who: &str| {
+        let mut got: Vec<(PeerId, &[u8])> = got.iter().map(|(f, d)| (*f, d.as_slice())).collect();
+        let mut want = want.to_vec();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "packets received by {who}");
+    };
+    let end: &[u8] = b"\x03end";
+    expect(
+        &net.seen_server.packets,
+        &[(a, b"\x03a-to-srv"), (b, b"\x03b-all"), (c, b"\x03c-not-a"), (a, end), (b, end), (c, end)],
+        "the server",
+    );
+    let s = PeerId::SERVER;
+    expect(
+        &net.seen[0].packets,
+        &[(s, b"\x03srv-all"), (s, b"\x03srv-not-b"), (b, b"\x03b-all"), (s, end), (b, end), (c, end)],
+        "client a",
+    );
+    expect(
+        &net.seen[1].packets,
+        &[
+            (s, b"\x03srv-to-b"),
+            (s, b"\x03srv-all"),
+            (c, b"\x03c-not-a"),
+            (a, b"\x03a-not-srv"),
+            (s, end),
+            (a, end),
+            (c, end),
+        ],
+        "client b",
+    );
+    expect(
+        &net.seen[2].packets,
+        &[
+            (s, b"\x03srv-all"),
+            (s, b"\x03srv-not-b"),
+            (a, b"\x03a-to-c"),
+            (b, b"\x03b-all"),
+            (a, b"\x03a-not-srv"),
+            (s, end),
+            (a, end),
+            (b, end),
+        ],
+        "client c",
+    );
+    // A client cannot address an unknown peer through the relay, visibly.
+    net.send(Some(0), Target::Peer(PeerId::new(424_242).unwrap()), b"\x03lost");
+    net.pump("the drop report", |net| {
+        net.seen_server.has(|e| matches!(e, Event::PacketDropped { from: Some(f), .. } if *f == a))
+    });
+
+    // C leaves cleanly.
+    net.clients[2].disconnect_peer(PeerId::SERVER, false).expect("leave");
+    assert_eq!(net.clients[2].get_connection_status(), ConnectionStatus::Disconnected);
+    net.pump("C's departure", |net| {
+        net.seen_server.has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if *peer == c))
+            && (0..2)
+                .all(|i| net.seen[i].has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if *peer == c)))
+            && net.clients[2].get_peer(PeerId::SERVER).is_some_and(|p| p.state == State::Closed)
+    });
+    let closed = net.clients[2].get_peer(PeerId::SERVER).and_then(|p| p.close).expect("close info");
+    assert_eq!(closed.code, CloseCode::NORMAL);
+    assert!(closed.clean, "{closed:?}");
+    assert!(net.seen[2].has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if peer.is_server())));
+    assert!(net.server.get_peer(c).is_none());
+
+    // B is kicked.
+    net.server.disconnect_peer(b, false).expect("kick");
+    assert!(net.server.disconnect_peer(b, false).is_err(), "B is gone at once");
+    net.pump("B's kick", |net| {
+        net.seen[1].has(|e| matches!(e, Event::ServerDisconnected(info) if info.code == CloseCode::NORMAL))
+            && net.seen[0].has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if *peer == b))
+    });
+    assert_eq!(net.clients[1].get_connection_status(), ConnectionStatus::Disconnected);
+
+    // The server closes: A is told, and the server is back to Disconnected.
+    net.server.close();
+    assert_eq!(net.server.get_connection_status(), ConnectionStatus::Disconnected);
+    assert!(net.server.get_unique_id().is_none());
+    net.pump("the server's close", |net| {
+        net.seen[0]
+            .has(|e| matches!(e, Event::ServerDisconnected(info) if info.code == CloseCode::GOING_AWAY))
+    });
+    assert!(net.seen_server.has(
+        |e| matches!(e, Event::PeerDisconnected { peer, reason: DisconnectReason::Kicked } if *peer == a)
+    ));
+    assert_eq!(net.server.put_packet(b"\x03late"), Err(PutError::NotConnected));
+}
+
+#[test]
+fn godot4_session() {
+    session(Protocol::Godot4);
+}
+
+#[test]
+fn godot3_session() {
+    session(Protocol::Godot3);
+}
+
+#[test]
+fn create_errors_are_godots() {
+    let mut peer = WebSocketMultiplayerPeer::new();
+    let err = peer.create_client("wss://127.0.0.1:1/").unwrap_err();
+    assert!(matches!(err, MultiplayerError::Connect(Error::TlsUnsupported)), "{err:?}");
+    assert!(err.to_string().contains("wss://"), "{err}");
+    let err = peer.create_client("http://127.0.0.1:1/").unwrap_err();
+    assert!(matches!(err, MultiplayerError::Connect(Error::Url(_))), "{err:?}");
+    assert!(matches!(peer.create_server(0, "not-an-ip"), Err(MultiplayerError::InvalidParameter(_))));
+    assert!(matches!(peer.set_handshake_timeout(Duration::ZERO), Err(MultiplayerError::InvalidParameter(_))));
+    assert_eq!(peer.get_connection_status(), ConnectionStatus::Disconnected);
+    peer.create_server(0, "127.0.0.1").unwrap();
+    assert!(matches!(peer.create_server(0, "127.0.0.1"), Err(MultiplayerError::AlreadyInUse)));
+    assert!(matches!(peer.create_client("ws://127.0.0.1:1/"), Err(MultiplayerError::AlreadyInUse)));
+    assert!(matches!(peer.set_buffers(64, 1024, 64, 1024), Err(MultiplayerError::AlreadyInUse)));
+    // Listening on a port in use fails visibly.
+    let port = peer.local_addr().unwrap().port();
+    let mut other = WebSocketMultiplayerPeer::new();
+    assert!(matches!(other.create_server(port, "127.0.0.1"), Err(MultiplayerError::Listen(_))));
+    peer.close();
+    peer.create_server(0, "127.0.0.1").expect("a closed peer can be created again");
+    assert_eq!(peer.put_packet(b"x"), Ok(()), "a broadcast to nobody is fine");
+    assert_eq!(
+        peer.put_packet(&[0; 65536]),
+        Err(PutError::TooLarge { max: 65535 }),
+        "outbound_buffer_size bounds one message"
+    );
+}
+
+#[test]
+fn refuse_new_connections_then_accept() {
+    let (mut net, url) = Net::start(Protocol::Godot4);
+    net.add_client(Protocol::Godot4, &url);
+    net.server.set_refuse_new_connections(true);
+    assert!(net.server.is_refusing_new_connections());
+    let mut late = WebSocketMultiplayerPeer::new();
+    late.create_client(&url).unwrap();
+    net.clients.push(late);
+    net.seen.push(Seen::default());
+    net.pump("the refusal", |net| net.seen[1].has(|e| matches!(e, Event::ConnectionFailed(_))));
+    let failure = net.seen[1].events.iter().find(|e| matches!(e, Event::ConnectionFailed(_))).unwrap();
+    assert_eq!(
+        failure,
+        &Event::ConnectionFailed(ConnectFailure::Handshake(HandshakeError::UnexpectedStatus(503)))
+    );
+    assert_eq!(net.clients[1].get_connection_status(), ConnectionStatus::Disconnected);
+    net.server.set_refuse_new_connections(false);
+    // The refused client may be created again, and gets in now.
+    net.clients[1].create_client(&url).unwrap();
+    net.pump("the second attempt", |net| net.seen[1].has(|e| *e == Event::ConnectionSucceeded));
+    assert!(!net.seen[0].has(|e| matches!(e, Event::PeerConnected(id) if !id.is_server() && Some(*id) != net.clients[1].get_unique_id())));
+}
+
+#[test]
+fn every_interface_takes_ipv4_and_ipv6_loopback() {
+    let mut server = WebSocketMultiplayerPeer::new();
+    server.create_server(0, "*").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut urls = vec![format!("ws://127.0.0.1:{port}/")];
+    // Only where this machine has IPv6 loopback.
+    if TcpStream::connect(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port))).is_ok() {
+        urls.push(format!("ws://[::1]:{port}/"));
+    }
+    for url in urls {
+        let mut client = WebSocketMultiplayerPeer::new();
+        client.create_client(&url).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client.get_connection_status() != ConnectionStatus::Connected {
+            assert!(Instant::now() < deadline, "{url} never joined");
+            server.poll().unwrap();
+            server.events().for_each(drop);
+            client.poll().unwrap();
+            client.events().for_each(drop);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+#[test]
+fn oversized_message_is_refused_with_1009() {
+    let (mut net, url) = Net::start(Protocol::Godot4);
+    let mut big = WebSocketMultiplayerPeer::new();
+    big.set_outbound_buffer_size(1 << 17);
+    big.create_client(&url).unwrap();
+    net.clients.push(big);
+    net.seen.push(Seen::default());
+    net.pump("join", |net| net.seen[0].has(|e| *e == Event::ConnectionSucceeded));
+    let id = net.id(0);
+    net.clients[0].set_target_peer(Target::Server);
+    net.clients[0].put_packet(&vec![3; 65535]).unwrap();
+    net.clients[0].put_packet(&vec![3; 65536]).unwrap();
+    net.pump("the 1009", |net| {
+        net.seen_server.has(|e| {
+            matches!(e, Event::PeerDisconnected { peer, reason: DisconnectReason::Closed(info) }
+                if *peer == id && info.code == CloseCode::MESSAGE_TOO_BIG)
+        }) && net.seen[0].has(|e| matches!(e, Event::ServerDisconnected(_)))
+    });
+    assert_eq!(net.seen_server.packets.len(), 1, "the 65535-byte packet arrived, the larger one did not");
+    assert_eq!(net.seen_server.packets[0].1.len(), 65535);
+}
+
+#[test]
+fn silent_connection_is_dropped_after_the_handshake_timeout() {
+    let mut server = WebSocketMultiplayerPeer::new();
+    server.set_handshake_timeout(Duration::from_millis(300)).unwrap();
+    server.create_server(0, "127.0.0.1").unwrap();
+    let mut probe = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+    probe.set_nonblocking(true).unwrap();
+    let start = Instant::now();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 256];
+    let closed_after = loop {
+        assert!(start.elapsed() < Duration::from_secs(5), "never closed");
+        server.poll().unwrap();
+        match probe.read(&mut buf) {
+            Ok(0) => break start.elapsed(),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("{e}"),
+        }
+        server.wait(Duration::from_millis(50));
+    };
+    assert!(closed_after >= Duration::from_millis(280), "{closed_after:?}");
+    assert!(closed_after < Duration::from_millis(1500), "{closed_after:?}");
+    // Godot closes without a word; the core answers 408 first (its documented choice).
+    assert!(reply.starts_with(b"HTTP/1.1 408 "), "{:?}", String::from_utf8_lossy(&reply));
+    assert!(server.events().any(|e| matches!(e, Event::ConnectionRejected(HandshakeError::Timeout))));
+}
+
+#[test]
+fn wait_returns_when_the_server_speaks() {
+    let (mut net, url) = Net::start(Protocol::Godot4);
+    net.add_client(Protocol::Godot4, &url);
+    let mut client = net.clients.pop().unwrap();
+    let mut seen = net.seen.pop().unwrap();
+    // Nothing to do: a client's wait blocks on its socket for the whole time given.
+    drain(&mut client, &mut seen);
+    let start = Instant::now();
+    client.wait(Duration::from_millis(200));
+    assert!(start.elapsed() >= Duration::from_millis(150), "{:?}", start.elapsed());
+    // A packet from the server ends the wait early.
+    net.send(None, Target::Broadcast, b"\x03wake");
+    net.server.poll().unwrap();
+    let start = Instant::now();
+    client.wait(Duration::from_secs(5));
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    drain(&mut client, &mut seen);
+    assert_eq!(seen.got(PeerId::SERVER, b"\x03wake"), 1);
+    // Queued output makes wait return at once.
+    client.set_target_peer(Target::Server);
+    client.put_packet(b"\x03x").unwrap();
+    let start = Instant::now();
+    client.wait(Duration::from_secs(5));
+    assert!(start.elapsed() < Duration::from_millis(100));
+}
