@@ -67,6 +67,16 @@ pub const SERVER_WAIT_SLICE: Duration = Duration::from_millis(5);
 /// Bytes asked of a socket per read call.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Extra outbound queue room per server connection, beyond `outbound_buffer_size`.
+///
+/// Godot hands every message to the socket as it is sent, so its `outbound_buffer_size` bounds
+/// only what the kernel has not taken. Here the core routes a whole read's worth of messages
+/// (relays, announcements) before the adapter writes, so its queue also holds what Godot would
+/// already have given the kernel: without this room, a maximum-size relay queued behind one
+/// small packet would cut a healthy peer off as a slow consumer. One message stays bounded by
+/// `outbound_buffer_size`; a peer that stops reading is cut off once this much more is queued.
+pub const SERVER_QUEUE_ALLOWANCE: usize = 1 << 20;
+
 /// Why a `create_*` call or a setting was refused (Godot's `Error` codes).
 #[derive(Debug)]
 #[non_exhaustive]
@@ -137,11 +147,13 @@ struct Settings {
 }
 
 impl Settings {
-    fn ws_config(&self) -> ws::Config {
+    /// The core's limits; a server's outbound queue gets [`SERVER_QUEUE_ALLOWANCE`] more.
+    fn ws_config(&self, server: bool) -> ws::Config {
+        let allowance = if server { SERVER_QUEUE_ALLOWANCE } else { 0 };
         ws::Config {
             max_message_size: self.inbound_buffer_size,
             max_queued_messages: self.max_queued_packets,
-            outbound_buffer_size: self.outbound_buffer_size,
+            outbound_buffer_size: self.outbound_buffer_size.saturating_add(allowance),
             max_outbound_messages: self.max_outbound_packets,
             handshake_timeout: self.handshake_timeout,
             ..ws::Config::GODOT
@@ -442,7 +454,7 @@ impl WebSocketMultiplayerPeer {
         let config = ServerConfig {
             protocol: s.protocol,
             relay: s.server_relay,
-            ws: s.ws_config(),
+            ws: s.ws_config(true),
             supported_protocols: s.supported_protocols.clone(),
             handshake_headers: s.handshake_headers.clone(),
             refuse_new_connections: self.refuse,
@@ -471,7 +483,7 @@ impl WebSocketMultiplayerPeer {
     pub fn create_client(&mut self, url: &str) -> Result<(), MultiplayerError> {
         self.check_idle()?;
         let s = &self.settings;
-        let config = ClientConfig { protocol: s.protocol, relay: s.server_relay, ws: s.ws_config() };
+        let config = ClientConfig { protocol: s.protocol, relay: s.server_relay, ws: s.ws_config(false) };
         let mut side = ClientSide::connect(url, &s.supported_protocols, &s.handshake_headers, config)
             .map_err(MultiplayerError::Connect)?;
         side.core.set_target_peer(self.target);
@@ -688,27 +700,32 @@ impl WebSocketMultiplayerPeer {
         }
     }
 
-    /// `put_packet(data)` to the target peer; it is written at the next [`poll`](Self::poll).
+    /// `put_packet(data)` to the target peer, written to the socket at once as far as it takes
+    /// it (as Godot does; the rest goes at the next [`poll`](Self::poll)).
     ///
     /// # Errors
-    /// [`PutError`]: not connected, an unknown target, too large for `outbound_buffer_size`,
-    /// or the target's queue is full (Godot 4's server ignores the last two; here nothing is
-    /// sent to anyone when it fails).
+    /// [`PutError`]: not connected, an unknown target, larger than `outbound_buffer_size` (with
+    /// the protocol's header), or the target's queue is full (Godot 4's server ignores the last
+    /// two; here nothing is sent to anyone when it fails).
     pub fn put_packet(&mut self, data: &[u8]) -> Result<(), PutError> {
+        let max = self.get_max_packet_size();
         let result = match &mut self.active {
-            Active::Server(side) => side.core.put_packet(data),
-            Active::Client(side) => side.core.put_packet(data),
+            Active::Server(_) if data.len() > max => Err(PutError::TooLarge { max }),
+            Active::Server(side) => side.core.put_packet(data).inspect(|()| side.flush()),
+            Active::Client(side) => side.core.put_packet(data).inspect(|()| side.flush()),
             Active::None => Err(PutError::NotConnected),
         };
         self.dirty |= result.is_ok();
         result
     }
 
-    /// `get_max_packet_size()`: the largest `put_packet` for the current target.
+    /// `get_max_packet_size()`: the largest `put_packet` for the current target (Godot 4
+    /// reports `outbound_buffer_size − 9` whatever the framing; this is exact).
     #[must_use]
     pub fn get_max_packet_size(&self) -> usize {
         match &self.active {
-            Active::Server(side) => side.core.max_packet_size(),
+            // The core's queue limit includes the allowance; one message does not.
+            Active::Server(side) => side.core.max_packet_size().saturating_sub(SERVER_QUEUE_ALLOWANCE),
             Active::Client(side) => side.core.max_packet_size(),
             Active::None => 0,
         }
@@ -772,11 +789,11 @@ impl WebSocketMultiplayerPeer {
         let result = match &mut self.active {
             Active::Server(side) => {
                 let now = side.clock.now();
-                side.core.disconnect_peer(now, peer, force)
+                side.core.disconnect_peer(now, peer, force).inspect(|()| side.flush())
             }
             Active::Client(side) => {
                 let now = side.clock.now();
-                side.core.disconnect_peer(now, peer, force)
+                side.core.disconnect_peer(now, peer, force).inspect(|()| side.flush())
             }
             Active::None => Err(UnknownPeer(peer)),
         };

@@ -434,3 +434,30 @@ fn wait_returns_when_the_server_speaks() {
     client.wait(Duration::from_secs(5));
     assert!(start.elapsed() < Duration::from_millis(100));
 }
+
+#[test]
+fn maximum_relays_between_small_packets_reach_a_healthy_peer() {
+    // Godot writes each relay to the socket as it routes it; the core routes a whole read
+    // first. A 65535-byte relay between two small packets must not look like a slow consumer.
+    for protocol in [Protocol::Godot4, Protocol::Godot3] {
+        let (mut net, url) = Net::start(protocol);
+        net.add_client(protocol, &url);
+        net.add_client(protocol, &url);
+        let b = net.id(1);
+        net.clients[0].set_target_peer(Target::Peer(b));
+        let max = net.clients[0].get_max_packet_size();
+        assert_eq!(max, if protocol == Protocol::Godot4 { 65529 } else { 65526 });
+        let mut big = vec![b'x'; max];
+        big[0] = 3;
+        for _ in 0..3 {
+            net.clients[0].put_packet(b"\x03small").unwrap();
+            net.clients[0].put_packet(&big).unwrap();
+        }
+        net.clients[0].put_packet(b"\x03last").unwrap();
+        let a = net.id(0);
+        net.pump("every relay", |net| net.seen[1].got(a, b"\x03last") == 1);
+        assert_eq!(net.seen[1].got(a, &big), 3, "{protocol:?}");
+        assert_eq!(net.seen[1].got(a, b"\x03small"), 3, "{protocol:?}");
+        assert!(!net.seen_server.has(|e| matches!(e, Event::PeerDisconnected { .. })), "{protocol:?}");
+    }
+}
