@@ -199,7 +199,7 @@ class Run:
             if f.endswith(".log"):
                 os.remove(os.path.join(self.dir, f))
         self.procs = []
-        self.tag = "v%s %s" % (version, scenario)
+        self.tag = "%sv%s %s" % (opts.label + " " if opts.label else "", version, scenario)
         self.server = None
         self.proxy = None
         self.port = None
@@ -212,7 +212,10 @@ class Run:
         self.port = free_port()
         env = self.env_common()
         env.update({"MP_PORT": self.port, "MP_BIND": "127.0.0.1", "MP_TIMEOUT": timeout})
-        cmd = self.opts.server_cmd or godot_cmd(self.version, "g%s_server.gd" % self.version)
+        if self.server_kind() == "multipeer":
+            cmd = [os.path.join(self.opts.mp_bin, "mp_server")]
+        else:
+            cmd = self.opts.server_cmd or godot_cmd(self.version, "g%s_server.gd" % self.version)
         self.server = Proc(self, "server", cmd, env)
         url_port = self.port
         if self.opts.proxy:
@@ -228,6 +231,8 @@ class Run:
         env = self.env_common()
         env.update({"MP_URL": url or self.url, "MP_NAME": name, "MP_SCENARIO": scenario})
         env.update({k: v for k, v in extra.items()})
+        if self.client_kind(name) == "multipeer":
+            return Proc(self, "client" + name, [os.path.join(self.opts.mp_bin, "mp_client")], env)
         cmd = self.opts.client_cmds.get(name) or self.opts.client_cmds.get("*") \
             or godot_cmd(self.version, "g%s_client.gd" % self.version)
         return Proc(self, "client" + name, cmd, env)
@@ -239,7 +244,7 @@ class Run:
                 continue
             codes[p.name] = p.wait(deadline)
         if self.server:
-            if wait_server and self.server_is_godot() and self.opts.control:
+            if wait_server and self.server_lines() and self.opts.control:
                 codes["server"] = self.server.wait(min(deadline, time.monotonic() + 5))
             else:
                 self.server.kill()
@@ -251,8 +256,24 @@ class Run:
         logs = {p.name: Log(p.text(), p.popen.returncode, p.killed) for p in self.procs}
         return logs
 
-    def server_is_godot(self):
-        return not self.opts.server_cmd
+    def server_kind(self):
+        """godot (a g*_server.gd scene), multipeer (mp_server: the same lines and ctl: commands,
+        with multipeer's documented differences) or external (any --server-cmd)."""
+        if self.opts.mp_server:
+            return "multipeer"
+        return "external" if self.opts.server_cmd else "godot"
+
+    def server_lines(self):
+        """Whether the server prints the scenes' lines, so its log can be checked."""
+        return self.server_kind() in ("godot", "multipeer")
+
+    def client_kind(self, name):
+        """godot, multipeer (mp_client) or external (any --client-cmd) for client NAME."""
+        if name in self.opts.mp_clients or "*" in self.opts.mp_clients:
+            return "multipeer"
+        if self.opts.client_cmds.get(name) or self.opts.client_cmds.get("*"):
+            return "external"
+        return "godot"
 
 
 def wait_port(port, seconds):
@@ -284,8 +305,8 @@ def client_ok(t, run, log, name):
 
 
 def server_ok(t, run, log):
-    if not run.server_is_godot() or not run.opts.control:
-        t.skip("%s server ended by itself" % run.tag, "stopped by the runner (custom server or --no-control)")
+    if not run.server_lines() or not run.opts.control:
+        t.skip("%s server ended by itself" % run.tag, "stopped by the runner (external server or --no-control)")
         return
     t.check("%s server ended by itself with RESULT ok" % run.tag,
             log.result() == "ok" and log.returncode == 0 and not log.killed,
@@ -338,7 +359,7 @@ def scenario_main(opts, version, t):
         order.append("connected_to_server first" if i_conn < i_peer1 else "peer_connected(1) first")
     note(tag, "client signal order: %s" % ", ".join(sorted(set(order))))
 
-    if run.server_is_godot():
+    if run.server_lines():
         sseen = {int(f["id"]) for f in server.find("EVENT", "peer_connected")}
         t.check("%s server peer_connected for each client" % tag, set(ids.values()) <= sseen,
                 "seen=%s" % sorted(sseen))
@@ -361,7 +382,7 @@ def scenario_main(opts, version, t):
         got = [o for o in names if o != n and len(c[n].recv(frm=ids[o], text="bcast|" + o)) == 1]
         t.check("%s %s got the broadcast of both other clients" % (tag, n), len(got) == 2,
                 "from %s" % got)
-    if run.server_is_godot():
+    if run.server_lines():
         t.check("%s server got every client broadcast" % tag,
                 all(len(server.recv(frm=ids[n], text="bcast|" + n)) == 1 for n in names))
     # Exclude one: X sends to -next(X).
@@ -376,22 +397,30 @@ def scenario_main(opts, version, t):
                 t.check("%s %s did not get %s (it was excluded)" % (tag, n, text), count == 0)
             else:
                 t.check("%s %s got %s (exclude-one)" % (tag, n, text), count == 1)
-        if run.server_is_godot():
+        if run.server_lines():
             t.check("%s server got %s" % (tag, text), len(server.recv(frm=ids[sender], text=text)) == 1)
     # Exclude the server (-1).
     for n in names:
         got = [o for o in names if o != n and len(c[n].recv(frm=ids[o], text="noserver|" + o)) == 1]
         t.check("%s %s got the to=-1 packets of both other clients" % (tag, n), len(got) == 2,
                 "from %s" % got)
-    if run.server_is_godot():
+    if run.server_lines():
         count = sum(len(server.recv(frm=ids[n], text="noserver|" + n)) for n in names)
-        if v == "3":
+        if run.server_kind() == "multipeer":
+            t.check("%s server did not process to=-1 packets (multipeer excludes itself in 3.x too)" % tag,
+                    count == 0, "count=%d" % count)
+        elif v == "3":
             t.check("%s server still got to=-1 packets (3.2.3 never excludes itself)" % tag,
                     count == 3, "count=%d" % count)
         else:
             t.check("%s server did not process to=-1 packets" % tag, count == 0, "count=%d" % count)
     # RPC between clients: X calls greet on next(X).
     for sender, target in ring.items():
+        if run.client_kind(sender) != "godot":
+            t.skip("%s rpc_id greet %s -> %s" % (tag, sender, target),
+                   "%s is a %s client: RPCs are SceneMultiplayer's encoding, only Godot originates them"
+                   % (sender, run.client_kind(sender)))
+            continue
         got = c[target].find("RPC", "greet", **{"from": ids[sender], "arg": sender})
         t.check("%s rpc_id greet %s -> %s received once with the right sender id" % (tag, sender, target),
                 len(got) == 1, "got=%d" % len(got))
@@ -415,7 +444,7 @@ def scenario_main(opts, version, t):
     for n in ("A", "B"):
         t.check("%s %s saw C leave (peer_disconnected)" % (tag, n),
                 len(c[n].find("EVENT", "peer_disconnected", id=ids["C"])) == 1)
-    if run.server_is_godot():
+    if run.server_lines():
         t.check("%s server saw C leave" % tag,
                 len(server.find("EVENT", "peer_disconnected", id=ids["C"])) == 1)
         if v == "3":
@@ -429,7 +458,7 @@ def scenario_main(opts, version, t):
             note(tag, "B server_close_request: %s" % (cr,))
     t.check("%s A saw B leave (peer_disconnected)" % tag,
             len(c["A"].find("EVENT", "peer_disconnected", id=ids["B"])) == 1)
-    if run.server_is_godot():
+    if run.server_lines():
         t.check("%s server saw B leave" % tag,
                 len(server.find("EVENT", "peer_disconnected", id=ids["B"])) == 1)
 
@@ -442,33 +471,58 @@ def size_checks(t, run, server, prober, target, prober_id, pname, tname):
     for key in ("big-direct-max", "big-direct-over", "big-relay-max", "big-relay-over"):
         f = sends.get(key)
         note(tag, "%s send_bytes %s len=%s err=%s" % (pname, key, f and f.get("len"), f and f.get("err")))
+    # On 3.x a one-over packet is a 65536-byte message. Godot 3.2.3 sends it (err 0) and its
+    # receivers drop it silently (their ring holds 65535 bytes); multipeer refuses to send it
+    # (outbound_buffer_size), and a multipeer receiver or server delivers it instead of
+    # dropping it silently. Both servers relay it unchanged.
+    def sent(key):
+        return sends.get(key, {}).get("err") == "0"
+    relay_over_delivered = (v == "3" and sent("big-relay-over") and run.client_kind(tname) == "multipeer"
+                            and run.server_lines())
+    direct_over_delivered = v == "3" and sent("big-direct-over") and run.server_kind() == "multipeer"
     t.check("%s %s send_bytes of %d bytes to the server returned OK" % (tag, pname, dmax),
             sends.get("big-direct-max", {}).get("err") == "0")
     t.check("%s %s relayed %d bytes reached %s intact in length" % (tag, pname, rmax, tname),
             len(target.recv(frm=prober_id, length=rmax, prefix="big|%s|%d|relay-max" % (pname, rmax))) == 1)
-    t.check("%s %d relayed bytes (one over) never reached %s" % (tag, rmax + 1, tname),
-            len(target.recv(frm=prober_id, length=rmax + 1)) == 0)
+    if relay_over_delivered:
+        t.check("%s %d relayed bytes (one over, 65536 on the wire) reached multipeer %s, which has no "
+                "65535-byte ring to drop them silently" % (tag, rmax + 1, tname),
+                len(target.recv(frm=prober_id, length=rmax + 1)) == 1)
+    else:
+        t.check("%s %d relayed bytes (one over) never reached %s" % (tag, rmax + 1, tname),
+                len(target.recv(frm=prober_id, length=rmax + 1)) == 0)
     if v == "4":
         t.check("%s send_bytes of %d bytes fails at the 4.x sender (65536 on the wire)" % (tag, dmax + 1),
                 sends.get("big-direct-over", {}).get("err") not in (None, "0"))
         t.check("%s relayed send_bytes of %d bytes fails at the 4.x sender" % (tag, rmax + 1),
                 sends.get("big-relay-over", {}).get("err") not in (None, "0"))
-    if run.server_is_godot():
+    if run.server_lines():
         t.check("%s server got the %d-byte raw packet" % (tag, dmax),
                 len(server.recv(frm=prober_id, length=dmax)) == 1)
-        t.check("%s server did not get %d bytes (one over)" % (tag, dmax + 1),
-                len(server.recv(frm=prober_id, length=dmax + 1)) == 0)
-        if v == "3":
+        if direct_over_delivered:
+            t.check("%s multipeer server got the %d bytes (65536 on the wire) that 3.2.3 drops silently"
+                    % (tag, dmax + 1), len(server.recv(frm=prober_id, length=dmax + 1)) == 1)
+        else:
+            t.check("%s server did not get %d bytes (one over)" % (tag, dmax + 1),
+                    len(server.recv(frm=prober_id, length=dmax + 1)) == 0)
+        if v == "3" and run.server_kind() == "godot" and sent("big-direct-over"):
             t.check("%s 3.2.3 server logged the silent drop of the 65536-byte message" % tag,
                     len(server.error_lines("Buffer payload full! Dropping data.")) >= 1)
     if run.opts.control:
         t.check("%s %s got the server's %d-byte packet" % (tag, pname, dmax),
                 len(prober.recv(frm=1, length=dmax)) == 1)
-        t.check("%s %s did not get the server's %d-byte packet" % (tag, pname, dmax + 1),
-                len(prober.recv(frm=1, length=dmax + 1)) == 0)
-        if run.server_is_godot():
-            f = server.first("SEND", tag="big-server-over")
-            note(tag, "server send_bytes of %d bytes returned err=%s" % (dmax + 1, f and f.get("err")))
+        f = server.first("SEND", tag="big-server-over") if run.server_lines() else None
+        if f:
+            note(tag, "server send_bytes of %d bytes returned err=%s" % (dmax + 1, f.get("err")))
+        if v == "3" and f and f.get("err") == "0" and run.client_kind(pname) == "multipeer":
+            t.check("%s multipeer %s got the server's %d-byte packet (65536 on the wire) that 3.2.3 drops"
+                    % (tag, pname, dmax + 1), len(prober.recv(frm=1, length=dmax + 1)) == 1)
+        else:
+            t.check("%s %s did not get the server's %d-byte packet" % (tag, pname, dmax + 1),
+                    len(prober.recv(frm=1, length=dmax + 1)) == 0)
+        if run.server_kind() == "multipeer":
+            t.check("%s multipeer server refused to send %d bytes (err != 0)" % (tag, dmax + 1),
+                    f is not None and f.get("err") not in (None, "0"), "line=%s" % (f,))
 
 
 # ---------------------------------------------------------------- refuse
@@ -511,7 +565,7 @@ def scenario_refuse(opts, version, t):
         if e:
             t.check("%s A saw exactly one newcomer, E" % tag,
                     [f["id"] for f in la.find("EVENT", "peer_connected") if f["id"] != "1"] == [e["id"]])
-    if run.server_is_godot():
+    if run.server_lines():
         n = len(logs["server"].find("EVENT", "peer_connected"))
         t.check("%s server admitted exactly A and E" % tag, n == 2, "peer_connected x%d" % n)
 
@@ -542,9 +596,15 @@ def scenario_handshake(opts, version, t):
     for name in ("probeIdle", "probePartial"):
         f = logs[name].first("EVENT", "closed_by_server")
         after = int(f["after_ms"]) if f else None
-        t.check("%s %s closed by the server without any reply after ~%d ms" % (tag, name, expect),
-                f is not None and f.get("bytes_received") == "0" and expect * 0.8 <= after <= expect + 1200,
-                "line=%s" % (f or logs[name].text.strip()))
+        in_time = f is not None and expect * 0.8 <= after <= expect + 1200
+        if run.server_kind() == "multipeer":
+            # multipeer answers "HTTP/1.1 408 Request Timeout" before closing; Godot says nothing.
+            t.check("%s %s answered 408 and closed by the server after ~%d ms" % (tag, name, expect),
+                    in_time and f.get("first", "").startswith(b"HTTP/1.1 408 ".hex()),
+                    "line=%s" % (f or logs[name].text.strip()))
+        else:
+            t.check("%s %s closed by the server without any reply after ~%d ms" % (tag, name, expect),
+                    in_time and f.get("bytes_received") == "0", "line=%s" % (f or logs[name].text.strip()))
     lf = logs["clientF"]
     t.check("%s F connected while the probes were pending" % tag,
             lf.first("EVENT", "connected_to_server") is not None)
@@ -585,16 +645,25 @@ def scenario_size(opts, version, t):
     if version == "4":
         t.check("%s oversize message (65536 on the wire) closes B: A saw B leave" % tag, a_saw)
         t.check("%s B was dropped (server_disconnected)" % tag, lb.first("EVENT", "server_disconnected") is not None)
-        if run.server_is_godot():
+        if run.server_lines():
             t.check("%s server removed B at once" % tag,
                     len(server.find("EVENT", "peer_disconnected", id=ids["B"])) == 1)
+    elif run.server_kind() == "multipeer":
+        # multipeer: Close 1009 as 3.2.3 sends it, but the peer is removed and announced.
+        t.check("%s oversize message (65537 on the wire) closes B with 1009, and A saw B leave "
+                "(multipeer keeps no zombie)" % tag, a_saw)
+        cr = lb.first("EVENT", "server_close_request")
+        t.check("%s B got Close 1009" % tag, cr is not None and cr.get("code") == "1009", "line=%s" % (cr,))
+        f = server.first("EVENT", "peer_disconnected", id=ids["B"])
+        t.check("%s server removed B after its 1009" % tag, f is not None and f.get("code") == "1009",
+                "line=%s" % (f,))
     else:
         # 3.2.3: Close 1009 from the server, then the peer stays a "zombie": no SYS_DEL.
         t.check("%s oversize message leaves a 3.2.3 zombie: A never saw B leave" % tag, not a_saw)
         cr = lb.first("EVENT", "server_close_request")
         note(tag, "B after oversize: close_request=%s events=%s" % (
             cr, [h for k, h, f, raw in lb.lines if k == "EVENT"][-4:]))
-        if run.server_is_godot():
+        if run.server_lines():
             t.check("%s 3.2.3 server never reported B disconnected" % tag,
                     len(server.find("EVENT", "peer_disconnected", id=ids["B"])) == 0)
 
@@ -634,7 +703,11 @@ def scenario_bad_id(opts, version, t):
         if version == "4" and sends:
             t.check("%s %s: client answered with Close 1000, empty reason" % (tag, label),
                     any("payload=03e8 " in fr for fr in frames))
-        if version == "4" and not sends:
+        if version == "4" and not sends and run.client_kind("-" + label) == "multipeer":
+            # multipeer's handshake timeout also covers the wait for the id (Godot 4 waits forever).
+            t.check("%s no-id: multipeer client gave up at its 3 s handshake timeout" % tag,
+                    fail is not None and 2800 <= int(fail.get("t_ms", 0)) < 4400, "line=%s" % (fail,))
+        elif version == "4" and not sends:
             t.check("%s no-id: client kept waiting past its 3 s handshake timeout" % tag,
                     fail is not None and int(fail.get("t_ms", 0)) >= 4000)
 
@@ -668,11 +741,25 @@ def main():
     ap.add_argument("--no-control", dest="control", action="store_false",
                     default=os.environ.get("MP_CONTROL", "1") != "0",
                     help="never send ctl: requests (for servers that do not implement them)")
+    ap.add_argument("--mp-bin", default=os.environ.get("MP_BIN", ""),
+                    help="directory with multipeer's mp_server and mp_client (tests/src/bin)")
+    ap.add_argument("--mp-server", action="store_true", default=os.environ.get("MP_SERVER", "0") == "1",
+                    help="run MP_BIN/mp_server as the server; its log is checked like a Godot server's, "
+                         "with multipeer's documented differences")
+    ap.add_argument("--mp-clients", default=os.environ.get("MP_CLIENTS", ""),
+                    help="comma list of client names (or *) to run as MP_BIN/mp_client")
+    ap.add_argument("--label", default=os.environ.get("MP_LABEL", ""),
+                    help="prefix of every check label (to tell combinations apart)")
     ap.add_argument("--proxy", action="store_true", help="log the wire bytes with ws_logproxy.py")
     ap.add_argument("--handshake-ms", type=int, default=0,
                     help="expected server handshake timeout (default: 1000 for 3, 3000 for 4)")
     ap.add_argument("--out", default=os.environ.get("MP_OUT", "/tmp/multipeer-godot-interop"))
     opts = ap.parse_args()
+    opts.mp_clients = {n.strip() for n in opts.mp_clients.split(",") if n.strip()}
+    if (opts.mp_server or opts.mp_clients) and not os.path.isdir(opts.mp_bin):
+        ap.error("--mp-server and --mp-clients need --mp-bin DIR (MP_BIN) with mp_server and mp_client")
+    if opts.mp_server and opts.server_cmd:
+        ap.error("--mp-server and --server-cmd are exclusive")
     opts.client_cmds = {}
     for key, val in os.environ.items():
         if key.startswith("CLIENT_CMD_") and val:
