@@ -54,6 +54,11 @@
 //! }
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! With the `webrtc` feature, [`webrtc::WebRtcMultiplayerPeer`] is Godot's
+//! `WebRTCMultiplayerPeer`: one str0m `Rtc` per remote peer over UDP, Godot's negotiated
+//! channels, and [`webrtc::connect_lobby`] to join a lobby of Godot's `webrtc_signaling` demo
+//! protocol and mesh with everyone in it (browsers, Godot, other Rust programs).
 #![forbid(unsafe_code)]
 
 mod blocking;
@@ -66,6 +71,8 @@ pub mod nonblocking;
 mod options;
 mod rng;
 mod transport;
+#[cfg(feature = "webrtc")]
+pub mod webrtc;
 
 pub use blocking::{Server, WebSocket};
 pub use clock::Clock;
@@ -75,5 +82,7 @@ pub use multiplayer::{MultiplayerError, PeerConnection, WebSocketMultiplayerPeer
 pub use options::{ClientOptions, Rejection, RequestCheck, ServerOptions};
 pub use rng::client_rng;
 pub use transport::Transport;
+#[cfg(feature = "webrtc")]
+pub use webrtc::{WebRtcConfig, WebRtcMultiplayerPeer};
 
 pub use multipeer;

@@ -1,0 +1,127 @@
+//! What the engine needs to know about this host: the addresses to gather host candidates on,
+//! ICE servers, and SCTP buffer sizes.
+
+use core::net::{IpAddr, Ipv4Addr};
+
+/// An entry of `iceServers` (Godot's `WebRTCPeerConnection.initialize({"iceServers": [...]})`).
+///
+/// `stun:` URLs are used: each peer connection asks the server for its mapped address (a STUN
+/// Binding request on the peer's own socket) and signals it as a server-reflexive candidate.
+/// `turn:`/`turns:` URLs are accepted and kept but not used: str0m has no TURN client, and this
+/// adapter does not allocate relays itself (yet), so only host and server-reflexive candidates
+/// are gathered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IceServer {
+    /// `stun:host:port` or `turn:host:port?transport=udp` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name (unused, see above).
+    pub username: Option<String>,
+    /// TURN credential (unused, see above).
+    pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// A STUN server, e.g. `IceServer::stun("stun:127.0.0.1:3478")`.
+    #[must_use]
+    pub fn stun(url: impl Into<String>) -> Self {
+        Self { urls: vec![url.into()], username: None, credential: None }
+    }
+}
+
+/// The browser-safe UDP payload budget: a 1191-byte SCTP packet (libwebrtc's
+/// `kMaxSafeMTUSize` path budget) in a DTLS 1.2 AES-GCM record (13 + 8 + 16 bytes).
+pub const MAX_UDP_PAYLOAD: usize = 1228;
+
+/// The default str0m MTU target (see [`WebRtcConfig::mtu`]).
+///
+/// str0m's own default (1150) is not enough: sctp-proto 0.10.8 bundles small DATA chunks
+/// counting neither the 4-byte padding of each chunk nor the header of the chunk being added,
+/// so a burst of 1-byte messages makes an SCTP packet up to 20/17 of its budget (1249-byte UDP
+/// payloads were seen here with 2-byte messages). str0m gives SCTP `target − 60` bytes; with a
+/// target of 1058 the worst bundle is 58 one-byte chunks, 12 + 58 × 20 = 1172 bytes of SCTP and
+/// 1209 bytes of UDP payload, under [`MAX_UDP_PAYLOAD`].
+pub const DEFAULT_MTU: usize = 1058;
+
+/// Engine settings shared by every peer connection of a [`WebRtcMultiplayerPeer`].
+///
+/// [`WebRtcMultiplayerPeer`]: super::WebRtcMultiplayerPeer
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRtcConfig {
+    /// The local addresses to bind a UDP socket on for each peer, each giving one host
+    /// candidate (default: `127.0.0.1` only, which reaches peers on this machine). Use the
+    /// addresses of the interfaces the game should be reachable on; `0.0.0.0` is refused since
+    /// a wildcard is no candidate.
+    pub local_ips: Vec<IpAddr>,
+    /// STUN (used) and TURN (accepted, unused) servers.
+    pub ice_servers: Vec<IceServer>,
+    /// Bytes the data channels of one peer may hold unacknowledged (str0m's
+    /// `sctp_max_buffered_amount`); messages beyond wait in the adapter's outbox.
+    pub sctp_send_buffer: usize,
+    /// The largest message this side accepts, advertised as `a=max-message-size`.
+    pub max_message_size: u32,
+    /// Bytes of messages one peer may have waiting in the adapter's outbox for send-buffer
+    /// room; beyond it `put_packet` fails with `PutError::Full`.
+    pub outbox_limit: usize,
+    /// str0m's MTU target: the size it fragments DTLS and SCTP for (default [`DEFAULT_MTU`];
+    /// str0m accepts 576..=1500).
+    pub mtu: usize,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        Self {
+            local_ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            ice_servers: Vec::new(),
+            sctp_send_buffer: 1 << 20,
+            max_message_size: 256 * 1024,
+            outbox_limit: 4 << 20,
+            mtu: DEFAULT_MTU,
+        }
+    }
+}
+
+impl WebRtcConfig {
+    /// Gather host candidates on these addresses instead of `127.0.0.1`.
+    #[must_use]
+    pub fn local_ips(mut self, ips: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.local_ips = ips.into_iter().collect();
+        self
+    }
+
+    /// Adds an ICE server.
+    #[must_use]
+    pub fn ice_server(mut self, server: IceServer) -> Self {
+        self.ice_servers.push(server);
+        self
+    }
+
+    /// The `host:port` of every `stun:` URL (default port 3478).
+    pub(crate) fn stun_servers(&self) -> impl Iterator<Item = String> + '_ {
+        self.ice_servers.iter().flat_map(|s| s.urls.iter()).filter_map(|url| {
+            let rest = url.strip_prefix("stun:")?;
+            let rest = rest.split('?').next().unwrap_or(rest);
+            let has_port =
+                rest.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
+            Some(if has_port { rest.to_string() } else { format!("{rest}:3478") })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stun_urls_become_addresses_and_turn_is_ignored() {
+        let config = WebRtcConfig::default()
+            .ice_server(IceServer::stun("stun:127.0.0.1:3479"))
+            .ice_server(IceServer::stun("stun:stun.example"))
+            .ice_server(IceServer {
+                urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+                username: Some("u".into()),
+                credential: Some("p".into()),
+            });
+        let servers: Vec<String> = config.stun_servers().collect();
+        assert_eq!(servers, ["127.0.0.1:3479", "stun.example:3478"]);
+    }
+}

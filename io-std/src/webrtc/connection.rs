@@ -1,0 +1,590 @@
+//! One remote peer: a `str0m::Rtc`, its UDP sockets, and the glue between str0m's outputs and
+//! the mesh's engine events.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, ErrorKind};
+use std::net::UdpSocket;
+use std::time::Instant as StdInstant;
+
+use multipeer::mesh::{ChannelSpec, ConnectionState, EngineEvent, LaneFull, Mesh, Reliability, SdpKind};
+use multipeer::peer::{PeerId, PutError};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability as RtcReliability};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use super::stun;
+use super::{EngineStats, WebRtcConfig};
+use crate::Clock;
+
+/// Most datagrams read from one socket in one drive, so one busy peer cannot starve the rest.
+const MAX_READS_PER_DRIVE: usize = 64;
+/// Most outputs taken from str0m in one drive (it stops at a timeout long before this).
+const MAX_OUTPUTS_PER_DRIVE: usize = 100_000;
+/// `a=max-message-size` absent means 64 KiB (RFC 8841 §6).
+const DEFAULT_REMOTE_MAX_MESSAGE: usize = 65_536;
+/// STUN Binding retransmissions (RFC 8489 §6.2.1, shortened: loopback or LAN servers).
+const STUN_RETRIES: [Duration; 4] =
+    [Duration::ZERO, Duration::from_millis(250), Duration::from_millis(750), Duration::from_millis(1750)];
+
+struct StunQuery {
+    server: SocketAddr,
+    socket: usize,
+    transaction: [u8; 12],
+    started: StdInstant,
+    sent: usize,
+}
+
+/// The engine side of one remote peer.
+pub(crate) struct PeerConnection {
+    peer: PeerId,
+    rtc: Rtc,
+    sockets: Vec<UdpSocket>,
+    /// The offer awaiting its answer (offerer only).
+    pending_offer: Option<SdpPendingOffer>,
+    /// The local description went out: candidates may follow it.
+    described: bool,
+    /// Local candidates gathered before the description went out.
+    unsent_candidates: Vec<String>,
+    /// The application m-line's media id, for trickled candidates.
+    mid: String,
+    /// Channels str0m opened, by its id.
+    open: HashMap<ChannelId, u16>,
+    /// The remote side's `a=max-message-size` (`usize::MAX` for "no limit").
+    remote_max_message: usize,
+    /// Messages the mesh refused (a full reliable lane), in arrival order.
+    held: VecDeque<(u16, Vec<u8>)>,
+    /// Messages waiting for room in str0m's send buffer.
+    outbox: VecDeque<(u16, Vec<u8>)>,
+    outbox_bytes: usize,
+    outbox_limit: usize,
+    send_buffer: usize,
+    stun: Vec<StunQuery>,
+    /// Server-reflexive addresses learned from STUN servers.
+    pub(crate) mapped: Vec<SocketAddr>,
+    timeout: StdInstant,
+    connected: bool,
+    /// The connection ended (failed, closed by either side); the mesh was told.
+    pub(crate) finished: bool,
+}
+
+fn rtc_reliability(r: Reliability) -> RtcReliability {
+    match r {
+        Reliability::Reliable => RtcReliability::Reliable,
+        Reliability::MaxPacketLifetime(lifetime) => RtcReliability::MaxPacketLifetime { lifetime },
+        Reliability::MaxRetransmits(retransmits) => RtcReliability::MaxRetransmits { retransmits },
+    }
+}
+
+fn channel_config(spec: &ChannelSpec) -> ChannelConfig {
+    ChannelConfig {
+        label: spec.label.clone(),
+        ordered: spec.ordered,
+        reliability: rtc_reliability(spec.reliability),
+        negotiated: spec.negotiated.then_some(spec.id),
+        protocol: String::new(),
+    }
+}
+
+/// The `a=mid:` of the first m-line of an SDP, if any.
+fn sdp_mid(sdp: &str) -> Option<String> {
+    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=mid:")).map(str::to_string)
+}
+
+/// The remote `a=max-message-size` (RFC 8841): absent means 64 KiB, 0 means no limit.
+fn sdp_max_message_size(sdp: &str) -> usize {
+    let value = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=max-message-size:"));
+    match value.map(|v| v.trim().parse::<u64>()) {
+        Some(Ok(0)) => usize::MAX,
+        Some(Ok(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+        _ => DEFAULT_REMOTE_MAX_MESSAGE,
+    }
+}
+
+fn random_transaction() -> [u8; 12] {
+    let mut t = [0u8; 12];
+    // A failing OS generator leaves zeros; the id only has to match our own response.
+    let _ = getrandom::fill(&mut t);
+    t
+}
+
+impl PeerConnection {
+    /// Creates the connection with its channels; the offerer also creates the offer.
+    pub(crate) fn create(
+        peer: PeerId,
+        offerer: bool,
+        channels: &[ChannelSpec],
+        config: &WebRtcConfig,
+        mesh: &mut Mesh,
+        clock: &Clock,
+    ) -> io::Result<Self> {
+        let now = StdInstant::now();
+        // str0m panics outside its bounds; keep the target within them.
+        let mtu = config.mtu.clamp(str0m::DATAGRAM_MTU_TARGET_MIN, str0m::DATAGRAM_MTU_TARGET_MAX);
+        let mut rtc = Rtc::builder()
+            .set_sctp_max_buffered_amount(config.sctp_send_buffer)
+            .set_sctp_max_message_size(config.max_message_size)
+            .set_mtu(mtu..=mtu.max(super::config::MAX_UDP_PAYLOAD))
+            .build(now);
+        let mut sockets = Vec::new();
+        let mut unsent_candidates = Vec::new();
+        for ip in &config.local_ips {
+            if ip.is_unspecified() {
+                return Err(io::Error::new(
+                    ErrorKind::InvalidInput,
+                    "a wildcard address is no ICE candidate",
+                ));
+            }
+            let socket = UdpSocket::bind(SocketAddr::new(*ip, 0))?;
+            socket.set_nonblocking(true)?;
+            let local = socket.local_addr()?;
+            let candidate = Candidate::host(local, "udp")
+                .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e.to_string()))?;
+            if let Some(c) = rtc.add_local_candidate(candidate) {
+                unsent_candidates.push(c.to_sdp_string());
+            }
+            sockets.push(socket);
+        }
+        let mut stun = Vec::new();
+        for server in config.stun_servers() {
+            let resolved = std::net::ToSocketAddrs::to_socket_addrs(&server).ok().into_iter().flatten();
+            for addr in resolved {
+                if let Some(socket) =
+                    sockets.iter().position(|s| s.local_addr().is_ok_and(|l| l.is_ipv4() == addr.is_ipv4()))
+                {
+                    stun.push(StunQuery {
+                        server: addr,
+                        socket,
+                        transaction: random_transaction(),
+                        started: now,
+                        sent: 0,
+                    });
+                    break;
+                }
+            }
+        }
+        let mut this = Self {
+            peer,
+            rtc,
+            sockets,
+            pending_offer: None,
+            described: false,
+            unsent_candidates,
+            mid: String::from("0"),
+            open: HashMap::new(),
+            remote_max_message: DEFAULT_REMOTE_MAX_MESSAGE,
+            held: VecDeque::new(),
+            outbox: VecDeque::new(),
+            outbox_bytes: 0,
+            outbox_limit: config.outbox_limit,
+            send_buffer: config.sctp_send_buffer,
+            stun,
+            mapped: Vec::new(),
+            timeout: now,
+            connected: false,
+            finished: false,
+        };
+        if offerer {
+            let mut api = this.rtc.sdp_api();
+            for spec in channels {
+                api.add_channel_with_config(channel_config(spec));
+            }
+            match api.apply() {
+                Some((offer, pending)) => {
+                    this.pending_offer = Some(pending);
+                    this.describe(mesh, clock, SdpKind::Offer, &offer.to_sdp_string());
+                }
+                None => this.fail(mesh, clock),
+            }
+        } else {
+            // Negotiated channels are declared on both sides with the same ids; they open
+            // once the SCTP association is up, without DCEP.
+            let mut api = this.rtc.direct_api();
+            for spec in channels {
+                api.create_data_channel(channel_config(spec));
+            }
+        }
+        Ok(this)
+    }
+
+    fn describe(&mut self, mesh: &mut Mesh, clock: &Clock, kind: SdpKind, sdp: &str) {
+        if let Some(mid) = sdp_mid(sdp) {
+            self.mid = mid;
+        }
+        self.emit(mesh, clock, EngineEvent::LocalDescription { peer: self.peer, kind, sdp });
+        self.described = true;
+        for candidate in core::mem::take(&mut self.unsent_candidates) {
+            self.emit_candidate(mesh, clock, &candidate);
+        }
+    }
+
+    fn emit_candidate(&mut self, mesh: &mut Mesh, clock: &Clock, candidate: &str) {
+        if !self.described {
+            self.unsent_candidates.push(candidate.to_string());
+            return;
+        }
+        let mid = self.mid.clone();
+        let event = EngineEvent::LocalCandidate { peer: self.peer, mid: &mid, index: 0, candidate };
+        self.emit(mesh, clock, event);
+    }
+
+    fn emit(&mut self, mesh: &mut Mesh, clock: &Clock, event: EngineEvent<'_>) {
+        // Only messages can be refused, and those go through `deliver`.
+        let _ = mesh.handle_engine_event(clock.now(), event);
+    }
+
+    fn fail(&mut self, mesh: &mut Mesh, clock: &Clock) {
+        if !self.finished {
+            self.finished = true;
+            self.rtc.disconnect();
+            self.emit(mesh, clock, EngineEvent::State { peer: self.peer, state: ConnectionState::Failed });
+        }
+    }
+
+    /// A description from the remote peer: an offer is answered at once.
+    pub(crate) fn remote_description(&mut self, mesh: &mut Mesh, clock: &Clock, kind: SdpKind, sdp: &str) {
+        self.remote_max_message = sdp_max_message_size(sdp);
+        match kind {
+            SdpKind::Offer => {
+                let answer = SdpOffer::from_sdp_string(sdp)
+                    .ok()
+                    .and_then(|offer| self.rtc.sdp_api().accept_offer(offer).ok());
+                match answer {
+                    Some(answer) => {
+                        if let Some(mid) = sdp_mid(sdp) {
+                            self.mid = mid;
+                        }
+                        let text = answer.to_sdp_string();
+                        self.describe(mesh, clock, SdpKind::Answer, &text);
+                    }
+                    None => self.fail(mesh, clock),
+                }
+            }
+            SdpKind::Answer => {
+                let accepted = match (self.pending_offer.take(), SdpAnswer::from_sdp_string(sdp)) {
+                    (Some(pending), Ok(answer)) => self.rtc.sdp_api().accept_answer(pending, answer).is_ok(),
+                    _ => false,
+                };
+                if !accepted {
+                    self.fail(mesh, clock);
+                }
+            }
+        }
+    }
+
+    /// A trickled remote candidate; unusable ones (mDNS `.local` names, other transports,
+    /// end-of-candidates) are ignored, as a browser ignores what it cannot use.
+    pub(crate) fn remote_candidate(&mut self, candidate: &str) {
+        let line = candidate.trim().trim_start_matches("a=");
+        if line.is_empty() {
+            return;
+        }
+        if let Ok(c) = Candidate::from_sdp_string(line) {
+            self.rtc.add_remote_candidate(c);
+        }
+    }
+
+    /// The largest message the remote accepts and our send buffer can ever take.
+    pub(crate) fn max_message(&self) -> usize {
+        self.remote_max_message.min(self.send_buffer)
+    }
+
+    /// Sends one message, or keeps it for when str0m's send buffer has room.
+    pub(crate) fn send(&mut self, stream: u16, data: Vec<u8>) -> Result<(), PutError> {
+        let max = self.max_message();
+        if data.len() > max {
+            return Err(PutError::TooLarge { max });
+        }
+        if self.finished {
+            return Err(PutError::UnknownPeer(self.peer));
+        }
+        if self.outbox.is_empty() && self.write(stream, &data)? {
+            return Ok(());
+        }
+        if self.outbox_bytes + data.len() > self.outbox_limit {
+            return Err(PutError::Full);
+        }
+        self.outbox_bytes += data.len();
+        self.outbox.push_back((stream, data));
+        Ok(())
+    }
+
+    /// Whether str0m took the message.
+    fn write(&mut self, stream: u16, data: &[u8]) -> Result<bool, PutError> {
+        let id = self.rtc.direct_api().channel_id_by_sctp_stream_id(stream);
+        let Some(mut channel) = id.and_then(|id| self.rtc.channel(id)) else {
+            return Err(PutError::UnknownPeer(self.peer));
+        };
+        // Godot sends binary messages (WebRTCDataChannel's default write mode).
+        channel.write(true, data).map_err(|_| PutError::UnknownPeer(self.peer))
+    }
+
+    fn flush_outbox(&mut self) {
+        while let Some((stream, data)) = self.outbox.pop_front() {
+            match self.write(stream, &data) {
+                Ok(true) => self.outbox_bytes -= data.len(),
+                Ok(false) => {
+                    self.outbox.push_front((stream, data));
+                    return;
+                }
+                // The channel closed under it: the mesh hears of it through the close event.
+                Err(_) => self.outbox_bytes -= data.len(),
+            }
+        }
+    }
+
+    /// Starts an orderly close (DTLS close_notify, SCTP shutdown) and sends what it produces.
+    pub(crate) fn close(&mut self, stats: &mut EngineStats) {
+        self.finished = true;
+        let _ = self.rtc.close();
+        for _ in 0..64 {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => self.transmit(t.source, t.destination, &t.contents, stats),
+                Ok(Output::Event(_)) => {}
+                Ok(Output::Timeout(_)) | Err(_) => break,
+            }
+        }
+        self.rtc.disconnect();
+    }
+
+    /// When [`drive`](Self::drive) is due at the latest.
+    pub(crate) fn next_timeout(&self) -> StdInstant {
+        let stun = self.stun.iter().filter_map(|q| STUN_RETRIES.get(q.sent).map(|d| q.started + *d)).min();
+        stun.map_or(self.timeout, |s| s.min(self.timeout))
+    }
+
+    /// Offers held messages again, reads the sockets, runs str0m's timers, and hands its
+    /// outputs on. Returns whether anything was received or transmitted.
+    pub(crate) fn drive(&mut self, mesh: &mut Mesh, clock: &Clock, buf: &mut [u8], stats: &mut EngineStats) {
+        if self.finished {
+            return;
+        }
+        self.offer_held(mesh, clock);
+        self.send_stun(stats);
+        if self.held.is_empty() {
+            self.read_sockets(mesh, clock, buf, stats);
+        }
+        let now = StdInstant::now();
+        if now >= self.timeout && self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.fail(mesh, clock);
+            return;
+        }
+        self.flush_outbox();
+        self.poll_outputs(mesh, clock, stats);
+    }
+
+    fn offer_held(&mut self, mesh: &mut Mesh, clock: &Clock) {
+        while let Some((stream, data)) = self.held.front() {
+            let event = EngineEvent::Message { peer: self.peer, channel: *stream, data };
+            if mesh.handle_engine_event(clock.now(), event).is_err() {
+                return;
+            }
+            self.held.pop_front();
+        }
+    }
+
+    fn send_stun(&mut self, stats: &mut EngineStats) {
+        let now = StdInstant::now();
+        for q in &mut self.stun {
+            if STUN_RETRIES.get(q.sent).is_some_and(|d| now >= q.started + *d) {
+                q.sent += 1;
+                if let Some(socket) = self.sockets.get(q.socket) {
+                    if socket.send_to(&stun::binding_request(q.transaction), q.server).is_ok() {
+                        stats.stun_requests += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_sockets(&mut self, mesh: &mut Mesh, clock: &Clock, buf: &mut [u8], stats: &mut EngineStats) {
+        for index in 0..self.sockets.len() {
+            for _ in 0..MAX_READS_PER_DRIVE {
+                let (len, source, local) = {
+                    let socket = &self.sockets[index];
+                    match socket.recv_from(buf) {
+                        Ok((len, source)) => match socket.local_addr() {
+                            Ok(local) => (len, source, local),
+                            Err(_) => break,
+                        },
+                        // Would-block ends the batch; ICMP errors (port unreachable) are not
+                        // fatal for a connectionless socket.
+                        Err(_) => break,
+                    }
+                };
+                let datagram = &buf[..len];
+                stats.datagrams_received += 1;
+                if self.answer_stun(index, source, local, datagram, mesh, clock) {
+                    continue;
+                }
+                let Ok(receive) = Receive::new(Protocol::Udp, source, local, datagram) else { continue };
+                let input = Input::Receive(StdInstant::now(), receive);
+                if self.rtc.accepts(&input) && self.rtc.handle_input(input).is_err() {
+                    self.fail(mesh, clock);
+                    return;
+                }
+                // Hand over what this datagram produced before reading the next, so that a
+                // lane filling up stops the reading here.
+                self.poll_outputs(mesh, clock, stats);
+                if self.finished || !self.held.is_empty() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A STUN server's answer to our Binding request: adds the server-reflexive candidate.
+    fn answer_stun(
+        &mut self,
+        socket: usize,
+        source: SocketAddr,
+        local: SocketAddr,
+        datagram: &[u8],
+        mesh: &mut Mesh,
+        clock: &Clock,
+    ) -> bool {
+        let Some(i) = self.stun.iter().position(|q| q.socket == socket && q.server == source) else {
+            return false;
+        };
+        let Some(mapped) = stun::parse_binding_success(datagram, &self.stun[i].transaction) else {
+            return false;
+        };
+        self.stun.remove(i);
+        self.mapped.push(mapped);
+        let candidate = Candidate::server_reflexive(mapped, local, "udp").ok();
+        // str0m drops a reflexive candidate equal to a host one (same address and base), as
+        // ICE says; there is then nothing new to signal.
+        let added = candidate.and_then(|c| self.rtc.add_local_candidate(c).map(Candidate::to_sdp_string));
+        if let Some(line) = added {
+            self.emit_candidate(mesh, clock, &line);
+        }
+        true
+    }
+
+    fn transmit(
+        &mut self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+        stats: &mut EngineStats,
+    ) {
+        let socket = self
+            .sockets
+            .iter()
+            .find(|s| s.local_addr().is_ok_and(|l| l == source))
+            .or_else(|| self.sockets.first());
+        if let Some(socket) = socket {
+            // UDP may drop; so may the kernel when its buffer is full. SCTP retransmits.
+            if socket.send_to(data, destination).is_ok() {
+                stats.datagrams_sent += 1;
+                stats.bytes_sent += data.len() as u64;
+                stats.largest_datagram = stats.largest_datagram.max(data.len());
+            }
+        }
+    }
+
+    fn poll_outputs(&mut self, mesh: &mut Mesh, clock: &Clock, stats: &mut EngineStats) {
+        for _ in 0..MAX_OUTPUTS_PER_DRIVE {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    self.timeout = at;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => self.transmit(t.source, t.destination, &t.contents, stats),
+                Ok(Output::Event(event)) => self.event(event, mesh, clock),
+                Err(_) => {
+                    self.fail(mesh, clock);
+                    return;
+                }
+            }
+            if self.finished {
+                return;
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event, mesh: &mut Mesh, clock: &Clock) {
+        let peer = self.peer;
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                self.emit(mesh, clock, EngineEvent::State { peer, state: ConnectionState::Connected });
+            }
+            // Before the first connection "disconnected" only means "no pair works yet"
+            // (candidates may still trickle in); afterwards it ends the peer, as in Godot.
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) if self.connected => {
+                self.finished = true;
+                self.emit(mesh, clock, EngineEvent::State { peer, state: ConnectionState::Disconnected });
+            }
+            Event::ChannelOpen(id, _label) => {
+                if let Some(stream) = self.rtc.direct_api().sctp_stream_id_by_channel_id(id) {
+                    self.open.insert(id, stream);
+                    self.emit(mesh, clock, EngineEvent::ChannelOpen { peer, channel: stream });
+                }
+            }
+            Event::ChannelData(data) => {
+                let Some(stream) = self.open.get(&data.id).copied() else { return };
+                if !self.held.is_empty() {
+                    self.held.push_back((stream, data.data));
+                    return;
+                }
+                let event = EngineEvent::Message { peer, channel: stream, data: &data.data };
+                if let Err(LaneFull { .. }) = mesh.handle_engine_event(clock.now(), event) {
+                    self.held.push_back((stream, data.data));
+                }
+            }
+            Event::ChannelClose(id) => {
+                if let Some(stream) = self.open.remove(&id) {
+                    self.emit(mesh, clock, EngineEvent::ChannelClosed { peer, channel: stream });
+                }
+            }
+            Event::ChannelBufferedAmountLow(_) => self.flush_outbox(),
+            Event::Closed => {
+                self.finished = true;
+                self.emit(mesh, clock, EngineEvent::State { peer, state: ConnectionState::Closed });
+            }
+            _ => {}
+        }
+    }
+
+    /// The local addresses of this peer's sockets.
+    pub(crate) fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect()
+    }
+
+    /// Messages waiting to be sent, and held for the application.
+    pub(crate) fn backlog(&self) -> (usize, usize) {
+        (self.outbox.len(), self.held.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdp_attributes() {
+        let sdp = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:0\r\n\
+                   a=sctp-port:5000\r\na=max-message-size:262144\r\n";
+        assert_eq!(sdp_mid(sdp).as_deref(), Some("0"));
+        assert_eq!(sdp_max_message_size(sdp), 262_144);
+        assert_eq!(sdp_max_message_size("v=0\r\n"), 65_536, "absent means 64 KiB");
+        assert_eq!(sdp_max_message_size("a=max-message-size:0\r\n"), usize::MAX, "0 means no limit");
+        assert_eq!(sdp_max_message_size("a=max-message-size:x\r\n"), 65_536);
+    }
+
+    #[test]
+    fn godot_lanes_map_to_str0m_configs() {
+        let specs = multipeer::mesh::godot_channels(1, &[]);
+        let configs: Vec<_> = specs.iter().map(channel_config).collect();
+        assert_eq!(configs[0].negotiated, Some(1));
+        assert_eq!(configs[0].reliability, RtcReliability::Reliable);
+        assert!(configs[1].ordered);
+        assert_eq!(configs[1].reliability, RtcReliability::MaxPacketLifetime { lifetime: 1 });
+        assert!(!configs[2].ordered);
+        assert_eq!(configs[2].negotiated, Some(3));
+        assert_eq!(configs[2].label, "unreliable");
+    }
+}

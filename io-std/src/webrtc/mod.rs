@@ -1,0 +1,59 @@
+//! The WebRTC mesh over std sockets (feature `webrtc`): Godot's `WebRTCMultiplayerPeer` with
+//! the WebRTC stack built in.
+//!
+//! The core's [`Mesh`](multipeer::mesh::Mesh) keeps the peer table and Godot's channel rules
+//! and asks for engine work through commands; this module is that engine. Each remote peer gets
+//! one [`str0m`] `Rtc` (ICE, DTLS, SCTP) and one non-blocking UDP socket per configured local
+//! address ([`WebRtcConfig::local_ips`], default `127.0.0.1`), whose address is signalled as a
+//! host candidate. Godot's channels are created on both sides as negotiated channels with the
+//! same stream ids (1 reliable; 2 ordered and 3 unordered with `maxPacketLifetime`), so no DCEP
+//! is exchanged; the higher id of each pair creates the offer, candidates trickle after the
+//! description. str0m's timeouts drive the loop; its events become the mesh's engine events.
+//!
+//! What is enforced here, per `reference/webrtc.md`:
+//!
+//! * UDP payloads stay within the browser-safe budget of [`MAX_UDP_PAYLOAD`] (1228) bytes. str0m's
+//!   default MTU target (1150) is lowered to [`DEFAULT_MTU`] because sctp-proto's bundling of
+//!   small messages overshoots its budget (see there); [`EngineStats::largest_datagram`] lets
+//!   tests assert it.
+//! * A message larger than the remote `a=max-message-size` (64 KiB when absent, unlimited for
+//!   0), or than the send buffer, is refused by `put_packet` with `PutError::TooLarge`.
+//! * Back-pressure: when str0m's send buffer is full, messages wait in a bounded per-peer
+//!   outbox (`PutError::Full` beyond it). When the mesh refuses a message because a reliable
+//!   receive lane is full (`LaneFull`), that message and everything after it from the same peer
+//!   are held, and the peer's socket is not read, until the application reads.
+//! * ICE servers: `stun:` servers are asked for our mapped address (one Binding request per
+//!   socket, retried), which is signalled as a server-reflexive candidate. `turn:` servers are
+//!   accepted but unused: str0m has no TURN client and none is built here yet, so peers behind
+//!   symmetric NATs cannot reach each other through this engine.
+//! * mDNS `.local` candidates from browsers cannot be resolved (str0m has none); such
+//!   connections rely on peer-reflexive discovery from the browser's own checks.
+
+mod config;
+mod connection;
+mod engine;
+mod multiplayer;
+mod stun;
+
+pub use config::{DEFAULT_MTU, IceServer, MAX_UDP_PAYLOAD, WebRtcConfig};
+pub use multiplayer::{WebRtcError, WebRtcMultiplayerPeer, connect_lobby};
+
+/// Counters of one engine, summed over its peer connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineStats {
+    /// UDP datagrams sent.
+    pub datagrams_sent: u64,
+    /// UDP payload bytes sent.
+    pub bytes_sent: u64,
+    /// UDP datagrams received.
+    pub datagrams_received: u64,
+    /// The largest UDP payload sent (the MTU guard: at most 1228).
+    pub largest_datagram: usize,
+    /// Sends refused as too large or over the outbox limit.
+    pub refused_sends: u64,
+    /// STUN Binding requests sent to STUN servers.
+    pub stun_requests: u64,
+    /// The last error that kept a peer connection from being created.
+    pub last_error: Option<String>,
+}

@@ -1,0 +1,321 @@
+//! Rust ↔ Rust WebRTC meshes on loopback, through str0m and real UDP sockets: standalone
+//! signalling carried by the test, and signalling through the `lobby_server` binary.
+#![cfg(feature = "webrtc")]
+
+use core::time::Duration;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use multipeer::mesh::Signal;
+use multipeer::peer::{Event, PeerId, PutError, Target, TransferMode};
+use multipeer::queue::QueueLimits;
+use multipeer_std::webrtc::{IceServer, WebRtcConfig, WebRtcMultiplayerPeer};
+
+fn id(n: u32) -> PeerId {
+    PeerId::new(n).unwrap()
+}
+
+/// Carries every signal of `from` to `to` (the test is the signalling channel).
+fn carry(from: &mut WebRtcMultiplayerPeer, to: &mut WebRtcMultiplayerPeer) {
+    let me = from.get_unique_id().unwrap();
+    while let Some(signal) = from.poll_signal() {
+        match signal {
+            Signal::Description { kind, sdp, .. } => to.set_remote_description(me, kind, &sdp).unwrap(),
+            Signal::Candidate { mid, index, candidate, .. } => {
+                to.add_ice_candidate(me, &mid, index, &candidate).unwrap();
+            }
+            other => panic!("unexpected signal {other:?}"),
+        }
+    }
+}
+
+/// Polls both until `done` holds (at most 10 s).
+fn drive(
+    a: &mut WebRtcMultiplayerPeer,
+    b: &mut WebRtcMultiplayerPeer,
+    mut done: impl FnMut(&mut WebRtcMultiplayerPeer, &mut WebRtcMultiplayerPeer) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(a, b) {
+        assert!(Instant::now() < deadline, "timed out");
+        a.poll().unwrap();
+        b.poll().unwrap();
+        carry(a, b);
+        carry(b, a);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn connected_pair() -> (WebRtcMultiplayerPeer, WebRtcMultiplayerPeer) {
+    let mut a = WebRtcMultiplayerPeer::default();
+    let mut b = WebRtcMultiplayerPeer::default();
+    a.create_mesh(id(1), &[]).unwrap();
+    b.create_mesh(id(2), &[]).unwrap();
+    a.add_peer(id(2), 1).unwrap();
+    b.add_peer(id(1), 1).unwrap();
+    let mut up = (false, false);
+    drive(&mut a, &mut b, |a, b| {
+        while let Some(e) = a.poll_event() {
+            up.0 |= e == Event::PeerConnected(id(2));
+        }
+        while let Some(e) = b.poll_event() {
+            up.1 |= e == Event::PeerConnected(id(1));
+        }
+        up.0 && up.1
+    });
+    (a, b)
+}
+
+#[test]
+fn two_rust_peers_exchange_on_all_three_lanes() {
+    let started = Instant::now();
+    let (mut a, mut b) = connected_pair();
+    let connect_time = started.elapsed();
+    let info = a.get_peer(id(2)).unwrap();
+    assert!(info.connected);
+    let ids: Vec<u16> = info.channels.iter().map(|(spec, open)| if *open { spec.id } else { 0 }).collect();
+    assert_eq!(ids, [1, 2, 3], "Godot's negotiated streams, all open");
+
+    for (mode, tag) in [
+        (TransferMode::Reliable, b'r'),
+        (TransferMode::UnreliableOrdered, b'o'),
+        (TransferMode::Unreliable, b'u'),
+    ] {
+        a.set_transfer_mode(mode);
+        b.set_transfer_mode(mode);
+        for i in 0..20u8 {
+            a.put_packet(&[tag, i]).unwrap();
+            b.put_packet(&[tag, i, 0xff]).unwrap();
+        }
+    }
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    drive(&mut a, &mut b, |a, b| {
+        while let Some((data, info)) = a.get_packet() {
+            got_a.push((data, info));
+        }
+        while let Some((data, info)) = b.get_packet() {
+            got_b.push((data, info));
+        }
+        got_a.len() == 60 && got_b.len() == 60
+    });
+    for (data, info) in &got_b {
+        assert_eq!(info.from, id(1));
+        let expected = match data[0] {
+            b'r' => TransferMode::Reliable,
+            b'o' => TransferMode::UnreliableOrdered,
+            _ => TransferMode::Unreliable,
+        };
+        assert_eq!(info.mode, expected, "lane of {data:?}");
+        assert_eq!(info.channel, 0);
+    }
+    let reliable: Vec<u8> = got_a.iter().filter(|(d, _)| d[0] == b'r').map(|(d, _)| d[1]).collect();
+    assert_eq!(reliable, (0..20).collect::<Vec<_>>(), "reliable lane in order");
+    for stats in [a.stats(), b.stats()] {
+        assert!(stats.largest_datagram <= 1228, "UDP payload of {} bytes", stats.largest_datagram);
+        assert!(stats.datagrams_sent > 0);
+    }
+    eprintln!("connected in {connect_time:?}; largest datagram {} B", a.stats().largest_datagram);
+}
+
+#[test]
+fn large_messages_are_fragmented_within_the_mtu_and_limited_by_the_remote() {
+    let (mut a, mut b) = connected_pair();
+    // str0m advertises a=max-message-size:262144 (our default config).
+    assert_eq!(a.get_peer_max_message_size(id(2)), Some(262_144));
+    a.set_target_peer(Target::Peer(id(2)));
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    a.put_packet(&big).unwrap();
+    assert_eq!(a.put_packet(&vec![0; 262_145]), Err(PutError::TooLarge { max: 262_144 }));
+    assert_eq!(a.stats().refused_sends, 1);
+    let mut got = None;
+    drive(&mut a, &mut b, |_, b| {
+        got = got.take().or_else(|| b.get_packet());
+        got.is_some()
+    });
+    assert_eq!(got.unwrap().0, big);
+    assert!(a.stats().largest_datagram <= 1228, "{} B", a.stats().largest_datagram);
+    assert!(a.stats().largest_datagram >= 1000, "a 200 kB message fills datagrams");
+}
+
+/// sctp-proto bundles small chunks past its budget (padding is not counted); the engine's MTU
+/// target leaves room for the worst case, 1-byte messages.
+#[test]
+fn bursts_of_tiny_messages_stay_within_the_browser_safe_payload() {
+    let (mut a, mut b) = connected_pair();
+    for mode in [TransferMode::Reliable, TransferMode::Unreliable] {
+        a.set_transfer_mode(mode);
+        for i in 0..600u32 {
+            a.put_packet(&[i as u8]).unwrap();
+        }
+    }
+    let mut got = 0;
+    drive(&mut a, &mut b, |_, b| {
+        while b.get_packet().is_some() {
+            got += 1;
+        }
+        got >= 600
+    });
+    let largest = a.stats().largest_datagram;
+    eprintln!("largest UDP payload for 1-byte bursts: {largest} B");
+    assert!(largest <= 1228, "UDP payload of {largest} bytes");
+    assert!(largest > 1000, "the burst was bundled ({largest} B)");
+}
+
+#[test]
+fn a_full_reliable_lane_holds_the_peer_back_until_the_application_reads() {
+    let (mut a, mut b) = connected_pair();
+    b.mesh_mut().unwrap().set_lane_limits(QueueLimits { max_bytes: 1 << 20, max_packets: 8 });
+    a.set_target_peer(Target::Peer(id(2)));
+    for i in 0..200u32 {
+        a.put_packet(&i.to_be_bytes()).unwrap();
+    }
+    // b does not read: the lane fills, the rest is held and b stops reading its socket.
+    let until = Instant::now() + Duration::from_millis(300);
+    drive(&mut a, &mut b, |_, _| Instant::now() > until);
+    assert_eq!(b.get_available_packet_count(), 8);
+    let (_, held) = b.get_peer_backlog(id(1));
+    assert!(held >= 1, "messages beyond the lane are held, not dropped");
+    // Reading makes room; everything arrives, in order, none lost.
+    let mut got = Vec::new();
+    drive(&mut a, &mut b, |_, b| {
+        while let Some((data, _)) = b.get_packet() {
+            got.push(u32::from_be_bytes(data.try_into().unwrap()));
+        }
+        got.len() == 200
+    });
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn removing_a_peer_disconnects_it_on_both_sides() {
+    let (mut a, mut b) = connected_pair();
+    a.remove_peer(id(2)).unwrap();
+    assert!(!a.has_peer(id(2)));
+    let mut gone = false;
+    drive(&mut a, &mut b, |_, b| {
+        while let Some(e) = b.poll_event() {
+            gone |= matches!(e, Event::PeerDisconnected { peer, .. } if peer == id(1));
+        }
+        gone
+    });
+    assert!(!b.has_peer(id(1)));
+}
+
+#[test]
+fn wildcard_local_address_is_refused_and_reported() {
+    let config = WebRtcConfig::default().local_ips(["0.0.0.0".parse().unwrap()]);
+    let mut a = WebRtcMultiplayerPeer::new(config);
+    a.create_mesh(id(3), &[]).unwrap();
+    a.add_peer(id(4), 1).unwrap();
+    assert!(!a.has_peer(id(4)), "the peer failed and was removed");
+    assert!(a.stats().last_error.as_deref().is_some_and(|e| e.contains("wildcard")));
+}
+
+// ----- the lobby server binary ---------------------------------------------------------------
+
+struct Lobby {
+    child: Child,
+    url: String,
+}
+
+impl Lobby {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lobby_server"))
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("listening ").unwrap().to_string();
+        Self { child, url: format!("ws://{addr}") }
+    }
+}
+
+impl Drop for Lobby {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn three_rust_peers_mesh_through_the_lobby_server() {
+    let lobby = Lobby::start();
+    let mut host = WebRtcMultiplayerPeer::default();
+    host.connect_lobby(&lobby.url, "", true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while host.lobby_name().is_none() {
+        assert!(Instant::now() < deadline);
+        host.poll().unwrap();
+        host.wait(Duration::from_millis(1));
+    }
+    let name = host.lobby_name().unwrap().to_string();
+    assert_eq!(host.get_unique_id(), Some(PeerId::SERVER), "the lobby's creator is 1");
+    let mut peers = vec![host];
+    for _ in 0..2 {
+        let mut p = WebRtcMultiplayerPeer::default();
+        p.connect_lobby(&lobby.url, &name, true).unwrap();
+        peers.push(p);
+    }
+    let mut connected = [0usize; 3];
+    while connected.iter().any(|c| *c < 2) {
+        assert!(Instant::now() < deadline, "mesh incomplete: {connected:?}");
+        for (i, p) in peers.iter_mut().enumerate() {
+            p.poll().unwrap();
+            while let Some(e) = p.poll_event() {
+                if let Event::PeerConnected(_) = e {
+                    connected[i] += 1;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    // Everyone broadcasts once on each lane; everyone hears everyone else.
+    for p in &mut peers {
+        let me = p.get_unique_id().unwrap().get();
+        for mode in [TransferMode::Reliable, TransferMode::UnreliableOrdered, TransferMode::Unreliable] {
+            p.set_transfer_mode(mode);
+            p.put_packet(&me.to_be_bytes()).unwrap();
+        }
+    }
+    let mut heard = [0usize; 3];
+    while heard.iter().any(|h| *h < 6) {
+        assert!(Instant::now() < deadline, "packets missing: {heard:?}");
+        for (i, p) in peers.iter_mut().enumerate() {
+            p.poll().unwrap();
+            while let Some((data, info)) = p.get_packet() {
+                assert_eq!(data, info.from.get().to_be_bytes());
+                heard[i] += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+#[test]
+fn stun_config_is_parsed_and_an_unreachable_server_does_not_block_the_mesh() {
+    // Nothing listens on this port: the Binding requests go unanswered and host candidates
+    // carry the connection anyway. The exchange with a real STUN server is in the interop run.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stun = IceServer::stun(format!("stun:{}", silent.local_addr().unwrap()));
+    let mut a = WebRtcMultiplayerPeer::new(WebRtcConfig::default().ice_server(stun.clone()));
+    let mut b = WebRtcMultiplayerPeer::new(WebRtcConfig::default().ice_server(stun));
+    a.create_mesh(id(1), &[]).unwrap();
+    b.create_mesh(id(2), &[]).unwrap();
+    a.add_peer(id(2), 1).unwrap();
+    b.add_peer(id(1), 1).unwrap();
+    let mut up = false;
+    drive(&mut a, &mut b, |a, _| {
+        while let Some(e) = a.poll_event() {
+            up |= e == Event::PeerConnected(id(2));
+        }
+        up
+    });
+    let mut buf = [0u8; 64];
+    let (n, _) = silent.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..2], &[0, 1], "a STUN Binding request");
+    assert_eq!(n, 20);
+    assert!(a.stats().stun_requests >= 1);
+}
