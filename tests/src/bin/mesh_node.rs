@@ -16,6 +16,10 @@
 //! * `done` and exit 0 when K peers are complete; `fail REASON` and exit 1 otherwise (a lane
 //!   out of order, a duplicate, a packet on the wrong lane, a peer lost, the timeout).
 //!
+//! The lobby's creator (id 1) stays until the K peers have left the lobby: the server closes a
+//! lobby whose host leaves, which would cut the signalling of peers still meshing with each
+//! other. The others leave 500 ms after completing.
+//!
 //! The JavaScript and Python peers of `tests/interop/webrtc` follow the same rules.
 
 use core::time::Duration;
@@ -25,6 +29,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use multipeer::peer::{Event, PeerId, Target, TransferMode};
+use multipeer::signaling::LobbyEvent;
 use multipeer_std::webrtc::{WebRtcConfig, WebRtcMultiplayerPeer};
 
 #[derive(Default)]
@@ -143,6 +148,7 @@ fn run(o: &Options) -> Result<(), String> {
     let mut announced = (false, false);
     let mut complete = 0;
     let mut linger_until: Option<Instant> = None;
+    let mut left = 0;
     loop {
         if Instant::now() > deadline {
             let state: Vec<String> = tallies
@@ -168,6 +174,11 @@ fn run(o: &Options) -> Result<(), String> {
             if let Some(id) = peer.get_unique_id() {
                 say(&format!("id {id}"));
                 announced.1 = true;
+            }
+        }
+        while let Some(event) = peer.poll_lobby_event() {
+            if let LobbyEvent::PeerDisconnected(_) = event {
+                left += 1;
             }
         }
         while let Some(event) = peer.poll_event() {
@@ -205,7 +216,8 @@ fn run(o: &Options) -> Result<(), String> {
                 ));
             }
         }
-        if complete >= o.peers && linger_until.is_none() {
+        let host_may_leave = peer.get_unique_id() != Some(PeerId::SERVER) || left >= o.peers;
+        if complete >= o.peers && linger_until.is_none() && host_may_leave {
             let stats = peer.stats();
             say(&format!("largest_datagram {}", stats.largest_datagram));
             if stats.largest_datagram > 1228 {
