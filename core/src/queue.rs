@@ -318,9 +318,13 @@ impl<B: Buffer> PacketQueue<B> {
     /// Appends to the open packet `n` bytes produced by `fill`, which gets exactly `n` bytes.
     ///
     /// # Errors
-    /// [`QueueFull`] when the bytes do not fit; nothing is written then.
+    /// [`QueueFull::Packets`] when no packet is open (as [`begin`](Self::begin) reports one
+    /// already open); [`QueueFull`] when the bytes do not fit. Nothing is written then.
     pub fn extend_with(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), QueueFull> {
-        debug_assert!(self.is_open);
+        // Bytes without a record header in front would be read as one by the next `pop`.
+        if !self.is_open {
+            return Err(QueueFull::Packets { limit: self.limits.max_packets });
+        }
         if n > self.space_left() {
             return Err(QueueFull::Bytes { needed: n, free: self.space_left() });
         }
