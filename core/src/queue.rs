@@ -106,6 +106,10 @@ impl<B: Buffer> ByteQueue<B> {
     /// Gives memory back while the queue is empty.
     pub(crate) fn release(&mut self) {
         if self.is_empty() {
+            // `truncate` can leave an empty queue at a nonzero offset; past a shrink, that
+            // offset would point outside the storage.
+            self.head = 0;
+            self.tail = 0;
             self.buf.shrink(0);
         }
     }
