@@ -688,7 +688,7 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             0 => self.conn.send_binary(&binary),
             1 => self.conn.send_text(&text),
             4 => {
-                let (a, b) = text.as_bytes().split_at((len / 2 | 1).min(text.len()));
+                let (a, b) = text.as_bytes().split_at(((len / 2) | 1).min(text.len()));
                 self.conn.send_parts(MessageKind::Text, &[a, b])
             }
             5 => self.conn.send_parts(MessageKind::Binary, &[&binary[..len / 3], &[], &binary[len / 3..]]),
