@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! mesh_node --lobby ws://127.0.0.1:9080 [--join NAME] [--peers K] [--count N] [--timeout SECS]
+//!           [--stun stun:HOST:PORT]
 //! ```
 //!
 //! Without `--join` it creates a lobby. It prints one machine-readable line per fact:
@@ -12,7 +13,8 @@
 //!   `r:SEQ` (reliable), `o:SEQ` (unreliable ordered), `u:SEQ` (unreliable), as binary;
 //! * once all N reliable packets from a peer arrived, we send it `fin` on the reliable lane;
 //! * `result PEER reliable=R ordered=O unreliable=U` when PEER is complete: its N reliable
-//!   packets arrived in order and its `fin` arrived (it got all of ours);
+//!   packets arrived in order and its `fin` arrived (it got all of ours); with `--stun`, also
+//!   `mapped PEER ADDR` for each address the STUN server reported for that peer's socket;
 //! * `done` and exit 0 when K peers are complete; `fail REASON` and exit 1 otherwise (a lane
 //!   out of order, a duplicate, a packet on the wrong lane, a peer lost, the timeout).
 //!
@@ -30,7 +32,7 @@ use std::time::Instant;
 
 use multipeer::peer::{Event, PeerId, Target, TransferMode};
 use multipeer::signaling::LobbyEvent;
-use multipeer_std::webrtc::{WebRtcConfig, WebRtcMultiplayerPeer};
+use multipeer_std::webrtc::{IceServer, WebRtcConfig, WebRtcMultiplayerPeer};
 
 #[derive(Default)]
 struct Tally {
@@ -51,6 +53,7 @@ struct Options {
     peers: usize,
     count: u32,
     timeout: Duration,
+    stun: Option<String>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -60,6 +63,7 @@ fn parse_args() -> Result<Options, String> {
         peers: 1,
         count: 100,
         timeout: Duration::from_secs(30),
+        stun: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -69,6 +73,7 @@ fn parse_args() -> Result<Options, String> {
             "--join" => o.join = value,
             "--peers" => o.peers = value.parse().map_err(|_| "bad --peers")?,
             "--count" => o.count = value.parse().map_err(|_| "bad --count")?,
+            "--stun" => o.stun = Some(value),
             "--timeout" => o.timeout = Duration::from_secs(value.parse().map_err(|_| "bad --timeout")?),
             _ => return Err(format!("unknown option {flag}")),
         }
@@ -141,7 +146,11 @@ fn send_lanes(peer: &mut WebRtcMultiplayerPeer, to: PeerId, count: u32) -> Resul
 }
 
 fn run(o: &Options) -> Result<(), String> {
-    let mut peer = WebRtcMultiplayerPeer::new(WebRtcConfig::default());
+    let mut config = WebRtcConfig::default();
+    if let Some(url) = &o.stun {
+        config = config.ice_server(IceServer::stun(url.clone()));
+    }
+    let mut peer = WebRtcMultiplayerPeer::new(config);
     peer.connect_lobby(&o.lobby, &o.join, true).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + o.timeout;
     let mut tallies: BTreeMap<PeerId, Tally> = BTreeMap::new();
@@ -191,7 +200,11 @@ fn run(o: &Options) -> Result<(), String> {
                 Event::PeerDisconnected { peer: p, reason }
                     if tallies.get(&p).is_some_and(|t| !t.reported) =>
                 {
-                    return Err(format!("peer {p} lost before completing: {reason:?}"));
+                    let t = &tallies[&p];
+                    return Err(format!(
+                        "peer {p} lost before completing: {reason:?} (got {:?}, fin in/out {}/{})",
+                        t.counts, t.fin_received, t.fin_sent
+                    ));
                 }
                 _ => {}
             }
@@ -214,6 +227,9 @@ fn run(o: &Options) -> Result<(), String> {
                     "result {p} reliable={} ordered={} unreliable={}",
                     t.counts[0], t.counts[1], t.counts[2]
                 ));
+                for addr in peer.get_peer_mapped_addrs(*p) {
+                    say(&format!("mapped {p} {addr}"));
+                }
             }
         }
         let host_may_leave = peer.get_unique_id() != Some(PeerId::SERVER) || left >= o.peers;

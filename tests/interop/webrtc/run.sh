@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# WebRTC mesh interop: our mesh peer (mesh_node, str0m inside) against peers nobody here wrote,
+# every one signalled through our lobby_server (Godot's webrtc_signaling demo protocol), all on
+# loopback inside a private network namespace that has only `lo`.
+#
+# usage: tests/interop/webrtc/run.sh [--no-install] [SCENARIO...]
+#   scenarios: rust-rust rust-ndc rust-ndc-godot-literal rust-chromium rust-aiortc
+#              three-party (rust + chromium + node-datachannel) rust-stun (coturn STUN)
+#
+# Every pair exchanges COUNT packets on each of Godot's lanes (reliable, unreliable ordered,
+# unreliable) both ways; a pair passes when each side got all reliable packets in order, no
+# lane was reordered or duplicated, and each side confirmed the other's delivery (see
+# mesh_node's docs for the exact rules). Prints `N passed, N failed`; exits 1 on any failure.
+#
+# Installs what it needs from the registries (skipped with --no-install when present):
+# Debian chromium and coturn (apt), npm node-datachannel and ws, PyPI aiortc and websockets
+# in a venv; npm and PyPI packages go to tests/.tools/webrtc (gitignored). Needs root for
+# apt and for `unshare -n`. Logs: tests/reports/webrtc/.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$HERE/../../.." && pwd)"
+TOOLS="$REPO/tests/.tools/webrtc"
+LOGS="$REPO/tests/reports/webrtc"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+BIN="$CARGO_TARGET_DIR/debug"
+COUNT="${COUNT:-100}"
+ALL=(rust-rust rust-ndc rust-ndc-godot-literal rust-chromium rust-aiortc three-party rust-stun)
+
+install_tools() {
+  local need_apt=0
+  command -v chromium >/dev/null || need_apt=1
+  command -v turnserver >/dev/null || need_apt=1
+  if [ "$need_apt" = 1 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn >/dev/null
+  fi
+  mkdir -p "$TOOLS"
+  if [ ! -d "$TOOLS/node_modules/node-datachannel" ] || [ ! -d "$TOOLS/node_modules/ws" ]; then
+    printf '{"private": true, "dependencies": {"node-datachannel": "0.33.4", "ws": "8.18.3"}}\n' \
+      > "$TOOLS/package.json"
+    (cd "$TOOLS" && npm install --no-audit --no-fund --silent) || return 1
+  fi
+  if [ ! -x "$TOOLS/venv/bin/python3" ] || ! "$TOOLS/venv/bin/python3" -c "import aiortc, websockets" 2>/dev/null; then
+    python3 -m venv "$TOOLS/venv" &&
+      "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "aiortc==1.16.0" "websockets>=15" || return 1
+  fi
+}
+
+if [ "${MP_WEBRTC_INNER:-}" != 1 ]; then
+  started=$(date +%s)
+  if [ "${1:-}" = "--no-install" ]; then shift; else install_tools || { echo "install failed"; echo "0 passed, 1 failed"; exit 1; }; fi
+  (cd "$REPO" && cargo build -q -p multipeer-tests --features webrtc --bin lobby_server --bin mesh_node) ||
+    { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+  mkdir -p "$LOGS"
+  # A namespace with only loopback: nothing can leave this machine, and Chromium offers
+  # 127.0.0.1 (it has no other interface).
+  MP_WEBRTC_INNER=1 unshare -n bash "$0" "$@"
+  rc=$?
+  echo "webrtc interop runtime: $(( $(date +%s) - started )) s"
+  exit $rc
+fi
+
+ip link set lo up
+NODE_PATH="$TOOLS/node_modules"
+export NODE_PATH
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+
+# start_lobby LOG: starts lobby_server on a free port; sets LOBBY_URL and LOBBY_PID.
+start_lobby() {
+  "$BIN/lobby_server" 127.0.0.1:0 > "$1" 2>&1 &
+  LOBBY_PID=$!
+  PIDS+=("$LOBBY_PID")
+  for _ in $(seq 100); do grep -q '^listening ' "$1" && break; sleep 0.05; done
+  LOBBY_URL="ws://$(sed -n 's/^listening //p' "$1")"
+}
+
+# peer_cmd KIND NAME PEERS: the command line of a joining peer of that kind.
+peer_cmd() {
+  case "$1" in
+    rust) echo "$BIN/mesh_node --lobby $LOBBY_URL --join $2 --peers $3 --count $COUNT --timeout 30" ;;
+    ndc) echo "node $HERE/ndc_peer.js $LOBBY_URL $2 $3 $COUNT" ;;
+    ndc-literal) echo "node $HERE/ndc_peer.js $LOBBY_URL $2 $3 $COUNT --godot-literal" ;;
+    chromium) echo "python3 $HERE/chromium_peer.py $LOBBY_URL $2 $3 $COUNT 40" ;;
+    aiortc) echo "$TOOLS/venv/bin/python3 $HERE/aiortc_peer.py $LOBBY_URL $2 $3 $COUNT 30" ;;
+    rust-stun) echo "$BIN/mesh_node --lobby $LOBBY_URL --join $2 --peers $3 --count $COUNT --timeout 30 --stun stun:127.0.0.1:$STUN_PORT" ;;
+  esac
+}
+
+# mesh SCENARIO HOST_ARGS KIND...: a Rust host creates the lobby, the others join; every
+# process must print `done` and exit 0.
+mesh() {
+  local name=$1 host_args=$2; shift 2
+  local kinds=("$@") n=$(( $# + 1 )) dir="$LOGS/$name" ok=1 t0
+  rm -rf "$dir"; mkdir -p "$dir"
+  t0=$(date +%s%N)
+  start_lobby "$dir/lobby.log"
+  # shellcheck disable=SC2086
+  "$BIN/mesh_node" --lobby "$LOBBY_URL" --peers $(( n - 1 )) --count "$COUNT" --timeout 40 $host_args \
+    > "$dir/host-rust.log" 2>&1 &
+  local host=$! pids=() logs=("$dir/host-rust.log")
+  for _ in $(seq 100); do grep -q '^lobby ' "$dir/host-rust.log" && break; sleep 0.05; done
+  local lobby
+  lobby=$(sed -n 's/^lobby //p' "$dir/host-rust.log")
+  local i=0
+  for kind in "${kinds[@]}"; do
+    i=$(( i + 1 ))
+    # shellcheck disable=SC2046
+    $(peer_cmd "$kind" "$lobby" $(( n - 1 ))) > "$dir/peer$i-$kind.log" 2>&1 &
+    pids+=($!); logs+=("$dir/peer$i-$kind.log")
+  done
+  wait "$host" || ok=0
+  for p in "${pids[@]}"; do wait "$p" || ok=0; done
+  kill "$LOBBY_PID" 2>/dev/null; wait "$LOBBY_PID" 2>/dev/null
+  for log in "${logs[@]}"; do grep -q '^done$' "$log" || ok=0; done
+  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  if [ "$ok" = 1 ]; then
+    PASSED=$(( PASSED + 1 )); echo "PASS $name (${ms} ms)"
+  else
+    FAILED=$(( FAILED + 1 )); echo "FAIL $name (${ms} ms), logs in $dir"
+  fi
+  for log in "${logs[@]}"; do
+    sed "s|^|    $(basename "$log" .log): |" "$log" | grep -E ': (connected|result|fail|mapped|largest_datagram)' | head -20
+  done
+}
+
+stun_mesh() {
+  # coturn as a plain STUN server on loopback (no TURN, no auth).
+  STUN_PORT=34780
+  turnserver --stun-only --listening-ip=127.0.0.1 --listening-port=$STUN_PORT --no-cli \
+    --log-file=stdout --simple-log > "$LOGS/coturn.log" 2>&1 &
+  local stun=$!
+  PIDS+=("$stun")
+  sleep 0.5
+  mesh rust-stun "--stun stun:127.0.0.1:$STUN_PORT" rust-stun
+  kill "$stun" 2>/dev/null
+  # Both sides must have learned their mapped address from coturn.
+  local mapped
+  mapped=$(cat "$LOGS/rust-stun/"*.log | grep -c '^mapped ')
+  if [ "$mapped" -lt 2 ]; then
+    echo "FAIL rust-stun: $mapped of 2 peers learned a mapped address"
+    PASSED=$(( PASSED - 1 )); FAILED=$(( FAILED + 1 ))
+  fi
+}
+
+PASSED=0
+FAILED=0
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
+for s in "${SCENARIOS[@]}"; do
+  case "$s" in
+    rust-rust) mesh rust-rust "" rust ;;
+    rust-ndc) mesh rust-ndc "" ndc ;;
+    rust-ndc-godot-literal) mesh rust-ndc-godot-literal "" ndc-literal ;;
+    rust-chromium) mesh rust-chromium "" chromium ;;
+    rust-aiortc) mesh rust-aiortc "" aiortc ;;
+    three-party) mesh three-party "" chromium ndc ;;
+    rust-stun) stun_mesh ;;
+    *) echo "unknown scenario $s"; FAILED=$(( FAILED + 1 )) ;;
+  esac
+done
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
