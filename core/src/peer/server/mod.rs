@@ -708,8 +708,10 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
         popped
     }
 
-    fn disconnect_peer(&mut self, _now: Instant, peer: PeerId, force: bool) -> Result<(), UnknownPeer> {
+    fn disconnect_peer(&mut self, now: Instant, peer: PeerId, force: bool) -> Result<(), UnknownPeer> {
         let &index = self.peers.get(&peer).ok_or(UnknownPeer(peer))?;
+        // The close timeout counts from now, not from the last input (an idle server's clock).
+        self.now = self.now.max(now);
         self.end_peer(index, DisconnectReason::Kicked, CloseCode::NORMAL, "", force);
         Ok(())
     }
