@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Installs Godot 3.2.3 and 4.6.x, builds multipeer's mp_server and mp_client, and runs every
+# real-Godot interop combination, for both Godot versions:
+#
+#   godot-only  Godot server, Godot clients: all scenarios (checks the scenes themselves)
+#   mp-server   mp_server (multipeer-std) with Godot clients: main, refuse, handshake-timeout, size
+#   mp-clients  Godot server with mp_clients A, B, C: main; a scripted server with mp_client: bad-id
+#   mixed-B     mp_server with Godot A, C and mp_client B: main (Godot A's RPC to B decoded by B)
+#   mixed-A     mp_server with mp_client A (the prober, it also stops the server), Godot B, C: main
+#   mio-serve   (MP_INTEROP_MIO=1 only) `multipeer serve` of multipeer-mio, Godot 4 clients,
+#               --no-control: main, handshake-timeout. Off by default: the server cuts healthy
+#               peers off as slow consumers on maximum-size relays (a core limit, see the report in
+#               README.md), so main fails about every other run.
+#
+# Prints each combination's result, then "interop: N passed, N failed"; exit 1 on any failure.
+# Needs root for the installers (apt, debootstrap) on a fresh machine; about 3-4 minutes when
+# Godot is installed and the binaries are built.
+#
+# Environment: MP_OUT (logs, default /tmp/multipeer-godot-interop-ci), MP_COMBOS (comma list of
+# the names above to run a subset), MP_INTEROP_MIO=1, CARGO_TARGET_DIR (as cargo uses it).
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../../.." && pwd)"
+out="${MP_OUT:-/tmp/multipeer-godot-interop-ci}"
+combos="${MP_COMBOS:-godot-only,mp-server,mp-clients,mixed-B,mixed-A${MP_INTEROP_MIO:+,mio-serve}}"
+started=$SECONDS
+
+echo "== install Godot 3.2.3 and 4.6.x"
+"$here/install_godot3.sh" || { echo "interop: install_godot3.sh failed"; echo "0 passed, 1 failed"; exit 1; }
+"$here/install_godot4.sh" || { echo "interop: install_godot4.sh failed"; echo "0 passed, 1 failed"; exit 1; }
+
+echo "== build mp_server and mp_client"
+cd "$repo" || exit 1
+if ! cargo build -p multipeer-tests --bin mp_server --bin mp_client; then
+  echo "interop: cargo build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+export MP_BIN="$target_dir/debug"
+if [[ ",$combos," == *,mio-serve,* ]]; then
+  echo "== build multipeer serve (multipeer-mio)"
+  if ! cargo build -p multipeer-mio --bin multipeer; then
+    echo "interop: cargo build -p multipeer-mio failed"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+fi
+
+passed=0
+failed=0
+summary=()
+
+# run NAME ARGS...: one runner invocation; its "N passed, N failed" line is added to the totals.
+run() {
+  local name="$1"
+  shift
+  [[ ",$combos," == *,"$name",* ]] || return 0
+  echo "== $name: run_godot_only.sh $*"
+  local log="$out/$name.log"
+  mkdir -p "$out"
+  MP_OUT="$out/$name" "$here/run_godot_only.sh" --label "$name" "$@" 2>&1 | tee "$log" | grep -E '^(FAIL|SKIP|NOTE|== )' || true
+  local line
+  line="$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)"
+  if [[ -z "$line" ]]; then
+    echo "$name: the runner ended without a result (see $log)"
+    failed=$((failed + 1))
+    summary+=("$name: no result")
+    return
+  fi
+  local p f
+  p="$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")"
+  f="$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  summary+=("$name: $line")
+}
+
+run godot-only
+run mp-server --mp-server --scenario main,refuse,handshake-timeout,size
+run mp-clients --mp-clients '*' --scenario main,bad-id
+run mixed-B --mp-server --mp-clients B --scenario main
+run mixed-A --mp-server --mp-clients A --scenario main
+run mio-serve --version 4 --scenario main,handshake-timeout --no-control --server-core multipeer \
+  --server-cmd "$target_dir/debug/multipeer serve --quiet --listen 127.0.0.1:\$MP_PORT"
+
+echo "== summary ($((SECONDS - started)) s, logs in $out)"
+for s in "${summary[@]}"; do
+  echo "  $s"
+done
+echo "interop: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
