@@ -198,6 +198,10 @@ pub struct Server<R: CryptoRng> {
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     /// Scratch list of fan-out targets, reused.
     fanout: Vec<u32>,
+    /// The connection being routed, out of its slot meanwhile, and the messages queued for it
+    /// then (a departure it caused, announced to everyone).
+    routing: Option<u32>,
+    for_routing: Vec<Vec<u8>>,
     target: Target,
     mode: TransferMode,
     channel: u8,
@@ -241,6 +245,8 @@ impl<R: CryptoRng> Server<R> {
             routing_blocked: VecDeque::new(),
             timers: BinaryHeap::new(),
             fanout: Vec::new(),
+            routing: None,
+            for_routing: Vec::new(),
             target: Target::Broadcast,
             mode: TransferMode::Reliable,
             channel: 0,

@@ -137,6 +137,7 @@ impl<R: CryptoRng> Server<R> {
     /// Routes every complete message of the connection at `index`, as far as room allows.
     pub(super) fn route(&mut self, index: u32) {
         let Some(mut src) = self.slots[index as usize].conn.take() else { return };
+        self.routing = Some(index);
         let mut popped = false;
         if let Some(sender) = src.peer {
             while let Some(message) = src.ws.peek_message() {
@@ -177,6 +178,10 @@ impl<R: CryptoRng> Server<R> {
             self.resume.push_back(self.conn_id(index));
         }
         self.slots[index as usize].conn = Some(src);
+        self.routing = None;
+        for message in core::mem::take(&mut self.for_routing) {
+            self.deliver_or_cut(index, &[&message]);
+        }
     }
 
     fn queue_for_app(&mut self, from: PeerId, payload: &[u8]) {
@@ -238,6 +243,11 @@ impl<R: CryptoRng> Server<R> {
     /// Queues one binary message for the connection at `index`.
     fn deliver(&mut self, index: u32, parts: &[&[u8]]) -> Result<(), PutError> {
         let Some(c) = self.slots[index as usize].conn.as_mut() else {
+            if self.routing == Some(index) {
+                // Out of its slot while its messages are routed: queue it when it is back.
+                self.for_routing.push(parts.concat());
+                return Ok(());
+            }
             return Err(PutError::NotConnected);
         };
         match c.ws.send_parts(MessageKind::Binary, parts) {
