@@ -16,6 +16,13 @@
 //! Memory per idle connection is the core's (queues grow on demand, [`multipeer::VecStorage`])
 //! plus a few words: the read buffer belongs to the thread, not to the connection.
 //!
+//! For Godot's multiplayer (peer ids, targets, the relay between clients),
+//! [`WebSocketMultiplayerPeer`] is Godot's `WebSocketMultiplayerPeer` (4.x, and 3.x's
+//! `WebSocketServer`/`WebSocketClient` with the multiplayer API): `create_server`,
+//! `create_client`, `poll`, `put_packet`, `get_packet`, `get_peer`, its properties and Godot
+//! 3's `set_buffers`, driven from the application's loop. `examples/godot_server.rs` is a
+//! relay server for Godot clients in 20 lines.
+//!
 //! ```no_run
 //! use multipeer::ws::CloseCode;
 //! use multipeer_std::{ClientOptions, WebSocket};
