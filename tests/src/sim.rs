@@ -17,12 +17,19 @@
 //!
 //! Endpoints are reached through [`Parties`], by index: a slice of `&mut dyn Endpoint` for
 //! independent connections, or a type of one's own that lends a view per connection of a
-//! machine serving many (a server with N clients).
+//! machine serving many. [`Star`] is that type for a `peer::Server` and the far ends of its
+//! connections (`peer::Client`s or anything else that is an [`Endpoint`]); it drives the
+//! server as a strict adapter would, so a server that forgets to name a connection in
+//! `poll_transmit`, `poll_release` or `poll_resume` stalls the simulation instead of being
+//! rescued by it.
 
+use core::cell::Cell;
 use core::time::Duration;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::vec::Vec;
 
+use multipeer::peer::{self, AcceptError, ConnId};
+use multipeer::rand_core::CryptoRng;
 use multipeer::ws::{Connection, MaskKeys};
 use multipeer::{Instant, Storage};
 
@@ -72,6 +79,36 @@ impl<S: Storage, R: MaskKeys> Endpoint for Connection<S, R> {
 
     fn is_finished(&self) -> bool {
         Connection::is_finished(self)
+    }
+}
+
+impl<S: Storage, R: CryptoRng> Endpoint for peer::Client<S, R> {
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> usize {
+        peer::Client::handle_input(self, now, bytes)
+    }
+
+    fn poll_transmit(&self) -> Option<&[u8]> {
+        peer::Client::poll_transmit(self)
+    }
+
+    fn consume_transmit(&mut self, n: usize) {
+        peer::Client::consume_transmit(self, n);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        peer::Client::handle_timeout(self, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        peer::Client::poll_timeout(self)
+    }
+
+    fn handle_eof(&mut self, now: Instant) {
+        peer::Client::handle_eof(self, now);
+    }
+
+    fn is_finished(&self) -> bool {
+        peer::Client::is_finished(self)
     }
 }
 
@@ -238,9 +275,10 @@ impl Direction {
         self.read_at = 0;
     }
 
-    /// The next time something arrives here.
-    fn next_arrival(&self) -> Option<Instant> {
-        let fin = self.fin_at.filter(|_| !self.eof_delivered);
+    /// The next time something arrives here after `now`. A FIN that has arrived but waits
+    /// behind bytes the reader does not take is no event: it is delivered once they are read.
+    fn next_arrival(&self, now: Instant) -> Option<Instant> {
+        let fin = self.fin_at.filter(|t| !self.eof_delivered && *t > now);
         match (self.in_flight.front().map(|(t, _)| *t), fin) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -358,6 +396,9 @@ impl Sim {
     /// When an endpoint breaks the contract the simulation checks: a `poll_timeout` still due
     /// after `handle_timeout`, more bytes accepted than offered, or a livelock at one instant.
     pub fn drive<P: Parties + ?Sized>(&mut self, parties: &mut P, until: Instant) -> Outcome {
+        // Rounds at one instant, counted across idle rounds too: an event that stays due
+        // without moving anything would otherwise spin here for ever.
+        let mut rounds = 0;
         loop {
             let mut steps = 0;
             while self.step(parties) {
@@ -370,7 +411,14 @@ impl Sim {
                     self.now = self.now.max(until);
                     return Outcome::Bound;
                 }
-                Some(t) => self.now = t.max(self.now),
+                Some(t) if t <= self.now => {
+                    rounds += 1;
+                    assert!(rounds < MAX_STEPS_PER_INSTANT, "an event stays due at {t:?} and moves nothing");
+                }
+                Some(t) => {
+                    rounds = 0;
+                    self.now = t;
+                }
             }
         }
     }
@@ -390,7 +438,7 @@ impl Sim {
         for link in &self.links {
             for (i, dir) in link.dirs.iter().enumerate() {
                 if !link.released[1 - i] {
-                    dir.next_arrival().into_iter().for_each(&mut consider);
+                    dir.next_arrival(self.now).into_iter().for_each(&mut consider);
                 }
             }
             if let Some(t) = link.config.cut_at.filter(|_| !link.cut && !link.released.iter().all(|r| *r)) {
@@ -582,5 +630,233 @@ impl<A: Endpoint, B: Endpoint> Pair<A, B> {
     #[must_use]
     pub fn is_released(&self, end: usize) -> bool {
         self.sim.is_released(self.link, end)
+    }
+}
+
+/// What the adapter of a [`Star`] knows about one server connection.
+#[derive(Debug, Default)]
+struct ConnState {
+    /// `poll_transmit` named it and its output has not run dry since (a socket waiting to be
+    /// written, or writable again after a partial write).
+    announced: Cell<bool>,
+    /// It accepted fewer bytes than offered: read nothing more until `poll_resume` names it.
+    held: bool,
+    /// `poll_release` named it: the transport is closed.
+    released: bool,
+    /// The server called it unknown (released but not yet polled).
+    refused: bool,
+}
+
+/// One connection of a [`Star`]: the server's id for it, its link and its far end.
+#[derive(Debug)]
+pub struct Spoke<F> {
+    /// The server's id of the connection.
+    pub conn: ConnId,
+    /// The link between the server and `far`.
+    pub link: LinkId,
+    /// The far end (a client, usually).
+    pub far: F,
+    state: ConnState,
+}
+
+/// The server side of one connection, as an [`Endpoint`].
+struct ServerSide<'a, R: CryptoRng> {
+    server: &'a mut peer::Server<R>,
+    conn: ConnId,
+    state: &'a mut ConnState,
+}
+
+impl<R: CryptoRng> Endpoint for ServerSide<'_, R> {
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> usize {
+        if self.state.released || self.state.refused {
+            // The transport is closed: what arrives goes nowhere.
+            return bytes.len();
+        }
+        if self.state.held {
+            return 0;
+        }
+        match self.server.handle_input(now, self.conn, bytes) {
+            Ok(used) => {
+                self.state.held = used < bytes.len();
+                used
+            }
+            Err(_) => {
+                self.state.refused = true;
+                bytes.len()
+            }
+        }
+    }
+
+    fn poll_transmit(&self) -> Option<&[u8]> {
+        if !self.state.announced.get() {
+            return None;
+        }
+        let bytes = self.server.transmit(self.conn);
+        self.state.announced.set(bytes.is_some());
+        bytes
+    }
+
+    fn consume_transmit(&mut self, n: usize) {
+        let known = self.server.consume_transmit(self.conn, n);
+        assert!(known.is_ok(), "{} vanished between transmit and consume_transmit", self.conn);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.server.handle_timeout(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.server.poll_timeout()
+    }
+
+    fn handle_eof(&mut self, now: Instant) {
+        if !self.state.released && self.server.handle_eof(now, self.conn).is_err() {
+            self.state.refused = true;
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.state.released
+    }
+}
+
+/// Counters of a [`Star`]'s adapter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StarStats {
+    /// Connections `poll_release` named.
+    pub released: u64,
+    /// Times `poll_resume` named a connection that had been held back.
+    pub resumed: u64,
+    /// Reads the server accepted only in part (its back-pressure).
+    pub held: u64,
+}
+
+/// A `peer::Server` at the hub of a star of links, one per connection, each to a far end
+/// `F`: the [`Parties`] of a server with N clients.
+///
+/// Party `2k` is the server side of spoke `k`, party `2k + 1` its far end. The server side is
+/// driven only through what the server announces: output is written for connections
+/// `poll_transmit` named (until it runs dry), input held back after a short read is offered
+/// again only once `poll_resume` names the connection, and a transport is closed when
+/// `poll_release` names it. Every time a server side is reached, the adapter also checks that
+/// no output is waiting unannounced.
+pub struct Star<R: CryptoRng, F> {
+    /// The server.
+    pub server: peer::Server<R>,
+    spokes: Vec<Spoke<F>>,
+    by_conn: BTreeMap<ConnId, usize>,
+    stats: StarStats,
+}
+
+impl<R: CryptoRng, F: Endpoint> Star<R, F> {
+    /// A star with no spokes yet.
+    pub fn new(server: peer::Server<R>) -> Self {
+        Self { server, spokes: Vec::new(), by_conn: BTreeMap::new(), stats: StarStats::default() }
+    }
+
+    /// Accepts a transport from `far` at the simulation's current time and links them with
+    /// `config`; returns the spoke's index.
+    ///
+    /// # Errors
+    /// The server's [`AcceptError`]; nothing is linked then.
+    pub fn connect(&mut self, sim: &mut Sim, far: F, config: LinkConfig) -> Result<usize, AcceptError> {
+        let conn = self.server.accept(sim.now(), None)?;
+        let k = self.spokes.len();
+        let link = sim.connect(2 * k, 2 * k + 1, config);
+        self.spokes.push(Spoke { conn, link, far, state: ConnState::default() });
+        self.by_conn.insert(conn, k);
+        Ok(k)
+    }
+
+    /// The number of spokes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.spokes.len()
+    }
+
+    /// Whether there are no spokes.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.spokes.is_empty()
+    }
+
+    /// Spoke `k`.
+    #[must_use]
+    pub fn spoke(&self, k: usize) -> &Spoke<F> {
+        &self.spokes[k]
+    }
+
+    /// The far end of spoke `k`.
+    pub fn far(&mut self, k: usize) -> &mut F {
+        &mut self.spokes[k].far
+    }
+
+    /// Every spoke.
+    pub fn spokes_mut(&mut self) -> impl Iterator<Item = &mut Spoke<F>> {
+        self.spokes.iter_mut()
+    }
+
+    /// Whether the server released spoke `k`'s transport (`poll_release` named it).
+    #[must_use]
+    pub fn is_released(&self, k: usize) -> bool {
+        self.spokes[k].state.released
+    }
+
+    /// The adapter's counters.
+    #[must_use]
+    pub fn stats(&self) -> StarStats {
+        self.stats
+    }
+
+    /// Takes in what the server announced: connections to write, to close and to read again.
+    fn poll_server(&mut self) {
+        while let Some(conn) = self.server.poll_transmit() {
+            if let Some(&k) = self.by_conn.get(&conn) {
+                self.spokes[k].state.announced.set(true);
+            }
+        }
+        while let Some(conn) = self.server.poll_release() {
+            let k = self.by_conn[&conn];
+            assert!(!self.spokes[k].state.released, "{conn} released twice");
+            self.spokes[k].state.released = true;
+            self.stats.released += 1;
+        }
+        while let Some(conn) = self.server.poll_resume() {
+            if let Some(&k) = self.by_conn.get(&conn) {
+                let state = &mut self.spokes[k].state;
+                if core::mem::take(&mut state.held) {
+                    self.stats.resumed += 1;
+                }
+            }
+        }
+    }
+}
+
+impl<R: CryptoRng, F: Endpoint> Parties for Star<R, F> {
+    fn count(&self) -> usize {
+        2 * self.spokes.len()
+    }
+
+    fn with(&mut self, id: usize, f: &mut dyn FnMut(&mut dyn Endpoint)) {
+        let k = id / 2;
+        if id % 2 == 1 {
+            f(&mut self.spokes[k].far);
+            return;
+        }
+        self.poll_server();
+        let spoke = &mut self.spokes[k];
+        let conn = spoke.conn;
+        let state = &mut spoke.state;
+        assert!(!state.refused || state.released, "{conn}: unknown to the server, yet never released");
+        assert!(
+            state.announced.get() || state.released || self.server.transmit(conn).is_none(),
+            "{conn}: output waiting that poll_transmit never named"
+        );
+        let was_held = state.held;
+        f(&mut ServerSide { server: &mut self.server, conn, state });
+        if !was_held && self.spokes[k].state.held {
+            self.stats.held += 1;
+        }
+        self.poll_server();
     }
 }
