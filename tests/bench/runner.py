@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""Loopback benchmark runner (issue 7); run through tests/bench/run.sh, which builds first.
+
+Every server runs pinned to CPU 0 and the load generator to CPU 1 (taskset). Servers alternate
+A B C ... A B C within each round, every case is repeated ROUNDS times, and a fresh server
+process serves each run (so memory figures start from a clean process). Medians and ratios go to
+BENCHMARKS.md at the repository root; raw JSON lines to tests/bench/results/.
+"""
+
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", "/work/target-bench")) / "release"
+RESULTS = BENCH / "results"
+BUN = BENCH / "bun/node_modules/@oven/bun-linux-x64/bin/bun"
+GODOT = ROOT / "tests/interop/godot/godot4"
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECS = int(os.environ.get("BENCH_SECS", "5"))
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+SERVER_CPU, CLIENT_CPU = "0", "1"
+
+port_counter = [21000]
+
+
+def next_port():
+    port_counter[0] += 1
+    return port_counter[0]
+
+
+# name -> (command builder, loadgen protocol for echo/storm)
+def server_cmd(name, port):
+    b = TARGET
+    return {
+        "raw-tcp": ([str(b / "raw_echo"), str(port)], "raw"),
+        "multipeer": ([str(b / "mp_echo"), str(port)], "ws"),
+        "multipeer-mio": ([str(b / "mpmio_echo"), str(port)], "godot"),
+        "tokio-tungstenite": ([str(b / "tt_echo"), str(port)], "ws"),
+        "fastwebsockets": ([str(b / "fws_echo"), str(port)], "ws"),
+        "bun": ([str(BUN), str(BENCH / "bun/echo.js"), str(port)], "ws"),
+        # Relay servers.
+        "multipeer-serve": ([str(b / "multipeer"), "serve", "--listen", f"127.0.0.1:{port}", "--quiet",
+                             "--max-peers", "60000"], "godot"),
+        "bun-pubsub": ([str(BUN), str(BENCH / "bun/pubsub.js"), str(port)], "bun"),
+        "godot-4.6.3": ([str(GODOT), "-s", str(BENCH / "godot/relay_server.gd")], "godot"),
+    }[name]
+
+
+def wait_port(port, timeout=15.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def loadavg():
+    return os.getloadavg()[0]
+
+
+def run_case(server, args_fn, log):
+    """Starts `server` pinned to CPU 0, runs the load generator pinned to CPU 1, stops the server."""
+    port = next_port()
+    cmd, proto = server_cmd(server, port)
+    env = dict(os.environ, MP_PORT=str(port), MP_TIMEOUT="300")
+    srv = subprocess.Popen(["taskset", "-c", SERVER_CPU] + cmd, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        if not wait_port(port, 30 if server.startswith("godot") else 15):
+            return {"error": "server did not start"}
+        # A connection the readiness probe opened must not count: let the server settle.
+        time.sleep(0.3)
+        lg = ["taskset", "-c", CLIENT_CPU, str(TARGET / "loadgen")] + args_fn(f"127.0.0.1:{port}", proto, srv.pid)
+        load_before = loadavg()
+        out = subprocess.run(lg, capture_output=True, text=True, timeout=300)
+        line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+        try:
+            res = json.loads(line)
+        except json.JSONDecodeError:
+            res = {"error": (out.stderr or "no output")[-300:]}
+        res["load_before"] = load_before
+        return res
+    finally:
+        # Godot's wrapper execs the engine in the same process group; kill only what we started.
+        try:
+            os.killpg(srv.pid, 15)
+        except ProcessLookupError:
+            pass
+        try:
+            srv.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(srv.pid, 9)
+            srv.wait()
+        time.sleep(0.3)
+
+
+ECHO_SERVERS = ["raw-tcp", "multipeer", "multipeer-mio", "bun", "tokio-tungstenite", "fastwebsockets"]
+ECHO_CASES = [
+    # (label, conns, size, inflight)
+    ("100 x 20 B, 1 in flight", 100, 20, 1),
+    ("100 x 20 B, 16 in flight", 100, 20, 16),
+    ("500 x 16 KiB, 1 in flight", 500, 16384, 1),
+    ("10 x 64 KiB, 4 in flight", 10, 65536, 4),
+]
+RELAY_SERVERS = ["multipeer-serve", "bun-pubsub", "godot-4.6.3"]
+RELAY = (100, 64, 20)  # clients, bytes, messages per second per client
+STORM_SERVERS = ["multipeer", "multipeer-mio", "bun", "tokio-tungstenite", "fastwebsockets", "raw-tcp"]
+STORM = (10000, 100, 2)  # connections, concurrent handshakes, idle seconds before weighing
+HELD = (19000, 200, 3)
+
+
+def med(rows, key):
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    return statistics.median(vals) if vals else None
+
+
+def main():
+    RESULTS.mkdir(exist_ok=True)
+    raw = open(RESULTS / "loopback.jsonl", "w")
+    results = {}  # (section, case, server) -> [rows]
+    started = time.time()
+    load_start = os.getloadavg()
+    godot_ok = GODOT.exists() and subprocess.run([str(GODOT), "--version"], capture_output=True).returncode == 0
+    relay_servers = RELAY_SERVERS if godot_ok else RELAY_SERVERS[:2]
+    rounds = 1 if QUICK else ROUNDS
+    secs = 2 if QUICK else SECS
+
+    def record(section, case, server, res):
+        res.update(section=section, case=case, server=server)
+        raw.write(json.dumps(res) + "\n")
+        raw.flush()
+        results.setdefault((section, case, server), []).append(res)
+        print(f"  {section} | {case} | {server}: " + ", ".join(
+            f"{k}={res[k]}" for k in ("msgs_per_s", "server_cpu_us_per_msg", "deliveries_per_s", "p99_ms",
+                                      "server_cpu_us_per_delivery", "handshakes_per_s", "rss_bytes_per_conn",
+                                      "held", "error") if k in res), flush=True)
+
+    for rnd in range(rounds):
+        print(f"round {rnd + 1}/{rounds}", flush=True)
+        for label, conns, size, inflight in ECHO_CASES:
+            for server in ECHO_SERVERS:
+                res = run_case(server, lambda a, p, pid: ["echo", a, str(conns), str(size), str(inflight),
+                                                          str(secs), p, str(pid)], raw)
+                record("echo", label, server, res)
+        for server in relay_servers:
+            n, size, rate = RELAY
+            res = run_case(server, lambda a, p, pid: ["relay", a, str(n), str(size), str(rate), str(secs),
+                                                      "bun" if server == "bun-pubsub" else "godot", str(pid)], raw)
+            record("relay", f"{n} clients x {size} B at {rate}/s each", server, res)
+        for server in STORM_SERVERS:
+            n, conc, hold = STORM
+            res = run_case(server, lambda a, p, pid: ["storm", a, str(n), str(conc), str(hold), p, str(pid)], raw)
+            record("storm", f"{n} connections", server, res)
+    # Most connections one process may hold here (RLIMIT_NOFILE), once, on the mio server.
+    n, conc, hold = HELD
+    res = run_case("multipeer-serve", lambda a, p, pid: ["storm", a, str(n), str(conc), str(hold), p, str(pid)], raw)
+    record("held", f"{n} connections", "multipeer-serve", res)
+
+    raw.close()
+    write_report(results, started, load_start, godot_ok, rounds, secs)
+
+
+def version(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[0]
+    except Exception:  # noqa: BLE001 - a missing tool is reported, not fatal
+        return "n/a"
+
+
+def lock_version(name):
+    text = (BENCH / "Cargo.lock").read_text()
+    m = re.search(r'name = "%s"\nversion = "([^"]+)"' % re.escape(name), text)
+    return m.group(1) if m else "?"
+
+
+def criterion_rows():
+    """Median times of the codec benches, from criterion's estimates."""
+    base = TARGET.parent / "criterion"
+    rows = {}
+    if not base.exists():
+        return rows
+    for est in base.glob("**/new/estimates.json"):
+        bench = json.loads((est.parent / "benchmark.json").read_text())
+        e = json.loads(est.read_text())
+        rows[(bench["group_id"], bench.get("function_id") or "", bench.get("value_str") or "")] = \
+            (e["median"]["point_estimate"], bench.get("throughput"))
+    return rows
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "–"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def write_report(results, started, load_start, godot_ok, rounds, secs):
+    load_end = os.getloadavg()
+    lines = []
+    w = lines.append
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    w("# Benchmarks")
+    w("")
+    w("Written by `tests/bench/run.sh` (issue 7). Every figure below comes from one run of that "
+      "script on one machine: our code and its peers, same loopback, same load generator, "
+      "reported as medians and ratios. Reproduce with:")
+    w("")
+    w("```sh\ntests/bench/run.sh            # about 25 minutes; BENCH_QUICK=1 for a 1-round smoke run\n```")
+    w("")
+    w("## Machine and versions")
+    w("")
+    w(f"- CPU: {cpu}, {os.cpu_count()} cores; kernel {platform.release()}; "
+      f"load average at start {load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f}, "
+      f"at end {load_end[0]:.2f} / {load_end[1]:.2f} / {load_end[2]:.2f}.")
+    if load_start[0] > 0.5 or load_end[0] > 0.5:
+        w("- **The machine was not quiet** (load average above 0.5: other work shared the two cores). "
+          "Ratios within one round are more trustworthy than absolute figures; see the per-run "
+          "`load_before` in `tests/bench/results/loopback.jsonl`.")
+    w(f"- {version(['rustc', '--version'])}; Bun {version([str(BUN), '--version'])} "
+      f"(npm `@oven/bun-linux-x64`); Godot {version([str(GODOT), '--version']) if godot_ok else 'not installed'}.")
+    w(f"- Crates: tungstenite {lock_version('tungstenite')}, tokio-tungstenite {lock_version('tokio-tungstenite')}, "
+      f"fastwebsockets {lock_version('fastwebsockets')}, embedded-websocket {lock_version('embedded-websocket')}, "
+      f"tokio {lock_version('tokio')}, hyper {lock_version('hyper')}, mio {lock_version('mio')}, "
+      f"criterion {lock_version('criterion')}.")
+    w(f"- Pinning: server `taskset -c {SERVER_CPU}`, load generator `taskset -c {CLIENT_CPU}`. "
+      f"{rounds} rounds, servers alternating within each round, {secs} s measured per run after 1 s of warm-up; "
+      "a fresh server process per run. Server CPU is utime+stime of the server process "
+      "(all its threads) over the measured window, from `/proc/PID/stat`.")
+    w("")
+
+    # ----- echo -----
+    w("## Echo (loopback, medians)")
+    w("")
+    w("msgs/s counts echoed messages received by the load generator; CPU/msg is server CPU time "
+      "per echoed message. Ratios are multipeer (`mp_echo`: the core on a minimal mio loop) "
+      "against each peer; multipeer-mio is the same echo through multipeer-mio's multiplayer server "
+      "(Godot 4 framing, relay off).")
+    w("")
+    for label, *_ in ECHO_CASES:
+        w(f"### {label}")
+        w("")
+        w("| server | msgs/s | server CPU µs/msg | multipeer msgs/s ratio | multipeer CPU/msg ratio |")
+        w("|---|---:|---:|---:|---:|")
+        mp = results.get(("echo", label, "multipeer"), [])
+        mp_rate, mp_cpu = med(mp, "msgs_per_s"), med(mp, "server_cpu_us_per_msg")
+        for server in ECHO_SERVERS:
+            rows = results.get(("echo", label, server), [])
+            rate, cpu_msg = med(rows, "msgs_per_s"), med(rows, "server_cpu_us_per_msg")
+            w(f"| {server} | {fmt(rate)} | {fmt(cpu_msg, 3)} | "
+              f"{'' if server == 'multipeer' else ratio(mp_rate, rate)} | "
+              f"{'' if server == 'multipeer' else ratio(mp_cpu, cpu_msg)} |")
+        w("")
+        raw_rate = med(results.get(("echo", label, "raw-tcp"), []), "msgs_per_s")
+        best_ws = max((med(results.get(("echo", label, s), []), "msgs_per_s") or 0) for s in ECHO_SERVERS[1:])
+        verdict = "yes" if raw_rate and raw_rate > best_ws else "NO"
+        w(f"Load generator not the bottleneck (raw TCP echo faster than every WebSocket server): **{verdict}** "
+          f"({fmt(raw_rate)} vs best WebSocket {fmt(best_ws)} msgs/s).")
+        w("")
+
+    # ----- relay -----
+    w("## Relay broadcast (loopback, medians)")
+    w("")
+    n, size, rate = RELAY
+    w(f"{n} clients each send a {size}-byte message {rate} times a second to every other client "
+      f"(offered: {n * rate * (n - 1):,} deliveries/s). multipeer is `multipeer serve` (multipeer-mio, "
+      "Godot 4 SceneMultiplayer relay: clients send `RELAY(0, payload)`); Bun is `ws.publish` to one "
+      "topic; Godot is 4.6.3 headless with `server_relay` on and `Engine.max_fps = 0` (it spins a "
+      "core, so its CPU figure is not comparable). Latency is send-to-delivery, measured by the load "
+      "generator (one clock).")
+    w("")
+    w("| server | deliveries/s | delivered | p50 ms | p99 ms | server CPU µs/delivery |")
+    w("|---|---:|---:|---:|---:|---:|")
+    for server in RELAY_SERVERS:
+        rows = results.get(("relay", f"{n} clients x {size} B at {rate}/s each", server), [])
+        w(f"| {server} | {fmt(med(rows, 'deliveries_per_s'))} | {fmt(med(rows, 'delivered_fraction'), 3)} | "
+          f"{fmt(med(rows, 'p50_ms'), 2)} | {fmt(med(rows, 'p99_ms'), 2)} | "
+          f"{fmt(med(rows, 'server_cpu_us_per_delivery'), 3)} |")
+    w("")
+
+    # ----- storm -----
+    n, conc, hold = STORM
+    w("## Connect storm and idle memory (medians)")
+    w("")
+    w(f"{n:,} connections, {conc} handshakes in flight; then {hold} s idle, and the server's RSS "
+      "growth divided by the connections held.")
+    w("")
+    w("| server | handshakes/s | RSS per idle connection (bytes) | multipeer handshakes/s ratio |")
+    w("|---|---:|---:|---:|")
+    mp_hs = med(results.get(("storm", f"{n} connections", "multipeer"), []), "handshakes_per_s")
+    for server in STORM_SERVERS:
+        rows = results.get(("storm", f"{n} connections", server), [])
+        hs = med(rows, "handshakes_per_s")
+        w(f"| {server} | {fmt(hs)} | {fmt(med(rows, 'rss_bytes_per_conn'))} | "
+          f"{'' if server == 'multipeer' else ratio(mp_hs, hs)} |")
+    w("")
+    held = results.get(("held", f"{HELD[0]} connections", "multipeer-serve"), [])
+    if held:
+        h = held[0]
+        w(f"Held on one thread (`multipeer serve`): {h.get('held', '–'):,} of {HELD[0]:,} connections "
+          f"open after {HELD[2]} s idle, {fmt(h.get('rss_bytes_per_conn'))} bytes RSS each. "
+          "This machine caps a process at 20,000 descriptors (hard `RLIMIT_NOFILE`, not raisable without "
+          "CAP_SYS_RESOURCE), so 50,000 cannot be held by one process here.")
+        w("")
+
+    # ----- codec -----
+    rows = criterion_rows()
+    if rows:
+        w("## Codec micro-benchmarks (criterion, medians, payload GiB/s)")
+        w("")
+        w("Decode = frame bytes in memory → message in memory the library owns (header, unmask, UTF-8 "
+          "for text). Encode = header (+ mask for a client) into the library's output. Run pinned to "
+          f"CPU {SERVER_CPU}. Source: `tests/bench/benches/codec.rs`.")
+        w("")
+        libs = ["memcpy", "multipeer", "tungstenite", "fastwebsockets", "embedded-websocket"]
+        sizes = ["16B", "125B", "1KiB", "16KiB", "64KiB", "1MiB"]
+        nbytes = {"16B": 16, "125B": 125, "1KiB": 1024, "16KiB": 16384, "64KiB": 65536, "1MiB": 1 << 20}
+        groups = sorted({g for (g, _, _) in rows if not g.startswith("handshake")})
+        for g in groups:
+            w(f"### {g}")
+            w("")
+            w("| size | " + " | ".join(libs) + " | multipeer/memcpy | multipeer/tungstenite | "
+              "multipeer/fastwebsockets |")
+            w("|---|" + "---:|" * (len(libs) + 3))
+            for s in sizes:
+                gibs = {}
+                for lib in libs:
+                    t = rows.get((g, lib, s))
+                    gibs[lib] = nbytes[s] / t[0] * 1e9 / (1 << 30) if t else None
+                w(f"| {s} | " + " | ".join(fmt(gibs[l], 2) for l in libs) + " | "
+                  + " | ".join(ratio(gibs["multipeer"], gibs[o]) for o in ("memcpy", "tungstenite", "fastwebsockets"))
+                  + " |")
+            w("")
+        w("### Server handshake (parse request + accept key + response)")
+        w("")
+        w("| library | handshakes/s |")
+        w("|---|---:|")
+        for lib in ["multipeer", "tungstenite", "embedded-websocket"]:
+            t = rows.get(("handshake/server", lib, ""))
+            w(f"| {lib} | {fmt(1e9 / t[0]) if t else '–'} |")
+        w("")
+        w("fastwebsockets has no handshake of its own (it uses hyper); its rate is in the connect storm.")
+        w("")
+
+    w("## Raw data")
+    w("")
+    w("Every run's JSON line: `tests/bench/results/loopback.jsonl` (not committed). Servers: "
+      "`tests/bench/src/bin/*.rs`, `tests/bench/bun/*.js`, `tests/bench/godot/relay_server.gd`; load "
+      "generator: `tests/bench/src/bin/loadgen.rs`.")
+    w("")
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
+    print(f"wrote {ROOT / 'BENCHMARKS.md'} in {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "report-only":
+        print("report-only needs a previous results file; not supported yet", file=sys.stderr)
+        sys.exit(2)
+    main()
