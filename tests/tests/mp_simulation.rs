@@ -482,9 +482,29 @@ fn random_target(rng: &mut ChaCha8Rng, own: PeerId, view: &BTreeSet<PeerId>, bad
     }
 }
 
-/// Every application's deliveries match the model: exactly for a receiver and a sender that
-/// both stayed (`stable`), a prefix (in order, nothing duplicated or skipped) otherwise.
-fn check_deliveries(world: &World, traffic: &Traffic, ids: &[PeerId], stable: &BTreeSet<PeerId>, ctx: &str) {
+/// The kind of a target, as its sender sees it: a name and whether the server sent it.
+fn kind(from: PeerId, target: Target) -> (bool, &'static str) {
+    let name = match target.normalized() {
+        Target::Broadcast => "broadcast",
+        Target::Server => "server",
+        Target::Peer(p) if p == from => "itself",
+        Target::Peer(p) if p == ghost() => "ghost",
+        Target::Peer(_) => "one peer",
+        Target::AllExcept(p) if p.is_server() => "all but the server",
+        Target::AllExcept(_) => "all but one peer",
+    };
+    (from.is_server(), name)
+}
+
+/// Every application's deliveries match the model: exactly from a sender in `exact_from` to a
+/// receiver in `exact_to`, a prefix (in order, nothing duplicated or skipped) otherwise.
+fn check_deliveries(
+    world: &World,
+    traffic: &Traffic,
+    ids: &[PeerId],
+    (exact_from, exact_to): (&BTreeSet<PeerId>, &BTreeSet<PeerId>),
+    ctx: &str,
+) {
     let payloads: BTreeMap<u32, &[u8]> =
         traffic.sent.iter().map(|s| (seq(&s.payload), &s.payload[..])).collect();
     let senders: BTreeSet<PeerId> = ids.iter().copied().chain([PeerId::SERVER]).collect();
@@ -497,7 +517,7 @@ fn check_deliveries(world: &World, traffic: &Traffic, ids: &[PeerId], stable: &B
         for &from in &senders {
             let got: Vec<u32> = seen.from(from).into_iter().map(seq).collect();
             let want: Vec<u32> = traffic.expected(to, from).into_iter().map(seq).collect();
-            if stable.contains(&to) && stable.contains(&from) {
+            if exact_to.contains(&to) && exact_from.contains(&from) {
                 assert_eq!(got, want, "{ctx}: {from:?} → {to:?}");
             } else {
                 assert!(
@@ -514,7 +534,7 @@ fn check_deliveries(world: &World, traffic: &Traffic, ids: &[PeerId], stable: &B
 #[test]
 fn joins_with_staggered_starts() {
     for protocol in PROTOCOLS {
-        for seed in 0..12 {
+        for seed in 0..32 {
             let ctx = format!("{protocol:?} seed {seed}");
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let n = 3 + below(&mut rng, 18) as usize;
@@ -623,13 +643,13 @@ fn settle(world: &mut World, traffic: &mut Traffic) {
 
 #[test]
 fn traffic_with_every_target_kind_matches_the_model() {
-    let mut sizes = 0;
+    let (mut sizes, mut kinds) = (0, BTreeSet::new());
     for protocol in PROTOCOLS {
         for seed in 0..12 {
             let ctx = format!("{protocol:?} seed {seed}");
             let (world, traffic, ids) = traffic(protocol, seed);
             let everyone: BTreeSet<PeerId> = ids.iter().copied().chain([PeerId::SERVER]).collect();
-            check_deliveries(&world, &traffic, &ids, &everyone, &ctx);
+            check_deliveries(&world, &traffic, &ids, (&everyone, &everyone), &ctx);
             // Every drop reported by the server, each once; nothing else happened anywhere.
             let mut want: Vec<(Option<PeerId>, DropReason)> =
                 traffic.drops.iter().map(|(from, reason)| (Some(*from), *reason)).collect();
@@ -644,9 +664,12 @@ fn traffic_with_every_target_kind_matches_the_model() {
             }
             assert!(traffic.sent.len() > 100, "{ctx}: {} packets", traffic.sent.len());
             sizes += traffic.sent.iter().filter(|s| s.payload.len() >= 512).count();
+            kinds.extend(traffic.sent.iter().map(|s| kind(s.from, s.target)));
         }
     }
     assert!(sizes > 50, "large packets took the shared-frame path: {sizes}");
+    // Every kind of target from a client, every one the server may use (its errors aside).
+    assert_eq!(kinds.len(), 7 + 4, "{kinds:?}");
 }
 
 // ----- 3. leaves ---------------------------------------------------------------------------
@@ -744,7 +767,7 @@ fn leaves(protocol: Protocol, seed: u64) -> LeaveRun {
 fn leaves_of_every_kind_converge_to_the_model() {
     let mut departed_drops = 0;
     for protocol in PROTOCOLS {
-        for seed in 0..10 {
+        for seed in 0..16 {
             let ctx = format!("{protocol:?} seed {seed}");
             let LeaveRun { world, traffic, ids, plan } = leaves(protocol, seed);
             let leavers: BTreeSet<PeerId> = plan.iter().map(|(k, ..)| ids[*k]).collect();
@@ -879,7 +902,10 @@ fn leaves_of_every_kind_converge_to_the_model() {
                 };
                 assert!(from.is_some() && leavers.contains(&to), "{ctx}: drop of a packet to {to:?}");
             }
-            check_deliveries(&world, &traffic, &ids, &stable, &ctx);
+            // A client that closed cleanly lost nothing it had sent: its Close came after.
+            let closers = plan.iter().filter(|(_, how, _)| *how == Leave::Close).map(|(k, ..)| ids[*k]);
+            let exact_from: BTreeSet<PeerId> = stable.iter().copied().chain(closers).collect();
+            check_deliveries(&world, &traffic, &ids, (&exact_from, &stable), &ctx);
         }
     }
     assert!(departed_drops > 0, "some packets were relayed to peers that had just left");
@@ -1027,7 +1053,7 @@ fn quick_link(rng: &mut ChaCha8Rng) -> LinkConfig {
 #[test]
 fn a_client_that_stops_reading_is_cut_off_alone() {
     for protocol in PROTOCOLS {
-        for seed in 0..4 {
+        for seed in 0..6 {
             let ctx = format!("{protocol:?} seed {seed}");
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let n = 4;
@@ -1052,6 +1078,11 @@ fn a_client_that_stops_reading_is_cut_off_alone() {
                 world.run_to(world.now() + 2 * MS);
                 if cut_seen.is_none() {
                     cut_seen = world.server_seen.left_at.get(&x).copied();
+                    // Meanwhile the others kept up: a few milliseconds of broadcasts in flight.
+                    for k in (0..n).filter(|&k| k != slow && Some(k) != sender) {
+                        let behind = traffic.sent.len() - world.seen[k].packets.len();
+                        assert!(behind <= 20, "{ctx}: c{k} is {behind} broadcasts behind");
+                    }
                 } else {
                     after_cut += 1;
                     if after_cut == 50 {
@@ -1076,7 +1107,7 @@ fn a_client_that_stops_reading_is_cut_off_alone() {
             // Everyone else received every broadcast and heard that it left.
             let stable: BTreeSet<PeerId> =
                 ids.iter().copied().filter(|p| *p != x).chain([PeerId::SERVER]).collect();
-            check_deliveries(&world, &traffic, &ids, &stable, &ctx);
+            check_deliveries(&world, &traffic, &ids, (&stable, &stable), &ctx);
             for k in (0..n).filter(|&k| k != slow) {
                 // The sender too, when its own relayed broadcast caused the cut-off.
                 assert_eq!(world.seen[k].left(x).len(), 1, "{ctx}: c{k} (sender {sender:?})");
@@ -1084,7 +1115,7 @@ fn a_client_that_stops_reading_is_cut_off_alone() {
             // The slow client reads again: what reached it is a prefix, then the end.
             world.reading[slow] = true;
             world.run_until(world.now() + Duration::from_secs(2));
-            check_deliveries(&world, &traffic, &ids, &stable, &ctx);
+            check_deliveries(&world, &traffic, &ids, (&stable, &stable), &ctx);
             let got = world.seen[slow].packets.len();
             assert!(got > 0 && got < traffic.sent.len(), "{ctx}: got {got} of {}", traffic.sent.len());
             assert_eq!(world.client_ref(slow).connection_status(), ConnectionStatus::Disconnected, "{ctx}");
@@ -1100,7 +1131,7 @@ fn a_client_that_stops_reading_is_cut_off_alone() {
 fn a_slow_server_application_makes_clients_wait_and_loses_nothing() {
     let (mut full, mut full_windows) = (0, 0);
     for protocol in PROTOCOLS {
-        for seed in 0..4 {
+        for seed in 0..6 {
             let ctx = format!("{protocol:?} seed {seed}");
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let inbox = QueueLimits { max_bytes: 4000, max_packets: 8 };
@@ -1139,7 +1170,7 @@ fn a_slow_server_application_makes_clients_wait_and_loses_nothing() {
             }
             settle(&mut world, &mut traffic);
             let everyone: BTreeSet<PeerId> = ids.iter().copied().chain([PeerId::SERVER]).collect();
-            check_deliveries(&world, &traffic, &ids, &everyone, &ctx);
+            check_deliveries(&world, &traffic, &ids, (&everyone, &everyone), &ctx);
             assert_eq!(traffic.sent.len(), 100 * n, "{ctx}");
             assert!(world.server_seen.drops().is_empty(), "{ctx}");
             let stats = world.star.stats();
