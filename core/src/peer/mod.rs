@@ -245,6 +245,8 @@ pub enum DropReason {
     UnknownMessage,
     /// An unreliable receive queue was full: the oldest message gave way.
     QueueOverflow,
+    /// The sender was disconnected (kicked or cut off) before the packet was routed.
+    SenderLeft,
 }
 
 impl fmt::Display for DropReason {
@@ -259,6 +261,7 @@ impl fmt::Display for DropReason {
             Self::RelayToServer => f.write_str("relay request addressed to the server"),
             Self::UnknownMessage => f.write_str("unknown message type"),
             Self::QueueOverflow => f.write_str("unreliable receive queue full"),
+            Self::SenderLeft => f.write_str("sender already disconnected"),
         }
     }
 }

@@ -163,6 +163,8 @@ struct Conn {
     ended_by_us: Option<DisconnectReason>,
     /// The deadline last scheduled in the timer heap.
     timer: Option<Instant>,
+    /// The peer id it had, once it left (its late packets are reported as such).
+    former: Option<PeerId>,
     /// Finished with output still queued: release at this time regardless.
     linger: Option<Instant>,
 }
@@ -208,6 +210,10 @@ pub struct Server<R: CryptoRng> {
     closed: bool,
     stats: ServerStats,
     now: Instant,
+    /// Inside a call that carries no time (`put_packet`, `pop_packet`): closes started here
+    /// get their timer restarted at the next call that does.
+    timeless: bool,
+    rearm: Vec<u32>,
 }
 
 /// Bytes of the sender id stored in front of each inbox packet.
@@ -253,6 +259,8 @@ impl<R: CryptoRng> Server<R> {
             closed: false,
             stats: ServerStats::default(),
             now: Instant::ZERO,
+            timeless: false,
+            rearm: Vec::new(),
         }
     }
 
@@ -330,7 +338,7 @@ impl<R: CryptoRng> Server<R> {
     /// # Errors
     /// [`AcceptError`]: close the transport at once.
     pub fn accept(&mut self, now: Instant, addr: Option<SocketAddr>) -> Result<ConnId, AcceptError> {
-        self.now = self.now.max(now);
+        self.set_now(now);
         if self.closed {
             return Err(AcceptError::Closed);
         }
@@ -348,6 +356,7 @@ impl<R: CryptoRng> Server<R> {
             released: false,
             ended_by_us: None,
             timer: None,
+            former: None,
             linger: None,
         };
         let index = match self.free.pop() {
@@ -363,6 +372,17 @@ impl<R: CryptoRng> Server<R> {
         let id = ConnId { index, generation: slot.generation };
         self.schedule(index);
         Ok(id)
+    }
+
+    /// Learns the time; closes started by calls that carried none count from here.
+    fn set_now(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        for index in core::mem::take(&mut self.rearm) {
+            if let Some(c) = self.slots[index as usize].conn.as_mut() {
+                c.ws.restart_close_timer(self.now);
+                self.schedule(index);
+            }
+        }
     }
 
     fn get(&self, id: ConnId) -> Result<&Conn, UnknownConnection> {
@@ -394,13 +414,25 @@ impl<R: CryptoRng> Server<R> {
         conn: ConnId,
         bytes: &[u8],
     ) -> Result<usize, UnknownConnection> {
-        self.now = self.now.max(now);
-        let c = self.get_mut(conn)?;
-        let used = c.ws.handle_input(now, bytes);
-        if used < bytes.len() {
-            c.input_blocked = true;
+        self.set_now(now);
+        self.get(conn)?;
+        let mut used = 0;
+        // The machine may take more after the server acted on what it read (an upgrade
+        // accepted, a queue drained by routing): offer the rest again until it takes nothing.
+        loop {
+            let Some(c) = self.slots[conn.index as usize].conn.as_mut() else { break };
+            let n = c.ws.handle_input(now, &bytes[used..]);
+            used += n;
+            self.after_io(conn.index);
+            if n == 0 || used == bytes.len() {
+                break;
+            }
         }
-        self.after_io(conn.index);
+        if used < bytes.len() {
+            if let Ok(c) = self.get_mut(conn) {
+                c.input_blocked = true;
+            }
+        }
         Ok(used)
     }
 
@@ -409,7 +441,7 @@ impl<R: CryptoRng> Server<R> {
     /// # Errors
     /// [`UnknownConnection`].
     pub fn handle_eof(&mut self, now: Instant, conn: ConnId) -> Result<(), UnknownConnection> {
-        self.now = self.now.max(now);
+        self.set_now(now);
         self.get_mut(conn)?.ws.handle_eof(now);
         self.after_io(conn.index);
         Ok(())
@@ -417,7 +449,7 @@ impl<R: CryptoRng> Server<R> {
 
     /// Fires the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = self.now.max(now);
+        self.set_now(now);
         while let Some(&Reverse((at, index, generation))) = self.timers.peek() {
             if at > now {
                 break;
@@ -443,6 +475,10 @@ impl<R: CryptoRng> Server<R> {
     /// When [`handle_timeout`](Self::handle_timeout) is due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.rearm.is_empty() {
+            // A close started without the time: call back now so its timer can start.
+            return Some(self.now);
+        }
         self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
@@ -480,7 +516,13 @@ impl<R: CryptoRng> Server<R> {
     /// # Errors
     /// [`UnknownConnection`].
     pub fn consume_transmit(&mut self, conn: ConnId, n: usize) -> Result<(), UnknownConnection> {
-        self.get_mut(conn)?.ws.consume_transmit(n);
+        let c = self.get_mut(conn)?;
+        c.ws.consume_transmit(n);
+        // Input held back for pongs (or a close echo) waiting to be written may go on now.
+        if c.input_blocked {
+            c.input_blocked = false;
+            self.resume.push_back(conn);
+        }
         self.after_io(conn.index);
         Ok(())
     }
@@ -617,6 +659,7 @@ impl<R: CryptoRng> Server<R> {
     fn leave(&mut self, index: u32, reason: DisconnectReason) {
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
         let Some(id) = c.peer.take() else { return };
+        c.former = Some(id);
         self.peers.remove(&id);
         self.announce_departure(id);
         self.events.push_back(Event::PeerDisconnected { peer: id, reason });
@@ -630,6 +673,9 @@ impl<R: CryptoRng> Server<R> {
             c.ws.abort();
         } else {
             let _ = c.ws.close(now, code, why);
+            if self.timeless {
+                self.rearm.push(index);
+            }
         }
         // The departure is reported now, not when the closing handshake ends.
         let _ = c.ws.poll_event();
@@ -684,7 +730,10 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
     }
 
     fn put_packet(&mut self, data: &[u8]) -> Result<(), PutError> {
-        self.send_to(self.target, data)
+        self.timeless = true;
+        let result = self.send_to(self.target, data);
+        self.timeless = false;
+        result
     }
 
     fn max_packet_size(&self) -> usize {
@@ -709,7 +758,9 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
     fn pop_packet(&mut self) -> bool {
         let popped = self.inbox.pop();
         if popped {
+            self.timeless = true;
             self.unblock_routing();
+            self.timeless = false;
         }
         popped
     }
@@ -717,13 +768,13 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
     fn disconnect_peer(&mut self, now: Instant, peer: PeerId, force: bool) -> Result<(), UnknownPeer> {
         let &index = self.peers.get(&peer).ok_or(UnknownPeer(peer))?;
         // The close timeout counts from now, not from the last input (an idle server's clock).
-        self.now = self.now.max(now);
+        self.set_now(now);
         self.end_peer(index, DisconnectReason::Kicked, CloseCode::NORMAL, "", force);
         Ok(())
     }
 
     fn close(&mut self, now: Instant) {
-        self.now = self.now.max(now);
+        self.set_now(now);
         self.closed = true;
         for index in 0..self.slots.len() as u32 {
             let live = self.slots[index as usize].conn.as_ref().is_some_and(|c| !c.released);

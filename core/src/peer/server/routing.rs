@@ -173,6 +173,15 @@ impl<R: CryptoRng> Server<R> {
                 popped = true;
             }
         }
+        if let (None, Some(former)) = (src.peer, src.former) {
+            // Kicked or cut off while its packets were in flight: they go nowhere, visibly,
+            // and stop holding back its Close reply.
+            while src.ws.pop_message() {
+                self.stats.dropped += 1;
+                self.report(Event::PacketDropped { from: Some(former), reason: DropReason::SenderLeft });
+                popped = true;
+            }
+        }
         if popped && src.input_blocked {
             src.input_blocked = false;
             self.resume.push_back(self.conn_id(index));

@@ -605,6 +605,14 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         Ok(())
     }
 
+    /// Restarts the close timeout from `now` if a Close was sent and its answer is awaited:
+    /// for a close started by a caller that did not know the time.
+    pub fn restart_close_timer(&mut self, now: Instant) {
+        if self.phase == Phase::CloseSent {
+            self.timers.close = Some(now + self.config.close_timeout);
+        }
+    }
+
     /// Ends the connection at once without a closing handshake (Godot: `close(-1)`); the
     /// transport may be released immediately.
     pub fn abort(&mut self) {

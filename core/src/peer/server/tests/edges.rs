@@ -93,7 +93,10 @@ fn a_peer_that_never_reads_is_cut_off_alone() {
     assert!(
         got.iter().enumerate().all(|(i, (from, data))| from.is_server() && *data == raw_packet(i as u8, 100))
     );
-    // Its transport is released once the close timeout passes, even though it never reads.
+    // Its transport is released once the close timeout passes, even though it never reads
+    // (the cut-off happened in put_packet, which carries no time: the server asks for it).
+    assert_eq!(net.server.poll_timeout(), Some(net.now));
+    net.advance(net.now);
     let deadline = net.now + ws::Config::GODOT.close_timeout;
     net.advance(deadline);
     assert_eq!(net.server.connection_count(), 1);
@@ -333,4 +336,51 @@ fn a_large_broadcast_is_stored_once_not_per_peer() {
         assert_eq!(got.len(), 1, "{:?}", got.iter().map(|p| p.1.len()).collect::<Vec<_>>());
         assert!(got[0].1 == raw_packet(1, 10_000));
     }
+}
+
+#[test]
+fn a_cut_off_from_a_broadcast_times_its_close_from_the_next_known_time() {
+    let ws = ws::Config { outbound_buffer_size: 1000, ..ws::Config::GODOT };
+    let mut net = Net::with(ServerConfig { ws, ..ServerConfig::default() });
+    net.connect();
+    let b = net.connect();
+    net.ends[b].stalled = true;
+    // The server's clock last moved at the joins (time zero); the broadcast happens much later.
+    let later = Instant::from_secs(100);
+    net.now = later;
+    net.server.set_target_peer(Target::Broadcast);
+    let mut asked = false;
+    for i in 0..30u8 {
+        net.server.put_packet(&raw_packet(i, 100)).unwrap();
+        asked |= net.server.poll_timeout() == Some(Instant::ZERO);
+        net.pump();
+    }
+    assert!(asked, "the server asks for the time at once after a timeless cut-off");
+    net.server.handle_timeout(later);
+    assert_eq!(net.server.connection_count(), 2, "not released on a stale clock");
+    net.advance(later + ws::Config::GODOT.close_timeout);
+    assert_eq!(net.server.connection_count(), 1);
+}
+
+#[test]
+fn packets_from_a_kicked_peer_are_dropped_visibly() {
+    let mut net = Net::new(Protocol::Godot4);
+    let a = net.connect();
+    let ia = net.id(a);
+    drain(&mut net.server);
+    // The client sends before it hears of the kick.
+    for i in 0..3u8 {
+        net.client(a).put_packet(&raw_packet(i, 10)).unwrap();
+    }
+    let bytes = net.client(a).poll_transmit().unwrap().to_vec();
+    net.client(a).consume_transmit(bytes.len());
+    let now = net.now;
+    net.server.disconnect_peer(now, ia, false).unwrap();
+    net.server.handle_input(now, net.ends[a].conn, &bytes).unwrap();
+    let drops = drain(&mut net.server)
+        .into_iter()
+        .filter(|e| matches!(e, Event::PacketDropped { from: Some(f), reason: DropReason::SenderLeft } if *f == ia))
+        .count();
+    assert_eq!(drops, 3);
+    assert!(packets(&mut net.server).is_empty());
 }
