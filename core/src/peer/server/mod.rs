@@ -419,8 +419,7 @@ impl<R: CryptoRng> Server<R> {
         let mut used = 0;
         // The machine may take more after the server acted on what it read (an upgrade
         // accepted, a queue drained by routing): offer the rest again until it takes nothing.
-        loop {
-            let Some(c) = self.slots[conn.index as usize].conn.as_mut() else { break };
+        while let Some(c) = self.slots[conn.index as usize].conn.as_mut() {
             let n = c.ws.handle_input(now, &bytes[used..]);
             used += n;
             self.after_io(conn.index);
