@@ -359,25 +359,31 @@ fn every_interface_takes_ipv4_and_ipv6_loopback() {
 
 #[test]
 fn oversized_message_is_refused_with_1009() {
-    let (mut net, url) = Net::start(Protocol::Godot4);
-    let mut big = WebSocketMultiplayerPeer::new();
-    big.set_outbound_buffer_size(1 << 17);
-    big.create_client(&url).unwrap();
-    net.clients.push(big);
-    net.seen.push(Seen::default());
-    net.pump("join", |net| net.seen[0].has(|e| *e == Event::ConnectionSucceeded));
-    let id = net.id(0);
-    net.clients[0].set_target_peer(Target::Server);
-    net.clients[0].put_packet(&vec![3; 65535]).unwrap();
-    net.clients[0].put_packet(&vec![3; 65536]).unwrap();
-    net.pump("the 1009", |net| {
-        net.seen_server.has(|e| {
-            matches!(e, Event::PeerDisconnected { peer, reason: DisconnectReason::Closed(info) }
-                if *peer == id && info.code == CloseCode::MESSAGE_TOO_BIG)
-        }) && net.seen[0].has(|e| matches!(e, Event::ServerDisconnected(_)))
-    });
-    assert_eq!(net.seen_server.packets.len(), 1, "the 65535-byte packet arrived, the larger one did not");
-    assert_eq!(net.seen_server.packets[0].1.len(), 65535);
+    // The largest message each protocol accepts, on the wire: Godot 4 `inbound_buffer_size`
+    // (65535); Godot 3 `set_buffers(64, ..)`, whose wslay limit is 2^16 (3.2.3 then drops a
+    // 65536-byte message silently in its ring; here it is delivered).
+    for (protocol, largest) in [(Protocol::Godot4, 65535), (Protocol::Godot3, 65536)] {
+        let (mut net, url) = Net::start(protocol);
+        let mut big = peer_for(protocol);
+        big.set_outbound_buffer_size(1 << 17);
+        big.create_client(&url).unwrap();
+        net.clients.push(big);
+        net.seen.push(Seen::default());
+        net.pump("join", |net| net.seen[0].has(|e| *e == Event::ConnectionSucceeded));
+        let id = net.id(0);
+        let header = if protocol == Protocol::Godot3 { 9 } else { 0 };
+        net.clients[0].set_target_peer(Target::Server);
+        net.clients[0].put_packet(&vec![3; largest - header]).unwrap();
+        net.clients[0].put_packet(&vec![3; largest - header + 1]).unwrap();
+        net.pump("the 1009", |net| {
+            net.seen_server.has(|e| {
+                matches!(e, Event::PeerDisconnected { peer, reason: DisconnectReason::Closed(info) }
+                    if *peer == id && info.code == CloseCode::MESSAGE_TOO_BIG)
+            }) && net.seen[0].has(|e| matches!(e, Event::ServerDisconnected(_)))
+        });
+        let sizes: Vec<usize> = net.seen_server.packets.iter().map(|(_, d)| d.len()).collect();
+        assert_eq!(sizes, [largest - header], "{protocol:?}: the largest arrived, one byte more did not");
+    }
 }
 
 #[test]
@@ -460,4 +466,35 @@ fn maximum_relays_between_small_packets_reach_a_healthy_peer() {
         assert_eq!(net.seen[1].got(a, b"\x03small"), 3, "{protocol:?}");
         assert!(!net.seen_server.has(|e| matches!(e, Event::PeerDisconnected { .. })), "{protocol:?}");
     }
+}
+
+#[test]
+fn subprotocols_and_headers_apply_to_new_connections() {
+    let mut server = WebSocketMultiplayerPeer::new();
+    server.set_supported_protocols([" game-v2 ", "game-v1"]);
+    assert_eq!(server.get_supported_protocols(), ["game-v2", "game-v1"], "trimmed as Godot does");
+    server.set_handshake_headers(["X-Server: multipeer"]);
+    server.create_server(0, "127.0.0.1").unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let mut net = Net { server, clients: Vec::new(), seen_server: Seen::default(), seen: Vec::new() };
+    for offer in [vec!["game-v1"], vec![]] {
+        let mut client = WebSocketMultiplayerPeer::new();
+        client.set_supported_protocols(offer);
+        client.set_handshake_headers(["X-Client: test"]);
+        client.create_client(&url).unwrap();
+        net.clients.push(client);
+        net.seen.push(Seen::default());
+    }
+    net.pump("one join, one refusal", |net| {
+        net.seen[0].has(|e| *e == Event::ConnectionSucceeded)
+            && net.seen[1].has(|e| matches!(e, Event::ConnectionFailed(_)))
+    });
+    let id = net.id(0);
+    assert_eq!(net.server.get_peer(id).and_then(|p| p.subprotocol).as_deref(), Some("game-v1"));
+    let to_server = net.clients[0].get_peer(PeerId::SERVER).unwrap();
+    assert_eq!(to_server.subprotocol.as_deref(), Some("game-v1"));
+    // Godot's rule: a client offering nothing to a server with a list is refused.
+    assert!(
+        net.seen_server.has(|e| matches!(e, Event::ConnectionRejected(HandshakeError::NoCommonProtocol)))
+    );
 }
