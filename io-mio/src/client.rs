@@ -1,8 +1,9 @@
 //! A `peer::Client` on mio: one outgoing connection, for bots, tests and custom loops.
 
+use core::net::SocketAddr;
+use core::time::Duration;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs as _};
-use std::time::Duration;
+use std::net::ToSocketAddrs as _;
 
 use chacha20::ChaCha12Rng;
 use mio::event::Event;

@@ -1,6 +1,7 @@
 //! The std clock turned into the core's microsecond [`Instant`](multipeer::Instant)s.
 
-use std::time::{Duration, Instant};
+use core::time::Duration;
+use std::time::Instant;
 
 /// A monotonic clock whose epoch is the moment it was created.
 #[derive(Debug, Clone, Copy)]

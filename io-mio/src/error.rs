@@ -1,9 +1,9 @@
 //! Errors of the transport layer: sockets, name resolution, TLS. The core sees none of them; it
 //! only learns that a connection's byte stream ended.
 
-use std::fmt;
+use core::fmt;
+use core::net::SocketAddr;
 use std::io;
-use std::net::SocketAddr;
 
 use multipeer::peer::{self, PeerId};
 use multipeer::ws::handshake::UrlError;
@@ -47,8 +47,8 @@ impl fmt::Display for TransportError {
     }
 }
 
-impl std::error::Error for TransportError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+impl core::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::Connect(e) | Self::Io(e) => Some(e),
             #[cfg(feature = "tls")]
@@ -121,8 +121,8 @@ impl fmt::Display for BindError {
     }
 }
 
-impl std::error::Error for BindError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+impl core::error::Error for BindError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::Listen { error, .. } => Some(error),
             _ => None,
@@ -171,4 +171,4 @@ impl fmt::Display for ConnectError {
     }
 }
 
-impl std::error::Error for ConnectError {}
+impl core::error::Error for ConnectError {}

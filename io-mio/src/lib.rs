@@ -15,7 +15,7 @@
 //! use multipeer::peer::{Event, MultiplayerPeer as _, ServerConfig};
 //! use multipeer_mio::{ListenAddr, Server};
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # fn main() -> Result<(), Box<dyn core::error::Error>> {
 //! let mut poll = Poll::new()?;
 //! let mut server = Server::bind(&["127.0.0.1:9080".parse()?], ServerConfig::default())?;
 //! // Tokens 100.. belong to the server (listeners, then one per connection).

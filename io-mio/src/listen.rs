@@ -1,10 +1,10 @@
 //! Where a server listens, in Godot's terms: a port and a bind address, `*` meaning every
 //! interface, IPv4 and IPv6.
 
-use std::fmt;
+use core::fmt;
+use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::str::FromStr;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::str::FromStr;
 
 use mio::net::TcpListener;
 

@@ -1,9 +1,10 @@
 //! A ready-made event loop for a [`Server`], for programs that have no loop of their own.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::time::Duration;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::{Events, Poll, Token, Waker};
 
@@ -23,8 +24,8 @@ struct StopInner {
     wakers: Mutex<Vec<Arc<Waker>>>,
 }
 
-impl std::fmt::Debug for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Stop").field("raised", &self.is_raised()).finish()
     }
 }

@@ -1,10 +1,10 @@
 //! A `peer::Server` on mio: listeners, accepted connections, readiness, timers.
 
+use core::net::SocketAddr;
+use core::ops::Range;
+use core::time::Duration;
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::SocketAddr;
-use std::ops::Range;
-use std::time::Duration;
 
 use chacha20::ChaCha12Rng;
 use mio::event::Event;
@@ -267,7 +267,7 @@ impl Server {
     /// and flushes.
     pub fn handle_timeout(&mut self, registry: &Registry) {
         self.core.handle_timeout(self.clock.now());
-        for index in std::mem::take(&mut self.read_again) {
+        for index in core::mem::take(&mut self.read_again) {
             self.ready(registry, index, true, false);
         }
         if self.accept_paused_until.is_some_and(|at| at <= std::time::Instant::now()) {

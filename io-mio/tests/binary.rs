@@ -1,10 +1,11 @@
 //! The `multipeer` command-line server, run as a child process.
 #![cfg(feature = "tls")]
 
+use core::time::Duration;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::{Events, Poll, Token};
 use multipeer::peer::{Event, MultiplayerPeer as _, PeerId, Target};

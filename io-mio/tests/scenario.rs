@@ -3,8 +3,8 @@
 
 mod common;
 
+use core::time::Duration;
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use common::Net;
 use multipeer::peer::{DisconnectReason, Event, MultiplayerPeer as _, PeerId, ServerConfig, Target};

@@ -4,9 +4,10 @@
 
 mod common;
 
+use core::time::Duration;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::Net;
 use common::certs::{self, Ca, Leaf};

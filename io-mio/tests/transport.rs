@@ -3,9 +3,10 @@
 
 mod common;
 
+use core::time::Duration;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::Net;
 use multipeer::peer::{Event, MultiplayerPeer as _, PeerId, ServerConfig, Target};
@@ -103,7 +104,7 @@ struct RawClient(TcpStream);
 
 impl RawClient {
     /// Sends the upgrade request; [`read_head`](Self::read_head) once the server answered.
-    fn connect(addr: std::net::SocketAddr) -> Self {
+    fn connect(addr: core::net::SocketAddr) -> Self {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream
             .write_all(

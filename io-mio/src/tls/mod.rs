@@ -7,7 +7,7 @@
 
 mod verify;
 
-use std::fmt;
+use core::fmt;
 use std::sync::Arc;
 
 use rustls::client::ClientConfig;
@@ -211,7 +211,7 @@ impl fmt::Display for TlsConfigError {
     }
 }
 
-impl std::error::Error for TlsConfigError {}
+impl core::error::Error for TlsConfigError {}
 
 /// Why a TLS session failed, sorted into the cases a user can act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -281,7 +281,7 @@ impl fmt::Display for TlsError {
     }
 }
 
-impl std::error::Error for TlsError {}
+impl core::error::Error for TlsError {}
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,9 @@
 //! A server and clients on one mio poll over loopback, with everything they report recorded.
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::time::Instant;
 
 use mio::{Events, Poll, Token};
 use multipeer::peer::{Event, MultiplayerPeer, PeerId};

@@ -1,9 +1,9 @@
 //! The command line: `multipeer serve [OPTIONS]`.
 
+use core::time::Duration;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use lexopt::ValueExt as _;
 use multipeer::peer::{Protocol, ServerConfig};
@@ -221,7 +221,7 @@ mod tests {
     use super::*;
 
     fn serve(args: &[&str]) -> Result<ServeOptions, UsageError> {
-        let args = std::iter::once("serve").chain(args.iter().copied()).map(OsString::from);
+        let args = core::iter::once("serve").chain(args.iter().copied()).map(OsString::from);
         match parse(args)? {
             Command::Serve(options) => Ok(*options),
             other => panic!("{other:?}"),

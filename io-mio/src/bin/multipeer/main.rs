@@ -3,8 +3,8 @@
 mod args;
 mod status;
 
+use core::time::Duration;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use multipeer::peer::Protocol;
 use multipeer_mio::{Server, Stop, TlsOptions};

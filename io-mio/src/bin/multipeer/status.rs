@@ -1,10 +1,11 @@
 //! The server application: drains events and packets addressed to the server, tallies why
 //! things were dropped or refused, and prints a status line each second.
 
+use core::fmt::Write as _;
+use core::time::Duration;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use multipeer::peer::{DisconnectReason, DropReason, Event, MultiplayerPeer as _, ServerStats};
 use multipeer_mio::{Server, TransportError, TransportStats};
@@ -105,7 +106,7 @@ impl Status {
         server: &Server,
         now: Instant,
     ) -> String {
-        let (before, then) = std::mem::replace(&mut self.last, (stats, now));
+        let (before, then) = core::mem::replace(&mut self.last, (stats, now));
         let secs = now.saturating_duration_since(then).as_secs_f64().max(1e-3);
         let rate = |after: u64, before: u64| (after.saturating_sub(before)) as f64 / secs;
         let peer = server.peer();
@@ -150,7 +151,7 @@ impl Status {
         )
     }
 
-    fn debug(&self, message: std::fmt::Arguments<'_>) {
+    fn debug(&self, message: core::fmt::Arguments<'_>) {
         if self.verbose {
             eprintln!("multipeer: debug: {message}");
         }
