@@ -662,7 +662,11 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// Reading frees room: if [`handle_input`](Self::handle_input) accepted fewer bytes than it
     /// was offered, offer the rest again.
     pub fn pop_message(&mut self) -> bool {
-        self.inbound.pop()
+        let popped = self.inbound.pop();
+        if popped {
+            self.finish_held_frame();
+        }
+        popped
     }
 
     /// Copies the oldest message into `dst` and removes it.
@@ -670,7 +674,9 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// # Errors
     /// [`ReadError::Empty`]; [`ReadError::TooSmall`] (the message stays queued).
     pub fn recv(&mut self, dst: &mut [u8]) -> Result<(MessageKind, usize), ReadError> {
-        self.inbound.pop_into(dst).map(|(meta, len)| (MessageKind::from_meta(meta), len))
+        let read = self.inbound.pop_into(dst).map(|(meta, len)| (MessageKind::from_meta(meta), len))?;
+        self.finish_held_frame();
+        Ok(read)
     }
 
     // ----- output and timers ---------------------------------------------------------------

@@ -213,6 +213,22 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         at
     }
 
+    /// Completes a data frame with no payload left to read that waited for room in the queue.
+    ///
+    /// All its bytes were accepted, so no further input may ever come to finish it: reading a
+    /// message must, or an empty message would wait for the peer's next frame.
+    pub(super) fn finish_held_frame(&mut self) {
+        if !matches!(self.phase, Phase::Open | Phase::CloseSent) {
+            return;
+        }
+        let Some(frame) = self.reader.frame.filter(|f| !f.opcode.is_control() && f.remaining == 0) else {
+            return;
+        };
+        if let Err(e) = self.read_data(frame, &[]) {
+            self.fail(e);
+        }
+    }
+
     fn advance_frame(&mut self, n: usize) {
         if let Some(f) = self.reader.frame.as_mut() {
             f.remaining -= n as u64;
