@@ -175,4 +175,22 @@ mod findings {
         }
         assert!(!server.can_send(200), "the pings hold the room 200 bytes need");
     }
+
+    /// `empty-message-held-for-a-slot`: an empty message whose header arrived while the queue
+    /// had no free slot was accepted whole but only completed by the next `handle_input`; with
+    /// nothing more from the peer it never became readable. Reading a message now completes it.
+    #[test]
+    fn empty_message_waiting_for_a_slot_arrives_when_one_frees() {
+        let mut server = open_server(Config { max_queued_messages: 1, ..Config::GODOT });
+        let key = [1, 2, 3, 4];
+        let mut frames = vec![0x82, 0x83];
+        frames.extend_from_slice(&key);
+        frames.extend(b"abc".iter().zip(key).map(|(b, k)| b ^ k));
+        frames.extend_from_slice(&[0x82, 0x80]);
+        frames.extend_from_slice(&key);
+        assert_eq!(server.handle_input(Instant::ZERO, &frames), frames.len(), "all accepted");
+        assert_eq!(server.peek_message().map(|m| m.data), Some(&b"abc"[..]));
+        assert!(server.pop_message());
+        assert_eq!(server.peek_message().map(|m| m.data), Some(&b""[..]), "no further input needed");
+    }
 }

@@ -21,7 +21,7 @@ use core::time::Duration;
 
 use super::input::{Input, Output};
 use super::parsers::{PROTOCOLS, SAMPLE_KEY, offered_list};
-use super::wire::check_output;
+use super::wire::{check_output, reference_messages};
 
 /// Room beyond the configured limits that the storage may hold: the control-frame reserve of
 /// the outbound queue (8 × (14 + 125) bytes) plus the 101 or error head, both under 2 KiB.
@@ -397,8 +397,10 @@ pub struct Harness<S: Storage, R: MaskKeys> {
     /// Client: the protocols offered, comma-separated.
     offered: String,
     rank: u8,
-    /// Messages the application read.
-    messages: usize,
+    /// Messages the application read, in order.
+    delivered: Vec<(MessageKind, Vec<u8>)>,
+    /// Bytes the connection accepted while it was still reading.
+    accepted: Vec<u8>,
 }
 
 fn rank(state: State) -> u8 {
@@ -422,7 +424,8 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             fixed,
             offered,
             rank: 0,
-            messages: 0,
+            delivered: Vec::new(),
+            accepted: Vec::new(),
         }
     }
 
@@ -435,7 +438,7 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         self.finish();
         Summary {
             opened: self.events.open,
-            messages: self.messages,
+            messages: self.delivered.len(),
             terminal: self.events.terminal.clone(),
             written: self.wire.len(),
         }
@@ -465,6 +468,8 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         assert!(n <= self.backlog.len(), "accepted {n} of {} bytes", self.backlog.len());
         if closed {
             assert_eq!(n, self.backlog.len(), "a closed connection discards its input");
+        } else {
+            self.accepted.extend_from_slice(&self.backlog[..n]);
         }
         self.backlog.drain(..n);
         n
@@ -606,11 +611,7 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             }
             Op::Transmit(n) if n & 1 == 0 => self.transmit(usize::from(n >> 1)),
             Op::Transmit(n) => self.transmit_vectored(usize::from(n >> 1)),
-            Op::Pop => {
-                let had = self.conn.peek_message().is_some();
-                assert_eq!(self.conn.pop_message(), had);
-                self.messages += usize::from(had);
-            }
+            Op::Pop => self.pop(),
             Op::Recv(cap) => self.recv(usize::from(*cap)),
             Op::Send { kind, len } => self.send(*kind % 8, usize::from(*len) % 1200),
             Op::Ping(len) => self.ping(usize::from(*len) % 160),
@@ -658,6 +659,12 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         out
     }
 
+    fn pop(&mut self) {
+        let front = self.conn.peek_message().map(|m| (m.kind, m.data.to_vec()));
+        assert_eq!(self.conn.pop_message(), front.is_some());
+        self.delivered.extend(front);
+    }
+
     fn recv(&mut self, cap: usize) {
         let front = self.conn.peek_message().map(|m| (m.kind, m.data.to_vec()));
         let mut buf = vec![0u8; cap];
@@ -670,7 +677,7 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             }
             (Some((kind, data)), Ok((k, n))) => {
                 assert_eq!((kind, &data[..]), (k, &buf[..n]));
-                self.messages += 1;
+                self.delivered.push((kind, data));
             }
             (front, result) => panic!("recv gave {result:?} with {front:?} queued"),
         }
@@ -835,8 +842,8 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         // frame whose header was read before the queue filled), so this many rounds suffice.
         let mut rounds = 2 * self.backlog.len() + 2;
         loop {
-            while self.conn.pop_message() {
-                self.messages += 1;
+            while self.conn.peek_message().is_some() {
+                self.pop();
             }
             self.transmit_all();
             self.drain_events();
@@ -856,6 +863,19 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
                 self.conn.state(),
             );
             rounds -= 1;
+        }
+        if self.events.open {
+            let reference = reference_messages(self.role, &self.accepted, self.conn.config());
+            assert!(
+                reference.starts_with(&self.delivered),
+                "delivered {} messages that the stream does not hold as such (reference: {})",
+                self.delivered.len(),
+                reference.len()
+            );
+            // Fixed storage may refuse a message within the limits (1009); heap storage may not.
+            if self.fixed.is_none() {
+                assert_eq!(self.delivered.len(), reference.len(), "messages lost");
+            }
         }
         self.conn.handle_eof(self.now);
         self.drain_events();

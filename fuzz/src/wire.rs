@@ -2,7 +2,7 @@
 
 use multipeer::ws::frame::{CloseCode, FrameHeader, MAX_CONTROL_PAYLOAD};
 use multipeer::ws::handshake::parse_request;
-use multipeer::ws::{MAX_HEADERS, OpCode, Role};
+use multipeer::ws::{Config, MAX_HEADERS, MessageKind, OpCode, Role};
 
 /// Checks everything `role` wrote to its transport, in order.
 ///
@@ -93,4 +93,65 @@ fn check_close_payload(payload: &[u8]) {
             assert!(core::str::from_utf8(reason).is_ok(), "a Close reason that is not UTF-8");
         }
     }
+}
+
+/// The messages a stream carries, read by a plain reference decoder: the bytes a `role`
+/// connection accepted, from the start of its transport (the opening head first).
+///
+/// Reading stops at the first frame a connection must refuse (bad bits, wrong masking, a
+/// broken fragment sequence, a limit of `config` exceeded, invalid UTF-8) and at a Close, so
+/// what a connection delivers must always be a prefix of this list.
+#[must_use]
+pub fn reference_messages(role: Role, accepted: &[u8], config: &Config) -> Vec<(MessageKind, Vec<u8>)> {
+    let mut messages = Vec::new();
+    let Some(mut at) = accepted.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else {
+        return messages;
+    };
+    let mut partial: Option<(MessageKind, Vec<u8>, usize)> = None;
+    while let Ok(Some((h, n))) = FrameHeader::parse(&accepted[at..]) {
+        let control = h.opcode.is_control();
+        let bad_header = h.rsv != 0
+            || h.mask.is_some() != (role == Role::Server)
+            || (control && (!h.fin || h.payload_len > MAX_CONTROL_PAYLOAD as u64));
+        let size = partial.as_ref().map_or(0, |(_, p, _)| p.len() as u64).saturating_add(h.payload_len);
+        if bad_header || (!control && size > config.max_message_size as u64) {
+            break;
+        }
+        let Some(raw) =
+            usize::try_from(h.payload_len).ok().and_then(|len| accepted.get(at + n..at + n + len))
+        else {
+            break;
+        };
+        at += n + raw.len();
+        let mut payload = raw.to_vec();
+        if let Some(key) = h.mask {
+            payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= key[i % 4]);
+        }
+        let kind = match (h.opcode, partial.as_mut()) {
+            (OpCode::Close, _) => break,
+            (OpCode::Ping | OpCode::Pong, _) => continue,
+            (OpCode::Continuation, Some((_, data, fragments))) => {
+                *fragments += 1;
+                if *fragments > config.max_fragments {
+                    break;
+                }
+                data.extend_from_slice(&payload);
+                None
+            }
+            (OpCode::Text, None) => Some(MessageKind::Text),
+            (OpCode::Binary, None) => Some(MessageKind::Binary),
+            _ => break,
+        };
+        if let Some(kind) = kind {
+            partial = Some((kind, payload, 1));
+        }
+        if h.fin {
+            let Some((kind, data, _)) = partial.take() else { break };
+            if kind == MessageKind::Text && core::str::from_utf8(&data).is_err() {
+                break;
+            }
+            messages.push((kind, data));
+        }
+    }
+    messages
 }
