@@ -38,6 +38,21 @@ fn main() -> ExitCode {
 }
 
 fn serve(options: ServeOptions) -> Result<(), String> {
+    // Before anything is announced: a signal right after "listening" must find the handler.
+    let stop = Stop::new();
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot handle signals: {e}"))?;
+    let on_signal = stop.clone();
+    std::thread::spawn(move || {
+        let mut received = signals.forever();
+        if received.next().is_some() {
+            on_signal.raise();
+        }
+        // A second signal while peers are being closed: leave at once.
+        if received.next().is_some() {
+            std::process::exit(130);
+        }
+    });
+
     let tls = match (&options.tls_cert, &options.tls_key) {
         (Some(cert), Some(key)) => {
             let read = |what: &str, path: &std::path::Path| {
@@ -64,20 +79,6 @@ fn serve(options: ServeOptions) -> Result<(), String> {
     for addr in server.local_addrs() {
         eprintln!("multipeer: listening on {scheme}://{addr} ({protocol})");
     }
-
-    let stop = Stop::new();
-    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot handle signals: {e}"))?;
-    let on_signal = stop.clone();
-    std::thread::spawn(move || {
-        let mut received = signals.forever();
-        if received.next().is_some() {
-            on_signal.raise();
-        }
-        // A second signal while peers are being closed: leave at once.
-        if received.next().is_some() {
-            std::process::exit(130);
-        }
-    });
 
     let mut status = status::Status::new(options.quiet, options.verbose);
     server.run(&stop, None, |server| status.tick(server)).map_err(|e| format!("event loop failed: {e}"))?;
