@@ -286,7 +286,9 @@ impl Server {
             let mut progress = false;
             while let Some(id) = self.core.poll_transmit() {
                 progress = true;
-                if let Some(&index) = self.by_conn.get(&id) {
+                let Some(&index) = self.by_conn.get(&id) else { continue };
+                // A blocked socket is written when its writable event comes, not before.
+                if !self.slots[index].as_ref().is_some_and(|s| s.transport.is_write_blocked()) {
                     self.write(registry, index);
                 }
             }

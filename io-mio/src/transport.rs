@@ -108,6 +108,12 @@ impl Transport {
         self.connecting
     }
 
+    /// Whether the socket refused output and a writable event is awaited: writing before it
+    /// comes would only fail again.
+    pub(crate) fn is_write_blocked(&self) -> bool {
+        self.write_blocked
+    }
+
     /// Whether the transport cannot carry bytes any more.
     pub(crate) fn is_dead(&self) -> bool {
         self.dead

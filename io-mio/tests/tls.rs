@@ -213,3 +213,26 @@ fn unusable_pem_is_a_clear_error_and_client_options_cannot_serve() {
     let refused = Server::bind_tls(&addrs, ServerConfig::default(), TlsOptions::client());
     assert!(matches!(refused, Err(multipeer_mio::BindError::ClientTlsOptions)));
 }
+
+#[test]
+fn the_client_handshake_timeout_covers_tcp_and_tls() {
+    // A server that accepts TCP and never says a word of TLS.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addrs = [ListenAddr::One("127.0.0.1:0".parse().unwrap())];
+    let mut net = Net::new(Server::bind(&addrs, ServerConfig::default()).unwrap());
+    let mut options = ClientOptions::default().with_tls(TlsOptions::client_unsafe());
+    options.config.ws.handshake_timeout = Duration::from_millis(300);
+    let url = format!("wss://127.0.0.1:{}/", mute.local_addr().unwrap().port());
+    let started = Instant::now();
+    let i = net.connect(&url, &options).unwrap();
+    assert!(net.drive_until(LIMIT, |n| n.failed(i) && n.clients[i].is_released()));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "{waited:?}");
+    let timed_out = ConnectFailure::Handshake(multipeer::ws::HandshakeError::Timeout);
+    assert!(
+        net.client_logs[i].events.contains(&Event::ConnectionFailed(timed_out)),
+        "{:?}",
+        net.client_logs[i].events
+    );
+    drop(mute);
+}
