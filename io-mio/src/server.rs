@@ -482,3 +482,18 @@ impl Server {
             && self.core.connection_count() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_state_per_connection_stays_small() {
+        // The core's connection state is about 1.4 KiB; what the adapter adds per connection
+        // (socket, TLS pointer, held-input buffer, flags, id) must stay a small fraction of it.
+        let slot = core::mem::size_of::<Option<Slot>>();
+        let index = core::mem::size_of::<(ConnId, usize)>();
+        assert!(slot <= 64, "{slot} bytes per slot");
+        assert!(index <= 16, "{index} bytes per index entry");
+    }
+}
