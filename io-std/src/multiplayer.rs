@@ -78,7 +78,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// (relays, announcements) before the adapter writes, so its queue also holds what Godot would
 /// already have given the kernel: without this room, a maximum-size relay queued behind one
 /// small packet would cut a healthy peer off as a slow consumer. One message stays bounded by
-/// `outbound_buffer_size`; a peer that stops reading is cut off once this much more is queued.
+/// `outbound_buffer_size` (the core's `ws::Config::outbound_queue_size` carries the allowance);
+/// a peer that stops reading is cut off once this much more is queued.
 pub const SERVER_QUEUE_ALLOWANCE: usize = 1 << 20;
 
 /// Why a `create_*` call or a setting was refused (Godot's `Error` codes).
@@ -537,8 +538,7 @@ impl WebSocketMultiplayerPeer {
     #[must_use]
     pub fn get_max_packet_size(&self) -> usize {
         match &self.active {
-            // The core's queue limit includes the allowance; one message does not.
-            Active::Server(side) => side.core.max_packet_size().saturating_sub(SERVER_QUEUE_ALLOWANCE),
+            Active::Server(side) => side.core.max_packet_size(),
             Active::Client(side) => side.core.max_packet_size(),
             Active::None => 0,
         }

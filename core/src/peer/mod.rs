@@ -247,6 +247,13 @@ pub enum DropReason {
     QueueOverflow,
     /// The sender was disconnected (kicked or cut off) before the packet was routed.
     SenderLeft,
+    /// Larger than the target accepts in one message (its `outbound_buffer_size`).
+    TooLarge {
+        /// The packet's length.
+        len: usize,
+        /// The largest the target accepts.
+        max: usize,
+    },
 }
 
 impl fmt::Display for DropReason {
@@ -262,6 +269,7 @@ impl fmt::Display for DropReason {
             Self::UnknownMessage => f.write_str("unknown message type"),
             Self::QueueOverflow => f.write_str("unreliable receive queue full"),
             Self::SenderLeft => f.write_str("sender already disconnected"),
+            Self::TooLarge { len, max } => write!(f, "{len} bytes is more than the target's {max}"),
         }
     }
 }

@@ -98,9 +98,18 @@ pub struct Config {
     /// Most messages queued for the application (Godot: `max_queued_packets`, 4096). When the
     /// queue is full the connection stops reading: TCP back-pressure, nothing dropped.
     pub max_queued_messages: usize,
-    /// Most payload bytes of outgoing messages not yet written to the transport
+    /// Largest outgoing message, and most payload bytes of outgoing messages not yet written
+    /// to the transport unless [`outbound_queue_size`](Self::outbound_queue_size) is larger
     /// (Godot: `outbound_buffer_size`, 65535). `send` fails beyond it.
     pub outbound_buffer_size: usize,
+    /// Most payload bytes queued for the transport; `None` (the default) means
+    /// `outbound_buffer_size`, as in Godot.
+    ///
+    /// Godot has one setting for both because it writes every message to the socket at once;
+    /// a server that coalesces the writes of one pass (and relays several messages to a peer
+    /// between two writes) needs room for more than one largest message per peer. Values
+    /// below `outbound_buffer_size` are raised to it.
+    pub outbound_queue_size: Option<usize>,
     /// Most outgoing messages not yet written to the transport (Godot: `max_queued_packets`).
     pub max_outbound_messages: usize,
     /// Largest opening handshake head, request or response (Godot: 4096 bytes).
@@ -128,6 +137,7 @@ impl Config {
         max_message_size: 65535,
         max_queued_messages: 4096,
         outbound_buffer_size: 65535,
+        outbound_queue_size: None,
         max_outbound_messages: 4096,
         max_handshake_size: 4096,
         max_headers: 64,
@@ -142,11 +152,19 @@ impl Config {
         Self { max_queued_messages: 2048, max_outbound_messages: 2048, ..Self::GODOT };
 
     /// The limits in force, each clamped to what the implementation can represent.
+    /// Most payload bytes queued for the transport, in force.
+    #[must_use]
+    pub fn outbound_queue_limit(&self) -> usize {
+        self.outbound_queue_size.unwrap_or(0).max(self.outbound_buffer_size)
+    }
+
     pub(crate) fn clamped(mut self) -> Self {
         // Queue records store lengths in 32 bits.
         const MAX_BYTES: usize = (u32::MAX >> 1) as usize;
         self.max_message_size = self.max_message_size.min(MAX_BYTES);
         self.outbound_buffer_size = self.outbound_buffer_size.min(MAX_BYTES);
+        self.outbound_queue_size =
+            Some(self.outbound_queue_size.unwrap_or(0).clamp(self.outbound_buffer_size, MAX_BYTES));
         self.max_queued_messages = self.max_queued_messages.max(1);
         self.max_outbound_messages = self.max_outbound_messages.max(1);
         self.max_headers = self.max_headers.clamp(1, MAX_HEADERS);
@@ -281,6 +299,11 @@ pub enum SendError {
         /// Messages queued for the transport when the message was refused.
         queued_messages: usize,
     },
+    /// A message larger than [`Config::outbound_buffer_size`]: it could never be queued.
+    TooLarge {
+        /// The largest message accepted.
+        max: usize,
+    },
     /// A control payload longer than 125 bytes, or a close reason longer than 123.
     ControlTooLong,
     /// A close code that may not be sent on the wire.
@@ -300,6 +323,7 @@ impl fmt::Display for SendError {
             Self::Full { queued_bytes, queued_messages } => {
                 write!(f, "outbound queue full ({queued_bytes} bytes in {queued_messages} messages queued)")
             }
+            Self::TooLarge { max } => write!(f, "message larger than {max} bytes"),
             Self::ControlTooLong => f.write_str("control payload or close reason too long"),
             Self::InvalidCloseCode(c) => write!(f, "close code {c} may not be sent"),
             Self::InvalidUtf8 => f.write_str("text is not UTF-8"),

@@ -248,7 +248,7 @@ fn godot_size_boundary() {
     assert_eq!(s.handle_input(NOW, &header[..14]), 14, "the 14-byte header alone is enough");
     assert_eq!(closed(&mut s).error, Some(Error::MessageTooBig { limit: 65535 }));
     // A default sender cannot even queue 65536 bytes.
-    assert_eq!(c.send_binary(&[0; 65536]), Err(SendError::Full { queued_bytes: 0, queued_messages: 0 }));
+    assert_eq!(c.send_binary(&[0; 65536]), Err(SendError::TooLarge { max: 65535 }));
 }
 
 #[test]

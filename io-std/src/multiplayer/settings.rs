@@ -30,7 +30,8 @@ impl Settings {
         ws::Config {
             max_message_size: self.inbound_buffer_size,
             max_queued_messages: self.max_queued_packets,
-            outbound_buffer_size: self.outbound_buffer_size.saturating_add(allowance),
+            outbound_buffer_size: self.outbound_buffer_size,
+            outbound_queue_size: Some(self.outbound_buffer_size.saturating_add(allowance)),
             max_outbound_messages: self.max_outbound_packets,
             handshake_timeout: self.handshake_timeout,
             ..ws::Config::GODOT

@@ -54,7 +54,9 @@ impl Default for ServerConfig {
         Self {
             protocol: Protocol::Godot4,
             relay: true,
-            ws: ws::Config::GODOT,
+            // Room for a few largest messages per peer between two writes (see
+            // `ws::Config::outbound_queue_size`); a peer that falls this far behind is cut off.
+            ws: ws::Config { outbound_queue_size: Some(1 << 20), ..ws::Config::GODOT },
             supported_protocols: Vec::new(),
             handshake_headers: Vec::new(),
             max_peers: 4096,
@@ -203,6 +205,8 @@ pub struct Server<R: CryptoRng> {
     /// The connection being routed, out of its slot meanwhile, and the messages queued for it
     /// then (a departure it caused, announced to everyone).
     routing: Option<u32>,
+    /// The peer whose messages are being routed (for drop reports made while delivering).
+    routing_from: Option<PeerId>,
     for_routing: Vec<Vec<u8>>,
     target: Target,
     mode: TransferMode,
@@ -252,6 +256,7 @@ impl<R: CryptoRng> Server<R> {
             timers: BinaryHeap::new(),
             fanout: Vec::new(),
             routing: None,
+            routing_from: None,
             for_routing: Vec::new(),
             target: Target::Broadcast,
             mode: TransferMode::Reliable,
@@ -664,6 +669,25 @@ impl<R: CryptoRng> Server<R> {
         self.events.push_back(Event::PeerDisconnected { peer: id, reason });
     }
 
+    /// Godot 3's `disconnect_peer(id, code, reason)`: a clean close with this code and reason
+    /// (or, with `force`, an immediate drop); `peer_disconnected` is reported at once.
+    ///
+    /// # Errors
+    /// [`UnknownPeer`].
+    pub fn disconnect_peer_with(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        code: CloseCode,
+        reason: &str,
+        force: bool,
+    ) -> Result<(), UnknownPeer> {
+        let &index = self.peers.get(&peer).ok_or(UnknownPeer(peer))?;
+        self.set_now(now);
+        self.end_peer(index, DisconnectReason::Kicked, code, reason, force);
+        Ok(())
+    }
+
     /// Ends a peer's connection from this side (`disconnect_peer`, slow consumer, `close`).
     fn end_peer(&mut self, index: u32, reason: DisconnectReason, code: CloseCode, why: &str, force: bool) {
         let now = self.now;
@@ -765,11 +789,7 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
     }
 
     fn disconnect_peer(&mut self, now: Instant, peer: PeerId, force: bool) -> Result<(), UnknownPeer> {
-        let &index = self.peers.get(&peer).ok_or(UnknownPeer(peer))?;
-        // The close timeout counts from now, not from the last input (an idle server's clock).
-        self.set_now(now);
-        self.end_peer(index, DisconnectReason::Kicked, CloseCode::NORMAL, "", force);
-        Ok(())
+        self.disconnect_peer_with(now, peer, CloseCode::NORMAL, "", force)
     }
 
     fn close(&mut self, now: Instant) {

@@ -138,6 +138,7 @@ impl<R: CryptoRng> Server<R> {
     pub(super) fn route(&mut self, index: u32) {
         let Some(mut src) = self.slots[index as usize].conn.take() else { return };
         self.routing = Some(index);
+        self.routing_from = src.peer;
         let mut popped = false;
         if let Some(sender) = src.peer {
             while let Some(message) = src.ws.peek_message() {
@@ -188,6 +189,7 @@ impl<R: CryptoRng> Server<R> {
         }
         self.slots[index as usize].conn = Some(src);
         self.routing = None;
+        self.routing_from = None;
         for message in core::mem::take(&mut self.for_routing) {
             self.deliver_or_cut(index, &[&message]);
         }
@@ -267,14 +269,26 @@ impl<R: CryptoRng> Server<R> {
                 Ok(())
             }
             Err(SendError::Full { .. }) => Err(PutError::Full),
+            Err(SendError::TooLarge { max }) => Err(PutError::TooLarge { max }),
             Err(_) => Err(PutError::NotConnected),
         }
     }
 
+    /// Delivers to a peer that must not stall the sender: a full queue cuts the peer off; a
+    /// packet larger than the peer accepts is dropped and reported (a misconfiguration, not the
+    /// peer's fault).
     fn deliver_or_cut(&mut self, index: u32, parts: &[&[u8]]) {
-        if self.deliver(index, parts) == Err(PutError::Full) {
-            self.cut_off(index);
+        match self.deliver(index, parts) {
+            Err(PutError::Full) => self.cut_off(index),
+            Err(PutError::TooLarge { max }) => self.too_large(parts.iter().map(|p| p.len()).sum(), max),
+            _ => {}
         }
+    }
+
+    fn too_large(&mut self, len: usize, max: usize) {
+        self.stats.dropped += 1;
+        let from = self.routing_from;
+        self.report(Event::PacketDropped { from, reason: DropReason::TooLarge { len, max } });
     }
 
     fn deliver_shared_or_cut(&mut self, index: u32, frame: &SharedFrame) {
@@ -286,6 +300,7 @@ impl<R: CryptoRng> Server<R> {
                 self.schedule(index);
             }
             Err(SendError::Full { .. }) => self.cut_off(index),
+            Err(SendError::TooLarge { max }) => self.too_large(frame.payload().len(), max),
             Err(_) => {}
         }
     }

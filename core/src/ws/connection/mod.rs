@@ -463,8 +463,9 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// Whether a message of `len` bytes stays within the outbound limits.
     fn within_limits(&self, len: usize) -> bool {
         self.phase == Phase::Open
+            && len <= self.config.outbound_buffer_size
             && self.out.data_messages < self.config.max_outbound_messages
-            && self.out.data_bytes.saturating_add(len) <= self.config.outbound_buffer_size
+            && self.out.data_bytes.saturating_add(len) <= self.config.outbound_queue_limit()
     }
 
     /// Queues one message whose payload is `parts` concatenated, without joining them first
@@ -498,6 +499,10 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         if self.phase != Phase::Open {
             return Err(SendError::NotOpen);
         }
+        let max = self.config.outbound_buffer_size;
+        if frame.payload().len() > max {
+            return Err(SendError::TooLarge { max });
+        }
         // A shared frame takes no room in this connection's storage.
         if !self.within_limits(frame.payload().len()) {
             return Err(self.full());
@@ -517,6 +522,10 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let full =
             SendError::Full { queued_bytes: self.out.data_bytes, queued_messages: self.out.data_messages };
         let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        let max = self.config.outbound_buffer_size;
+        if len > max {
+            return Err(SendError::TooLarge { max });
+        }
         if !self.can_send(len) {
             return Err(full);
         }
@@ -528,7 +537,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// Physical bound of the outbound buffer for data: payload limit plus frame headers.
     fn data_limit(&self) -> usize {
         let headers = self.config.max_outbound_messages.saturating_mul(super::frame::MAX_HEADER_LEN);
-        self.config.outbound_buffer_size.saturating_add(headers)
+        self.config.outbound_queue_limit().saturating_add(headers)
     }
 
     /// Queues a Ping with `payload` (at most 125 bytes); the answer arrives as [`Event::Pong`].

@@ -73,7 +73,7 @@ fn disconnect_peer_reports_everywhere_clean_or_forced() {
 
 #[test]
 fn a_peer_that_never_reads_is_cut_off_alone() {
-    let ws = ws::Config { outbound_buffer_size: 1000, ..ws::Config::GODOT };
+    let ws = ws::Config { outbound_buffer_size: 1000, outbound_queue_size: Some(1000), ..ws::Config::GODOT };
     let mut net = Net::with(ServerConfig { ws, ..ServerConfig::default() });
     let a = net.connect();
     let b = net.connect();
@@ -104,7 +104,7 @@ fn a_peer_that_never_reads_is_cut_off_alone() {
 
 #[test]
 fn unicast_to_a_full_peer_is_an_error_not_a_cut() {
-    let ws = ws::Config { outbound_buffer_size: 300, ..ws::Config::GODOT };
+    let ws = ws::Config { outbound_buffer_size: 300, outbound_queue_size: Some(300), ..ws::Config::GODOT };
     let mut net = Net::with(ServerConfig { ws, ..ServerConfig::default() });
     let a = net.connect();
     let ia = net.id(a);
@@ -340,7 +340,7 @@ fn a_large_broadcast_is_stored_once_not_per_peer() {
 
 #[test]
 fn a_cut_off_from_a_broadcast_times_its_close_from_the_next_known_time() {
-    let ws = ws::Config { outbound_buffer_size: 1000, ..ws::Config::GODOT };
+    let ws = ws::Config { outbound_buffer_size: 1000, outbound_queue_size: Some(1000), ..ws::Config::GODOT };
     let mut net = Net::with(ServerConfig { ws, ..ServerConfig::default() });
     net.connect();
     let b = net.connect();
@@ -383,4 +383,68 @@ fn packets_from_a_kicked_peer_are_dropped_visibly() {
         .count();
     assert_eq!(drops, 3);
     assert!(packets(&mut net.server).is_empty());
+}
+
+#[test]
+fn a_largest_relay_behind_another_packet_fits_the_server_queue() {
+    // Godot writes each relay at once; this server coalesces a pass's writes, so a peer's
+    // queue holds more than one largest message (outbound_queue_size), and nobody is cut off.
+    let mut net = Net::new(Protocol::Godot4);
+    let a = net.connect();
+    let b = net.connect();
+    let ib = net.id(b);
+    drain(&mut net.server);
+    net.client(a).set_target_peer(Target::Peer(ib));
+    // The client writes after each packet, as Godot's does; the server gets both in one read.
+    net.client(a).put_packet(&raw_packet(1, 100)).unwrap();
+    let first = net.client(a).poll_transmit().unwrap().to_vec();
+    net.client(a).consume_transmit(first.len());
+    net.client(a).put_packet(&raw_packet(2, 65535 - 6)).unwrap();
+    let second = net.client(a).poll_transmit().unwrap().to_vec();
+    net.client(a).consume_transmit(second.len());
+    let conn = net.ends[a].conn;
+    let both = [first, second].concat();
+    assert_eq!(net.server.handle_input(net.now, conn, &both), Ok(both.len()));
+    net.pump();
+    assert_eq!(net.server.stats().slow_consumers, 0);
+    drain(net.client(b));
+    // The client's own inbound queue (65535 bytes, like Godot's) takes them one at a time.
+    let mut got = packets(net.client(b));
+    net.pump();
+    got.extend(packets(net.client(b)));
+    assert_eq!(got.iter().map(|p| p.1.len()).collect::<Vec<_>>(), vec![100, 65529]);
+}
+
+#[test]
+fn a_relay_larger_than_its_target_accepts_is_dropped_not_a_cut() {
+    // Inbound limit above the outbound one: a relay can arrive that no peer may be sent.
+    let ws = ws::Config { max_message_size: 100_000, ..ws::Config::GODOT };
+    let mut net = Net::with(ServerConfig { ws, ..ServerConfig::default() });
+    let a = net.connect_raw(ws::Config { outbound_buffer_size: 1 << 20, ..ws::Config::GODOT });
+    let b = net.connect();
+    let (ia, ib) = (net.id(a), net.id(b));
+    drain(&mut net.server);
+    let mut relay = scene::header(SysCommand::Relay, ib.get()).to_vec();
+    relay.extend_from_slice(&raw_packet(3, 70_000));
+    net.raw(a).send_binary(&relay).unwrap();
+    net.pump();
+    let ev = drain(&mut net.server);
+    let too_large = DropReason::TooLarge { len: 70_006, max: 65535 };
+    assert_eq!(ev, vec![Event::PacketDropped { from: Some(ia), reason: too_large }]);
+    assert!(net.server.has_peer(ib), "the target is not punished");
+}
+
+#[test]
+fn godot3_kick_with_code_and_reason() {
+    let mut net = Net::new(Protocol::Godot3);
+    let a = net.connect_raw(ws::Config::GODOT);
+    let ia = net.id(a);
+    let now = net.now;
+    net.server.disconnect_peer_with(now, ia, CloseCode(4000), "kicked", false).unwrap();
+    net.pump();
+    let closed = core::iter::from_fn(|| net.raw(a).poll_event()).find_map(|e| match e {
+        ws::Event::Closed(info) => Some((info.code, std::string::String::from(info.reason.as_str()))),
+        _ => None,
+    });
+    assert_eq!(closed, Some((CloseCode(4000), std::string::String::from("kicked"))));
 }
