@@ -74,6 +74,15 @@ pub struct ConnId {
     generation: u32,
 }
 
+impl ConnId {
+    /// The slot index: small, dense and reused after release, so an adapter can keep its own
+    /// per-connection state in a plain vector indexed by it (the generation tells reuses apart).
+    #[must_use]
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "conn{}.{}", self.index, self.generation)

@@ -76,6 +76,16 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
 
     /// Accumulates the handshake head until its blank line; bytes after it are left alone.
     fn read_head(&mut self, now: Instant, input: &[u8]) -> usize {
+        // A request starts with a method token (or an empty line, RFC 9112 §2.2): anything else
+        // — a TLS ClientHello on a plain port, say — is refused at once, not at the timeout.
+        let first_byte = self.inbound.scratch_slice().len() == self.offered_len;
+        if let (Role::Server, true, Some(&b)) = (self.role, first_byte, input.first()) {
+            if !handshake::is_token_char(b) && b != b'\r' && b != b'\n' {
+                let e = HandshakeError::MalformedHttp;
+                self.reject_with(e.http_status(), &e, e);
+                return input.len();
+            }
+        }
         let mut end = None;
         for (i, &b) in input.iter().enumerate() {
             self.head_match = match (self.head_match, b) {

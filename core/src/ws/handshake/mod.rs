@@ -8,6 +8,7 @@
 mod client;
 mod server;
 
+pub(crate) use client::is_token_char;
 pub use client::{ClientRequest, MAX_PROTOCOL_LEN, ResponseHead, Scheme, Url, UrlError, validate_response};
 pub use server::{Request, parse_request, select_protocol};
 pub(crate) use server::{check_accept, write_accept, write_reject};

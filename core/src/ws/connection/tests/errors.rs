@@ -216,3 +216,21 @@ fn a_bad_frame_waits_until_the_messages_before_it_are_read() {
     assert_eq!(sent[0].payload, b"Hello", "the answer goes out before the close");
     assert_eq!(closed(&mut s).error, Some(Error::ReservedBits(4)));
 }
+
+/// A TLS ClientHello (first byte 0x16) on a plain port is answered with 400 at once, not at
+/// the handshake timeout.
+#[test]
+fn bytes_that_cannot_start_a_request_are_refused_at_once() {
+    for first in [0x16u8, 0x00, 0x80, b' '] {
+        let mut s = Connection::<Heap, NoRng>::server(Instant::ZERO, Config::GODOT);
+        assert_eq!(s.handle_input(Instant::ZERO, &[first, 0x03, 0x01, 0x02, 0x00]), 5);
+        assert!(s.poll_transmit().unwrap().starts_with(b"HTTP/1.1 400 "), "{first:#x}");
+        assert_eq!(s.poll_event(), Some(Event::HandshakeFailed(HandshakeError::MalformedHttp)));
+        assert!(s.is_finished());
+    }
+    // An empty line before the request line is allowed.
+    let mut s = Connection::<Heap, NoRng>::server(Instant::ZERO, Config::GODOT);
+    let request = b"\r\nGET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    s.handle_input(Instant::ZERO, request);
+    assert_eq!(s.poll_event(), Some(Event::Request));
+}
