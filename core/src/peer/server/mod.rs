@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 use core::fmt;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use rand_core::CryptoRng;
 
@@ -47,6 +47,13 @@ pub struct ServerConfig {
     /// Most undelivered reports (dropped packets, rejected handshakes) kept for `poll_event`;
     /// beyond it they are counted in [`ServerStats::unreported_events`].
     pub max_queued_events: usize,
+    /// Browsers' `Origin` values accepted; empty accepts any. A request whose `Origin` is not
+    /// listed gets 403. Requests without `Origin` (native Godot clients send none) pass: an
+    /// Origin check guards against other web pages, not against programs.
+    pub allowed_origins: Vec<String>,
+    /// Most connections at once from one IP address (handshaking or joined); `None` for no
+    /// limit. Beyond it the transport is refused at accept.
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +70,8 @@ impl Default for ServerConfig {
             inbox: QueueLimits { max_bytes: 1 << 20, max_packets: 16384 },
             refuse_new_connections: false,
             max_queued_events: 4096,
+            allowed_origins: Vec::new(),
+            max_connections_per_ip: None,
         }
     }
 }
@@ -109,6 +118,8 @@ pub enum AcceptError {
     AtCapacity,
     /// The server was closed.
     Closed,
+    /// [`ServerConfig::max_connections_per_ip`] connections from this address already exist.
+    TooManyFromAddress,
 }
 
 impl fmt::Display for AcceptError {
@@ -116,6 +127,7 @@ impl fmt::Display for AcceptError {
         f.write_str(match self {
             Self::AtCapacity => "server at its connection limit",
             Self::Closed => "server closed",
+            Self::TooManyFromAddress => "too many connections from this address",
         })
     }
 }
@@ -211,6 +223,8 @@ pub struct Server<R: CryptoRng> {
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     /// Scratch list of fan-out targets, reused.
     fanout: Vec<u32>,
+    /// Live connections per remote IP, for `max_connections_per_ip`.
+    per_ip: BTreeMap<IpAddr, usize>,
     /// The connection being routed, out of its slot meanwhile, and the messages queued for it
     /// then (a departure it caused, announced to everyone).
     routing: Option<u32>,
@@ -264,6 +278,7 @@ impl<R: CryptoRng> Server<R> {
             routing_blocked: VecDeque::new(),
             timers: BinaryHeap::new(),
             fanout: Vec::new(),
+            per_ip: BTreeMap::new(),
             routing: None,
             routing_from: None,
             for_routing: Vec::new(),
@@ -359,6 +374,15 @@ impl<R: CryptoRng> Server<R> {
         if self.live >= self.config.max_peers {
             self.stats.rejected += 1;
             return Err(AcceptError::AtCapacity);
+        }
+        if let (Some(cap), Some(ip)) = (self.config.max_connections_per_ip, addr.map(|a| a.ip())) {
+            if self.per_ip.get(&ip).copied().unwrap_or(0) >= cap {
+                self.stats.rejected += 1;
+                return Err(AcceptError::TooManyFromAddress);
+            }
+        }
+        if let Some(ip) = addr.map(|a| a.ip()) {
+            *self.per_ip.entry(ip).or_insert(0) += 1;
         }
         let conn = Conn {
             ws: ws::Connection::server(now, self.config.ws),
@@ -544,10 +568,20 @@ impl<R: CryptoRng> Server<R> {
     pub fn poll_release(&mut self) -> Option<ConnId> {
         let id = self.release.pop_front()?;
         if let Some(slot) = self.slots.get_mut(id.index as usize) {
-            if slot.generation == id.generation && slot.conn.take().is_some() {
-                slot.generation = slot.generation.wrapping_add(1);
-                self.free.push(id.index);
-                self.live -= 1;
+            if slot.generation == id.generation {
+                if let Some(conn) = slot.conn.take() {
+                    slot.generation = slot.generation.wrapping_add(1);
+                    self.free.push(id.index);
+                    self.live -= 1;
+                    if let Some(ip) = conn.addr.map(|a| a.ip()) {
+                        if let Some(n) = self.per_ip.get_mut(&ip) {
+                            *n -= 1;
+                            if *n == 0 {
+                                self.per_ip.remove(&ip);
+                            }
+                        }
+                    }
+                }
             }
         }
         Some(id)
@@ -599,6 +633,17 @@ impl<R: CryptoRng> Server<R> {
         if refuse {
             let _ = c.ws.reject(503, "refusing new connections");
             return;
+        }
+        if !self.config.allowed_origins.is_empty() {
+            let mut scratch = [httparse::EMPTY_HEADER; ws::MAX_HEADERS];
+            let origin = c.ws.request(&mut scratch).and_then(|r| r.origin()).map(<[u8]>::to_vec);
+            let allowed = origin.as_deref().is_none_or(|o| {
+                self.config.allowed_origins.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(o))
+            });
+            if !allowed {
+                let _ = c.ws.reject(403, "origin not allowed");
+                return;
+            }
         }
         let headers: Vec<&str> = self.config.handshake_headers.iter().map(String::as_str).collect();
         if c.ws.accept_supported(now, &self.config.supported_protocols, &headers).is_err() {

@@ -448,3 +448,48 @@ fn godot3_kick_with_code_and_reason() {
     });
     assert_eq!(closed, Some((CloseCode(4000), std::string::String::from("kicked"))));
 }
+
+#[test]
+fn an_origin_allow_list_refuses_other_web_pages_with_403() {
+    let config =
+        ServerConfig { allowed_origins: vec!["https://game.example".into()], ..ServerConfig::default() };
+    let mut net = Net::with(config);
+    let with_origin = |net: &mut Net, origin: Option<&str>| {
+        let url = ws::handshake::Url::parse("ws://127.0.0.1:9080/").unwrap();
+        let line = origin.map(|o| std::format!("Origin: {o}"));
+        let lines: Vec<&str> = line.iter().map(std::string::String::as_str).collect();
+        let request = ws::handshake::ClientRequest {
+            extra_headers: &lines,
+            ..ws::handshake::ClientRequest::from_url(&url)
+        };
+        let raw = ws::Connection::client(net.now, &request, ws::Config::GODOT, ChaCha8Rng::seed_from_u64(77))
+            .unwrap();
+        let end = net.attach(Far::Raw(std::boxed::Box::new(raw)));
+        core::iter::from_fn(|| net.raw(end).poll_event()).next()
+    };
+    let refused = with_origin(&mut net, Some("https://evil.example"));
+    assert_eq!(refused, Some(ws::Event::HandshakeFailed(HandshakeError::UnexpectedStatus(403))));
+    assert_eq!(drain(&mut net.server), vec![Event::ConnectionRejected(HandshakeError::Rejected(403))]);
+    assert_eq!(with_origin(&mut net, Some("HTTPS://GAME.EXAMPLE")), Some(ws::Event::Open));
+    assert_eq!(with_origin(&mut net, None), Some(ws::Event::Open), "native clients send no Origin");
+    assert_eq!(net.server.connection_count(), 2);
+}
+
+#[test]
+fn a_per_ip_cap_refuses_at_accept_and_frees_on_release() {
+    let config = ServerConfig { max_connections_per_ip: Some(2), ..ServerConfig::default() };
+    let mut server = Server::new(config, ChaCha8Rng::seed_from_u64(1));
+    let from = |ip: [u8; 4], port| Some(core::net::SocketAddr::from((ip, port)));
+    let now = Instant::ZERO;
+    let a = server.accept(now, from([127, 0, 0, 2], 1000)).unwrap();
+    server.accept(now, from([127, 0, 0, 2], 1001)).unwrap();
+    assert_eq!(server.accept(now, from([127, 0, 0, 2], 1002)), Err(AcceptError::TooManyFromAddress));
+    assert!(server.accept(now, from([127, 0, 0, 3], 1000)).is_ok(), "another address is not affected");
+    // A silent connection is dropped at the handshake timeout, which frees its place.
+    let deadline = now + ws::Config::GODOT.handshake_timeout;
+    server.handle_timeout(deadline);
+    while server.poll_transmit().is_some() {}
+    let _ = server.consume_transmit(a, usize::MAX);
+    while server.poll_release().is_some() {}
+    assert!(server.accept(deadline, from([127, 0, 0, 2], 1003)).is_ok());
+}

@@ -80,7 +80,7 @@ impl Net {
         }
     }
 
-    fn attach(&mut self, far: Far) -> usize {
+    pub(super) fn attach(&mut self, far: Far) -> usize {
         let conn = self.server.accept(self.now, None).unwrap();
         self.ends.push(End { conn, far, stalled: false, pending: Vec::new() });
         self.pump();
