@@ -77,6 +77,26 @@ struct Pending {
     end: bool,
 }
 
+/// The Close we sent, then how the connection ended: never both at once, so one field.
+#[derive(Debug, Clone)]
+enum CloseRecord {
+    None,
+    /// We sent a Close with this code and reason and wait for the answer.
+    Sent(CloseCode, CloseReason),
+    /// How the connection ended.
+    Done(CloseInfo),
+}
+
+impl CloseRecord {
+    /// The Close we sent (1000 without a reason if none was recorded).
+    fn sent(&self) -> (CloseCode, CloseReason) {
+        match self {
+            Self::Sent(code, reason) => (*code, reason.clone()),
+            _ => (CloseCode::NORMAL, CloseReason::default()),
+        }
+    }
+}
+
 /// One WebSocket connection, client or server, as a sans-IO state machine.
 ///
 /// `S` chooses the storage ([`VecStorage`](crate::VecStorage) with `alloc`,
@@ -107,10 +127,8 @@ pub struct Connection<S: Storage, R: MaskKeys = NoRng> {
     protocol: heapless::Vec<u8, { handshake::MAX_PROTOCOL_LEN }>,
     timers: Timers,
     pending: Pending,
-    close: Option<CloseInfo>,
+    close: CloseRecord,
     handshake_error: Option<HandshakeError>,
-    /// The code and reason of the Close we sent.
-    close_sent: Option<(CloseCode, CloseReason)>,
     /// The transport may be released once nothing is left to transmit.
     finished: bool,
 }
@@ -208,9 +226,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             protocol: heapless::Vec::new(),
             timers: Timers { handshake: Some(now + config.handshake_timeout), ..Timers::default() },
             pending: Pending::default(),
-            close: None,
+            close: CloseRecord::None,
             handshake_error: None,
-            close_sent: None,
             finished: false,
         }
     }
@@ -249,7 +266,10 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// How the connection ended, once it has (Godot: `get_close_code`, `get_close_reason`).
     #[must_use]
     pub fn close_info(&self) -> Option<&CloseInfo> {
-        self.close.as_ref()
+        match &self.close {
+            CloseRecord::Done(info) => Some(info),
+            _ => None,
+        }
     }
 
     /// Why the opening handshake failed, if it did.
@@ -600,7 +620,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 payload[..2].copy_from_slice(&code.0.to_be_bytes());
                 payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
                 self.push_control(OpCode::Close, &payload[..2 + reason.len()]).map_err(|()| self.full())?;
-                self.close_sent = Some((code, reason_buf));
+                self.close = CloseRecord::Sent(code, reason_buf);
                 self.phase = Phase::CloseSent;
                 self.timers.ping = None;
                 self.timers.close = Some(now + self.config.close_timeout);
@@ -651,9 +671,9 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     ) {
         self.phase = Phase::Closed;
         self.timers.ping = None;
-        if self.close.is_none() {
-            self.close =
-                Some(CloseInfo { code, reason: CloseReason::truncated(reason), initiator, error, clean });
+        if !matches!(self.close, CloseRecord::Done(_)) {
+            let reason = CloseReason::truncated(reason);
+            self.close = CloseRecord::Done(CloseInfo { code, reason, initiator, error, clean });
             self.pending.end = true;
         }
     }
@@ -728,7 +748,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             if let Some(e) = self.handshake_error {
                 return Some(Event::HandshakeFailed(e));
             }
-            return self.close.clone().map(Event::Closed);
+            return self.close_info().cloned().map(Event::Closed);
         }
         None
     }
@@ -759,8 +779,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         if self.timers.close.is_some_and(|t| now >= t) {
             self.timers.close = None;
             if self.phase == Phase::CloseSent {
-                let (code, reason) =
-                    self.close_sent.clone().unwrap_or((CloseCode::NORMAL, CloseReason::default()));
+                let (code, reason) = self.close.sent();
                 self.end(code, reason.as_str(), Initiator::Local, Some(Error::CloseTimeout), false);
                 self.out.clear();
             }

@@ -431,8 +431,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             Err(e) => return self.fail(e),
         };
         if self.phase == Phase::CloseSent {
-            let (code, reason) =
-                self.close_sent.clone().unwrap_or((CloseCode::NORMAL, CloseReason::default()));
+            let (code, reason) = self.close.sent();
             self.end(code, reason.as_str(), Initiator::Local, None, true);
         } else {
             // Echo the code and reason, as wslay (and so Godot) does.
