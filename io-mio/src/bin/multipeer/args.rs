@@ -32,6 +32,11 @@ Options:
                                more are closed at accept
   --refuse-new-connections     Answer new upgrade requests with 503
                                (MultiplayerPeer.refuse_new_connections)
+  --allowed-origin ORIGIN      Accept browser pages from this Origin only (e.g.
+                               https://game.example), repeatable; other Origins get 403.
+                               Native clients send no Origin and always pass
+  --max-connections-per-ip N   Most connections at once from one IP address (handshaking or
+                               joined); more are closed at accept (default no limit)
 
 WebSocketMultiplayerPeer properties (Godot 4.4 defaults):
   --inbound-buffer-size BYTES  inbound_buffer_size: largest message and most bytes queued from
@@ -141,6 +146,18 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
             Long("tls-key") => options.tls_key = Some(parser.value()?.into()),
             Long("max-peers") => config.max_peers = positive(&mut parser, "--max-peers")?,
             Long("refuse-new-connections") => config.refuse_new_connections = true,
+            Long("allowed-origin") => {
+                let origin = parser.value()?.string()?.trim().to_owned();
+                if origin.is_empty() || origin.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                    return Err(usage(format!(
+                        "--allowed-origin {origin:?}: expected an origin like https://host"
+                    )));
+                }
+                config.allowed_origins.push(origin);
+            }
+            Long("max-connections-per-ip") => {
+                config.max_connections_per_ip = Some(positive(&mut parser, "--max-connections-per-ip")?);
+            }
             Long("inbound-buffer-size") => {
                 config.ws.max_message_size = positive(&mut parser, "--inbound-buffer-size")?;
             }
@@ -266,6 +283,30 @@ mod tests {
         assert_eq!(c.handshake_headers, ["X-Game: demo"]);
         assert!(c.refuse_new_connections);
         assert!(!serve(&["--no-relay"]).unwrap().config.relay);
+    }
+
+    #[test]
+    fn origin_allow_list_and_per_ip_cap() {
+        let options = serve(&[
+            "--allowed-origin",
+            "https://game.example",
+            "--allowed-origin=http://localhost:8060",
+            "--max-connections-per-ip=8",
+        ])
+        .unwrap();
+        assert_eq!(options.config.allowed_origins, ["https://game.example", "http://localhost:8060"]);
+        assert_eq!(options.config.max_connections_per_ip, Some(8));
+        let defaults = serve(&[]).unwrap().config;
+        assert!(defaults.allowed_origins.is_empty());
+        assert_eq!(defaults.max_connections_per_ip, None);
+        for (args, needle) in [
+            (&["--allowed-origin", ""][..], "expected an origin"),
+            (&["--allowed-origin", "https://a b"], "expected an origin"),
+            (&["--max-connections-per-ip", "0"], "above 0"),
+        ] {
+            let err = serve(args).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
     }
 
     #[test]
