@@ -62,6 +62,8 @@ pub struct WebRtcConfig {
     /// Bytes of messages one peer may have waiting in the adapter's outbox for send-buffer
     /// room; beyond it `put_packet` fails with `PutError::Full`.
     pub outbox_limit: usize,
+    /// `SO_RCVBUF` asked for each peer's UDP socket (default 2 MiB; the kernel caps it).
+    pub socket_receive_buffer: usize,
     /// str0m's MTU target: the size it fragments DTLS and SCTP for (default [`DEFAULT_MTU`];
     /// str0m accepts 576..=1500).
     pub mtu: usize,
@@ -76,6 +78,7 @@ impl Default for WebRtcConfig {
             max_message_size: 256 * 1024,
             outbox_limit: 4 << 20,
             mtu: DEFAULT_MTU,
+            socket_receive_buffer: 2 << 20,
         }
     }
 }

@@ -19,8 +19,9 @@ use super::stun;
 use super::{EngineStats, WebRtcConfig};
 use crate::Clock;
 
-/// Most datagrams read from one socket in one drive, so one busy peer cannot starve the rest.
-const MAX_READS_PER_DRIVE: usize = 64;
+/// Most datagrams read from one socket in one drive, so one busy peer cannot starve the rest
+/// (a socket is otherwise drained: browsers and aiortc send bursts of unbundled small packets).
+const MAX_READS_PER_DRIVE: usize = 4096;
 /// Most outputs taken from str0m in one drive (it stops at a timeout long before this).
 const MAX_OUTPUTS_PER_DRIVE: usize = 100_000;
 /// `a=max-message-size` absent means 64 KiB (RFC 8841 §6).
@@ -139,6 +140,11 @@ impl PeerConnection {
             }
             let socket = UdpSocket::bind(SocketAddr::new(*ip, 0))?;
             socket.set_nonblocking(true)?;
+            // The kernel charges each small datagram about 1 KiB of buffer: the default
+            // (~208 KiB on Linux) overflows on a burst of a few hundred messages between two
+            // polls, and every drop costs the sender a retransmission timeout. The kernel caps
+            // the request at its maximum (`net.core.rmem_max`); failure leaves the default.
+            let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(config.socket_receive_buffer);
             let local = socket.local_addr()?;
             let candidate = Candidate::host(local, "udp")
                 .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e.to_string()))?;

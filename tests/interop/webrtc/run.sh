@@ -115,10 +115,13 @@ mesh() {
   kill "$LOBBY_PID" 2>/dev/null; wait "$LOBBY_PID" 2>/dev/null
   for log in "${logs[@]}"; do grep -q '^done$' "$log" || ok=0; done
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  # Datagrams the kernel dropped for full socket buffers in this namespace so far.
+  local rcvbuf
+  rcvbuf=$(awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col["RcvbufErrors"] }' /proc/net/snmp)
   if [ "$ok" = 1 ]; then
-    PASSED=$(( PASSED + 1 )); echo "PASS $name (${ms} ms)"
+    PASSED=$(( PASSED + 1 )); echo "PASS $name (${ms} ms; UDP receive-buffer drops so far: $rcvbuf)"
   else
-    FAILED=$(( FAILED + 1 )); echo "FAIL $name (${ms} ms), logs in $dir"
+    FAILED=$(( FAILED + 1 )); echo "FAIL $name (${ms} ms; UDP receive-buffer drops so far: $rcvbuf), logs in $dir"
   fi
   for log in "${logs[@]}"; do
     sed "s|^|    $(basename "$log" .log): |" "$log" | grep -E ': (connected|result|fail|mapped|largest_datagram)' | head -20
