@@ -72,6 +72,14 @@ impl Setup {
             max_queued_messages: or_default(queued, d.max_queued_messages, |b| b % 8),
             outbound_buffer_size: or_default(outbound, d.outbound_buffer_size, |b| b * 4),
             max_outbound_messages: or_default(out_msgs, d.max_outbound_messages, |b| b % 8),
+            // Bits 3–4 of the same byte: no separate queue size, one below the largest message
+            // (raised to it), or room for several largest messages.
+            outbound_queue_size: match out_msgs >> 3 & 3 {
+                _ if out_msgs == 255 => d.outbound_queue_size,
+                0 => None,
+                1 => Some(usize::from(outbound) * 2),
+                _ => Some(usize::from(outbound) * 4 * usize::from(out_msgs >> 3 & 3)),
+            },
             max_handshake_size: or_default(handshake, d.max_handshake_size, |b| {
                 if b < 128 { 64 + b * 4 } else { 1024 }
             }),
@@ -601,7 +609,8 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             None => {
                 let inbound = (config.max_message_size + RECORD_OVERHEAD * config.max_queued_messages)
                     .max(config.max_handshake_size + self.offered.len());
-                let data = config.outbound_buffer_size + MAX_HEADER_LEN * config.max_outbound_messages;
+                let queue = config.outbound_queue_size.unwrap_or(0).max(config.outbound_buffer_size);
+                let data = queue + MAX_HEADER_LEN * config.max_outbound_messages;
                 inbound + data.max(config.max_handshake_size) + FOOTPRINT_SLACK
             }
         };
@@ -725,9 +734,18 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
                 assert!(self.conn.buffered_amount() >= queued_bytes + len + 2);
             }
             Err(SendError::NotOpen) => assert!(!open),
+            Err(SendError::TooLarge { max }) => {
+                assert!(open && !fits);
+                assert_eq!(max, self.conn.config().outbound_buffer_size);
+                assert!(len > max);
+            }
             Err(SendError::Full { queued_messages: m, .. }) => {
                 assert!(open);
                 assert_eq!(m, queued_messages);
+                assert!(
+                    len <= self.conn.config().outbound_buffer_size,
+                    "Full for a message that can never fit"
+                );
                 assert!(!fits, "can_send({len}) but send is Full");
             }
             Err(e) => panic!("send of {len} bytes: {e:?}"),
