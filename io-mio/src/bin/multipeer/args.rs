@@ -38,11 +38,12 @@ Options:
   --max-connections-per-ip N   Most connections at once from one IP address (handshaking or
                                joined); more are closed at accept (default no limit)
 
-WebSocketMultiplayerPeer properties (Godot 4.4 defaults):
+WebSocketMultiplayerPeer properties (Godot 4.4 defaults; with --protocol godot3, 3.x's
+set_buffers(64, 1024, 64, 1024) as 3.x applies it on the wire):
   --inbound-buffer-size BYTES  inbound_buffer_size: largest message and most bytes queued from
-                               one peer (65535)
-  --outbound-buffer-size BYTES outbound_buffer_size: most bytes queued to one peer (65535)
-  --max-queued-packets N       max_queued_packets, each way (4096)
+                               one peer (65535; Godot 3: 65536)
+  --outbound-buffer-size BYTES outbound_buffer_size: largest message to one peer (65535)
+  --max-queued-packets N       max_queued_packets, each way (4096; Godot 3: 1023 in, 1024 out)
   --handshake-timeout SECS     handshake_timeout, TCP accept to WebSocket open, TLS included (3)
   --heartbeat-interval SECS    heartbeat_interval: ping this often, drop peers that do not
                                answer; 0 = off (default off)
@@ -63,6 +64,15 @@ Ctrl-C or SIGTERM closes every peer with code 1001 (going away) and exits once t
 Exit status: 0 after a clean shutdown, 1 when the server cannot start (address in use,
 unreadable certificate or key), 2 for bad command-line usage.
 ";
+
+/// Godot 3.x `set_buffers(64, 1024, 64, 1024)` as 3.2.3 enforces it: largest inbound message.
+const GODOT3_INBOUND_BYTES: usize = 1 << 16;
+/// Inbound packet slots of 3.x's ring (1024 − 1).
+const GODOT3_INBOUND_PACKETS: usize = 1023;
+/// Largest outbound message (a 64 KiB ring holds 2^16 − 1 bytes).
+const GODOT3_OUTBOUND_BYTES: usize = (1 << 16) - 1;
+/// Outbound packet slots.
+const GODOT3_OUTBOUND_PACKETS: usize = 1024;
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -118,6 +128,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         verbose: false,
     };
     let mut relay = true;
+    // Buffer flags given explicitly win over the protocol's defaults, whatever their order.
+    let (mut inbound, mut outbound, mut queued) = (None, None, None);
     let config = &mut options.config;
     while let Some(arg) = parser.next()? {
         match arg {
@@ -158,17 +170,11 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
             Long("max-connections-per-ip") => {
                 config.max_connections_per_ip = Some(positive(&mut parser, "--max-connections-per-ip")?);
             }
-            Long("inbound-buffer-size") => {
-                config.ws.max_message_size = positive(&mut parser, "--inbound-buffer-size")?;
-            }
+            Long("inbound-buffer-size") => inbound = Some(positive(&mut parser, "--inbound-buffer-size")?),
             Long("outbound-buffer-size") => {
-                config.ws.outbound_buffer_size = positive(&mut parser, "--outbound-buffer-size")?;
+                outbound = Some(positive(&mut parser, "--outbound-buffer-size")?);
             }
-            Long("max-queued-packets") => {
-                let n = positive(&mut parser, "--max-queued-packets")?;
-                config.ws.max_queued_messages = n;
-                config.ws.max_outbound_messages = n;
-            }
+            Long("max-queued-packets") => queued = Some(positive(&mut parser, "--max-queued-packets")?),
             Long("handshake-timeout") => {
                 let secs = seconds(&mut parser, "--handshake-timeout")?;
                 if secs.is_zero() {
@@ -208,6 +214,26 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         return Err(usage("--no-relay: Godot 3 servers always relay"));
     }
     config.relay = relay;
+    if config.protocol == Protocol::Godot3 {
+        // Godot 3's default `set_buffers(64, 1024, 64, 1024)` on the wire (as
+        // `WebSocketMultiplayerPeer::godot3()` of multipeer-std): 3.2.3 accepts messages of up
+        // to 2^16 bytes (its wslay limit; larger ones get Close 1009), has 1023 inbound packet
+        // slots, and sends at most 2^16 - 1 bytes per message from 1024 outbound slots.
+        config.ws.max_message_size = GODOT3_INBOUND_BYTES;
+        config.ws.max_queued_messages = GODOT3_INBOUND_PACKETS;
+        config.ws.outbound_buffer_size = GODOT3_OUTBOUND_BYTES;
+        config.ws.max_outbound_messages = GODOT3_OUTBOUND_PACKETS;
+    }
+    if let Some(bytes) = inbound {
+        config.ws.max_message_size = bytes;
+    }
+    if let Some(bytes) = outbound {
+        config.ws.outbound_buffer_size = bytes;
+    }
+    if let Some(n) = queued {
+        config.ws.max_queued_messages = n;
+        config.ws.max_outbound_messages = n;
+    }
     if options.tls_cert.is_some() != options.tls_key.is_some() {
         return Err(usage("--tls-cert and --tls-key go together"));
     }
@@ -283,6 +309,23 @@ mod tests {
         assert_eq!(c.handshake_headers, ["X-Game: demo"]);
         assert!(c.refuse_new_connections);
         assert!(!serve(&["--no-relay"]).unwrap().config.relay);
+    }
+
+    #[test]
+    fn godot3_gets_godot3_buffers_unless_given() {
+        let c = serve(&["--protocol", "godot3"]).unwrap().config;
+        assert_eq!((c.ws.max_message_size, c.ws.max_queued_messages), (65536, 1023));
+        assert_eq!((c.ws.outbound_buffer_size, c.ws.max_outbound_messages), (65535, 1024));
+        // The server's queue room beyond one message stays.
+        assert_eq!(c.ws.outbound_queue_size, ServerConfig::default().ws.outbound_queue_size);
+        let c = serve(&["--inbound-buffer-size=1000", "--protocol=godot3", "--max-queued-packets=7"])
+            .unwrap()
+            .config;
+        assert_eq!(
+            (c.ws.max_message_size, c.ws.max_queued_messages, c.ws.max_outbound_messages),
+            (1000, 7, 7)
+        );
+        assert_eq!(c.ws.outbound_buffer_size, 65535);
     }
 
     #[test]
