@@ -43,7 +43,8 @@ fn main() -> std::io::Result<()> {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let conn = http1::Builder::new().serve_connection(io, service_fn(server_upgrade)).with_upgrades();
+                let conn =
+                    http1::Builder::new().serve_connection(io, service_fn(server_upgrade)).with_upgrades();
                 let _ = conn.await;
             });
         }

@@ -44,6 +44,9 @@ enum Phase {
     Dead,
 }
 
+/// Called per complete frame: opcode, payload length, the payload when small.
+type OnFrame<'a> = dyn FnMut(u8, usize, Option<&[u8]>) + 'a;
+
 /// Streaming frame parser: small frames whole, large ones header plus skipped payload.
 #[derive(Default)]
 struct Parser {
@@ -54,7 +57,7 @@ struct Parser {
 
 impl Parser {
     /// Feeds bytes; calls `frame(opcode, payload_len, payload_if_small)` per complete frame.
-    fn feed(&mut self, mut data: &[u8], frame: &mut dyn FnMut(u8, usize, Option<&[u8]>)) {
+    fn feed(&mut self, mut data: &[u8], frame: &mut OnFrame<'_>) {
         loop {
             if self.skip > 0 {
                 let take = self.skip.min(data.len());
@@ -96,7 +99,7 @@ impl Parser {
     }
 
     /// Parses one frame at the start of `buf`; returns the bytes it used, `None` if incomplete.
-    fn one(&mut self, buf: &[u8], frame: &mut dyn FnMut(u8, usize, Option<&[u8]>)) -> Option<usize> {
+    fn one(&mut self, buf: &[u8], frame: &mut OnFrame<'_>) -> Option<usize> {
         let (op, _fin, _mask, len, hl) = wire::parse_header(buf)?;
         if len <= SMALL {
             let p = buf.get(hl..hl + len)?;
@@ -322,10 +325,19 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i])
 }
 
-fn echo(addr: SocketAddr, conns: usize, size: usize, inflight: usize, secs: u64, proto: Proto, pid: Option<u32>) {
+fn echo(
+    addr: SocketAddr,
+    conns: usize,
+    size: usize,
+    inflight: usize,
+    secs: u64,
+    proto: Proto,
+    pid: Option<u32>,
+) {
     let mut run = Run::new(addr, proto);
     let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-    let frame = if proto == Proto::Raw { payload.clone() } else { wire::client_frame(2, &payload, [1, 2, 3, 4]) };
+    let frame =
+        if proto == Proto::Raw { payload.clone() } else { wire::client_frame(2, &payload, [1, 2, 3, 4]) };
     // Every burst is a prefix of this: one write however many replies a read completed.
     let batch: Vec<u8> = frame.repeat(inflight.max(1) * 4);
     for _ in 0..conns {
@@ -345,32 +357,31 @@ fn echo(addr: SocketAddr, conns: usize, size: usize, inflight: usize, secs: u64,
         if warm_from.is_none() && (open == conns || now > deadline_open) {
             warm_from = Some(now);
         }
-        if let Some(w) = warm_from {
-            if measuring.is_none() && now >= w + WARMUP {
-                measuring = Some((now, cpu_ticks(pid), self_cpu(), stats.replies));
-                end_at = Some(now + Duration::from_secs(secs));
-            }
+        if let Some(w) = warm_from
+            && measuring.is_none()
+            && now >= w + WARMUP
+        {
+            measuring = Some((now, cpu_ticks(pid), self_cpu(), stats.replies));
+            end_at = Some(now + Duration::from_secs(secs));
         }
-        if let (Some(end), Some((t0, c0, s0, r0))) = (end_at, measuring) {
-            if now >= end {
-                let dt = now.duration_since(t0).as_secs_f64();
-                let msgs = stats.replies - r0;
-                let server_cpu = match (c0, cpu_ticks(pid)) {
-                    (Some(a), Some(b)) => Some((b - a) as f64 / ticks_per_sec()),
-                    _ => None,
-                };
-                result = Some((dt, msgs, server_cpu, self_cpu() - s0));
-                break;
-            }
+        if let (Some(end), Some((t0, c0, s0, r0))) = (end_at, measuring)
+            && now >= end
+        {
+            let dt = now.duration_since(t0).as_secs_f64();
+            let msgs = stats.replies - r0;
+            let server_cpu = match (c0, cpu_ticks(pid)) {
+                (Some(a), Some(b)) => Some((b - a) as f64 / ticks_per_sec()),
+                _ => None,
+            };
+            result = Some((dt, msgs, server_cpu, self_cpu() - s0));
+            break;
         }
         run.poll.poll(&mut events, Some(Duration::from_millis(50))).expect("poll");
         for ev in &events {
             let i = ev.token().0;
-            if matches!(run.clients[i].phase, Phase::Connecting | Phase::Handshake) {
-                if !run.handshake(i) {
-                    continue;
-                }
-                // The handshake read may have drained the socket: fall through to read more.
+            // After a handshake the read may have drained the socket: fall through to read more.
+            if matches!(run.clients[i].phase, Phase::Connecting | Phase::Handshake) && !run.handshake(i) {
+                continue;
             }
             let c = &mut run.clients[i];
             if c.phase != Phase::Open {
@@ -454,7 +465,8 @@ fn relay(addr: SocketAddr, conns: usize, size: usize, rate: f64, secs: u64, prot
     const AT_ONCE: usize = 10;
     let mut retries = 0usize;
     while open < conns && begin.elapsed() < CONNECT_TIMEOUT {
-        let pending = run.clients.iter().filter(|c| matches!(c.phase, Phase::Connecting | Phase::Handshake)).count();
+        let pending =
+            run.clients.iter().filter(|c| matches!(c.phase, Phase::Connecting | Phase::Handshake)).count();
         for _ in pending..AT_ONCE {
             if let Some(i) = run.clients.iter().position(|c| c.phase == Phase::Dead) {
                 retries += 1;
@@ -547,7 +559,8 @@ fn relay(addr: SocketAddr, conns: usize, size: usize, rate: f64, secs: u64, prot
                             deliveries += 1;
                             if in_window {
                                 let sent_us = u64::from_le_bytes(p[len - 8..].try_into().expect("8 bytes"));
-                                latencies.push(recv_us.saturating_sub(sent_us).min(u64::from(u32::MAX)) as u32);
+                                latencies
+                                    .push(recv_us.saturating_sub(sent_us).min(u64::from(u32::MAX)) as u32);
                             }
                         });
                     }
@@ -680,7 +693,9 @@ fn main() {
     };
     let pid = |i: usize| a.get(i).and_then(|p| p.parse::<u32>().ok());
     match arg(1).as_str() {
-        "echo" => echo(addr, num(3) as usize, num(4) as usize, num(5) as usize, num(6) as u64, proto(7), pid(8)),
+        "echo" => {
+            echo(addr, num(3) as usize, num(4) as usize, num(5) as usize, num(6) as u64, proto(7), pid(8))
+        }
         "relay" => relay(addr, num(3) as usize, num(4) as usize, num(5), num(6) as u64, proto(7), pid(8)),
         "storm" => storm(addr, num(3) as usize, num(4) as usize, num(5) as u64, proto(6), pid(7)),
         _ => panic!("{usage}"),

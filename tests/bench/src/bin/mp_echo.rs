@@ -24,11 +24,7 @@ const IOV: usize = 64;
 fn config() -> ws::Config {
     // 64 KiB messages (the 10 × 64 KiB case) exceed Godot's 65535-byte default; outbound room
     // for several such echoes in flight.
-    ws::Config {
-        max_message_size: 1 << 20,
-        outbound_buffer_size: 4 << 20,
-        ..ws::Config::default()
-    }
+    ws::Config { max_message_size: 1 << 20, outbound_buffer_size: 4 << 20, ..ws::Config::default() }
 }
 
 fn main() -> std::io::Result<()> {
@@ -54,7 +50,11 @@ fn main() -> std::io::Result<()> {
                         conns.push(None);
                         conns.len() - 1
                     });
-                    poll.registry().register(&mut stream, Token(i + 1), Interest::READABLE | Interest::WRITABLE)?;
+                    poll.registry().register(
+                        &mut stream,
+                        Token(i + 1),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
                     conns[i] = Some(Conn { stream, ws: Connection::server(now, config()), held: Vec::new() });
                 }
                 continue;

@@ -34,7 +34,11 @@ fn main() -> std::io::Result<()> {
                         conns.push(None);
                         conns.len() - 1
                     });
-                    poll.registry().register(&mut stream, Token(i + 1), Interest::READABLE | Interest::WRITABLE)?;
+                    poll.registry().register(
+                        &mut stream,
+                        Token(i + 1),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
                     conns[i] = Some(Conn { stream, backlog: Vec::new() });
                 }
                 continue;
