@@ -3,4 +3,5 @@
 //! multiplayer layer with a server and N clients), interop runners against real peers
 //! (tungstenite, Autobahn|Testsuite, Godot) and the helper binaries they start.
 
+pub mod hostile;
 pub mod sim;
