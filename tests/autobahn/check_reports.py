@@ -103,7 +103,7 @@ def judge(direction, index_path, expected, allowed):
     """Returns a dict with per-section counts, failures and NON-STRICT cases of one direction."""
     outcome = {
         "direction": direction, "sections": {}, "failed": [], "non_strict": [],
-        "unexplained": [], "stale": [], "durations": [], "errors": [],
+        "unexplained": [], "stale": [], "durations": [], "errors": [], "informational": [],
     }
     index = {}
     if not os.path.exists(index_path):
@@ -132,6 +132,8 @@ def judge(direction, index_path, expected, allowed):
         counts[column] += 1
         if column == "Failed":
             outcome["failed"].append((case_id, failure_reason(report_dir, result)))
+        elif column == "INFORMATIONAL":
+            outcome["informational"].append(case_id)
         elif "NON-STRICT" in (result.get("behavior"), result.get("behaviorClose")):
             why = allowed.get((direction, case_id))
             if why is None:
@@ -166,7 +168,11 @@ def versions(args):
 
 def markdown(args, outcomes, expected, section_names, passed, failed, notes):
     wstest, commit, rustc = versions(args)
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # When the reports were written (so a summary regenerated later keeps the run's date).
+    stamps = [os.path.getmtime(p) for p in (args.servers, args.clients) if p and os.path.exists(p)]
+    when = datetime.datetime.fromtimestamp(max(stamps), datetime.timezone.utc) if stamps \
+        else datetime.datetime.now(datetime.timezone.utc)
+    now = when.strftime("%Y-%m-%d %H:%M UTC")
     full = args.patterns == ["*"]
     lines = [
         "# Autobahn|Testsuite results",
@@ -202,6 +208,9 @@ def markdown(args, outcomes, expected, section_names, passed, failed, notes):
                          + " | ".join(str(counts[c]) for c in COLUMNS) + " |")
         lines.append(f"| **Total** | **{total['cases']}** | "
                      + " | ".join(f"**{total[c]}**" for c in COLUMNS) + " |")
+        if outcome["informational"]:
+            lines += ["", "INFORMATIONAL (the suite records what happened, with no verdict): "
+                      + ", ".join(outcome["informational"]) + "."]
         slowest = sorted(outcome["durations"], reverse=True)[:3]
         if slowest:
             lines += ["", "Slowest cases: " + ", ".join(f"{c} ({ms} ms)" for ms, c in slowest) + "."]
