@@ -143,6 +143,12 @@ impl Raw {
         Ok(Self { stream, pending: Vec::new() })
     }
 
+    /// Wraps an accepted stream (a fake server's side).
+    #[must_use]
+    pub fn from_stream(stream: TcpStream) -> Self {
+        Self { stream, pending: Vec::new() }
+    }
+
     /// Connects from `source`.
     ///
     /// # Panics

@@ -45,6 +45,9 @@ pub struct Observed {
     pub peer_footprint: HashMap<PeerId, usize>,
     /// Largest `buffered_amount` (bytes queued for the socket) seen per peer.
     pub peer_buffered: HashMap<PeerId, usize>,
+    /// Outbound accounting seen out of step with the queue: a peer with nothing left to write
+    /// but messages still counted as queued (which would cut it off early as a slow consumer).
+    pub accounting: Vec<String>,
     /// The run loop returned (after closing every peer).
     pub finished: bool,
 }
@@ -312,6 +315,13 @@ fn record(server: &mut Server, shared: &Mutex<Observed>, options: Options) {
                 *f = (*f).max(c.buffer_footprint());
                 let b = o.peer_buffered.entry(id).or_default();
                 *b = (*b).max(c.buffered_amount());
+                if c.buffered_amount() == 0 && c.queued_outbound_messages() != 0 && o.accounting.len() < 16 {
+                    let text = format!(
+                        "peer {id}: nothing buffered, {} messages counted",
+                        c.queued_outbound_messages()
+                    );
+                    o.accounting.push(text);
+                }
             }
         }
     }
