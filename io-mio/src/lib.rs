@@ -2,7 +2,8 @@
 //!
 //! The [`multipeer`] protocol core on [mio](https://docs.rs/mio) 1.x: Godot-compatible
 //! WebSocket multiplayer servers and clients for custom event loops and many connections, with
-//! TLS through rustls (feature `tls`, on by default). The `multipeer` command-line relay server
+//! TLS through rustls (feature `tls`, on by default; multipeer-std's [`tls`] module). The
+//! `multipeer` command-line relay server
 //! is built on it.
 //!
 //! The adapter is thin: sockets, TLS, the clock, the OS random generator and readiness. Every
@@ -57,9 +58,12 @@ mod error;
 mod listen;
 mod run;
 mod server;
-#[cfg(feature = "tls")]
-pub mod tls;
 mod transport;
+
+/// TLS settings and errors (feature `tls`): multipeer-std's [`tls`](multipeer_std::tls)
+/// module, the one TLS implementation of multipeer's adapters, re-exported.
+#[cfg(feature = "tls")]
+pub use multipeer_std::tls;
 
 pub use client::{Client, ClientOptions, CoreClient};
 pub use clock::Clock;

@@ -1,7 +1,8 @@
-//! One connection's byte pipe: a mio TCP stream, optionally wrapped in a rustls session, moving
-//! bytes between the socket and a core machine.
+//! One connection's byte pipe: a mio TCP stream, optionally wrapped in a TLS session
+//! (multipeer-std's [`TlsSession`](multipeer_std::tls::TlsSession), the one TLS implementation
+//! of both adapters), moving bytes between the socket and a core machine.
 //!
-//! Reads go into the adapter's one shared scratch buffer (plain) or stay in rustls's own
+//! Reads go into the adapter's one shared scratch buffer (plain) or stay in the TLS session's own
 //! plaintext buffer (TLS) and are offered to the machine from there; only bytes the machine
 //! refused (back-pressure) are copied, into a per-connection buffer that exists only while it
 //! holds them. Plain writes go straight from the machine's transmit slice to the socket.
@@ -13,7 +14,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::error::TransportError;
 #[cfg(feature = "tls")]
-use crate::tls::TlsError;
+use crate::tls::{Plaintext, TlsError, TlsSession, rustls};
 
 /// The core side of a transport: one connection of a `peer::Server`, or a `peer::Client`.
 pub(crate) trait Machine {
@@ -45,7 +46,7 @@ pub(crate) enum ReadEnd {
 pub(crate) struct Transport {
     stream: TcpStream,
     #[cfg(feature = "tls")]
-    tls: Option<Box<rustls::Connection>>,
+    tls: Option<Box<TlsSession>>,
     /// Plain bytes the machine refused, offered again on resume; unallocated when empty.
     held: Vec<u8>,
     /// The interest currently registered.
@@ -82,7 +83,7 @@ impl Transport {
     /// Wraps the stream in a TLS session (before any byte moved).
     #[cfg(feature = "tls")]
     pub(crate) fn set_tls(&mut self, session: rustls::Connection) {
-        self.tls = Some(Box::new(session));
+        self.tls = Some(Box::new(TlsSession::new(session)));
     }
 
     /// The socket.
@@ -206,7 +207,7 @@ impl Transport {
         }
         #[cfg(feature = "tls")]
         if self.tls.is_some() {
-            // The refused plaintext is still in rustls's buffer; the read pass offers it first.
+            // The refused plaintext is still in the session's buffer; the read pass offers it first.
             self.paused = false;
             return self.read_tls(machine, budget);
         }
@@ -232,48 +233,46 @@ impl Transport {
 
     #[cfg(feature = "tls")]
     fn read_tls(&mut self, machine: &mut impl Machine, budget: usize) -> ReadEnd {
-        use std::io::BufRead as _;
-
         let Some(tls) = self.tls.as_deref_mut() else { return ReadEnd::Drained };
         let mut total = 0;
         loop {
-            // Plaintext rustls already decrypted goes to the machine first, from rustls's buffer.
+            // Plaintext already decrypted goes to the machine first, from the session's buffer.
             loop {
-                let mut reader = tls.reader();
-                match reader.fill_buf() {
-                    // A close_notify: the peer ended the stream cleanly.
-                    Ok([]) => return self.end(machine, None),
-                    Ok(plain) => {
+                match tls.plaintext() {
+                    Plaintext::Data(plain) => {
                         let len = plain.len();
                         let taken = machine.input(plain);
-                        reader.consume(taken);
+                        tls.consume(taken);
                         if taken < len {
                             self.paused = true;
                             return ReadEnd::Paused;
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // TCP closed without close_notify: many peers do this; the core judges.
-                    Err(_) => return self.end(machine, None),
+                    Plaintext::Empty => break,
+                    // A close_notify, or TCP closed without one (many peers do this; the core
+                    // judges by the WebSocket Close).
+                    Plaintext::Closed | Plaintext::Truncated => return self.end(machine, None),
                 }
             }
             if total >= budget {
                 return ReadEnd::Budget;
             }
-            match tls.read_tls(&mut self.stream) {
-                Ok(n) => {
-                    total += n;
-                    if let Err(error) = tls.process_new_packets() {
-                        // Send the alert rustls queued, so the peer learns why.
-                        let _ = tls.write_tls(&mut self.stream);
-                        self.dead = true;
-                        return self.end(machine, Some(TransportError::Tls(TlsError::from_rustls(error))));
-                    }
-                    // On end of stream (n == 0) the next fill_buf reports it.
-                }
+            match tls.read_from(&mut self.stream) {
+                // The end of the stream shows as Closed or Truncated on the next pass.
+                Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.end(machine, Some(TransportError::Io(e))),
+                Err(e) => {
+                    // A failed session (its alert was sent); the socket is no use any more.
+                    let error = match TlsError::from_io(&e) {
+                        Some(tls) => {
+                            self.dead = true;
+                            TransportError::Tls(tls.clone())
+                        }
+                        None => TransportError::Io(e),
+                    };
+                    return self.end(machine, Some(error));
+                }
             }
         }
     }
@@ -326,15 +325,15 @@ impl Transport {
         let Some(tls) = self.tls.as_deref_mut() else { return Ok(()) };
         loop {
             let mut moved = false;
-            // Encryption needs a copy anyway: rustls takes plaintext up to its buffer limit.
+            // Encryption needs a copy anyway: the session takes plaintext up to its buffer limit.
             if let Some(bytes) = machine.output() {
-                if let Ok(n @ 1..) = tls.writer().write(bytes) {
+                if let Ok(n @ 1..) = tls.encrypt(bytes) {
                     machine.consume(n);
                     moved = true;
                 }
             }
             while tls.wants_write() {
-                match tls.write_tls(&mut self.stream) {
+                match tls.write_to(&mut self.stream) {
                     Ok(0) => return Err(self.fail_write(machine, io::ErrorKind::WriteZero.into())),
                     Ok(_) => moved = true,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -379,7 +378,7 @@ impl Transport {
         if let Some(tls) = self.tls.as_deref_mut() {
             if !self.dead && !self.connecting {
                 tls.send_close_notify();
-                let _ = tls.write_tls(&mut self.stream);
+                let _ = tls.write_to(&mut self.stream);
             }
         }
         if self.registered.is_some() {

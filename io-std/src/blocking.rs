@@ -16,8 +16,10 @@ use multipeer::ws::{
 };
 
 use crate::clock::timeout_until;
-use crate::driver::{Driver, connect_tcp};
-use crate::{ClientOptions, Error, Message, ServerOptions, Transport};
+use crate::driver::{Driver, connect_plain, open_stream};
+#[cfg(feature = "tls")]
+use crate::tls::{TlsOptions, TlsStream};
+use crate::{ClientOptions, Error, MaybeTlsStream, Message, ServerOptions, Transport};
 
 /// Longest pause while input waits for the application and no timer is due sooner; only a
 /// transport that refuses input forever without a timer would make this loop.
@@ -25,8 +27,10 @@ const HELD_INPUT_PAUSE: Duration = Duration::from_millis(50);
 
 /// A WebSocket over a blocking transport: every call returns when its work is done.
 ///
-/// A client comes from [`connect`](Self::connect) (or [`client_on`](Self::client_on) over any
-/// [`Transport`]); a server connection from [`Server::accept`]. Both are open when returned.
+/// A client comes from [`connect`](Self::connect) (`ws://` over TCP),
+/// [`connect_to_url`](WebSocket::connect_to_url) (`ws://` or `wss://`), or
+/// [`client_on`](Self::client_on) over any [`Transport`]; a server connection from
+/// [`Server::accept`] (or `accept_tls`). Both are open when returned.
 pub struct WebSocket<T: Transport = TcpStream> {
     driver: Driver<T>,
     last_pong: Option<ControlPayload>,
@@ -45,14 +49,32 @@ impl<T: Transport> fmt::Debug for WebSocket<T> {
 }
 
 impl WebSocket<TcpStream> {
-    /// Connects to a `ws://` URL and completes the opening handshake.
+    /// Connects to a `ws://` URL over plain TCP and completes the opening handshake.
     ///
     /// # Errors
-    /// [`Error::Url`], [`Error::TlsUnsupported`] for `wss://`, [`Error::Io`] when no address
-    /// connects within [`ClientOptions::connect_timeout`], [`Error::Handshake`] when the server
-    /// refuses or does not answer within the handshake timeout.
+    /// [`Error::Url`], [`Error::TlsUnsupported`] for `wss://` (use
+    /// [`connect_to_url`](WebSocket::connect_to_url)), [`Error::Io`] when no address connects
+    /// within [`ClientOptions::connect_timeout`], [`Error::Handshake`] when the server refuses
+    /// or does not answer within the handshake timeout.
     pub fn connect(url: &str, options: &ClientOptions) -> Result<Self, Error> {
-        let stream = connect_tcp(url, options.connect_timeout)?;
+        let stream = connect_plain(url, options.connect_timeout)?;
+        Self::client_on(stream, url, options)
+    }
+}
+
+impl WebSocket<MaybeTlsStream> {
+    /// Connects to a `ws://` or `wss://` URL and completes the TLS and opening handshakes
+    /// (Godot: `WebSocketPeer.connect_to_url(url, tls_client_options)`, with
+    /// [`ClientOptions::tls`] as the options).
+    ///
+    /// The handshake timeout counts from after the TCP connect and covers TLS.
+    ///
+    /// # Errors
+    /// As [`connect`](WebSocket::connect); for `wss://`, [`Error::Tls`] when the server's
+    /// certificate is refused (wrong host, expired, untrusted issuer) or it does not speak TLS,
+    /// and [`Error::TlsUnsupported`] without the `tls` feature.
+    pub fn connect_to_url(url: &str, options: &ClientOptions) -> Result<Self, Error> {
+        let stream = open_stream(url, options, false)?;
         Self::client_on(stream, url, options)
     }
 }
@@ -421,5 +443,29 @@ impl Server {
     /// As [`WebSocket::server_on`].
     pub fn upgrade(&self, stream: TcpStream) -> Result<WebSocket, Error> {
         WebSocket::server_on(stream, Arc::clone(&self.options))
+    }
+
+    /// Waits for a client and completes its TLS and opening handshakes, as a `wss://` server
+    /// with `tls` (Godot: `create_server(.., tls_server_options)`); the handshake timeout covers
+    /// TLS.
+    ///
+    /// # Errors
+    /// [`Error::Tls`] when the TLS handshake fails (a client that does not trust the
+    /// certificate, plain bytes on the TLS port) or `tls` are client options; otherwise as
+    /// [`accept`](Self::accept). The server stays usable.
+    #[cfg(feature = "tls")]
+    pub fn accept_tls(&self, tls: &TlsOptions) -> Result<WebSocket<TlsStream>, Error> {
+        let stream = self.accept_stream()?;
+        self.upgrade_tls(stream, tls)
+    }
+
+    /// Completes the TLS and opening handshakes on a stream from
+    /// [`accept_stream`](Self::accept_stream).
+    ///
+    /// # Errors
+    /// As [`accept_tls`](Self::accept_tls).
+    #[cfg(feature = "tls")]
+    pub fn upgrade_tls(&self, stream: TcpStream, tls: &TlsOptions) -> Result<WebSocket<TlsStream>, Error> {
+        WebSocket::server_on(TlsStream::server(stream, tls)?, Arc::clone(&self.options))
     }
 }

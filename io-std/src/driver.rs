@@ -23,7 +23,7 @@ use multipeer::ws::{
 };
 use multipeer::{Instant, VecStorage};
 
-use crate::{ClientOptions, Clock, Error, Message, ServerOptions, Transport, client_rng};
+use crate::{ClientOptions, Clock, Error, MaybeTlsStream, Message, ServerOptions, Transport, client_rng};
 
 /// A client connection: masks its frames with keys from an OS-seeded CSPRNG.
 type ClientConnection = ws::Connection<VecStorage, ChaCha12Rng>;
@@ -120,10 +120,9 @@ pub(crate) struct Driver<T> {
 impl<T: Transport> Driver<T> {
     /// A client that has queued its upgrade request for `url`.
     pub(crate) fn client(transport: T, url: &str, options: &ClientOptions) -> Result<Self, Error> {
+        // The scheme is the caller's business: a `wss://` URL over a transport the caller
+        // wrapped in TLS itself is fine, and `connect` refuses one over plain TCP.
         let parsed = Url::parse(url)?;
-        if parsed.scheme == Scheme::Wss {
-            return Err(Error::TlsUnsupported);
-        }
         let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
         let headers: Vec<&str> = options.headers.iter().map(String::as_str).collect();
         let request = ClientRequest {
@@ -207,9 +206,12 @@ impl<T: Transport> Driver<T> {
         on_machine!(&self.machine, c => c.buffered_amount())
     }
 
-    /// Whether bytes wait to be written (and the transport can still take them).
+    /// Whether bytes wait to be written (and the transport can still take them): the core's,
+    /// or the transport's own (TLS records the socket did not take yet).
     pub(crate) fn has_output(&self) -> bool {
-        self.release == Release::Attached && on_machine!(&self.machine, c => c.poll_transmit().is_some())
+        self.release == Release::Attached
+            && (on_machine!(&self.machine, c => c.poll_transmit().is_some())
+                || self.transport.as_ref().is_some_and(T::wants_write))
     }
 
     /// Whether input refused under back-pressure waits to be offered again.
@@ -405,6 +407,8 @@ impl<T: Transport> Driver<T> {
             let attempt = on_machine!(&self.machine, c => {
                 let mut chunks: [&[u8]; WRITE_CHUNKS] = [&[]; WRITE_CHUNKS];
                 match c.transmit_chunks(&mut chunks) {
+                    // Nothing from the core; a TLS transport may still hold records.
+                    0 if transport.wants_write() => break transport.flush().map(|()| 0),
                     0 => return Ok(0),
                     1 => transport.write(chunks[0]),
                     // Shared (broadcast) frames sit between inline bytes: one vectored write.
@@ -418,6 +422,7 @@ impl<T: Transport> Driver<T> {
             }
         };
         match result {
+            Ok(0) => Ok(0),
             Ok(n) => {
                 on_machine!(&mut self.machine, c => c.consume_transmit(n));
                 self.wrote_last_words |= on_machine!(&self.machine, c => c.is_finished());
@@ -507,12 +512,45 @@ fn is_would_block(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
-/// Opens a TCP connection to the URL's host, trying each resolved address within `timeout`.
-pub(crate) fn connect_tcp(url: &str, timeout: Duration) -> Result<TcpStream, Error> {
+/// Opens a plain TCP connection for a `ws://` URL (a `wss://` one is refused).
+pub(crate) fn connect_plain(url: &str, timeout: Duration) -> Result<TcpStream, Error> {
+    if Url::parse(url)?.scheme == Scheme::Wss {
+        return Err(Error::TlsUnsupported);
+    }
+    connect_tcp(url, timeout)
+}
+
+/// Opens the stream for a `ws://` (plain) or `wss://` (TLS with the options' `tls`, by default
+/// [`TlsOptions::client`](crate::tls::TlsOptions::client)) URL; the TLS handshake itself runs
+/// in the first reads and writes.
+pub(crate) fn open_stream(
+    url: &str,
+    options: &ClientOptions,
+    nonblocking: bool,
+) -> Result<MaybeTlsStream, Error> {
     let parsed = Url::parse(url)?;
+    #[cfg(not(feature = "tls"))]
     if parsed.scheme == Scheme::Wss {
         return Err(Error::TlsUnsupported);
     }
+    let stream = connect_tcp(url, options.connect_timeout)?;
+    stream.set_nonblocking(nonblocking)?;
+    #[cfg(feature = "tls")]
+    if parsed.scheme == Scheme::Wss {
+        let tls = match &options.tls {
+            Some(tls) => crate::tls::TlsStream::client(stream, tls, parsed.host_name()),
+            None => {
+                crate::tls::TlsStream::client(stream, &crate::tls::TlsOptions::client(), parsed.host_name())
+            }
+        };
+        return Ok(MaybeTlsStream::from(tls?));
+    }
+    Ok(MaybeTlsStream::Plain(stream))
+}
+
+/// Opens a TCP connection to the URL's host, trying each resolved address within `timeout`.
+pub(crate) fn connect_tcp(url: &str, timeout: Duration) -> Result<TcpStream, Error> {
+    let parsed = Url::parse(url)?;
     let deadline = StdInstant::now() + timeout;
     let mut last_error = None;
     for addr in (parsed.host_name(), parsed.port).to_socket_addrs()? {

@@ -6,6 +6,9 @@ use std::io;
 use multipeer::ws::handshake::UrlError;
 use multipeer::ws::{CloseInfo, HandshakeError, SendError};
 
+#[cfg(feature = "tls")]
+use crate::tls::TlsError;
+
 /// Why a WebSocket operation of this crate failed.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -14,8 +17,13 @@ pub enum Error {
     Io(io::Error),
     /// The URL cannot be used for a WebSocket connection.
     Url(UrlError),
-    /// A `wss://` URL: TLS is not part of this adapter yet.
+    /// A `wss://` URL given to a plain-TCP constructor (`connect`: use `connect_to_url`), or
+    /// to any constructor in a build without the `tls` feature.
     TlsUnsupported,
+    /// The TLS session failed: a certificate the client does not accept (wrong host, expired,
+    /// untrusted issuer), a peer that refused ours, or plain bytes where TLS was expected.
+    #[cfg(feature = "tls")]
+    Tls(TlsError),
     /// The opening handshake failed (refused, timed out, malformed, or rejected by the
     /// application hook).
     Handshake(HandshakeError),
@@ -34,7 +42,11 @@ impl fmt::Display for Error {
         match self {
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Url(e) => write!(f, "invalid URL: {e}"),
-            Self::TlsUnsupported => f.write_str("wss:// needs TLS, which this adapter does not support yet"),
+            Self::TlsUnsupported => f.write_str(
+                "wss:// needs TLS: use connect_to_url, in a build with the `tls` feature of multipeer-std",
+            ),
+            #[cfg(feature = "tls")]
+            Self::Tls(e) => e.fmt(f),
             Self::Handshake(e) => write!(f, "opening handshake failed: {e}"),
             Self::Send(e) => write!(f, "command refused: {e}"),
             Self::Closed(info) => {
@@ -62,14 +74,29 @@ impl core::error::Error for Error {
             Self::Send(e) => Some(e),
             Self::Closed(info) => info.error.as_ref().map(|e| e as &(dyn core::error::Error + 'static)),
             Self::Rng(e) => Some(e),
+            #[cfg(feature = "tls")]
+            Self::Tls(e) => Some(e),
             Self::TlsUnsupported | Self::TimedOut => None,
         }
     }
 }
 
 impl From<io::Error> for Error {
+    /// An I/O error, or [`Error::Tls`] when it carries a [`TlsError`](crate::tls::TlsError)
+    /// (how a TLS stream reports a failed session through `Read` and `Write`).
     fn from(e: io::Error) -> Self {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = TlsError::from_io(&e) {
+            return Self::Tls(tls.clone());
+        }
         Self::Io(e)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl From<TlsError> for Error {
+    fn from(e: TlsError) -> Self {
+        Self::Tls(e)
     }
 }
 
@@ -118,5 +145,14 @@ mod tests {
             "opening handshake failed: rejected by the application with HTTP 403"
         );
         assert!(Error::TlsUnsupported.to_string().contains("wss://"));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_errors_inside_io_errors_become_tls_errors() {
+        let error = Error::from(TlsError::Expired.into_io());
+        assert!(matches!(error, Error::Tls(TlsError::Expired)), "{error:?}");
+        assert_eq!(error.to_string(), "TLS: the certificate has expired");
+        assert!(matches!(Error::from(io::Error::from(io::ErrorKind::InvalidData)), Error::Io(_)));
     }
 }

@@ -12,7 +12,12 @@
 //! * [`nonblocking::WebSocket`] and [`nonblocking::Listener`] never wait: the application calls
 //!   `poll()` from its own loop and sleeps until readiness or `next_timeout()`.
 //!
-//! Both run over any [`Transport`] (a `TcpStream` here; a TLS stream can implement it too).
+//! Both run over any [`Transport`]: a `TcpStream`, or with the `tls` feature a
+//! [`tls::TlsStream`] over one. `connect_to_url` opens either from a `ws://` or `wss://` URL
+//! ([`MaybeTlsStream`]), with [`ClientOptions::tls`] as Godot's `tls_client_options`; servers
+//! wrap accepted connections with `accept_tls(&TlsOptions::server(..))`. The [`tls`] module
+//! (rustls, ring) is the one TLS implementation of multipeer's adapters: multipeer-mio uses it
+//! too.
 //! Memory per idle connection is the core's (queues grow on demand, [`multipeer::VecStorage`])
 //! plus a few words: the read buffer belongs to the thread, not to the connection.
 //!
@@ -77,6 +82,8 @@ pub mod multiplayer;
 pub mod nonblocking;
 mod options;
 mod rng;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 #[cfg(feature = "webrtc")]
 pub mod webrtc;
@@ -85,10 +92,12 @@ pub use blocking::{Server, WebSocket};
 pub use clock::Clock;
 pub use error::Error;
 pub use message::Message;
-pub use multiplayer::{MultiplayerError, PeerConnection, WebSocketMultiplayerPeer};
+pub use multiplayer::{MultiplayerError, PeerConnection, TransportFailure, WebSocketMultiplayerPeer};
 pub use options::{ClientOptions, Rejection, RequestCheck, ServerOptions};
 pub use rng::client_rng;
-pub use transport::Transport;
+#[cfg(feature = "tls")]
+pub use tls::{TlsError, TlsOptions};
+pub use transport::{MaybeTlsStream, Transport};
 #[cfg(feature = "webrtc")]
 pub use webrtc::{WebRtcConfig, WebRtcMultiplayerPeer};
 

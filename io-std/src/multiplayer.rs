@@ -12,7 +12,7 @@
 //! use multipeer_std::WebSocketMultiplayerPeer;
 //!
 //! let mut peer = WebSocketMultiplayerPeer::new();
-//! peer.create_server(9080, "*")?;
+//! peer.create_server(9080, "*")?; // or, with the `tls` feature, create_server_with_tls(.., TlsOptions::server(..)?)
 //! loop {
 //!     peer.poll()?;
 //!     while let Some(event) = peer.poll_event() {
@@ -56,10 +56,12 @@ use multipeer::peer::{
 };
 use multipeer::ws::{self, CloseInfo};
 
-use self::client::ClientSide;
+use self::client::{ClientSide, TlsClientOptions};
 use self::linger::Linger;
-use self::server::ServerSide;
+use self::server::{ServerSide, TlsServerOptions};
 use self::settings::Settings;
+#[cfg(feature = "tls")]
+use crate::tls::TlsOptions;
 use crate::{Error, client_rng};
 
 /// The longest a server's [`wait`](WebSocketMultiplayerPeer::wait) sleeps before polling
@@ -92,8 +94,9 @@ pub enum MultiplayerError {
     InvalidParameter(&'static str),
     /// Listening failed (Godot: `ERR_CANT_CREATE`), with the operating system's reason.
     Listen(io::Error),
-    /// The client could not start: a bad URL, `wss://` (TLS is not in this adapter yet), a
-    /// failed TCP connect, an unusable subprotocol or header line, or no OS randomness.
+    /// The client could not start: a bad URL, `wss://` without the `tls` feature, a host that
+    /// cannot be a TLS server name, a failed TCP connect, an unusable subprotocol or header
+    /// line, or no OS randomness.
     Connect(Error),
 }
 
@@ -134,6 +137,31 @@ pub struct PeerConnection {
     /// How the connection closed, once it has (Godot: `get_close_code()` and
     /// `get_close_reason()`, which are −1 and empty before).
     pub close: Option<CloseInfo>,
+}
+
+/// A server connection's transport failed (Godot prints these): a TLS handshake that failed
+/// (a client that refused the certificate, plain bytes on a `wss://` port), a reset. Read with
+/// [`WebSocketMultiplayerPeer::poll_transport_failure`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TransportFailure {
+    /// The remote address, when the socket still knew it.
+    pub addr: Option<SocketAddr>,
+    /// The peer id, if the connection had joined.
+    pub peer: Option<PeerId>,
+    /// What failed ([`Error::Tls`] for TLS, [`Error::Io`] otherwise).
+    pub error: Error,
+}
+
+impl fmt::Display for TransportFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.addr, self.peer) {
+            (Some(addr), Some(peer)) => write!(f, "peer {peer} ({addr}): {}", self.error),
+            (Some(addr), None) => write!(f, "{addr}: {}", self.error),
+            (None, Some(peer)) => write!(f, "peer {peer}: {}", self.error),
+            (None, None) => self.error.fmt(f),
+        }
+    }
 }
 
 /// The active half, if any.
@@ -251,13 +279,45 @@ impl WebSocketMultiplayerPeer {
 
     /// `create_server(port, bind_address)`: listens on `port` (0 picks a free one, see
     /// [`local_addr`](Self::local_addr)); `bind_address` `"*"` is every interface, IPv6 and
-    /// IPv4, otherwise an IP address. There is no TLS yet (Godot's `tls_server_options`).
+    /// IPv4, otherwise an IP address. Plain `ws://`; see
+    /// [`create_server_with_tls`](Self::create_server_with_tls) for `wss://`.
     ///
     /// # Errors
     /// [`MultiplayerError::AlreadyInUse`] while active, [`MultiplayerError::InvalidParameter`]
     /// for a bind address that is neither, [`MultiplayerError::Listen`] when binding fails,
     /// [`MultiplayerError::Connect`] when the OS has no randomness for peer ids.
     pub fn create_server(&mut self, port: u16, bind_address: &str) -> Result<(), MultiplayerError> {
+        self.start_server(port, bind_address, None)
+    }
+
+    /// `create_server(port, bind_address, tls_server_options)`: as
+    /// [`create_server`](Self::create_server), and every connection is wrapped in TLS with
+    /// `tls` ([`TlsOptions::server`]): a `wss://` server. The handshake timeout counts from the
+    /// TCP accept and covers the TLS handshake, as in Godot; failed TLS handshakes are reported
+    /// by [`poll_transport_failure`](Self::poll_transport_failure).
+    ///
+    /// # Errors
+    /// As [`create_server`](Self::create_server), and [`MultiplayerError::InvalidParameter`]
+    /// for client options (Godot: `ERR_INVALID_PARAMETER`).
+    #[cfg(feature = "tls")]
+    pub fn create_server_with_tls(
+        &mut self,
+        port: u16,
+        bind_address: &str,
+        tls: TlsOptions,
+    ) -> Result<(), MultiplayerError> {
+        if !tls.is_server() {
+            return Err(MultiplayerError::InvalidParameter("tls_server_options must be TlsOptions::server"));
+        }
+        self.start_server(port, bind_address, Some(tls))
+    }
+
+    fn start_server(
+        &mut self,
+        port: u16,
+        bind_address: &str,
+        tls: Option<TlsServerOptions>,
+    ) -> Result<(), MultiplayerError> {
         self.check_idle()?;
         if bind_address != "*" && bind_address.parse::<IpAddr>().is_err() {
             return Err(MultiplayerError::InvalidParameter("bind_address must be \"*\" or an IP address"));
@@ -274,7 +334,7 @@ impl WebSocketMultiplayerPeer {
             refuse_new_connections: self.refuse,
             ..ServerConfig::default()
         };
-        let mut side = ServerSide::new(listeners, config, rng);
+        let mut side = ServerSide::new(listeners, config, rng, tls);
         side.core.set_target_peer(self.target);
         side.core.set_transfer_mode(self.mode);
         side.core.set_transfer_channel(self.channel);
@@ -283,22 +343,45 @@ impl WebSocketMultiplayerPeer {
         Ok(())
     }
 
-    /// `create_client(url)`: connects TCP to a `ws://` URL and starts the upgrade; the status is
-    /// `Connecting` until [`Event::ConnectionSucceeded`] or [`Event::ConnectionFailed`].
+    /// `create_client(url)`: connects TCP to a `ws://` or `wss://` URL and starts the TLS and
+    /// WebSocket handshakes; the status is `Connecting` until [`Event::ConnectionSucceeded`] or
+    /// [`Event::ConnectionFailed`] (then [`connection_error`](Self::connection_error) says
+    /// why, when the transport failed: a certificate the client refused, for example).
     ///
-    /// Unlike Godot, the TCP connect happens here (std has no non-blocking connect, so this
-    /// call blocks up to `handshake_timeout`) and its failure is returned, not signalled.
-    /// `wss://` is refused until this adapter has TLS (Godot's `tls_client_options`).
+    /// `wss://` uses Godot's default `tls_client_options`, [`TlsOptions::client`] (webpki
+    /// roots, host name checked); [`create_client_with_tls`](Self::create_client_with_tls)
+    /// takes others. Unlike Godot, the TCP connect happens here (std has no non-blocking
+    /// connect, so this call blocks up to `handshake_timeout`) and its failure is returned, not
+    /// signalled.
     ///
     /// # Errors
     /// [`MultiplayerError::AlreadyInUse`] while active; [`MultiplayerError::Connect`] for a bad
-    /// URL, `wss://` ([`Error::TlsUnsupported`]), a failed TCP connect, an unusable subprotocol
-    /// or header line.
+    /// URL, `wss://` without the `tls` feature ([`Error::TlsUnsupported`]), a failed TCP
+    /// connect, an unusable subprotocol or header line.
     pub fn create_client(&mut self, url: &str) -> Result<(), MultiplayerError> {
+        self.start_client(url, None)
+    }
+
+    /// `create_client(url, tls_client_options)`: as [`create_client`](Self::create_client),
+    /// with `tls` for a `wss://` URL ([`TlsOptions::client_with`] to trust a private CA,
+    /// [`TlsOptions::client_unsafe`] to trust anything); ignored for `ws://`.
+    ///
+    /// # Errors
+    /// As [`create_client`](Self::create_client), and [`MultiplayerError::InvalidParameter`]
+    /// for server options (Godot: `ERR_INVALID_PARAMETER`).
+    #[cfg(feature = "tls")]
+    pub fn create_client_with_tls(&mut self, url: &str, tls: TlsOptions) -> Result<(), MultiplayerError> {
+        if tls.is_server() {
+            return Err(MultiplayerError::InvalidParameter("tls_client_options must be client options"));
+        }
+        self.start_client(url, Some(tls))
+    }
+
+    fn start_client(&mut self, url: &str, tls: Option<TlsClientOptions>) -> Result<(), MultiplayerError> {
         self.check_idle()?;
         let s = &self.settings;
         let config = ClientConfig { protocol: s.protocol, relay: s.server_relay, ws: s.ws_config(false) };
-        let mut side = ClientSide::connect(url, &s.supported_protocols, &s.handshake_headers, config)
+        let mut side = ClientSide::connect(url, &s.supported_protocols, &s.handshake_headers, config, tls)
             .map_err(MultiplayerError::Connect)?;
         side.core.set_target_peer(self.target);
         side.core.set_transfer_mode(self.mode);
@@ -684,6 +767,47 @@ impl WebSocketMultiplayerPeer {
         match &self.active {
             Active::Server(side) => side.local_addr(),
             _ => None,
+        }
+    }
+
+    /// Why the client's connection failed at the transport level (a TLS error such as a
+    /// refused certificate, a reset), once it has; Godot only prints it. Kept until the next
+    /// `create_*` or `close`.
+    #[must_use]
+    pub fn connection_error(&self) -> Option<&Error> {
+        match &self.active {
+            Active::Client(side) => side.error(),
+            _ => None,
+        }
+    }
+
+    /// The next failed server connection transport (a TLS handshake a client refused, plain
+    /// bytes on a `wss://` port, a reset), oldest first; Godot only prints these. At most 256
+    /// wait; more are counted in [`unreported_transport_failures`](Self::unreported_transport_failures).
+    pub fn poll_transport_failure(&mut self) -> Option<TransportFailure> {
+        match &mut self.active {
+            Active::Server(side) => side.poll_failure(),
+            _ => None,
+        }
+    }
+
+    /// Transport failures a server dropped because nobody read them.
+    #[must_use]
+    pub fn unreported_transport_failures(&self) -> u64 {
+        match &self.active {
+            Active::Server(side) => side.unreported_failures,
+            _ => 0,
+        }
+    }
+
+    /// Whether the active server wraps its connections in TLS, or the active client's
+    /// connection is TLS (`wss://`).
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        match &self.active {
+            Active::Server(side) => side.is_tls(),
+            Active::Client(side) => side.is_tls(),
+            Active::None => false,
         }
     }
 

@@ -42,8 +42,10 @@ use std::time::Instant as StdInstant;
 
 use multipeer::ws::{self, CloseCode, CloseInfo, Config, Event, MessageKind, State};
 
-use crate::driver::{Driver, ReadOutcome, connect_tcp};
-use crate::{ClientOptions, Error, Message, ServerOptions, Transport};
+use crate::driver::{Driver, ReadOutcome, connect_plain, open_stream};
+#[cfg(feature = "tls")]
+use crate::tls::{TlsOptions, TlsStream};
+use crate::{ClientOptions, Error, MaybeTlsStream, Message, ServerOptions, Transport};
 
 /// Most read calls in one [`WebSocket::poll`], so one busy connection cannot starve the others
 /// of a loop; when reached, [`WebSocket::next_timeout`] asks to be polled again at once.
@@ -78,10 +80,28 @@ impl WebSocket<TcpStream> {
     /// [`Event::HandshakeFailed`].
     ///
     /// # Errors
-    /// [`Error::Url`], [`Error::TlsUnsupported`], [`Error::Io`], [`Error::Rng`].
+    /// [`Error::Url`], [`Error::TlsUnsupported`] for `wss://` (use
+    /// [`connect_to_url`](WebSocket::connect_to_url)), [`Error::Io`], [`Error::Rng`].
     pub fn connect(url: &str, options: &ClientOptions) -> Result<Self, Error> {
-        let stream = connect_tcp(url, options.connect_timeout)?;
+        let stream = connect_plain(url, options.connect_timeout)?;
         stream.set_nonblocking(true)?;
+        Self::client_on(stream, url, options)
+    }
+}
+
+impl WebSocket<MaybeTlsStream> {
+    /// Connects TCP to a `ws://` or `wss://` URL (this step blocks, up to
+    /// [`ClientOptions::connect_timeout`]) and queues the upgrade request; the TLS and opening
+    /// handshakes then run in [`poll`](Self::poll), within the handshake timeout (Godot:
+    /// `WebSocketPeer.connect_to_url(url, tls_client_options)`, with [`ClientOptions::tls`]).
+    ///
+    /// # Errors
+    /// As [`connect`](WebSocket::connect), without the `wss://` refusal when the `tls` feature
+    /// is on ([`Error::Tls`] for a host that cannot be a TLS server name). A certificate the
+    /// client refuses shows up later: [`poll`](Self::poll) returns [`Error::Tls`] and
+    /// [`Event::HandshakeFailed`] is queued.
+    pub fn connect_to_url(url: &str, options: &ClientOptions) -> Result<Self, Error> {
+        let stream = open_stream(url, options, true)?;
         Self::client_on(stream, url, options)
     }
 }
@@ -127,7 +147,7 @@ impl<T: Transport> WebSocket<T> {
         }
         self.driver.fire_timers(self.driver.now());
         let read = self.read_available();
-        let written = self.driver.write(self.driver.now()).map(drop).map_err(Error::Io);
+        let written = self.driver.write(self.driver.now()).map(drop).map_err(Error::from);
         let was_lingering = self.driver.is_lingering();
         self.driver.release_if_done(self.driver.now());
         // A connection that just started lingering may have input waiting already, and an
@@ -357,6 +377,28 @@ impl Listener {
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// [`accept`](Self::accept) for a `wss://` server: the connection is wrapped in TLS with
+    /// `tls` (Godot: `create_server(.., tls_server_options)`), and the TLS handshake runs in
+    /// [`WebSocket::poll`] within the handshake timeout; a failed one makes `poll` return
+    /// [`Error::Tls`].
+    ///
+    /// # Errors
+    /// As [`accept`](Self::accept) ([`Error::Io`]), and [`Error::Tls`] for client options.
+    #[cfg(feature = "tls")]
+    pub fn accept_tls(&self, tls: &TlsOptions) -> Result<Option<WebSocket<TlsStream>>, Error> {
+        match self.listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(true)?;
+                // Frames are already coalesced per write; Nagle would only add latency.
+                stream.set_nodelay(true)?;
+                let stream = TlsStream::server(stream, tls)?;
+                Ok(Some(WebSocket::server_on(stream, Arc::clone(&self.options))))
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(Error::Io(e)),
         }
     }
 }

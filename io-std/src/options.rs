@@ -8,6 +8,9 @@ use std::sync::Arc;
 use multipeer::ws::Config;
 use multipeer::ws::handshake::Request;
 
+#[cfg(feature = "tls")]
+use crate::tls::TlsOptions;
+
 /// Settings of a client connection.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -20,6 +23,10 @@ pub struct ClientOptions {
     pub config: Config,
     /// Time allowed to establish the TCP connection, across every resolved address.
     pub connect_timeout: Duration,
+    /// TLS settings for `wss://` URLs (Godot: `tls_client_options`); `None` means
+    /// [`TlsOptions::client`]: webpki roots and a host name check. Ignored for `ws://`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsOptions>,
 }
 
 impl ClientOptions {
@@ -31,6 +38,8 @@ impl ClientOptions {
             headers: Vec::new(),
             config: Config::default(),
             connect_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -52,6 +61,15 @@ impl ClientOptions {
     #[must_use]
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Sets the TLS settings for `wss://` URLs (Godot: `tls_client_options`), for example
+    /// [`TlsOptions::client_with`] to trust a private CA or [`TlsOptions::client_unsafe`].
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
         self
     }
 

@@ -1,20 +1,27 @@
-//! The client side of the facade: one non-blocking `TcpStream` driven by [`peer::Client`]'s
-//! transport verbs.
+//! The client side of the facade: one non-blocking stream (TCP, or TLS over TCP for `wss://`)
+//! driven by [`peer::Client`]'s transport verbs.
 
 use core::net::SocketAddr;
 use core::time::Duration;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::{self, ErrorKind, Read, Write};
 use std::time::Instant as StdInstant;
 
 use chacha20::ChaCha12Rng;
 use multipeer::VecStorage;
 use multipeer::peer::{self, ClientConfig, ConnectError};
-use multipeer::ws::handshake::{ClientRequest, Scheme, Url};
+use multipeer::ws::handshake::{ClientRequest, Url};
 
 use super::linger::Linger;
-use crate::driver::connect_tcp;
-use crate::{Clock, Error, client_rng};
+use crate::driver::open_stream;
+use crate::{ClientOptions, Clock, Error, MaybeTlsStream, Transport as _, client_rng};
+
+/// The client's TLS options (Godot's `tls_client_options`); without the `tls` feature a type
+/// with no value, so that no options can be given.
+#[cfg(feature = "tls")]
+pub(super) type TlsClientOptions = crate::tls::TlsOptions;
+/// The client's TLS options; without the `tls` feature, none can exist.
+#[cfg(not(feature = "tls"))]
+pub(super) type TlsClientOptions = core::convert::Infallible;
 
 /// Most read calls in one poll.
 const MAX_READS_PER_POLL: usize = 16;
@@ -24,7 +31,11 @@ pub(super) struct ClientSide {
     pub(super) core: peer::Client<VecStorage, ChaCha12Rng>,
     pub(super) clock: Clock,
     /// The transport, until the core is finished with it.
-    stream: Option<TcpStream>,
+    stream: Option<MaybeTlsStream>,
+    /// Why the transport failed (TCP reset, TLS), the first time it did.
+    error: Option<Error>,
+    /// The connection is TLS.
+    tls: bool,
     peer_addr: Option<SocketAddr>,
     /// Input the core refused under back-pressure, offered again before anything is read.
     held: Vec<u8>,
@@ -35,23 +46,29 @@ pub(super) struct ClientSide {
 
 impl ClientSide {
     /// Connects TCP (blocking, within `config.ws.handshake_timeout`: std has no non-blocking
-    /// connect) and queues the upgrade request; the handshake timer counts from before the
-    /// TCP connect, as Godot's does.
+    /// connect), wraps it in TLS for `wss://` (`tls`, or [`TlsOptions::client`] when `None`),
+    /// and queues the upgrade request; the handshake timer counts from before the TCP
+    /// connect, as Godot's does, and covers TLS.
+    ///
+    /// [`TlsOptions::client`]: crate::tls::TlsOptions::client
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
     pub(super) fn connect(
         url: &str,
         protocols: &[String],
         headers: &[String],
         config: ClientConfig,
+        tls: Option<TlsClientOptions>,
     ) -> Result<Self, Error> {
         let parsed = Url::parse(url)?;
-        if parsed.scheme == Scheme::Wss {
-            return Err(Error::TlsUnsupported);
-        }
         let clock = Clock::new();
         let start = clock.now();
         let rng = client_rng()?;
-        let stream = connect_tcp(url, config.ws.handshake_timeout)?;
-        stream.set_nonblocking(true)?;
+        let options = ClientOptions {
+            #[cfg(feature = "tls")]
+            tls,
+            ..ClientOptions::new().connect_timeout(config.ws.handshake_timeout)
+        };
+        let stream = open_stream(url, &options, true)?;
         let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
         let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
         let request = ClientRequest {
@@ -69,7 +86,9 @@ impl ClientSide {
             core,
             clock,
             peer_addr: stream.peer_addr().ok(),
+            tls: stream.is_tls(),
             stream: Some(stream),
+            error: None,
             held: Vec::new(),
             read_closed: false,
             more: false,
@@ -79,6 +98,25 @@ impl ClientSide {
     /// The server's address.
     pub(super) fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer_addr
+    }
+
+    /// Whether the connection is TLS (`wss://`).
+    pub(super) fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Why the transport failed, if it did (a TLS error, a reset).
+    pub(super) fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// The transport failed: the connection ends as if reset, and the cause is kept.
+    fn fail(&mut self, error: io::Error) {
+        self.read_closed = true;
+        self.core.handle_eof(self.clock.now());
+        if self.error.is_none() {
+            self.error = Some(Error::from(error));
+        }
     }
 
     /// One round of every non-blocking step: timers, reads, one write, release.
@@ -123,9 +161,8 @@ impl ClientSide {
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    self.read_closed = true;
-                    self.core.handle_eof(now);
+                Err(e) => {
+                    self.fail(e);
                     return;
                 }
             }
@@ -133,43 +170,46 @@ impl ClientSide {
         self.more = true;
     }
 
-    /// Writes what the core queued (a client's frames are one contiguous slice).
+    /// Writes what the core queued (a client's frames are one contiguous slice), then the TLS
+    /// records it became.
     pub(super) fn flush(&mut self) {
         let Some(stream) = self.stream.as_mut() else { return };
-        while let Some(bytes) = self.core.poll_transmit() {
-            match stream.write(bytes) {
-                Ok(0) => {
-                    self.read_closed = true;
-                    self.core.handle_eof(self.clock.now());
-                    return;
+        let failed = loop {
+            let Some(bytes) = self.core.poll_transmit() else {
+                // A no-op for TCP; TLS records the socket did not take yet go now.
+                match stream.flush() {
+                    Err(e) if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => break e,
+                    _ => return,
                 }
+            };
+            match stream.write(bytes) {
+                Ok(0) => break ErrorKind::WriteZero.into(),
                 Ok(n) => self.core.consume_transmit(n),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    // The transport is unusable: the connection ends as if reset.
-                    self.read_closed = true;
-                    self.core.handle_eof(self.clock.now());
-                    return;
-                }
+                // The transport is unusable: the connection ends as if reset.
+                Err(e) => break e,
             }
-        }
+        };
+        self.fail(failed);
     }
 
     /// Gives the transport up once the core is finished and everything is written.
     fn release(&mut self, linger: &mut Linger) {
-        if self.core.is_finished() && self.core.poll_transmit().is_none() {
+        let unwritten = self.stream.as_ref().is_some_and(|s| s.wants_write() && !self.read_closed);
+        if self.core.is_finished() && self.core.poll_transmit().is_none() && !unwritten {
             self.hand_over(linger);
         }
     }
 
-    /// Moves the transport to `linger` (after the core's `close`, or once it is finished).
+    /// Moves the transport to `linger` (after the core's `close`, or once it is finished); a
+    /// TLS session says `close_notify` first.
     pub(super) fn hand_over(&mut self, linger: &mut Linger) {
         if let Some(stream) = self.stream.take() {
             self.held = Vec::new();
             let close_timeout = self.core.connection().config().close_timeout;
             let until = self.clock.to_std(self.clock.now() + close_timeout);
-            linger.add(stream, self.read_closed, until);
+            linger.add(stream.into_tcp(), self.read_closed, until);
         }
     }
 
@@ -180,8 +220,10 @@ impl ClientSide {
         }
         let timer = self.core.poll_timeout().map(|t| self.clock.to_std(t));
         // std cannot wait for writability: retry a blocked write shortly.
-        let retry = (self.stream.is_some() && self.core.poll_transmit().is_some())
-            .then(|| StdInstant::now() + Duration::from_millis(2));
+        let unwritten =
+            self.core.poll_transmit().is_some() || self.stream.as_ref().is_some_and(|s| s.wants_write());
+        let retry =
+            (self.stream.is_some() && unwritten).then(|| StdInstant::now() + Duration::from_millis(2));
         match (timer, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -191,7 +233,7 @@ impl ClientSide {
     /// Waits until the server sends something, at most `timeout` (a blocking peek with a read
     /// timeout: a real readiness wait on the one socket).
     pub(super) fn wait_readable(&mut self, timeout: Duration) {
-        let Some(stream) = self.stream.as_mut() else {
+        let Some(stream) = self.stream.as_ref().map(MaybeTlsStream::tcp) else {
             std::thread::sleep(timeout);
             return;
         };
@@ -206,10 +248,9 @@ impl ClientSide {
             .and_then(|()| stream.peek(&mut [0u8; 1]).map(drop));
         // Whatever happened (data, end of stream, timeout), the next poll sees it.
         let _ = waited;
-        if stream.set_read_timeout(None).and_then(|()| stream.set_nonblocking(true)).is_err() {
+        if let Err(e) = stream.set_read_timeout(None).and_then(|()| stream.set_nonblocking(true)) {
             // A socket that cannot go back to non-blocking mode would hang the next poll.
-            self.read_closed = true;
-            self.core.handle_eof(self.clock.now());
+            self.fail(e);
             self.stream = None;
         }
     }

@@ -1,18 +1,20 @@
-//! The server side of the facade: listening sockets and one non-blocking `TcpStream` per core
-//! connection, driven by [`peer::Server`]'s transport verbs.
+//! The server side of the facade: listening sockets and one non-blocking stream (TCP, or TLS
+//! over TCP for a `wss://` server) per core connection, driven by [`peer::Server`]'s transport
+//! verbs.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::time::Duration;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::Instant as StdInstant;
 
 use chacha20::ChaCha12Rng;
 use multipeer::peer::{self, ConnId, ServerConfig};
 
+use super::TransportFailure;
 use super::linger::Linger;
-use crate::Clock;
+use crate::{Clock, Error, MaybeTlsStream, Transport as _};
 
 /// Most connections accepted per listener in one poll; the rest wait for the next poll.
 const MAX_ACCEPTS_PER_POLL: usize = 64;
@@ -22,6 +24,16 @@ const MAX_READS_PER_POLL: usize = 16;
 const WRITE_CHUNKS: usize = 16;
 /// How soon a write the transport refused is tried again.
 const WRITE_RETRY: Duration = Duration::from_millis(2);
+/// Most transport failures kept for `poll_transport_failure`; more are counted only.
+const MAX_QUEUED_FAILURES: usize = 256;
+
+/// The server's TLS options (Godot's `tls_server_options`); without the `tls` feature a type
+/// with no value, so that no options can be given.
+#[cfg(feature = "tls")]
+pub(super) type TlsServerOptions = crate::tls::TlsOptions;
+/// The server's TLS options; without the `tls` feature, none can exist.
+#[cfg(not(feature = "tls"))]
+pub(super) type TlsServerOptions = core::convert::Infallible;
 
 /// Where to listen: Godot's `bind_address`.
 pub(super) fn listen(port: u16, bind_address: &str) -> io::Result<Vec<TcpListener>> {
@@ -56,7 +68,7 @@ pub(super) fn listen(port: u16, bind_address: &str) -> io::Result<Vec<TcpListene
 
 /// A transport of one core connection.
 struct Socket {
-    stream: TcpStream,
+    stream: MaybeTlsStream,
     /// Input the core refused under back-pressure, offered again before anything is read.
     held: Vec<u8>,
     read_closed: bool,
@@ -67,7 +79,13 @@ pub(super) struct ServerSide {
     pub(super) core: peer::Server<ChaCha12Rng>,
     pub(super) clock: Clock,
     listeners: Vec<TcpListener>,
+    /// Every accepted connection is wrapped in TLS with these (`wss://`).
+    tls: Option<TlsServerOptions>,
     sockets: HashMap<ConnId, Socket>,
+    /// Transport failures (TLS, resets) not read yet, oldest first.
+    failures: VecDeque<TransportFailure>,
+    /// Failures dropped because the queue was full.
+    pub(super) unreported_failures: u64,
     /// Connections with output the transport has not taken yet.
     unwritten: Vec<ConnId>,
     /// Scratch list of connections, reused each poll.
@@ -77,16 +95,34 @@ pub(super) struct ServerSide {
 }
 
 impl ServerSide {
-    pub(super) fn new(listeners: Vec<TcpListener>, config: ServerConfig, rng: ChaCha12Rng) -> Self {
+    pub(super) fn new(
+        listeners: Vec<TcpListener>,
+        config: ServerConfig,
+        rng: ChaCha12Rng,
+        tls: Option<TlsServerOptions>,
+    ) -> Self {
         Self {
             core: peer::Server::new(config, rng),
             clock: Clock::new(),
             listeners,
+            tls,
             sockets: HashMap::new(),
+            failures: VecDeque::new(),
+            unreported_failures: 0,
             unwritten: Vec::new(),
             order: Vec::new(),
             more: false,
         }
+    }
+
+    /// The next transport failure, oldest first.
+    pub(super) fn poll_failure(&mut self) -> Option<TransportFailure> {
+        self.failures.pop_front()
+    }
+
+    /// Whether connections are wrapped in TLS.
+    pub(super) fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address of the first listening socket.
@@ -144,9 +180,27 @@ impl ServerSide {
                 // Frames are coalesced per write already; Nagle would only add latency.
                 let _ = stream.set_nodelay(true);
                 // At capacity or closed: dropping the stream closes it, as Godot does.
-                if let Ok(conn) = self.core.accept(self.clock.now(), Some(addr)) {
-                    self.sockets.insert(conn, Socket { stream, held: Vec::new(), read_closed: false });
-                }
+                let Ok(conn) = self.core.accept(self.clock.now(), Some(addr)) else { continue };
+                let stream = match &self.tls {
+                    None => MaybeTlsStream::Plain(stream),
+                    // The core's handshake timer, started by accept, covers the TLS handshake.
+                    #[cfg(feature = "tls")]
+                    Some(tls) => match crate::tls::TlsStream::server(stream, tls) {
+                        Ok(stream) => MaybeTlsStream::from(stream),
+                        Err(e) => {
+                            let _ = self.core.handle_eof(self.clock.now(), conn);
+                            queue_failure(
+                                &mut self.failures,
+                                &mut self.unreported_failures,
+                                TransportFailure { addr: Some(addr), peer: None, error: Error::Tls(e) },
+                            );
+                            continue;
+                        }
+                    },
+                    #[cfg(not(feature = "tls"))]
+                    Some(never) => match *never {},
+                };
+                self.sockets.insert(conn, Socket { stream, held: Vec::new(), read_closed: false });
             }
         }
         first_error
@@ -167,31 +221,45 @@ impl ServerSide {
         if socket.read_closed {
             return;
         }
+        let mut budget_spent = true;
         for _ in 0..MAX_READS_PER_POLL {
             match socket.stream.read(scratch) {
                 Ok(0) => {
                     socket.read_closed = true;
                     let _ = self.core.handle_eof(now, conn);
-                    return;
+                    budget_spent = false;
+                    break;
                 }
                 Ok(n) => {
                     let used = self.core.handle_input(now, conn, &scratch[..n]).unwrap_or(n);
                     if used < n {
                         socket.held.extend_from_slice(&scratch[used..n]);
-                        return;
+                        budget_spent = false;
+                        break;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    budget_spent = false;
+                    break;
+                }
+                Err(e) => {
                     // A reset or another failure ends the connection as end of stream does.
                     socket.read_closed = true;
+                    let addr = socket.stream.tcp().peer_addr().ok();
+                    let peer = self.core.peer_of(conn);
                     let _ = self.core.handle_eof(now, conn);
+                    let failure = TransportFailure { addr, peer, error: Error::from(e) };
+                    queue_failure(&mut self.failures, &mut self.unreported_failures, failure);
                     return;
                 }
             }
         }
-        self.more = true;
+        self.more |= budget_spent;
+        // TLS handshake records produced by what was read go out with the next flush.
+        if socket.stream.wants_write() && !self.unwritten.contains(&conn) {
+            self.unwritten.push(conn);
+        }
     }
 
     /// Writes what the core queued, one vectored write per connection and round.
@@ -220,7 +288,11 @@ impl ServerSide {
         loop {
             let mut chunks: [&[u8]; WRITE_CHUNKS] = [&[]; WRITE_CHUNKS];
             let result = match self.core.transmit_chunks(conn, &mut chunks) {
-                0 => return Written::Done,
+                // A no-op for TCP; TLS records the socket did not take yet go now.
+                0 => match socket.stream.flush() {
+                    Ok(()) => return Written::Done,
+                    Err(e) => Err(e),
+                },
                 1 => socket.stream.write(chunks[0]),
                 // Shared (broadcast) frames sit between inline bytes: one vectored write.
                 count => socket.stream.write_vectored(&chunks.map(IoSlice::new)[..count]),
@@ -236,10 +308,14 @@ impl ServerSide {
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Written::Blocked,
-                Err(_) => {
+                Err(e) => {
                     // The transport is unusable: the connection ends as if reset.
                     socket.read_closed = true;
+                    let addr = socket.stream.tcp().peer_addr().ok();
+                    let peer = self.core.peer_of(conn);
                     let _ = self.core.handle_eof(self.clock.now(), conn);
+                    let failure = TransportFailure { addr, peer, error: Error::from(e) };
+                    queue_failure(&mut self.failures, &mut self.unreported_failures, failure);
                     return Written::Done;
                 }
             }
@@ -252,7 +328,7 @@ impl ServerSide {
             self.unwritten.retain(|c| *c != conn);
             if let Some(socket) = self.sockets.remove(&conn) {
                 let until = self.clock.to_std(self.clock.now() + self.core.config().ws.close_timeout);
-                linger.add(socket.stream, socket.read_closed, until);
+                linger.add(socket.stream.into_tcp(), socket.read_closed, until);
             }
         }
     }
@@ -264,7 +340,7 @@ impl ServerSide {
         self.release(linger);
         let until = self.clock.to_std(self.clock.now() + self.core.config().ws.close_timeout);
         for (_, socket) in self.sockets.drain() {
-            linger.add(socket.stream, socket.read_closed, until);
+            linger.add(socket.stream.into_tcp(), socket.read_closed, until);
         }
     }
 
@@ -280,6 +356,15 @@ impl ServerSide {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+/// Queues a transport failure, or counts it when the queue is full.
+fn queue_failure(queue: &mut VecDeque<TransportFailure>, unreported: &mut u64, failure: TransportFailure) {
+    if queue.len() >= MAX_QUEUED_FAILURES {
+        *unreported += 1;
+    } else {
+        queue.push_back(failure);
     }
 }
 

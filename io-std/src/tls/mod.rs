@@ -1,13 +1,25 @@
-//! TLS settings in Godot's terms (`TLSOptions.server`, `.client`, `.client_unsafe`) over rustls
-//! with the ring provider, and the errors a TLS session reports in plain words.
+//! TLS (feature `tls`): settings in Godot's terms (`TLSOptions.server`, `.client`,
+//! `.client_unsafe`) over rustls with the ring provider, the errors a TLS session reports in
+//! plain words, and the record pump every adapter shares.
 //!
-//! This module depends only on rustls, its PEM types and webpki-roots, not on mio, so another
-//! adapter can use the same [`TlsOptions`]. The record handling (moving bytes between a socket
-//! and a rustls session) lives with each adapter's transport.
+//! * [`TlsOptions`] is Godot's `TLSOptions`; [`TlsError`] sorts a failed session into what a
+//!   user can act on (wrong host, expired, untrusted issuer, plain bytes on a TLS port...).
+//! * [`TlsSession`] wraps one rustls connection and moves records between it and any byte
+//!   stream (`Read + Write`): this crate's [`TlsStream`] and multipeer-mio's transport both
+//!   use it, so there is one TLS implementation for both adapters.
+//! * [`TlsStream`] is a [`Transport`](crate::Transport) over another one (a `TcpStream`):
+//!   blocking or non-blocking as the stream under it. [`MaybeTlsStream`](crate::MaybeTlsStream)
+//!   is either kind, for code that serves `ws://` and `wss://` alike.
+//!
+//! The TLS handshake runs inside the first reads and writes, so the WebSocket handshake timeout
+//! of the core (Godot's `handshake_timeout`) covers TLS as well, as in Godot.
 
+mod session;
+mod stream;
 mod verify;
 
 use core::fmt;
+use std::io;
 use std::sync::Arc;
 
 use rustls::client::ClientConfig;
@@ -16,6 +28,12 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::ServerConfig;
 use rustls::{AlertDescription, CertificateError, InvalidMessage, RootCertStore};
+
+/// The rustls this module is built on, for [`TlsOptions::from_rustls_server`] and
+/// [`TlsOptions::from_rustls_client`] configurations.
+pub use rustls;
+pub use session::{Plaintext, TlsSession};
+pub use stream::TlsStream;
 
 /// TLS settings for one side: Godot's `TLSOptions`.
 ///
@@ -261,6 +279,20 @@ impl TlsError {
             other => Self::Protocol(other),
         }
     }
+
+    /// The TLS error inside an I/O error, if it carries one: [`TlsStream`] and
+    /// [`TlsSession::read_from`] report TLS failures as I/O errors of kind `InvalidData`
+    /// wrapping a `TlsError`, because the [`Read`](std::io::Read) trait has no other way.
+    #[must_use]
+    pub fn from_io(error: &io::Error) -> Option<&Self> {
+        error.get_ref().and_then(|inner| inner.downcast_ref::<Self>())
+    }
+
+    /// This error as an I/O error of kind `InvalidData` (see [`from_io`](Self::from_io)).
+    #[must_use]
+    pub fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
 }
 
 impl fmt::Display for TlsError {
@@ -305,6 +337,15 @@ mod tests {
         assert_eq!(TlsError::from_rustls(alert), TlsError::PeerAlert(AlertDescription::UnknownCA));
         let other = rustls::Error::InvalidCertificate(CertificateError::BadSignature);
         assert!(matches!(TlsError::from_rustls(other), TlsError::BadCertificate(_)));
+    }
+
+    #[test]
+    fn tls_errors_travel_inside_io_errors() {
+        let io = TlsError::Expired.into_io();
+        assert_eq!(io.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(TlsError::from_io(&io), Some(&TlsError::Expired));
+        assert_eq!(TlsError::from_io(&io::Error::from(io::ErrorKind::InvalidData)), None);
+        assert_eq!(TlsError::from_io(&io::Error::other("x")), None);
     }
 
     #[test]
