@@ -54,7 +54,11 @@ fn main() -> std::io::Result<()> {
     }
 }
 
-/// Flushes the backlog, then reads and echoes until the socket would block.
+/// Most bytes read before they are written back, so one write serves many reads.
+const COALESCE: usize = 256 * 1024;
+
+/// Reads until the socket would block, then echoes everything in one write: the same
+/// one-write-per-readiness shape as the WebSocket servers, so raw TCP is their ceiling.
 fn service(conn: &mut Conn, buf: &mut [u8]) -> Result<(), ()> {
     if !flush(conn)? {
         return Ok(());
@@ -64,15 +68,16 @@ fn service(conn: &mut Conn, buf: &mut [u8]) -> Result<(), ()> {
             Ok(0) => return Err(()),
             Ok(n) => {
                 conn.backlog.extend_from_slice(&buf[..n]);
-                if !flush(conn)? {
+                if conn.backlog.len() >= COALESCE && !flush(conn)? {
                     return Ok(());
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => return Err(()),
         }
     }
+    flush(conn).map(|_| ())
 }
 
 /// Writes the backlog; `Ok(false)` when the socket is full.
