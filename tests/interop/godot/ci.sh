@@ -1,37 +1,50 @@
 #!/usr/bin/env bash
-# Installs Godot 3.2.3 and 4.6.x, builds multipeer's mp_server and mp_client, and runs every
-# real-Godot interop combination, for both Godot versions:
+# Installs Godot 3.2.3 and 4.6.x, builds multipeer's mp_server and mp_client (multipeer-std),
+# `multipeer serve` and the interop_client example (multipeer-mio), and runs every real-Godot
+# interop combination, for both Godot versions:
 #
-#   godot-only  Godot server, Godot clients: all scenarios (checks the scenes themselves)
-#   mp-server   mp_server (multipeer-std) with Godot clients: main, refuse, handshake-timeout, size
-#   mp-clients  Godot server with mp_clients A, B, C: main; a scripted server with mp_client: bad-id
-#   mixed-B     mp_server with Godot A, C and mp_client B: main (Godot A's RPC to B decoded by B)
-#   mixed-A     mp_server with mp_client A (the prober, it also stops the server), Godot B, C: main
-#   mio-serve   (MP_INTEROP_MIO=1 only) `multipeer serve` of multipeer-mio, Godot 4 clients,
-#               --no-control: main, handshake-timeout. Off by default: the server cuts healthy
-#               peers off as slow consumers on maximum-size relays (a core limit, see the report in
-#               README.md), so main fails about every other run.
+#   godot-only       Godot server, Godot clients: all scenarios (checks the scenes themselves)
+#   mp-server        mp_server (multipeer-std) with Godot clients: main, refuse, handshake-timeout, size
+#   mp-clients       Godot server with mp_clients A, B, C: main; a scripted server with mp_client: bad-id
+#   mixed-B          mp_server with Godot A, C and mp_client B: main (Godot A's RPC to B decoded by B)
+#   mixed-A          mp_server with mp_client A (the prober, it also stops the server), Godot B, C: main
+#   mio-serve        `multipeer serve` (multipeer-mio; serve_multipeer.sh adds --protocol godot3 and
+#                    3.2.3's 1 s handshake timeout for 3) with Godot clients, --no-control:
+#                    main, size, handshake-timeout
+#   godot-only-tls   wss://, Godot server (TLSOptions.server / private_key + ssl_certificate) and
+#                    Godot clients trusting the test CA: main, handshake-timeout
+#   mio-serve-tls-ca      `multipeer serve --tls-cert --tls-key`, Godot clients trusting the test CA
+#                    (4: TLSOptions.client(cert); 3: trusted_ssl_certificate): main, size,
+#                    handshake-timeout
+#   mio-serve-tls-unsafe  the same with TLSOptions.client_unsafe() (3: verify_ssl = false)
+#   mio-clients-tls  Godot wss:// server, every client the interop_client example (multipeer-mio's
+#                    Client, TlsOptions::client_with(test CA)): main, size, refuse, handshake-timeout
+#   mixed-B-tls      Godot wss:// server, Godot A, C and interop_client B, all client_unsafe: main
 #
+# The TLS combinations make a test CA and a certificate for 127.0.0.1 with openssl at run time.
 # Prints each combination's result, then "interop: N passed, N failed"; exit 1 on any failure.
-# Needs root for the installers (apt, debootstrap) on a fresh machine; about 3-4 minutes when
+# Needs root for the installers (apt, debootstrap) on a fresh machine; about 5 minutes when
 # Godot is installed and the binaries are built.
 #
 # Environment: MP_OUT (logs, default /tmp/multipeer-godot-interop-ci), MP_COMBOS (comma list of
-# the names above to run a subset), MP_INTEROP_MIO=1, CARGO_TARGET_DIR (as cargo uses it).
+# the names above to run a subset), CARGO_TARGET_DIR (as cargo uses it).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
 out="${MP_OUT:-/tmp/multipeer-godot-interop-ci}"
-combos="${MP_COMBOS:-godot-only,mp-server,mp-clients,mixed-B,mixed-A${MP_INTEROP_MIO:+,mio-serve}}"
+all_combos="godot-only,mp-server,mp-clients,mixed-B,mixed-A,mio-serve,godot-only-tls,mio-serve-tls-ca"
+all_combos+=",mio-serve-tls-unsafe,mio-clients-tls,mixed-B-tls"
+combos="${MP_COMBOS:-$all_combos}"
 started=$SECONDS
 
 echo "== install Godot 3.2.3 and 4.6.x"
 "$here/install_godot3.sh" || { echo "interop: install_godot3.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 "$here/install_godot4.sh" || { echo "interop: install_godot4.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 
-echo "== build mp_server and mp_client"
+echo "== build mp_server and mp_client (multipeer-std), multipeer serve and interop_client (multipeer-mio)"
 cd "$repo" || exit 1
-if ! cargo build -p multipeer-tests --bin mp_server --bin mp_client; then
+if ! cargo build -p multipeer-tests --bin mp_server --bin mp_client ||
+  ! cargo build -p multipeer-mio --bin multipeer --example interop_client; then
   echo "interop: cargo build failed"
   echo "0 passed, 1 failed"
   exit 1
@@ -39,14 +52,9 @@ fi
 target_dir="$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 export MP_BIN="$target_dir/debug"
-if [[ ",$combos," == *,mio-serve,* ]]; then
-  echo "== build multipeer serve (multipeer-mio)"
-  if ! cargo build -p multipeer-mio --bin multipeer; then
-    echo "interop: cargo build -p multipeer-mio failed"
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-fi
+export MULTIPEER_BIN="$target_dir/debug/multipeer"
+serve="$here/serve_multipeer.sh"
+client="$target_dir/debug/examples/interop_client"
 
 passed=0
 failed=0
@@ -82,8 +90,14 @@ run mp-server --mp-server --scenario main,refuse,handshake-timeout,size
 run mp-clients --mp-clients '*' --scenario main,bad-id
 run mixed-B --mp-server --mp-clients B --scenario main
 run mixed-A --mp-server --mp-clients A --scenario main
-run mio-serve --version 4 --scenario main,handshake-timeout --no-control --server-core multipeer \
-  --server-cmd "$target_dir/debug/multipeer serve --quiet --listen 127.0.0.1:\$MP_PORT"
+serve_args=(--no-control --server-core multipeer --server-cmd "$serve")
+run mio-serve --scenario main,size,handshake-timeout "${serve_args[@]}"
+run godot-only-tls --tls ca --scenario main,handshake-timeout
+run mio-serve-tls-ca --tls ca --scenario main,size,handshake-timeout "${serve_args[@]}"
+run mio-serve-tls-unsafe --tls unsafe --scenario main,size,handshake-timeout "${serve_args[@]}"
+run mio-clients-tls --tls ca --scenario main,size,refuse,handshake-timeout --client-core multipeer \
+  --client-cmd "*=$client"
+run mixed-B-tls --tls unsafe --scenario main --client-core multipeer --client-cmd "B=$client"
 
 echo "== summary ($((SECONDS - started)) s, logs in $out)"
 for s in "${summary[@]}"; do

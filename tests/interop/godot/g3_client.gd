@@ -79,12 +79,29 @@ func _init():
 	multiplayer.connect("network_peer_packet", self, "_on_packet")
 	client.connect("server_close_request", self, "_on_close_request")
 
+	_tls_setup()
 	var err = client.connect_to_url(url, PoolStringArray(), true)
 	print("EVENT create_client err=%d" % err)
 	if err != OK:
 		_finish("fail reason=create_client_err_%d" % err)
 		return
 	network_peer = client
+
+# wss:// only (MP_TLS): "unsafe" = verify_ssl false; "ca" = verify_ssl true trusting only the
+# PEM certificate MP_TLS_CA (trusted_ssl_certificate); empty = Godot's defaults.
+func _tls_setup():
+	var mode = env("MP_TLS", "")
+	if not url.begins_with("wss://") or mode == "":
+		return
+	if mode == "unsafe":
+		client.verify_ssl = false
+		print("INFO tls=verify_ssl_false")
+		return
+	var ca = X509Certificate.new()
+	var err = ca.load(env("MP_TLS_CA", ""))
+	client.verify_ssl = true
+	client.trusted_ssl_certificate = ca
+	print("INFO tls=trusted_ssl_certificate ca=%s load_err=%d" % [env("MP_TLS_CA", ""), err])
 
 func _event(what):
 	print("EVENT %s t_ms=%d" % [what, OS.get_ticks_msec() - start_ms])

@@ -4,7 +4,8 @@ extends SceneTree
 #
 #   MP_PORT=9080 godot3-server -s g3_server.gd
 #
-# Environment: MP_PORT (default 9080), MP_BIND (default 127.0.0.1), MP_TIMEOUT (default 30).
+# Environment: MP_PORT (default 9080), MP_BIND (default 127.0.0.1), MP_TIMEOUT (default 30);
+# MP_TLS_CERT and MP_TLS_KEY (PEM files) make it a wss:// server (ssl_certificate, private_key).
 # Same behaviour and "ctl:" commands as g4_server.gd (see README.md); ctl:kick-me uses
 # disconnect_peer(id, 4000, "kicked") and ctl:shutdown calls stop() (Close 1000 to every peer).
 
@@ -35,6 +36,15 @@ func _init():
 	root.add_child(node)
 
 	server.bind_ip = bind
+	var cert_path = env("MP_TLS_CERT", "")
+	if cert_path != "":
+		var key = CryptoKey.new()
+		var cert = X509Certificate.new()
+		var key_err = key.load(env("MP_TLS_KEY", ""))
+		var cert_err = cert.load(cert_path)
+		server.private_key = key
+		server.ssl_certificate = cert
+		print("INFO tls=server cert=%s load_err=%d key_load_err=%d" % [cert_path, cert_err, key_err])
 	var err = server.listen(port, PoolStringArray(), true)
 	print("EVENT listen port=%d err=%d" % [port, err])
 	if err != OK:

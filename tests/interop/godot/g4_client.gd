@@ -16,6 +16,10 @@ extends SceneTree
 #   MP_SHUTDOWN  connect-only: 1 = send "ctl:shutdown" to the server before leaving
 #   MP_OVERSIZE  size scenario: length of the last client's oversized raw packet
 #   MP_EXPECT_FAIL  connect-only: 1 = success is connection_failed before any id arrives
+#   MP_TLS       wss:// only: "unsafe" = TLSOptions.client_unsafe(); "ca" = TLSOptions.client()
+#                trusting only the PEM certificate MP_TLS_CA (host name checked); empty =
+#                Godot's default, TLSOptions.client() with its bundled roots
+#   MP_TLS_NAME  with "ca": common_name_override (default: the URL's host)
 #
 # Output: one machine-readable line per fact (EVENT, SEND, RECV, RPC, NAME, INFO, RESULT).
 # The process always ends by itself: exit code 0 with "RESULT ok", 1 otherwise.
@@ -105,12 +109,29 @@ func _initialize() -> void:
 	if outbound != "":
 		peer.outbound_buffer_size = int(outbound)
 		print("INFO outbound_buffer_size=%d" % peer.outbound_buffer_size)
-	var err := peer.create_client(url)
+	var err := OK
+	var tls := _tls_options()
+	if tls != null:
+		err = peer.create_client(url, tls)
+	else:
+		err = peer.create_client(url)
 	print("EVENT create_client err=%d" % err)
 	if err != OK:
 		_finish("fail reason=create_client_err_%d" % err)
 		return
 	mp.multiplayer_peer = peer
+
+func _tls_options() -> TLSOptions:
+	var mode := env("MP_TLS", "")
+	if not url.begins_with("wss://") or mode == "":
+		return null
+	if mode == "unsafe":
+		print("INFO tls=client_unsafe")
+		return TLSOptions.client_unsafe()
+	var ca := X509Certificate.new()
+	var err := ca.load(env("MP_TLS_CA", ""))
+	print("INFO tls=client ca=%s load_err=%d name=%s" % [env("MP_TLS_CA", ""), err, env("MP_TLS_NAME", "")])
+	return TLSOptions.client(ca, env("MP_TLS_NAME", ""))
 
 func _event(what: String) -> void:
 	print("EVENT %s t_ms=%d" % [what, Time.get_ticks_msec() - start_ms])

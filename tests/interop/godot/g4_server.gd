@@ -4,7 +4,8 @@ extends SceneTree
 #   MP_PORT=9080 godot4 --headless -s g4_server.gd
 #
 # Environment: MP_PORT (default 9080), MP_BIND (default 127.0.0.1), MP_TIMEOUT (seconds,
-# default 30).
+# default 30); MP_TLS_CERT and MP_TLS_KEY (PEM files) make it a wss:// server with
+# TLSOptions.server(key, cert).
 #
 # The server only reacts; the clients drive every scenario. It greets each new peer with a
 # targeted raw packet "welcome|<id>", prints every event and packet, and obeys raw packets that
@@ -51,7 +52,17 @@ func _initialize() -> void:
 	mp.peer_packet.connect(_on_packet)
 	mp.server_disconnected.connect(func(): print("EVENT server_disconnected"))
 
-	var err := peer.create_server(port, bind)
+	var err := OK
+	var cert_path := env("MP_TLS_CERT", "")
+	if cert_path != "":
+		var key := CryptoKey.new()
+		var cert := X509Certificate.new()
+		var key_err := key.load(env("MP_TLS_KEY", ""))
+		var cert_err := cert.load(cert_path)
+		print("INFO tls=server cert=%s load_err=%d key_load_err=%d" % [cert_path, cert_err, key_err])
+		err = peer.create_server(port, bind, TLSOptions.server(key, cert))
+	else:
+		err = peer.create_server(port, bind)
 	print("EVENT listen port=%d err=%d" % [port, err])
 	if err != OK:
 		print("RESULT fail reason=listen_err_%d" % err)

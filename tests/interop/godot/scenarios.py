@@ -206,7 +206,13 @@ class Run:
         self.url = None
 
     def env_common(self):
-        return {"MP_VERSION": self.version, "MP_CONTROL": "1" if self.opts.control else "0"}
+        env = {"MP_VERSION": self.version, "MP_CONTROL": "1" if self.opts.control else "0"}
+        if self.opts.tls:
+            # Servers (scenes and --server-cmd) read the certificate and key, clients the mode
+            # and the CA; see make_certs.
+            env.update({"MP_TLS": self.opts.tls, "MP_TLS_CA": self.opts.certs["ca"],
+                        "MP_TLS_CERT": self.opts.certs["chain"], "MP_TLS_KEY": self.opts.certs["key"]})
+        return env
 
     def start_server(self, timeout=30):
         self.port = free_port()
@@ -223,7 +229,7 @@ class Run:
             self.proxy = Proc(self, "wire", [sys.executable, os.path.join(HERE, "ws_logproxy.py"),
                                              str(url_port), str(self.port), "--godot",
                                              self.version, "--timeout", str(timeout + 10)], {})
-        self.url = "ws://127.0.0.1:%d" % url_port
+        self.url = "%s://127.0.0.1:%d" % ("wss" if self.opts.tls else "ws", url_port)
         wait = float(os.environ.get("MP_SERVER_WAIT", "10"))
         return wait_port(self.port, wait) and (not self.proxy or wait_port(url_port, 5))
 
@@ -273,6 +279,14 @@ class Run:
     def server_lines(self):
         """Whether the server prints the scenes' lines, so its log can be checked."""
         return self.server_kind() in ("godot", "multipeer")
+
+    def client_behaviour(self, name):
+        """godot or multipeer: which documented behaviour to expect of client NAME (mp_client,
+        or a --client-cmd client built on multipeer's core, named by --client-core multipeer)."""
+        kind = self.client_kind(name)
+        if kind == "multipeer" or (kind == "external" and self.opts.client_core == "multipeer"):
+            return "multipeer"
+        return "godot" if kind == "godot" else "unknown"
 
     def client_kind(self, name):
         """godot, multipeer (mp_client) or external (any --client-cmd) for client NAME."""
@@ -484,8 +498,9 @@ def size_checks(t, run, server, prober, target, prober_id, pname, tname):
     # dropping it silently. Both servers relay it unchanged.
     def sent(key):
         return sends.get(key, {}).get("err") == "0"
-    relay_over_delivered = (v == "3" and sent("big-relay-over") and run.client_kind(tname) == "multipeer"
-                            and run.server_lines())
+    # A 3.2.3 server drops the 65536-byte message in its own ring before relaying it.
+    relay_over_delivered = (v == "3" and sent("big-relay-over") and run.client_behaviour(tname) == "multipeer"
+                            and run.server_behaviour() == "multipeer")
     direct_over_delivered = v == "3" and sent("big-direct-over") and run.server_behaviour() == "multipeer"
     t.check("%s %s send_bytes of %d bytes to the server returned OK" % (tag, pname, dmax),
             sends.get("big-direct-max", {}).get("err") == "0")
@@ -521,7 +536,7 @@ def size_checks(t, run, server, prober, target, prober_id, pname, tname):
         f = server.first("SEND", tag="big-server-over") if run.server_lines() else None
         if f:
             note(tag, "server send_bytes of %d bytes returned err=%s" % (dmax + 1, f.get("err")))
-        if v == "3" and f and f.get("err") == "0" and run.client_kind(pname) == "multipeer":
+        if v == "3" and f and f.get("err") == "0" and run.client_behaviour(pname) == "multipeer":
             t.check("%s multipeer %s got the server's %d-byte packet (65536 on the wire) that 3.2.3 drops"
                     % (tag, pname, dmax + 1), len(prober.recv(frm=1, length=dmax + 1)) == 1)
         else:
@@ -597,14 +612,22 @@ def scenario_handshake(opts, version, t):
     probe = os.path.join(HERE, "tcp_probe.py")
     port = run.port  # straight to the server: the proxy would hide the timing
     Proc(run, "probeIdle", [sys.executable, probe, str(port), "--limit", "6"], {})
-    Proc(run, "probePartial", [sys.executable, probe, str(port), "--send", "GET / HTTP/1.1\\r\\n",
-                               "--limit", "6"], {})
+    # Part of a request: an HTTP line, or over TLS the start of a ClientHello record (a record
+    # header announcing 512 bytes, then the handshake header).
+    partial = "\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xfc\\x03\\x03" if opts.tls else "GET / HTTP/1.1\\r\\n"
+    Proc(run, "probePartial", [sys.executable, probe, str(port), "--send", partial, "--limit", "6"], {})
     logs = run.finish(time.monotonic() + 20)
     for name in ("probeIdle", "probePartial"):
         f = logs[name].first("EVENT", "closed_by_server")
         after = int(f["after_ms"]) if f else None
         in_time = f is not None and expect * 0.8 <= after <= expect + 1200
-        if run.server_behaviour() == "multipeer":
+        if opts.tls:
+            # Before TLS is up no HTTP answer can be sent (multipeer's 408 stays in the
+            # unfinished session): at most a plaintext TLS alert (record type 0x15) comes back.
+            quiet = f is not None and (f.get("bytes_received") == "0" or f.get("first", "").startswith("15"))
+            t.check("%s %s (TLS) closed by the server after ~%d ms, nothing sent but a TLS alert"
+                    % (tag, name, expect), in_time and quiet, "line=%s" % (f or logs[name].text.strip()))
+        elif run.server_behaviour() == "multipeer":
             # multipeer answers "HTTP/1.1 408 Request Timeout" before closing; Godot says nothing.
             t.check("%s %s answered 408 and closed by the server after ~%d ms" % (tag, name, expect),
                     in_time and f.get("first", "").startswith(b"HTTP/1.1 408 ".hex()),
@@ -632,7 +655,9 @@ def scenario_size(opts, version, t):
         return
     run.start_client("A", "size", MP_PEERS=2)
     time.sleep(0.3)
-    extra = {"MP_OUTBOUND": 131072} if version == "4" else {}
+    # A 4.x client (and a multipeer client of either version: 3.3.3+ has the same outbound
+    # limit) needs its outbound_buffer_size raised to send the oversized message.
+    extra = {"MP_OUTBOUND": 131072} if version == "4" or run.client_behaviour("B") == "multipeer" else {}
     run.start_client("B", "size", MP_PEERS=2, **extra)
     logs = run.finish(time.monotonic() + 30)
     la, lb, server = logs["clientA"], logs["clientB"], logs["server"]
@@ -683,6 +708,9 @@ def scenario_bad_id(opts, version, t):
     """A scripted server sends a malformed first message to a Godot client."""
     run = Run(opts, version, "bad-id")
     tag = run.tag
+    if opts.tls:
+        t.skip(tag, "the scripted server (fake_ws_server.py) speaks plain ws:// only")
+        return
     fake = os.path.join(HERE, "fake_ws_server.py")
     if version == "4":
         cases = [("five-bytes", ["0903000000"], 4), ("id-one", ["01000000"], 4), ("no-id", [], 4.5)]
@@ -711,7 +739,7 @@ def scenario_bad_id(opts, version, t):
         if version == "4" and sends:
             t.check("%s %s: client answered with Close 1000, empty reason" % (tag, label),
                     any("payload=03e8 " in fr for fr in frames))
-        if version == "4" and not sends and run.client_kind("-" + label) == "multipeer":
+        if version == "4" and not sends and run.client_behaviour("-" + label) == "multipeer":
             # multipeer's handshake timeout also covers the wait for the id (Godot 4 waits forever).
             t.check("%s no-id: multipeer client gave up at its 3 s handshake timeout" % tag,
                     fail is not None and 2800 <= int(fail.get("t_ms", 0)) < 4400, "line=%s" % (fail,))
@@ -725,6 +753,39 @@ def wait_port_log(proc, seconds):
 
 
 # ---------------------------------------------------------------- entry
+
+
+def make_certs(folder):
+    """A test CA and a leaf for 127.0.0.1 signed by it (P-256, 30 days), as PEM files made with
+    openssl. The leaf names 127.0.0.1 as an IP address (rustls, Godot 4's mbedTLS) and also as a
+    DNS name: Godot 3.2.3's mbedTLS 2.16 matches the host against DNS names only."""
+    os.makedirs(folder, exist_ok=True)
+    path = {k: os.path.join(folder, f) for k, f in (
+        ("ca", "ca.crt"), ("ca_key", "ca.key"), ("key", "leaf.key"), ("csr", "leaf.csr"),
+        ("leaf", "leaf.crt"), ("ext", "leaf.ext"), ("chain", "chain.crt"))}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    with open(path["ext"], "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    steps = [
+        ["openssl", "req", "-x509", *ec, "-days", "30", "-subj", "/CN=multipeer interop test CA",
+         "-keyout", path["ca_key"], "-out", path["ca"], "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ["openssl", "req", *ec, "-subj", "/CN=127.0.0.1", "-keyout", path["key"], "-out", path["csr"]],
+        ["openssl", "x509", "-req", "-in", path["csr"], "-CA", path["ca"], "-CAkey", path["ca_key"],
+         "-set_serial", "0x%x" % int(time.time() * 1000), "-days", "30", "-extfile", path["ext"],
+         "-out", path["leaf"]],
+    ]
+    for cmd in steps:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            sys.exit("make_certs: %s failed: %s" % (" ".join(cmd[:2]), done.stderr.strip()))
+    with open(path["chain"], "w") as out:
+        for part in ("leaf", "ca"):
+            with open(path[part]) as f:
+                out.write(f.read())
+    return path
+
 
 
 def available(version):
@@ -759,6 +820,14 @@ def main():
                          "differences (for example `multipeer serve`)")
     ap.add_argument("--mp-clients", default=os.environ.get("MP_CLIENTS", ""),
                     help="comma list of client names (or *) to run as MP_BIN/mp_client")
+    ap.add_argument("--client-core", default=os.environ.get("MP_CLIENT_CORE", ""), choices=["", "multipeer"],
+                    help="the --client-cmd clients are built on multipeer's core: expect its documented "
+                         "differences (for example io-mio's interop_client example)")
+    ap.add_argument("--tls", default=os.environ.get("MP_TLS_MODE", ""), choices=["", "ca", "unsafe"],
+                    help="wss://: a test CA and a certificate for 127.0.0.1 are made with openssl in "
+                         "OUT/tls; servers get MP_TLS_CERT/MP_TLS_KEY (the scenes load them), clients "
+                         "MP_TLS=ca (trust only that CA, host name checked) or MP_TLS=unsafe "
+                         "(TLSOptions.client_unsafe / verify_ssl false) and MP_TLS_CA")
     ap.add_argument("--label", default=os.environ.get("MP_LABEL", ""),
                     help="prefix of every check label (to tell combinations apart)")
     ap.add_argument("--proxy", action="store_true", help="log the wire bytes with ws_logproxy.py")
@@ -771,6 +840,10 @@ def main():
         ap.error("--mp-server and --mp-clients need --mp-bin DIR (MP_BIN) with mp_server and mp_client")
     if opts.mp_server and opts.server_cmd:
         ap.error("--mp-server and --server-cmd are exclusive")
+    if opts.tls and (opts.mp_server or opts.mp_clients or opts.proxy):
+        ap.error("--tls: mp_server and mp_client speak ws:// only (use --server-cmd / --client-cmd), "
+                 "and --proxy decodes plain frames only")
+    opts.certs = make_certs(os.path.join(opts.out, "tls")) if opts.tls else None
     opts.client_cmds = {}
     for key, val in os.environ.items():
         if key.startswith("CLIENT_CMD_") and val:

@@ -1,0 +1,774 @@
+//! A Godot multiplayer client on multipeer-mio's [`Client`], `ws://` and `wss://`: the
+//! stand-in for `tests/interop/godot/g4_client.gd` / `g3_client.gd` that the Godot interop
+//! runner uses where a client of ours must speak TLS to a real Godot server (`ci.sh`'s
+//! `mio-client-tls` combinations).
+//!
+//! ```text
+//! cargo build -p multipeer-mio --example interop_client
+//! MP_URL=wss://127.0.0.1:9443 MP_TLS=ca MP_TLS_CA=ca.crt MP_NAME=B target/debug/examples/interop_client
+//! ```
+//!
+//! It reads the scenes' environment (`MP_URL`, `MP_NAME`, `MP_SCENARIO` main, size, refuse or
+//! connect-only, `MP_PEERS`, `MP_CONTROL`, `MP_HOLD`, `MP_TIMEOUT`, `MP_LINGER`, `MP_SHUTDOWN`,
+//! `MP_OVERSIZE`, `MP_EXPECT_FAIL`, `MP_OUTBOUND`, `MP_VERSION` 3 or 4) and prints the same
+//! lines (`EVENT`, `SEND`, `RECV`, `RPC`, `NAME`, `INFO`, `RESULT`). TLS for `wss://`:
+//! `MP_TLS=ca` trusts only the PEM certificate `MP_TLS_CA` and checks the host name
+//! (`TlsOptions::client_with`, Godot's `TLSOptions.client(cert)`; `MP_TLS_NAME` overrides the
+//! name), `MP_TLS=unsafe` trusts anything (`TlsOptions::client_unsafe`), unset uses
+//! `TlsOptions::client()` (webpki roots).
+//!
+//! As `tests/src/bin/mp_client.rs` (the same client over multipeer-std's facade, for `ws://`):
+//! packets are raw `send_bytes` packets built by hand (`03 <data>` in 4.x, `04 <data>` in 3.x),
+//! it cannot originate an RPC but decodes the scenes' one (`greet(String)` on `/root/Rpc`), and
+//! connection losses are printed in the words of the Godot version emulated.
+#![allow(missing_docs)]
+
+use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use mio::{Events, Poll, Token};
+use multipeer::peer::{
+    ClientConfig, DisconnectReason, Event, MultiplayerPeer as _, PeerId, Protocol, PutError, Target,
+};
+use multipeer::ws::{self, CloseInfo, Initiator, State};
+use multipeer_mio::{Client, ClientOptions, ReadBuffer, TlsOptions};
+
+fn env_or(key: &str, fallback: &str) -> String {
+    std::env::var(key).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| fallback.to_owned())
+}
+
+fn env_f64(key: &str, fallback: f64) -> f64 {
+    env_or(key, "").parse().unwrap_or(fallback)
+}
+
+/// Same as mp_server's: text (48 bytes, spaces and newlines as `_`) and hex (32 bytes).
+fn describe(data: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(&data[..data.len().min(48)]).replace([' ', '\n'], "_");
+    let hex = data[..data.len().min(32)].iter().map(|b| format!("{b:02x}")).collect();
+    (text, hex)
+}
+
+// ----- the one RPC of the scenes ------------------------------------------------------------
+
+/// The `@rpc` / `remote` methods of the scenes' `/root/Rpc` node, in Godot's order (4.x sends
+/// the index, 3.x the name).
+const RPC_METHODS: [&str; 1] = ["greet"];
+/// Variant type STRING, the same number in 3.x and 4.x.
+const VARIANT_STRING: u8 = 4;
+
+/// A decoded remote call: method name and its string arguments (other argument types are
+/// shown as `?`).
+#[derive(Debug, PartialEq, Eq)]
+struct RemoteCall {
+    method: String,
+    args: Vec<String>,
+}
+
+fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Decodes `count` Variants; only strings are read, anything else ends the list.
+fn variants(data: &[u8], mut at: usize, count: u8) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..count {
+        match (data.get(at), u32_at(data, at + 4)) {
+            (Some(&VARIANT_STRING), Some(len)) => {
+                let len = len as usize;
+                let Some(bytes) = data.get(at + 8..at + 8 + len) else { break };
+                out.push(String::from_utf8_lossy(bytes).into_owned());
+                at += 8 + len.div_ceil(4) * 4;
+            }
+            _ => {
+                out.push("?".to_owned());
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Godot 4 `NETWORK_COMMAND_REMOTE_CALL`: meta byte (command in bits 0–2, node id size in bits
+/// 4–5, method id size in bit 6, "no args or one byte array" in bit 7), node id, method index,
+/// argument count, Variants.
+fn decode_call_godot4(p: &[u8]) -> Option<RemoteCall> {
+    let meta = *p.first()?;
+    if meta & 7 != 0 {
+        return None;
+    }
+    let node_len = [1, 2, 4].get(usize::from((meta >> 4) & 3)).copied()?;
+    let name_len = if meta & 0x40 == 0 { 1 } else { 2 };
+    let at = 1 + node_len;
+    let index = match name_len {
+        1 => usize::from(*p.get(at)?),
+        _ => usize::from(u16::from_le_bytes(p.get(at..at + 2)?.try_into().ok()?)),
+    };
+    let method = RPC_METHODS.get(index).map_or_else(|| format!("method#{index}"), |m| (*m).to_owned());
+    let at = at + name_len;
+    let args = if meta & 0x80 != 0 { Vec::new() } else { variants(p, at + 1, *p.get(at)?) };
+    Some(RemoteCall { method, args })
+}
+
+/// Godot 3 `NETWORK_COMMAND_REMOTE_CALL`: command byte 0, u32 path id (or offset | 2^31),
+/// method name as a NUL-terminated string, argument count, Variants.
+fn decode_call_godot3(p: &[u8]) -> Option<RemoteCall> {
+    if *p.first()? != 0 {
+        return None;
+    }
+    let name = p.get(5..)?;
+    let end = name.iter().position(|b| *b == 0)?;
+    let method = String::from_utf8_lossy(&name[..end]).into_owned();
+    let at = 5 + end + 1;
+    Some(RemoteCall { method, args: variants(p, at + 1, *p.get(at)?) })
+}
+
+// ----- the client -----------------------------------------------------------------------------
+
+/// The socket side: one io-mio client on its own poll.
+struct Net {
+    poll: Poll,
+    events: Events,
+    client: Client,
+    buf: ReadBuffer,
+}
+
+impl Net {
+    /// One turn: wait for readiness (at most `max`), handle it and the timers.
+    fn turn(&mut self, max: Duration) {
+        let wait = self.client.poll_timeout().map_or(max, |t| t.min(max));
+        if let Err(e) = self.poll.poll(&mut self.events, Some(wait)) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                println!("INFO poll_error error={}", e.to_string().replace(' ', "_"));
+            }
+        }
+        for event in self.events.iter() {
+            self.client.handle_event(self.poll.registry(), event, &mut self.buf);
+        }
+        self.client.handle_timeout(self.poll.registry(), &mut self.buf);
+    }
+
+    fn flush(&mut self) {
+        self.client.flush(self.poll.registry(), &mut self.buf);
+    }
+}
+
+struct App {
+    net: Net,
+    version: u8,
+    name: String,
+    scenario: String,
+    peers_total: usize,
+    control: bool,
+    hold: f64,
+    expect_fail: bool,
+    start: Instant,
+    my_id: Option<PeerId>,
+    connected: bool,
+    finished: Option<bool>,
+    names: BTreeMap<PeerId, String>,
+    introduced: BTreeSet<PeerId>,
+    sent_from: BTreeSet<PeerId>,
+    gone: BTreeSet<PeerId>,
+    traffic_sent: bool,
+    phase: &'static str,
+    phase_t: Instant,
+    newcomers: usize,
+    srv_bcast: usize,
+    srv_excl: usize,
+    got_srv_to: bool,
+    got_big_server: bool,
+    probing: bool,
+}
+
+impl App {
+    fn raw_direct_max(&self) -> usize {
+        if self.version == 3 { 65525 } else { 65534 }
+    }
+
+    fn raw_relay_max(&self) -> usize {
+        if self.version == 3 { 65525 } else { 65528 }
+    }
+
+    fn event(&self, what: &str) {
+        println!("EVENT {what} t_ms={}", self.start.elapsed().as_millis());
+    }
+
+    fn set_phase(&mut self, phase: &'static str) {
+        self.phase = phase;
+        self.phase_t = Instant::now();
+    }
+
+    fn phase_secs(&self) -> f64 {
+        self.phase_t.elapsed().as_secs_f64()
+    }
+
+    fn finish(&mut self, result: &str) {
+        if self.finished.is_none() {
+            println!("RESULT {result}");
+            self.finished = Some(result == "ok");
+        }
+    }
+
+    /// `send_bytes(data, to)`: the RAW command byte, then the data.
+    fn send(&mut self, data: &[u8], to: i32, tag: &str) {
+        let mut packet = Vec::with_capacity(data.len() + 1);
+        packet.push(if self.version == 3 { 4 } else { 3 });
+        packet.extend_from_slice(data);
+        let result = match Target::from_godot(to) {
+            Some(target) => {
+                let peer = self.net.client.peer_mut();
+                peer.set_target_peer(target);
+                // Written at once, as Godot hands each message to its socket: the outbound
+                // limit then bounds what the socket has not taken, not one turn's sends.
+                peer.put_packet(&packet).inspect(|()| self.net.flush())
+            }
+            None => Err(PutError::NotConnected),
+        };
+        let (err, detail) = match result {
+            Ok(()) => (0, String::new()),
+            Err(e @ PutError::NotConnected) => (3, format!(" error={e:?}")),
+            Err(e @ PutError::UnknownPeer(_)) => (31, format!(" error={e:?}")),
+            Err(e) => (6, format!(" error={}", format!("{e:?}").replace(' ', ""))),
+        };
+        println!("SEND to={to} len={} err={err} tag={tag}{detail}", data.len());
+    }
+
+    fn big(&self, n: usize, tag: &str) -> Vec<u8> {
+        let mut data = vec![b'x'; n];
+        let head = format!("big|{}|{n}|{tag}|", self.name);
+        let len = head.len().min(n);
+        data[..len].copy_from_slice(&head.as_bytes()[..len]);
+        data
+    }
+
+    // ----- signals ----------------------------------------------------------------------------
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::ConnectionSucceeded => self.on_connected(),
+            Event::PeerConnected(id) => self.on_peer_connected(id),
+            Event::PeerDisconnected { peer, reason } if peer.is_server() => {
+                // Our own close (or the server's loss): SceneMultiplayer's signal follows when
+                // the connection has finished closing, see `step`.
+                println!("INFO peer_disconnected_server reason={}", format!("{reason:?}").replace(' ', ""));
+                if !matches!(reason, DisconnectReason::Kicked) {
+                    self.event(&format!("peer_disconnected id={peer}"));
+                }
+            }
+            Event::PeerDisconnected { peer, .. } => {
+                self.event(&format!("peer_disconnected id={peer}"));
+                self.gone.insert(peer);
+            }
+            Event::ServerDisconnected(info) => self.on_lost(Some(&info), "server"),
+            Event::ConnectionFailed(failure) => {
+                let why = format!("{failure:?}").replace(' ', "");
+                self.event(&format!("connection_failed core={why}"));
+                self.on_gone_from_server();
+            }
+            Event::PacketDropped { from, reason } => {
+                let from = from.map_or(0, PeerId::get);
+                println!("EVENT packet_dropped from={from} reason={}", reason.to_string().replace(' ', "_"));
+            }
+            other => println!("INFO event={}", format!("{other:?}").replace(' ', "")),
+        }
+    }
+
+    /// The connection to the server ended after joining.
+    fn on_lost(&mut self, info: Option<&CloseInfo>, who: &str) {
+        let detail = info.map_or_else(String::new, |i| {
+            format!(" code={} reason={} by={who}", i.code.0, i.reason.as_str().replace([' ', '\0'], "_"))
+        });
+        if self.version == 3 {
+            if let Some(i) = info.filter(|i| i.initiator == Initiator::Remote) {
+                self.event(&format!(
+                    "server_close_request code={} reason={}",
+                    i.code.0,
+                    i.reason.as_str().replace([' ', '\0'], "_")
+                ));
+            }
+            // Godot 3 reports every loss of the connection as connection_failed.
+            self.event(&format!("connection_failed{detail}"));
+        } else {
+            self.event(&format!("server_disconnected{detail}"));
+        }
+        self.on_gone_from_server();
+    }
+
+    fn on_gone_from_server(&mut self) {
+        self.connected = false;
+        if matches!(self.phase, "await_kick" | "closing" | "await_server_close")
+            || self.scenario == "size"
+            || (self.scenario == "connect-only" && self.phase == "linger")
+            || (self.scenario == "connect-only" && self.expect_fail && self.my_id.is_none())
+        {
+            self.finish("ok");
+        } else {
+            self.finish(&format!("fail reason=lost_connection phase={}", self.phase));
+        }
+    }
+
+    fn on_connected(&mut self) {
+        self.connected = true;
+        self.my_id = self.net.client.peer().unique_id();
+        let id = self.my_id.map_or(0, PeerId::get);
+        self.event(&format!("connected_to_server id={id}"));
+        match self.scenario.as_str() {
+            "connect-only" => self.set_phase("linger"),
+            "refuse" => self.send(b"ctl:refuse", 1, "ctl:refuse"),
+            _ => {
+                let hello = format!("hello|{}", self.name);
+                self.send(hello.as_bytes(), 1, "hello");
+            }
+        }
+    }
+
+    fn on_peer_connected(&mut self, id: PeerId) {
+        self.event(&format!("peer_connected id={id}"));
+        if self.expect_fail && id.is_server() {
+            self.finish("fail reason=connected_but_expected_failure");
+        }
+        if !id.is_server() && !self.connected {
+            println!("INFO peer_connected_before_connected_to_server id={id}");
+        }
+        if !id.is_server() && self.scenario == "refuse" && self.phase == "await_newcomer" {
+            self.newcomers += 1;
+        }
+        if !id.is_server() && matches!(self.scenario.as_str(), "main" | "size") && self.introduced.insert(id)
+        {
+            let intro = format!("intro|{}", self.name);
+            self.send(intro.as_bytes(), id.get(), "intro");
+        }
+    }
+
+    fn on_packet(&mut self, from: PeerId, packet: &[u8]) {
+        let raw = if self.version == 3 { 4 } else { 3 };
+        let Some((&command, data)) = packet.split_first() else { return };
+        if command != raw {
+            let call =
+                if self.version == 3 { decode_call_godot3(packet) } else { decode_call_godot4(packet) };
+            match call {
+                Some(call) => {
+                    let arg = call.args.first().map_or("", String::as_str).replace(' ', "_");
+                    println!("RPC {} from={from} arg={arg}", call.method);
+                }
+                None => println!("INFO scene_packet from={from} command={command} len={}", packet.len()),
+            }
+            return;
+        }
+        let (text, hex) = describe(data);
+        println!("RECV from={from} mode=raw len={} text={text} bytes={hex}", data.len());
+        let text = String::from_utf8_lossy(&data[..data.len().min(48)]).into_owned();
+        let parts: Vec<&str> = text.split('|').collect();
+        match parts[0] {
+            "intro" => {
+                if let Some(name) = parts.get(1).filter(|_| !self.names.contains_key(&from)) {
+                    println!("NAME id={from} name={name}");
+                    self.names.insert(from, (*name).to_owned());
+                    self.maybe_start_traffic();
+                }
+            }
+            "sent" => {
+                self.sent_from.insert(from);
+            }
+            "srv-bcast" => self.srv_bcast += 1,
+            "srv-excl" => self.srv_excl += 1,
+            "srv-to" => self.got_srv_to = true,
+            "big" => self.got_big_server |= parts.get(1) == Some(&"server"),
+            "ack" => match parts.get(1) {
+                Some(&"refuse") => {
+                    self.event("refusing");
+                    self.set_phase("holding");
+                }
+                Some(&"accept") => {
+                    self.event("accepting");
+                    self.set_phase("await_newcomer");
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    // ----- the scenario -------------------------------------------------------------------------
+
+    fn sorted_names(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.names.values().cloned().collect();
+        all.push(self.name.clone());
+        all.sort();
+        all
+    }
+
+    fn id_of(&self, name: &str) -> Option<PeerId> {
+        self.names.iter().find(|(_, n)| *n == name).map(|(id, _)| *id)
+    }
+
+    fn maybe_start_traffic(&mut self) {
+        if self.traffic_sent || self.names.len() + 1 < self.peers_total {
+            return;
+        }
+        self.traffic_sent = true;
+        let all = self.sorted_names();
+        let me = all.iter().position(|n| *n == self.name).unwrap_or(0);
+        let next_name = all[(me + 1) % all.len()].clone();
+        let next_id = self.id_of(&next_name).map_or(0, PeerId::get);
+        println!("INFO all_introduced next={next_name} next_id={next_id}");
+        let first = all[0] == self.name;
+        if self.scenario == "size" {
+            if first {
+                self.size_probes(next_id);
+            }
+        } else {
+            self.send(format!("bcast|{}", self.name).as_bytes(), 0, "bcast");
+            self.send(format!("excl|{}|{next_name}", self.name).as_bytes(), -next_id, "excl");
+            self.send(format!("noserver|{}", self.name).as_bytes(), -1, "noserver");
+            println!("INFO rpc_not_sent to={next_id} reason=multipeer_does_not_encode_rpcs tag=rpc");
+            if self.control {
+                self.send(b"ctl:server-traffic", 1, "ctl:server-traffic");
+            }
+            if first {
+                self.size_probes(next_id);
+            }
+        }
+        self.send(format!("sent|{}", self.name).as_bytes(), 0, "sent");
+    }
+
+    fn size_probes(&mut self, next_id: i32) {
+        self.probing = true;
+        let (direct, relay) = (self.raw_direct_max(), self.raw_relay_max());
+        self.send(&self.big(direct, "direct-max"), 1, "big-direct-max");
+        self.send(&self.big(direct + 1, "direct-over"), 1, "big-direct-over");
+        self.send(&self.big(relay, "relay-max"), next_id, "big-relay-max");
+        self.send(&self.big(relay + 1, "relay-over"), next_id, "big-relay-over");
+        if self.control {
+            self.send(b"ctl:big", 1, "ctl:big");
+        }
+    }
+
+    fn quiet(&self) -> bool {
+        if !self.traffic_sent || self.sent_from.len() + 1 < self.peers_total {
+            return false;
+        }
+        if !self.control {
+            return true;
+        }
+        if self.probing && !self.got_big_server {
+            return false;
+        }
+        if self.scenario == "size" {
+            return true;
+        }
+        self.srv_bcast >= self.peers_total && self.srv_excl + 1 >= self.peers_total && self.got_srv_to
+    }
+
+    /// A clean close: Close 1000 "bye" (Godot: `get_peer(1).close(1000, "bye")`); the core sends
+    /// 1000 with an empty reason. `step` reports the loss once the closing handshake is over.
+    fn leave_self(&mut self, why: &str) {
+        self.event(&format!("leaving why={why}"));
+        self.set_phase("closing");
+        let now = self.net.client.now();
+        if self.net.client.peer_mut().disconnect_peer(now, PeerId::SERVER, false).is_err() {
+            self.net.client.peer_mut().close(now);
+        }
+    }
+
+    fn step(&mut self, timeout: f64) {
+        if self.finished.is_some() {
+            return;
+        }
+        if self.start.elapsed().as_secs_f64() > timeout {
+            self.finish(&format!("fail reason=timeout phase={}", self.phase));
+            return;
+        }
+        if self.phase == "closing" {
+            let ws = self.net.client.peer().connection();
+            let state = Some((ws.state(), ws.close_info().cloned()));
+            match state {
+                Some((State::Closed, close)) => self.on_lost(close.as_ref(), "self"),
+                None => self.on_lost(None, "self"),
+                Some(_) if self.phase_secs() > 3.0 => self.finish("fail reason=close_not_confirmed"),
+                Some(_) => {}
+            }
+            return;
+        }
+        match self.scenario.as_str() {
+            "main" => self.step_main(),
+            "size" => self.step_size(),
+            "refuse" => self.step_refuse(),
+            "connect-only" => {
+                if self.phase == "linger" && self.phase_secs() > env_f64("MP_LINGER", 0.5) {
+                    if env_or("MP_SHUTDOWN", "0") == "1" {
+                        self.set_phase("await_server_close");
+                        self.send(b"ctl:shutdown", 1, "ctl:shutdown");
+                    } else {
+                        self.finish("ok");
+                    }
+                } else if self.phase == "await_server_close" && self.phase_secs() > 1.5 {
+                    self.leave_self("server_still_open");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn step_main(&mut self) {
+        if !self.connected || !self.quiet() {
+            return;
+        }
+        let all = self.sorted_names();
+        let (first, last) = (all[0].clone(), all[all.len() - 1].clone());
+        if self.phase.is_empty() {
+            self.set_phase("quiet");
+            self.event("quiet");
+        }
+        if self.name == last && all.len() > 1 {
+            if self.phase == "quiet" && self.phase_secs() > 0.3 {
+                self.leave_self("early_leaver");
+            }
+            return;
+        }
+        let leaver_gone = self.id_of(&last).is_some_and(|id| self.gone.contains(&id));
+        if self.name != first {
+            if self.phase == "quiet" && leaver_gone {
+                if self.control {
+                    self.set_phase("await_kick");
+                    self.send(b"ctl:kick-me", 1, "ctl:kick-me");
+                } else {
+                    self.leave_self("no_control");
+                }
+            } else if self.phase == "await_kick" && self.phase_secs() > 3.0 {
+                self.event("kick_timeout");
+                self.leave_self("kick_timeout");
+            }
+            return;
+        }
+        if self.phase == "quiet" && self.gone.len() + 1 >= all.len() {
+            if self.control {
+                self.set_phase("await_server_close");
+                self.send(b"ctl:shutdown", 1, "ctl:shutdown");
+            } else {
+                self.leave_self("done");
+            }
+        } else if self.phase == "await_server_close" && self.phase_secs() > 1.5 {
+            self.leave_self("server_still_open");
+        }
+    }
+
+    fn step_size(&mut self) {
+        if !self.connected || !self.quiet() {
+            if self.phase == "await_server_close" && self.phase_secs() > 1.5 {
+                self.leave_self("server_still_open");
+            }
+            return;
+        }
+        let all = self.sorted_names();
+        if self.phase.is_empty() {
+            self.set_phase("quiet");
+            self.event("quiet");
+        }
+        if self.phase == "quiet" && self.phase_secs() > 0.5 {
+            self.set_phase("oversize_sent");
+            if self.name == all[all.len() - 1] {
+                let default =
+                    if self.version == 3 { self.raw_direct_max() + 2 } else { self.raw_direct_max() + 1 };
+                let n = env_or("MP_OVERSIZE", "").parse().unwrap_or(default);
+                self.send(&self.big(n, "oversize"), 1, "big-oversize");
+            }
+        } else if self.phase == "oversize_sent" && self.phase_secs() > 2.5 {
+            if self.name == all[0] && self.control {
+                self.set_phase("await_server_close");
+                self.send(b"ctl:shutdown", 1, "ctl:shutdown");
+            } else {
+                self.leave_self("size_done");
+            }
+        } else if self.phase == "await_server_close" && self.phase_secs() > 1.5 {
+            self.leave_self("server_still_open");
+        }
+    }
+
+    fn step_refuse(&mut self) {
+        if self.phase == "holding" && self.phase_secs() > self.hold {
+            self.set_phase("await_accept");
+            self.send(b"ctl:accept", 1, "ctl:accept");
+        } else if self.phase == "await_newcomer" {
+            if self.newcomers > 0 && self.phase_secs() > 1.2 {
+                self.set_phase("await_server_close");
+                self.send(b"ctl:shutdown", 1, "ctl:shutdown");
+            }
+        } else if self.phase == "await_server_close" && self.phase_secs() > 1.5 {
+            self.leave_self("server_still_open");
+        }
+    }
+}
+
+/// The TLS options the environment asks for (`MP_TLS`, `MP_TLS_CA`, `MP_TLS_NAME`).
+fn tls_options() -> Result<Option<TlsOptions>, String> {
+    match env_or("MP_TLS", "").as_str() {
+        "" => Ok(None),
+        "unsafe" => Ok(Some(TlsOptions::client_unsafe())),
+        "ca" => {
+            let path = env_or("MP_TLS_CA", "");
+            let pem = std::fs::read(&path).map_err(|e| format!("cannot read MP_TLS_CA {path:?}: {e}"))?;
+            let name = std::env::var("MP_TLS_NAME").ok().filter(|n| !n.is_empty());
+            TlsOptions::client_with(&pem, name.as_deref()).map(Some).map_err(|e| e.to_string())
+        }
+        other => Err(format!("MP_TLS must be ca or unsafe, not {other:?}")),
+    }
+}
+
+/// Godot 4.4+'s `WebSocketMultiplayerPeer` defaults, or Godot 3's `set_buffers(64, 1024, 64,
+/// 1024)` as 3.x applies it on the wire (as multipeer-std's `WebSocketMultiplayerPeer::godot3`).
+fn client_config(version: u8) -> ClientConfig {
+    let mut config = ClientConfig::default();
+    if version == 3 {
+        config.protocol = Protocol::Godot3;
+        config.ws = ws::Config {
+            max_message_size: 1 << 16,
+            max_queued_messages: 1023,
+            outbound_buffer_size: (1 << 16) - 1,
+            max_outbound_messages: 1024,
+            ..ws::Config::GODOT
+        };
+    }
+    if let Ok(outbound) = env_or("MP_OUTBOUND", "").parse::<usize>() {
+        config.ws.outbound_buffer_size = outbound;
+        println!("INFO outbound_buffer_size={outbound}");
+    }
+    config
+}
+
+fn main() -> ExitCode {
+    let start = Instant::now();
+    let url = env_or("MP_URL", "ws://127.0.0.1:9080");
+    let version: u8 = if env_or("MP_VERSION", "4") == "3" { 3 } else { 4 };
+    let timeout = env_f64("MP_TIMEOUT", 25.0);
+    let name = env_or("MP_NAME", "A");
+    let scenario = env_or("MP_SCENARIO", "main");
+    println!(
+        "INFO role=client godot=multipeer-mio-{}_protocol{version} name={name} scenario={scenario} url={url}",
+        env!("CARGO_PKG_VERSION"),
+    );
+    let tls = match tls_options() {
+        Ok(tls) => tls,
+        Err(e) => {
+            println!("RESULT fail reason=tls_options error={}", e.replace(' ', "_"));
+            return ExitCode::FAILURE;
+        }
+    };
+    if tls.is_some() {
+        println!("INFO tls={} ca={}", env_or("MP_TLS", ""), env_or("MP_TLS_CA", "-"));
+    }
+    let mut options = ClientOptions::new(client_config(version));
+    options.tls = tls;
+    let net = Poll::new().map_err(|e| e.to_string()).and_then(|poll| {
+        let client = Client::connect(poll.registry(), Token(0), &url, &options).map_err(|e| e.to_string())?;
+        Ok(Net { poll, events: Events::with_capacity(64), client, buf: ReadBuffer::new() })
+    });
+    let net = match net {
+        Ok(net) => net,
+        Err(e) => {
+            // Godot returns OK and reports connection_failed later; here connecting can fail at once.
+            println!("EVENT create_client err=1 error={}", e.replace(' ', "_"));
+            println!("EVENT connection_failed t_ms={}", start.elapsed().as_millis());
+            let ok = scenario == "connect-only" && env_or("MP_EXPECT_FAIL", "0") == "1";
+            println!("RESULT {}", if ok { "ok" } else { "fail reason=create_client" });
+            return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
+    };
+    println!("EVENT create_client err=0");
+    let mut app = App {
+        net,
+        version,
+        name,
+        scenario,
+        peers_total: env_or("MP_PEERS", "3").parse().unwrap_or(3),
+        control: env_or("MP_CONTROL", "1") != "0",
+        hold: env_f64("MP_HOLD", 5.0),
+        expect_fail: env_or("MP_EXPECT_FAIL", "0") == "1",
+        start,
+        my_id: None,
+        connected: false,
+        finished: None,
+        names: BTreeMap::new(),
+        introduced: BTreeSet::new(),
+        sent_from: BTreeSet::new(),
+        gone: BTreeSet::new(),
+        traffic_sent: false,
+        phase: "",
+        phase_t: start,
+        newcomers: 0,
+        srv_bcast: 0,
+        srv_excl: 0,
+        got_srv_to: false,
+        got_big_server: false,
+        probing: false,
+    };
+    let mut reported_error = false;
+    while app.finished.is_none() {
+        app.net.turn(Duration::from_millis(10));
+        // Events first, then one packet at a time: packets behind system messages appear only
+        // as events are drained, and this keeps Godot's order.
+        loop {
+            while let Some(event) = app.net.client.peer_mut().poll_event() {
+                if !reported_error {
+                    if let Some(error) = app.net.client.error() {
+                        // Why the transport failed (a TLS certificate refused, a reset).
+                        println!("INFO transport_error error={}", error.to_string().replace(' ', "_"));
+                        reported_error = true;
+                    }
+                }
+                app.on_event(event);
+            }
+            let Some(packet) = app.net.client.peer().peek_packet() else { break };
+            let (from, data) = (packet.info.from, packet.data.to_vec());
+            app.net.client.peer_mut().pop_packet();
+            app.on_packet(from, &data);
+        }
+        app.step(timeout);
+        app.net.flush();
+    }
+    // Let a last Close frame or packet reach the wire before the process ends.
+    let end = Instant::now() + Duration::from_millis(300);
+    while !app.net.client.is_released() && Instant::now() < end {
+        app.net.turn(Duration::from_millis(10));
+        app.net.flush();
+    }
+    if app.finished == Some(true) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// REMOTE_CALL packets captured from Godot 4.6.3 and 3.2.3 (`rpc_id(next, "greet", "A")`
+    /// before the path was confirmed, so the path follows the arguments).
+    #[test]
+    fn decodes_the_greet_rpc_of_both_versions() {
+        let g4 = hex("2013000080000104000000010000004100000052706300");
+        assert_eq!(
+            decode_call_godot4(&g4),
+            Some(RemoteCall { method: "greet".into(), args: vec!["A".into()] })
+        );
+        let g3 = hex("00180000806772656574000104000000010000004300000052706300");
+        assert_eq!(
+            decode_call_godot3(&g3),
+            Some(RemoteCall { method: "greet".into(), args: vec!["C".into()] })
+        );
+        // Path caching packets are not calls.
+        assert_eq!(decode_call_godot4(&hex("020101000000")), None);
+        assert_eq!(decode_call_godot3(&hex("020100000052706300")), None);
+        // Truncated packets decode to nothing or to what is there, never panic.
+        for cut in 0..g4.len() {
+            let _ = decode_call_godot4(&g4[..cut]);
+        }
+        for cut in 0..g3.len() {
+            let _ = decode_call_godot3(&g3[..cut]);
+        }
+        assert_eq!(decode_call_godot3(&g3[..6]), None, "the name is not terminated");
+    }
+}
