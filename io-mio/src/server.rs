@@ -30,6 +30,9 @@ pub struct TransportStats {
     pub accepted: u64,
     /// TCP connections closed at once because `max_peers` connections existed.
     pub refused_at_capacity: u64,
+    /// TCP connections closed at once because `max_connections_per_ip` connections from their
+    /// address existed.
+    pub refused_per_address: u64,
     /// `accept` failures other than "would block" (for example out of file descriptors).
     pub accept_errors: u64,
     /// TLS sessions that failed (bad certificate, plain bytes on a TLS port...).
@@ -356,6 +359,11 @@ impl Server {
             Ok(id) => id,
             Err(AcceptError::AtCapacity) => {
                 self.stats.refused_at_capacity += 1;
+                return;
+            }
+            // One address over its cap: refuse this connection, keep listening for the others.
+            Err(AcceptError::TooManyFromAddress) => {
+                self.stats.refused_per_address += 1;
                 return;
             }
             Err(_) => {

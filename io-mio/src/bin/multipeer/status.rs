@@ -125,6 +125,9 @@ impl Status {
         if transport.refused_at_capacity > 0 {
             rejected.0.insert("at max peers".into(), transport.refused_at_capacity);
         }
+        if transport.refused_per_address > 0 {
+            rejected.0.insert("too many from one address".into(), transport.refused_per_address);
+        }
         let _ = write!(line, " | rejected {}{}", stats.rejected, rejected.summary());
         let _ = write!(line, " | slow consumers {}", stats.slow_consumers);
         if transport.tls_failures + transport.io_errors + transport.accept_errors > 0 {
