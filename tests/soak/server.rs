@@ -98,7 +98,7 @@ fn main() {
             "{} conns={} max_conns={} peers={} joined={joined} left={left} slow_events={slow} \
              app_packets={app_packets} footprint={footprint} max_footprint={max_footprint} \
              max_buffered={max_buffered} packets_in={} packets_out={} bytes_in={} bytes_out={} \
-             dropped={} rejected={} slow_consumers={} unreported={} accepted={} refused_at_capacity={} \
+             dropped={} rejected={} slow_consumers={} unreported={} accepted={} refused_at_capacity={} refused_per_address={} \
              accept_errors={} io_errors={} tls_failures={}",
             if final_line { "final" } else { "status" },
             connections,
@@ -114,6 +114,7 @@ fn main() {
             s.unreported_events,
             t.accepted,
             t.refused_at_capacity,
+            t.refused_per_address,
             t.accept_errors,
             t.io_errors,
             t.tls_failures,
