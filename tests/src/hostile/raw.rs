@@ -131,7 +131,23 @@ impl Raw {
     /// # Errors
     /// The connection failed.
     pub fn try_connect_from(source: Option<IpAddr>, addr: SocketAddr) -> io::Result<Self> {
+        Self::try_connect_with(source, None, addr)
+    }
+
+    /// Connects from `source`, with a receive buffer of `rcvbuf` bytes (the kernel doubles it),
+    /// so a slow reader's backlog reaches the server sooner.
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub fn try_connect_with(
+        source: Option<IpAddr>,
+        rcvbuf: Option<usize>,
+        addr: SocketAddr,
+    ) -> io::Result<Self> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if let Some(size) = rcvbuf {
+            socket.set_recv_buffer_size(size)?;
+        }
         if let Some(ip) = source {
             socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
         }
@@ -177,7 +193,18 @@ impl Raw {
     /// If the server does not upgrade or the first message is not a 4-byte id.
     #[must_use]
     pub fn joined_godot4(addr: SocketAddr) -> (Self, u32) {
-        let mut raw = Self::upgraded(addr);
+        Self::joined_godot4_from(Self::connect(addr))
+    }
+
+    /// Upgrades `raw` and reads the Godot 4 id message.
+    ///
+    /// # Panics
+    /// If the server does not upgrade or the first message is not a 4-byte id.
+    #[must_use]
+    pub fn joined_godot4_from(mut raw: Self) -> (Self, u32) {
+        raw.send(&request(&[])).expect("request sent");
+        let (status, head) = raw.read_head(READ_LIMIT).expect("a response head");
+        assert_eq!(status, 101, "{head}");
         let frame = raw.read_frame(READ_LIMIT).expect("the id message");
         assert_eq!((frame.opcode, frame.payload.len()), (0x2, 4), "{frame:?}");
         let id = u32::from_le_bytes(frame.payload[..4].try_into().unwrap_or_default());
