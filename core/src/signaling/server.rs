@@ -129,6 +129,11 @@ impl<R: CryptoRng> LobbyServer<R> {
 
     /// A connection sent a binary message, which the protocol does not allow.
     pub fn binary(&mut self, conn: u64) {
+        // As in `message`: a connection already closed (or never known) gets no second Close,
+        // which could otherwise reach a new connection the adapter gave the same key.
+        if !self.clients.contains_key(&conn) {
+            return;
+        }
         self.fail(conn, "Invalid transfer mode, must be text");
     }
 
