@@ -127,6 +127,48 @@ fn ops_decode_what_they_encode() {
     assert_eq!(decoded, ops);
 }
 
+/// The seeds of the multiplayer, WebRTC and signalling targets reach what they are named after.
+#[test]
+fn multiplayer_seeds_reach_their_states() {
+    use harness::multiplayer::{run_client, run_server};
+    use harness::signaling::run_signaling;
+    use harness::webrtc::run_mesh;
+    use multipeer::peer::ConnectionStatus;
+
+    let s = run_server(&seed("server_stateful", "godot4-relay-session"));
+    assert_eq!((s.joined, s.left), (3, 3), "{s:?}");
+    assert!(s.packets >= 2 && s.released == 3, "{s:?}");
+    let s = run_server(&seed("server_stateful", "godot3-session"));
+    assert!(s.joined == 2 && s.packets >= 1, "{s:?}");
+    let s = run_server(&seed("server_stateful", "tight-limits"));
+    assert!(s.joined == 2 && s.packets >= 2, "{s:?}");
+    let s = run_server(&seed("server_stateful", "origins-addresses-refusal"));
+    assert_eq!(s.joined, 1, "one good Origin, one bad, one refused: {s:?}");
+    let s = run_server(&seed("server_stateful", "peer-closes"));
+    assert_eq!((s.joined, s.left, s.released), (2, 2, 2), "{s:?}");
+
+    let c = run_client(&seed("client_stateful", "godot4-relay"));
+    assert!(c.succeeded && c.packets == 2 && c.peers == 2, "{c:?}");
+    let c = run_client(&seed("client_stateful", "godot3"));
+    assert!(c.succeeded && c.packets >= 1 && c.peers == 1, "{c:?}");
+    for name in ["godot4-id-5-bytes", "godot4-id-1", "http-400", "id-timeout"] {
+        let c = run_client(&seed("client_stateful", name));
+        assert!(!c.succeeded && c.status == Some(ConnectionStatus::Disconnected), "{name}: {c:?}");
+    }
+    assert!(run_client(&seed("client_stateful", "godot3-id-then-add")).succeeded);
+
+    let m = run_mesh(&seed("mesh_stateful", "mesh-godot-channels"));
+    assert!(m.connected == 2 && m.packets == 2 && m.sends >= 2, "{m:?}");
+    assert_eq!(run_mesh(&seed("mesh_stateful", "client")).connected, 1);
+    assert_eq!(run_mesh(&seed("mesh_stateful", "server-compatibility")).connected, 2);
+    assert!(run_mesh(&seed("mesh_stateful", "server-tight-lanes")).packets >= 2);
+
+    let l = run_signaling(&seed("signaling", "lobby-mesh-relay-seal"));
+    assert!(l.lobbies == 1 && l.relayed >= 2 && l.closed >= 3, "{l:?}");
+    let l = run_signaling(&seed("signaling", "host-leaves"));
+    assert!(l.closed >= 2, "{l:?}");
+}
+
 /// Findings of the fuzz targets, as readable tests next to their raw inputs in
 /// `fuzz/regressions/`.
 mod findings {
@@ -192,5 +234,24 @@ mod findings {
         assert_eq!(server.peek_message().map(|m| m.data), Some(&b"abc"[..]));
         assert!(server.pop_message());
         assert_eq!(server.peek_message().map(|m| m.data), Some(&b""[..]), "no further input needed");
+    }
+
+    /// `signaling/binary-after-close-closes-again`: `LobbyServer::binary` on a connection it
+    /// had already closed (or never knew) asked for a second Close, which an adapter that
+    /// reuses keys would deliver to a new connection. It is now ignored, as `message` is.
+    #[test]
+    fn lobby_binary_from_a_closed_connection_is_ignored() {
+        use chacha20::ChaCha8Rng;
+        use multipeer::rand_core::SeedableRng;
+        use multipeer::signaling::{LobbyConfig, LobbyOutput, LobbyServer};
+
+        let mut server = LobbyServer::new(LobbyConfig::default(), ChaCha8Rng::seed_from_u64(1));
+        server.connect(Instant::ZERO, 7);
+        server.binary(7);
+        assert!(matches!(server.poll_output(), Some(LobbyOutput::Close { conn: 7, code: 4000, .. })));
+        server.binary(7);
+        server.binary(8);
+        assert_eq!(server.poll_output(), None);
+        assert_eq!(server.connections(), 0);
     }
 }

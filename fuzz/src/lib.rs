@@ -7,13 +7,22 @@
 //! and whatever the application does between inputs (see [`connection`]).
 
 pub mod connection;
+pub mod godot;
 pub mod input;
+pub mod multiplayer;
 pub mod parsers;
 pub mod seeds;
+pub mod seeds_multiplayer;
+pub mod signaling;
+pub mod webrtc;
 pub mod wire;
 
 pub use connection::{connection_client, connection_server};
+pub use godot::{godot3_header, scene_sys};
+pub use multiplayer::{client_stateful, server_stateful};
 pub use parsers::{frame_header, handshake_request, handshake_response};
+pub use signaling::signaling;
+pub use webrtc::{dcep, mesh_stateful};
 
 /// A fuzz target's entry point.
 pub type Target = fn(&[u8]);
@@ -25,4 +34,11 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("frame_header", frame_header),
     ("connection_server", connection_server),
     ("connection_client", connection_client),
+    ("godot3_header", godot3_header),
+    ("scene_sys", scene_sys),
+    ("server_stateful", server_stateful),
+    ("client_stateful", client_stateful),
+    ("mesh_stateful", mesh_stateful),
+    ("dcep", dcep),
+    ("signaling", signaling),
 ];

@@ -130,6 +130,9 @@ pub fn seeds() -> Vec<Seed> {
     for (name, bytes) in client_seeds() {
         add("connection_client", name, bytes);
     }
+    for (target, name, bytes) in super::seeds_multiplayer::seeds() {
+        add(target, name, bytes);
+    }
     seeds
 }
 
