@@ -494,25 +494,23 @@ def size_checks(t, run, server, prober, target, prober_id, pname, tname):
         note(tag, "%s send_bytes %s len=%s err=%s" % (pname, key, f and f.get("len"), f and f.get("err")))
     # On 3.x a one-over packet is a 65536-byte message. Godot 3.2.3 sends it (err 0) and its
     # receivers drop it silently (their ring holds 65535 bytes); multipeer refuses to send it
-    # (outbound_buffer_size), and a multipeer receiver or server delivers it instead of
-    # dropping it silently. Both servers relay it unchanged.
+    # (outbound_buffer_size), and a multipeer server accepts it (its inbound limit is 3.x's
+    # wslay limit, 2^16). Relayed, it reaches nobody: a 3.2.3 server drops it in its own ring,
+    # and a multipeer server drops it with a report, because it is over the 65535 bytes a 3.x
+    # peer may be sent (outbound_buffer_size; Godot 3.3.3+ enforces it too).
     def sent(key):
         return sends.get(key, {}).get("err") == "0"
-    # A 3.2.3 server drops the 65536-byte message in its own ring before relaying it.
-    relay_over_delivered = (v == "3" and sent("big-relay-over") and run.client_behaviour(tname) == "multipeer"
-                            and run.server_behaviour() == "multipeer")
     direct_over_delivered = v == "3" and sent("big-direct-over") and run.server_behaviour() == "multipeer"
     t.check("%s %s send_bytes of %d bytes to the server returned OK" % (tag, pname, dmax),
             sends.get("big-direct-max", {}).get("err") == "0")
     t.check("%s %s relayed %d bytes reached %s intact in length" % (tag, pname, rmax, tname),
             len(target.recv(frm=prober_id, length=rmax, prefix="big|%s|%d|relay-max" % (pname, rmax))) == 1)
-    if relay_over_delivered:
-        t.check("%s %d relayed bytes (one over, 65536 on the wire) reached multipeer %s, which has no "
-                "65535-byte ring to drop them silently" % (tag, rmax + 1, tname),
-                len(target.recv(frm=prober_id, length=rmax + 1)) == 1)
-    else:
-        t.check("%s %d relayed bytes (one over) never reached %s" % (tag, rmax + 1, tname),
-                len(target.recv(frm=prober_id, length=rmax + 1)) == 0)
+    t.check("%s %d relayed bytes (one over) never reached %s" % (tag, rmax + 1, tname),
+            len(target.recv(frm=prober_id, length=rmax + 1)) == 0)
+    if v == "3" and sent("big-relay-over") and run.server_lines() and run.server_behaviour() == "multipeer":
+        f = server.first("EVENT", "packet_dropped", **{"from": prober_id})
+        t.check("%s multipeer server reported dropping the %d-byte relay (over the target's limit)"
+                % (tag, rmax + 1), f is not None and "65536" in f.get("reason", ""), "line=%s" % (f,))
     if v == "4":
         t.check("%s send_bytes of %d bytes fails at the 4.x sender (65536 on the wire)" % (tag, dmax + 1),
                 sends.get("big-direct-over", {}).get("err") not in (None, "0"))
