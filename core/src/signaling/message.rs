@@ -310,7 +310,10 @@ impl Parser<'_> {
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
-            _ => self.number_or_skip().map(|_| ()),
+            // Only a number may remain: `number_or_skip` skips anything else by calling back
+            // here, so any other byte (`{"type":x}`) recursed until the stack overflowed.
+            b'-' | b'0'..=b'9' => self.number_or_skip().map(|_| ()),
+            _ => Err(InvalidMessage),
         }
     }
 
