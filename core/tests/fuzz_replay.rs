@@ -254,4 +254,17 @@ mod findings {
         assert_eq!(server.poll_output(), None);
         assert_eq!(server.connections(), 0);
     }
+
+    /// `signaling/json-unknown-value-recursed`: a JSON value that is neither a string, object,
+    /// array, literal nor number (`{"type":x}`) sent `skip_value` and `number_or_skip` into
+    /// each other forever: one text message overflowed the lobby server's stack.
+    #[test]
+    fn json_value_of_no_type_is_invalid() {
+        use multipeer::signaling::{InvalidMessage, Message};
+
+        for text in [r#"{"type":x}"#, r#"{"x":?,"type":0,"id":0}"#, r#"{"type":0,"id":0,"data":[+]}"#] {
+            assert_eq!(Message::decode(text), Err(InvalidMessage), "{text}");
+        }
+        assert!(Message::decode(r#"{"type":0,"id":0,"x":[-1.5,{},null]}"#).is_ok());
+    }
 }
