@@ -261,11 +261,15 @@ impl<S: Storage, R: CryptoRng> Client<S, R> {
                         self.push_event(Event::PeerConnected(id));
                     }
                 }
+                // As for joins: the server and this client are not announced peers, so a
+                // server's DEL_PEER(1) must not report the server gone while it is connected.
                 Step::PeerLeft(id) => {
-                    self.push_event(Event::PeerDisconnected {
-                        peer: id,
-                        reason: DisconnectReason::Announced,
-                    });
+                    if Some(id) != self.id && !id.is_server() {
+                        self.push_event(Event::PeerDisconnected {
+                            peer: id,
+                            reason: DisconnectReason::Announced,
+                        });
+                    }
                 }
             }
             if self.front.is_none() {
