@@ -220,7 +220,6 @@ def ratio(a, b):
 
 
 def write_report(results, started, load_start, godot_ok, rounds, secs):
-    load_end = os.getloadavg()
     lines = []
     w = lines.append
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -234,13 +233,14 @@ def write_report(results, started, load_start, godot_ok, rounds, secs):
     w("")
     w("## Machine and versions")
     w("")
-    w(f"- CPU: {cpu}, {os.cpu_count()} cores; kernel {platform.release()}; "
-      f"load average at start {load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f}, "
-      f"at end {load_end[0]:.2f} / {load_end[1]:.2f} / {load_end[2]:.2f}.")
-    if load_start[0] > 0.5 or load_end[0] > 0.5:
+    loads = sorted(r.get("load_before", 0.0) for rows in results.values() for r in rows)
+    w(f"- CPU: {cpu}, {os.cpu_count()} cores; kernel {platform.release()}; 1-minute load average "
+      f"before each run: {loads[0]:.2f} to {loads[-1]:.2f} (median {statistics.median(loads):.2f}).")
+    if loads[-1] > 0.5:
         w("- **The machine was not quiet** (load average above 0.5: other work shared the two cores). "
-          "Ratios within one round are more trustworthy than absolute figures; see the per-run "
-          "`load_before` in `tests/bench/results/loopback.jsonl`.")
+          "Messages per second then depend on the CPU share each process got (the load generator's own "
+          "CPU time varied threefold between rounds); server CPU per message is the figure that "
+          "survives contention. See the per-run `load_before` in `tests/bench/results/loopback.jsonl`.")
     head = version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "core", "io-mio"],
                            capture_output=True, text=True).stdout.strip()
@@ -440,6 +440,11 @@ def write_report(results, started, load_start, godot_ok, rounds, secs):
         w("fastwebsockets has no handshake of its own (it uses hyper); its rate is in the connect storm.")
         w("")
 
+    w("## Profile")
+    w("")
+    w("What bounds the goals that do not hold, with callgrind evidence and the proposed fixes: "
+      "`tests/bench/PROFILE.md` (reproduce with `tests/bench/profile.sh`).")
+    w("")
     w("## Raw data")
     w("")
     w("Every run's JSON line: `tests/bench/results/loopback.jsonl` (not committed). Servers: "
