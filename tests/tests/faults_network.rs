@@ -7,8 +7,8 @@
 //! nft), so the impaired link is our own proxy (`hostile::proxy`), which delays and splits the
 //! byte stream and stalls it the way TCP recovers from a lost segment.
 
+use core::sync::atomic::Ordering;
 use core::time::Duration;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use mio::{Events, Poll, Token};

@@ -45,17 +45,21 @@ fn join(server: &Harness, raw: Raw) -> (Raw, PeerId) {
 fn closing_the_server_delivers_or_reports_every_accepted_packet() {
     let mut config = quick_config();
     config.ws.close_timeout = Duration::from_secs(3);
+    // Room for what the kernel cannot take, so the receiver is not cut off as a slow consumer.
+    config.ws.outbound_queue_size = Some(16 << 20);
     let server = Harness::start(config);
     let (mut sender, s) = join(&server, Raw::connect(server.addr()));
-    let (mut receiver, r) = join(&server, Raw::connect(server.addr()));
+    // A small receive buffer, so what the receiver has not read waits in the server's queue.
+    let small = Raw::try_connect_with(None, Some(8 * 1024), server.addr()).unwrap();
+    let (mut receiver, r) = join(&server, small);
     // The receiver does not read yet, so packets wait in the server's queue for it (and in the
     // kernel's buffers); the sender keeps sending from a thread while the server closes.
-    const TOTAL: u32 = 3000;
+    const TOTAL: u32 = 10_000;
     let sending = std::thread::spawn(move || {
         let mut sent = 0;
         let started = Instant::now();
         for n in 0..TOTAL {
-            if sender.send(&numbered(r, n, 200)).is_err() {
+            if sender.send(&numbered(r, n, 1000)).is_err() {
                 break;
             }
             sent += 1;
@@ -71,7 +75,14 @@ fn closing_the_server_delivers_or_reports_every_accepted_packet() {
         let end = sender.wait_end(READ_LIMIT).map(|(e, _)| e);
         (sent, close, end)
     });
-    server.wait("packets queued for the receiver", SECOND, |o| o.stats.packets_out > 100);
+    // Close while the server holds packets for the receiver in its own queue (not only in the
+    // kernel's buffers).
+    let end = Instant::now() + 5 * SECOND;
+    let mut queued = 0;
+    while queued < 64 * 1024 {
+        assert!(Instant::now() < end, "nothing queued for the receiver: {}", server.observed().summary());
+        queued = server.command(move |s| s.peer().peer_info(r).map_or(0, |i| i.buffered_amount));
+    }
     // Stop: every peer is closed with 1001 after what is queued for it.
     let stopping = std::thread::spawn(move || server.stop());
     // The receiver now reads everything that reaches it, then the Close, and answers it.
@@ -104,7 +115,11 @@ fn closing_the_server_delivers_or_reports_every_accepted_packet() {
     for peer in [s, r] {
         assert_eq!(observed.departure(peer), Some(&DisconnectReason::Kicked), "{peer}");
     }
-    eprintln!("shutdown: {sent} sent, {} delivered, {left} reported (sender left)", received.len());
+    eprintln!(
+        "shutdown: {sent} sent, {} delivered ({queued} bytes were queued for the receiver at the close), \
+         {left} reported (sender left)",
+        received.len()
+    );
     // Both fates were exercised: the close came in the middle of the stream.
     assert!(!received.is_empty() && left > 0 && sent == TOTAL, "the close came too early or too late");
 }

@@ -287,9 +287,7 @@ fn fake_server(after: Vec<u8>) -> (String, std::thread::JoinHandle<Option<(u16, 
         raw.stream.write_all(response.as_bytes()).unwrap();
         raw.stream.write_all(&after).unwrap();
         // What the client closes with, if it does.
-        let close =
-            raw.read_close(READ_LIMIT).ok().map(|(f, _)| (f.close_code().unwrap_or(0), f.close_reason()));
-        close
+        raw.read_close(READ_LIMIT).ok().map(|(f, _)| (f.close_code().unwrap_or(0), f.close_reason()))
     });
     (url, thread)
 }

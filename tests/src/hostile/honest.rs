@@ -2,8 +2,8 @@
 //! uses) that keep relaying numbered packets to each other through the server on their own
 //! thread while a test attacks it, and check that every packet arrives, in order, exactly once.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -289,10 +289,8 @@ fn run(url: &str, n: usize, options: &ClientOptions, shared: &Mutex<State>, stop
         }
         if flowing {
             let mut s = lock();
-            for i in 0..n {
-                s.report.sent[i] = next_seq[i];
-                s.report.received[i] = expected[i];
-            }
+            s.report.sent.copy_from_slice(&next_seq);
+            s.report.received.copy_from_slice(&expected);
             s.report.max_gap = max_gap;
         }
         if draining {
