@@ -402,10 +402,20 @@ impl<B: Buffer> PacketQueue<B> {
         self.bytes.consume(RECORD_HEADER + len);
         self.packets -= 1;
         self.payload -= len;
-        if self.bytes.is_empty() {
-            self.bytes.release();
-        }
         true
+    }
+
+    /// Gives the storage back if nothing is queued or being written; returns whether it did.
+    ///
+    /// The queue keeps its storage while it drains and fills again (freeing and regrowing it
+    /// on every message costs more than the message itself); its owner calls this once the
+    /// queue has been idle for a while, so idle memory still returns to zero.
+    pub fn release_if_empty(&mut self) -> bool {
+        if self.packets == 0 && !self.is_open && self.bytes.footprint() > 0 {
+            self.bytes.release();
+            return true;
+        }
+        false
     }
 
     /// Copies the oldest packet into `dst` and removes it; returns its metadata and length.

@@ -126,6 +126,13 @@ pub struct Config {
     /// Ping when the next is due is declared dead (Godot 4.4+: `heartbeat_interval`, off).
     /// A zero interval is off, as Godot's 0 is.
     pub heartbeat_interval: Option<Duration>,
+    /// How long buffer storage that is no longer needed is kept before it is given back.
+    ///
+    /// `None` gives it back as soon as a queue drains: the least memory, but a chatty
+    /// connection then frees and regrows its storage for every message, which profiles showed
+    /// to be most of the cost of large messages. A server keeps it a second
+    /// (`ServerConfig::default`), so idle connections still hold nothing.
+    pub buffer_release_delay: Option<Duration>,
 }
 
 /// Hard ceiling of [`Config::max_headers`]: the parser's header array lives on the stack.
@@ -145,6 +152,7 @@ impl Config {
         handshake_timeout: Duration::from_secs(3),
         close_timeout: Duration::from_secs(3),
         heartbeat_interval: None,
+        buffer_release_delay: None,
     };
 
     /// Godot 4.0–4.3 defaults: 2048 queued messages each way.

@@ -63,7 +63,11 @@ impl Default for ServerConfig {
             relay: true,
             // Room for a few largest messages per peer between two writes (see
             // `ws::Config::outbound_queue_size`); a peer that falls this far behind is cut off.
-            ws: ws::Config { outbound_queue_size: Some(1 << 20), ..ws::Config::GODOT },
+            ws: ws::Config {
+                outbound_queue_size: Some(1 << 20),
+                buffer_release_delay: Some(core::time::Duration::from_secs(1)),
+                ..ws::Config::GODOT
+            },
             supported_protocols: Vec::new(),
             handshake_headers: Vec::new(),
             max_peers: 4096,

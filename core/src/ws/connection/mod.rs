@@ -66,6 +66,8 @@ struct Timers {
     handshake: Option<Instant>,
     close: Option<Instant>,
     ping: Option<Instant>,
+    /// When to give back buffer storage that is no longer needed.
+    release: Option<Instant>,
     awaiting_pong: bool,
 }
 
@@ -131,6 +133,8 @@ pub struct Connection<S: Storage, R: MaskKeys = NoRng> {
     handshake_error: Option<HandshakeError>,
     /// The transport may be released once nothing is left to transmit.
     finished: bool,
+    /// The latest time any call gave (commands carry none; timers they arm count from here).
+    now: Instant,
 }
 
 impl<S: Storage, R: MaskKeys> fmt::Debug for Connection<S, R> {
@@ -229,6 +233,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             close: CloseRecord::None,
             handshake_error: None,
             finished: false,
+            now,
         }
     }
 
@@ -528,6 +533,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             return Err(self.full());
         }
         self.out.push_shared(frame.clone());
+        self.hold_buffers();
         Ok(())
     }
 
@@ -551,7 +557,9 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         }
         let header =
             FrameHeader { fin: true, rsv: 0, opcode, mask: self.rng.next_mask(), payload_len: len as u64 };
-        self.out.push_frame(header, parts, self.data_limit()).map_err(|()| full)
+        self.out.push_frame(header, parts, self.data_limit()).map_err(|()| full)?;
+        self.hold_buffers();
+        Ok(())
     }
 
     /// Physical bound of the outbound buffer for data: payload limit plus frame headers.
@@ -694,6 +702,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let popped = self.inbound.pop();
         if popped {
             self.finish_held_frame();
+            self.hold_buffers();
         }
         popped
     }
@@ -705,6 +714,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     pub fn recv(&mut self, dst: &mut [u8]) -> Result<(MessageKind, usize), ReadError> {
         let read = self.inbound.pop_into(dst).map(|(meta, len)| (MessageKind::from_meta(meta), len))?;
         self.finish_held_frame();
+        self.hold_buffers();
         Ok(read)
     }
 
@@ -730,6 +740,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// [`poll_transmit`](Self::poll_transmit).
     pub fn consume_transmit(&mut self, n: usize) {
         self.out.consume(n);
+        self.hold_buffers();
     }
 
     /// The next event, if any.
@@ -757,11 +768,39 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = &self.timers;
-        earliest(earliest(t.handshake, t.close), t.ping)
+        earliest(earliest(earliest(t.handshake, t.close), t.ping), t.release)
+    }
+
+    /// Gives back storage that is no longer needed, at once or after the configured delay
+    /// (see [`Config::buffer_release_delay`]).
+    fn hold_buffers(&mut self) {
+        // A closed connection's transport is about to be dropped with all it holds.
+        if self.phase == Phase::Closed {
+            self.timers.release = None;
+            return;
+        }
+        match self.config.buffer_release_delay {
+            None => {
+                self.inbound.release_if_empty();
+                self.out.release_if_empty();
+            }
+            Some(delay) => {
+                if self.timers.release.is_none() && self.buffer_footprint() > 0 {
+                    self.timers.release = Some(self.now + delay);
+                }
+            }
+        }
     }
 
     /// Fires the timers due at `now`; calling it early or twice does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        if self.timers.release.is_some_and(|t| now >= t) {
+            self.timers.release = None;
+            // Only what is empty goes; storage still in use is looked at again later.
+            self.inbound.release_if_empty();
+            self.out.release_if_empty();
+        }
         if self.timers.handshake.is_some_and(|t| now >= t) {
             self.timers.handshake = None;
             match self.phase {
@@ -801,6 +840,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 self.timers.ping = Some(due.max(now) + interval);
             }
         }
+        // Whatever is still held is looked at again a delay from now.
+        self.hold_buffers();
     }
 
     /// Reports that the transport's read side ended (EOF or reset).

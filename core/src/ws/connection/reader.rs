@@ -57,6 +57,13 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// ([`poll_transmit`](Self::poll_transmit)), or after an accept decision. Once the
     /// connection is closed, input is accepted and discarded.
     pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> usize {
+        self.now = self.now.max(now);
+        let used = self.read_input(now, input);
+        self.hold_buffers();
+        used
+    }
+
+    fn read_input(&mut self, now: Instant, input: &[u8]) -> usize {
         let mut at = 0;
         loop {
             let phase = self.phase;

@@ -315,6 +315,10 @@ impl<B: Buffer> OutQueue<B> {
                 self.pongs = self.pongs.saturating_sub(usize::from(self.front.is_pong));
             }
         }
+    }
+
+    /// Gives the inline storage back if nothing is queued (see the connection's idle release).
+    pub(super) fn release_if_empty(&mut self) {
         if self.bytes.is_empty() {
             self.bytes.release();
         }

@@ -182,11 +182,12 @@ impl Net {
 /// Per-connection memory is a budget (an idle connection's heap buffers are empty, so this is
 /// most of what it costs): growing past it must be a decision, not an accident. Raised from
 /// 1200 to 1280 for the shared broadcast segments, lowered to 1100 when the sent Close and the
-/// close record became one field.
+/// close record became one field, raised to 1150 for the delayed buffer release (a timer and
+/// the last known time: it removes the free-and-regrow that dominated large-message profiles).
 #[test]
 fn connection_state_stays_within_budget() {
-    assert!(core::mem::size_of::<ws::Connection<VecStorage, ws::NoRng>>() <= 1100);
-    assert!(core::mem::size_of::<super::Conn>() <= 1350);
+    assert!(core::mem::size_of::<ws::Connection<VecStorage, ws::NoRng>>() <= 1150);
+    assert!(core::mem::size_of::<super::Conn>() <= 1400);
 }
 
 pub(super) fn drain<P: MultiplayerPeer>(peer: &mut P) -> Vec<Event> {

@@ -235,3 +235,21 @@ fn an_idle_open_connection_holds_no_buffers() {
     assert!(s.pop_message());
     assert_eq!((c.buffer_footprint(), s.buffer_footprint()), (0, 0));
 }
+
+/// With a release delay, storage stays between messages (no free-and-regrow per message) and
+/// is given back once the connection has been idle for the delay.
+#[test]
+fn a_release_delay_keeps_storage_while_busy_and_frees_it_when_idle() {
+    let delay = core::time::Duration::from_secs(1);
+    let config = Config { buffer_release_delay: Some(delay), ..Config::GODOT };
+    let (mut c, mut s) = open_pair::<Heap>(config);
+    c.send_binary(&[1; 3000]).unwrap();
+    pump(Instant::ZERO, &mut c, &mut s);
+    assert!(s.pop_message());
+    let held = s.buffer_footprint();
+    assert!(held > 0, "kept after the queue drained");
+    let due = s.poll_timeout().expect("a release timer");
+    s.handle_timeout(due);
+    assert_eq!(s.buffer_footprint(), 0);
+    assert_eq!(s.poll_timeout(), None, "nothing held, nothing armed");
+}
