@@ -491,6 +491,8 @@ impl<R: CryptoRng> Server<R> {
     /// Fires the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.set_now(now);
+        // The inbox keeps its storage while packets flow; a timer pass with it empty frees it.
+        self.inbox.release_if_empty();
         while let Some(&Reverse((at, index, generation))) = self.timers.peek() {
             if at > now {
                 break;
