@@ -39,9 +39,12 @@
 //! since the last poll. A server with many connections belongs on `multipeer-mio`.
 
 mod client;
+mod failures;
 mod linger;
 mod server;
 mod settings;
+#[cfg(feature = "tls")]
+mod tls;
 
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
@@ -57,11 +60,10 @@ use multipeer::peer::{
 use multipeer::ws::{self, CloseInfo};
 
 use self::client::{ClientSide, TlsClientOptions};
+pub use self::failures::TransportFailure;
 use self::linger::Linger;
 use self::server::{ServerSide, TlsServerOptions};
 use self::settings::Settings;
-#[cfg(feature = "tls")]
-use crate::tls::TlsOptions;
 use crate::{Error, client_rng};
 
 /// The longest a server's [`wait`](WebSocketMultiplayerPeer::wait) sleeps before polling
@@ -137,31 +139,6 @@ pub struct PeerConnection {
     /// How the connection closed, once it has (Godot: `get_close_code()` and
     /// `get_close_reason()`, which are −1 and empty before).
     pub close: Option<CloseInfo>,
-}
-
-/// A server connection's transport failed (Godot prints these): a TLS handshake that failed
-/// (a client that refused the certificate, plain bytes on a `wss://` port), a reset. Read with
-/// [`WebSocketMultiplayerPeer::poll_transport_failure`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct TransportFailure {
-    /// The remote address, when the socket still knew it.
-    pub addr: Option<SocketAddr>,
-    /// The peer id, if the connection had joined.
-    pub peer: Option<PeerId>,
-    /// What failed ([`Error::Tls`] for TLS, [`Error::Io`] otherwise).
-    pub error: Error,
-}
-
-impl fmt::Display for TransportFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.addr, self.peer) {
-            (Some(addr), Some(peer)) => write!(f, "peer {peer} ({addr}): {}", self.error),
-            (Some(addr), None) => write!(f, "{addr}: {}", self.error),
-            (None, Some(peer)) => write!(f, "peer {peer}: {}", self.error),
-            (None, None) => self.error.fmt(f),
-        }
-    }
 }
 
 /// The active half, if any.
@@ -290,28 +267,7 @@ impl WebSocketMultiplayerPeer {
         self.start_server(port, bind_address, None)
     }
 
-    /// `create_server(port, bind_address, tls_server_options)`: as
-    /// [`create_server`](Self::create_server), and every connection is wrapped in TLS with
-    /// `tls` ([`TlsOptions::server`]): a `wss://` server. The handshake timeout counts from the
-    /// TCP accept and covers the TLS handshake, as in Godot; failed TLS handshakes are reported
-    /// by [`poll_transport_failure`](Self::poll_transport_failure).
-    ///
-    /// # Errors
-    /// As [`create_server`](Self::create_server), and [`MultiplayerError::InvalidParameter`]
-    /// for client options (Godot: `ERR_INVALID_PARAMETER`).
-    #[cfg(feature = "tls")]
-    pub fn create_server_with_tls(
-        &mut self,
-        port: u16,
-        bind_address: &str,
-        tls: TlsOptions,
-    ) -> Result<(), MultiplayerError> {
-        if !tls.is_server() {
-            return Err(MultiplayerError::InvalidParameter("tls_server_options must be TlsOptions::server"));
-        }
-        self.start_server(port, bind_address, Some(tls))
-    }
-
+    /// `create_server` with or without TLS options (checked by the caller).
     fn start_server(
         &mut self,
         port: u16,
@@ -348,7 +304,7 @@ impl WebSocketMultiplayerPeer {
     /// [`Event::ConnectionFailed`] (then [`connection_error`](Self::connection_error) says
     /// why, when the transport failed: a certificate the client refused, for example).
     ///
-    /// `wss://` uses Godot's default `tls_client_options`, [`TlsOptions::client`] (webpki
+    /// `wss://` uses Godot's default `tls_client_options`, [`TlsOptions::client`](crate::tls::TlsOptions::client) (webpki
     /// roots, host name checked); [`create_client_with_tls`](Self::create_client_with_tls)
     /// takes others. Unlike Godot, the TCP connect happens here (std has no non-blocking
     /// connect, so this call blocks up to `handshake_timeout`) and its failure is returned, not
@@ -362,21 +318,7 @@ impl WebSocketMultiplayerPeer {
         self.start_client(url, None)
     }
 
-    /// `create_client(url, tls_client_options)`: as [`create_client`](Self::create_client),
-    /// with `tls` for a `wss://` URL ([`TlsOptions::client_with`] to trust a private CA,
-    /// [`TlsOptions::client_unsafe`] to trust anything); ignored for `ws://`.
-    ///
-    /// # Errors
-    /// As [`create_client`](Self::create_client), and [`MultiplayerError::InvalidParameter`]
-    /// for server options (Godot: `ERR_INVALID_PARAMETER`).
-    #[cfg(feature = "tls")]
-    pub fn create_client_with_tls(&mut self, url: &str, tls: TlsOptions) -> Result<(), MultiplayerError> {
-        if tls.is_server() {
-            return Err(MultiplayerError::InvalidParameter("tls_client_options must be client options"));
-        }
-        self.start_client(url, Some(tls))
-    }
-
+    /// `create_client` with or without TLS options (checked by the caller).
     fn start_client(&mut self, url: &str, tls: Option<TlsClientOptions>) -> Result<(), MultiplayerError> {
         self.check_idle()?;
         let s = &self.settings;
@@ -767,47 +709,6 @@ impl WebSocketMultiplayerPeer {
         match &self.active {
             Active::Server(side) => side.local_addr(),
             _ => None,
-        }
-    }
-
-    /// Why the client's connection failed at the transport level (a TLS error such as a
-    /// refused certificate, a reset), once it has; Godot only prints it. Kept until the next
-    /// `create_*` or `close`.
-    #[must_use]
-    pub fn connection_error(&self) -> Option<&Error> {
-        match &self.active {
-            Active::Client(side) => side.error(),
-            _ => None,
-        }
-    }
-
-    /// The next failed server connection transport (a TLS handshake a client refused, plain
-    /// bytes on a `wss://` port, a reset), oldest first; Godot only prints these. At most 256
-    /// wait; more are counted in [`unreported_transport_failures`](Self::unreported_transport_failures).
-    pub fn poll_transport_failure(&mut self) -> Option<TransportFailure> {
-        match &mut self.active {
-            Active::Server(side) => side.poll_failure(),
-            _ => None,
-        }
-    }
-
-    /// Transport failures a server dropped because nobody read them.
-    #[must_use]
-    pub fn unreported_transport_failures(&self) -> u64 {
-        match &self.active {
-            Active::Server(side) => side.unreported_failures,
-            _ => 0,
-        }
-    }
-
-    /// Whether the active server wraps its connections in TLS, or the active client's
-    /// connection is TLS (`wss://`).
-    #[must_use]
-    pub fn is_tls(&self) -> bool {
-        match &self.active {
-            Active::Server(side) => side.is_tls(),
-            Active::Client(side) => side.is_tls(),
-            Active::None => false,
         }
     }
 

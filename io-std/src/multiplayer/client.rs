@@ -196,8 +196,9 @@ impl ClientSide {
 
     /// Gives the transport up once the core is finished and everything is written.
     fn release(&mut self, linger: &mut Linger) {
-        let unwritten = self.stream.as_ref().is_some_and(|s| s.wants_write() && !self.read_closed);
-        if self.core.is_finished() && self.core.poll_transmit().is_none() && !unwritten {
+        // TLS records still in the session are flushed once more by the hand-over (best
+        // effort, as for a server's connections): a finished connection waits for nobody.
+        if self.core.is_finished() && self.core.poll_transmit().is_none() {
             self.hand_over(linger);
         }
     }
