@@ -8,8 +8,9 @@
 //!
 //! Settings (environment): `SOAK_SECS` (traffic time, default 120), `SOAK_PEERS` (2000),
 //! `SOAK_RATE` (packets per second per peer, default 2), `SOAK_SIZE` (payload bytes, 64).
-//! Build it in release (`cargo test --release -p multipeer-tests --test soak -- --nocapture`):
-//! the Godot join protocol announces every peer to every other (N² messages at start).
+//! It is `#[ignore]`d so `cargo test` stays quick; run it with
+//! `cargo test -p multipeer-tests --test soak -- --ignored --nocapture` (debug: 2000 peers join
+//! in about 15 s, since the Godot protocol announces every peer to every other, N² messages).
 
 use core::time::Duration;
 use std::time::Instant;
@@ -131,6 +132,7 @@ fn kib(bytes: u64) -> u64 {
 }
 
 #[test]
+#[ignore = "minutes long: cargo test -p multipeer-tests --test soak -- --ignored --nocapture"]
 fn thousands_of_peers_relay_for_minutes_without_loss_in_flat_memory() {
     let secs = env("SOAK_SECS", 120);
     let n = env("SOAK_PEERS", 2000) as usize;
@@ -246,6 +248,7 @@ fn thousands_of_peers_relay_for_minutes_without_loss_in_flat_memory() {
     }
     let rss_end = child.rss().0;
     let (_, rss_peak) = child.rss();
+    rss_peak_after_warm = rss_peak_after_warm.max(rss_end);
     let status = child.wait("the last packets counted", Duration::from_secs(5), |s| {
         s["packets_in"] == peers.next_seq.iter().map(|&s| u64::from(s)).sum::<u64>()
     });
@@ -277,7 +280,8 @@ fn thousands_of_peers_relay_for_minutes_without_loss_in_flat_memory() {
         end["slow_consumers"],
         end["unreported"],
     );
-    eprintln!("SOAK samples (second, rss KiB, server packets out): {samples:?}");
+    let every_10s: Vec<_> = samples.iter().step_by(10).collect();
+    eprintln!("SOAK samples every 10 s (second, server RSS KiB, server packets out): {every_10s:?}");
     // Nothing lost, nothing dropped, nobody cut off.
     assert_eq!(delivered, peers.expected_from.iter().sum::<u64>());
     assert_eq!((end["dropped"], end["slow_consumers"], end["unreported"]), (0, 0, 0), "{end:?}");
