@@ -56,6 +56,7 @@ mod client;
 mod clock;
 mod error;
 mod listen;
+mod lobby;
 mod run;
 mod server;
 mod transport;
@@ -69,6 +70,7 @@ pub use client::{Client, ClientOptions, CoreClient};
 pub use clock::Clock;
 pub use error::{BindError, ConnectError, TransportError, TransportFailure};
 pub use listen::{ListenAddr, bind_all};
+pub use lobby::{CoreLobby, Lobby, LobbyOptions, LobbyStats};
 pub use run::{RunEnd, Stop};
 pub use server::{CoreServer, Server, TransportStats};
 #[cfg(feature = "tls")]

@@ -51,11 +51,11 @@ impl Stop {
         self.inner.raised.load(Ordering::SeqCst)
     }
 
-    fn watch(&self, waker: Arc<Waker>) {
+    pub(crate) fn watch(&self, waker: Arc<Waker>) {
         self.inner.wakers.lock().unwrap_or_else(PoisonError::into_inner).push(waker);
     }
 
-    fn unwatch(&self, waker: &Arc<Waker>) {
+    pub(crate) fn unwatch(&self, waker: &Arc<Waker>) {
         self.inner.wakers.lock().unwrap_or_else(PoisonError::into_inner).retain(|w| !Arc::ptr_eq(w, waker));
     }
 }

@@ -13,6 +13,8 @@ pub(crate) const HELP: &str = "\
 multipeer — a Godot multiplayer relay server (WebSocketMultiplayerPeer, Godot 4 and 3)
 
 Usage: multipeer serve [OPTIONS]
+       multipeer lobby [OPTIONS]   WebRTC signalling server (Godot's webrtc_signaling demo
+                                   protocol); see 'multipeer lobby --help'
 
 Godot clients connect with WebSocketMultiplayerPeer.create_client(\"ws://HOST:PORT\") (or wss://
 with --tls-cert/--tls-key). The server is peer 1; it gives each client its id and, for Godot 4,

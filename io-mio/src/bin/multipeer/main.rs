@@ -1,6 +1,7 @@
 //! `multipeer serve`: a Godot multiplayer relay server on multipeer-mio.
 
 mod args;
+mod lobby;
 mod status;
 
 use core::time::Duration;
@@ -14,7 +15,11 @@ use signal_hook::iterator::Signals;
 use args::{Command, ServeOptions};
 
 fn main() -> ExitCode {
-    match args::parse(std::env::args_os().skip(1)) {
+    let mut command_line = std::env::args_os().skip(1).peekable();
+    if command_line.peek().is_some_and(|word| word == "lobby") {
+        return lobby_main(command_line.skip(1));
+    }
+    match args::parse(command_line) {
         Ok(Command::Help) => {
             print!("{}", args::HELP);
             ExitCode::SUCCESS
@@ -95,4 +100,44 @@ fn serve(options: ServeOptions) -> Result<(), String> {
 
 fn close_wait(server: &Server) -> Duration {
     server.peer().config().ws.close_timeout + Duration::from_secs(1)
+}
+
+/// `multipeer lobby [OPTIONS]`: the WebRTC signalling server (see `lobby::HELP`).
+fn lobby_main(command_line: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
+    let options = match lobby::parse(command_line) {
+        Ok(options) if options.help => {
+            print!("{}", lobby::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("multipeer: {e}\nTry 'multipeer lobby --help'.");
+            return ExitCode::from(2);
+        }
+    };
+    let stop = Stop::new();
+    let result = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            let on_signal = stop.clone();
+            std::thread::spawn(move || {
+                let mut received = signals.forever();
+                if received.next().is_some() {
+                    on_signal.raise();
+                }
+                // A second signal while connections are being closed: leave at once.
+                if received.next().is_some() {
+                    std::process::exit(130);
+                }
+            });
+            lobby::run(options, &stop)
+        }
+        Err(e) => Err(format!("cannot handle signals: {e}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("multipeer: {message}");
+            ExitCode::from(1)
+        }
+    }
 }
