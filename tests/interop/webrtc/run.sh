@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # WebRTC mesh interop: our mesh peer (mesh_node, str0m inside) against peers nobody here wrote,
-# every one signalled through our lobby_server (Godot's webrtc_signaling demo protocol), all on
-# loopback inside a private network namespace that has only `lo`.
+# every one signalled through our lobby server (Godot's webrtc_signaling demo protocol), all on
+# loopback inside a private network namespace that has only `lo`. The lobby is the tests'
+# lobby_server (multipeer-std) except in three-party, where it is `multipeer lobby` (the
+# multipeer-mio command; LOBBY=multipeer or LOBBY=tests overrides it for every scenario).
 #
 # usage: tests/interop/webrtc/run.sh [--no-install] [SCENARIO...]
 #   scenarios: rust-rust rust-ndc rust-ndc-godot-literal rust-chromium rust-aiortc
@@ -49,7 +51,8 @@ install_tools() {
 if [ "${MP_WEBRTC_INNER:-}" != 1 ]; then
   started=$(date +%s)
   if [ "${1:-}" = "--no-install" ]; then shift; else install_tools || { echo "install failed"; echo "0 passed, 1 failed"; exit 1; }; fi
-  (cd "$REPO" && cargo build -q -p multipeer-tests --features webrtc --bin lobby_server --bin mesh_node) ||
+  (cd "$REPO" && cargo build -q -p multipeer-tests --features webrtc --bin lobby_server --bin mesh_node &&
+    cargo build -q -p multipeer-mio --bin multipeer) ||
     { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
   mkdir -p "$LOGS"
   # A namespace with only loopback: nothing can leave this machine, and Chromium offers
@@ -67,8 +70,17 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; }
 trap cleanup EXIT
 
-# start_lobby LOG: starts lobby_server on a free port; sets LOBBY_URL and LOBBY_PID.
+# start_lobby LOG [KIND]: starts a lobby server on a free port, the tests' lobby_server or
+# (KIND multipeer) `multipeer lobby`; sets LOBBY_URL and LOBBY_PID.
 start_lobby() {
+  if [ "${LOBBY:-${2:-tests}}" = multipeer ]; then
+    "$BIN/multipeer" lobby --listen 127.0.0.1:0 > "$1" 2>&1 &
+    LOBBY_PID=$!
+    PIDS+=("$LOBBY_PID")
+    for _ in $(seq 100); do grep -q 'listening on ws://' "$1" && break; sleep 0.05; done
+    LOBBY_URL="ws://$(sed -n 's|^multipeer: listening on ws://\([^ ]*\).*|\1|p' "$1" | head -1)"
+    return
+  fi
   "$BIN/lobby_server" 127.0.0.1:0 > "$1" 2>&1 &
   LOBBY_PID=$!
   PIDS+=("$LOBBY_PID")
@@ -89,13 +101,14 @@ peer_cmd() {
 }
 
 # mesh SCENARIO HOST_ARGS KIND...: a Rust host creates the lobby, the others join; every
-# process must print `done` and exit 0.
+# process must print `done` and exit 0. MESH_LOBBY=multipeer uses `multipeer lobby`.
 mesh() {
   local name=$1 host_args=$2; shift 2
   local kinds=("$@") n=$(( $# + 1 )) dir="$LOGS/$name" ok=1 t0
   rm -rf "$dir"; mkdir -p "$dir"
   t0=$(date +%s%N)
-  start_lobby "$dir/lobby.log"
+  start_lobby "$dir/lobby.log" "${MESH_LOBBY:-tests}"
+  echo "    lobby: $LOBBY_URL ($(if grep -q multipeer "$dir/lobby.log"; then echo multipeer lobby; else echo lobby_server; fi))"
   # shellcheck disable=SC2086
   "$BIN/mesh_node" --lobby "$LOBBY_URL" --peers $(( n - 1 )) --count "$COUNT" --timeout 40 $host_args \
     > "$dir/host-rust.log" 2>&1 &
@@ -158,7 +171,7 @@ for s in "${SCENARIOS[@]}"; do
     rust-ndc-godot-literal) mesh rust-ndc-godot-literal "" ndc-literal ;;
     rust-chromium) mesh rust-chromium "" chromium ;;
     rust-aiortc) mesh rust-aiortc "" aiortc ;;
-    three-party) mesh three-party "" chromium ndc ;;
+    three-party) MESH_LOBBY=multipeer mesh three-party "" chromium ndc ;;
     rust-stun) stun_mesh ;;
     *) echo "unknown scenario $s"; FAILED=$(( FAILED + 1 )) ;;
   esac
