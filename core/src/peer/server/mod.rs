@@ -713,11 +713,13 @@ impl<R: CryptoRng> Server<R> {
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
         c.peer = Some(id);
         self.peers.insert(id, index);
+        // Reported before the announcements: one of them may overflow the new peer's queue and
+        // cut it off, and its departure must follow its arrival.
+        self.events.push_back(Event::PeerConnected(id));
         match self.config.protocol {
             Protocol::Godot4 => self.join_godot4(index, id),
             Protocol::Godot3 => self.join_godot3(index, id),
         }
-        self.events.push_back(Event::PeerConnected(id));
     }
 
     fn leave(&mut self, index: u32, reason: DisconnectReason) {
