@@ -60,6 +60,8 @@ mod lobby;
 mod run;
 mod server;
 mod transport;
+#[cfg(all(feature = "webrtc", unix))]
+mod webrtc;
 
 /// TLS settings and errors (feature `tls`): multipeer-std's [`tls`](multipeer_std::tls)
 /// module, the one TLS implementation of multipeer's adapters, re-exported.
@@ -73,6 +75,8 @@ pub use listen::{ListenAddr, bind_all};
 pub use lobby::{CoreLobby, Lobby, LobbyOptions, LobbyStats};
 pub use run::{RunEnd, Stop};
 pub use server::{CoreServer, Server, TransportStats};
+#[cfg(all(feature = "webrtc", unix))]
+pub use webrtc::WebRtcDriver;
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfigError, TlsError, TlsOptions};
 

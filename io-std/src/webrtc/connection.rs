@@ -555,6 +555,11 @@ impl PeerConnection {
         }
     }
 
+    /// The UDP sockets of this peer (none once it is finished).
+    pub(crate) fn sockets(&self) -> &[UdpSocket] {
+        if self.finished { &[] } else { &self.sockets }
+    }
+
     /// The local addresses of this peer's sockets.
     pub(crate) fn local_addrs(&self) -> Vec<SocketAddr> {
         self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect()

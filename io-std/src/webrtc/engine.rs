@@ -107,6 +107,11 @@ impl Engine {
         self.peers.get(&peer).map(PeerConnection::max_message)
     }
 
+    /// Every UDP socket of every peer connection (for readiness in an event loop).
+    pub(crate) fn udp_sockets(&self) -> Vec<&std::net::UdpSocket> {
+        self.peers.values().flat_map(PeerConnection::sockets).collect()
+    }
+
     /// The UDP addresses this side uses for `peer`.
     pub(crate) fn local_addrs(&self, peer: PeerId) -> Vec<SocketAddr> {
         self.peers.get(&peer).map(PeerConnection::local_addrs).unwrap_or_default()

@@ -518,6 +518,25 @@ impl WebRtcMultiplayerPeer {
         self.engine.backlog(peer)
     }
 
+    /// Every UDP socket of the engine's peer connections, for an event loop that waits on
+    /// readiness (mio, epoll) instead of [`wait`](Self::wait): when one is readable, or at
+    /// [`next_timeout`](Self::next_timeout), call [`poll`](Self::poll). The set changes as
+    /// peers come and go: look again after each `poll`. The sockets are non-blocking and are
+    /// read until they would block or a per-drive cap is reached (then
+    /// [`stats`](Self::stats)`.datagrams_received` grew: poll again without waiting).
+    #[must_use]
+    pub fn udp_sockets(&self) -> Vec<&std::net::UdpSocket> {
+        self.engine.udp_sockets()
+    }
+
+    /// Whether a lobby connection is still open; its socket is not among
+    /// [`udp_sockets`](Self::udp_sockets), so a readiness loop polls at least every few
+    /// milliseconds while it is.
+    #[must_use]
+    pub fn is_lobby_open(&self) -> bool {
+        self.lobby.as_ref().is_some_and(|l| !l.ws.is_finished())
+    }
+
     /// Counters of the engine (datagrams, the largest one, refused sends).
     #[must_use]
     pub fn stats(&self) -> &EngineStats {

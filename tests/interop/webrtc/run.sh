@@ -108,7 +108,7 @@ mesh() {
   rm -rf "$dir"; mkdir -p "$dir"
   t0=$(date +%s%N)
   start_lobby "$dir/lobby.log" "${MESH_LOBBY:-tests}"
-  echo "    lobby: $LOBBY_URL ($(if grep -q multipeer "$dir/lobby.log"; then echo multipeer lobby; else echo lobby_server; fi))"
+  echo "    lobby: $LOBBY_URL ($(if grep -qs multipeer "$dir/lobby.log"; then echo multipeer lobby; else echo lobby_server; fi))"
   # shellcheck disable=SC2086
   "$BIN/mesh_node" --lobby "$LOBBY_URL" --peers $(( n - 1 )) --count "$COUNT" --timeout 40 $host_args \
     > "$dir/host-rust.log" 2>&1 &
