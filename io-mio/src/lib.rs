@@ -75,10 +75,10 @@ pub use listen::{ListenAddr, bind_all};
 pub use lobby::{CoreLobby, Lobby, LobbyOptions, LobbyStats};
 pub use run::{RunEnd, Stop};
 pub use server::{CoreServer, Server, TransportStats};
-#[cfg(all(feature = "webrtc", unix))]
-pub use webrtc::WebRtcDriver;
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfigError, TlsError, TlsOptions};
+#[cfg(all(feature = "webrtc", unix))]
+pub use webrtc::WebRtcDriver;
 
 pub use mio;
 pub use multipeer;
