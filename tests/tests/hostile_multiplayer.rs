@@ -264,7 +264,10 @@ fn a_peer_that_never_reads_is_cut_off_alone() {
 }
 
 /// A fake server: accepts one connection, answers the upgrade, then sends `after` (frames).
-fn fake_server(after: Vec<u8>) -> (String, std::thread::JoinHandle<Option<(u16, String)>>) {
+/// The client's Close code and reason, and how many frames it sent before it.
+type ClientClose = Option<(u16, String, usize)>;
+
+fn fake_server(after: Vec<u8>) -> (String, std::thread::JoinHandle<ClientClose>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let thread = std::thread::spawn(move || {
@@ -285,9 +288,12 @@ fn fake_server(after: Vec<u8>) -> (String, std::thread::JoinHandle<Option<(u16, 
             String::from_utf8_lossy(&accept)
         );
         raw.stream.write_all(response.as_bytes()).unwrap();
-        raw.stream.write_all(&after).unwrap();
+        // The client may close while this is still being written.
+        let _ = raw.stream.write_all(&after);
         // What the client closes with, if it does.
-        raw.read_close(READ_LIMIT).ok().map(|(f, _)| (f.close_code().unwrap_or(0), f.close_reason()))
+        raw.read_close(READ_LIMIT)
+            .ok()
+            .map(|(f, before)| (f.close_code().unwrap_or(0), f.close_reason(), before))
     });
     (url, thread)
 }
@@ -348,7 +354,7 @@ fn our_client_refuses_invalid_ids_from_a_hostile_server() {
         let (events, _) = client_outcome(&url, ClientConfig::default());
         assert_eq!(events, [Event::ConnectionFailed(ConnectFailure::InvalidId)], "{name}");
         // As Godot 4 does: it closes with 1000.
-        assert_eq!(server.join().unwrap(), Some((1000, String::new())), "{name}");
+        assert_eq!(server.join().unwrap(), Some((1000, String::new(), 0)), "{name}");
     }
     // A valid id, for contrast.
     let (url, server) = fake_server(binary_server(&7i32.to_le_bytes()));
@@ -372,7 +378,7 @@ fn our_client_gives_up_on_a_server_that_never_sends_the_id() {
     let (events, elapsed) = client_outcome(&url, config);
     assert_eq!(events, [Event::ConnectionFailed(ConnectFailure::IdTimeout)]);
     assert!(elapsed >= Duration::from_millis(500) && elapsed < Duration::from_millis(900), "{elapsed:?}");
-    assert_eq!(server.join().unwrap(), Some((1000, "no id received".to_owned())));
+    assert_eq!(server.join().unwrap(), Some((1000, "no id received".to_owned(), 0)));
     // And one that accepts the TCP connection but never answers the upgrade.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
@@ -387,4 +393,66 @@ fn our_client_gives_up_on_a_server_that_never_sends_the_id() {
     let mut got = Vec::new();
     let _ = std::io::Read::read_to_end(&mut silent, &mut got);
     assert!(got.starts_with(b"GET / HTTP/1.1\r\n"));
+}
+
+#[test]
+fn our_client_stays_bounded_against_a_flooding_server() {
+    // After a valid id: 50 000 ADD_PEER announcements, 200 pings, then a message of 65 536
+    // bytes (one more than the client accepts), announced and sent.
+    let mut after = binary_server(&7i32.to_le_bytes());
+    for i in 0..50_000 {
+        after.extend(binary_server(&sys(1, 100 + i)));
+    }
+    for _ in 0..200 {
+        after.extend([0x89, 0]);
+    }
+    after.extend([0x82, 127]);
+    after.extend(65_536u64.to_be_bytes());
+    after.resize(after.len() + 65_536, 0x77);
+    let (url, server) = fake_server(after);
+    let mut poll = Poll::new().unwrap();
+    let mut events = Events::with_capacity(16);
+    let mut buf = ReadBuffer::new();
+    let options = ClientOptions::new(ClientConfig::default());
+    let mut client = Client::connect(poll.registry(), Token(0), &url, &options).unwrap();
+    let (mut joined, mut announced, mut ended) = (false, 0, None);
+    let mut max_footprint = 0;
+    let end = Instant::now() + Duration::from_secs(30);
+    while !client.is_released() {
+        assert!(Instant::now() < end, "still connected after {announced} announcements");
+        poll.poll(&mut events, Some(Duration::from_millis(10))).unwrap();
+        for event in events.iter() {
+            client.handle_event(poll.registry(), event, &mut buf);
+        }
+        client.handle_timeout(poll.registry(), &mut buf);
+        max_footprint = max_footprint.max(client.peer().connection().buffer_footprint());
+        while let Some(event) = client.peer_mut().poll_event() {
+            match event {
+                Event::ConnectionSucceeded => joined = true,
+                Event::PeerConnected(p) if !p.is_server() => announced += 1,
+                Event::PeerConnected(_) => {}
+                Event::ServerDisconnected(info) => ended = Some(info),
+                Event::PeerDisconnected { peer, .. } if peer.is_server() => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        client.flush(poll.registry(), &mut buf);
+    }
+    // Events of the last flush.
+    while let Some(event) = client.peer_mut().poll_event() {
+        match event {
+            Event::ServerDisconnected(info) => ended = Some(info),
+            Event::PeerDisconnected { peer, .. } if peer.is_server() => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // Every announcement reported (the client reads no faster than its events are taken), every
+    // ping answered once, and the oversized message refused from its header with 1009.
+    assert!(joined);
+    assert_eq!(announced, 50_000);
+    let info = ended.expect("a departure");
+    assert_eq!((info.code.0, info.error), (1009, Some(multipeer::ws::Error::MessageTooBig { limit: 65535 })));
+    let (code, reason, pongs) = server.join().unwrap().expect("the client's Close");
+    assert_eq!((code, reason.as_str(), pongs), (1009, "message larger than 65535 bytes", 200));
+    assert!(max_footprint <= 64 * 1024, "{max_footprint} bytes held by the client");
 }
