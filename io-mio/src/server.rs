@@ -102,6 +102,9 @@ pub struct Server {
     tls: Option<TlsOptions>,
     /// Connections whose read budget ran out with data possibly left.
     read_again: Vec<usize>,
+    /// Released connections draining their peer's input (see `Transport::start_linger`),
+    /// with the time they are closed at the latest; in release order, so by deadline.
+    lingering: VecDeque<(std::time::Instant, usize, ConnId)>,
     accept_paused_until: Option<std::time::Instant>,
     failures: VecDeque<TransportFailure>,
     stats: TransportStats,
@@ -129,6 +132,7 @@ impl Server {
             #[cfg(feature = "tls")]
             tls: None,
             read_again: Vec::new(),
+            lingering: VecDeque::new(),
             accept_paused_until: None,
             failures: VecDeque::new(),
             stats: TransportStats::default(),
@@ -261,15 +265,32 @@ impl Server {
             return Some(Duration::ZERO);
         }
         let core = self.core.poll_timeout().map(|at| self.clock.until(at));
-        let accept =
-            self.accept_paused_until.map(|at| at.saturating_duration_since(std::time::Instant::now()));
-        shortest(core, accept)
+        let now = std::time::Instant::now();
+        let accept = self.accept_paused_until.map(|at| at.saturating_duration_since(now));
+        let linger = self.lingering.front().map(|(at, ..)| at.saturating_duration_since(now));
+        shortest(shortest(core, accept), linger)
     }
 
     /// Fires due timers, reads connections whose read budget ran out, retries a paused accept,
     /// and flushes.
     pub fn handle_timeout(&mut self, registry: &Registry) {
         self.core.handle_timeout(self.clock.now());
+        let now = std::time::Instant::now();
+        while let Some(&(at, index, id)) = self.lingering.front() {
+            if at > now {
+                break;
+            }
+            self.lingering.pop_front();
+            // The slot may have been freed (the peer closed) and reused since.
+            if self
+                .slots
+                .get(index)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.id == id && s.transport.is_lingering())
+            {
+                self.free_slot(registry, index);
+            }
+        }
         for index in core::mem::take(&mut self.read_again) {
             self.ready(registry, index, true, false);
         }
@@ -383,6 +404,11 @@ impl Server {
                 Err(e) => failed = Some(TransportError::Tls(e)),
             }
         }
+        if self.free.is_empty() && self.slots.len() >= self.core.config().max_peers {
+            // Every token is taken, some by released connections still draining: the oldest
+            // of those gives its slot up (lingering is best effort; the token range is fixed).
+            self.evict_lingering(registry);
+        }
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -407,9 +433,15 @@ impl Server {
         if readable {
             self.read(registry, index, false);
         }
-        let wants_write =
-            self.slots.get(index).and_then(Option::as_ref).is_some_and(|s| s.transport.wants_write());
-        if writable || wants_write {
+        // A lingering socket's sending side is shut: nothing more is written.
+        let wants_write = self
+            .slots
+            .get(index)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.transport.wants_write() && !s.transport.is_lingering());
+        let lingering =
+            self.slots.get(index).and_then(Option::as_ref).is_some_and(|s| s.transport.is_lingering());
+        if (writable && !lingering) || wants_write {
             self.write(registry, index);
         }
     }
@@ -423,6 +455,15 @@ impl Server {
         } else {
             slot.transport.read(&mut conn, self.scratch.as_mut(), READ_BUDGET)
         };
+        if slot.transport.is_lingering() {
+            // Discarding a released connection's input: only its end matters.
+            match end {
+                ReadEnd::Budget => self.read_again.push(index),
+                _ if slot.transport.linger_done() => self.free_slot(registry, index),
+                _ => {}
+            }
+            return;
+        }
         match end {
             ReadEnd::Budget => self.read_again.push(index),
             ReadEnd::Ended(Some(error)) => {
@@ -458,8 +499,41 @@ impl Server {
         }
     }
 
+    /// The core is done with a connection: close its socket, or, when the peer may still be
+    /// sending, shut our side down and drain its input first (up to the close timeout), so the
+    /// kernel does not answer unread input with a reset that destroys our last bytes (a Close
+    /// 1009 after an oversized message, an HTTP refusal) before the peer reads them.
     fn release(&mut self, registry: &Registry, id: ConnId) {
         let Some(index) = self.by_conn.remove(&id) else { return };
+        let Some(Some(slot)) = self.slots.get_mut(index) else { return };
+        if !slot.transport.start_linger() {
+            self.free_slot(registry, index);
+            return;
+        }
+        let until = std::time::Instant::now() + self.core.config().ws.close_timeout;
+        self.lingering.push_back((until, index, id));
+        let token = self.token(index);
+        if let Some(Some(slot)) = self.slots.get_mut(index) {
+            // Readable only from now on; input that arrived already is read at once, as an
+            // edge-triggered poller will not report it again.
+            let _ = slot.transport.update_interest(registry, token);
+        }
+        self.read(registry, index, false);
+    }
+
+    /// Closes the longest-lingering connection at once, freeing its slot.
+    fn evict_lingering(&mut self, registry: &Registry) {
+        while let Some((_, index, id)) = self.lingering.pop_front() {
+            let current = self.slots.get(index).and_then(Option::as_ref);
+            if current.is_some_and(|s| s.id == id && s.transport.is_lingering()) {
+                self.free_slot(registry, index);
+                return;
+            }
+        }
+    }
+
+    /// Closes a slot's socket and makes the slot reusable.
+    fn free_slot(&mut self, registry: &Registry, index: usize) {
         if let Some(slot) = self.slots.get_mut(index).and_then(Option::take) {
             slot.transport.close(registry);
             self.free.push(index);

@@ -61,6 +61,10 @@ pub(crate) struct Transport {
     write_blocked: bool,
     /// Writing failed: output is discarded so the machine can finish.
     dead: bool,
+    /// The machine is done and our side is shut down; input is read and discarded until the
+    /// peer closes, so unread input never makes the kernel answer with a reset, which can
+    /// destroy our last bytes (a Close frame, an HTTP refusal) before the peer reads them.
+    lingering: bool,
 }
 
 impl Transport {
@@ -77,6 +81,7 @@ impl Transport {
             read_done: false,
             write_blocked: false,
             dead: false,
+            lingering: false,
         }
     }
 
@@ -123,7 +128,7 @@ impl Transport {
     /// Registers or re-registers the stream for the interest its state needs: readable always,
     /// writable only while connecting or while output waits for socket space.
     pub(crate) fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        let wanted = if self.connecting || self.write_blocked {
+        let wanted = if (self.connecting || self.write_blocked) && !self.lingering {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -372,14 +377,48 @@ impl Transport {
         discard(machine);
     }
 
-    /// Deregisters and closes the socket, saying goodbye to a TLS peer first (best effort).
-    pub(crate) fn close(mut self, registry: &Registry) {
+    /// After the machine released the connection: says goodbye to a TLS peer (best effort),
+    /// ends our sending direction, and keeps reading (and discarding) until the peer closes.
+    /// Returns `false` when there is nothing to wait for (the peer closed already, the socket
+    /// failed, the connect never finished): close it at once.
+    pub(crate) fn start_linger(&mut self) -> bool {
+        if self.dead || self.connecting || self.read_done {
+            return false;
+        }
+        self.say_goodbye();
+        // Whatever the peer still sends is discarded; it must not be refused (paused).
+        self.paused = false;
+        self.held = Vec::new();
+        self.write_blocked = false;
+        self.lingering = self.stream.shutdown(std::net::Shutdown::Write).is_ok();
+        self.lingering
+    }
+
+    /// Whether the transport lingers (see [`start_linger`](Self::start_linger)).
+    pub(crate) fn is_lingering(&self) -> bool {
+        self.lingering
+    }
+
+    /// Whether a lingering transport is done: the peer closed, or the socket failed.
+    pub(crate) fn linger_done(&self) -> bool {
+        self.read_done || self.dead
+    }
+
+    /// A TLS `close_notify`, best effort.
+    fn say_goodbye(&mut self) {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_deref_mut() {
             if !self.dead && !self.connecting {
                 tls.send_close_notify();
                 let _ = tls.write_to(&mut self.stream);
             }
+        }
+    }
+
+    /// Deregisters and closes the socket, saying goodbye to a TLS peer first (best effort).
+    pub(crate) fn close(mut self, registry: &Registry) {
+        if !self.lingering {
+            self.say_goodbye();
         }
         if self.registered.is_some() {
             let _ = registry.deregister(&mut self.stream);

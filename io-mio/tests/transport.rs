@@ -270,3 +270,63 @@ fn a_silent_connection_is_dropped_at_the_handshake_timeout() {
     assert_eq!(net.server.peer().connection_count(), 0);
     assert!(net.server_log.events.iter().any(|e| matches!(e, Event::ConnectionRejected(_))));
 }
+
+#[test]
+fn a_close_for_an_oversized_message_reaches_a_peer_that_is_still_sending() {
+    // The core fails the connection on the frame header (Close 1009) and releases it while the
+    // peer is still sending the message. Closing the socket then would make the kernel answer
+    // the unread input with a reset, and a peer still writing fails on that reset before it
+    // reads the Close (seen with Godot 3.2.3 clients). The server drains the input instead.
+    let mut net = Net::new(Server::bind(&localhost(), ServerConfig::default()).unwrap());
+    let mut raw = TcpStream::connect(net.addr()).unwrap();
+    raw.write_all(
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    raw.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    let mut got = Vec::new();
+    let started = Instant::now();
+    // The 101 response, then the id (`82 04 <id>`).
+    while got.windows(4).position(|w| w == b"\r\n\r\n").is_none_or(|at| got.len() < at + 4 + 6) {
+        assert!(started.elapsed() < LIMIT, "no upgrade: {:?}", String::from_utf8_lossy(&got));
+        net.turn(Duration::from_millis(5));
+        let mut buf = [0; 4096];
+        if let Ok(n) = raw.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    // A masked binary frame announcing 8 MiB (the limit is 65535), and all of it.
+    const LEN: usize = 8 << 20;
+    let mut frame = vec![0x82, 0xff];
+    frame.extend_from_slice(&(LEN as u64).to_be_bytes());
+    frame.extend_from_slice(&[0; 4]);
+    frame.resize(frame.len() + LEN, 0);
+    let mut writer = raw.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let sent = writer.write_all(&frame);
+        let _ = writer.shutdown(std::net::Shutdown::Write);
+        sent
+    });
+    while !sending.is_finished() && started.elapsed() < LIMIT {
+        net.turn(Duration::from_millis(5));
+    }
+    let sent = sending.join().unwrap();
+    assert!(sent.is_ok(), "the server reset the connection while the peer was sending: {sent:?}");
+    // Then the Close 1009 and the end of the stream, with no reset.
+    let mut reply = Vec::new();
+    let ended = loop {
+        assert!(started.elapsed() < LIMIT, "no end of stream");
+        net.turn(Duration::from_millis(5));
+        let mut buf = [0; 4096];
+        match raw.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(ended.is_ok(), "{ended:?}");
+    assert!(reply.len() >= 4 && reply[0] == 0x88 && reply[2..4] == [0x03, 0xf1], "{reply:02x?}");
+    assert_eq!(net.server.peer().connection_count(), 0);
+}
