@@ -706,7 +706,7 @@ impl<R: CryptoRng> Server<R> {
     fn join(&mut self, index: u32) {
         let Some(id) = generate_unique_id(&mut self.rng, |id| self.peers.contains_key(&id)) else {
             if let Some(c) = self.slots[index as usize].conn.as_mut() {
-                let _ = c.ws.close(self.now, CloseCode(1013), "no free peer id");
+                let _ = c.ws.close(self.now, CloseCode::INTERNAL_ERROR, "no free peer id");
             }
             return;
         };
