@@ -65,6 +65,8 @@ pub struct Client<S: Storage, R: CryptoRng> {
     refuse: bool,
     /// The latest time given to a `handle_*` call, for work done while the application reads.
     now: Instant,
+    /// Whether the join ever completed (packets that arrived then outlive the connection).
+    joined: bool,
 }
 
 impl<S: Storage, R: CryptoRng> Client<S, R> {
@@ -103,6 +105,7 @@ impl<S: Storage, R: CryptoRng> Client<S, R> {
             channel: 0,
             refuse: false,
             now,
+            joined: false,
         })
     }
 
@@ -228,11 +231,24 @@ impl<S: Storage, R: CryptoRng> Client<S, R> {
         while self.front.is_none() && self.room() {
             let Some(message) = self.ws.peek_message() else { return };
             let step = match (self.status, self.protocol) {
-                (ConnectionStatus::Disconnected, _) => Step::Skip,
+                // Packets that arrived while joined stay readable after the end; whatever else
+                // was queued (announcements, or anything if it never joined) means nothing now.
+                (ConnectionStatus::Disconnected, _) if !self.joined => Step::Skip,
+                (ConnectionStatus::Disconnected, Protocol::Godot4) => {
+                    only_packets(read_godot4(message.data, self.relay))
+                }
+                (ConnectionStatus::Disconnected, Protocol::Godot3) => only_packets(read_godot3(message.data)),
                 (ConnectionStatus::Connecting, Protocol::Godot4) => join_godot4(message.data),
                 (ConnectionStatus::Connecting, Protocol::Godot3) => join_godot3(message.data),
                 (ConnectionStatus::Connected, Protocol::Godot4) => read_godot4(message.data, self.relay),
                 (ConnectionStatus::Connected, Protocol::Godot3) => read_godot3(message.data),
+            };
+            // A packet the server says came from this client itself is forged.
+            let step = match step {
+                Step::Packet(from, _) if Some(from) == self.id => {
+                    Step::Dropped(DropReason::SpoofedSender { claimed: from.get() })
+                }
+                step => step,
             };
             match step {
                 Step::Packet(from, skip) => self.front = Some((from, skip)),
@@ -245,6 +261,7 @@ impl<S: Storage, R: CryptoRng> Client<S, R> {
                 Step::Joined(id) => {
                     self.id = self.id.or(id);
                     if self.id.is_some() {
+                        self.joined = true;
                         self.status = ConnectionStatus::Connected;
                         self.join_deadline = None;
                         self.push_event(Event::PeerConnected(PeerId::SERVER));
@@ -290,6 +307,11 @@ enum Step {
     InvalidId,
     PeerJoined(PeerId),
     PeerLeft(PeerId),
+}
+
+/// After the connection ended: a packet is still delivered, nothing else is acted on.
+fn only_packets(step: Step) -> Step {
+    if matches!(step, Step::Packet(..)) { step } else { Step::Skip }
 }
 
 fn client_id(raw: i32) -> Option<PeerId> {
