@@ -478,7 +478,7 @@ impl<S: Storage, R: CryptoRng> MultiplayerPeer for Client<S, R> {
             return false;
         }
         self.ws.pop_message();
-        self.advance(self.now);
+        self.process(self.now);
         true
     }
 
@@ -507,9 +507,9 @@ impl<S: Storage, R: CryptoRng> MultiplayerPeer for Client<S, R> {
 
     fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front();
-        // Room was made: system messages waiting for it can be handled now.
+        // Room was made: connection events and system messages waiting for it go on now.
         if event.is_some() {
-            self.advance(self.now);
+            self.process(self.now);
         }
         event
     }
