@@ -20,7 +20,8 @@ Usage: multipeer lobby [OPTIONS]
 Speaks the protocol of Godot's webrtc_signaling demo (networking/webrtc_signaling), so games
 built on that demo, multipeer-std's connect_lobby and the tests' mesh_node use it unchanged.
 Clients connect over WebSocket (ws://, or wss:// with --tls-cert/--tls-key), send
-\"J: <lobby>\" (empty to create one; the creator is the host, id 1) within --join-timeout, and
+a JSON join {\"type\":0,\"id\":0,\"data\":\"<lobby>\"} (empty lobby to create one, whose
+creator is the host, id 1; id 0 asks for a mesh, 1 for server/client) within --join-timeout, and
 the server relays offers, answers and candidates between members of a lobby with the
 sender's id put in. The host may seal its lobby, which is closed after --seal-timeout.
 Binary messages, malformed ones and late joins are closed with code 4000, as the demo does.
