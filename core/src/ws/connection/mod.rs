@@ -1,5 +1,6 @@
 //! The WebSocket connection state machine.
 
+mod accept;
 mod reader;
 mod writer;
 
@@ -9,7 +10,7 @@ use rand_core::CryptoRng;
 
 use super::close::{CloseInfo, CloseReason, ControlPayload, Initiator};
 use super::frame::{CloseCode, FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
-use super::handshake::{self, ACCEPT_LEN, ClientRequest, HandshakeError, HeadWriter, KEY_LEN, Request};
+use super::handshake::{self, ACCEPT_LEN, ClientRequest, HandshakeError, HeadWriter, KEY_LEN};
 use super::{Config, Error, Event, Message, MessageKind, Role, SendError, State};
 use crate::buffer::Storage;
 use crate::queue::{PacketQueue, QueueLimits, ReadError};
@@ -312,105 +313,6 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     #[must_use]
     pub fn buffer_footprint(&self) -> usize {
         self.inbound.footprint() + self.out.footprint()
-    }
-
-    // ----- the server's accept-or-reject step --------------------------------------------
-
-    /// The pending upgrade request, parsed into `headers` (its length bounds the header
-    /// count); `None` unless an [`Event::Request`] is awaiting [`accept`](Self::accept) or
-    /// [`reject`](Self::reject).
-    #[must_use]
-    pub fn request<'h, 'b>(&'b self, headers: &'h mut [httparse::Header<'b>]) -> Option<Request<'h, 'b>> {
-        if self.phase != Phase::AwaitingAccept {
-            return None;
-        }
-        handshake::parse_request(self.inbound.scratch_slice(), headers).ok()
-    }
-
-    /// Accepts the pending request with `101 Switching Protocols`.
-    ///
-    /// `protocol` should be one the client offered (see [`handshake::select_protocol`]);
-    /// `extra_headers` are `"Name: value"` lines (Godot: `handshake_headers`).
-    ///
-    /// # Errors
-    /// [`SendError::WrongState`] without a pending request; [`SendError::Handshake`] for a
-    /// protocol name or header line that cannot be sent.
-    pub fn accept(
-        &mut self,
-        now: Instant,
-        protocol: Option<&str>,
-        extra_headers: &[&str],
-    ) -> Result<(), SendError> {
-        if self.phase != Phase::AwaitingAccept {
-            return Err(SendError::WrongState);
-        }
-        handshake::check_accept(protocol, extra_headers).map_err(SendError::Handshake)?;
-        let accept = self.accept;
-        let mut counter = HeadWriter::counter();
-        handshake::write_accept(&mut counter, &accept, protocol, extra_headers);
-        let len = counter.len();
-        self.out
-            .push_raw(len, len, |dst| {
-                handshake::write_accept(&mut HeadWriter::into_slice(dst), &accept, protocol, extra_headers);
-            })
-            .map_err(|()| SendError::Full { queued_bytes: 0, queued_messages: 0 })?;
-        self.protocol.clear();
-        let _ = self.protocol.extend_from_slice(protocol.unwrap_or("").as_bytes());
-        self.open(now);
-        Ok(())
-    }
-
-    /// Accepts the pending request choosing the subprotocol by Godot's rules from `supported`
-    /// (Godot: `supported_protocols`), or rejects it with 400 when they find none.
-    ///
-    /// # Errors
-    /// As [`accept`](Self::accept).
-    pub fn accept_supported<P: AsRef<str>>(
-        &mut self,
-        now: Instant,
-        supported: &[P],
-        extra_headers: &[&str],
-    ) -> Result<(), SendError> {
-        if self.phase != Phase::AwaitingAccept {
-            return Err(SendError::WrongState);
-        }
-        let mut headers = [httparse::EMPTY_HEADER; super::MAX_HEADERS];
-        let choice = match self.request(&mut headers[..self.config.max_headers]) {
-            Some(req) => handshake::select_protocol(req.protocols(), supported).map(|p| {
-                p.and_then(|p| heapless::String::<{ handshake::MAX_PROTOCOL_LEN }>::try_from(p).ok())
-            }),
-            None => Err(HandshakeError::MalformedHttp),
-        };
-        match choice {
-            Ok(protocol) => self.accept(now, protocol.as_deref(), extra_headers),
-            Err(e) => {
-                self.reject_with(e.http_status(), &e, e);
-                Ok(())
-            }
-        }
-    }
-
-    /// Rejects the pending request with an HTTP `status` (e.g. 403) and `reason` as the body.
-    ///
-    /// # Errors
-    /// [`SendError::WrongState`] without a pending request.
-    pub fn reject(&mut self, status: u16, reason: &str) -> Result<(), SendError> {
-        if self.phase != Phase::AwaitingAccept {
-            return Err(SendError::WrongState);
-        }
-        let status = if (400..=599).contains(&status) { status } else { 400 };
-        self.reject_with(status, &reason, HandshakeError::Rejected(status));
-        Ok(())
-    }
-
-    fn reject_with(&mut self, status: u16, why: &dyn fmt::Display, error: HandshakeError) {
-        let mut counter = HeadWriter::counter();
-        handshake::write_reject(&mut counter, status, why);
-        let len = counter.len();
-        let _ = self.out.push_raw(len, len, |dst| {
-            handshake::write_reject(&mut HeadWriter::into_slice(dst), status, why);
-        });
-        self.fail_handshake(error);
     }
 
     fn fail_handshake(&mut self, error: HandshakeError) {
