@@ -51,6 +51,7 @@ extern crate alloc;
 extern crate std;
 
 mod buffer;
+mod copy;
 mod log;
 #[cfg(feature = "alloc")]
 pub mod mesh;

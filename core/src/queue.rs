@@ -12,6 +12,7 @@
 use core::fmt;
 
 use crate::buffer::{Buffer, CapacityError};
+use crate::copy::copy_bytes;
 
 /// A queue of bytes in one contiguous region, compacted when the free space runs out at the end.
 #[derive(Debug, Default)]
@@ -98,7 +99,7 @@ impl<B: Buffer> ByteQueue<B> {
 
     /// Appends `bytes` whole, or nothing.
     pub(crate) fn push(&mut self, bytes: &[u8], limit: usize) -> Result<(), CapacityError> {
-        self.reserve(bytes.len(), limit)?.copy_from_slice(bytes);
+        copy_bytes(self.reserve(bytes.len(), limit)?, bytes);
         self.advance(bytes.len());
         Ok(())
     }
@@ -282,7 +283,7 @@ impl<B: Buffer> PacketQueue<B> {
         let total = RECORD_HEADER + payload.len();
         let dst = self.bytes.reserve(total, limit).map_err(QueueFull::Storage)?;
         write_header(dst, payload.len(), meta);
-        dst[RECORD_HEADER..].copy_from_slice(payload);
+        copy_bytes(&mut dst[RECORD_HEADER..], payload);
         self.bytes.advance(total);
         self.packets += 1;
         self.payload += payload.len();
@@ -345,7 +346,7 @@ impl<B: Buffer> PacketQueue<B> {
     /// # Errors
     /// As [`extend_with`](Self::extend_with).
     pub fn extend(&mut self, bytes: &[u8]) -> Result<(), QueueFull> {
-        self.extend_with(bytes.len(), |dst| dst.copy_from_slice(bytes))
+        self.extend_with(bytes.len(), |dst| copy_bytes(dst, bytes))
     }
 
     /// The payload written so far into the open packet.
@@ -426,7 +427,7 @@ impl<B: Buffer> PacketQueue<B> {
         let packet = self.front().ok_or(ReadError::Empty)?;
         let len = packet.payload.len();
         let out = dst.get_mut(..len).ok_or(ReadError::TooSmall { needed: len })?;
-        out.copy_from_slice(packet.payload);
+        copy_bytes(out, packet.payload);
         let meta = packet.meta;
         self.pop();
         Ok((meta, len))

@@ -50,8 +50,14 @@ fn frame_to(server: bool, text: bool, data: &[u8]) -> Vec<u8> {
 // ----- multipeer ---------------------------------------------------------------------------
 
 fn mp_config() -> ws::Config {
-    // Room for the 1 MiB case; everything else is Godot's default.
-    ws::Config { max_message_size: 2 << 20, outbound_buffer_size: 2 << 20, ..ws::Config::default() }
+    // Room for the 1 MiB case, and buffers kept while busy as `peer::Server` keeps them
+    // (`ServerConfig::default`); everything else is Godot's default.
+    ws::Config {
+        max_message_size: 2 << 20,
+        outbound_buffer_size: 2 << 20,
+        buffer_release_delay: Some(std::time::Duration::from_secs(1)),
+        ..ws::Config::default()
+    }
 }
 
 type MpServer = Connection<VecStorage>;

@@ -11,6 +11,7 @@
 //! segments, handed to the transport in order ([`OutQueue::chunks`] for vectored writes).
 
 use crate::buffer::Buffer;
+use crate::copy::copy_bytes;
 use crate::queue::ByteQueue;
 #[cfg(feature = "alloc")]
 use crate::ws::MessageKind;
@@ -238,7 +239,7 @@ impl<B: Buffer> OutQueue<B> {
             let out = &mut dst[at..at + part.len()];
             match header.mask {
                 Some(key) => copy_masked(out, part, key, at - hlen),
-                None => out.copy_from_slice(part),
+                None => copy_bytes(out, part),
             }
             at += part.len();
         }

@@ -5,10 +5,11 @@
 //! usage: mp_echo PORT
 
 use std::io::{ErrorKind, IoSlice, Read, Write};
+use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use multipeer::ws::{self, Connection, Event, MessageKind, State};
+use multipeer::ws::{self, Connection, Event, State};
 use multipeer::{Instant, VecStorage};
 
 struct Conn {
@@ -20,11 +21,18 @@ struct Conn {
 
 /// Most slices in one vectored write.
 const IOV: usize = 64;
+/// How often the connections' timers (buffer release, handshake timeout) are looked at.
+const TIMER_TICK: Duration = Duration::from_millis(250);
 
 fn config() -> ws::Config {
     // 64 KiB messages (the 10 × 64 KiB case) exceed Godot's 65535-byte default; outbound room
-    // for several such echoes in flight.
-    ws::Config { max_message_size: 1 << 20, outbound_buffer_size: 4 << 20, ..ws::Config::default() }
+    // for several such echoes in flight; buffers kept while busy, as `peer::Server` keeps them.
+    ws::Config {
+        max_message_size: 1 << 20,
+        outbound_buffer_size: 4 << 20,
+        buffer_release_delay: if std::env::var_os("MP_RELEASE_NOW").is_some() { None } else { Some(TIMER_TICK * 4) },
+        ..ws::Config::default()
+    }
 }
 
 fn main() -> std::io::Result<()> {
@@ -36,12 +44,24 @@ fn main() -> std::io::Result<()> {
     let mut free: Vec<usize> = Vec::new();
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut msg = Vec::new();
     let start = std::time::Instant::now();
     eprintln!("mp_echo: listening on 127.0.0.1:{port}");
+    let mut next_tick = Instant::ZERO + TIMER_TICK;
     loop {
-        poll.poll(&mut events, None)?;
+        poll.poll(&mut events, Some(TIMER_TICK))?;
         let now = Instant::from_micros(start.elapsed().as_micros() as u64);
+        if now >= next_tick {
+            // Timers at a coarse tick, as an adapter with a timer wheel would fire them.
+            next_tick = now + TIMER_TICK;
+            for conn in conns.iter_mut().flatten() {
+                if conn.ws.poll_timeout().is_some_and(|t| t <= now) {
+                    conn.ws.handle_timeout(now);
+                    // A timer may queue output (a handshake's 408); a failed write shows at the
+                    // connection's next readiness event.
+                    let _ = flush(conn);
+                }
+            }
+        }
         for ev in &events {
             if ev.token() == Token(0) {
                 while let Ok((mut stream, _)) = listener.accept() {
@@ -61,7 +81,7 @@ fn main() -> std::io::Result<()> {
             }
             let i = ev.token().0 - 1;
             let Some(conn) = conns[i].as_mut() else { continue };
-            if service(conn, now, &mut buf, &mut msg).is_err() {
+            if service(conn, now, &mut buf).is_err() {
                 let mut c = conns[i].take().expect("present");
                 let _ = poll.registry().deregister(&mut c.stream);
                 free.push(i);
@@ -72,20 +92,20 @@ fn main() -> std::io::Result<()> {
 
 /// Reads until the socket would block (or the core pushes back), echoing every message, then
 /// writes everything queued in one vectored write.
-fn service(conn: &mut Conn, now: Instant, buf: &mut [u8], msg: &mut Vec<u8>) -> Result<(), ()> {
+fn service(conn: &mut Conn, now: Instant, buf: &mut [u8]) -> Result<(), ()> {
     loop {
         if !conn.held.is_empty() {
             let used = conn.ws.handle_input(now, &conn.held);
             conn.held.drain(..used);
         }
         events(conn, now)?;
-        let stalled = echo(conn, msg);
+        let stalled = echo(conn);
         if stalled || !conn.held.is_empty() {
             // The outbound queue is full: write, and read again only once it drained.
             if !flush(conn)? {
                 return Ok(());
             }
-            if echo(conn, msg) {
+            if echo(conn) {
                 return Ok(());
             }
             continue;
@@ -107,7 +127,7 @@ fn service(conn: &mut Conn, now: Instant, buf: &mut [u8], msg: &mut Vec<u8>) -> 
         }
     }
     events(conn, now)?;
-    echo(conn, msg);
+    echo(conn);
     flush(conn)?;
     if conn.ws.is_finished() && conn.ws.poll_transmit().is_none() {
         return Err(());
@@ -127,27 +147,20 @@ fn events(conn: &mut Conn, now: Instant) -> Result<(), ()> {
 }
 
 /// Echoes queued messages; `true` when one did not fit the outbound queue.
-fn echo(conn: &mut Conn, msg: &mut Vec<u8>) -> bool {
+fn echo(conn: &mut Conn) -> bool {
     if conn.ws.state() != State::Open {
         while conn.ws.pop_message() {}
         return false;
     }
-    while let Some(m) = conn.ws.peek_message() {
-        if !conn.ws.can_send(m.data.len()) {
-            return true;
+    // Each message goes from the inbound queue straight into the outbound one; one that does
+    // not fit stays queued until the socket takes what is ahead of it.
+    loop {
+        match conn.ws.forward_message() {
+            Ok(Some(_)) => {}
+            Ok(None) => return false,
+            Err(_) => return true,
         }
-        // The message lives in the inbound queue and `send` needs the connection mutably:
-        // one copy into a scratch buffer shared by all connections.
-        let kind = m.kind;
-        msg.clear();
-        msg.extend_from_slice(m.data);
-        conn.ws.pop_message();
-        if conn.ws.send(kind, msg).is_err() {
-            return true;
-        }
-        debug_assert!(matches!(kind, MessageKind::Binary | MessageKind::Text));
     }
-    false
 }
 
 /// Writes queued frames; `Ok(false)` when the socket is full.

@@ -253,3 +253,27 @@ fn a_release_delay_keeps_storage_while_busy_and_frees_it_when_idle() {
     assert_eq!(s.buffer_footprint(), 0);
     assert_eq!(s.poll_timeout(), None, "nothing held, nothing armed");
 }
+
+/// Even with a release delay, storage beyond a few KiB is given back as soon as its queue
+/// empties: kept by every connection of a busy server it would outgrow the caches.
+#[test]
+fn a_release_delay_keeps_only_small_storage() {
+    let delay = core::time::Duration::from_secs(1);
+    let config = Config { buffer_release_delay: Some(delay), ..Config::GODOT };
+    let (mut c, mut s) = open_pair::<Heap>(config);
+    c.send_binary(&[1; 20_000]).unwrap();
+    pump(Instant::ZERO, &mut c, &mut s);
+    assert!(s.buffer_footprint() > 20_000);
+    assert!(s.pop_message());
+    // What stays is the small outbound storage the handshake's response needed.
+    let small = s.buffer_footprint();
+    assert!(small <= 1024, "a 20 kB queue is not kept ({small} bytes held)");
+    s.send_binary(&[2; 20_000]).unwrap();
+    let sent = drain(&mut s);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(s.buffer_footprint(), 0, "nor a 20 kB outbound queue");
+    c.send_binary(&[3; 100]).unwrap();
+    pump(Instant::ZERO, &mut c, &mut s);
+    assert!(s.pop_message());
+    assert!(s.buffer_footprint() > 0, "a small one is");
+}

@@ -311,3 +311,49 @@ fn response_and_first_frames_in_one_read() {
         assert_eq!(drain(&mut c2), [Sent { b0: 0x8a, masked: true, payload: b"p".to_vec() }]);
     }
 }
+
+#[test]
+fn forward_message_sends_back_each_message_with_its_kind() {
+    let mut s = open_server(Config::GODOT);
+    let input = [masked(0x81, "héllo".as_bytes()), masked(0x82, &[7; 300]), masked(0x82, b"")].concat();
+    assert_eq!(s.handle_input(NOW, &input), input.len());
+    assert_eq!(s.forward_message(), Ok(Some(MessageKind::Text)));
+    assert_eq!(s.forward_message(), Ok(Some(MessageKind::Binary)));
+    assert_eq!(s.forward_message(), Ok(Some(MessageKind::Binary)));
+    assert_eq!(s.forward_message(), Ok(None));
+    assert_eq!(s.available_messages(), 0);
+    assert_eq!(
+        drain(&mut s),
+        [
+            Sent { b0: 0x81, masked: false, payload: "héllo".as_bytes().to_vec() },
+            Sent { b0: 0x82, masked: false, payload: std::vec![7; 300] },
+            Sent { b0: 0x82, masked: false, payload: Vec::new() },
+        ]
+    );
+    // A client masks what it forwards, with a key of its own.
+    let (mut c, mut s) = open_pair::<Heap>(Config::GODOT);
+    s.send_binary(b"round trip").unwrap();
+    pump(NOW, &mut c, &mut s);
+    assert_eq!(c.forward_message(), Ok(Some(MessageKind::Binary)));
+    assert_eq!(drain(&mut c), [Sent { b0: 0x82, masked: true, payload: b"round trip".to_vec() }]);
+}
+
+#[test]
+fn forward_message_that_does_not_fit_stays_queued() {
+    let config = Config { max_outbound_messages: 1, outbound_buffer_size: 100, ..Config::GODOT };
+    let mut s = open_server(config);
+    let input = [masked(0x82, b"first"), masked(0x82, &[1; 101])].concat();
+    assert_eq!(s.handle_input(NOW, &input), input.len());
+    s.send_binary(b"queued").unwrap();
+    assert!(matches!(s.forward_message(), Err(SendError::Full { queued_messages: 1, .. })));
+    assert_eq!(s.peek_message().unwrap().data, b"first");
+    drain(&mut s);
+    assert_eq!(s.forward_message(), Ok(Some(MessageKind::Binary)));
+    drain(&mut s);
+    assert_eq!(s.forward_message(), Err(SendError::TooLarge { max: 100 }));
+    assert_eq!(s.peek_message().unwrap().data, &[1; 101][..]);
+    // Once the connection is closing, nothing more is sent and the message is still readable.
+    s.close(NOW, CloseCode::NORMAL, "").unwrap();
+    assert_eq!(s.forward_message(), Err(SendError::NotOpen));
+    assert_eq!(s.available_messages(), 1);
+}
