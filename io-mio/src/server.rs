@@ -617,4 +617,3 @@ mod tests {
         assert!(index <= 16, "{index} bytes per index entry");
     }
 }
-

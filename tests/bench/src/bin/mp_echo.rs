@@ -30,7 +30,7 @@ fn config() -> ws::Config {
     ws::Config {
         max_message_size: 1 << 20,
         outbound_buffer_size: 4 << 20,
-        buffer_release_delay: if std::env::var_os("MP_RELEASE_NOW").is_some() { None } else { Some(TIMER_TICK * 4) },
+        buffer_release_delay: Some(TIMER_TICK * 4),
         ..ws::Config::default()
     }
 }
