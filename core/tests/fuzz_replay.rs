@@ -90,6 +90,9 @@ fn connection_seeds_reach_their_states() {
     assert!(!s.opened && matches!(s.terminal, Some(Event::HandshakeFailed(_))));
     let s = server("handshake-timeout");
     assert!(!s.opened && s.written > 0, "a timed-out request is answered (408)");
+    let s = server("echo-forward");
+    assert!(s.opened, "{s:?}");
+    assert_eq!(s.messages, 3, "every message forwarded, the last once the first ones were written");
 
     assert!(client("protocol-first-offered").opened);
     assert!(!client("protocol-never-offered").opened);

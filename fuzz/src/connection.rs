@@ -156,6 +156,8 @@ pub enum Op {
     Decide(u8),
     /// The application drains `poll_event`.
     Events,
+    /// The application echoes the oldest message with `forward_message`.
+    Forward,
     /// The transport reports end of stream.
     Eof,
     /// The application aborts.
@@ -164,7 +166,7 @@ pub enum Op {
 
 impl Op {
     // First byte ranges; terminal ops are rare so runs go deep.
-    const RANGES: [(u8, u8); 13] = [
+    const RANGES: [(u8, u8); 14] = [
         (0, 59),    // Receive
         (60, 119),  // Frame
         (120, 149), // Transmit
@@ -175,7 +177,8 @@ impl Op {
         (210, 216), // Close
         (217, 236), // Advance
         (237, 244), // Decide
-        (245, 251), // Events
+        (245, 248), // Events
+        (249, 251), // Forward
         (252, 253), // Eof
         (254, 255), // Abort
     ];
@@ -196,7 +199,8 @@ impl Op {
             8 => Self::Advance(input.byte()),
             9 => Self::Decide(input.byte()),
             10 => Self::Events,
-            11 => Self::Eof,
+            11 => Self::Forward,
+            12 => Self::Eof,
             _ => Self::Abort,
         }
     }
@@ -216,8 +220,9 @@ impl Op {
             Self::Advance(n) => out.byte(tag(8)).byte(*n),
             Self::Decide(n) => out.byte(tag(9)).byte(*n),
             Self::Events => out.byte(tag(10)),
-            Self::Eof => out.byte(tag(11)),
-            Self::Abort => out.byte(tag(12)),
+            Self::Forward => out.byte(tag(11)),
+            Self::Eof => out.byte(tag(12)),
+            Self::Abort => out.byte(tag(13)),
         };
     }
 }
@@ -637,6 +642,7 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             Op::Advance(step) => self.advance(*step),
             Op::Decide(choice) => self.decide(*choice),
             Op::Events => self.drain_events(),
+            Op::Forward => self.forward(),
             Op::Eof => {
                 self.conn.handle_eof(self.now);
                 assert!(self.conn.state() == State::Closed && self.conn.is_finished());
@@ -698,6 +704,38 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
                 self.delivered.push((kind, data));
             }
             (front, result) => panic!("recv gave {result:?} with {front:?} queued"),
+        }
+    }
+
+    /// `forward_message`: the message it takes is read (delivered) and queued as one frame, as
+    /// `send` would queue it; one it refuses stays first in line, for the reason `send` gives.
+    fn forward(&mut self) {
+        let front = self.conn.peek_message().map(|m| (m.kind, m.data.to_vec()));
+        let open = self.conn.state() == State::Open;
+        let (queued_bytes, queued_messages) =
+            (self.conn.buffered_amount(), self.conn.queued_outbound_messages());
+        let fits = front.as_ref().is_some_and(|(_, data)| self.conn.can_send(data.len()));
+        let result = self.conn.forward_message();
+        match (front, result) {
+            (None, Ok(None)) => {}
+            (Some((kind, data)), Ok(Some(forwarded))) => {
+                assert!(fits, "forward_message succeeded where can_send said no");
+                assert_eq!(forwarded, kind);
+                assert_eq!(self.conn.queued_outbound_messages(), queued_messages + 1);
+                assert!(self.conn.buffered_amount() >= queued_bytes + data.len() + 2);
+                self.delivered.push((kind, data));
+            }
+            (Some((_, data)), Err(e)) => {
+                assert_eq!(self.conn.peek_message().map(|m| m.data.to_vec()).as_ref(), Some(&data), "kept");
+                assert_eq!(self.conn.queued_outbound_messages(), queued_messages);
+                match e {
+                    SendError::NotOpen => assert!(!open),
+                    SendError::TooLarge { max } => assert!(open && data.len() > max),
+                    SendError::Full { .. } => assert!(open && !fits),
+                    e => panic!("forward_message of {} bytes: {e:?}", data.len()),
+                }
+            }
+            (front, result) => panic!("forward_message gave {result:?} with {front:?} queued"),
         }
     }
 

@@ -198,6 +198,24 @@ fn server_seeds() -> Vec<(&'static str, Vec<u8>)> {
         Op::Events,
     ];
     let timeout = [Op::Events, Op::Advance(0xc0), Op::Events, Op::Transmit(all)];
+    // An echo server with tight limits (2 messages queued each way): forwards what it reads;
+    // the third message waits for inbound room, then for the first two to be written.
+    let echo = [
+        Op::Decide(0),
+        Op::Transmit(all),
+        frame(0x2, false, &[0x44; 40]),
+        frame(0x1, true, "hé".as_bytes()),
+        frame(0x0, false, "llo".as_bytes()),
+        frame(0x2, false, &[0x55; 30]),
+        Op::Forward,
+        Op::Forward,
+        Op::Receive(vec![]),
+        Op::Forward,
+        Op::Transmit(all),
+        Op::Forward,
+        Op::Transmit(all),
+        Op::Events,
+    ];
     let godot = Setup::GODOT;
     let tight_setup = Setup::TIGHT;
     vec![
@@ -212,6 +230,7 @@ fn server_seeds() -> Vec<(&'static str, Vec<u8>)> {
             encode_run(Setup([2, 255, 255, 255, 255, 255, 255, 255, 0x88]), &[1], &server_closes),
         ),
         ("handshake-timeout", encode_run(godot, &[1], &timeout)),
+        ("echo-forward", encode_run(tight_setup, &[1], &echo)),
     ]
 }
 
