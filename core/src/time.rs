@@ -87,6 +87,7 @@ impl fmt::Debug for Instant {
 }
 
 /// The earliest of two optional deadlines.
+#[inline]
 pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),

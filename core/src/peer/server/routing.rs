@@ -136,6 +136,12 @@ fn classify_godot3(sender: PeerId, message: &[u8]) -> Route<'_> {
 impl<R: CryptoRng> Server<R> {
     /// Routes every complete message of the connection at `index`, as far as room allows.
     pub(super) fn route(&mut self, index: u32) {
+        // Most calls come after a write or a timer, with nothing received: return before
+        // moving the connection out of its slot and back (two copies of a kilobyte-sized
+        // struct, which were most of a relay's copying per delivery).
+        if self.slots[index as usize].conn.as_ref().is_none_or(|c| c.ws.peek_message().is_none()) {
+            return;
+        }
         let Some(mut src) = self.slots[index as usize].conn.take() else { return };
         self.routing = Some(index);
         self.routing_from = src.peer;
