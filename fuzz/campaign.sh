@@ -87,11 +87,10 @@ run_target() {
     echo "$t: $result"
 }
 
-running=()
 for t in "${targets[@]}"; do
-    while [[ -e "$OUT/pause" ]]; do sleep 10; done
     while (($(jobs -rp | wc -l) >= JOBS)); do wait -n || true; done
+    # Looked at once a slot is free, so a pause set while waiting for one holds.
+    while [[ -e "$OUT/pause" ]]; do sleep 10; done
     run_target "$t" &
-    running+=($!)
 done
 wait

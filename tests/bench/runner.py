@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -71,6 +72,27 @@ def loadavg():
     return os.getloadavg()[0]
 
 
+def children_seconds():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def busy_seconds():
+    """CPU time all processors spent busy since boot, from /proc/stat."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def process_seconds(pid):
+    """utime + stime of a process (all its threads), or None once it is gone."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_case(server, args_fn, log):
     """Starts `server` pinned to CPU 0, runs the load generator pinned to CPU 1, stops the server."""
     port = next_port()
@@ -85,13 +107,20 @@ def run_case(server, args_fn, log):
         time.sleep(0.3)
         lg = ["taskset", "-c", CLIENT_CPU, str(TARGET / "loadgen")] + args_fn(f"127.0.0.1:{port}", proto, srv.pid)
         load_before = loadavg()
+        # Quietness: CPU time of everything but the server and the load generator over the run.
+        busy0, srv0, kids0, t0 = busy_seconds(), process_seconds(srv.pid), children_seconds(), time.time()
         out = subprocess.run(lg, capture_output=True, text=True, timeout=300)
+        busy1, srv1, kids1, t1 = busy_seconds(), process_seconds(srv.pid), children_seconds(), time.time()
+        other = None
+        if srv0 is not None and srv1 is not None:
+            other = max(0.0, (busy1 - busy0) - (srv1 - srv0) - (kids1 - kids0)) / ((t1 - t0) * os.cpu_count())
         line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
         try:
             res = json.loads(line)
         except json.JSONDecodeError:
             res = {"error": (out.stderr or "no output")[-300:]}
         res["load_before"] = load_before
+        res["other_cpu_share"] = other
         return res
     finally:
         # Godot's wrapper execs the engine in the same process group; kill only what we started.
@@ -245,11 +274,22 @@ def write_report(results, started, load_start, godot_ok, rounds, secs):
     loads = sorted(r.get("load_before", 0.0) for rows in results.values() for r in rows)
     w(f"- CPU: {cpu}, {os.cpu_count()} cores; kernel {platform.release()}; 1-minute load average "
       f"before each run: {loads[0]:.2f} to {loads[-1]:.2f} (median {statistics.median(loads):.2f}).")
-    if loads[-1] > 0.5:
-        w("- **The machine was not quiet** (load average above 0.5: other work shared the two cores). "
-          "Messages per second then depend on the CPU share each process got (the load generator's own "
-          "CPU time varied threefold between rounds); server CPU per message is the figure that "
-          "survives contention. See the per-run `load_before` in `tests/bench/results/loopback.jsonl`.")
+    others = sorted(r["other_cpu_share"] for rows in results.values() for r in rows
+                    if isinstance(r.get("other_cpu_share"), (int, float)))
+    if others:
+        # The load average counts the benchmark's own two processes, so quietness is measured as
+        # the CPU time everything else used while each run's load generator ran.
+        w(f"- Other work during the runs (CPU time of every process but the server and the load "
+          f"generator, as a share of both cores): median {100 * statistics.median(others):.1f} %, "
+          f"at most {100 * others[-1]:.1f} %.")
+        if others[-1] > 0.05:
+            w("- **The machine was not quiet in every run** (other work above 5 % of the cores in some). "
+              "Messages per second then depend on the CPU share each process got; server CPU per message "
+              "is the figure that survives contention. See the per-run `other_cpu_share` in "
+              "`tests/bench/results/loopback.jsonl`.")
+    elif loads[-1] > 0.5:
+        w("- **The machine may not have been quiet** (load average above 0.5 before some runs; this "
+          "run did not record other processes' CPU time).")
     head = version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "core", "io-mio"],
                            capture_output=True, text=True).stdout.strip()
