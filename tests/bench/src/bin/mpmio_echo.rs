@@ -15,8 +15,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = ServerConfig {
         relay: false,
         max_peers,
-        // 64 KiB messages exceed Godot's 65535-byte default; several in flight per peer.
-        ws: ws::Config { max_message_size: 1 << 20, outbound_buffer_size: 4 << 20, ..ws::Config::GODOT },
+        // 64 KiB messages exceed Godot's 65535-byte default; several in flight per peer. The
+        // rest is the server's default (buffers kept while busy), not the bare connection's.
+        ws: ws::Config {
+            max_message_size: 1 << 20,
+            outbound_buffer_size: 4 << 20,
+            ..ServerConfig::default().ws
+        },
         inbox: multipeer::queue::QueueLimits { max_bytes: 8 << 20, max_packets: 65536 },
         ..ServerConfig::default()
     };
