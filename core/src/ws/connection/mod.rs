@@ -73,6 +73,11 @@ struct Timers {
     ping: Option<Instant>,
     /// When to give back buffer storage that is no longer needed.
     release: Option<Instant>,
+    /// When storage that had carried data was last given back as soon as it emptied (see
+    /// `hold_buffers`).
+    released_at: Option<Instant>,
+    /// A data message was sent or read since storage was last given back.
+    carried_data: bool,
     awaiting_pong: bool,
 }
 
@@ -452,6 +457,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let header = self.data_frame_header(opcode, len)?;
         let full = self.full_error();
         self.out.push_frame(header, parts, self.data_limit()).map_err(|()| full)?;
+        self.timers.carried_data = true;
         self.hold_buffers();
         Ok(())
     }
@@ -635,6 +641,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     pub fn pop_message(&mut self) -> bool {
         let popped = self.inbound.pop();
         if popped {
+            self.timers.carried_data = true;
             self.finish_held_frame();
             self.hold_buffers();
         }
@@ -647,6 +654,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// [`ReadError::Empty`]; [`ReadError::TooSmall`] (the message stays queued).
     pub fn recv(&mut self, dst: &mut [u8]) -> Result<(MessageKind, usize), ReadError> {
         let read = self.inbound.pop_into(dst).map(|(meta, len)| (MessageKind::from_meta(meta), len))?;
+        self.timers.carried_data = true;
         self.finish_held_frame();
         self.hold_buffers();
         Ok(read)
@@ -729,6 +737,17 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 }
                 if self.out.footprint() > KEEP_WHILE_BUSY {
                     self.out.release_if_empty();
+                }
+                // Only a connection that needed storage again soon after giving it back keeps
+                // it: one that carried a single exchange (a handshake, one message) holds
+                // nothing, so a connect storm does not raise the heap by every connection's
+                // handshake buffers for the length of the delay.
+                let chatty = self.timers.released_at.is_some_and(|at| self.now < at + delay);
+                if !chatty {
+                    let released = self.inbound.release_if_empty() | self.out.release_if_empty();
+                    if released && core::mem::take(&mut self.timers.carried_data) {
+                        self.timers.released_at = Some(self.now);
+                    }
                 }
                 if self.timers.release.is_none() && self.buffer_footprint() > 0 {
                     self.timers.release = Some(self.now + delay);

@@ -318,11 +318,14 @@ impl<B: Buffer> OutQueue<B> {
         }
     }
 
-    /// Gives the inline storage back if nothing is queued (see the connection's idle release).
-    pub(super) fn release_if_empty(&mut self) {
-        if self.bytes.is_empty() {
+    /// Gives the inline storage back if nothing is queued (see the connection's idle release);
+    /// returns whether there was storage to give back.
+    pub(super) fn release_if_empty(&mut self) -> bool {
+        if self.bytes.is_empty() && self.bytes.footprint() > 0 {
             self.bytes.release();
+            return true;
         }
+        false
     }
 }
 
