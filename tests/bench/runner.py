@@ -470,6 +470,11 @@ def write_report(results, started, load_start, godot_ok, rounds, secs):
         w("Decode = frame bytes in memory → message in memory the library owns (header, unmask, UTF-8 "
           "for text). Encode = header (+ mask for a client) into the library's output. Run pinned to "
           f"CPU {SERVER_CPU}. Source: `tests/bench/benches/codec.rs`.")
+        stamps = [p.stat().st_mtime for p in (TARGET.parent / "criterion").glob("**/new/estimates.json")]
+        if stamps:
+            # BENCH_SKIP_CODEC keeps the previous codec results: say when they were taken.
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(min(stamps)))
+            w(f"Measured {when} (by the codec phase of `run.sh`; `BENCH_SKIP_CODEC=1` keeps earlier results).")
         w("")
         libs = ["memcpy", "multipeer", "tungstenite", "fastwebsockets", "embedded-websocket"]
         sizes = ["16B", "125B", "1KiB", "16KiB", "64KiB", "1MiB"]
