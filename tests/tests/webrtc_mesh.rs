@@ -48,8 +48,12 @@ fn drive(
 }
 
 fn connected_pair() -> (WebRtcMultiplayerPeer, WebRtcMultiplayerPeer) {
-    let mut a = WebRtcMultiplayerPeer::default();
-    let mut b = WebRtcMultiplayerPeer::default();
+    connected_pair_with(&WebRtcConfig::default())
+}
+
+fn connected_pair_with(config: &WebRtcConfig) -> (WebRtcMultiplayerPeer, WebRtcMultiplayerPeer) {
+    let mut a = WebRtcMultiplayerPeer::new(config.clone());
+    let mut b = WebRtcMultiplayerPeer::new(config.clone());
     a.create_mesh(id(1), &[]).unwrap();
     b.create_mesh(id(2), &[]).unwrap();
     a.add_peer(id(2), 1).unwrap();
@@ -185,6 +189,48 @@ fn a_full_reliable_lane_holds_the_peer_back_until_the_application_reads() {
         got.len() == 200
     });
     assert_eq!(got, (0..200).collect::<Vec<_>>());
+}
+
+/// Godot's unreliable lanes have `maxPacketLifetime` 1 ms. A message that waits in the
+/// outbox for send-buffer room longer than that is abandoned there, as a browser's SCTP stack
+/// abandons it, and counted; reliable messages behind it wait and all arrive.
+#[test]
+fn unreliable_messages_expire_in_the_outbox_while_reliable_ones_wait() {
+    // Room for 8 messages of 1000 bytes in str0m's send buffer.
+    let config = WebRtcConfig { sctp_send_buffer: 8 * 1024, ..WebRtcConfig::default() };
+    let (mut a, mut b) = connected_pair_with(&config);
+    a.set_target_peer(Target::Peer(id(2)));
+    a.set_transfer_mode(TransferMode::Unreliable);
+    for i in 0..50u8 {
+        a.put_packet(&[i; 1000]).unwrap();
+    }
+    let (waiting, _) = a.get_peer_backlog(id(2));
+    assert_eq!(waiting, 42, "8 fit in the send buffer, the rest wait");
+    a.set_transfer_mode(TransferMode::Reliable);
+    for i in 0..20u8 {
+        a.put_packet(&[100 + i; 1000]).unwrap();
+    }
+    assert_eq!(a.get_peer_backlog(id(2)).0, 62);
+    // Nobody drives a for longer than the lifetime.
+    std::thread::sleep(Duration::from_millis(5));
+    let (mut reliable, mut unreliable) = (Vec::new(), Vec::new());
+    drive(&mut a, &mut b, |a, b| {
+        while let Some((data, info)) = b.get_packet() {
+            match info.mode {
+                TransferMode::Reliable => reliable.push(data[0]),
+                _ => unreliable.push(data[0]),
+            }
+        }
+        reliable.len() == 20 && a.get_peer_backlog(id(2)).0 == 0
+    });
+    assert_eq!(a.stats().expired_sends, 42, "every waiting unreliable message expired");
+    assert_eq!(reliable, (100..120).collect::<Vec<_>>(), "reliable ones waited and arrived in order");
+    assert!(unreliable.iter().all(|&i| i < 8), "only the 8 str0m took may arrive: {unreliable:?}");
+    // Once there is room again, unreliable messages flow as before.
+    a.set_transfer_mode(TransferMode::Unreliable);
+    a.put_packet(&[200; 10]).unwrap();
+    drive(&mut a, &mut b, |_, b| b.get_packet().is_some_and(|(data, _)| data[0] == 200));
+    assert_eq!(a.stats().expired_sends, 42);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use str0m::channel::{ChannelConfig, ChannelId, Reliability as RtcReliability};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
+use super::outbox::Outbox;
 use super::stun;
 use super::{EngineStats, WebRtcConfig};
 use crate::Clock;
@@ -58,9 +59,9 @@ pub(crate) struct PeerConnection {
     /// Messages the mesh refused (a full reliable lane), in arrival order.
     held: VecDeque<(u16, Vec<u8>)>,
     /// Messages waiting for room in str0m's send buffer.
-    outbox: VecDeque<(u16, Vec<u8>)>,
-    outbox_bytes: usize,
-    outbox_limit: usize,
+    outbox: Outbox,
+    /// `maxPacketLifetime` of the channels that have one, by stream id.
+    lifetimes: Vec<(u16, Duration)>,
     send_buffer: usize,
     stun: Vec<StunQuery>,
     /// Server-reflexive addresses learned from STUN servers.
@@ -76,6 +77,14 @@ fn rtc_reliability(r: Reliability) -> RtcReliability {
         Reliability::Reliable => RtcReliability::Reliable,
         Reliability::MaxPacketLifetime(lifetime) => RtcReliability::MaxPacketLifetime { lifetime },
         Reliability::MaxRetransmits(retransmits) => RtcReliability::MaxRetransmits { retransmits },
+    }
+}
+
+/// The stream id and lifetime of a channel with `maxPacketLifetime`.
+fn lifetime(spec: &ChannelSpec) -> Option<(u16, Duration)> {
+    match spec.reliability {
+        Reliability::MaxPacketLifetime(ms) => Some((spec.id, Duration::from_millis(u64::from(ms)))),
+        Reliability::Reliable | Reliability::MaxRetransmits(_) => None,
     }
 }
 
@@ -109,6 +118,16 @@ fn random_transaction() -> [u8; 12] {
     // A failing OS generator leaves zeros; the id only has to match our own response.
     let _ = getrandom::fill(&mut t);
     t
+}
+
+/// Offers a message to str0m: whether its send buffer took it.
+fn write(rtc: &mut Rtc, peer: PeerId, stream: u16, data: &[u8]) -> Result<bool, PutError> {
+    let id = rtc.direct_api().channel_id_by_sctp_stream_id(stream);
+    let Some(mut channel) = id.and_then(|id| rtc.channel(id)) else {
+        return Err(PutError::UnknownPeer(peer));
+    };
+    // Godot sends binary messages (WebRTCDataChannel's default write mode).
+    channel.write(true, data).map_err(|_| PutError::UnknownPeer(peer))
 }
 
 impl PeerConnection {
@@ -182,9 +201,8 @@ impl PeerConnection {
             open: HashMap::new(),
             remote_max_message: DEFAULT_REMOTE_MAX_MESSAGE,
             held: VecDeque::new(),
-            outbox: VecDeque::new(),
-            outbox_bytes: 0,
-            outbox_limit: config.outbox_limit,
+            outbox: Outbox::new(config.outbox_limit),
+            lifetimes: channels.iter().filter_map(lifetime).collect(),
             send_buffer: config.sctp_send_buffer,
             stun,
             mapped: Vec::new(),
@@ -298,7 +316,12 @@ impl PeerConnection {
     }
 
     /// Sends one message, or keeps it for when str0m's send buffer has room.
-    pub(crate) fn send(&mut self, stream: u16, data: Vec<u8>) -> Result<(), PutError> {
+    pub(crate) fn send(
+        &mut self,
+        stream: u16,
+        data: Vec<u8>,
+        stats: &mut EngineStats,
+    ) -> Result<(), PutError> {
         let max = self.max_message();
         if data.len() > max {
             return Err(PutError::TooLarge { max });
@@ -309,36 +332,22 @@ impl PeerConnection {
         if self.outbox.is_empty() && self.write(stream, &data)? {
             return Ok(());
         }
-        if self.outbox_bytes + data.len() > self.outbox_limit {
-            return Err(PutError::Full);
-        }
-        self.outbox_bytes += data.len();
-        self.outbox.push_back((stream, data));
+        let now = StdInstant::now();
+        let expires =
+            self.lifetimes.iter().find(|(id, _)| *id == stream).map(|(_, lifetime)| now + *lifetime);
+        stats.expired_sends += self.outbox.push(now, stream, data, expires)?;
         Ok(())
     }
 
     /// Whether str0m took the message.
     fn write(&mut self, stream: u16, data: &[u8]) -> Result<bool, PutError> {
-        let id = self.rtc.direct_api().channel_id_by_sctp_stream_id(stream);
-        let Some(mut channel) = id.and_then(|id| self.rtc.channel(id)) else {
-            return Err(PutError::UnknownPeer(self.peer));
-        };
-        // Godot sends binary messages (WebRTCDataChannel's default write mode).
-        channel.write(true, data).map_err(|_| PutError::UnknownPeer(self.peer))
+        write(&mut self.rtc, self.peer, stream, data)
     }
 
-    fn flush_outbox(&mut self) {
-        while let Some((stream, data)) = self.outbox.pop_front() {
-            match self.write(stream, &data) {
-                Ok(true) => self.outbox_bytes -= data.len(),
-                Ok(false) => {
-                    self.outbox.push_front((stream, data));
-                    return;
-                }
-                // The channel closed under it: the mesh hears of it through the close event.
-                Err(_) => self.outbox_bytes -= data.len(),
-            }
-        }
+    fn flush_outbox(&mut self, stats: &mut EngineStats) {
+        let Self { outbox, rtc, peer, .. } = self;
+        stats.expired_sends +=
+            outbox.flush(StdInstant::now(), |stream, data| write(rtc, *peer, stream, data));
     }
 
     /// Starts an orderly close (DTLS close_notify, SCTP shutdown) and sends what it produces.
@@ -377,7 +386,7 @@ impl PeerConnection {
             self.fail(mesh, clock);
             return;
         }
-        self.flush_outbox();
+        self.flush_outbox(stats);
         self.poll_outputs(mesh, clock, stats);
     }
 
@@ -499,7 +508,7 @@ impl PeerConnection {
                     return;
                 }
                 Ok(Output::Transmit(t)) => self.transmit(t.source, t.destination, &t.contents, stats),
-                Ok(Output::Event(event)) => self.event(event, mesh, clock),
+                Ok(Output::Event(event)) => self.event(event, mesh, clock, stats),
                 Err(_) => {
                     self.fail(mesh, clock);
                     return;
@@ -511,7 +520,7 @@ impl PeerConnection {
         }
     }
 
-    fn event(&mut self, event: Event, mesh: &mut Mesh, clock: &Clock) {
+    fn event(&mut self, event: Event, mesh: &mut Mesh, clock: &Clock, stats: &mut EngineStats) {
         let peer = self.peer;
         match event {
             Event::Connected => {
@@ -546,7 +555,7 @@ impl PeerConnection {
                     self.emit(mesh, clock, EngineEvent::ChannelClosed { peer, channel: stream });
                 }
             }
-            Event::ChannelBufferedAmountLow(_) => self.flush_outbox(),
+            Event::ChannelBufferedAmountLow(_) => self.flush_outbox(stats),
             Event::Closed => {
                 self.finished = true;
                 self.emit(mesh, clock, EngineEvent::State { peer, state: ConnectionState::Closed });

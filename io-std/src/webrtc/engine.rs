@@ -74,7 +74,7 @@ impl Engine {
             }
             Command::Send { peer, channel, data } => {
                 let c = self.peers.get_mut(&peer).ok_or(PutError::UnknownPeer(peer))?;
-                let result = c.send(channel, data);
+                let result = c.send(channel, data, &mut self.stats);
                 if let Err(PutError::TooLarge { .. } | PutError::Full) = result {
                     self.stats.refused_sends += 1;
                 }

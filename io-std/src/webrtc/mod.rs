@@ -19,7 +19,8 @@
 //! * A message larger than the remote `a=max-message-size` (64 KiB when absent, unlimited for
 //!   0), or than the send buffer, is refused by `put_packet` with `PutError::TooLarge`.
 //! * Back-pressure: when str0m's send buffer is full, messages wait in a bounded per-peer
-//!   outbox (`PutError::Full` beyond it). When the mesh refuses a message because a reliable
+//!   outbox (`PutError::Full` beyond it). A message on a lane with `maxPacketLifetime` expires
+//!   there once its lifetime, counted from the send, is over ([`EngineStats::expired_sends`]). When the mesh refuses a message because a reliable
 //!   receive lane is full (`LaneFull`), that message and everything after it from the same peer
 //!   are held, and the peer's socket is not read, until the application reads.
 //! * ICE servers: `stun:` servers are asked for our mapped address (one Binding request per
@@ -33,6 +34,7 @@ mod config;
 mod connection;
 mod engine;
 mod multiplayer;
+mod outbox;
 mod stun;
 
 pub use config::{DEFAULT_MTU, IceServer, MAX_UDP_PAYLOAD, WebRtcConfig};
@@ -52,6 +54,10 @@ pub struct EngineStats {
     pub largest_datagram: usize,
     /// Sends refused as too large or over the outbox limit.
     pub refused_sends: u64,
+    /// Messages on channels with `maxPacketLifetime` (Godot's unreliable lanes) whose lifetime
+    /// ended while they waited in the outbox for send-buffer room: abandoned unsent, as SCTP
+    /// abandons them once queued.
+    pub expired_sends: u64,
     /// STUN Binding requests sent to STUN servers.
     pub stun_requests: u64,
     /// The last error that kept a peer connection from being created.
