@@ -233,6 +233,63 @@ fn unreliable_messages_expire_in_the_outbox_while_reliable_ones_wait() {
     assert_eq!(a.stats().expired_sends, 42);
 }
 
+/// An attacker that learned a peer's UDP port sprays it with datagrams shaped like STUN, DTLS
+/// and garbage, half from its own address and half from the remote peer's (as an off-path
+/// attacker spoofing the source would): none authenticates, so the connection and its traffic
+/// go on untouched.
+#[test]
+fn garbage_datagrams_do_not_disturb_a_connected_peer() {
+    let (mut a, mut b) = connected_pair();
+    let target = a.get_peer_local_addrs(id(2))[0];
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let spoofed = b.udp_sockets()[0].try_clone().unwrap();
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut sprayed = 0;
+    for round in 0..1000u32 {
+        let mut datagram: Vec<u8> = (0..1 + round % 1200)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        match round % 4 {
+            // A STUN Binding request header with the magic cookie.
+            0 if datagram.len() >= 20 => datagram[..8].copy_from_slice(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42]),
+            // A DTLS 1.2 handshake or application-data record header.
+            1 if datagram.len() >= 13 => datagram[..3].copy_from_slice(&[0x16, 0xfe, 0xfd]),
+            2 if datagram.len() >= 13 => datagram[..3].copy_from_slice(&[0x17, 0xfe, 0xfd]),
+            _ => {}
+        }
+        let from = if round % 2 == 0 { &stranger } else { &spoofed };
+        if from.send_to(&datagram, target).is_ok() {
+            sprayed += 1;
+        }
+        if round % 100 == 0 {
+            a.poll().unwrap();
+        }
+    }
+    assert_eq!(sprayed, 1000);
+    a.set_transfer_mode(TransferMode::Reliable);
+    for i in 0..50u8 {
+        a.put_packet(&[i]).unwrap();
+        b.put_packet(&[i]).unwrap();
+    }
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    drive(&mut a, &mut b, |a, b| {
+        got_a.extend(core::iter::from_fn(|| a.get_packet()).map(|(d, _)| d[0]));
+        got_b.extend(core::iter::from_fn(|| b.get_packet()).map(|(d, _)| d[0]));
+        got_a.len() == 50 && got_b.len() == 50
+    });
+    assert_eq!(got_a, (0..50).collect::<Vec<_>>());
+    assert_eq!(got_b, (0..50).collect::<Vec<_>>());
+    assert!(a.get_peer(id(2)).unwrap().connected, "the peer is still connected");
+    let events: Vec<Event> = core::iter::from_fn(|| a.poll_event()).collect();
+    assert!(!events.iter().any(|e| matches!(e, Event::PeerDisconnected { .. })), "{events:?}");
+    assert!(a.stats().datagrams_received >= 1000, "the spray was read: {:?}", a.stats());
+}
+
 #[test]
 fn removing_a_peer_disconnects_it_on_both_sides() {
     let (mut a, mut b) = connected_pair();
