@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use multipeer::mesh::Signal;
-use multipeer::peer::{Event, PeerId, PutError, Target, TransferMode};
+use multipeer::peer::{DropReason, Event, PeerId, PutError, Target, TransferMode};
 use multipeer::queue::QueueLimits;
 use multipeer_std::webrtc::{IceServer, WebRtcConfig, WebRtcMultiplayerPeer};
 
@@ -288,6 +288,37 @@ fn garbage_datagrams_do_not_disturb_a_connected_peer() {
     let events: Vec<Event> = core::iter::from_fn(|| a.poll_event()).collect();
     assert!(!events.iter().any(|e| matches!(e, Event::PeerDisconnected { .. })), "{events:?}");
     assert!(a.stats().datagrams_received >= 1000, "the spray was read: {:?}", a.stats());
+}
+
+/// A remote peer floods an unreliable lane that the application does not read: the lane keeps
+/// its newest messages within its bound and every message it gives up is reported, so memory
+/// stays bounded and nothing disappears unseen (Godot drops these silently).
+#[test]
+fn a_flooded_unreliable_lane_drops_its_oldest_visibly() {
+    let (mut a, mut b) = connected_pair();
+    b.mesh_mut().unwrap().set_lane_limits(QueueLimits { max_bytes: 1 << 20, max_packets: 8 });
+    a.set_target_peer(Target::Peer(id(2)));
+    a.set_transfer_mode(TransferMode::UnreliableOrdered);
+    for batch in 0..30u16 {
+        for i in 0..10u16 {
+            a.put_packet(&(batch * 10 + i).to_be_bytes()).unwrap();
+        }
+        let until = Instant::now() + Duration::from_millis(5);
+        drive(&mut a, &mut b, |_, _| Instant::now() > until);
+    }
+    let until = Instant::now() + Duration::from_millis(100);
+    drive(&mut a, &mut b, |_, _| Instant::now() > until);
+    let dropped = b.mesh().unwrap().dropped();
+    let reported = core::iter::from_fn(|| b.poll_event())
+        .filter(|e| matches!(e, Event::PacketDropped { reason: DropReason::QueueOverflow, from: Some(p) } if *p == id(1)))
+        .count() as u64;
+    assert_eq!(b.get_available_packet_count(), 8, "the lane holds its bound");
+    assert_eq!(reported, dropped, "every drop is an event");
+    assert!(dropped + 8 >= 250, "most of the 300 arrived: {dropped} dropped");
+    let kept: Vec<u16> =
+        core::iter::from_fn(|| b.get_packet()).map(|(d, _)| u16::from_be_bytes([d[0], d[1]])).collect();
+    assert!(kept.windows(2).all(|w| w[0] < w[1]), "the ordered lane keeps order: {kept:?}");
+    assert!(kept[7] >= 290, "the newest were kept: {kept:?}");
 }
 
 #[test]
