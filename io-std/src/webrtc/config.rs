@@ -2,6 +2,7 @@
 //! ICE servers, and SCTP buffer sizes.
 
 use core::net::{IpAddr, Ipv4Addr};
+use core::time::Duration;
 
 /// An entry of `iceServers` (Godot's `WebRTCPeerConnection.initialize({"iceServers": [...]})`).
 ///
@@ -67,6 +68,32 @@ pub struct WebRtcConfig {
     /// str0m's MTU target: the size it fragments DTLS and SCTP for (default [`DEFAULT_MTU`];
     /// str0m accepts 576..=1500).
     pub mtu: usize,
+    /// How ICE checks a working pair and when it gives up on a peer that stopped answering.
+    pub ice_timing: IceTiming,
+}
+
+/// ICE connectivity-check timing (str0m's STUN timing), which decides how soon a peer that
+/// vanished without closing (its game crashed, its network went away) is reported as
+/// disconnected. A pair is given up once `max_retransmits` checks in a row went unanswered,
+/// the waits between them doubling from `initial_rto` up to `max_rto`, and no check came from
+/// the remote for 15 s (str0m keeps such a pair alive for browsers that answer checks late;
+/// that floor is not configurable). Measured on loopback: 21.5 s with the defaults, 15.0 s
+/// with 100 ms, 200 ms and 4. Raise them for players on lossy mobile links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IceTiming {
+    /// The wait before the first retransmission of a check (default 250 ms).
+    pub initial_rto: Duration,
+    /// The longest wait between retransmissions, and the interval between checks on a working
+    /// pair (default 3 s).
+    pub max_rto: Duration,
+    /// Unanswered checks in a row that end a pair (default 9).
+    pub max_retransmits: usize,
+}
+
+impl Default for IceTiming {
+    fn default() -> Self {
+        Self { initial_rto: Duration::from_millis(250), max_rto: Duration::from_secs(3), max_retransmits: 9 }
+    }
 }
 
 impl Default for WebRtcConfig {
@@ -79,6 +106,7 @@ impl Default for WebRtcConfig {
             outbox_limit: 4 << 20,
             mtu: DEFAULT_MTU,
             socket_receive_buffer: 2 << 20,
+            ice_timing: IceTiming::default(),
         }
     }
 }

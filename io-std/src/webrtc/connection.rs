@@ -143,11 +143,14 @@ impl PeerConnection {
         let now = StdInstant::now();
         // str0m panics outside its bounds; keep the target within them.
         let mtu = config.mtu.clamp(str0m::DATAGRAM_MTU_TARGET_MIN, str0m::DATAGRAM_MTU_TARGET_MAX);
-        let mut rtc = Rtc::builder()
+        let mut builder = Rtc::builder()
             .set_sctp_max_buffered_amount(config.sctp_send_buffer)
             .set_sctp_max_message_size(config.max_message_size)
-            .set_mtu(mtu..=mtu.max(super::config::MAX_UDP_PAYLOAD))
-            .build(now);
+            .set_mtu(mtu..=mtu.max(super::config::MAX_UDP_PAYLOAD));
+        builder.set_initial_stun_rto(config.ice_timing.initial_rto);
+        builder.set_max_stun_rto(config.ice_timing.max_rto);
+        builder.set_max_stun_retransmits(config.ice_timing.max_retransmits);
+        let mut rtc = builder.build(now);
         let mut sockets = Vec::new();
         let mut unsent_candidates = Vec::new();
         for ip in &config.local_ips {

@@ -23,6 +23,8 @@
 //!   there once its lifetime, counted from the send, is over ([`EngineStats::expired_sends`]). When the mesh refuses a message because a reliable
 //!   receive lane is full (`LaneFull`), that message and everything after it from the same peer
 //!   are held, and the peer's socket is not read, until the application reads.
+//! * A peer that vanishes without closing is reported disconnected once ICE gives up on it
+//!   ([`WebRtcConfig::ice_timing`]: 21.5 s by default, never under 15 s with str0m).
 //! * ICE servers: `stun:` servers are asked for our mapped address (one Binding request per
 //!   socket, retried), which is signalled as a server-reflexive candidate. `turn:` servers are
 //!   accepted but unused: str0m has no TURN client and none is built here yet, so peers behind
@@ -37,7 +39,7 @@ mod multiplayer;
 mod outbox;
 mod stun;
 
-pub use config::{DEFAULT_MTU, IceServer, MAX_UDP_PAYLOAD, WebRtcConfig};
+pub use config::{DEFAULT_MTU, IceServer, IceTiming, MAX_UDP_PAYLOAD, WebRtcConfig};
 pub use multiplayer::{WebRtcError, WebRtcMultiplayerPeer, connect_lobby};
 
 /// Counters of one engine, summed over its peer connections.
