@@ -63,7 +63,7 @@ mod transport;
 #[cfg(all(feature = "webrtc", unix))]
 mod webrtc;
 
-/// TLS settings and errors (feature `tls`): multipeer-std's [`tls`](multipeer_std::tls)
+/// TLS settings and errors (feature `tls`): multipeer-std's [`tls`]
 /// module, the one TLS implementation of multipeer's adapters, re-exported.
 #[cfg(feature = "tls")]
 pub use multipeer_std::tls;
