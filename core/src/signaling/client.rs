@@ -122,6 +122,11 @@ pub fn signal_message(signal: &Signal) -> Option<String> {
     })
 }
 
+/// Lobby events kept for [`MeshSession::poll_lobby_event`]; beyond it they are counted in
+/// [`MeshSession::unreported_events`], so a server that floods an application which never
+/// reads them cannot grow the queue.
+pub const MAX_LOBBY_EVENTS: usize = 1024;
+
 /// A mesh driven by a lobby: Godot's demo `multiplayer_client.gd`, without the sockets.
 pub struct MeshSession {
     mesh: Option<Mesh>,
@@ -131,6 +136,7 @@ pub struct MeshSession {
     sealed: bool,
     outgoing: VecDeque<String>,
     events: VecDeque<LobbyEvent>,
+    unreported_events: u64,
 }
 
 impl MeshSession {
@@ -148,6 +154,7 @@ impl MeshSession {
             sealed: false,
             outgoing,
             events: VecDeque::new(),
+            unreported_events: 0,
         }
     }
 
@@ -182,11 +189,13 @@ impl MeshSession {
     /// A text message from the lobby server.
     ///
     /// # Errors
-    /// [`InvalidMessage`]; the session is unchanged.
+    /// [`InvalidMessage`] for a message that is not the lobby protocol, and for a second id
+    /// (Godot refuses to initialize an active peer again): the session is unchanged.
     pub fn handle_text(&mut self, text: &str) -> Result<(), InvalidMessage> {
         let event = parse_server_message(text)?;
         match &event {
             LobbyEvent::Joined(name) => self.lobby = Some(name.clone()),
+            LobbyEvent::Id { .. } if self.mesh.is_some() => return Err(InvalidMessage),
             LobbyEvent::Id { id, mesh } => {
                 let created = if *mesh {
                     Mesh::create_mesh(*id, &self.channels_config).ok()
@@ -217,8 +226,19 @@ impl MeshSession {
             }
             LobbyEvent::Sealed => self.sealed = true,
         }
-        self.events.push_back(event);
+        if self.events.len() < MAX_LOBBY_EVENTS {
+            self.events.push_back(event);
+        } else {
+            self.unreported_events += 1;
+        }
         Ok(())
+    }
+
+    /// Lobby events acted on but not kept for [`poll_lobby_event`](Self::poll_lobby_event)
+    /// because [`MAX_LOBBY_EVENTS`] were waiting.
+    #[must_use]
+    pub fn unreported_events(&self) -> u64 {
+        self.unreported_events
     }
 
     fn describe(&mut self, from: PeerId, kind: SdpKind, sdp: &str) {

@@ -9,6 +9,9 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use client::{LobbyEvent, MeshSession, join_message, parse_server_message, seal_message, signal_message};
+pub use client::{
+    LobbyEvent, MAX_LOBBY_EVENTS, MeshSession, join_message, parse_server_message, seal_message,
+    signal_message,
+};
 pub use message::{InvalidMessage, Message, MessageType};
 pub use server::{LobbyConfig, LobbyOutput, LobbyServer};

@@ -283,3 +283,50 @@ fn relays_carry_the_senders_id_and_stay_in_the_lobby() {
         })
     );
 }
+
+/// A lobby server that lies: ids out of range, a second id, signalling for peers that are not
+/// in the mesh, malformed candidates, and a flood of events the application never reads.
+#[test]
+fn a_hostile_lobby_server_cannot_break_the_session() {
+    let text = |kind: i64, id: i64, data: &str| {
+        Message::new(MessageType::from_number(kind).unwrap(), id, data).encode()
+    };
+    let mut s = MeshSession::new("", true, &[], 1);
+    assert_eq!(s.poll_text(), Some(join_message("", true)));
+    for bad in [
+        text(1, 0, "true"),
+        text(1, -5, "true"),
+        text(1, i64::from(u32::MAX) + 1, "true"),
+        "{\"type\":1}".into(),
+        text(6, 2, "only\ntwo"),
+        text(6, 2, "\n0\nnot-a-number\ncandidate:1"),
+    ] {
+        assert_eq!(s.handle_text(&bad), Err(InvalidMessage), "{bad}");
+        assert!(s.mesh().is_none(), "{bad}: nothing was created");
+    }
+    s.handle_text(&text(1, 7, "true")).unwrap();
+    let id = s.mesh().unwrap().unique_id();
+    assert_eq!(id, PeerId::new(7));
+    // A second id would replace the mesh and strand its peers: refused, the mesh stays.
+    s.handle_text(&text(2, 9, "")).unwrap();
+    assert_eq!(s.handle_text(&text(1, 3, "true")), Err(InvalidMessage));
+    assert_eq!(s.mesh().unwrap().unique_id(), id);
+    assert!(s.mesh().unwrap().has_peer(PeerId::new(9).unwrap()));
+    // Signalling for peers not in the mesh, and for ourselves, is ignored.
+    for unknown in
+        [text(4, 11, "v=0"), text(5, 7, "v=0"), text(6, 12, "\n0\n0\ncandidate:1 1 udp 1 1.2.3.4 5 typ host")]
+    {
+        s.handle_text(&unknown).unwrap();
+    }
+    assert!(!s.mesh().unwrap().has_peer(PeerId::new(11).unwrap()));
+    // A flood the application never reads: the queue holds its bound, the rest is counted.
+    let flood = 3 * MAX_LOBBY_EVENTS as u64;
+    for i in 0..flood {
+        s.handle_text(&text(0, 0, &std::format!("lobby {i}"))).unwrap();
+    }
+    let kept = core::iter::from_fn(|| s.poll_lobby_event()).count() as u64;
+    assert_eq!(kept, MAX_LOBBY_EVENTS as u64);
+    // Events before the flood: the id, the peer, the three ignored signals.
+    assert_eq!(s.unreported_events(), flood + 5 - kept);
+    assert_eq!(s.lobby(), Some(std::format!("lobby {}", flood - 1).as_str()), "every event was acted on");
+}

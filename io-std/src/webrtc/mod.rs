@@ -60,6 +60,10 @@ pub struct EngineStats {
     /// ended while they waited in the outbox for send-buffer room: abandoned unsent, as SCTP
     /// abandons them once queued.
     pub expired_sends: u64,
+    /// Signalling messages the lobby connection refused outright (larger than its
+    /// `outbound_buffer_size`, or the connection closed); a full outbound queue only delays
+    /// them.
+    pub dropped_signals: u64,
     /// STUN Binding requests sent to STUN servers.
     pub stun_requests: u64,
     /// The last error that kept a peer connection from being created.

@@ -12,7 +12,7 @@ use multipeer::peer::{
 };
 use multipeer::signaling::{LobbyEvent, MeshSession};
 use multipeer::ws;
-use multipeer::ws::{CloseCode, CloseInfo};
+use multipeer::ws::{CloseCode, CloseInfo, SendError};
 
 use super::engine::Engine;
 use super::{EngineStats, WebRtcConfig};
@@ -63,6 +63,9 @@ struct Lobby {
     session: MeshSession,
     ws: nonblocking::WebSocket,
     closed: Option<CloseInfo>,
+    /// A signalling message the WebSocket's outbound queue had no room for; it goes first
+    /// once there is room, so no offer, answer or candidate is lost to a slow lobby server.
+    unsent: Option<String>,
 }
 
 /// Godot's `WebRTCMultiplayerPeer` (4.x; 3.x `WebRTCMultiplayer` through
@@ -230,7 +233,7 @@ impl WebRtcMultiplayerPeer {
         self.engine.close_all();
         self.mesh = None;
         let session = MeshSession::new(lobby, mesh, &self.channels_config, self.unreliable_lifetime);
-        self.lobby = Some(Lobby { session, ws, closed: None });
+        self.lobby = Some(Lobby { session, ws, closed: None, unsent: None });
         Ok(())
     }
 
@@ -374,9 +377,20 @@ impl WebRtcMultiplayerPeer {
     fn send_signals(&mut self) {
         let Some(lobby) = self.lobby.as_mut() else { return };
         if lobby.ws.state() == ws::State::Open {
-            while let Some(text) = lobby.session.poll_text() {
-                if lobby.ws.send_text(&text).is_err() {
-                    break;
+            let mut wrote = false;
+            while let Some(text) = lobby.unsent.take().or_else(|| lobby.session.poll_text()) {
+                match lobby.ws.send_text(&text) {
+                    Ok(()) => {}
+                    Err(Error::Send(SendError::Full { .. })) => {
+                        lobby.unsent = Some(text);
+                        // Writing may make room once; what still does not fit waits for the
+                        // next poll.
+                        if wrote || lobby.ws.poll().is_err() {
+                            break;
+                        }
+                        wrote = true;
+                    }
+                    Err(_) => self.engine.stats.dropped_signals += 1,
                 }
             }
         }
