@@ -21,7 +21,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use multipeer::VecStorage;
 use multipeer::signaling::{LobbyConfig, LobbyOutput, LobbyServer};
-use multipeer::ws::{self, CloseCode, MessageKind};
+use multipeer::ws::{self, CloseCode, MessageKind, SendError};
 
 use crate::clock::{Clock, shortest};
 use crate::error::{BindError, TransportError};
@@ -47,12 +47,24 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const MAX_ROUNDS: usize = 8;
 
 /// Settings of a [`Lobby`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LobbyOptions {
     /// The lobby core's limits and timers (the demo's by default).
     pub lobby: LobbyConfig,
-    /// Limits and timers of each WebSocket connection (Godot's defaults).
+    /// Limits and timers of each WebSocket connection: Godot's, with 1 MiB of outbound queue
+    /// (as `ServerConfig`'s) because a joiner hears of every member of its lobby at once. A
+    /// client that falls further behind is cut off (1008, [`LobbyStats::slow_consumers`]).
+    /// Each connection may also queue at least `max_peers` + 8 messages, whatever is set here.
     pub ws: ws::Config,
+}
+
+impl Default for LobbyOptions {
+    fn default() -> Self {
+        Self {
+            lobby: LobbyConfig::default(),
+            ws: ws::Config { outbound_queue_size: Some(1 << 20), ..ws::Config::GODOT },
+        }
+    }
 }
 
 /// Counters of a [`Lobby`].
@@ -74,8 +86,11 @@ pub struct LobbyStats {
     pub binary_in: u64,
     /// Text messages sent.
     pub messages_out: u64,
-    /// Messages the lobby core asked to send that did not fit the connection's queue.
+    /// Messages the lobby core asked to send to a connection that was no longer open.
     pub send_failures: u64,
+    /// Connections cut off (1008 "outbound queue full") because they stopped reading and a
+    /// message for them did not fit their queue.
+    pub slow_consumers: u64,
     /// Connections the lobby core closed (4000: no lobby joined in time, protocol errors,
     /// host gone; 1000 once a sealed lobby closes).
     pub closed_by_lobby: u64,
@@ -158,7 +173,14 @@ impl Lobby {
         let local_addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
         Ok(Self {
             core: LobbyServer::new(options.lobby, rng),
-            ws_config: options.ws,
+            ws_config: ws::Config {
+                // One announcement per member, at once, to a joiner.
+                max_outbound_messages: options
+                    .ws
+                    .max_outbound_messages
+                    .max(options.lobby.max_peers.saturating_add(8)),
+                ..options.ws
+            },
             clock: Clock::new(),
             listeners: listeners.into_iter().map(Some).collect(),
             local_addrs,
@@ -567,6 +589,21 @@ impl Lobby {
                         };
                         match slot.ws.send_text(&text) {
                             Ok(()) => self.stats.messages_out += 1,
+                            // A client that stopped reading would lose signalling silently and
+                            // its peers' connections would hang: it alone is cut off, visibly,
+                            // and its lobby hears that it left.
+                            Err(SendError::Full { .. }) if slot.known => {
+                                self.stats.slow_consumers += 1;
+                                slot.known = false;
+                                if slot
+                                    .ws
+                                    .close(now, CloseCode::POLICY_VIOLATION, "outbound queue full")
+                                    .is_err()
+                                {
+                                    slot.ws.abort();
+                                }
+                                self.core.disconnect(conn);
+                            }
                             Err(_) => self.stats.send_failures += 1,
                         }
                         touched.push(self.by_key[&conn]);

@@ -14,7 +14,7 @@ use std::time::Instant;
 use multipeer::signaling::{LobbyConfig, LobbyEvent, join_message, parse_server_message, seal_message};
 use multipeer_mio::{ListenAddr, Lobby, LobbyOptions, LobbyStats, RunEnd, Stop};
 use multipeer_std::{ClientOptions, WebSocket};
-use multipeer_tests::hostile::raw::{End, READ_LIMIT, Raw, frame, header};
+use multipeer_tests::hostile::raw::{End, READ_LIMIT, Raw, frame, header, request};
 
 const WAIT: Duration = Duration::from_secs(5);
 const TEXT: u8 = 0x1;
@@ -214,4 +214,61 @@ fn every_attack_on_the_lobby_closes_the_attacker_alone() {
     let stats = lobby.finish();
     assert!(stats.closed_by_lobby >= 9, "{stats:?}");
     assert_eq!(stats.io_errors, 0, "{stats:?}");
+}
+
+/// Waits for `ws` to hear that `peer` left, skipping other lobby events.
+fn wait_left(ws: &mut WebSocket, peer: i32) {
+    let end = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < end, "{peer} never left");
+        if let LobbyEvent::PeerDisconnected(gone) = next(ws) {
+            if gone.get() == peer {
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_member_that_stops_reading_is_cut_off_alone() {
+    let lobby = Running::start(LobbyConfig::default());
+    let mut host = lobby.client();
+    let (_, name) = join(&mut host, "");
+    let mut guest = lobby.client();
+    let (guest_id, _) = join(&mut guest, &name);
+    let LobbyEvent::PeerConnected(_) = next(&mut host) else { panic!("host not told of the guest") };
+
+    // The attacker joins with a small receive window and then never reads.
+    let mut attacker = Raw::try_connect_with(None, Some(4096), lobby.addr).unwrap();
+    attacker.send(&request(&[])).unwrap();
+    assert_eq!(attacker.read_head(READ_LIMIT).unwrap().0, 101);
+    attacker.send(&text(join_message(&name, true).as_bytes())).unwrap();
+    let LobbyEvent::PeerConnected(attacker_id) = next(&mut host) else { panic!("no attacker") };
+    let attacker_id = attacker_id.get();
+    let LobbyEvent::PeerConnected(_) = next(&mut guest) else { panic!("guest not told") };
+
+    // Another member sends it 8 MB of offers: more than its 1 MiB queue and the kernel's
+    // buffers (loopback send buffers grow to 4 MB). (Relays after the cut are to an id no longer in the lobby, which closes the
+    // flooder with 4000, as the demo does; it is expendable here.)
+    let mut flooder = lobby.client();
+    let (flooder_id, _) = join(&mut flooder, &name);
+    let sdp = "o".repeat(1000);
+    for _ in 0..8000 {
+        if flooder.send_text(&format!("{{\"type\":4,\"id\":{attacker_id},\"data\":\"{sdp}\"}}")).is_err() {
+            break;
+        }
+    }
+    wait_left(&mut host, attacker_id);
+    wait_left(&mut guest, attacker_id);
+    // The attacker finds the reason after its backlog.
+    let (close, before) = attacker.read_close(Duration::from_secs(20)).unwrap();
+    assert_eq!((close.close_code(), close.close_reason().as_str()), (Some(1008), "outbound queue full"));
+    assert!(before > 100, "its backlog came first: {before} frames");
+    drop(flooder);
+    wait_left(&mut host, flooder_id);
+    wait_left(&mut guest, flooder_id);
+    honest_round(&mut host, &mut guest, guest_id, 1);
+    drop((host, guest));
+    let stats = lobby.finish();
+    assert_eq!(stats.slow_consumers, 1, "{stats:?}");
 }
