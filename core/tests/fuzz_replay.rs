@@ -133,6 +133,7 @@ fn ops_decode_what_they_encode() {
 /// The seeds of the multiplayer, WebRTC and signalling targets reach what they are named after.
 #[test]
 fn multiplayer_seeds_reach_their_states() {
+    use harness::lobby_client::run_lobby_client;
     use harness::multiplayer::{run_client, run_server};
     use harness::signaling::run_signaling;
     use harness::webrtc::run_mesh;
@@ -170,6 +171,14 @@ fn multiplayer_seeds_reach_their_states() {
     assert!(l.lobbies == 1 && l.relayed >= 2 && l.closed >= 3, "{l:?}");
     let l = run_signaling(&seed("signaling", "host-leaves"));
     assert!(l.closed >= 2, "{l:?}");
+
+    let c = run_lobby_client(&seed("lobby_client", "mesh-offers-both-ways"));
+    // Id 7 offers to 1 and 2 (lower ids) and answers 1000; each with a candidate.
+    assert!(c.id == Some(7) && c.signals >= 6 && c.refused == 0, "{c:?}");
+    let c = run_lobby_client(&seed("lobby_client", "server-client"));
+    assert_eq!((c.id, c.peers), (Some(7), 1), "a client connects to the host only: {c:?}");
+    let c = run_lobby_client(&seed("lobby_client", "hostile-server"));
+    assert!(c.id == Some(7) && c.refused >= 8 && c.unreported > 0, "{c:?}");
 }
 
 /// Findings of the fuzz targets, as readable tests next to their raw inputs in

@@ -9,6 +9,7 @@
 pub mod connection;
 pub mod godot;
 pub mod input;
+pub mod lobby_client;
 pub mod multiplayer;
 pub mod parsers;
 pub mod seeds;
@@ -19,6 +20,7 @@ pub mod wire;
 
 pub use connection::{connection_client, connection_server};
 pub use godot::{godot3_header, scene_sys};
+pub use lobby_client::lobby_client;
 pub use multiplayer::{client_stateful, server_stateful};
 pub use parsers::{frame_header, handshake_request, handshake_response};
 pub use signaling::signaling;
@@ -41,4 +43,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mesh_stateful", mesh_stateful),
     ("dcep", dcep),
     ("signaling", signaling),
+    ("lobby_client", lobby_client),
 ];

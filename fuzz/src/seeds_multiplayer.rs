@@ -73,6 +73,9 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     for (name, bytes) in signaling_seeds() {
         out.push(("signaling", name, bytes));
     }
+    for (name, bytes) in super::lobby_client::seeds() {
+        out.push(("lobby_client", name, bytes));
+    }
     out
 }
 
