@@ -14,6 +14,9 @@
 #
 # Creating target/fuzz-campaign/pause makes the runner start no new target until it is removed
 # (running targets finish), so a quiet benchmark can be scheduled between runs.
+#
+# FUZZ_TARGET_DIR (default fuzz/target) is where the binaries are built; a second campaign
+# started beside a running one needs its own, or its build replaces the first one's binaries.
 set -euo pipefail
 
 CPU_SECONDS=${CPU_SECONDS:-1800}
@@ -27,8 +30,9 @@ OUT="$REPO/target/fuzz-campaign"
 mkdir -p "$OUT"
 cd "$FUZZ_DIR"
 
-cargo +nightly fuzz build -a
-BIN_DIR="$FUZZ_DIR/target/x86_64-unknown-linux-gnu/release"
+FUZZ_TARGET_DIR=${FUZZ_TARGET_DIR:-$FUZZ_DIR/target}
+cargo +nightly fuzz build -a --target-dir "$FUZZ_TARGET_DIR"
+BIN_DIR="$FUZZ_TARGET_DIR/x86_64-unknown-linux-gnu/release"
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD)
 if [[ -n "$(git -C "$REPO" status --porcelain -- core fuzz)" ]]; then
     COMMIT="$COMMIT+dirty"
