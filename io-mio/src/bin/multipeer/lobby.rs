@@ -237,6 +237,9 @@ impl Status {
                 stats.refused_at_capacity
             );
         }
+        if stats.slow_consumers > 0 {
+            let _ = write!(line, " | cut off for not reading {}", stats.slow_consumers);
+        }
         if stats.tls_failures + stats.io_errors + stats.accept_errors > 0 {
             let _ = write!(
                 line,
