@@ -332,7 +332,7 @@ impl PeerConnection {
         if self.finished {
             return Err(PutError::UnknownPeer(self.peer));
         }
-        if self.outbox.is_empty() && self.write(stream, &data)? {
+        if self.outbox.is_empty() && write(&mut self.rtc, self.peer, stream, &data)? {
             return Ok(());
         }
         let now = StdInstant::now();
@@ -340,11 +340,6 @@ impl PeerConnection {
             self.lifetimes.iter().find(|(id, _)| *id == stream).map(|(_, lifetime)| now + *lifetime);
         stats.expired_sends += self.outbox.push(now, stream, data, expires)?;
         Ok(())
-    }
-
-    /// Whether str0m took the message.
-    fn write(&mut self, stream: u16, data: &[u8]) -> Result<bool, PutError> {
-        write(&mut self.rtc, self.peer, stream, data)
     }
 
     fn flush_outbox(&mut self, stats: &mut EngineStats) {
