@@ -28,7 +28,10 @@ mod server;
 pub use client::{Client, ClientConfig, ConnectError};
 pub use ids::generate_unique_id;
 #[cfg(feature = "alloc")]
-pub use server::{AcceptError, ConnId, PeerInfo, Server, ServerConfig, ServerStats, UnknownConnection};
+pub use server::{
+    AcceptError, ConnId, DEFAULT_SLOW_PEER_TIMEOUT, PeerInfo, Server, ServerConfig, ServerStats,
+    UnknownConnection,
+};
 
 use core::fmt;
 use core::num::NonZeroU32;
@@ -282,9 +285,11 @@ pub enum DisconnectReason {
     Closed(CloseInfo),
     /// This side called `disconnect_peer` or `close`.
     Kicked,
-    /// Its outbound queue overflowed while relaying or broadcasting: it was cut off so that
-    /// nobody else stalls.
+    /// It stopped draining its outbound queue while others waited to send to it (server
+    /// `slow_peer_timeout`), and was disconnected so that they go on.
     SlowConsumer,
+    /// It stayed above the server's inbound rate limit.
+    RateLimited,
     /// A relay emulation told us it left (Godot 4 `DEL_PEER`, Godot 3 `SYS_DEL`).
     Announced,
     /// The connection to the server ended, and every peer with it.

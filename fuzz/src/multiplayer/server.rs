@@ -74,6 +74,15 @@ impl ServerSetup {
             max_queued_events: pick(b2, 4, [0, 1, 4, 4096]),
             allowed_origins: if b0 & 0x20 != 0 { vec![GOOD_ORIGIN.into()] } else { Vec::new() },
             max_connections_per_ip: (b0 & 0x10 != 0).then_some(2),
+            // Flow control: a short slow-peer timeout (or none), and tight inbound rate limits,
+            // from the handshake-timeout nibble so the existing seeds keep their meaning.
+            slow_peer_timeout: match b3 & 3 {
+                0 => None,
+                1 => Some(Duration::from_millis(300)),
+                _ => d.slow_peer_timeout,
+            },
+            max_inbound_packets_per_second: (b3 & 4 != 0).then_some(20),
+            max_inbound_bytes_per_second: (b3 & 8 != 0).then_some(2000),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! A multiplayer server over many WebSocket connections (Godot's `create_server`).
 
+mod flow;
 mod routing;
 #[cfg(test)]
 mod tests;
@@ -22,7 +23,9 @@ use crate::queue::{PacketQueue, QueueLimits};
 use crate::time::Instant;
 use crate::ws::{self, CloseCode, NoRng};
 
-pub use types::{AcceptError, ConnId, PeerInfo, ServerConfig, ServerStats, UnknownConnection};
+pub use types::{
+    AcceptError, ConnId, DEFAULT_SLOW_PEER_TIMEOUT, PeerInfo, ServerConfig, ServerStats, UnknownConnection,
+};
 
 struct Conn {
     ws: ws::Connection<VecStorage, NoRng>,
@@ -42,6 +45,11 @@ struct Conn {
     former: Option<PeerId>,
     /// Finished with output still queued: release at this time regardless.
     linger: Option<Instant>,
+    /// Relay flow control, as a sender and as a receiver.
+    flow: flow::ConnFlow,
+    /// Closed by the remote while packets it sent still wait to be relayed: it leaves (and is
+    /// released) once they are, so its last packets reach everyone before its departure.
+    leaving: bool,
 }
 
 struct Slot {
@@ -72,6 +80,10 @@ pub struct Server<R: CryptoRng> {
     release: VecDeque<ConnId>,
     resume: VecDeque<ConnId>,
     routing_blocked: VecDeque<u32>,
+    /// Senders waiting for room at one of their relay targets, oldest first.
+    relay_blocked: VecDeque<u32>,
+    /// Senders that may route again, served round robin by `serve_ready`.
+    ready: VecDeque<u32>,
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     /// Scratch list of fan-out targets, reused.
     fanout: Vec<u32>,
@@ -128,6 +140,8 @@ impl<R: CryptoRng> Server<R> {
             release: VecDeque::new(),
             resume: VecDeque::new(),
             routing_blocked: VecDeque::new(),
+            relay_blocked: VecDeque::new(),
+            ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             fanout: Vec::new(),
             per_ip: BTreeMap::new(),
@@ -248,6 +262,8 @@ impl<R: CryptoRng> Server<R> {
             timer: None,
             former: None,
             linger: None,
+            flow: flow::ConnFlow::default(),
+            leaving: false,
         };
         let index = match self.free.pop() {
             Some(i) => i,
@@ -268,6 +284,7 @@ impl<R: CryptoRng> Server<R> {
     fn set_now(&mut self, now: Instant) {
         self.now = self.now.max(now);
         for index in core::mem::take(&mut self.rearm) {
+            self.restart_stall_clock(index);
             if let Some(c) = self.slots[index as usize].conn.as_mut() {
                 c.ws.restart_close_timer(self.now);
                 self.schedule(index);
@@ -322,6 +339,7 @@ impl<R: CryptoRng> Server<R> {
                 c.input_blocked = true;
             }
         }
+        self.serve_ready();
         Ok(used)
     }
 
@@ -333,6 +351,7 @@ impl<R: CryptoRng> Server<R> {
         self.set_now(now);
         self.get_mut(conn)?.ws.handle_eof(now);
         self.after_io(conn.index);
+        self.serve_ready();
         Ok(())
     }
 
@@ -360,7 +379,9 @@ impl<R: CryptoRng> Server<R> {
                 c.ws.consume_transmit(usize::MAX);
             }
             self.after_io(index);
+            self.flow_timeout(now, index);
         }
+        self.serve_ready();
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is due.
@@ -414,7 +435,11 @@ impl<R: CryptoRng> Server<R> {
             c.input_blocked = false;
             self.resume.push_back(conn);
         }
+        if n > 0 {
+            self.made_progress(conn.index);
+        }
         self.after_io(conn.index);
+        self.serve_ready();
         Ok(())
     }
 
@@ -471,8 +496,12 @@ impl<R: CryptoRng> Server<R> {
                     self.report(Event::ConnectionRejected(e));
                 }
                 ws::Event::Closed(info) => {
-                    let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Closed(info));
-                    self.leave(index, reason);
+                    if c.peer.is_some() && c.ws.peek_message().is_some() {
+                        c.leaving = true;
+                    } else {
+                        let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Closed(info));
+                        self.leave(index, reason);
+                    }
                 }
                 _ => {}
             }
@@ -519,7 +548,7 @@ impl<R: CryptoRng> Server<R> {
             c.in_transmit_queue = true;
             self.transmit.push_back(id);
         }
-        if c.ws.is_finished() && !has_output {
+        if c.ws.is_finished() && !has_output && !c.leaving {
             c.released = true;
             let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Kicked);
             // Normally the WebSocket's Closed event already reported the departure.
@@ -530,7 +559,8 @@ impl<R: CryptoRng> Server<R> {
         if c.ws.is_finished() && c.linger.is_none() {
             c.linger = Some(now + c.ws.config().close_timeout);
         }
-        let next = crate::time::earliest(c.ws.poll_timeout(), c.linger);
+        let flow = if c.peer.is_some() { c.flow.deadline(self.config.slow_peer_timeout) } else { None };
+        let next = crate::time::earliest(crate::time::earliest(c.ws.poll_timeout(), c.linger), flow);
         if next != c.timer {
             c.timer = next;
             if let Some(at) = next {
@@ -572,9 +602,12 @@ impl<R: CryptoRng> Server<R> {
 
     fn leave(&mut self, index: u32, reason: DisconnectReason) {
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        c.leaving = false;
         let Some(id) = c.peer.take() else { return };
         c.former = Some(id);
         self.peers.remove(&id);
+        // Senders waiting on it go on without it; if it waited itself, it no longer does.
+        self.forget_flow(index);
         self.announce_departure(id);
         self.events.push_back(Event::PeerDisconnected { peer: id, reason });
     }
@@ -595,6 +628,7 @@ impl<R: CryptoRng> Server<R> {
         let &index = self.peers.get(&peer).ok_or(UnknownPeer(peer))?;
         self.set_now(now);
         self.end_peer(index, DisconnectReason::Kicked, code, reason, force);
+        self.serve_ready();
         Ok(())
     }
 
@@ -665,6 +699,7 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
     fn put_packet(&mut self, data: &[u8]) -> Result<(), PutError> {
         self.timeless = true;
         let result = self.send_to(self.target, data);
+        self.serve_ready();
         self.timeless = false;
         result
     }
@@ -693,6 +728,7 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
         if popped {
             self.timeless = true;
             self.unblock_routing();
+            self.serve_ready();
             self.timeless = false;
         }
         popped
@@ -717,6 +753,7 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
                 );
             }
         }
+        self.ready.clear();
         self.inbox.clear();
     }
 

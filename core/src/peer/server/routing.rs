@@ -55,6 +55,16 @@ enum Forward<'a> {
     Rewrite(&'a [u8]),
 }
 
+impl Forward<'_> {
+    /// Bytes of the forwarded message.
+    fn len(self) -> usize {
+        match self {
+            Self::Original(message) => message.len(),
+            Self::Rewrite(inner) => scene::SYS_HEADER_LEN + inner.len(),
+        }
+    }
+}
+
 fn peer_from(raw: i32) -> Option<PeerId> {
     u32::try_from(raw).ok().and_then(PeerId::new)
 }
@@ -136,19 +146,36 @@ fn classify_godot3(sender: PeerId, message: &[u8]) -> Route<'_> {
 impl<R: CryptoRng> Server<R> {
     /// Routes every complete message of the connection at `index`, as far as room allows.
     pub(super) fn route(&mut self, index: u32) {
+        self.route_some(index, usize::MAX);
+    }
+
+    /// Routes up to `limit` messages of the connection at `index`; returns whether it has more
+    /// that it could route now (it neither ran out nor has to wait).
+    pub(super) fn route_some(&mut self, index: u32, limit: usize) -> bool {
         // Most calls come after a write or a timer, with nothing received: return before
         // moving the connection out of its slot and back (two copies of a kilobyte-sized
         // struct, which were most of a relay's copying per delivery).
-        if self.slots[index as usize].conn.as_ref().is_none_or(|c| c.ws.peek_message().is_none()) {
-            return;
+        let idle = self.slots[index as usize]
+            .conn
+            .as_ref()
+            .is_none_or(|c| c.ws.peek_message().is_none() || (c.peer.is_some() && c.flow.is_held()));
+        if idle || self.routing.is_some() {
+            return false;
         }
-        let Some(mut src) = self.slots[index as usize].conn.take() else { return };
+        let Some(mut src) = self.slots[index as usize].conn.take() else { return false };
         self.routing = Some(index);
         self.routing_from = src.peer;
         let mut popped = false;
+        let mut routed = 0;
         if let Some(sender) = src.peer {
             while let Some(message) = src.ws.peek_message() {
+                if routed == limit {
+                    break;
+                }
                 let data = message.data;
+                if !self.within_rate(&mut src.flow, data.len()) {
+                    break;
+                }
                 let route = match self.config.protocol {
                     Protocol::Godot4 => classify_godot4(sender, data, self.config.relay),
                     Protocol::Godot3 => classify_godot3(sender, data),
@@ -167,6 +194,10 @@ impl<R: CryptoRng> Server<R> {
                             break;
                         }
                         if let Some((dest, forward)) = relay {
+                            if let Some(full) = self.relay_blocker(sender, dest, forward.len()) {
+                                self.wait_on(&mut src.flow, index, full);
+                                break;
+                            }
                             self.relay(sender, dest, forward);
                         }
                         if let Some(app) = app {
@@ -178,6 +209,10 @@ impl<R: CryptoRng> Server<R> {
                 self.stats.bytes_in += data.len() as u64;
                 src.ws.pop_message();
                 popped = true;
+                routed += 1;
+            }
+            if src.ws.peek_message().is_none() {
+                Self::caught_up(&mut src);
             }
         }
         if let (None, Some(former)) = (src.peer, src.former) {
@@ -193,11 +228,46 @@ impl<R: CryptoRng> Server<R> {
             src.input_blocked = false;
             self.resume.push_back(self.conn_id(index));
         }
+        let more = src.peer.is_some()
+            && !src.flow.is_held()
+            && !src.routing_blocked
+            && src.ws.peek_message().is_some();
+        let left = (src.leaving && src.ws.peek_message().is_none()).then(|| {
+            let info = src.ws.close_info().cloned();
+            src.ended_by_us.take().or(info.map(DisconnectReason::Closed)).unwrap_or(DisconnectReason::Kicked)
+        });
         self.slots[index as usize].conn = Some(src);
         self.routing = None;
         self.routing_from = None;
         for message in core::mem::take(&mut self.for_routing) {
             self.deliver_or_cut(index, &[&message]);
+        }
+        if let Some(reason) = left {
+            // Everything it sent before closing went out; now its departure.
+            self.leave(index, reason);
+            self.schedule(index);
+        }
+        more
+    }
+
+    /// The first target of a relayed packet without room for it, if any: the packet then waits
+    /// in its sender for all of its targets, so each gets it, in order, or none yet.
+    fn relay_blocker(&mut self, sender: PeerId, dest: Dest, len: usize) -> Option<u32> {
+        match dest {
+            Dest::One(peer) => {
+                let &index = self.peers.get(&peer)?;
+                (!self.has_relay_room(index, len)).then_some(index)
+            }
+            Dest::AllExcept(except) => {
+                let mut targets = core::mem::take(&mut self.fanout);
+                targets.clear();
+                targets.extend(
+                    self.peers.iter().filter(|(p, _)| **p != sender && Some(**p) != except).map(|(_, i)| *i),
+                );
+                let full = self.first_without_room(&targets, len);
+                self.fanout = targets;
+                full
+            }
         }
     }
 
@@ -399,20 +469,32 @@ impl<R: CryptoRng> Server<R> {
             Protocol::Godot4 => core::slice::from_ref(&data),
             Protocol::Godot3 => &with_header,
         };
-        match target.normalized() {
-            Target::Server => Err(PutError::UnknownPeer(PeerId::SERVER)),
+        let len = parts.iter().map(|p| p.len()).sum();
+        let except = match target.normalized() {
+            Target::Server => return Err(PutError::UnknownPeer(PeerId::SERVER)),
             Target::Peer(peer) => {
                 let &index = self.peers.get(&peer).ok_or(PutError::UnknownPeer(peer))?;
-                self.deliver(index, parts)
+                let sent = self.deliver(index, parts);
+                if sent == Err(PutError::Full) {
+                    self.mark_stalled(index);
+                }
+                return sent;
             }
-            Target::Broadcast => {
-                self.fan_out(None, None, parts);
-                Ok(())
-            }
-            Target::AllExcept(peer) => {
-                self.fan_out(None, Some(peer), parts);
-                Ok(())
-            }
+            Target::Broadcast => None,
+            Target::AllExcept(peer) => Some(peer),
+        };
+        // All or none: a target without room refuses the whole broadcast, so the application
+        // can try again later and no peer misses a packet the others got.
+        let mut targets = core::mem::take(&mut self.fanout);
+        targets.clear();
+        targets.extend(self.peers.iter().filter(|(p, _)| Some(**p) != except).map(|(_, i)| *i));
+        let full = self.first_without_room(&targets, len);
+        self.fanout = targets;
+        if let Some(index) = full {
+            self.mark_stalled(index);
+            return Err(PutError::Full);
         }
+        self.fan_out(None, except, parts);
+        Ok(())
     }
 }

@@ -9,6 +9,9 @@ use crate::peer::Protocol;
 use crate::queue::QueueLimits;
 use crate::ws;
 
+/// Default of [`ServerConfig::slow_peer_timeout`].
+pub const DEFAULT_SLOW_PEER_TIMEOUT: core::time::Duration = core::time::Duration::from_secs(10);
+
 /// How the server runs. Defaults are Godot 4.4's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -41,6 +44,23 @@ pub struct ServerConfig {
     /// Most connections at once from one IP address (handshaking or joined); `None` for no
     /// limit. Beyond it the transport is refused at accept.
     pub max_connections_per_ip: Option<usize>,
+    /// How long a peer may keep its outbound queue full, with a sender waiting on it, without
+    /// writing a single byte, before it is disconnected (1008) so its senders go on. `None`
+    /// never evicts (senders then wait as long as the peer does).
+    ///
+    /// Godot has no such setting: its server drops what does not fit. The default, 10 s, is
+    /// what a game on a real network never reaches: a receiver that reads at any rate writes
+    /// something every round trip, and ENet, Godot's other transport, gives up on a silent
+    /// peer after 5–30 s (`set_timeout` defaults).
+    pub slow_peer_timeout: Option<core::time::Duration>,
+    /// Most packets per second routed from one peer (token bucket, one second of burst);
+    /// beyond it the peer's input waits (TCP slows it down), and a peer whose backlog stays
+    /// over the limit for `slow_peer_timeout` is disconnected. `None` (Godot's behaviour):
+    /// no limit.
+    pub max_inbound_packets_per_second: Option<u32>,
+    /// Most payload bytes per second routed from one peer; as
+    /// [`max_inbound_packets_per_second`](Self::max_inbound_packets_per_second).
+    pub max_inbound_bytes_per_second: Option<u64>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +83,9 @@ impl Default for ServerConfig {
             max_queued_events: 4096,
             allowed_origins: Vec::new(),
             max_connections_per_ip: None,
+            slow_peer_timeout: Some(DEFAULT_SLOW_PEER_TIMEOUT),
+            max_inbound_packets_per_second: None,
+            max_inbound_bytes_per_second: None,
         }
     }
 }
@@ -140,8 +163,20 @@ pub struct ServerStats {
     pub dropped: u64,
     /// Handshakes refused or failed.
     pub rejected: u64,
-    /// Peers cut off because their outbound queue overflowed.
+    /// Peers disconnected for not draining their outbound queue: full, with a sender waiting,
+    /// and nothing written for [`ServerConfig::slow_peer_timeout`] (or, rarely, no room left
+    /// for a join or leave announcement).
     pub slow_consumers: u64,
+    /// Times a sender had to wait for room at one of its relay targets.
+    pub relay_waits: u64,
+    /// Senders waiting for room now.
+    pub blocked_senders: u64,
+    /// Microseconds senders spent waiting for room, summed over the waits that ended.
+    pub blocked_micros: u64,
+    /// Times a sender was held by its inbound rate limit.
+    pub throttled: u64,
+    /// Peers disconnected for staying over their inbound rate limit.
+    pub rate_limited: u64,
     /// Reports not queued because the event queue was full.
     pub unreported_events: u64,
 }
