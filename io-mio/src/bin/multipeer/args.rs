@@ -40,6 +40,16 @@ Options:
   --max-connections-per-ip N   Most connections at once from one IP address (handshaking or
                                joined); more are closed at accept (default no limit)
 
+Relay flow control (a sender waits while a receiver's queue is full; nothing is dropped):
+  --slow-peer-timeout SECS     Disconnect (1008) a peer whose queue stays full with a sender
+                               waiting and that writes nothing for this long; 0 = never (10)
+  --max-inbound-packets-per-second N
+                               Most packets a second routed from one peer; beyond it its input
+                               waits, and a peer over it for the slow-peer timeout is
+                               disconnected (default no limit, as Godot)
+  --max-inbound-bytes-per-second BYTES
+                               The same for payload bytes (default no limit)
+
 WebSocketMultiplayerPeer properties (Godot 4.4 defaults; with --protocol godot3, 3.x's
 set_buffers(64, 1024, 64, 1024) as 3.x applies it on the wire):
   --inbound-buffer-size BYTES  inbound_buffer_size: largest message and most bytes queued from
@@ -59,7 +69,7 @@ Output:
   -V, --version                The version
 
 Each second a status line on stderr shows peers, packets and bytes per second in and out, and
-packets dropped, connections rejected and slow consumers cut off, with their reasons.
+packets dropped, connections rejected, senders waiting for slow receivers and slow peers evicted.
 Ctrl-C or SIGTERM closes every peer with code 1001 (going away) and exits once they are gone
 (a second Ctrl-C exits at once).
 
@@ -171,6 +181,20 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
             }
             Long("max-connections-per-ip") => {
                 config.max_connections_per_ip = Some(positive(&mut parser, "--max-connections-per-ip")?);
+            }
+            Long("slow-peer-timeout") => {
+                let secs = seconds(&mut parser, "--slow-peer-timeout")?;
+                config.slow_peer_timeout = (!secs.is_zero()).then_some(secs);
+            }
+            Long("max-inbound-packets-per-second") => {
+                let n: usize = positive(&mut parser, "--max-inbound-packets-per-second")?;
+                let n = u32::try_from(n)
+                    .map_err(|_| usage("--max-inbound-packets-per-second: at most 4294967295"))?;
+                config.max_inbound_packets_per_second = Some(n);
+            }
+            Long("max-inbound-bytes-per-second") => {
+                let n: usize = positive(&mut parser, "--max-inbound-bytes-per-second")?;
+                config.max_inbound_bytes_per_second = Some(n as u64);
             }
             Long("inbound-buffer-size") => inbound = Some(positive(&mut parser, "--inbound-buffer-size")?),
             Long("outbound-buffer-size") => {
@@ -344,6 +368,25 @@ mod tests {
         let defaults = serve(&[]).unwrap().config;
         assert!(defaults.allowed_origins.is_empty());
         assert_eq!(defaults.max_connections_per_ip, None);
+        assert_eq!(defaults.slow_peer_timeout, Some(multipeer::peer::DEFAULT_SLOW_PEER_TIMEOUT));
+        assert_eq!(
+            (defaults.max_inbound_packets_per_second, defaults.max_inbound_bytes_per_second),
+            (None, None)
+        );
+        let flow = serve(&[
+            "--slow-peer-timeout=2.5",
+            "--max-inbound-packets-per-second=100",
+            "--max-inbound-bytes-per-second",
+            "65536",
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(flow.slow_peer_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(
+            (flow.max_inbound_packets_per_second, flow.max_inbound_bytes_per_second),
+            (Some(100), Some(65536))
+        );
+        assert_eq!(serve(&["--slow-peer-timeout=0"]).unwrap().config.slow_peer_timeout, None);
         for (args, needle) in [
             (&["--allowed-origin", ""][..], "expected an origin"),
             (&["--allowed-origin", "https://a b"], "expected an origin"),

@@ -129,7 +129,15 @@ impl Status {
             rejected.0.insert("too many from one address".into(), transport.refused_per_address);
         }
         let _ = write!(line, " | rejected {}{}", stats.rejected, rejected.summary());
-        let _ = write!(line, " | slow consumers {}", stats.slow_consumers);
+        let _ = write!(line, " | waiting senders {}", stats.blocked_senders);
+        if stats.relay_waits > 0 {
+            let waited = core::time::Duration::from_micros(stats.blocked_micros).as_secs_f64();
+            let _ = write!(line, " ({} waits, {waited:.1} s)", stats.relay_waits);
+        }
+        let _ = write!(line, " | evicted slow peers {}", stats.slow_consumers);
+        if stats.throttled + stats.rate_limited > 0 {
+            let _ = write!(line, " | rate-limited {} times, {} cut off", stats.throttled, stats.rate_limited);
+        }
         if transport.tls_failures + transport.io_errors + transport.accept_errors > 0 {
             let failures = transport.tls_failures + transport.io_errors + transport.accept_errors;
             let _ = write!(line, " | transport errors {failures}{}", self.transport.summary());
@@ -186,7 +194,8 @@ fn disconnect_reason(reason: &DisconnectReason) -> String {
     match reason {
         DisconnectReason::Closed(info) => format!("closed {}", info.code.0),
         DisconnectReason::Kicked => "kicked".into(),
-        DisconnectReason::SlowConsumer => "slow consumer".into(),
+        DisconnectReason::SlowConsumer => "slow peer evicted".into(),
+        DisconnectReason::RateLimited => "over its inbound rate limit".into(),
         DisconnectReason::ServerLost => "server lost".into(),
         other => format!("{other:?}"),
     }
