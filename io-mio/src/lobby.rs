@@ -7,11 +7,17 @@
 //! make it close the connection with 4000 (as the demo does), and what it asks for (send a
 //! text, close with a code and reason) is carried out here. The adapter makes no protocol
 //! decision.
+//!
+//! Flow control (the same model as the multiplayer relay): a message the core asks to send to
+//! a connection whose queue is full waits in that connection's backlog, in order, and the
+//! connection whose message caused it is not read any further until the backlog has gone out
+//! (TCP slows the sender). A connection whose backlog waits while it writes nothing for
+//! [`LobbyOptions::slow_peer_timeout`] is cut off (1008) and its lobby hears that it left.
 
 use core::net::SocketAddr;
 use core::ops::Range;
 use core::time::Duration;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::Arc;
 
@@ -45,6 +51,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Rounds of reading, processing and writing one connection may take in one pass (each
 /// round is bounded by the read budget), so one connection cannot hold the loop.
 const MAX_ROUNDS: usize = 8;
+/// Close reason for a connection cut off for not draining its queue.
+const SLOW_PEER_REASON: &str = "slow peer: outbound queue full, not draining";
 
 /// Settings of a [`Lobby`].
 #[derive(Debug, Clone)]
@@ -56,6 +64,9 @@ pub struct LobbyOptions {
     /// client that falls further behind is cut off (1008, [`LobbyStats::slow_consumers`]).
     /// Each connection may also queue at least `max_peers` + 8 messages, whatever is set here.
     pub ws: ws::Config,
+    /// How long a connection may keep messages waiting for room while writing nothing before
+    /// it is cut off (1008); meanwhile whoever sent them is not read. `None`: never.
+    pub slow_peer_timeout: Option<Duration>,
 }
 
 impl Default for LobbyOptions {
@@ -63,6 +74,7 @@ impl Default for LobbyOptions {
         Self {
             lobby: LobbyConfig::default(),
             ws: ws::Config { outbound_queue_size: Some(1 << 20), ..ws::Config::GODOT },
+            slow_peer_timeout: Some(multipeer::peer::DEFAULT_SLOW_PEER_TIMEOUT),
         }
     }
 }
@@ -88,9 +100,13 @@ pub struct LobbyStats {
     pub messages_out: u64,
     /// Messages the lobby core asked to send to a connection that was no longer open.
     pub send_failures: u64,
-    /// Connections cut off (1008 "outbound queue full") because they stopped reading and a
-    /// message for them did not fit their queue.
+    /// Connections cut off (1008) because messages waited for room in their queue while they
+    /// wrote nothing for the slow-peer timeout.
     pub slow_consumers: u64,
+    /// Times a connection's message had to wait for room at a receiver (its sender then waits).
+    pub sender_waits: u64,
+    /// Connections not read now because a message they caused waits for room.
+    pub held_senders: u64,
     /// Connections the lobby core closed (4000: no lobby joined in time, protocol errors,
     /// host gone; 1000 once a sealed lobby closes).
     pub closed_by_lobby: u64,
@@ -106,6 +122,14 @@ struct Slot {
     transport: Transport,
     /// The lobby core knows this connection (it opened and was not forgotten yet).
     known: bool,
+    /// Messages for it that did not fit its queue yet, oldest first.
+    backlog: VecDeque<String>,
+    /// Connections (keys) not read until the backlog has gone out.
+    waiters: Vec<u64>,
+    /// A backlog waits and nothing was written since then.
+    stalled_since: Option<multipeer::Instant>,
+    /// Not read while a message it caused waits for room somewhere.
+    held: bool,
 }
 
 /// One WebSocket connection seen as a transport [`Machine`].
@@ -143,6 +167,9 @@ impl Machine for Ws<'_> {
 pub struct Lobby {
     core: CoreLobby,
     ws_config: ws::Config,
+    slow_peer_timeout: Option<Duration>,
+    /// Connections the core's outputs wrote to, to be serviced.
+    touched: Vec<usize>,
     clock: Clock,
     listeners: Vec<Option<TcpListener>>,
     local_addrs: Vec<SocketAddr>,
@@ -173,6 +200,8 @@ impl Lobby {
         let local_addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
         Ok(Self {
             core: LobbyServer::new(options.lobby, rng),
+            slow_peer_timeout: options.slow_peer_timeout,
+            touched: Vec::new(),
             ws_config: ws::Config {
                 // One announcement per member, at once, to a joiner.
                 max_outbound_messages: options
@@ -306,6 +335,8 @@ impl Lobby {
         let mut at = self.core.poll_timeout();
         for slot in self.slots.iter().flatten() {
             at = multipeer_earliest(at, slot.ws.poll_timeout());
+            let stall = self.slow_peer_timeout.and_then(|t| Some(slot.stalled_since? + t));
+            at = multipeer_earliest(at, stall);
         }
         let core = at.map(|at| self.clock.until(at));
         let accept =
@@ -319,14 +350,24 @@ impl Lobby {
     pub fn handle_timeout(&mut self, registry: &Registry) {
         let now = self.clock.now();
         self.core.handle_timeout(now);
+        self.route_outputs(None, now);
         let mut due = Vec::new();
+        let mut stalled = Vec::new();
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if let Some(slot) = slot {
                 if slot.ws.poll_timeout().is_some_and(|t| t <= now) {
                     slot.ws.handle_timeout(now);
                     due.push(index);
                 }
+                let stall = self.slow_peer_timeout.and_then(|t| Some(slot.stalled_since? + t));
+                if stall.is_some_and(|t| t <= now) {
+                    stalled.push(index);
+                }
             }
+        }
+        for index in stalled {
+            self.cut_off(index, now);
+            due.push(index);
         }
         for index in due {
             self.service(registry, index, false);
@@ -509,7 +550,16 @@ impl Lobby {
         }
         self.next_key += 1;
         let key = self.next_key;
-        self.slots[index] = Some(Slot { key, ws, transport, known: false });
+        self.slots[index] = Some(Slot {
+            key,
+            ws,
+            transport,
+            known: false,
+            backlog: VecDeque::new(),
+            waiters: Vec::new(),
+            stalled_since: None,
+            held: false,
+        });
         self.by_key.insert(key, index);
         self.service(registry, index, false);
     }
@@ -536,11 +586,18 @@ impl Lobby {
                 }
             }
             readable = false;
-            let took = hand_over(&mut self.core, &mut self.stats, slot, now, self.closing);
+            let took = self.hand_over(index, now);
+            let Some(Some(slot)) = self.slots.get_mut(index) else { return };
+            let queued = slot.ws.buffered_amount();
             let result = slot.transport.write(&mut Ws { ws: &mut slot.ws, now });
             if let Err(error) = result {
                 count_error(&mut self.stats, &error);
             }
+            let wrote = slot.ws.buffered_amount() < queued;
+            if wrote || !slot.backlog.is_empty() {
+                self.flush_backlog(index, now, wrote);
+            }
+            let Some(Some(slot)) = self.slots.get_mut(index) else { return };
             if slot.transport.update_interest(registry, token).is_err() {
                 slot.transport.kill(&mut Ws { ws: &mut slot.ws, now });
             }
@@ -565,8 +622,12 @@ impl Lobby {
     }
 
     fn release(&mut self, registry: &Registry, index: usize) {
-        let Some(slot) = self.slots.get_mut(index).and_then(Option::take) else { return };
+        let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else { return };
         self.by_key.remove(&slot.key);
+        self.free_waiters(&mut slot);
+        if slot.held {
+            self.stats.held_senders = self.stats.held_senders.saturating_sub(1);
+        }
         if slot.known {
             self.core.disconnect(slot.key);
         }
@@ -574,55 +635,13 @@ impl Lobby {
         self.free.push(index);
     }
 
-    /// Carries out what the lobby core asked for, until it asks nothing more.
+    /// Services the connections the core's outputs wrote to, until none is left.
     fn drain_core(&mut self, registry: &Registry) {
         // Each round serves connections the previous one wrote to; the core's outputs are
         // finite (each round only answers what those connections did), so this ends.
         for _ in 0..MAX_ROUNDS * 4 {
-            let now = self.clock.now();
-            let mut touched = Vec::new();
-            while let Some(output) = self.core.poll_output() {
-                match output {
-                    LobbyOutput::Send { conn, text } => {
-                        let Some(slot) = self.by_key.get(&conn).and_then(|&i| self.slots[i].as_mut()) else {
-                            continue;
-                        };
-                        match slot.ws.send_text(&text) {
-                            Ok(()) => self.stats.messages_out += 1,
-                            // A client that stopped reading would lose signalling silently and
-                            // its peers' connections would hang: it alone is cut off, visibly,
-                            // and its lobby hears that it left.
-                            Err(SendError::Full { .. }) if slot.known => {
-                                self.stats.slow_consumers += 1;
-                                slot.known = false;
-                                if slot
-                                    .ws
-                                    .close(now, CloseCode::POLICY_VIOLATION, "outbound queue full")
-                                    .is_err()
-                                {
-                                    slot.ws.abort();
-                                }
-                                self.core.disconnect(conn);
-                            }
-                            Err(_) => self.stats.send_failures += 1,
-                        }
-                        touched.push(self.by_key[&conn]);
-                    }
-                    LobbyOutput::Close { conn, code, reason } => {
-                        let Some(&index) = self.by_key.get(&conn) else { continue };
-                        let Some(slot) = self.slots[index].as_mut() else { continue };
-                        self.stats.closed_by_lobby += 1;
-                        // The core already forgot it.
-                        slot.known = false;
-                        if slot.ws.state() == ws::State::Open
-                            && slot.ws.close(now, CloseCode(code), reason).is_err()
-                        {
-                            slot.ws.abort();
-                        }
-                        touched.push(index);
-                    }
-                }
-            }
+            self.route_outputs(None, self.clock.now());
+            let mut touched = core::mem::take(&mut self.touched);
             if touched.is_empty() {
                 return;
             }
@@ -634,63 +653,193 @@ impl Lobby {
         }
     }
 
+    /// Carries out what the lobby core asked for. `cause` is the connection whose message the
+    /// core just handled: if an output for another connection has to wait for room, `cause`
+    /// waits too (it is not read until that backlog has gone out).
+    fn route_outputs(&mut self, cause: Option<usize>, now: multipeer::Instant) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                LobbyOutput::Send { conn, text } => {
+                    let Some(&index) = self.by_key.get(&conn) else { continue };
+                    let Some(slot) = self.slots[index].as_mut() else { continue };
+                    if !slot.backlog.is_empty() {
+                        slot.backlog.push_back(text);
+                    } else {
+                        match slot.ws.send_text(&text) {
+                            Ok(()) => self.stats.messages_out += 1,
+                            Err(SendError::Full { .. }) if slot.known => slot.backlog.push_back(text),
+                            Err(_) => self.stats.send_failures += 1,
+                        }
+                    }
+                    if !slot.backlog.is_empty() {
+                        slot.stalled_since.get_or_insert(now);
+                        if let Some(sender) = cause.filter(|&c| c != index) {
+                            self.hold(sender, index);
+                        }
+                    }
+                    self.touched.push(index);
+                }
+                LobbyOutput::Close { conn, code, reason } => {
+                    let Some(&index) = self.by_key.get(&conn) else { continue };
+                    let Some(slot) = self.slots[index].as_mut() else { continue };
+                    self.stats.closed_by_lobby += 1;
+                    // The core already forgot it.
+                    slot.known = false;
+                    if slot.ws.state() == ws::State::Open
+                        && slot.ws.close(now, CloseCode(code), reason).is_err()
+                    {
+                        slot.ws.abort();
+                    }
+                    self.touched.push(index);
+                }
+            }
+        }
+    }
+
+    /// `sender` is not read until the backlog of `receiver` has gone out.
+    fn hold(&mut self, sender: usize, receiver: usize) {
+        let Some(key) = self.slots[sender].as_mut().map(|s| {
+            if !s.held {
+                s.held = true;
+                self.stats.held_senders += 1;
+            }
+            s.key
+        }) else {
+            return;
+        };
+        self.stats.sender_waits += 1;
+        if let Some(r) = self.slots[receiver].as_mut() {
+            if !r.waiters.contains(&key) {
+                r.waiters.push(key);
+            }
+        }
+    }
+
+    /// Moves backlog into the connection's queue as room allows; `progress`: it wrote bytes.
+    fn flush_backlog(&mut self, index: usize, now: multipeer::Instant, progress: bool) {
+        let Some(Some(slot)) = self.slots.get_mut(index) else { return };
+        if progress {
+            slot.stalled_since = None;
+        }
+        while let Some(text) = slot.backlog.front() {
+            match slot.ws.send_text(text) {
+                Ok(()) => {
+                    self.stats.messages_out += 1;
+                    slot.backlog.pop_front();
+                }
+                Err(SendError::Full { .. }) => break,
+                Err(_) => {
+                    self.stats.send_failures += 1;
+                    slot.backlog.pop_front();
+                }
+            }
+        }
+        if slot.backlog.is_empty() {
+            slot.stalled_since = None;
+            let mut slot_waiters = core::mem::take(&mut slot.waiters);
+            self.release_waiters(&mut slot_waiters);
+        } else {
+            slot.stalled_since.get_or_insert(now);
+        }
+    }
+
+    /// The connections waiting on a backlog go on: they are read again.
+    fn release_waiters(&mut self, waiters: &mut Vec<u64>) {
+        for key in waiters.drain(..) {
+            let Some(&index) = self.by_key.get(&key) else { continue };
+            // It may also wait on another backlog; it goes on when none holds it.
+            let still = self.slots.iter().flatten().any(|s| s.waiters.contains(&key));
+            let Some(slot) = self.slots[index].as_mut() else { continue };
+            if slot.held && !still {
+                slot.held = false;
+                self.stats.held_senders = self.stats.held_senders.saturating_sub(1);
+                self.read_again.push(index);
+            }
+        }
+    }
+
+    fn free_waiters(&mut self, slot: &mut Slot) {
+        slot.backlog.clear();
+        let mut waiters = core::mem::take(&mut slot.waiters);
+        self.release_waiters(&mut waiters);
+    }
+
+    /// A connection whose backlog waited while it wrote nothing for the slow-peer timeout: cut
+    /// off (1008), its backlog dropped, its waiters go on, and its lobby hears that it left.
+    fn cut_off(&mut self, index: usize, now: multipeer::Instant) {
+        let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else { return };
+        self.stats.slow_consumers += 1;
+        slot.stalled_since = None;
+        self.free_waiters(&mut slot);
+        if slot.known {
+            slot.known = false;
+            self.core.disconnect(slot.key);
+        }
+        if slot.ws.close(now, CloseCode::POLICY_VIOLATION, SLOW_PEER_REASON).is_err() {
+            slot.ws.abort();
+        }
+        self.slots[index] = Some(slot);
+    }
+
+    /// Hands a connection's events and messages to the lobby core, carrying out what each
+    /// message makes the core ask for before the next; returns whether any message was taken
+    /// (which frees room for held input). A held connection's messages wait.
+    fn hand_over(&mut self, index: usize, now: multipeer::Instant) -> bool {
+        let closing = self.closing;
+        while let Some(Some(slot)) = self.slots.get_mut(index) {
+            let Some(event) = slot.ws.poll_event() else { break };
+            match event {
+                ws::Event::Request => {
+                    let _ = if closing {
+                        slot.ws.reject(503, "shutting down")
+                    } else {
+                        slot.ws.accept(now, None, &[])
+                    };
+                }
+                ws::Event::Open => {
+                    self.stats.opened += 1;
+                    slot.known = true;
+                    self.core.connect(now, slot.key);
+                }
+                ws::Event::HandshakeFailed(_) => self.stats.handshake_failures += 1,
+                ws::Event::Closed(_) if slot.known => {
+                    slot.known = false;
+                    self.core.disconnect(slot.key);
+                }
+                _ => {}
+            }
+        }
+        let mut took = false;
+        while let Some(Some(slot)) = self.slots.get_mut(index) {
+            if slot.held && slot.known {
+                break;
+            }
+            let Some(message) = slot.ws.peek_message() else { break };
+            took = true;
+            if slot.known {
+                match message.kind {
+                    MessageKind::Text => {
+                        self.stats.messages_in += 1;
+                        // The connection checked the text is UTF-8.
+                        if let Ok(text) = core::str::from_utf8(message.data) {
+                            self.core.message(now, slot.key, text);
+                        }
+                    }
+                    MessageKind::Binary => {
+                        self.stats.binary_in += 1;
+                        self.core.binary(slot.key);
+                    }
+                }
+            }
+            slot.ws.pop_message();
+            self.route_outputs(Some(index), now);
+        }
+        took
+    }
+
     fn count_error(&mut self, error: &TransportError) {
         count_error(&mut self.stats, error);
     }
-}
-
-/// Hands a connection's events and messages to the lobby core; returns whether any message
-/// was taken (which frees room for held input).
-fn hand_over(
-    core: &mut CoreLobby,
-    stats: &mut LobbyStats,
-    slot: &mut Slot,
-    now: multipeer::Instant,
-    closing: bool,
-) -> bool {
-    while let Some(event) = slot.ws.poll_event() {
-        match event {
-            ws::Event::Request => {
-                let _ = if closing {
-                    slot.ws.reject(503, "shutting down")
-                } else {
-                    slot.ws.accept(now, None, &[])
-                };
-            }
-            ws::Event::Open => {
-                stats.opened += 1;
-                slot.known = true;
-                core.connect(now, slot.key);
-            }
-            ws::Event::HandshakeFailed(_) => stats.handshake_failures += 1,
-            ws::Event::Closed(_) if slot.known => {
-                slot.known = false;
-                core.disconnect(slot.key);
-            }
-            _ => {}
-        }
-    }
-    let mut took = false;
-    while let Some(message) = slot.ws.peek_message() {
-        took = true;
-        if slot.known {
-            match message.kind {
-                MessageKind::Text => {
-                    stats.messages_in += 1;
-                    // The connection checked the text is UTF-8.
-                    if let Ok(text) = core::str::from_utf8(message.data) {
-                        core.message(now, slot.key, text);
-                    }
-                }
-                MessageKind::Binary => {
-                    stats.binary_in += 1;
-                    core.binary(slot.key);
-                }
-            }
-        }
-        slot.ws.pop_message();
-    }
-    took
 }
 
 fn count_error(stats: &mut LobbyStats, error: &TransportError) {

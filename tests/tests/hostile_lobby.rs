@@ -29,7 +29,10 @@ struct Running {
 
 impl Running {
     fn start(lobby: LobbyConfig) -> Self {
-        let options = LobbyOptions { lobby, ..LobbyOptions::default() };
+        Self::start_with(LobbyOptions { lobby, ..LobbyOptions::default() })
+    }
+
+    fn start_with(options: LobbyOptions) -> Self {
         let mut server = Lobby::bind(&[ListenAddr::One("127.0.0.1:0".parse().unwrap())], options).unwrap();
         let addr = server.local_addrs()[0];
         let stop = Stop::new();
@@ -229,8 +232,10 @@ fn wait_left(ws: &mut WebSocket, peer: i32) {
 }
 
 #[test]
-fn a_member_that_stops_reading_is_cut_off_alone() {
-    let lobby = Running::start(LobbyConfig::default());
+fn a_member_that_stops_reading_holds_its_sender_then_is_cut_off_alone() {
+    let timeout = Duration::from_secs(2);
+    let lobby =
+        Running::start_with(LobbyOptions { slow_peer_timeout: Some(timeout), ..LobbyOptions::default() });
     let mut host = lobby.client();
     let (_, name) = join(&mut host, "");
     let mut guest = lobby.client();
@@ -247,11 +252,13 @@ fn a_member_that_stops_reading_is_cut_off_alone() {
     let LobbyEvent::PeerConnected(_) = next(&mut guest) else { panic!("guest not told") };
 
     // Another member sends it 8 MB of offers: more than its 1 MiB queue and the kernel's
-    // buffers (loopback send buffers grow to 4 MB). (Relays after the cut are to an id no longer in the lobby, which closes the
-    // flooder with 4000, as the demo does; it is expendable here.)
+    // buffers (loopback send buffers grow to 4 MB). The sender is held back (its writes
+    // block) until the attacker is cut off; its later offers are to an id no longer in the
+    // lobby, which closes it with 4000, as the demo does: it is expendable here.
     let mut flooder = lobby.client();
     let (flooder_id, _) = join(&mut flooder, &name);
     let sdp = "o".repeat(1000);
+    let started = Instant::now();
     for _ in 0..8000 {
         if flooder.send_text(&format!("{{\"type\":4,\"id\":{attacker_id},\"data\":\"{sdp}\"}}")).is_err() {
             break;
@@ -259,9 +266,12 @@ fn a_member_that_stops_reading_is_cut_off_alone() {
     }
     wait_left(&mut host, attacker_id);
     wait_left(&mut guest, attacker_id);
+    let cut_after = started.elapsed();
+    assert!(cut_after >= timeout, "cut off after {cut_after:?}, before the slow-peer timeout");
     // The attacker finds the reason after its backlog.
     let (close, before) = attacker.read_close(Duration::from_secs(20)).unwrap();
-    assert_eq!((close.close_code(), close.close_reason().as_str()), (Some(1008), "outbound queue full"));
+    let reason = "slow peer: outbound queue full, not draining";
+    assert_eq!((close.close_code(), close.close_reason().as_str()), (Some(1008), reason));
     assert!(before > 100, "its backlog came first: {before} frames");
     drop(flooder);
     wait_left(&mut host, flooder_id);
@@ -270,4 +280,5 @@ fn a_member_that_stops_reading_is_cut_off_alone() {
     drop((host, guest));
     let stats = lobby.finish();
     assert_eq!(stats.slow_consumers, 1, "{stats:?}");
+    assert!(stats.sender_waits >= 1 && stats.held_senders == 0, "{stats:?}");
 }

@@ -39,13 +39,17 @@ Options:
   --inbound-buffer-size BYTES  Largest message accepted (65535)
   --handshake-timeout SECS     TCP accept to WebSocket open, TLS included (3)
   --heartbeat-interval SECS    Ping this often, drop peers that do not answer; 0 = off
+  --slow-peer-timeout SECS     A message for a connection whose queue is full waits, and its
+                               sender is not read meanwhile; a connection that writes nothing
+                               for this long while messages wait is cut off (1008); 0 = never (10)
 
 Output:
   --quiet                      No status line
   -h, --help                   This help
 
 Each second a status line on stderr shows connections, lobbies, messages per second in and
-out, and connections the lobby closed (4000 errors, 1000 sealed). Ctrl-C or SIGTERM closes every connection
+out, connections the lobby closed (4000 errors, 1000 sealed), senders waiting for slow
+receivers and slow connections cut off. Ctrl-C or SIGTERM closes every connection
 with 1001 (going away) and exits once they are gone (a second Ctrl-C exits at once).
 
 Exit status: 0 after a clean shutdown, 1 when the server cannot start, 2 for bad usage.
@@ -109,6 +113,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<LobbyArg
             Long("heartbeat-interval") => {
                 let secs = seconds(&mut parser, "--heartbeat-interval")?;
                 ws.heartbeat_interval = (!secs.is_zero()).then_some(secs);
+            }
+            Long("slow-peer-timeout") => {
+                let secs = seconds(&mut parser, "--slow-peer-timeout")?;
+                out.options.slow_peer_timeout = (!secs.is_zero()).then_some(secs);
             }
             Long("quiet") | Short('q') => out.quiet = true,
             _ => return Err(arg.unexpected().into()),
@@ -237,8 +245,11 @@ impl Status {
                 stats.refused_at_capacity
             );
         }
+        if stats.held_senders + stats.sender_waits > 0 {
+            let _ = write!(line, " | waiting senders {} ({} waits)", stats.held_senders, stats.sender_waits);
+        }
         if stats.slow_consumers > 0 {
-            let _ = write!(line, " | cut off for not reading {}", stats.slow_consumers);
+            let _ = write!(line, " | evicted slow peers {}", stats.slow_consumers);
         }
         if stats.tls_failures + stats.io_errors + stats.accept_errors > 0 {
             let _ = write!(
@@ -281,6 +292,12 @@ mod tests {
         assert_eq!(a.options.lobby.seal_close_timeout, Duration::from_secs(2));
         let d = lobby(&[]).unwrap();
         assert_eq!(d.listen, [ListenAddr::One("127.0.0.1:9080".parse().unwrap())]);
+        assert_eq!(d.options.slow_peer_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(
+            lobby(&["--slow-peer-timeout=3"]).unwrap().options.slow_peer_timeout,
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(lobby(&["--slow-peer-timeout", "0"]).unwrap().options.slow_peer_timeout, None);
         for (args, needle) in [
             (&["--max-peers", "0"][..], "above 0"),
             (&["--tls-key", "k.pem"], "go together"),
