@@ -276,9 +276,10 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
-    /// Inbound rate limits: whether the sender (out of its slot, being routed) may route a
-    /// packet of `len` bytes now; if not, it is held until its budget allows.
-    pub(super) fn within_rate(&mut self, src: &mut ConnFlow, len: usize) -> bool {
+    /// Inbound rate limits: whether the sender (out of its slot, being routed) may route its
+    /// next packet now; if not, it is held until its budget allows. The packet is charged by
+    /// [`charge_rate`](Self::charge_rate) once it is routed (it may still wait for room).
+    pub(super) fn within_rate(&mut self, src: &mut ConnFlow) -> bool {
         let (packets, bytes) =
             (self.config.max_inbound_packets_per_second, self.config.max_inbound_bytes_per_second);
         if packets.is_none() && bytes.is_none() {
@@ -290,8 +291,6 @@ impl<R: CryptoRng> Server<R> {
             .map_or(Duration::ZERO, |p| rate.packets.wait(now, u64::from(p)))
             .max(bytes.map_or(Duration::ZERO, |b| rate.bytes.wait(now, b)));
         if wait.is_zero() {
-            rate.packets.charge(1);
-            rate.bytes.charge(len as u64);
             return true;
         }
         rate.throttled_until = Stamp::at(now + wait);
@@ -300,6 +299,14 @@ impl<R: CryptoRng> Server<R> {
         }
         self.stats.throttled += 1;
         false
+    }
+
+    /// Charges a routed packet of `len` bytes to its sender's inbound budget.
+    pub(super) fn charge_rate(src: &mut ConnFlow, len: usize) {
+        if let Some(rate) = src.rate.as_mut() {
+            rate.packets.charge(1);
+            rate.bytes.charge(len as u64);
+        }
     }
 
     /// Acts on the flow-control deadlines of `index` that are due at `now`.

@@ -173,7 +173,7 @@ impl<R: CryptoRng> Server<R> {
                     break;
                 }
                 let data = message.data;
-                if !self.within_rate(&mut src.flow, data.len()) {
+                if !self.within_rate(&mut src.flow) {
                     break;
                 }
                 let route = match self.config.protocol {
@@ -207,6 +207,7 @@ impl<R: CryptoRng> Server<R> {
                 }
                 self.stats.packets_in += 1;
                 self.stats.bytes_in += data.len() as u64;
+                Self::charge_rate(&mut src.flow, data.len());
                 src.ws.pop_message();
                 popped = true;
                 routed += 1;
