@@ -377,6 +377,9 @@ impl<R: CryptoRng> Server<R> {
                 // A finished connection whose peer will not read its last bytes.
                 c.ws.abort();
                 c.ws.consume_transmit(usize::MAX);
+                // Done with: a connection still relaying what it sent before closing stays,
+                // and must not find this deadline due again.
+                c.linger = None;
             }
             self.after_io(index);
             self.flow_timeout(now, index);
@@ -556,7 +559,7 @@ impl<R: CryptoRng> Server<R> {
             self.release.push_back(id);
             return;
         }
-        if c.ws.is_finished() && c.linger.is_none() {
+        if c.ws.is_finished() && has_output && c.linger.is_none() {
             c.linger = Some(now + c.ws.config().close_timeout);
         }
         let flow = if c.peer.is_some() { c.flow.deadline(self.config.slow_peer_timeout) } else { None };
