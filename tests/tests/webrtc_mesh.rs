@@ -199,6 +199,92 @@ fn a_full_reliable_lane_holds_the_peer_back_until_the_application_reads() {
     assert_eq!(got, (0..200).collect::<Vec<_>>());
 }
 
+/// Peer 1 connected to peers 2 and 3, the test carrying each signal to the peer it names.
+fn connected_star(config: &WebRtcConfig) -> [WebRtcMultiplayerPeer; 3] {
+    let mut peers = [1, 2, 3].map(|n| {
+        let mut p = WebRtcMultiplayerPeer::new(config.clone());
+        p.create_mesh(id(n), &[]).unwrap();
+        p
+    });
+    peers[0].add_peer(id(2), 1).unwrap();
+    peers[0].add_peer(id(3), 1).unwrap();
+    peers[1].add_peer(id(1), 1).unwrap();
+    peers[2].add_peer(id(1), 1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut up = [0; 3];
+    while up != [2, 1, 1] {
+        assert!(Instant::now() < deadline, "the star did not connect: {up:?}");
+        for k in 0..3 {
+            peers[k].poll().unwrap();
+            let me = peers[k].get_unique_id().unwrap();
+            while let Some(signal) = peers[k].poll_signal() {
+                match signal {
+                    Signal::Description { peer, kind, sdp } => {
+                        peers[peer.get() as usize - 1].set_remote_description(me, kind, &sdp).unwrap();
+                    }
+                    Signal::Candidate { peer, mid, index, candidate } => {
+                        peers[peer.get() as usize - 1]
+                            .add_ice_candidate(me, &mid, index, &candidate)
+                            .unwrap();
+                    }
+                    other => panic!("unexpected signal {other:?}"),
+                }
+            }
+            while let Some(e) = peers[k].poll_event() {
+                up[k] += usize::from(matches!(e, Event::PeerConnected(_)));
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    peers
+}
+
+/// A broadcast goes to every target or to none: when one target's outbox is full, the
+/// packet is refused for all, so a retry duplicates nothing and the others get exactly what
+/// was accepted (Godot would send it to the others and drop it for the full one).
+#[test]
+fn a_broadcast_to_a_full_peer_is_refused_for_every_target() {
+    // Room for 8 messages of 1000 bytes in str0m's send buffer and 4 in the outbox.
+    let config = WebRtcConfig { sctp_send_buffer: 8 * 1024, outbox_limit: 4000, ..WebRtcConfig::default() };
+    let [mut a, mut b, c] = connected_star(&config);
+    a.set_target_peer(Target::Broadcast);
+    // c is not driven: nothing it receives is acknowledged, so a's buffer for c fills.
+    let mut accepted = 0u32;
+    let mut got = Vec::new();
+    let read = |b: &mut WebRtcMultiplayerPeer, got: &mut Vec<u32>| {
+        while let Some((data, _)) = b.get_packet() {
+            got.push(u32::from_be_bytes(data[..4].try_into().unwrap()));
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "never refused");
+        let mut packet = vec![0u8; 1000];
+        packet[..4].copy_from_slice(&accepted.to_be_bytes());
+        match a.put_packet(&packet) {
+            Ok(()) => accepted += 1,
+            Err(e) => {
+                assert_eq!(e, PutError::Full);
+                break;
+            }
+        }
+        a.poll().unwrap();
+        b.poll().unwrap();
+        read(&mut b, &mut got);
+    }
+    assert!(accepted >= 12, "{accepted}: the send buffer and the outbox of c filled first");
+    // b, which reads, gets exactly the accepted packets: none that c was refused.
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        a.poll().unwrap();
+        b.poll().unwrap();
+        read(&mut b, &mut got);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(got, (0..accepted).collect::<Vec<_>>());
+    assert!(c.get_unique_id().is_some());
+}
+
 /// Godot's unreliable lanes have `maxPacketLifetime` 1 ms. A message that waits in the
 /// outbox for send-buffer room longer than that is abandoned there, as a browser's SCTP stack
 /// abandons it, and counted; reliable messages behind it wait and all arrive.

@@ -450,6 +450,15 @@ impl Mesh {
         later.or_else(|| self.peers.iter().find_map(ready))
     }
 
+    /// The connected peers the next [`put_packet`](MultiplayerPeer::put_packet) goes to, for
+    /// an engine that checks they all have room first (a broadcast is all or nothing).
+    pub fn packet_targets(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers
+            .iter()
+            .filter(|(id, p)| p.connected && self.target.includes(**id, self.id))
+            .map(|(id, _)| *id)
+    }
+
     fn send_to(&mut self, peer: PeerId, data: &[u8]) -> Result<(), PutError> {
         let p = self.peers.get(&peer).ok_or(PutError::UnknownPeer(peer))?;
         if !p.connected {
@@ -519,13 +528,8 @@ impl MultiplayerPeer for Mesh {
         match self.target {
             Target::Server => self.send_to(PeerId::SERVER, data),
             Target::Peer(p) => self.send_to(p, data),
-            target => {
-                let targets: Vec<PeerId> = self
-                    .peers
-                    .iter()
-                    .filter(|(id, p)| p.connected && target.includes(**id, self.id))
-                    .map(|(id, _)| *id)
-                    .collect();
+            _ => {
+                let targets: Vec<PeerId> = self.packet_targets().collect();
                 for peer in targets {
                     self.send_to(peer, data)?;
                 }

@@ -572,6 +572,22 @@ impl PeerConnection {
         self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect()
     }
 
+    /// Whether [`send`](Self::send) would take a message of `len` bytes now: within the
+    /// remote's limit, and room in the outbox should str0m's buffer be full.
+    pub(crate) fn can_send(&self, len: usize) -> Result<(), PutError> {
+        let max = self.max_message();
+        if len > max {
+            return Err(PutError::TooLarge { max });
+        }
+        if self.finished {
+            return Err(PutError::UnknownPeer(self.peer));
+        }
+        if !self.outbox.has_room(len) {
+            return Err(PutError::Full);
+        }
+        Ok(())
+    }
+
     /// Messages waiting to be sent, and held for the application.
     pub(crate) fn backlog(&self) -> (usize, usize) {
         (self.outbox.len(), self.held.len())

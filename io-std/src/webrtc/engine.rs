@@ -122,6 +122,11 @@ impl Engine {
         self.peers.get(&peer).map(|c| c.mapped.clone()).unwrap_or_default()
     }
 
+    /// Whether a message of `len` bytes to `peer` would be taken now.
+    pub(crate) fn can_send(&self, peer: PeerId, len: usize) -> Result<(), PutError> {
+        self.peers.get(&peer).ok_or(PutError::UnknownPeer(peer))?.can_send(len)
+    }
+
     /// (messages waiting for send-buffer room, messages held for the application) of `peer`.
     pub(crate) fn backlog(&self, peer: PeerId) -> (usize, usize) {
         self.peers.get(&peer).map(PeerConnection::backlog).unwrap_or_default()

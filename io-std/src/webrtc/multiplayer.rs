@@ -644,10 +644,14 @@ impl WebRtcMultiplayerPeer {
     /// # Errors
     /// [`PutError::NotConnected`] without a mesh; [`PutError::UnknownPeer`] for a target that
     /// is not connected; [`PutError::TooLarge`] beyond a target's `a=max-message-size`;
-    /// [`PutError::Full`] when a target's outbox is full. With several targets the first
-    /// error is returned; the others were still sent.
+    /// [`PutError::Full`] when a target's outbox is full. A packet for several targets is sent
+    /// to all of them or, when one of them cannot take it now, to none (Godot sends to the
+    /// others and drops it for that one), so a retry never duplicates it.
     pub fn put_packet(&mut self, data: &[u8]) -> Result<(), PutError> {
-        let mesh = self.mesh_mut().ok_or(PutError::NotConnected)?;
+        let (Some(mesh), engine) = self.parts() else { return Err(PutError::NotConnected) };
+        for peer in mesh.packet_targets() {
+            engine.can_send(peer, data.len())?;
+        }
         mesh.put_packet(data)?;
         self.execute()
     }

@@ -39,6 +39,12 @@ impl Outbox {
         self.waiting.len()
     }
 
+    /// Whether a message of `len` bytes fits behind the others now (without counting room
+    /// that expiring messages would make).
+    pub(crate) fn has_room(&self, len: usize) -> bool {
+        self.bytes.saturating_add(len) <= self.limit
+    }
+
     /// Queues a message behind the others. Expired messages make room first; returns how many
     /// expired.
     ///
