@@ -290,3 +290,38 @@ fn an_inbound_rate_limit_paces_a_sender_and_ends_one_that_stays_over_it() {
     assert_eq!(net.server.stats().rate_limited, 1);
     assert_eq!(got, (0..got.len() as u32).collect::<Vec<_>>(), "in order, none missing");
 }
+
+#[test]
+fn a_sender_waiting_on_one_peer_does_not_hold_other_senders_to_other_peers() {
+    let mut net = small_queues(None);
+    let (a, b, c, d) = (net.connect(), net.connect(), net.connect(), net.connect());
+    let (ia, ic, id) = (net.id(a), net.id(c), net.id(d));
+    let ib = net.id(b);
+    for end in [a, b, c, d] {
+        drain(net.client(end));
+    }
+    net.ends[a].stalled = true;
+    net.client(b).set_target_peer(Target::Peer(ia));
+    net.client(d).set_target_peer(Target::Peer(ic));
+    let from_b = offer(&mut net, b, 0, 200, 500);
+    assert!(from_b < 200, "b waits for a");
+    assert_eq!(net.server.stats().blocked_senders, 1);
+    // Meanwhile d → c flows in full, and b's relays to a wait without loss.
+    let mut got = Vec::new();
+    let mut next = 0;
+    while got.len() < 200 {
+        next = offer(&mut net, d, next, 200, 500);
+        got.extend(received_from(&mut net, c, id));
+    }
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+    assert_eq!(net.server.stats().blocked_senders, 1, "b still waits");
+    net.ends[a].stalled = false;
+    let mut at_a = Vec::new();
+    let mut next = from_b;
+    while at_a.len() < 200 {
+        next = offer(&mut net, b, next, 200, 500);
+        at_a.extend(received_from(&mut net, a, ib));
+    }
+    assert_eq!(at_a, (0..200).collect::<Vec<_>>());
+    assert_eq!(net.server.stats().dropped, 0);
+}
