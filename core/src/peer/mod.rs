@@ -35,7 +35,7 @@ use core::num::NonZeroU32;
 
 use crate::queue::ReadError;
 use crate::time::Instant;
-use crate::ws::{CloseInfo, HandshakeError};
+use crate::ws::{CloseInfo, CloseReason, HandshakeError};
 
 /// A peer id: 1 is the server, clients are 2 to 2^31−1 (Godot's `int` ids, always positive).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -280,7 +280,8 @@ impl fmt::Display for DropReason {
 pub enum DisconnectReason {
     /// The WebSocket closed; how, is recorded.
     Closed(CloseInfo),
-    /// This side called `disconnect_peer` or `close`.
+    /// This side called `disconnect_peer` (server) or `close`; how the connection then ended
+    /// follows in [`Event::PeerClosed`] on a server.
     Kicked,
     /// Its outbound queue overflowed while relaying or broadcasting: it was cut off so that
     /// nobody else stalls.
@@ -335,6 +336,28 @@ pub enum Event {
     },
     /// Server: a connection was refused during the WebSocket handshake.
     ConnectionRejected(HandshakeError),
+    /// Server: the WebSocket of a peer that already left because this side ended it
+    /// (`disconnect_peer`, a slow consumer, `close`) finished closing; `info` holds the code and
+    /// reason the peer answered with (Godot keeps them readable on the kept peer object,
+    /// `get_close_code()`/`get_close_reason()`, and emits nothing).
+    PeerClosed {
+        /// The peer that had left.
+        peer: PeerId,
+        /// How its connection ended.
+        info: CloseInfo,
+    },
+}
+
+/// `info` as the application of `protocol` sees it: Godot 3 sends its close reasons as C
+/// strings with the terminating NUL byte, which Godot 3's own signals never show, so it is
+/// removed here (the raw reason stays on the connection's `close_info()`).
+pub(crate) fn presented(mut info: CloseInfo, protocol: Protocol) -> CloseInfo {
+    if protocol == Protocol::Godot3 {
+        if let Some(text) = info.reason.as_str().strip_suffix('\0') {
+            info.reason = CloseReason::truncated(text);
+        }
+    }
+    info
 }
 
 /// A packet could not be sent.
@@ -444,7 +467,9 @@ pub trait MultiplayerPeer {
         Ok((info, len))
     }
     /// `disconnect_peer(id, force)`: a clean close (code 1000), or with `force` an immediate
-    /// drop. Unlike Godot, `peer_disconnected` is reported in both cases.
+    /// drop. Unlike Godot, `peer_disconnected` is reported in both cases: a server reports it
+    /// at once; a client reports it with `server_disconnected` when the close ends, as Godot 4
+    /// does after `get_peer(1).close()` (with `force`, at once).
     ///
     /// # Errors
     /// [`UnknownPeer`].

@@ -174,10 +174,18 @@ impl<R: CryptoRng> Server<R> {
         self.peers.contains_key(&peer)
     }
 
-    /// The connection behind `peer` (Godot: `get_peer(id)`).
+    /// The connection behind `peer` (Godot: `get_peer(id)`); also for a peer that left
+    /// until its transport is released, so that how a kicked peer answered stays readable
+    /// while it closes (Godot keeps the `WebSocketPeer` object as long as a script holds it).
     #[must_use]
     pub fn peer_info(&self, peer: PeerId) -> Option<PeerInfo> {
-        let &index = self.peers.get(&peer)?;
+        let index = match self.peers.get(&peer) {
+            Some(&index) => index,
+            // Departed peers are few and short-lived: a scan only when the id is not joined.
+            None => self.slots.iter().position(|s| {
+                s.conn.as_ref().is_some_and(|c| !c.released && c.former == Some(peer))
+            })? as u32,
+        };
         let slot = self.slots.get(index as usize)?;
         let conn = slot.conn.as_ref()?;
         Some(PeerInfo {
@@ -186,7 +194,7 @@ impl<R: CryptoRng> Server<R> {
             state: conn.ws.state(),
             subprotocol: conn.ws.protocol().map(String::from),
             buffered_amount: conn.ws.buffered_amount(),
-            close: conn.ws.close_info().cloned(),
+            close: conn.ws.close_info().cloned().map(|info| super::presented(info, self.config.protocol)),
         })
     }
 
@@ -471,8 +479,15 @@ impl<R: CryptoRng> Server<R> {
                     self.report(Event::ConnectionRejected(e));
                 }
                 ws::Event::Closed(info) => {
-                    let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Closed(info));
-                    self.leave(index, reason);
+                    let info = super::presented(info, self.config.protocol);
+                    match (c.peer, c.former) {
+                        // It left when this side ended it; now its answer is known.
+                        (None, Some(peer)) => self.events.push_back(Event::PeerClosed { peer, info }),
+                        _ => {
+                            let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Closed(info));
+                            self.leave(index, reason);
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -579,8 +594,11 @@ impl<R: CryptoRng> Server<R> {
         self.events.push_back(Event::PeerDisconnected { peer: id, reason });
     }
 
-    /// Godot 3's `disconnect_peer(id, code, reason)`: a clean close with this code and reason
-    /// (or, with `force`, an immediate drop); `peer_disconnected` is reported at once.
+    /// Godot 3's `disconnect_peer(id, code, reason)` and Godot 4's `get_peer(id).close(code,
+    /// reason)`: a clean close with this code and reason (or, with `force`, an immediate drop);
+    /// `peer_disconnected` is reported at once, and [`Event::PeerClosed`] with the peer's
+    /// answer when the connection has closed. A code that may not be sent, or a reason over
+    /// 123 bytes, is sent as 1000 with the reason cut to fit (see [`CloseCode`]).
     ///
     /// # Errors
     /// [`UnknownPeer`].
@@ -602,17 +620,27 @@ impl<R: CryptoRng> Server<R> {
     fn end_peer(&mut self, index: u32, reason: DisconnectReason, code: CloseCode, why: &str, force: bool) {
         let now = self.now;
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
-        if force {
+        // What cannot be sent is made sendable: a peer must not stay connected on the wire
+        // because the code or reason chosen for it was invalid.
+        let code = if code.is_valid_on_wire() { code } else { CloseCode::NORMAL };
+        let why = ws::CloseReason::truncated(why);
+        if force || c.ws.close(now, code, why.as_str()).is_err() {
+            // Forced, or no room left for the Close frame: drop it.
             c.ws.abort();
-        } else {
-            let _ = c.ws.close(now, code, why);
-            if self.timeless {
-                self.rearm.push(index);
-            }
+        } else if self.timeless {
+            self.rearm.push(index);
         }
-        // The departure is reported now, not when the closing handshake ends.
-        let _ = c.ws.poll_event();
+        // The departure is reported now, not when the closing handshake ends; a dropped
+        // connection has ended already, and how is reported right after.
+        let ended = match c.ws.poll_event() {
+            Some(ws::Event::Closed(info)) => Some(super::presented(info, self.config.protocol)),
+            _ => None,
+        };
+        let former = c.peer;
         self.leave(index, reason);
+        if let (Some(peer), Some(info)) = (former, ended) {
+            self.events.push_back(Event::PeerClosed { peer, info });
+        }
         self.schedule(index);
     }
 }

@@ -53,8 +53,9 @@ fn simultaneous_close() {
     let to_s = masked(0x88, &from_c[0].payload);
     assert_eq!(s.handle_input(NOW, &to_s), to_s.len());
     assert_eq!(c.handle_input(NOW, &unmasked(0x88, &from_s[0].payload)), 5);
-    assert_eq!(summary(&closed(&mut c)), (4001, "c", Initiator::Local, None, true));
-    assert_eq!(summary(&closed(&mut s)), (4002, "s", Initiator::Local, None, true));
+    // Each records the code it received, as Godot's `get_close_code()` reports it.
+    assert_eq!(summary(&closed(&mut c)), (4002, "s", Initiator::Local, None, true));
+    assert_eq!(summary(&closed(&mut s)), (4001, "c", Initiator::Local, None, true));
     assert_eq!((c.poll_transmit(), s.poll_transmit()), (None, None));
 }
 
