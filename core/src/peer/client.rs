@@ -133,35 +133,32 @@ impl<S: Storage, R: CryptoRng> Client<S, R> {
 
     /// Closes the connection to the server with `code` and `reason` (Godot 4:
     /// `get_peer(1).close(code, reason)`; 3.x: `disconnect_from_host(code, reason)`), or with
-    /// `force` drops it at once. The status is `Disconnected` from now on; when the closing
-    /// handshake ends (the server's answer, or the close timeout), a joined client reports
-    /// [`Event::PeerDisconnected`] for the server and [`Event::ServerDisconnected`] with how it
-    /// ended, as Godot 4 emits `peer_disconnected(1)` and `server_disconnected` then. With
-    /// `force`, or when the outbound queue has no room for the Close frame, the connection is
-    /// dropped and both are reported at once.
+    /// `force` drops it at once; `peer` must be the server, as for `disconnect_peer`. The
+    /// status is `Disconnected` from now on; when the closing handshake ends (the server's
+    /// answer, or the close timeout), a joined client reports [`Event::PeerDisconnected`] for
+    /// the server and [`Event::ServerDisconnected`] with how it ended, as Godot 4 emits
+    /// `peer_disconnected(1)` and `server_disconnected` then. With `force`, or when the
+    /// outbound queue has no room for the Close frame, the connection is dropped and both are
+    /// reported at once. A code that may not be sent is sent as 1000, and a reason over 123
+    /// bytes is cut to fit.
     ///
     /// # Errors
-    /// [`SendError::NotOpen`] when not connecting or connected; [`SendError::InvalidCloseCode`]
-    /// and [`SendError::ControlTooLong`] for a code or reason that cannot be sent (nothing
-    /// changes then).
-    pub fn disconnect_with(
+    /// [`UnknownPeer`] when `peer` is not the server or the client is not connecting or
+    /// connected.
+    pub fn disconnect_peer_with(
         &mut self,
         now: Instant,
+        peer: PeerId,
         code: CloseCode,
         reason: &str,
         force: bool,
-    ) -> Result<(), SendError> {
-        if self.status == ConnectionStatus::Disconnected {
-            return Err(SendError::NotOpen);
+    ) -> Result<(), UnknownPeer> {
+        if !peer.is_server() || self.status == ConnectionStatus::Disconnected {
+            return Err(UnknownPeer(peer));
         }
         self.now = self.now.max(now);
-        let clean = !force
-            && match self.ws.close(now, code, reason) {
-                Ok(()) => true,
-                Err(SendError::Full { .. }) => false,
-                Err(e) => return Err(e),
-            };
-        if !clean {
+        let (code, reason) = super::sendable_close(code, reason);
+        if force || self.ws.close(now, code, reason.as_str()).is_err() {
             self.ws.abort();
         }
         self.leaving = self.status == ConnectionStatus::Connected;
@@ -542,16 +539,13 @@ impl<S: Storage, R: CryptoRng> MultiplayerPeer for Client<S, R> {
     }
 
     fn disconnect_peer(&mut self, now: Instant, peer: PeerId, force: bool) -> Result<(), UnknownPeer> {
-        if !peer.is_server() {
-            return Err(UnknownPeer(peer));
-        }
-        self.disconnect_with(now, CloseCode::NORMAL, "", force).map_err(|_| UnknownPeer(peer))
+        self.disconnect_peer_with(now, peer, CloseCode::NORMAL, "", force)
     }
 
     /// Unlike `disconnect_peer`, reports the server's departure at once (as `Kicked`): after
     /// `close()` the application is done with this peer (Godot's `close()` emits nothing).
     fn close(&mut self, now: Instant) {
-        let _ = self.disconnect_with(now, CloseCode::NORMAL, "", false);
+        let _ = self.disconnect_peer_with(now, PeerId::SERVER, CloseCode::NORMAL, "", false);
         // Still leaving: the close did not end at once (an abort reported it already).
         if self.leaving {
             self.leaving = false;

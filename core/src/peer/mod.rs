@@ -35,7 +35,7 @@ use core::num::NonZeroU32;
 
 use crate::queue::ReadError;
 use crate::time::Instant;
-use crate::ws::{CloseInfo, CloseReason, HandshakeError};
+use crate::ws::{CloseCode, CloseInfo, CloseReason, HandshakeError};
 
 /// A peer id: 1 is the server, clients are 2 to 2^31−1 (Godot's `int` ids, always positive).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -346,6 +346,14 @@ pub enum Event {
         /// How its connection ended.
         info: CloseInfo,
     },
+}
+
+/// A close code and reason that can be sent: a code that may not appear on the wire becomes
+/// 1000 and a reason is cut to 123 bytes, so that a peer told to leave always leaves (Godot
+/// queues nothing for such a code and waits for the close timeout instead).
+pub(crate) fn sendable_close(code: CloseCode, reason: &str) -> (CloseCode, CloseReason) {
+    let code = if code.is_valid_on_wire() { code } else { CloseCode::NORMAL };
+    (code, CloseReason::truncated(reason))
 }
 
 /// `info` as the application of `protocol` sees it: Godot 3 sends its close reasons as C

@@ -268,7 +268,7 @@ impl Client {
 
     fn on_connected(&mut self) {
         self.connected = true;
-        self.my_id = self.peer.get_unique_id();
+        self.my_id = self.peer.unique_id();
         let id = self.my_id.map_or(0, PeerId::get);
         self.event(&format!("connected_to_server id={id}"));
         match self.scenario.as_str() {

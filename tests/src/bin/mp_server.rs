@@ -204,10 +204,7 @@ fn main() -> ExitCode {
     };
     let mut peer =
         if opts.version == 3 { WebSocketMultiplayerPeer::godot3() } else { WebSocketMultiplayerPeer::new() };
-    if let Err(e) = peer.set_handshake_timeout(opts.handshake) {
-        eprintln!("mp_server: {e}");
-        return ExitCode::FAILURE;
-    }
+    peer.set_handshake_timeout(opts.handshake);
     println!(
         "INFO role=server godot=multipeer-{}_protocol{} port={} bind={}",
         env!("CARGO_PKG_VERSION"),
@@ -224,7 +221,7 @@ fn main() -> ExitCode {
     println!(
         "INFO server_relay={} unique_id={} protocol={:?}",
         peer.is_server_relay_supported(),
-        peer.get_unique_id().map_or(0, PeerId::get),
+        peer.unique_id().map_or(0, PeerId::get),
         if opts.version == 3 { Protocol::Godot3 } else { Protocol::Godot4 }
     );
     let mut app = App { peer, version: opts.version, quit_at: None };

@@ -597,8 +597,8 @@ impl<R: CryptoRng> Server<R> {
     /// Godot 3's `disconnect_peer(id, code, reason)` and Godot 4's `get_peer(id).close(code,
     /// reason)`: a clean close with this code and reason (or, with `force`, an immediate drop);
     /// `peer_disconnected` is reported at once, and [`Event::PeerClosed`] with the peer's
-    /// answer when the connection has closed. A code that may not be sent, or a reason over
-    /// 123 bytes, is sent as 1000 with the reason cut to fit (see [`CloseCode`]).
+    /// answer when the connection has closed. A code that may not be sent is sent as 1000,
+    /// and a reason over 123 bytes is cut to fit.
     ///
     /// # Errors
     /// [`UnknownPeer`].
@@ -622,8 +622,7 @@ impl<R: CryptoRng> Server<R> {
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
         // What cannot be sent is made sendable: a peer must not stay connected on the wire
         // because the code or reason chosen for it was invalid.
-        let code = if code.is_valid_on_wire() { code } else { CloseCode::NORMAL };
-        let why = ws::CloseReason::truncated(why);
+        let (code, why) = super::sendable_close(code, why);
         if force || c.ws.close(now, code, why.as_str()).is_err() {
             // Forced, or no room left for the Close frame: drop it.
             c.ws.abort();
@@ -730,19 +729,20 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
         self.disconnect_peer_with(now, peer, CloseCode::NORMAL, "", force)
     }
 
+    /// Godot 3's `stop()` closes every peer with 1000 and no reason (3.2.3 and 3.6.2 alike),
+    /// and so does a Godot 3 server here; a Godot 4 server says 1001 "server closing", where
+    /// Godot 4's `close()` drops TCP without a Close frame.
     fn close(&mut self, now: Instant) {
         self.set_now(now);
         self.closed = true;
+        let (code, reason) = match self.config.protocol {
+            Protocol::Godot3 => (CloseCode::NORMAL, ""),
+            Protocol::Godot4 => (CloseCode::GOING_AWAY, "server closing"),
+        };
         for index in 0..self.slots.len() as u32 {
             let live = self.slots[index as usize].conn.as_ref().is_some_and(|c| !c.released);
             if live {
-                self.end_peer(
-                    index,
-                    DisconnectReason::Kicked,
-                    CloseCode::GOING_AWAY,
-                    "server closing",
-                    false,
-                );
+                self.end_peer(index, DisconnectReason::Kicked, code, reason, false);
             }
         }
         self.inbox.clear();

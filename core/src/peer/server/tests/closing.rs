@@ -65,7 +65,7 @@ fn a_client_close_reports_server_disconnected_when_it_completes() {
     events(&mut net, a);
     server_events(&mut net);
     let now = net.now;
-    net.client(a).disconnect_with(now, CloseCode(4001), "leaving", false).unwrap();
+    net.client(a).disconnect_peer_with(now, PeerId::SERVER, CloseCode(4001), "leaving", false).unwrap();
     assert_eq!(net.client(a).connection_status(), ConnectionStatus::Disconnected);
     assert_eq!(events(&mut net, a), [], "nothing before the close completes, as in Godot 4");
     assert_eq!(net.client(a).put_packet(b"late"), Err(PutError::NotConnected));
@@ -94,26 +94,24 @@ fn a_client_close_reports_server_disconnected_when_it_completes() {
 }
 
 #[test]
-fn a_forced_client_close_is_reported_at_once_and_bad_codes_change_nothing() {
+fn a_forced_client_close_is_reported_at_once() {
     let mut net = Net::new(Protocol::Godot4);
     let a = net.connect();
     events(&mut net, a);
     let now = net.now;
-    let refused = net.client(a).disconnect_with(now, CloseCode(1005), "", false);
-    assert_eq!(refused, Err(ws::SendError::InvalidCloseCode(1005)));
-    let long = "x".repeat(124);
-    let refused = net.client(a).disconnect_with(now, CloseCode::NORMAL, &long, false);
-    assert_eq!(refused, Err(ws::SendError::ControlTooLong));
+    let other = PeerId::new(5).unwrap();
+    let refused = net.client(a).disconnect_peer_with(now, other, CloseCode(4001), "", false);
+    assert_eq!(refused, Err(UnknownPeer(other)));
     assert_eq!(net.client(a).connection_status(), ConnectionStatus::Connected);
-    net.client(a).disconnect_with(now, CloseCode(4001), "leaving", true).unwrap();
+    net.client(a).disconnect_peer_with(now, PeerId::SERVER, CloseCode(4001), "leaving", true).unwrap();
     match events(&mut net, a).as_slice() {
         [Event::PeerDisconnected { .. }, Event::ServerDisconnected(info)] => {
             assert_eq!((info.code, info.godot_code()), (CloseCode::ABNORMAL, -1));
         }
         other => panic!("{other:?}"),
     }
-    let again = net.client(a).disconnect_with(now, CloseCode::NORMAL, "", false);
-    assert_eq!(again, Err(ws::SendError::NotOpen));
+    let again = net.client(a).disconnect_peer_with(now, PeerId::SERVER, CloseCode::NORMAL, "", false);
+    assert_eq!(again, Err(UnknownPeer(PeerId::SERVER)));
 }
 
 #[test]
@@ -184,4 +182,20 @@ fn a_kick_with_an_unsendable_code_still_closes() {
         _ => None,
     });
     assert_eq!(lost, Some((CloseCode::NORMAL, 122)), "{seen:?}");
+
+    // The same on a client: the server sees it leave with 1000 and the cut reason.
+    let b = net.connect();
+    let id = net.id(b);
+    server_events(&mut net);
+    let now = net.now;
+    net.client(b).disconnect_peer_with(now, PeerId::SERVER, CloseCode(1005), &long, false).unwrap();
+    net.pump();
+    let seen = server_events(&mut net);
+    let left = seen.iter().find_map(|e| match e {
+        Event::PeerDisconnected { peer, reason: DisconnectReason::Closed(info) } if *peer == id => {
+            Some((info.code, info.reason.as_str().len()))
+        }
+        _ => None,
+    });
+    assert_eq!(left, Some((CloseCode::NORMAL, 122)), "{seen:?}");
 }
