@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use multipeer::peer::{DisconnectReason, Event, PeerId, PutError, Target};
-use multipeer::ws::{CloseInfo, Initiator, State};
+use multipeer::ws::{CloseCode, CloseInfo, Initiator};
 use multipeer_std::WebSocketMultiplayerPeer;
 
 fn env_or(key: &str, fallback: &str) -> String {
@@ -185,9 +185,7 @@ impl Client {
         };
         let (err, detail) = match result {
             Ok(()) => (0, String::new()),
-            Err(e @ PutError::NotConnected) => (3, format!(" error={e:?}")),
-            Err(e @ PutError::UnknownPeer(_)) => (31, format!(" error={e:?}")),
-            Err(e) => (6, format!(" error={}", format!("{e:?}").replace(' ', ""))),
+            Err(e) => (e.godot_error().code(), format!(" error={}", format!("{e:?}").replace(' ', ""))),
         };
         println!("SEND to={to} len={} err={err} tag={tag}{detail}", data.len());
     }
@@ -207,8 +205,8 @@ impl Client {
             Event::ConnectionSucceeded => self.on_connected(),
             Event::PeerConnected(id) => self.on_peer_connected(id),
             Event::PeerDisconnected { peer, reason } if peer.is_server() => {
-                // Our own close (or the server's loss): SceneMultiplayer's signal follows when
-                // the connection has finished closing, see `step`.
+                // The end of the server connection (ours or the server's close):
+                // server_disconnected follows, as SceneMultiplayer emits it after this.
                 println!("INFO peer_disconnected_server reason={}", format!("{reason:?}").replace(' ', ""));
                 if !matches!(reason, DisconnectReason::Kicked) {
                     self.event(&format!("peer_disconnected id={peer}"));
@@ -218,7 +216,10 @@ impl Client {
                 self.event(&format!("peer_disconnected id={peer}"));
                 self.gone.insert(peer);
             }
-            Event::ServerDisconnected(info) => self.on_lost(Some(&info), "server"),
+            Event::ServerDisconnected(info) => {
+                let who = if info.initiator == Initiator::Local { "self" } else { "server" };
+                self.on_lost(Some(&info), who);
+            }
             Event::ConnectionFailed(failure) => {
                 let why = format!("{failure:?}").replace(' ', "");
                 self.event(&format!("connection_failed core={why}"));
@@ -237,6 +238,16 @@ impl Client {
         let detail = info.map_or_else(String::new, |i| {
             format!(" code={} reason={} by={who}", i.code.0, i.reason.as_str().replace([' ', '\0'], "_"))
         });
+        if let Some(info) = info {
+            // The line every client prints (Godot: the kept WebSocketPeer's close code/reason).
+            let reason = info.reason.as_str();
+            let hex: String = reason.bytes().map(|b| format!("{b:02x}")).collect();
+            self.event(&format!(
+                "server_close code={} reason={} reason_hex={hex}",
+                info.godot_code(),
+                reason.replace([' ', '\0'], "_")
+            ));
+        }
         if self.version == 3 {
             if let Some(i) = info.filter(|i| i.initiator == Initiator::Remote) {
                 self.event(&format!(
@@ -419,12 +430,13 @@ impl Client {
         self.srv_bcast >= self.peers_total && self.srv_excl + 1 >= self.peers_total && self.got_srv_to
     }
 
-    /// A clean close: Close 1000 "bye" (Godot: `get_peer(1).close(1000, "bye")`); the core sends
-    /// 1000 with an empty reason. `step` reports the loss once the closing handshake is over.
+    /// A clean close with Close 4001 "leaving" (Godot 4: `get_peer(1).close(4001, "leaving")`,
+    /// 3.x: `disconnect_from_host(4001, "leaving")`); `server_disconnected` follows once the
+    /// closing handshake is over, as in Godot 4.
     fn leave_self(&mut self, why: &str) {
         self.event(&format!("leaving why={why}"));
         self.set_phase("closing");
-        if self.peer.disconnect_peer(PeerId::SERVER, false).is_err() {
+        if self.peer.disconnect_peer_with(PeerId::SERVER, CloseCode(4001), "leaving", false).is_err() {
             self.peer.close();
         }
     }
@@ -438,12 +450,9 @@ impl Client {
             return;
         }
         if self.phase == "closing" {
-            let state = self.peer.get_peer(PeerId::SERVER).map(|p| (p.state, p.close));
-            match state {
-                Some((State::Closed, close)) => self.on_lost(close.as_ref(), "self"),
-                None => self.on_lost(None, "self"),
-                Some(_) if self.phase_secs() > 3.0 => self.finish("fail reason=close_not_confirmed"),
-                Some(_) => {}
+            // The end of our own close is reported as server_disconnected (see on_event).
+            if self.phase_secs() > 3.0 {
+                self.finish("fail reason=close_not_confirmed");
             }
             return;
         }

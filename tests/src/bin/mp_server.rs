@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use multipeer::peer::{DisconnectReason, Event, PeerId, Protocol, PutError, Target};
+use multipeer::ws::{CloseCode, CloseInfo};
 use multipeer_std::WebSocketMultiplayerPeer;
 
 /// The options, from arguments or the runner's environment.
@@ -78,13 +79,22 @@ fn describe(data: &[u8]) -> (String, String) {
     (text, hex)
 }
 
+/// The line every server prints when it learns how a peer's connection closed.
+fn print_close(peer: PeerId, info: &CloseInfo) {
+    let reason = info.reason.as_str();
+    let hex: String = reason.bytes().map(|b| format!("{b:02x}")).collect();
+    println!(
+        "EVENT peer_close id={peer} code={} reason={} reason_hex={hex}",
+        info.godot_code(),
+        reason.replace([' ', '\0'], "_")
+    );
+}
+
 /// Godot's `Error` code for a failed `put_packet` (what `send_bytes` would return).
 fn godot_error(result: Result<(), PutError>) -> (i32, String) {
     match result {
         Ok(()) => (0, String::new()),
-        Err(e @ PutError::NotConnected) => (3, format!(" error={e:?}")),
-        Err(e @ PutError::UnknownPeer(_)) => (31, format!(" error={e:?}")),
-        Err(e) => (6, format!(" error={}", format!("{e:?}").replace(' ', ""))),
+        Err(e) => (e.godot_error().code(), format!(" error={}", format!("{e:?}").replace(' ', ""))),
     }
 }
 
@@ -134,7 +144,12 @@ impl App {
                     other => format!("{other:?}").replace(' ', ""),
                 };
                 println!("EVENT peer_disconnected id={peer} why={why}");
+                if let DisconnectReason::Closed(info) = &reason {
+                    print_close(peer, info);
+                }
             }
+            // A kicked peer's answer, once its connection has closed.
+            Event::PeerClosed { peer, info } => print_close(peer, &info),
             Event::PacketDropped { from, reason } => {
                 let from = from.map_or(0, PeerId::get);
                 println!("EVENT packet_dropped from={from} reason={}", reason.to_string().replace(' ', "_"));
@@ -171,8 +186,9 @@ impl App {
                 self.send(&Self::big(max + 1, "server-over"), Target::Peer(from), "big-server-over");
             }
             "ctl:kick-me" => {
-                println!("EVENT disconnect_peer id={from}");
-                if let Err(e) = self.peer.disconnect_peer(from, false) {
+                println!("EVENT disconnect_peer id={from} code=4000 reason=bye");
+                // Godot 4: get_peer(id).close(4000, "bye"); 3.x: disconnect_peer(id, 4000, "bye").
+                if let Err(e) = self.peer.disconnect_peer_with(from, CloseCode(4000), "bye", false) {
                     println!(
                         "INFO disconnect_peer_failed id={from} error={}",
                         e.to_string().replace(' ', "_")
