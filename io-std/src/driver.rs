@@ -115,6 +115,8 @@ pub(crate) struct Driver<T> {
     release: Release,
     /// Server role, until the request is answered: how to answer it.
     server: Option<Arc<ServerOptions>>,
+    /// A client's URL; a server's request target (path and query), once read.
+    requested_url: Option<String>,
 }
 
 impl<T: Transport> Driver<T> {
@@ -132,7 +134,9 @@ impl<T: Transport> Driver<T> {
         };
         let clock = Clock::new();
         let conn = ClientConnection::client(clock.now(), &request, options.config, client_rng()?)?;
-        Ok(Self::new(Machine::Client(Box::new(conn)), transport, clock, None))
+        let mut driver = Self::new(Machine::Client(Box::new(conn)), transport, clock, None);
+        driver.requested_url = Some(url.to_owned());
+        Ok(driver)
     }
 
     /// A server waiting for the upgrade request on a freshly accepted transport.
@@ -153,6 +157,7 @@ impl<T: Transport> Driver<T> {
             wrote_last_words: false,
             release: Release::Attached,
             server,
+            requested_url: None,
         }
     }
 
@@ -184,6 +189,10 @@ impl<T: Transport> Driver<T> {
 
     pub(crate) fn config(&self) -> &Config {
         on_machine!(&self.machine, c => c.config())
+    }
+
+    pub(crate) fn requested_url(&self) -> Option<&str> {
+        self.requested_url.as_deref()
     }
 
     pub(crate) fn protocol(&self) -> Option<&str> {
@@ -489,6 +498,7 @@ impl<T: Transport> Driver<T> {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let limit = conn.config().max_headers.min(MAX_HEADERS);
             let Some(request) = conn.request(&mut headers[..limit]) else { return };
+            self.requested_url = Some(request.path().to_owned());
             options.judge(&request)
         };
         let answered = match verdict {

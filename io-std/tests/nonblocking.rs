@@ -161,6 +161,21 @@ fn request_hook_rejects_in_the_non_blocking_path_too() {
     drive(&mut [&mut client, &mut server], |s| s.iter().all(|ws| ws.is_finished()));
     assert_eq!(events(&mut client), [Event::HandshakeFailed(HandshakeError::UnexpectedStatus(401))]);
     assert_eq!(events(&mut server), [Event::HandshakeFailed(HandshakeError::Rejected(401))]);
+    // Godot's get_requested_url(): the client's URL, the path the server was asked for.
+    assert_eq!(client.get_requested_url(), Some(url.as_str()));
+    assert_eq!(server.get_requested_url(), Some("/admin/panel"));
+}
+
+#[test]
+fn a_server_connection_knows_the_requested_path_and_query() {
+    let listener = Listener::bind("127.0.0.1:0", ServerOptions::new()).unwrap();
+    let url = format!("ws://{}/lobby?room=3", listener.local_addr().unwrap());
+    let mut client = WebSocket::connect(&url, &ClientOptions::new()).unwrap();
+    let mut server = accept(&listener);
+    assert_eq!(server.get_requested_url(), None, "nothing read yet");
+    drive(&mut [&mut client, &mut server], |s| s.iter().all(|ws| ws.state() == State::Open));
+    assert_eq!(server.get_requested_url(), Some("/lobby?room=3"));
+    assert_eq!(client.get_requested_url(), Some(url.as_str()));
 }
 
 #[test]
