@@ -66,7 +66,7 @@ use self::linger::Linger;
 use self::server::{ServerSide, TlsServerOptions};
 pub use self::settings::MIN_HANDSHAKE_TIMEOUT;
 use self::settings::Settings;
-pub use self::types::{MultiplayerError, PeerConnection};
+pub use self::types::{Incoming, MultiplayerError, PeerConnection};
 use crate::client_rng;
 
 /// The longest a server's [`wait`](WebSocketMultiplayerPeer::wait) sleeps before polling
@@ -649,6 +649,26 @@ impl WebSocketMultiplayerPeer {
             Active::Server(side) => side.core.poll_event(),
             Active::Client(side) => side.core.poll_event(),
             Active::None => None,
+        }
+    }
+
+    /// The next event or packet, in the order they happened (Godot emits its signals and
+    /// queues packets in one order; [`poll_event`](Self::poll_event) and
+    /// [`get_packet`](Self::get_packet) read two queues, so a port that must know whether a
+    /// packet came before or after a `peer_disconnected` reads with this instead).
+    pub fn poll_next(&mut self) -> Option<Incoming> {
+        let event_first = !self.leftover.is_empty()
+            || match &mut self.active {
+                Active::Server(side) => side.core.event_is_next(),
+                Active::Client(side) => side.core.event_is_next(),
+                Active::None => true,
+            };
+        if event_first {
+            return self.poll_event().map(Incoming::Event);
+        }
+        match self.get_packet() {
+            Some((data, info)) => Some(Incoming::Packet(data, info)),
+            None => self.poll_event().map(Incoming::Event),
         }
     }
 

@@ -1,6 +1,7 @@
 //! `WebSocketMultiplayerPeer` members shaped as Godot's, over loopback: `create_client`
 //! returning at once and reporting a failed connect as `connection_failed`, `get_unique_id`
-//! before and after, `get_peers`, and Godot's `Error` numbers for `put_packet`.
+//! before and after, `get_peers`, Godot's `Error` numbers for `put_packet`, and events and
+//! packets read in the order they happened.
 
 use core::time::Duration;
 use std::net::TcpListener;
@@ -8,7 +9,8 @@ use std::time::Instant;
 
 use multipeer_std::multipeer::GodotError;
 use multipeer_std::multipeer::peer::{ConnectFailure, ConnectionStatus, Event, PeerId, PutError, Target};
-use multipeer_std::{Error, WebSocketMultiplayerPeer};
+use multipeer_std::multipeer::ws::CloseCode;
+use multipeer_std::{Error, Incoming, WebSocketMultiplayerPeer};
 
 /// Polls `peer` until it reports an event `pick` accepts; fails after 10 s.
 fn wait_for<T>(peer: &mut WebSocketMultiplayerPeer, mut pick: impl FnMut(Event) -> Option<T>) -> T {
@@ -86,4 +88,59 @@ fn a_background_connect_joins_and_members_answer_as_godot() {
     client.close();
     assert_eq!(client.get_unique_id(), 0);
     assert_eq!(client.get_peers(), []);
+}
+
+/// What `poll_next` gives, as short labels: event names and packet texts.
+fn label(incoming: Incoming) -> String {
+    match incoming {
+        Incoming::Event(e @ Event::PacketDropped { .. }) => format!("{e:?}"),
+        Incoming::Event(e) => format!("{e:?}").split([' ', '(']).next().unwrap_or_default().to_owned(),
+        Incoming::Packet(data, _) => String::from_utf8_lossy(&data).into_owned(),
+    }
+}
+
+#[test]
+fn poll_next_keeps_packets_and_departures_in_order() {
+    let mut server = WebSocketMultiplayerPeer::new();
+    server.create_server(0, "127.0.0.1").unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let mut a = WebSocketMultiplayerPeer::new();
+    let mut b = WebSocketMultiplayerPeer::new();
+    a.create_client(&url).unwrap();
+    b.create_client(&url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let joined = |p: &WebSocketMultiplayerPeer| p.get_connection_status() == ConnectionStatus::Connected;
+    // Only the clients are polled for their events here; the server's stay queued.
+    while !(joined(&a) && joined(&b) && server.get_peers().len() == 2) {
+        assert!(Instant::now() < deadline, "timed out joining");
+        for p in [&mut server, &mut a, &mut b] {
+            p.poll().unwrap();
+        }
+        a.events().for_each(drop);
+        b.events().for_each(drop);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // A sends and leaves, then B sends: nothing is read by the server until all arrived.
+    a.put_packet(b"a1").unwrap();
+    a.disconnect_peer_with(PeerId::SERVER, CloseCode(4001), "leaving", false).unwrap();
+    let a_id = server.get_peers().into_iter().find(|id| Some(*id) != b.unique_id()).unwrap();
+    while server.has_peer(a_id) {
+        assert!(Instant::now() < deadline, "timed out leaving");
+        server.poll().unwrap();
+        a.poll().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    b.put_packet(b"b1").unwrap();
+    let mut seen = Vec::new();
+    while !seen.iter().any(|s| s == "b1") {
+        assert!(Instant::now() < deadline, "timed out reading: {seen:?}");
+        server.poll().unwrap();
+        b.poll().unwrap();
+        seen.extend(core::iter::from_fn(|| server.poll_next()).map(label));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let at = |what: &str| seen.iter().position(|s| s == what).unwrap_or_else(|| panic!("{what}: {seen:?}"));
+    assert_eq!(seen.iter().filter(|s| *s == "PeerConnected").count(), 2, "{seen:?}");
+    assert!(at("PeerConnected") < at("a1"), "{seen:?}");
+    assert!(at("a1") < at("PeerDisconnected") && at("PeerDisconnected") < at("b1"), "{seen:?}");
 }

@@ -124,6 +124,26 @@ impl<S: Storage, R: CryptoRng> Client<S, R> {
         self.protocol
     }
 
+    /// Whether the next event comes before the next packet: read it with `poll_event` first
+    /// to see events and packets in the order Godot's signals and `get_packet` give them.
+    /// Announcements and drops are handled in arrival order as packets are read, so every
+    /// queued event but the end of the connection comes before the next packet; the end
+    /// (`peer_disconnected(1)`, `server_disconnected`) comes after every packet that arrived
+    /// before it.
+    pub fn event_is_next(&mut self) -> bool {
+        // System messages in front of the next packet become events first.
+        self.process(self.now);
+        match self.events.front() {
+            None => false,
+            Some(
+                Event::ServerDisconnected(_)
+                | Event::ConnectionFailed(_)
+                | Event::PeerDisconnected { peer: PeerId::SERVER, .. },
+            ) => self.front.is_none() && self.ws.peek_message().is_none(),
+            Some(_) => true,
+        }
+    }
+
     /// How the connection to the server ended, once it has (Godot: `get_peer(1)`'s
     /// `get_close_code()` and `get_close_reason()`), with a Godot 3 reason's NUL removed.
     #[must_use]

@@ -5,6 +5,7 @@ use core::net::SocketAddr;
 use std::io;
 
 use multipeer::GodotError;
+use multipeer::peer::{Event, PacketInfo};
 use multipeer::ws::{self, CloseInfo};
 
 use crate::Error;
@@ -63,6 +64,17 @@ pub struct PeerConnection {
     /// `get_close_reason()`, which are −1 and empty before; [`CloseInfo::godot_code`] gives
     /// the number Godot shows), with a Godot 3 reason's trailing NUL removed.
     pub close: Option<CloseInfo>,
+}
+
+/// One thing that arrived, from [`poll_next`](super::WebSocketMultiplayerPeer::poll_next):
+/// events and packets in the order they happened, as Godot's signals and `get_packet` give
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A signal (see [`Event`]).
+    Event(Event),
+    /// A packet, copied out, with its sender, mode and channel.
+    Packet(Vec<u8>, PacketInfo),
 }
 
 impl MultiplayerError {

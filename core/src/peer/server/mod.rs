@@ -66,7 +66,11 @@ pub struct Server<R: CryptoRng> {
     live: usize,
     peers: BTreeMap<PeerId, u32>,
     inbox: PacketQueue<Vec<u8>>,
-    events: VecDeque<Event>,
+    /// Events, each with the number of packets that had reached the inbox before it.
+    events: VecDeque<(u64, Event)>,
+    /// Packets taken out of the inbox since the start (read, or cleared by `close`): with the
+    /// inbox's length, how many ever arrived.
+    popped: u64,
     reports: usize,
     transmit: VecDeque<ConnId>,
     release: VecDeque<ConnId>,
@@ -123,6 +127,7 @@ impl<R: CryptoRng> Server<R> {
             live: 0,
             peers: BTreeMap::new(),
             events: VecDeque::new(),
+            popped: 0,
             reports: 0,
             transmit: VecDeque::new(),
             release: VecDeque::new(),
@@ -482,9 +487,13 @@ impl<R: CryptoRng> Server<R> {
                     let info = super::presented(info, self.config.protocol);
                     match (c.peer, c.former) {
                         // It left when this side ended it; now its answer is known.
-                        (None, Some(peer)) => self.events.push_back(Event::PeerClosed { peer, info }),
+                        (None, Some(peer)) => self.queue_event(Event::PeerClosed { peer, info }),
                         _ => {
                             let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Closed(info));
+                            // Packets that arrived before the Close (often in the same read)
+                            // are routed while the sender is still a peer: they come before
+                            // its departure, as in Godot.
+                            self.route(index);
                             self.leave(index, reason);
                         }
                     }
@@ -554,6 +563,20 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
+    /// Queues an event, marked with how many packets arrived before it.
+    fn queue_event(&mut self, event: Event) {
+        let arrived = self.popped + self.inbox.len() as u64;
+        self.events.push_back((arrived, event));
+    }
+
+    /// Whether the next event happened before the next packet arrived: read it with
+    /// `poll_event` first to see events and packets in the order Godot's signals and
+    /// `get_packet` give them (a packet from a peer before its `peer_disconnected`).
+    #[must_use]
+    pub fn event_is_next(&self) -> bool {
+        self.events.front().is_some_and(|(arrived, _)| *arrived <= self.popped)
+    }
+
     /// Queues a report (dropped packet, refused handshake) within the event bound.
     fn report(&mut self, event: Event) {
         if self.reports >= self.config.max_queued_events {
@@ -561,7 +584,7 @@ impl<R: CryptoRng> Server<R> {
             return;
         }
         self.reports += 1;
-        self.events.push_back(event);
+        self.queue_event(event);
     }
 
     // ----- joining and leaving -------------------------------------------------------------
@@ -578,7 +601,7 @@ impl<R: CryptoRng> Server<R> {
         self.peers.insert(id, index);
         // Reported before the announcements: one of them may overflow the new peer's queue and
         // cut it off, and its departure must follow its arrival.
-        self.events.push_back(Event::PeerConnected(id));
+        self.queue_event(Event::PeerConnected(id));
         match self.config.protocol {
             Protocol::Godot4 => self.join_godot4(index, id),
             Protocol::Godot3 => self.join_godot3(index, id),
@@ -591,7 +614,7 @@ impl<R: CryptoRng> Server<R> {
         c.former = Some(id);
         self.peers.remove(&id);
         self.announce_departure(id);
-        self.events.push_back(Event::PeerDisconnected { peer: id, reason });
+        self.queue_event(Event::PeerDisconnected { peer: id, reason });
     }
 
     /// Godot 3's `disconnect_peer(id, code, reason)` and Godot 4's `get_peer(id).close(code,
@@ -638,7 +661,7 @@ impl<R: CryptoRng> Server<R> {
         let former = c.peer;
         self.leave(index, reason);
         if let (Some(peer), Some(info)) = (former, ended) {
-            self.events.push_back(Event::PeerClosed { peer, info });
+            self.queue_event(Event::PeerClosed { peer, info });
         }
         self.schedule(index);
     }
@@ -718,6 +741,7 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
     fn pop_packet(&mut self) -> bool {
         let popped = self.inbox.pop();
         if popped {
+            self.popped += 1;
             self.timeless = true;
             self.unblock_routing();
             self.timeless = false;
@@ -745,11 +769,12 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
                 self.end_peer(index, DisconnectReason::Kicked, code, reason, false);
             }
         }
+        self.popped += self.inbox.len() as u64;
         self.inbox.clear();
     }
 
     fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front()?;
+        let (_, event) = self.events.pop_front()?;
         if matches!(event, Event::PacketDropped { .. } | Event::ConnectionRejected(_)) {
             self.reports = self.reports.saturating_sub(1);
         }

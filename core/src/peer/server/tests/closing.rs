@@ -199,3 +199,74 @@ fn a_kick_with_an_unsendable_code_still_closes() {
     });
     assert_eq!(left, Some((CloseCode::NORMAL, 122)), "{seen:?}");
 }
+
+/// Reads events and packets in the order `event_is_next` gives (what a port sees as Godot's
+/// signals interleaved with `get_packet`).
+fn ordered_server(net: &mut Net) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        if net.server.event_is_next() {
+            let event = net.server.poll_event().unwrap();
+            seen.push(std::format!("{event:?}").split([' ', '(']).next().unwrap().into());
+        } else if let Some(packet) = net.server.peek_packet() {
+            seen.push(String::from_utf8_lossy(packet.data).into_owned());
+            net.server.pop_packet();
+        } else {
+            assert!(net.server.poll_event().is_none(), "an event that is never next");
+            return seen;
+        }
+    }
+}
+
+fn ordered_client(net: &mut Net, i: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let client = net.client(i);
+        if client.event_is_next() {
+            let event = client.poll_event().unwrap();
+            seen.push(std::format!("{event:?}").split([' ', '(']).next().unwrap().into());
+        } else if let Some(packet) = client.peek_packet() {
+            seen.push(String::from_utf8_lossy(packet.data).into_owned());
+            client.pop_packet();
+        } else {
+            assert!(client.poll_event().is_none(), "an event that is never next");
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn events_and_packets_keep_their_order_on_both_ends() {
+    for protocol in [Protocol::Godot4, Protocol::Godot3] {
+        let mut net = Net::new(protocol);
+        let a = net.connect();
+        let b = net.connect();
+        let (ia, ib) = (net.id(a), net.id(b));
+        // A sends and leaves (one read brings both), B sends after it; nothing is read until
+        // everything arrived.
+        net.client(a).put_packet(b"a1").unwrap();
+        let now = net.now;
+        net.client(a).disconnect_peer(now, PeerId::SERVER, false).unwrap();
+        net.pump();
+        net.client(b).put_packet(b"b1").unwrap();
+        net.pump();
+        let seen = ordered_server(&mut net);
+        let connected = seen.iter().filter(|s| *s == "PeerConnected").count();
+        assert_eq!(connected, 2, "{protocol:?}: {seen:?}");
+        let at = |what: &str| seen.iter().position(|s| s == what).unwrap();
+        assert!(at("a1") < at("PeerDisconnected") && at("PeerDisconnected") < at("b1"), "{protocol:?}: {seen:?}");
+        assert!(!net.server.has_peer(ia) && net.server.has_peer(ib));
+
+        // The server sends B a packet and then kicks it: B reads the packet before the end.
+        net.server.set_target_peer(Target::Peer(ib));
+        net.server.put_packet(b"last words").unwrap();
+        let now = net.now;
+        net.server.disconnect_peer_with(now, ib, CloseCode(4000), "bye", false).unwrap();
+        net.pump();
+        let seen = ordered_client(&mut net, b);
+        let end = seen.iter().position(|s| s == "ServerDisconnected").unwrap();
+        let words = seen.iter().position(|s| s == "last words").unwrap();
+        assert!(words < end, "{protocol:?}: {seen:?}");
+        assert!(seen.iter().position(|s| s == "ConnectionSucceeded").unwrap() < words);
+    }
+}
