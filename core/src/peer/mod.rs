@@ -414,6 +414,38 @@ impl fmt::Display for UnknownPeer {
 
 impl core::error::Error for UnknownPeer {}
 
+/// The [`MultiplayerPeer`] members that only keep a value for the next `put_packet`
+/// (`target_peer`, `transfer_mode`, `transfer_channel`), the same in every peer: expands to
+/// their six methods over the three named fields.
+macro_rules! kept_send_settings {
+    ($target:ident, $mode:ident, $channel:ident) => {
+        fn set_target_peer(&mut self, target: $crate::peer::Target) {
+            self.$target = target.normalized();
+        }
+
+        fn target_peer(&self) -> $crate::peer::Target {
+            self.$target
+        }
+
+        fn set_transfer_mode(&mut self, mode: $crate::peer::TransferMode) {
+            self.$mode = mode;
+        }
+
+        fn transfer_mode(&self) -> $crate::peer::TransferMode {
+            self.$mode
+        }
+
+        fn set_transfer_channel(&mut self, channel: u8) {
+            self.$channel = channel;
+        }
+
+        fn transfer_channel(&self) -> u8 {
+            self.$channel
+        }
+    };
+}
+pub(crate) use kept_send_settings;
+
 /// Godot's `MultiplayerPeer`: the application-facing contract of every transport.
 ///
 /// The transport-facing side (bytes, timers) is each type's own; see the crate documentation

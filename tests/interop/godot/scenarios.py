@@ -516,8 +516,11 @@ def close_checks(t, run, server, c, ids):
             "leaving at %d, %s at %d" % (i_leave, leave_event, i_end))
     f = c["C"].first("EVENT", "server_close")
     note(tag, "C's own close as its API shows it: %s" % (f,))
-    if v == "4" or run.client_behaviour("C") == "multipeer":
-        # Godot 4 reports the server's answer (its echo of 4001 "leaving").
+    # Godot 4 reports the server's answer (its echo of 4001 "leaving"); over wss:// a Godot 4
+    # reader sees -1, the answer lost in the TLS shutdown (Godot with Godot), so only a
+    # multipeer reader is held to it there.
+    echo_read = not run.opts.tls
+    if (v == "4" and echo_read) or run.client_behaviour("C") == "multipeer":
         t.check("%s C read its close as 4001 \"leaving\" (the server's echo)" % tag,
                 shows(f, 4001, "leaving"), "line=%s" % (f,))
     if run.server_lines():
@@ -530,7 +533,7 @@ def close_checks(t, run, server, c, ids):
         if run.server_lines():
             f = server.first("EVENT", "peer_close", id=ids["B"])
             note(tag, "server's view of kicked B's answer: %s" % (f,))
-            if v == "4" or run.server_behaviour() == "multipeer":
+            if (v == "4" and echo_read) or run.server_behaviour() == "multipeer":
                 t.check("%s server read kicked B's answer as 4000 \"bye\"" % tag, shows(f, 4000, "bye"),
                         "line=%s" % (f,))
 

@@ -680,29 +680,7 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
         self.config.relay || self.config.protocol == Protocol::Godot3
     }
 
-    fn set_target_peer(&mut self, target: Target) {
-        self.target = target.normalized();
-    }
-
-    fn target_peer(&self) -> Target {
-        self.target
-    }
-
-    fn set_transfer_mode(&mut self, mode: TransferMode) {
-        self.mode = mode;
-    }
-
-    fn transfer_mode(&self) -> TransferMode {
-        self.mode
-    }
-
-    fn set_transfer_channel(&mut self, channel: u8) {
-        self.channel = channel;
-    }
-
-    fn transfer_channel(&self) -> u8 {
-        self.channel
-    }
+    crate::peer::kept_send_settings!(target, mode, channel);
 
     fn set_refuse_new_connections(&mut self, refuse: bool) {
         self.config.refuse_new_connections = refuse;
