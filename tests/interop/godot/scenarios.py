@@ -882,7 +882,7 @@ def main():
                     help="comma list of client names (or *) to run as MP_BIN/mp_client")
     ap.add_argument("--client-core", default=os.environ.get("MP_CLIENT_CORE", ""), choices=["", "multipeer"],
                     help="the --client-cmd clients are built on multipeer's core: expect its documented "
-                         "differences (for example io-mio's interop_client example)")
+                         "differences (for example mio_client, on multipeer-mio's Client)")
     ap.add_argument("--tls", default=os.environ.get("MP_TLS_MODE", ""), choices=["", "ca", "unsafe"],
                     help="wss://: a test CA and a certificate for 127.0.0.1 are made with openssl in "
                          "OUT/tls; servers get MP_TLS_CERT/MP_TLS_KEY (the scenes load them), clients "
