@@ -20,6 +20,8 @@ pub enum GodotError {
     Unavailable = 2,
     /// `ERR_UNCONFIGURED` (3).
     Unconfigured = 3,
+    /// `ERR_UNAUTHORIZED` (4).
+    Unauthorized = 4,
     /// `ERR_OUT_OF_MEMORY` (6): Godot's answer to a full or too small outbound buffer.
     OutOfMemory = 6,
     /// `ERR_CANT_CREATE` (20).
@@ -54,6 +56,7 @@ impl GodotError {
             Self::Failed => "FAILED",
             Self::Unavailable => "ERR_UNAVAILABLE",
             Self::Unconfigured => "ERR_UNCONFIGURED",
+            Self::Unauthorized => "ERR_UNAUTHORIZED",
             Self::OutOfMemory => "ERR_OUT_OF_MEMORY",
             Self::CantCreate => "ERR_CANT_CREATE",
             Self::AlreadyInUse => "ERR_ALREADY_IN_USE",
@@ -131,6 +134,20 @@ impl From<SendError> for GodotError {
     }
 }
 
+#[cfg(feature = "alloc")]
+impl crate::mesh::MeshError {
+    /// What Godot's `WebRTCMultiplayerPeer` returns in this case (`create_client(1)`, a peer
+    /// added twice, `add_peer` while refusing, a closed peer).
+    #[must_use]
+    pub const fn godot_error(self) -> GodotError {
+        match self {
+            Self::InvalidId | Self::AlreadyAdded(_) => GodotError::InvalidParameter,
+            Self::Refused => GodotError::Unauthorized,
+            Self::Closed => GodotError::Unconfigured,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +160,7 @@ mod tests {
             (GodotError::Failed, 1),
             (GodotError::Unavailable, 2),
             (GodotError::Unconfigured, 3),
+            (GodotError::Unauthorized, 4),
             (GodotError::OutOfMemory, 6),
             (GodotError::CantCreate, 20),
             (GodotError::AlreadyInUse, 22),
@@ -170,6 +188,16 @@ mod tests {
         assert_eq!(SendError::NotOpen.godot_error().code(), 1);
         assert_eq!(SendError::InvalidCloseCode(1005).godot_error().code(), 31);
         assert_eq!(alloc_free_display(), "ERR_OUT_OF_MEMORY (6)");
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn mesh_errors_map_as_webrtc_multiplayer_peer_returns_them() {
+        use crate::mesh::MeshError;
+        assert_eq!(MeshError::InvalidId.godot_error().code(), 31);
+        assert_eq!(MeshError::AlreadyAdded(PeerId::new(3).unwrap()).godot_error().code(), 31);
+        assert_eq!(MeshError::Refused.godot_error().code(), 4);
+        assert_eq!(MeshError::Closed.godot_error(), GodotError::Unconfigured);
     }
 
     fn alloc_free_display() -> heapless::String<32> {

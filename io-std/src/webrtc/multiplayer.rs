@@ -43,6 +43,20 @@ impl fmt::Display for WebRtcError {
     }
 }
 
+impl WebRtcError {
+    /// The `Error` Godot's `WebRTCMultiplayerPeer` returns in this case (a lobby failure as
+    /// its WebSocket's).
+    #[must_use]
+    pub fn godot_error(&self) -> multipeer::GodotError {
+        match self {
+            Self::Mesh(e) => e.godot_error(),
+            Self::Unconfigured => multipeer::GodotError::Unconfigured,
+            Self::Lobby(e) => e.godot_error(),
+            Self::InvalidLobbyMessage => multipeer::GodotError::InvalidData,
+        }
+    }
+}
+
 impl core::error::Error for WebRtcError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
