@@ -86,7 +86,8 @@ impl PutError {
             Self::UnknownPeer(_) => GodotError::InvalidParameter,
             // wslay's queue checks, in 3.x and 4.x alike.
             Self::TooLarge { .. } | Self::Full => GodotError::OutOfMemory,
-            // SceneMultiplayer refuses client-to-client traffic without `server_relay`.
+            // Godot has no refusal here (its client sends to the server whatever the target);
+            // "unavailable" names what is missing, the relay.
             Self::RelayUnsupported => GodotError::Unavailable,
         }
     }
