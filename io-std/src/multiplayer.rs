@@ -5,7 +5,8 @@
 //! this module owns only sockets, a clock and the OS-seeded RNG. Members keep Godot's names
 //! (`create_server`, `put_packet`, `get_packet_peer`, ...) with Rust shapes: enums for targets
 //! and modes, `Option` where Godot returns 0 or an empty value, `Result` where Godot returns an
-//! error code, and an event queue where Godot emits signals.
+//! error code (with `godot_error()` for Godot's number), and an event queue where Godot emits
+//! signals. `GODOT.md` at the repository root maps every Godot member to its counterpart here.
 //!
 //! ```no_run
 //! use multipeer_std::multipeer::peer::{Event, Target};
@@ -104,10 +105,13 @@ enum Active {
 /// [`poll`](Self::poll) from a loop, drain [`poll_event`](Self::poll_event) (Godot's signals)
 /// and [`get_packet`](Self::get_packet), and sleep with [`wait`](Self::wait).
 ///
-/// Deliberate differences from Godot, besides the Rust shapes: errors Godot only prints (a
-/// packet too large for the target's buffer, a dropped relay) are returned or reported as
-/// [`Event::PacketDropped`]; `disconnect_peer` reports `peer_disconnected` even with `force`;
-/// `close()` sends a Close frame to every peer instead of dropping TCP.
+/// Deliberate differences from Godot, besides the Rust shapes (each is explained in `GODOT.md`):
+/// errors Godot only prints (a packet too large for the target's buffer, a dropped relay) are
+/// returned or reported as [`Event::PacketDropped`]; a server's `disconnect_peer` reports
+/// `peer_disconnected` at once, even with `force`, and the kicked peer's answer later as
+/// [`Event::PeerClosed`]; `close()` sends a Close frame to every peer instead of dropping TCP;
+/// a Godot 3 client that loses its server after joining reports `server_disconnected`, not
+/// `connection_failed`.
 pub struct WebSocketMultiplayerPeer {
     settings: Settings,
     target: Target,
@@ -174,8 +178,12 @@ impl WebSocketMultiplayerPeer {
     }
 
     /// A peer speaking Godot 3.x's protocol (9-byte header, relay in the server) with 3.x's
-    /// default buffers (`set_buffers(64, 1024, 64, 1024)`) and 3.4+'s 3 s handshake timeout
-    /// (3.2.3 had a fixed 1 s; set it with [`set_handshake_timeout`](Self::set_handshake_timeout)).
+    /// default buffers (`set_buffers(64, 1024, 64, 1024)`) and the 3 s handshake timeout of
+    /// 3.3+ (3.6.2 checked; 3.2.3 had a fixed 1 s: set it with
+    /// [`set_handshake_timeout`](Self::set_handshake_timeout)). Where 3.x (3.2.3 and 3.6.2
+    /// alike) differs from what this does (a relay to −1 reaching the server, a 65536-byte
+    /// message dropped silently, every loss reported as `connection_failed`), `GODOT.md` says
+    /// why.
     #[must_use]
     pub fn godot3() -> Self {
         let mut peer = Self::new();
@@ -389,9 +397,10 @@ impl WebSocketMultiplayerPeer {
         }
     }
 
-    /// `close()`: ends every connection with a Close frame (1001 from a server, 1000 from a
-    /// client; Godot drops TCP without one), stops listening, drops unread packets, and returns
-    /// to `Disconnected`. The `peer_disconnected` events it causes can still be read, and the
+    /// `close()`: ends every connection with a Close frame (from a server 1001 "server
+    /// closing", or 1000 with no reason in Godot 3 mode as 3.x's `stop()` sends; 1000 from a
+    /// client; Godot 4 drops TCP without one), stops listening, drops unread packets, and
+    /// returns to `Disconnected`. The `peer_disconnected` events it causes can still be read, and the
     /// sockets finish closing in later polls.
     pub fn close(&mut self) {
         match &mut self.active {
