@@ -8,11 +8,11 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::Instant;
 
+use multipeer_std::multipeer::GodotError;
 use multipeer_std::multipeer::peer::{
     ConnectFailure, ConnectionStatus, DisconnectReason, Event, PeerId, Protocol, PutError, Target,
 };
 use multipeer_std::multipeer::ws::{CloseCode, CloseInfo, HandshakeError, State};
-use multipeer_std::multipeer::GodotError;
 use multipeer_std::{Error, MultiplayerError, WebSocketMultiplayerPeer};
 
 /// Everything one peer saw, in the order it saw it.
@@ -265,7 +265,9 @@ fn session(protocol: Protocol) {
     net.pump("B's kick", |net| {
         net.seen[1].has(|e| matches!(e, Event::ServerDisconnected(info) if bye(info)))
             && net.seen[0].has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if *peer == b))
-            && net.seen_server.has(|e| matches!(e, Event::PeerClosed { peer, info } if *peer == b && bye(info)))
+            && net
+                .seen_server
+                .has(|e| matches!(e, Event::PeerClosed { peer, info } if *peer == b && bye(info)))
     });
     assert_eq!(net.clients[1].get_connection_status(), ConnectionStatus::Disconnected);
 

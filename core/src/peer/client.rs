@@ -547,7 +547,10 @@ impl<S: Storage, R: CryptoRng> MultiplayerPeer for Client<S, R> {
         // Still leaving: the close did not end at once (an abort reported it already).
         if self.leaving {
             self.leaving = false;
-            self.push_event(Event::PeerDisconnected { peer: PeerId::SERVER, reason: DisconnectReason::Kicked });
+            self.push_event(Event::PeerDisconnected {
+                peer: PeerId::SERVER,
+                reason: DisconnectReason::Kicked,
+            });
         }
         self.status = ConnectionStatus::Disconnected;
     }

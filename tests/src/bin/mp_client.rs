@@ -30,7 +30,11 @@ fn main() -> ExitCode {
     match script.peer.create_client(&url) {
         Ok(()) => println!("EVENT create_client err=0"),
         Err(e) => {
-            println!("EVENT create_client err={} error={}", e.godot_error().code(), e.to_string().replace(' ', "_"));
+            println!(
+                "EVENT create_client err={} error={}",
+                e.godot_error().code(),
+                e.to_string().replace(' ', "_")
+            );
             script.finish("fail reason=create_client");
             return ExitCode::FAILURE;
         }

@@ -187,9 +187,11 @@ impl<R: CryptoRng> Server<R> {
         let index = match self.peers.get(&peer) {
             Some(&index) => index,
             // Departed peers are few and short-lived: a scan only when the id is not joined.
-            None => self.slots.iter().position(|s| {
-                s.conn.as_ref().is_some_and(|c| !c.released && c.former == Some(peer))
-            })? as u32,
+            None => self
+                .slots
+                .iter()
+                .position(|s| s.conn.as_ref().is_some_and(|c| !c.released && c.former == Some(peer)))?
+                as u32,
         };
         let slot = self.slots.get(index as usize)?;
         let conn = slot.conn.as_ref()?;

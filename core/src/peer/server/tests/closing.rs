@@ -162,7 +162,10 @@ fn godot3_reasons_lose_their_nul_and_godot4_reasons_keep_everything() {
             _ => None,
         });
         assert_eq!(reason.as_deref(), Some(shown), "{protocol:?}: {seen:?}");
-        assert_eq!(net.client(b).close_info().map(|i| String::from(i.reason.as_str())).as_deref(), Some(shown));
+        assert_eq!(
+            net.client(b).close_info().map(|i| String::from(i.reason.as_str())).as_deref(),
+            Some(shown)
+        );
     }
 }
 
@@ -254,7 +257,10 @@ fn events_and_packets_keep_their_order_on_both_ends() {
         let connected = seen.iter().filter(|s| *s == "PeerConnected").count();
         assert_eq!(connected, 2, "{protocol:?}: {seen:?}");
         let at = |what: &str| seen.iter().position(|s| s == what).unwrap();
-        assert!(at("a1") < at("PeerDisconnected") && at("PeerDisconnected") < at("b1"), "{protocol:?}: {seen:?}");
+        assert!(
+            at("a1") < at("PeerDisconnected") && at("PeerDisconnected") < at("b1"),
+            "{protocol:?}: {seen:?}"
+        );
         assert!(!net.server.has_peer(ia) && net.server.has_peer(ib));
 
         // The server sends B a packet and then kicks it: B reads the packet before the end.
