@@ -35,11 +35,12 @@
 
 use core::fmt;
 use core::net::SocketAddr;
+use core::time::Duration;
 use std::io::{self, ErrorKind};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Instant as StdInstant;
 
 use multipeer::ws::{self, CloseCode, CloseInfo, Config, Event, MessageKind, State};
 
