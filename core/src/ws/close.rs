@@ -89,8 +89,9 @@ impl fmt::Debug for ControlPayload {
 pub struct CloseInfo {
     /// The code received (Godot's `get_close_code()`): the peer's Close, or its answer to
     /// ours; 1005 if that frame carried none. When nothing was received, the code this side
-    /// sent (a close that timed out, or a protocol error), or 1006 if no Close frame went
-    /// either way ([`godot_code`](Self::godot_code) gives Godot's −1 for that).
+    /// sent (a close that timed out or whose transport ended unanswered, or a protocol error),
+    /// or 1006 if no Close frame went either way ([`godot_code`](Self::godot_code) gives
+    /// Godot's −1 for that).
     pub code: CloseCode,
     /// The reason of that Close frame (Godot's `get_close_reason()`), as it arrived: Godot 3
     /// peers end theirs with a NUL byte, which the multiplayer peers remove.
