@@ -157,6 +157,20 @@ mod tests {
     }
 
     #[test]
+    fn godot_codes_are_minus_one_without_a_close_frame() {
+        let info = |code| CloseInfo {
+            code: CloseCode(code),
+            reason: CloseReason::default(),
+            initiator: Initiator::Remote,
+            error: None,
+            clean: false,
+        };
+        assert_eq!(info(1006).godot_code(), -1);
+        assert_eq!(info(1005).godot_code(), 1005, "a Close without a code is still a Close");
+        assert_eq!(info(4000).godot_code(), 4000);
+    }
+
+    #[test]
     fn reasons_are_bounded() {
         assert!(CloseReason::new(&"x".repeat(123)).is_some());
         assert!(CloseReason::new(&"x".repeat(124)).is_none());
