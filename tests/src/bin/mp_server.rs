@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use multipeer::peer::{DisconnectReason, Event, PeerId, Protocol, PutError, Target};
 use multipeer::ws::{CloseCode, CloseInfo};
-use multipeer_std::WebSocketMultiplayerPeer;
+use multipeer_std::{Incoming, WebSocketMultiplayerPeer};
 
 /// The options, from arguments or the runner's environment.
 struct Options {
@@ -246,13 +246,11 @@ fn main() -> ExitCode {
         if let Err(e) = app.peer.poll() {
             println!("INFO accept_error error={}", e.to_string().replace(' ', "_"));
         }
-        while let Some(event) = app.peer.poll_event() {
-            app.on_event(event);
-        }
-        while let Some((data, info)) = app.peer.get_packet() {
-            app.on_packet(info.from, &data);
-            while let Some(event) = app.peer.poll_event() {
-                app.on_event(event);
+        // In the order things happened, as Godot's signals and packets come.
+        while let Some(incoming) = app.peer.poll_next() {
+            match incoming {
+                Incoming::Event(event) => app.on_event(event),
+                Incoming::Packet(data, info) => app.on_packet(info.from, &data),
             }
         }
         let now = Instant::now();
