@@ -52,6 +52,7 @@ extern crate std;
 
 mod buffer;
 mod copy;
+mod godot_error;
 mod log;
 #[cfg(feature = "alloc")]
 pub mod mesh;
@@ -65,5 +66,6 @@ pub mod ws;
 #[cfg(feature = "alloc")]
 pub use buffer::VecStorage;
 pub use buffer::{Buffer, CapacityError, Fixed, FixedStorage, Storage};
+pub use godot_error::GodotError;
 pub use rand_core;
 pub use time::Instant;

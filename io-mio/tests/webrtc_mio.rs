@@ -17,7 +17,7 @@ fn id(n: u32) -> PeerId {
 
 /// Carries every signal of `from` to `to` (the test is the signalling channel).
 fn carry(from: &mut WebRtcMultiplayerPeer, to: &mut WebRtcMultiplayerPeer) {
-    let me = from.get_unique_id().unwrap();
+    let me = from.unique_id().unwrap();
     while let Some(signal) = from.poll_signal() {
         match signal {
             Signal::Description { kind, sdp, .. } => to.set_remote_description(me, kind, &sdp).unwrap(),

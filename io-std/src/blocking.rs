@@ -125,6 +125,14 @@ impl<T: Transport> WebSocket<T> {
 
     // ----- getters -------------------------------------------------------------------------
 
+    /// Godot's `WebSocketPeer.get_requested_url()`: on a client the URL it connected to; on a
+    /// server the request target the client asked for (path and query, `/lobby?room=3`), once
+    /// the request was read, also when it was refused (the `check_request` hook sees the same).
+    #[must_use]
+    pub fn get_requested_url(&self) -> Option<&str> {
+        self.driver.requested_url()
+    }
+
     /// The subprotocol both ends agreed on (Godot: `get_selected_protocol`).
     #[must_use]
     pub fn protocol(&self) -> Option<&str> {

@@ -115,11 +115,17 @@ pub(crate) struct Driver<T> {
     release: Release,
     /// Server role, until the request is answered: how to answer it.
     server: Option<Arc<ServerOptions>>,
+    /// A client's URL; a server's request target (path and query), once read.
+    requested_url: Option<String>,
 }
 
 impl<T: Transport> Driver<T> {
     /// A client that has queued its upgrade request for `url`.
-    pub(crate) fn client(transport: T, url: &str, options: &ClientOptions) -> Result<Self, Error> {
+    pub(crate) fn client(
+        transport: impl Into<Option<T>>,
+        url: &str,
+        options: &ClientOptions,
+    ) -> Result<Self, Error> {
         // The scheme is the caller's business: a `wss://` URL over a transport the caller
         // wrapped in TLS itself is fine, and `connect` refuses one over plain TCP.
         let parsed = Url::parse(url)?;
@@ -132,7 +138,30 @@ impl<T: Transport> Driver<T> {
         };
         let clock = Clock::new();
         let conn = ClientConnection::client(clock.now(), &request, options.config, client_rng()?)?;
-        Ok(Self::new(Machine::Client(Box::new(conn)), transport, clock, None))
+        let mut driver = Self::new(Machine::Client(Box::new(conn)), transport, clock, None);
+        driver.requested_url = Some(url.to_owned());
+        Ok(driver)
+    }
+
+    /// A client whose upgrade request is queued while its transport is still being opened
+    /// (elsewhere): reads see nothing and writes take nothing until [`attach`](Self::attach).
+    pub(crate) fn client_unattached(url: &str, options: &ClientOptions) -> Result<Self, Error> {
+        Self::client(None, url, options)
+    }
+
+    /// The transport of a client made with [`client_unattached`](Self::client_unattached);
+    /// dropped (closed) if the connection ended meanwhile.
+    pub(crate) fn attach(&mut self, transport: T) {
+        if self.release == Release::Attached && self.transport.is_none() {
+            self.peer_addr = transport.peer_addr().ok();
+            self.transport = Some(transport);
+        }
+    }
+
+    /// The transport of an unattached client could not be opened: the connection ends as if
+    /// the peer had closed (the core reports the failed handshake).
+    pub(crate) fn open_failed(&mut self, now: Instant) {
+        self.end_of_input(now);
     }
 
     /// A server waiting for the upgrade request on a freshly accepted transport.
@@ -142,17 +171,24 @@ impl<T: Transport> Driver<T> {
         Self::new(Machine::Server(Box::new(conn)), transport, clock, Some(options))
     }
 
-    fn new(machine: Machine, transport: T, clock: Clock, server: Option<Arc<ServerOptions>>) -> Self {
+    fn new(
+        machine: Machine,
+        transport: impl Into<Option<T>>,
+        clock: Clock,
+        server: Option<Arc<ServerOptions>>,
+    ) -> Self {
+        let transport = transport.into();
         Self {
             machine,
-            peer_addr: transport.peer_addr().ok(),
-            transport: Some(transport),
+            peer_addr: transport.as_ref().and_then(|t| t.peer_addr().ok()),
+            transport,
             clock,
             held: Vec::new(),
             read_closed: false,
             wrote_last_words: false,
             release: Release::Attached,
             server,
+            requested_url: None,
         }
     }
 
@@ -184,6 +220,10 @@ impl<T: Transport> Driver<T> {
 
     pub(crate) fn config(&self) -> &Config {
         on_machine!(&self.machine, c => c.config())
+    }
+
+    pub(crate) fn requested_url(&self) -> Option<&str> {
+        self.requested_url.as_deref()
     }
 
     pub(crate) fn protocol(&self) -> Option<&str> {
@@ -344,7 +384,11 @@ impl<T: Transport> Driver<T> {
         if !self.held.is_empty() {
             return Ok(ReadOutcome::Blocked);
         }
-        let Some(transport) = self.transport.as_mut() else { return Ok(ReadOutcome::Eof) };
+        let Some(transport) = self.transport.as_mut() else {
+            // Attached without a transport: an unattached client whose transport is not open yet.
+            let unattached = self.release == Release::Attached && !self.read_closed;
+            return Ok(if unattached { ReadOutcome::Blocked } else { ReadOutcome::Eof });
+        };
         if self.read_closed {
             return Ok(ReadOutcome::Eof);
         }
@@ -489,6 +533,7 @@ impl<T: Transport> Driver<T> {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let limit = conn.config().max_headers.min(MAX_HEADERS);
             let Some(request) = conn.request(&mut headers[..limit]) else { return };
+            self.requested_url = Some(request.path().to_owned());
             options.judge(&request)
         };
         let answered = match verdict {

@@ -92,7 +92,9 @@ pub use blocking::{Server, WebSocket};
 pub use clock::Clock;
 pub use error::Error;
 pub use message::Message;
-pub use multiplayer::{MultiplayerError, PeerConnection, TransportFailure, WebSocketMultiplayerPeer};
+pub use multiplayer::{
+    Incoming, MultiplayerError, PeerConnection, TransportFailure, WebSocketMultiplayerPeer,
+};
 pub use options::{ClientOptions, Rejection, RequestCheck, ServerOptions};
 pub use rng::client_rng;
 #[cfg(feature = "tls")]

@@ -5,7 +5,8 @@
 //! this module owns only sockets, a clock and the OS-seeded RNG. Members keep Godot's names
 //! (`create_server`, `put_packet`, `get_packet_peer`, ...) with Rust shapes: enums for targets
 //! and modes, `Option` where Godot returns 0 or an empty value, `Result` where Godot returns an
-//! error code, and an event queue where Godot emits signals.
+//! error code (with `godot_error()` for Godot's number), and an event queue where Godot emits
+//! signals. `GODOT.md` at the repository root maps every Godot member to its counterpart here.
 //!
 //! ```no_run
 //! use multipeer_std::multipeer::peer::{Event, Target};
@@ -45,6 +46,7 @@ mod server;
 mod settings;
 #[cfg(feature = "tls")]
 mod tls;
+mod types;
 
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
@@ -57,14 +59,16 @@ use multipeer::peer::{
     ClientConfig, ConnectionStatus, Event, MultiplayerPeer as _, Packet, PacketInfo, PeerId, Protocol,
     PutError, ServerConfig, Target, TransferMode, UnknownPeer,
 };
-use multipeer::ws::{self, CloseInfo};
+use multipeer::ws::{self, CloseCode};
 
-use self::client::{ClientSide, TlsClientOptions};
+use self::client::{ClientSide, Opening, TlsClientOptions};
 pub use self::failures::TransportFailure;
 use self::linger::Linger;
 use self::server::{ServerSide, TlsServerOptions};
+pub use self::settings::MIN_HANDSHAKE_TIMEOUT;
 use self::settings::Settings;
-use crate::{Error, client_rng};
+pub use self::types::{Incoming, MultiplayerError, PeerConnection};
+use crate::client_rng;
 
 /// The longest a server's [`wait`](WebSocketMultiplayerPeer::wait) sleeps before polling
 /// again, so the delay before a new connection or a packet is noticed (Godot's counterpart is
@@ -86,61 +90,6 @@ const READ_CHUNK: usize = 64 * 1024;
 /// a peer that stops reading is cut off once this much more is queued.
 pub const SERVER_QUEUE_ALLOWANCE: usize = 1 << 20;
 
-/// Why a `create_*` call or a setting was refused (Godot's `Error` codes).
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum MultiplayerError {
-    /// A server or client is active (Godot: `ERR_ALREADY_IN_USE`); `close()` it first.
-    AlreadyInUse,
-    /// A value Godot would refuse too (Godot: `ERR_INVALID_PARAMETER`): which one.
-    InvalidParameter(&'static str),
-    /// Listening failed (Godot: `ERR_CANT_CREATE`), with the operating system's reason.
-    Listen(io::Error),
-    /// The client could not start: a bad URL, `wss://` without the `tls` feature, a host that
-    /// cannot be a TLS server name, a failed TCP connect, an unusable subprotocol or header
-    /// line, or no OS randomness.
-    Connect(Error),
-}
-
-impl fmt::Display for MultiplayerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::AlreadyInUse => f.write_str("a server or client is already active; close() it first"),
-            Self::InvalidParameter(what) => write!(f, "invalid parameter: {what}"),
-            Self::Listen(e) => write!(f, "cannot listen: {e}"),
-            Self::Connect(e) => write!(f, "cannot connect: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for MultiplayerError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            Self::Listen(e) => Some(e),
-            Self::Connect(e) => Some(e),
-            Self::AlreadyInUse | Self::InvalidParameter(_) => None,
-        }
-    }
-}
-
-/// The connection behind a peer id (Godot: the `WebSocketPeer` that `get_peer(id)` returns), as
-/// a snapshot instead of a live object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PeerConnection {
-    /// The WebSocket state (Godot: `get_ready_state()`).
-    pub state: ws::State,
-    /// The remote address and port (Godot: `get_connected_host()`, `get_connected_port()`).
-    pub remote: Option<SocketAddr>,
-    /// The negotiated subprotocol (Godot: `get_selected_protocol()`, empty there when none).
-    pub subprotocol: Option<String>,
-    /// Bytes queued for the socket (Godot: `get_current_outbound_buffered_amount()`).
-    pub buffered_amount: usize,
-    /// How the connection closed, once it has (Godot: `get_close_code()` and
-    /// `get_close_reason()`, which are −1 and empty before).
-    pub close: Option<CloseInfo>,
-}
-
 /// The active half, if any.
 enum Active {
     None,
@@ -156,10 +105,13 @@ enum Active {
 /// [`poll`](Self::poll) from a loop, drain [`poll_event`](Self::poll_event) (Godot's signals)
 /// and [`get_packet`](Self::get_packet), and sleep with [`wait`](Self::wait).
 ///
-/// Deliberate differences from Godot, besides the Rust shapes: errors Godot only prints (a
-/// packet too large for the target's buffer, a dropped relay) are returned or reported as
-/// [`Event::PacketDropped`]; `disconnect_peer` reports `peer_disconnected` even with `force`;
-/// `close()` sends a Close frame to every peer instead of dropping TCP.
+/// Deliberate differences from Godot, besides the Rust shapes (each is explained in `GODOT.md`):
+/// errors Godot only prints (a packet too large for the target's buffer, a dropped relay) are
+/// returned or reported as [`Event::PacketDropped`]; a server's `disconnect_peer` reports
+/// `peer_disconnected` at once, even with `force`, and the kicked peer's answer later as
+/// [`Event::PeerClosed`]; `close()` sends a Close frame to every peer instead of dropping TCP;
+/// a Godot 3 client that loses its server after joining reports `server_disconnected`, not
+/// `connection_failed`.
 pub struct WebSocketMultiplayerPeer {
     settings: Settings,
     target: Target,
@@ -185,7 +137,7 @@ impl fmt::Debug for WebSocketMultiplayerPeer {
         f.debug_struct("WebSocketMultiplayerPeer")
             .field("role", &role)
             .field("status", &self.get_connection_status())
-            .field("unique_id", &self.get_unique_id())
+            .field("unique_id", &self.unique_id())
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -226,8 +178,12 @@ impl WebSocketMultiplayerPeer {
     }
 
     /// A peer speaking Godot 3.x's protocol (9-byte header, relay in the server) with 3.x's
-    /// default buffers (`set_buffers(64, 1024, 64, 1024)`) and 3.4+'s 3 s handshake timeout
-    /// (3.2.3 had a fixed 1 s; set it with [`set_handshake_timeout`](Self::set_handshake_timeout)).
+    /// default buffers (`set_buffers(64, 1024, 64, 1024)`) and the 3 s handshake timeout of
+    /// 3.3+ (3.6.2 checked; 3.2.3 had a fixed 1 s: set it with
+    /// [`set_handshake_timeout`](Self::set_handshake_timeout)). Where 3.x (3.2.3 and 3.6.2
+    /// alike) differs from what this does (a relay to −1 reaching the server, a 65536-byte
+    /// message dropped silently, every loss reported as `connection_failed`), `GODOT.md` says
+    /// why.
     #[must_use]
     pub fn godot3() -> Self {
         let mut peer = Self::new();
@@ -299,32 +255,50 @@ impl WebSocketMultiplayerPeer {
         Ok(())
     }
 
-    /// `create_client(url)`: connects TCP to a `ws://` or `wss://` URL and starts the TLS and
-    /// WebSocket handshakes; the status is `Connecting` until [`Event::ConnectionSucceeded`] or
-    /// [`Event::ConnectionFailed`] (then [`connection_error`](Self::connection_error) says
-    /// why, when the transport failed: a certificate the client refused, for example).
+    /// `create_client(url)`: starts connecting to a `ws://` or `wss://` URL and returns at
+    /// once, as Godot does: the TCP connect runs in a background thread, then the TLS and
+    /// WebSocket handshakes in [`poll`](Self::poll). The status is `Connecting` until
+    /// [`Event::ConnectionSucceeded`] or [`Event::ConnectionFailed`] (then
+    /// [`connection_error`](Self::connection_error) says why, when the transport failed: a
+    /// refused connect, a certificate the client refused). `handshake_timeout` bounds it all.
+    /// [`create_client_blocking`](Self::create_client_blocking) connects in the calling
+    /// thread instead.
     ///
     /// `wss://` uses Godot's default `tls_client_options`, [`TlsOptions::client`](crate::tls::TlsOptions::client) (webpki
     /// roots, host name checked); [`create_client_with_tls`](Self::create_client_with_tls)
-    /// takes others. Unlike Godot, the TCP connect happens here (std has no non-blocking
-    /// connect, so this call blocks up to `handshake_timeout`) and its failure is returned, not
-    /// signalled.
+    /// takes others.
     ///
     /// # Errors
     /// [`MultiplayerError::AlreadyInUse`] while active; [`MultiplayerError::Connect`] for a bad
-    /// URL, `wss://` without the `tls` feature ([`Error::TlsUnsupported`]), a failed TCP
-    /// connect, an unusable subprotocol or header line.
+    /// URL, `wss://` without the `tls` feature ([`Error::TlsUnsupported`](crate::Error::TlsUnsupported)), an unusable
+    /// subprotocol or header line, no OS randomness, or no thread for the connect.
     pub fn create_client(&mut self, url: &str) -> Result<(), MultiplayerError> {
-        self.start_client(url, None)
+        self.start_client(url, None, Opening::Background)
+    }
+
+    /// [`create_client`](Self::create_client) with the TCP connect in the calling thread
+    /// (blocking up to `handshake_timeout`); a failed connect is returned here as
+    /// [`MultiplayerError::Connect`] instead of reported as `connection_failed`.
+    ///
+    /// # Errors
+    /// As [`create_client`](Self::create_client), and the connect's failure.
+    pub fn create_client_blocking(&mut self, url: &str) -> Result<(), MultiplayerError> {
+        self.start_client(url, None, Opening::Blocking)
     }
 
     /// `create_client` with or without TLS options (checked by the caller).
-    fn start_client(&mut self, url: &str, tls: Option<TlsClientOptions>) -> Result<(), MultiplayerError> {
+    fn start_client(
+        &mut self,
+        url: &str,
+        tls: Option<TlsClientOptions>,
+        opening: Opening,
+    ) -> Result<(), MultiplayerError> {
         self.check_idle()?;
         let s = &self.settings;
         let config = ClientConfig { protocol: s.protocol, relay: s.server_relay, ws: s.ws_config(false) };
-        let mut side = ClientSide::connect(url, &s.supported_protocols, &s.handshake_headers, config, tls)
-            .map_err(MultiplayerError::Connect)?;
+        let mut side =
+            ClientSide::connect(url, &s.supported_protocols, &s.handshake_headers, config, tls, opening)
+                .map_err(MultiplayerError::Connect)?;
         side.core.set_target_peer(self.target);
         side.core.set_transfer_mode(self.mode);
         side.core.set_transfer_channel(self.channel);
@@ -423,9 +397,10 @@ impl WebSocketMultiplayerPeer {
         }
     }
 
-    /// `close()`: ends every connection with a Close frame (1001 from a server, 1000 from a
-    /// client; Godot drops TCP without one), stops listening, drops unread packets, and returns
-    /// to `Disconnected`. The `peer_disconnected` events it causes can still be read, and the
+    /// `close()`: ends every connection with a Close frame (from a server 1001 "server
+    /// closing", or 1000 with no reason in Godot 3 mode as 3.x's `stop()` sends; 1000 from a
+    /// client; Godot 4 drops TCP without one), stops listening, drops unread packets, and
+    /// returns to `Disconnected`. The `peer_disconnected` events it causes can still be read, and the
     /// sockets finish closing in later polls.
     pub fn close(&mut self) {
         match &mut self.active {
@@ -445,10 +420,16 @@ impl WebSocketMultiplayerPeer {
 
     // ----- MultiplayerPeer -------------------------------------------------------------------
 
-    /// `get_unique_id()`: 1 on a server, the assigned id on a client, `None` before it is known
-    /// (Godot: 0).
+    /// `get_unique_id()` as Godot returns it: 1 on a server, the assigned id on a client, 0
+    /// before it is known or when not active.
     #[must_use]
-    pub fn get_unique_id(&self) -> Option<PeerId> {
+    pub fn get_unique_id(&self) -> i32 {
+        self.unique_id().map_or(0, PeerId::get)
+    }
+
+    /// [`get_unique_id`](Self::get_unique_id) as a [`PeerId`], `None` where Godot returns 0.
+    #[must_use]
+    pub fn unique_id(&self) -> Option<PeerId> {
         match &self.active {
             Active::Server(side) => side.core.unique_id(),
             Active::Client(side) => side.core.unique_id(),
@@ -618,21 +599,46 @@ impl WebSocketMultiplayerPeer {
         self.peek_packet().map(|p| p.info.from)
     }
 
-    /// `disconnect_peer(id, force)`: a Close 1000 to that peer (on a client, id 1 is the
-    /// server), or with `force` an immediate drop; unlike Godot, `peer_disconnected` is
-    /// reported in both cases.
+    /// `disconnect_peer(id, force)`: a Close 1000 with no reason to that peer (on a client,
+    /// id 1 is the server), or with `force` an immediate drop; see
+    /// [`disconnect_peer_with`](Self::disconnect_peer_with) for what is reported when.
     ///
     /// # Errors
     /// [`UnknownPeer`] when `peer` is not connected.
     pub fn disconnect_peer(&mut self, peer: PeerId, force: bool) -> Result<(), UnknownPeer> {
+        self.disconnect_peer_with(peer, CloseCode::NORMAL, "", force)
+    }
+
+    /// Closes one peer's connection with a code and reason: Godot 4's
+    /// `get_peer(id).close(code, reason)`, Godot 3's `disconnect_peer(id, code, reason)` on a
+    /// server and `disconnect_from_host(code, reason)` on a client (`peer` 1). With `force`
+    /// the connection is dropped without a Close frame.
+    ///
+    /// A server reports `peer_disconnected` at once (Godot 4 waits for the close, and reports
+    /// nothing with `force`), then [`Event::PeerClosed`] with the code and reason the peer
+    /// answered with once its connection has closed. A client reports `peer_disconnected(1)`
+    /// and `server_disconnected` when the close completes, as Godot 4 does (at once with
+    /// `force`); its status is `Disconnected` from this call on. A code that may not be sent
+    /// (1005, 1006, 1015, ...) is sent as 1000 and a reason over 123 bytes is cut to fit,
+    /// where Godot sends nothing and waits for the close timeout.
+    ///
+    /// # Errors
+    /// [`UnknownPeer`] when `peer` is not connected.
+    pub fn disconnect_peer_with(
+        &mut self,
+        peer: PeerId,
+        code: CloseCode,
+        reason: &str,
+        force: bool,
+    ) -> Result<(), UnknownPeer> {
         let result = match &mut self.active {
             Active::Server(side) => {
                 let now = side.clock.now();
-                side.core.disconnect_peer(now, peer, force).inspect(|()| side.flush())
+                side.core.disconnect_peer_with(now, peer, code, reason, force).inspect(|()| side.flush())
             }
             Active::Client(side) => {
                 let now = side.clock.now();
-                side.core.disconnect_peer(now, peer, force).inspect(|()| side.flush())
+                side.core.disconnect_peer_with(now, peer, code, reason, force).inspect(|()| side.flush())
             }
             Active::None => Err(UnknownPeer(peer)),
         };
@@ -655,6 +661,26 @@ impl WebSocketMultiplayerPeer {
         }
     }
 
+    /// The next event or packet, in the order they happened (Godot emits its signals and
+    /// queues packets in one order; [`poll_event`](Self::poll_event) and
+    /// [`get_packet`](Self::get_packet) read two queues, so a port that must know whether a
+    /// packet came before or after a `peer_disconnected` reads with this instead).
+    pub fn poll_next(&mut self) -> Option<Incoming> {
+        let event_first = !self.leftover.is_empty()
+            || match &mut self.active {
+                Active::Server(side) => side.core.event_is_next(),
+                Active::Client(side) => side.core.event_is_next(),
+                Active::None => true,
+            };
+        if event_first {
+            return self.poll_event().map(Incoming::Event);
+        }
+        match self.get_packet() {
+            Some((data, info)) => Some(Incoming::Packet(data, info)),
+            None => self.poll_event().map(Incoming::Event),
+        }
+    }
+
     /// Every event queued now (the signals Godot would emit), as an iterator over
     /// [`poll_event`](Self::poll_event).
     pub fn events(&mut self) -> impl Iterator<Item = Event> + '_ {
@@ -663,8 +689,9 @@ impl WebSocketMultiplayerPeer {
 
     // ----- the connection behind a peer ------------------------------------------------------
 
-    /// `get_peer(id)`: the WebSocket connection behind a connected peer (a server's clients;
-    /// on a client only id 1, the server, also after it closed, until the next `create_*` or
+    /// `get_peer(id)`: the WebSocket connection behind a peer (a server's clients, also one
+    /// that left until its connection is released, so a kicked peer's answer can be read; on a
+    /// client only id 1, the server, also after it closed, until the next `create_*` or
     /// `close`).
     #[must_use]
     pub fn get_peer(&self, peer: PeerId) -> Option<PeerConnection> {
@@ -683,10 +710,36 @@ impl WebSocketMultiplayerPeer {
                     remote: side.peer_addr(),
                     subprotocol: ws.protocol().map(String::from),
                     buffered_amount: ws.buffered_amount(),
-                    close: ws.close_info().cloned(),
+                    close: side.core.close_info(),
                 })
             }
             _ => None,
+        }
+    }
+
+    /// The peers connected now, ascending (Godot: the keys of the peer map a script reads with
+    /// `has_peer`/`get_peer`; `WebRTCMultiplayerPeer.get_peers()`): a server's joined clients,
+    /// or on a connected client the server, 1.
+    #[must_use]
+    pub fn get_peers(&self) -> Vec<PeerId> {
+        match &self.active {
+            Active::Server(side) => side.core.peers().collect(),
+            Active::Client(side) if side.core.connection_status() == ConnectionStatus::Connected => {
+                vec![PeerId::SERVER]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// `has_peer(id)` (Godot 3's `WebSocketServer.has_peer`): whether `peer` is connected now.
+    #[must_use]
+    pub fn has_peer(&self, peer: PeerId) -> bool {
+        match &self.active {
+            Active::Server(side) => side.core.has_peer(peer),
+            Active::Client(side) => {
+                peer.is_server() && side.core.connection_status() == ConnectionStatus::Connected
+            }
+            Active::None => false,
         }
     }
 

@@ -35,9 +35,11 @@
 
 use core::fmt;
 use core::net::SocketAddr;
+use core::time::Duration;
 use std::io::{self, ErrorKind};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::Instant as StdInstant;
 
 use multipeer::ws::{self, CloseCode, CloseInfo, Config, Event, MessageKind, State};
@@ -50,12 +52,16 @@ use crate::{ClientOptions, Error, MaybeTlsStream, Message, ServerOptions, Transp
 /// Most read calls in one [`WebSocket::poll`], so one busy connection cannot starve the others
 /// of a loop; when reached, [`WebSocket::next_timeout`] asks to be polled again at once.
 const MAX_READS_PER_POLL: usize = 16;
+/// How often a background connect is checked for its result.
+const CONNECT_CHECK: Duration = Duration::from_millis(5);
 
 /// A WebSocket over a non-blocking transport, driven by [`poll`](Self::poll).
 ///
 /// Commands (`send`, `ping`, `close`) only queue; the next `poll` writes.
 pub struct WebSocket<T: Transport = TcpStream> {
     driver: Driver<T>,
+    /// The background connect of [`WebSocket::connect_in_background`], until it delivers.
+    opening: Option<Receiver<Result<T, Error>>>,
     /// The read budget ran out with input possibly left in the transport.
     more_input: bool,
     /// Messages were read while input waited for room: poll again to offer it.
@@ -75,9 +81,9 @@ impl<T: Transport> fmt::Debug for WebSocket<T> {
 
 impl WebSocket<TcpStream> {
     /// Connects TCP to a `ws://` URL (this step blocks, up to
-    /// [`ClientOptions::connect_timeout`]) and queues the upgrade request; the handshake then
-    /// runs in [`poll`](Self::poll) and ends with [`Event::Open`] or
-    /// [`Event::HandshakeFailed`].
+    /// [`ClientOptions::connect_timeout`]; [`connect_in_background`](WebSocket::connect_in_background)
+    /// does not) and queues the upgrade request; the handshake then runs in
+    /// [`poll`](Self::poll) and ends with [`Event::Open`] or [`Event::HandshakeFailed`].
     ///
     /// # Errors
     /// [`Error::Url`], [`Error::TlsUnsupported`] for `wss://` (use
@@ -106,6 +112,35 @@ impl WebSocket<MaybeTlsStream> {
     }
 }
 
+impl WebSocket<MaybeTlsStream> {
+    /// Godot's `connect_to_url` as Godot does it: returns at once, with the TCP connect (and,
+    /// for `wss://`, the TLS setup) running in a background thread; [`poll`](Self::poll) picks
+    /// the transport up and runs the handshakes. A failed connect is returned by the `poll`
+    /// that learns of it, with [`Event::HandshakeFailed`] queued, as a refused handshake is.
+    /// The handshake timeout counts from now and covers the connect; while connecting,
+    /// [`get_ref`](Self::get_ref) is `None`, so poll at [`next_timeout`](Self::next_timeout).
+    ///
+    /// # Errors
+    /// [`Error::Url`], [`Error::TlsUnsupported`] (without the `tls` feature),
+    /// [`Error::Handshake`] for a subprotocol or header line that cannot be sent,
+    /// [`Error::Rng`], and [`Error::Io`] when no thread can be started.
+    pub fn connect_in_background(url: &str, options: &ClientOptions) -> Result<Self, Error> {
+        let parsed = ws::handshake::Url::parse(url)?;
+        if cfg!(not(feature = "tls")) && parsed.scheme == ws::handshake::Scheme::Wss {
+            return Err(Error::TlsUnsupported);
+        }
+        let mut socket = Self::new(Driver::client_unattached(url, options)?);
+        // One slot: the thread never blocks on a receiver that is gone.
+        let (done, result) = mpsc::sync_channel(1);
+        let (url, options) = (url.to_owned(), options.clone());
+        std::thread::Builder::new().name("multipeer-connect".into()).spawn(move || {
+            let _ = done.send(open_stream(&url, &options, true));
+        })?;
+        socket.opening = Some(result);
+        Ok(socket)
+    }
+}
+
 impl<T: Transport> WebSocket<T> {
     /// A client over an already connected, non-blocking transport; the upgrade request is
     /// queued and the handshake runs in [`poll`](Self::poll).
@@ -125,7 +160,7 @@ impl<T: Transport> WebSocket<T> {
     }
 
     fn new(driver: Driver<T>) -> Self {
-        Self { driver, more_input: false, room_made: false }
+        Self { driver, opening: None, more_input: false, room_made: false }
     }
 
     // ----- the drive step ------------------------------------------------------------------
@@ -143,8 +178,10 @@ impl<T: Transport> WebSocket<T> {
         self.more_input = false;
         self.room_made = false;
         if self.driver.is_released() {
+            self.opening = None;
             return Ok(());
         }
+        self.finish_opening()?;
         self.driver.fire_timers(self.driver.now());
         let read = self.read_available();
         let written = self.driver.write(self.driver.now()).map(drop).map_err(Error::from);
@@ -155,6 +192,30 @@ impl<T: Transport> WebSocket<T> {
         let linger =
             if !was_lingering && self.driver.is_lingering() { self.read_available() } else { Ok(()) };
         read.and(written).and(linger)
+    }
+
+    /// Takes a background connect's result, if it has one.
+    fn finish_opening(&mut self) -> Result<(), Error> {
+        let Some(opening) = &self.opening else { return Ok(()) };
+        let result = match opening.try_recv() {
+            Ok(result) => result,
+            Err(TryRecvError::Empty) => return Ok(()),
+            Err(TryRecvError::Disconnected) => {
+                Err(Error::Io(io::Error::other("the connect thread ended without a result")))
+            }
+        };
+        self.opening = None;
+        match result {
+            Ok(transport) => {
+                self.driver.attach(transport);
+                Ok(())
+            }
+            Err(e) => {
+                self.driver.open_failed(self.driver.now());
+                self.driver.release_if_done(self.driver.now());
+                Err(e)
+            }
+        }
     }
 
     fn read_available(&mut self) -> Result<(), Error> {
@@ -179,7 +240,13 @@ impl<T: Transport> WebSocket<T> {
         if self.more_input || self.room_made {
             return Some(StdInstant::now());
         }
-        self.driver.next_deadline_std()
+        let deadline = self.driver.next_deadline_std();
+        if self.opening.is_some() {
+            // Nothing to wait on yet but the background connect.
+            let check = StdInstant::now() + CONNECT_CHECK;
+            return Some(deadline.map_or(check, |d| d.min(check)));
+        }
+        deadline
     }
 
     /// Whether bytes wait for the transport to become writable.
@@ -278,6 +345,14 @@ impl<T: Transport> WebSocket<T> {
     #[must_use]
     pub fn state(&self) -> State {
         self.driver.state()
+    }
+
+    /// Godot's `WebSocketPeer.get_requested_url()`: on a client the URL it connected to; on a
+    /// server the request target the client asked for (path and query, `/lobby?room=3`), once
+    /// the request was read, also when it was refused (the `check_request` hook sees the same).
+    #[must_use]
+    pub fn get_requested_url(&self) -> Option<&str> {
+        self.driver.requested_url()
     }
 
     /// The subprotocol both ends agreed on (Godot: `get_selected_protocol`).

@@ -8,10 +8,11 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::Instant;
 
+use multipeer_std::multipeer::GodotError;
 use multipeer_std::multipeer::peer::{
     ConnectFailure, ConnectionStatus, DisconnectReason, Event, PeerId, Protocol, PutError, Target,
 };
-use multipeer_std::multipeer::ws::{CloseCode, HandshakeError, State};
+use multipeer_std::multipeer::ws::{CloseCode, CloseInfo, HandshakeError, State};
 use multipeer_std::{Error, MultiplayerError, WebSocketMultiplayerPeer};
 
 /// Everything one peer saw, in the order it saw it.
@@ -63,7 +64,7 @@ impl Net {
         let mut server = peer_for(protocol);
         server.create_server(0, "127.0.0.1").expect("create_server");
         assert!(server.is_server());
-        assert_eq!(server.get_unique_id(), Some(PeerId::SERVER));
+        assert_eq!(server.unique_id(), Some(PeerId::SERVER));
         assert_eq!(server.get_connection_status(), ConnectionStatus::Connected);
         let url = format!("ws://{}/", server.local_addr().expect("local_addr"));
         (Self { server, clients: Vec::new(), seen_server: Seen::default(), seen: Vec::new() }, url)
@@ -82,7 +83,7 @@ impl Net {
     }
 
     fn id(&self, i: usize) -> PeerId {
-        self.clients[i].get_unique_id().expect("joined client has an id")
+        self.clients[i].unique_id().expect("joined client has an id")
     }
 
     /// Polls everybody until `done` holds; fails after 10 s.
@@ -158,6 +159,12 @@ fn session(protocol: Protocol) {
         assert!(net.clients[i].get_peer(ids[(i + 1) % 3]).is_none(), "a client only knows id 1");
     }
     assert!(net.server.get_peer(PeerId::new(12345).unwrap()).is_none());
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    assert_eq!(net.server.get_peers(), sorted);
+    assert_eq!(net.clients[0].get_peers(), [PeerId::SERVER]);
+    assert_eq!(net.clients[0].get_unique_id(), ids[0].get());
+    assert_eq!(net.server.get_unique_id(), 1);
 
     // Traffic. Each sender's packets arrive in order, so the "end" packets last.
     let (a, b, c) = (ids[0], ids[1], ids[2]);
@@ -231,37 +238,51 @@ fn session(protocol: Protocol) {
         net.seen_server.has(|e| matches!(e, Event::PacketDropped { from: Some(f), .. } if *f == a))
     });
 
-    // C leaves cleanly.
-    net.clients[2].disconnect_peer(PeerId::SERVER, false).expect("leave");
+    // C leaves cleanly with a code and reason (Godot 4: get_peer(1).close(4001, "leaving")),
+    // and hears of it as server_disconnected once the close completes, as in Godot 4.
+    let leaving = |info: &CloseInfo| (info.code, info.reason.as_str()) == (CloseCode(4001), "leaving");
+    net.clients[2].disconnect_peer_with(PeerId::SERVER, CloseCode(4001), "leaving", false).expect("leave");
     assert_eq!(net.clients[2].get_connection_status(), ConnectionStatus::Disconnected);
+    assert_eq!(net.clients[2].get_unique_id(), c.get(), "the id stays known, as in Godot");
     net.pump("C's departure", |net| {
-        net.seen_server.has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if *peer == c))
-            && (0..2)
-                .all(|i| net.seen[i].has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if *peer == c)))
-            && net.clients[2].get_peer(PeerId::SERVER).is_some_and(|p| p.state == State::Closed)
+        net.seen_server.has(|e| {
+            matches!(e, Event::PeerDisconnected { peer, reason: DisconnectReason::Closed(info) }
+                if *peer == c && leaving(info))
+        }) && (0..2)
+            .all(|i| net.seen[i].has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if *peer == c)))
+            && net.seen[2].has(|e| matches!(e, Event::ServerDisconnected(info) if leaving(info)))
     });
     let closed = net.clients[2].get_peer(PeerId::SERVER).and_then(|p| p.close).expect("close info");
-    assert_eq!(closed.code, CloseCode::NORMAL);
-    assert!(closed.clean, "{closed:?}");
+    assert!(leaving(&closed) && closed.clean, "{closed:?}");
     assert!(net.seen[2].has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if peer.is_server())));
-    assert!(net.server.get_peer(c).is_none());
+    assert!(!net.server.get_peers().contains(&c));
 
-    // B is kicked.
-    net.server.disconnect_peer(b, false).expect("kick");
+    // B is kicked with a code and reason (Godot 4: get_peer(id).close(4000, "bye")); the
+    // server learns B's answer when its connection has closed.
+    let bye = |info: &CloseInfo| (info.code, info.reason.as_str()) == (CloseCode(4000), "bye");
+    net.server.disconnect_peer_with(b, CloseCode(4000), "bye", false).expect("kick");
     assert!(net.server.disconnect_peer(b, false).is_err(), "B is gone at once");
     net.pump("B's kick", |net| {
-        net.seen[1].has(|e| matches!(e, Event::ServerDisconnected(info) if info.code == CloseCode::NORMAL))
+        net.seen[1].has(|e| matches!(e, Event::ServerDisconnected(info) if bye(info)))
             && net.seen[0].has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if *peer == b))
+            && net
+                .seen_server
+                .has(|e| matches!(e, Event::PeerClosed { peer, info } if *peer == b && bye(info)))
     });
     assert_eq!(net.clients[1].get_connection_status(), ConnectionStatus::Disconnected);
 
-    // The server closes: A is told, and the server is back to Disconnected.
+    // The server closes: A is told, and the server is back to Disconnected. Godot 3's stop()
+    // says 1000 with no reason.
+    let going = match protocol {
+        Protocol::Godot4 => CloseCode::GOING_AWAY,
+        Protocol::Godot3 => CloseCode::NORMAL,
+    };
     net.server.close();
     assert_eq!(net.server.get_connection_status(), ConnectionStatus::Disconnected);
-    assert!(net.server.get_unique_id().is_none());
+    assert!(net.server.unique_id().is_none());
+    assert_eq!(net.server.get_unique_id(), 0);
     net.pump("the server's close", |net| {
-        net.seen[0]
-            .has(|e| matches!(e, Event::ServerDisconnected(info) if info.code == CloseCode::GOING_AWAY))
+        net.seen[0].has(|e| matches!(e, Event::ServerDisconnected(info) if info.code == going))
     });
     assert!(net.seen_server.has(
         |e| matches!(e, Event::PeerDisconnected { peer, reason: DisconnectReason::Kicked } if *peer == a)
@@ -282,22 +303,26 @@ fn godot3_session() {
 #[test]
 fn create_errors_are_godots() {
     let mut peer = WebSocketMultiplayerPeer::new();
-    let err = peer.create_client("wss://127.0.0.1:1/").unwrap_err();
     if cfg!(feature = "tls") {
-        // TLS is there: the TCP connect to port 1 is what fails.
+        // TLS is there: the TCP connect to port 1 is what fails, in the blocking form.
+        let err = peer.create_client_blocking("wss://127.0.0.1:1/").unwrap_err();
         assert!(matches!(err, MultiplayerError::Connect(Error::Io(_))), "{err:?}");
+        assert_eq!(err.godot_error(), GodotError::CantConnect);
     } else {
+        let err = peer.create_client("wss://127.0.0.1:1/").unwrap_err();
         assert!(matches!(err, MultiplayerError::Connect(Error::TlsUnsupported)), "{err:?}");
         assert!(err.to_string().contains("wss://"), "{err}");
     }
     let err = peer.create_client("http://127.0.0.1:1/").unwrap_err();
     assert!(matches!(err, MultiplayerError::Connect(Error::Url(_))), "{err:?}");
+    assert_eq!(err.godot_error().code(), 31, "ERR_INVALID_PARAMETER");
     assert!(matches!(peer.create_server(0, "not-an-ip"), Err(MultiplayerError::InvalidParameter(_))));
-    assert!(matches!(peer.set_handshake_timeout(Duration::ZERO), Err(MultiplayerError::InvalidParameter(_))));
     assert_eq!(peer.get_connection_status(), ConnectionStatus::Disconnected);
     peer.create_server(0, "127.0.0.1").unwrap();
     assert!(matches!(peer.create_server(0, "127.0.0.1"), Err(MultiplayerError::AlreadyInUse)));
-    assert!(matches!(peer.create_client("ws://127.0.0.1:1/"), Err(MultiplayerError::AlreadyInUse)));
+    let err = peer.create_client("ws://127.0.0.1:1/").unwrap_err();
+    assert!(matches!(err, MultiplayerError::AlreadyInUse));
+    assert_eq!(err.godot_error().code(), 22, "ERR_ALREADY_IN_USE");
     assert!(matches!(peer.set_buffers(64, 1024, 64, 1024), Err(MultiplayerError::AlreadyInUse)));
     // Listening on a port in use fails visibly.
     let port = peer.local_addr().unwrap().port();
@@ -334,7 +359,7 @@ fn refuse_new_connections_then_accept() {
     // The refused client may be created again, and gets in now.
     net.clients[1].create_client(&url).unwrap();
     net.pump("the second attempt", |net| net.seen[1].has(|e| *e == Event::ConnectionSucceeded));
-    assert!(!net.seen[0].has(|e| matches!(e, Event::PeerConnected(id) if !id.is_server() && Some(*id) != net.clients[1].get_unique_id())));
+    assert!(!net.seen[0].has(|e| matches!(e, Event::PeerConnected(id) if !id.is_server() && Some(*id) != net.clients[1].unique_id())));
 }
 
 #[test]
@@ -394,7 +419,7 @@ fn oversized_message_is_refused_with_1009() {
 #[test]
 fn silent_connection_is_dropped_after_the_handshake_timeout() {
     let mut server = WebSocketMultiplayerPeer::new();
-    server.set_handshake_timeout(Duration::from_millis(300)).unwrap();
+    server.set_handshake_timeout(Duration::from_millis(300));
     server.create_server(0, "127.0.0.1").unwrap();
     let mut probe = TcpStream::connect(server.local_addr().unwrap()).unwrap();
     probe.set_nonblocking(true).unwrap();

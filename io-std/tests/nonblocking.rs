@@ -42,7 +42,7 @@ fn accept(listener: &Listener) -> WebSocket {
     }
 }
 
-fn events(ws: &mut WebSocket) -> Vec<Event> {
+fn events<T: multipeer_std::Transport>(ws: &mut WebSocket<T>) -> Vec<Event> {
     core::iter::from_fn(|| ws.poll_event()).collect()
 }
 
@@ -161,6 +161,21 @@ fn request_hook_rejects_in_the_non_blocking_path_too() {
     drive(&mut [&mut client, &mut server], |s| s.iter().all(|ws| ws.is_finished()));
     assert_eq!(events(&mut client), [Event::HandshakeFailed(HandshakeError::UnexpectedStatus(401))]);
     assert_eq!(events(&mut server), [Event::HandshakeFailed(HandshakeError::Rejected(401))]);
+    // Godot's get_requested_url(): the client's URL, the path the server was asked for.
+    assert_eq!(client.get_requested_url(), Some(url.as_str()));
+    assert_eq!(server.get_requested_url(), Some("/admin/panel"));
+}
+
+#[test]
+fn a_server_connection_knows_the_requested_path_and_query() {
+    let listener = Listener::bind("127.0.0.1:0", ServerOptions::new()).unwrap();
+    let url = format!("ws://{}/lobby?room=3", listener.local_addr().unwrap());
+    let mut client = WebSocket::connect(&url, &ClientOptions::new()).unwrap();
+    let mut server = accept(&listener);
+    assert_eq!(server.get_requested_url(), None, "nothing read yet");
+    drive(&mut [&mut client, &mut server], |s| s.iter().all(|ws| ws.state() == State::Open));
+    assert_eq!(server.get_requested_url(), Some("/lobby?room=3"));
+    assert_eq!(client.get_requested_url(), Some(url.as_str()));
 }
 
 #[test]
@@ -180,4 +195,52 @@ fn heartbeat_declares_an_unresponsive_peer_dead() {
     drive(&mut [&mut client], |s| s[0].is_finished());
     let info = client.close_info().unwrap();
     assert_eq!(info.error, Some(multipeer::ws::Error::KeepaliveTimeout));
+}
+
+#[test]
+fn a_background_connect_returns_at_once_and_opens_in_poll() {
+    let listener = Listener::bind("127.0.0.1:0", ServerOptions::new()).unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let mut client = WebSocket::connect_in_background(&url, &ClientOptions::new()).unwrap();
+    assert_eq!(client.state(), State::Connecting);
+    assert!(client.next_timeout().is_some(), "poll it to pick the transport up");
+    let start = Instant::now();
+    while client.get_ref().is_none() {
+        assert!(start.elapsed() < BOUND, "the connect never finished");
+        client.poll().unwrap();
+        thread::sleep(Duration::from_millis(1));
+    }
+    let mut server = accept(&listener);
+    let start = Instant::now();
+    while !(client.state() == State::Open && server.state() == State::Open) {
+        assert!(start.elapsed() < BOUND, "the handshake never finished");
+        client.poll().unwrap();
+        server.poll().unwrap();
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(client.peer_addr(), Some(listener.local_addr().unwrap()));
+    assert_eq!(client.get_requested_url(), Some(url.as_str()));
+}
+
+#[test]
+fn a_refused_background_connect_fails_in_poll() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let mut client = WebSocket::connect_in_background(&url, &ClientOptions::new()).unwrap();
+    let start = Instant::now();
+    let error = loop {
+        assert!(start.elapsed() < BOUND, "the connect never failed");
+        if let Err(e) = client.poll() {
+            break e;
+        }
+        thread::sleep(Duration::from_millis(1));
+    };
+    assert!(
+        matches!(&error, multipeer_std::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "{error:?}"
+    );
+    assert_eq!(events(&mut client), [Event::HandshakeFailed(HandshakeError::ConnectionClosed)]);
+    assert!(client.is_finished());
+    assert_eq!(client.poll().ok(), Some(()), "a finished socket's poll does nothing");
 }

@@ -409,7 +409,7 @@ fn multiplayer_over_wss_relays_between_clients() {
                 .iter()
                 .all(|e| e.iter().filter(|e| matches!(e, Event::PeerConnected(_))).count() == 2)
     });
-    let b_id = b.get_unique_id().unwrap();
+    let b_id = b.unique_id().unwrap();
     a.set_target_peer(Target::Peer(b_id));
     a.put_packet(b"\x03relayed over TLS").unwrap();
     server.set_target_peer(Target::Broadcast);
@@ -419,7 +419,7 @@ fn multiplayer_over_wss_relays_between_clients() {
     let (_, packets) = pump(&mut [&mut server, &mut a, &mut b], |_, packets| {
         packets[2].len() >= 2 && !packets[1].is_empty()
     });
-    let a_id = a.get_unique_id().unwrap();
+    let a_id = a.unique_id().unwrap();
     assert!(packets[2].contains(&(a_id, b"\x03relayed over TLS".to_vec())), "{:?}", packets[2].len());
     assert!(packets[2].contains(&(PeerId::SERVER, big.clone())));
     assert_eq!(packets[1], [(PeerId::SERVER, big)]);

@@ -4,4 +4,5 @@
 //! (tungstenite, Autobahn|Testsuite, Godot) and the helper binaries they start.
 
 pub mod hostile;
+pub mod interop_client;
 pub mod sim;

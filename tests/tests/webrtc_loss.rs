@@ -105,7 +105,7 @@ fn carry(
     real: SocketAddr,
     shown: SocketAddr,
 ) {
-    let me = from.get_unique_id().unwrap();
+    let me = from.unique_id().unwrap();
     let rewrite = |text: &str| {
         text.replace(
             &format!(" {} {} typ", real.ip(), real.port()),

@@ -18,7 +18,7 @@ fn id(n: u32) -> PeerId {
 
 /// Carries every signal of `from` to `to` (the test is the signalling channel).
 fn carry(from: &mut WebRtcMultiplayerPeer, to: &mut WebRtcMultiplayerPeer) {
-    let me = from.get_unique_id().unwrap();
+    let me = from.unique_id().unwrap();
     while let Some(signal) = from.poll_signal() {
         match signal {
             Signal::Description { kind, sdp, .. } => to.set_remote_description(me, kind, &sdp).unwrap(),
@@ -514,7 +514,7 @@ fn three_rust_peers_mesh_through_the_lobby_server() {
         host.wait(Duration::from_millis(1));
     }
     let name = host.lobby_name().unwrap().to_string();
-    assert_eq!(host.get_unique_id(), Some(PeerId::SERVER), "the lobby's creator is 1");
+    assert_eq!(host.unique_id(), Some(PeerId::SERVER), "the lobby's creator is 1");
     let mut peers = vec![host];
     for _ in 0..2 {
         let mut p = WebRtcMultiplayerPeer::default();
@@ -536,7 +536,7 @@ fn three_rust_peers_mesh_through_the_lobby_server() {
     }
     // Everyone broadcasts once on each lane; everyone hears everyone else.
     for p in &mut peers {
-        let me = p.get_unique_id().unwrap().get();
+        let me = p.unique_id().unwrap().get();
         for mode in [TransferMode::Reliable, TransferMode::UnreliableOrdered, TransferMode::Unreliable] {
             p.set_transfer_mode(mode);
             p.put_packet(&me.to_be_bytes()).unwrap();

@@ -484,29 +484,7 @@ impl MultiplayerPeer for Mesh {
         matches!(self.mode, MeshMode::Server | MeshMode::Client)
     }
 
-    fn set_target_peer(&mut self, target: Target) {
-        self.target = target.normalized();
-    }
-
-    fn target_peer(&self) -> Target {
-        self.target
-    }
-
-    fn set_transfer_mode(&mut self, mode: TransferMode) {
-        self.transfer_mode = mode;
-    }
-
-    fn transfer_mode(&self) -> TransferMode {
-        self.transfer_mode
-    }
-
-    fn set_transfer_channel(&mut self, channel: u8) {
-        self.channel = channel;
-    }
-
-    fn transfer_channel(&self) -> u8 {
-        self.channel
-    }
+    crate::peer::kept_send_settings!(target, transfer_mode, channel);
 
     fn set_refuse_new_connections(&mut self, refuse: bool) {
         self.refuse = refuse;

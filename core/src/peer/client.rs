@@ -67,6 +67,8 @@ pub struct Client<S: Storage, R: CryptoRng> {
     now: Instant,
     /// Whether the join ever completed (packets that arrived then outlive the connection).
     joined: bool,
+    /// This side closed a joined connection: its end is reported when the close completes.
+    leaving: bool,
 }
 
 impl<S: Storage, R: CryptoRng> Client<S, R> {
@@ -106,6 +108,7 @@ impl<S: Storage, R: CryptoRng> Client<S, R> {
             refuse: false,
             now,
             joined: false,
+            leaving: false,
         })
     }
 
@@ -119,6 +122,71 @@ impl<S: Storage, R: CryptoRng> Client<S, R> {
     #[must_use]
     pub fn protocol(&self) -> Protocol {
         self.protocol
+    }
+
+    /// Whether the next event comes before the next packet: read it with `poll_event` first
+    /// to see events and packets in the order Godot's signals and `get_packet` give them.
+    /// Announcements and drops are handled in arrival order as packets are read, so every
+    /// queued event but the end of the connection comes before the next packet; the end
+    /// (`peer_disconnected(1)`, `server_disconnected`) comes after every packet that arrived
+    /// before it.
+    pub fn event_is_next(&mut self) -> bool {
+        // System messages in front of the next packet become events first.
+        self.process(self.now);
+        match self.events.front() {
+            None => false,
+            Some(
+                Event::ServerDisconnected(_)
+                | Event::ConnectionFailed(_)
+                | Event::PeerDisconnected { peer: PeerId::SERVER, .. },
+            ) => self.front.is_none() && self.ws.peek_message().is_none(),
+            Some(_) => true,
+        }
+    }
+
+    /// How the connection to the server ended, once it has (Godot: `get_peer(1)`'s
+    /// `get_close_code()` and `get_close_reason()`), with a Godot 3 reason's NUL removed.
+    #[must_use]
+    pub fn close_info(&self) -> Option<CloseInfo> {
+        self.ws.close_info().cloned().map(|info| super::presented(info, self.protocol))
+    }
+
+    /// Closes the connection to the server with `code` and `reason` (Godot 4:
+    /// `get_peer(1).close(code, reason)`; 3.x: `disconnect_from_host(code, reason)`), or with
+    /// `force` drops it at once; `peer` must be the server, as for `disconnect_peer`. The
+    /// status is `Disconnected` from now on; when the closing handshake ends (the server's
+    /// answer, or the close timeout), a joined client reports [`Event::PeerDisconnected`] for
+    /// the server and [`Event::ServerDisconnected`] with how it ended, as Godot 4 emits
+    /// `peer_disconnected(1)` and `server_disconnected` then. With `force`, or when the
+    /// outbound queue has no room for the Close frame, the connection is dropped and both are
+    /// reported at once. A code that may not be sent is sent as 1000, and a reason over 123
+    /// bytes is cut to fit.
+    ///
+    /// # Errors
+    /// [`UnknownPeer`] when `peer` is not the server or the client is not connecting or
+    /// connected.
+    pub fn disconnect_peer_with(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        code: CloseCode,
+        reason: &str,
+        force: bool,
+    ) -> Result<(), UnknownPeer> {
+        if !peer.is_server() || self.status == ConnectionStatus::Disconnected {
+            return Err(UnknownPeer(peer));
+        }
+        self.now = self.now.max(now);
+        let (code, reason) = super::sendable_close(code, reason);
+        if force || self.ws.close(now, code, reason.as_str()).is_err() {
+            self.ws.abort();
+        }
+        self.leaving = self.status == ConnectionStatus::Connected;
+        self.status = ConnectionStatus::Disconnected;
+        self.front = None;
+        // An abort ended the connection already: its report goes out now.
+        self.process(now);
+        Ok(())
     }
 
     // ----- transport side --------------------------------------------------------------------
@@ -199,18 +267,26 @@ impl<S: Storage, R: CryptoRng> Client<S, R> {
     }
 
     fn lost(&mut self, info: CloseInfo) {
+        let info = super::presented(info, self.protocol);
         match self.status {
             ConnectionStatus::Connected => {
                 self.status = ConnectionStatus::Disconnected;
-                self.push_event(Event::PeerDisconnected {
-                    peer: PeerId::SERVER,
-                    reason: DisconnectReason::Closed(info.clone()),
-                });
-                self.push_event(Event::ServerDisconnected(info));
+                self.report_lost(info);
             }
             ConnectionStatus::Connecting => self.fail(ConnectFailure::Closed(info)),
+            ConnectionStatus::Disconnected if self.leaving => self.report_lost(info),
             ConnectionStatus::Disconnected => {}
         }
+    }
+
+    /// Godot 4's pair of signals for the end of a joined connection.
+    fn report_lost(&mut self, info: CloseInfo) {
+        self.leaving = false;
+        self.push_event(Event::PeerDisconnected {
+            peer: PeerId::SERVER,
+            reason: DisconnectReason::Closed(info.clone()),
+        });
+        self.push_event(Event::ServerDisconnected(info));
     }
 
     fn process(&mut self, now: Instant) {
@@ -395,29 +471,7 @@ impl<S: Storage, R: CryptoRng> MultiplayerPeer for Client<S, R> {
         self.relay
     }
 
-    fn set_target_peer(&mut self, target: Target) {
-        self.target = target.normalized();
-    }
-
-    fn target_peer(&self) -> Target {
-        self.target
-    }
-
-    fn set_transfer_mode(&mut self, mode: TransferMode) {
-        self.mode = mode;
-    }
-
-    fn transfer_mode(&self) -> TransferMode {
-        self.mode
-    }
-
-    fn set_transfer_channel(&mut self, channel: u8) {
-        self.channel = channel;
-    }
-
-    fn transfer_channel(&self) -> u8 {
-        self.channel
-    }
+    crate::peer::kept_send_settings!(target, mode, channel);
 
     fn set_refuse_new_connections(&mut self, refuse: bool) {
         self.refuse = refuse;
@@ -483,25 +537,21 @@ impl<S: Storage, R: CryptoRng> MultiplayerPeer for Client<S, R> {
     }
 
     fn disconnect_peer(&mut self, now: Instant, peer: PeerId, force: bool) -> Result<(), UnknownPeer> {
-        if !peer.is_server() || self.status == ConnectionStatus::Disconnected {
-            return Err(UnknownPeer(peer));
-        }
-        if force {
-            self.ws.abort();
-        } else {
-            let _ = self.ws.close(now, CloseCode::NORMAL, "");
-        }
-        let was_connected = self.status == ConnectionStatus::Connected;
-        self.status = ConnectionStatus::Disconnected;
-        self.front = None;
-        if was_connected {
-            self.push_event(Event::PeerDisconnected { peer, reason: DisconnectReason::Kicked });
-        }
-        Ok(())
+        self.disconnect_peer_with(now, peer, CloseCode::NORMAL, "", force)
     }
 
+    /// Unlike `disconnect_peer`, reports the server's departure at once (as `Kicked`): after
+    /// `close()` the application is done with this peer (Godot's `close()` emits nothing).
     fn close(&mut self, now: Instant) {
-        let _ = self.disconnect_peer(now, PeerId::SERVER, false);
+        let _ = self.disconnect_peer_with(now, PeerId::SERVER, CloseCode::NORMAL, "", false);
+        // Still leaving: the close did not end at once (an abort reported it already).
+        if self.leaving {
+            self.leaving = false;
+            self.push_event(Event::PeerDisconnected {
+                peer: PeerId::SERVER,
+                reason: DisconnectReason::Kicked,
+            });
+        }
         self.status = ConnectionStatus::Disconnected;
     }
 

@@ -38,7 +38,7 @@ use core::num::NonZeroU32;
 
 use crate::queue::ReadError;
 use crate::time::Instant;
-use crate::ws::{CloseInfo, HandshakeError};
+use crate::ws::{CloseCode, CloseInfo, CloseReason, HandshakeError};
 
 /// A peer id: 1 is the server, clients are 2 to 2^31−1 (Godot's `int` ids, always positive).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -283,7 +283,8 @@ impl fmt::Display for DropReason {
 pub enum DisconnectReason {
     /// The WebSocket closed; how, is recorded.
     Closed(CloseInfo),
-    /// This side called `disconnect_peer` or `close`.
+    /// This side called `disconnect_peer` (server) or `close`; how the connection then ended
+    /// follows in [`Event::PeerClosed`] on a server.
     Kicked,
     /// It stopped draining its outbound queue while others waited to send to it (server
     /// `slow_peer_timeout`), and was disconnected so that they go on.
@@ -340,6 +341,36 @@ pub enum Event {
     },
     /// Server: a connection was refused during the WebSocket handshake.
     ConnectionRejected(HandshakeError),
+    /// Server: the WebSocket of a peer that already left because this side ended it
+    /// (`disconnect_peer`, a slow consumer, `close`) finished closing; `info` holds the code and
+    /// reason the peer answered with (Godot keeps them readable on the kept peer object,
+    /// `get_close_code()`/`get_close_reason()`, and emits nothing).
+    PeerClosed {
+        /// The peer that had left.
+        peer: PeerId,
+        /// How its connection ended.
+        info: CloseInfo,
+    },
+}
+
+/// A close code and reason that can be sent: a code that may not appear on the wire becomes
+/// 1000 and a reason is cut to 123 bytes, so that a peer told to leave always leaves (Godot
+/// queues nothing for such a code and waits for the close timeout instead).
+pub(crate) fn sendable_close(code: CloseCode, reason: &str) -> (CloseCode, CloseReason) {
+    let code = if code.is_valid_on_wire() { code } else { CloseCode::NORMAL };
+    (code, CloseReason::truncated(reason))
+}
+
+/// `info` as the application of `protocol` sees it: Godot 3 sends its close reasons as C
+/// strings with the terminating NUL byte, which Godot 3's own signals never show, so it is
+/// removed here (the raw reason stays on the connection's `close_info()`).
+pub(crate) fn presented(mut info: CloseInfo, protocol: Protocol) -> CloseInfo {
+    if protocol == Protocol::Godot3 {
+        if let Some(text) = info.reason.as_str().strip_suffix('\0') {
+            info.reason = CloseReason::truncated(text);
+        }
+    }
+    info
 }
 
 /// A packet could not be sent.
@@ -387,6 +418,38 @@ impl fmt::Display for UnknownPeer {
 }
 
 impl core::error::Error for UnknownPeer {}
+
+/// The [`MultiplayerPeer`] members that only keep a value for the next `put_packet`
+/// (`target_peer`, `transfer_mode`, `transfer_channel`), the same in every peer: expands to
+/// their six methods over the three named fields.
+macro_rules! kept_send_settings {
+    ($target:ident, $mode:ident, $channel:ident) => {
+        fn set_target_peer(&mut self, target: $crate::peer::Target) {
+            self.$target = target.normalized();
+        }
+
+        fn target_peer(&self) -> $crate::peer::Target {
+            self.$target
+        }
+
+        fn set_transfer_mode(&mut self, mode: $crate::peer::TransferMode) {
+            self.$mode = mode;
+        }
+
+        fn transfer_mode(&self) -> $crate::peer::TransferMode {
+            self.$mode
+        }
+
+        fn set_transfer_channel(&mut self, channel: u8) {
+            self.$channel = channel;
+        }
+
+        fn transfer_channel(&self) -> u8 {
+            self.$channel
+        }
+    };
+}
+pub(crate) use kept_send_settings;
 
 /// Godot's `MultiplayerPeer`: the application-facing contract of every transport.
 ///
@@ -449,7 +512,9 @@ pub trait MultiplayerPeer {
         Ok((info, len))
     }
     /// `disconnect_peer(id, force)`: a clean close (code 1000), or with `force` an immediate
-    /// drop. Unlike Godot, `peer_disconnected` is reported in both cases.
+    /// drop. Unlike Godot, `peer_disconnected` is reported in both cases: a server reports it
+    /// at once; a client reports it with `server_disconnected` when the close ends, as Godot 4
+    /// does after `get_peer(1).close()` (with `force`, at once).
     ///
     /// # Errors
     /// [`UnknownPeer`].

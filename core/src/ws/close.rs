@@ -87,10 +87,14 @@ impl fmt::Debug for ControlPayload {
 /// How a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {
-    /// The code of the Close frame that started the closing handshake; 1005 if it carried none,
-    /// 1006 if the transport ended without one.
+    /// The code received (Godot's `get_close_code()`): the peer's Close, or its answer to
+    /// ours; 1005 if that frame carried none. When nothing was received, the code this side
+    /// sent (a close that timed out or whose transport ended unanswered, or a protocol error),
+    /// or 1006 if no Close frame went either way ([`godot_code`](Self::godot_code) gives
+    /// Godot's −1 for that).
     pub code: CloseCode,
-    /// The reason of that Close frame.
+    /// The reason of that Close frame (Godot's `get_close_reason()`), as it arrived: Godot 3
+    /// peers end theirs with a NUL byte, which the multiplayer peers remove.
     pub reason: CloseReason,
     /// Who started it.
     pub initiator: Initiator,
@@ -98,6 +102,15 @@ pub struct CloseInfo {
     pub error: Option<Error>,
     /// Whether both Close frames were exchanged (Godot's `was_clean_close`).
     pub clean: bool,
+}
+
+impl CloseInfo {
+    /// The code as Godot's `get_close_code()` returns it: −1 when no Close frame was exchanged
+    /// (recorded here as 1006, which never appears on the wire).
+    #[must_use]
+    pub fn godot_code(&self) -> i32 {
+        if self.code == CloseCode::ABNORMAL { -1 } else { i32::from(self.code.0) }
+    }
 }
 
 /// A parsed Close-frame payload.
@@ -141,6 +154,20 @@ mod tests {
         {
             assert!(!CloseCode(invalid).is_valid_on_wire(), "{invalid}");
         }
+    }
+
+    #[test]
+    fn godot_codes_are_minus_one_without_a_close_frame() {
+        let info = |code| CloseInfo {
+            code: CloseCode(code),
+            reason: CloseReason::default(),
+            initiator: Initiator::Remote,
+            error: None,
+            clean: false,
+        };
+        assert_eq!(info(1006).godot_code(), -1);
+        assert_eq!(info(1005).godot_code(), 1005, "a Close without a code is still a Close");
+        assert_eq!(info(4000).godot_code(), 4000);
     }
 
     #[test]

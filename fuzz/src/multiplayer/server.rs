@@ -289,6 +289,8 @@ struct ServerHarness {
     connected: BTreeSet<PeerId>,
     /// Every peer that ever left: none may connect again under the same id in one run.
     departed: BTreeSet<PeerId>,
+    /// Departed peers whose connection's end was reported (`PeerClosed`).
+    closed: BTreeSet<PeerId>,
     summary: ServerSummary,
 }
 
@@ -324,6 +326,7 @@ pub fn run_server(data: &[u8]) -> ServerSummary {
         conns: Vec::new(),
         connected: BTreeSet::new(),
         departed: BTreeSet::new(),
+        closed: BTreeSet::new(),
         summary: ServerSummary::default(),
     };
     let mut ops = 0;
@@ -627,6 +630,10 @@ impl ServerHarness {
                 assert!(self.connected.remove(peer), "{peer} disconnected without being connected");
                 self.departed.insert(*peer);
                 self.summary.left += 1;
+            }
+            Event::PeerClosed { peer, .. } => {
+                assert!(self.departed.contains(peer), "{peer} closed without having left");
+                assert!(self.closed.insert(*peer), "{peer} closed twice");
             }
             Event::PacketDropped { .. } | Event::ConnectionRejected(_) => {}
             other => panic!("a server reported {other:?}"),

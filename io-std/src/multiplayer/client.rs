@@ -4,12 +4,13 @@
 use core::net::SocketAddr;
 use core::time::Duration;
 use std::io::{self, ErrorKind, Read, Write};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::Instant as StdInstant;
 
 use chacha20::ChaCha12Rng;
 use multipeer::VecStorage;
 use multipeer::peer::{self, ClientConfig, ConnectError};
-use multipeer::ws::handshake::{ClientRequest, Url};
+use multipeer::ws::handshake::{ClientRequest, Scheme, Url};
 
 use super::linger::Linger;
 use crate::driver::open_stream;
@@ -25,6 +26,19 @@ pub(super) type TlsClientOptions = core::convert::Infallible;
 
 /// Most read calls in one poll.
 const MAX_READS_PER_POLL: usize = 16;
+/// How often a background connect is checked for its result (std cannot wait for it together
+/// with anything else).
+const CONNECT_CHECK: Duration = Duration::from_millis(5);
+
+/// How `create_client` opens the TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Opening {
+    /// In a background thread, as Godot's `create_client` (which returns at once and reports
+    /// a failed connect as `connection_failed`).
+    Background,
+    /// In the calling thread; a failed connect is returned as the error.
+    Blocking,
+}
 
 /// A client connection.
 pub(super) struct ClientSide {
@@ -32,6 +46,8 @@ pub(super) struct ClientSide {
     pub(super) clock: Clock,
     /// The transport, until the core is finished with it.
     stream: Option<MaybeTlsStream>,
+    /// The background connect, until it delivers the transport or fails.
+    opening: Option<Receiver<Result<MaybeTlsStream, Error>>>,
     /// Why the transport failed (TCP reset, TLS), the first time it did.
     error: Option<Error>,
     /// The connection is TLS.
@@ -45,10 +61,12 @@ pub(super) struct ClientSide {
 }
 
 impl ClientSide {
-    /// Connects TCP (blocking, within `config.ws.handshake_timeout`: std has no non-blocking
-    /// connect), wraps it in TLS for `wss://` (`tls`, or [`TlsOptions::client`] when `None`),
-    /// and queues the upgrade request; the handshake timer counts from before the TCP
-    /// connect, as Godot's does, and covers TLS.
+    /// Starts a client: parses the URL and prepares the upgrade request (their errors are
+    /// returned), then opens TCP (within `config.ws.handshake_timeout`) as `opening` says and
+    /// wraps it in TLS for `wss://` (`tls`, or [`TlsOptions::client`] when `None`). The
+    /// handshake timer counts from now, as Godot's does, and covers the connect and TLS; a
+    /// background connect that outlives it is dropped when it ends (the thread lives at most
+    /// that long, plus the system resolver's own timeouts).
     ///
     /// [`TlsOptions::client`]: crate::tls::TlsOptions::client
     #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
@@ -58,17 +76,15 @@ impl ClientSide {
         headers: &[String],
         config: ClientConfig,
         tls: Option<TlsClientOptions>,
+        opening: Opening,
     ) -> Result<Self, Error> {
         let parsed = Url::parse(url)?;
+        if cfg!(not(feature = "tls")) && parsed.scheme == Scheme::Wss {
+            return Err(Error::TlsUnsupported);
+        }
         let clock = Clock::new();
         let start = clock.now();
         let rng = client_rng()?;
-        let options = ClientOptions {
-            #[cfg(feature = "tls")]
-            tls,
-            ..ClientOptions::new().connect_timeout(config.ws.handshake_timeout)
-        };
-        let stream = open_stream(url, &options, true)?;
         let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
         let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
         let request = ClientRequest {
@@ -82,17 +98,69 @@ impl ClientSide {
             // `ConnectError` is non-exhaustive; every present variant is mapped above.
             _ => Error::Handshake(multipeer::ws::HandshakeError::MalformedHttp),
         })?;
-        Ok(Self {
+        let options = ClientOptions {
+            #[cfg(feature = "tls")]
+            tls,
+            ..ClientOptions::new().connect_timeout(config.ws.handshake_timeout)
+        };
+        let mut side = Self {
             core,
             clock,
-            peer_addr: stream.peer_addr().ok(),
-            tls: stream.is_tls(),
-            stream: Some(stream),
+            peer_addr: None,
+            tls: parsed.scheme == Scheme::Wss,
+            stream: None,
+            opening: None,
             error: None,
             held: Vec::new(),
             read_closed: false,
             more: false,
-        })
+        };
+        match opening {
+            Opening::Blocking => side.opened(open_stream(url, &options, true)?),
+            Opening::Background => {
+                // One slot: the thread never blocks on a receiver that is gone.
+                let (done, result) = mpsc::sync_channel(1);
+                let url = url.to_owned();
+                std::thread::Builder::new()
+                    .name("multipeer-connect".into())
+                    .spawn(move || {
+                        let _ = done.send(open_stream(&url, &options, true));
+                    })
+                    .map_err(Error::Io)?;
+                side.opening = Some(result);
+            }
+        }
+        Ok(side)
+    }
+
+    /// The transport is open: the upgrade request goes out with the next flush.
+    fn opened(&mut self, stream: MaybeTlsStream) {
+        self.peer_addr = stream.peer_addr().ok();
+        self.stream = Some(stream);
+    }
+
+    /// Takes the background connect's result, if it has one: the transport, or the failure,
+    /// which ends the connection as `connection_failed` (Godot's signal for it).
+    fn finish_opening(&mut self) {
+        let Some(opening) = &self.opening else { return };
+        let result = match opening.try_recv() {
+            Ok(result) => result,
+            Err(TryRecvError::Empty) => return,
+            Err(TryRecvError::Disconnected) => {
+                Err(Error::Io(io::Error::other("the connect thread ended without a result")))
+            }
+        };
+        self.opening = None;
+        match result {
+            // The handshake timed out meanwhile: dropping the stream closes it.
+            Ok(_) if self.core.is_finished() => {}
+            Ok(stream) => self.opened(stream),
+            Err(e) => {
+                self.read_closed = true;
+                self.core.handle_eof(self.clock.now());
+                self.error.get_or_insert(e);
+            }
+        }
     }
 
     /// The server's address.
@@ -122,6 +190,7 @@ impl ClientSide {
     /// One round of every non-blocking step: timers, reads, one write, release.
     pub(super) fn poll(&mut self, scratch: &mut [u8], linger: &mut Linger) {
         self.more = false;
+        self.finish_opening();
         let now = self.clock.now();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             self.core.handle_timeout(now);
@@ -206,6 +275,8 @@ impl ClientSide {
     /// Moves the transport to `linger` (after the core's `close`, or once it is finished); a
     /// TLS session says `close_notify` first.
     pub(super) fn hand_over(&mut self, linger: &mut Linger) {
+        // A connect still running delivers to nobody; its stream is dropped (closed) then.
+        self.opening = None;
         if let Some(stream) = self.stream.take() {
             self.held = Vec::new();
             let close_timeout = self.core.connection().config().close_timeout;
@@ -218,6 +289,9 @@ impl ClientSide {
     pub(super) fn next_timeout(&self) -> Option<StdInstant> {
         if self.more {
             return Some(StdInstant::now());
+        }
+        if self.opening.is_some() {
+            return Some(StdInstant::now() + CONNECT_CHECK);
         }
         let timer = self.core.poll_timeout().map(|t| self.clock.to_std(t));
         // std cannot wait for writability: retry a blocked write shortly.
@@ -235,7 +309,8 @@ impl ClientSide {
     /// timeout: a real readiness wait on the one socket).
     pub(super) fn wait_readable(&mut self, timeout: Duration) {
         let Some(stream) = self.stream.as_ref().map(MaybeTlsStream::tcp) else {
-            std::thread::sleep(timeout);
+            let slice = if self.opening.is_some() { timeout.min(CONNECT_CHECK) } else { timeout };
+            std::thread::sleep(slice);
             return;
         };
         if !self.held.is_empty() || self.read_closed {

@@ -39,6 +39,9 @@ impl Settings {
     }
 }
 
+/// The shortest handshake timeout: a zero one could never be met.
+pub const MIN_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(1);
+
 /// Godot 3's buffer size rounding: the power of two at or above `n` (`1 << nearest_shift(n − 1)`).
 fn pow2_at_least(n: u32) -> Option<usize> {
     let shift = u32::BITS - n.checked_sub(1)?.leading_zeros();
@@ -143,16 +146,12 @@ impl WebSocketMultiplayerPeer {
     }
 
     /// `handshake_timeout` (3 s): time for TCP connect (client) and the HTTP upgrade, and on a
-    /// client also for the id (which Godot 4 waits for forever).
-    ///
-    /// # Errors
-    /// [`MultiplayerError::InvalidParameter`] for zero, which Godot refuses too.
-    pub fn set_handshake_timeout(&mut self, timeout: Duration) -> Result<(), MultiplayerError> {
-        if timeout.is_zero() {
-            return Err(MultiplayerError::InvalidParameter("handshake_timeout must be > 0"));
-        }
-        self.settings.handshake_timeout = timeout;
-        Ok(())
+    /// client also for the id (which Godot 4 waits for forever). Godot refuses a timeout of 0
+    /// with an error print and keeps the old one; here it becomes the shortest,
+    /// [`MIN_HANDSHAKE_TIMEOUT`], which the getter shows, so this setter needs no error like
+    /// the others.
+    pub fn set_handshake_timeout(&mut self, timeout: Duration) {
+        self.settings.handshake_timeout = timeout.max(MIN_HANDSHAKE_TIMEOUT);
     }
 
     /// `handshake_timeout`.
@@ -229,5 +228,14 @@ mod tests {
         assert_eq!(WebSocketMultiplayerPeer::godot3().get_inbound_buffer_size(), 65536);
         assert_eq!(WebSocketMultiplayerPeer::godot_4_0().get_max_queued_packets(), 2048);
         assert_eq!(WebSocketMultiplayerPeer::new().get_max_queued_packets(), 4096);
+    }
+
+    #[test]
+    fn a_zero_handshake_timeout_becomes_the_shortest() {
+        let mut peer = WebSocketMultiplayerPeer::new();
+        peer.set_handshake_timeout(Duration::ZERO);
+        assert_eq!(peer.get_handshake_timeout(), MIN_HANDSHAKE_TIMEOUT);
+        peer.set_handshake_timeout(Duration::from_millis(1500));
+        assert_eq!(peer.get_handshake_timeout(), Duration::from_millis(1500));
     }
 }

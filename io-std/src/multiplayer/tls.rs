@@ -1,6 +1,6 @@
 //! `create_server` and `create_client` with Godot's TLS options (feature `tls`).
 
-use super::{MultiplayerError, WebSocketMultiplayerPeer};
+use super::{MultiplayerError, Opening, WebSocketMultiplayerPeer};
 use crate::tls::TlsOptions;
 
 impl WebSocketMultiplayerPeer {
@@ -38,6 +38,6 @@ impl WebSocketMultiplayerPeer {
         if tls.is_server() {
             return Err(MultiplayerError::InvalidParameter("tls_client_options must be client options"));
         }
-        self.start_client(url, Some(tls))
+        self.start_client(url, Some(tls), Opening::Background)
     }
 }

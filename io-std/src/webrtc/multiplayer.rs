@@ -43,6 +43,20 @@ impl fmt::Display for WebRtcError {
     }
 }
 
+impl WebRtcError {
+    /// The `Error` Godot's `WebRTCMultiplayerPeer` returns in this case (a lobby failure as
+    /// its WebSocket's).
+    #[must_use]
+    pub fn godot_error(&self) -> multipeer::GodotError {
+        match self {
+            Self::Mesh(e) => e.godot_error(),
+            Self::Unconfigured => multipeer::GodotError::Unconfigured,
+            Self::Lobby(e) => e.godot_error(),
+            Self::InvalidLobbyMessage => multipeer::GodotError::InvalidData,
+        }
+    }
+}
+
 impl core::error::Error for WebRtcError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
@@ -104,7 +118,7 @@ struct Lobby {
 ///     while let Some((data, info)) = peer.get_packet() {
 ///         println!("{} bytes from {}", data.len(), info.from);
 ///     }
-///     if peer.get_unique_id().is_some() {
+///     if peer.unique_id().is_some() {
 ///         peer.set_transfer_mode(TransferMode::Unreliable);
 ///         let _ = peer.put_packet(b"position");
 ///     }
@@ -134,7 +148,7 @@ impl Default for WebRtcMultiplayerPeer {
 impl fmt::Debug for WebRtcMultiplayerPeer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebRtcMultiplayerPeer")
-            .field("id", &self.get_unique_id())
+            .field("id", &self.unique_id())
             .field("status", &self.get_connection_status())
             .field("lobby", &self.lobby_name())
             .finish_non_exhaustive()
@@ -559,9 +573,16 @@ impl WebRtcMultiplayerPeer {
 
     // ----- MultiplayerPeer -----------------------------------------------------------------
 
-    /// `get_unique_id()`, once a mesh exists.
+    /// `get_unique_id()` as Godot returns it: the id given to `create_mesh` (or
+    /// `create_server`/`create_client`), 0 before.
     #[must_use]
-    pub fn get_unique_id(&self) -> Option<PeerId> {
+    pub fn get_unique_id(&self) -> i32 {
+        self.unique_id().map_or(0, PeerId::get)
+    }
+
+    /// [`get_unique_id`](Self::get_unique_id) as a [`PeerId`], `None` where Godot returns 0.
+    #[must_use]
+    pub fn unique_id(&self) -> Option<PeerId> {
         self.mesh()?.unique_id()
     }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs Godot 3.2.3 and 4.6.x, builds multipeer's mp_server and mp_client (multipeer-std),
-# `multipeer serve` and the interop_client example (multipeer-mio), and runs every real-Godot
+# Installs Godot 3.2.3, 3.6.2 and 4.6.x, builds multipeer's mp_server and mp_client (multipeer-std),
+# `multipeer serve` (multipeer-mio) and mio_client (multipeer-mio's Client), and runs every real-Godot
 # interop combination, for both Godot versions:
 #
 #   godot-only       Godot server, Godot clients: all scenarios (checks the scenes themselves)
@@ -17,9 +17,12 @@
 #                    (4: TLSOptions.client(cert); 3: trusted_ssl_certificate): main, size,
 #                    handshake-timeout
 #   mio-serve-tls-unsafe  the same with TLSOptions.client_unsafe() (3: verify_ssl = false)
-#   mio-clients-tls  Godot wss:// server, every client the interop_client example (multipeer-mio's
+#   mio-clients-tls  Godot wss:// server, every client mio_client (multipeer-mio's
 #                    Client, TlsOptions::client_with(test CA)): main, size, refuse, handshake-timeout
-#   mixed-B-tls      Godot wss:// server, Godot A, C and interop_client B, all client_unsafe: main
+#   mixed-B-tls      Godot wss:// server, Godot A, C and mio_client B, all client_unsafe: main
+#   godot36-only, mp-server-36, mp-clients-36, mixed-B-36, mio-serve-36
+#                    the plain (ws://) Godot 3 combinations above again with Godot 3.6.2 (the last
+#                    3.x, `godot36`) in place of 3.2.3
 #
 # The TLS combinations make a test CA and a certificate for 127.0.0.1 with openssl at run time.
 # Prints each combination's result, then "interop: N passed, N failed"; exit 1 on any failure.
@@ -34,17 +37,19 @@ repo="$(cd "$here/../../.." && pwd)"
 out="${MP_OUT:-/tmp/multipeer-godot-interop-ci}"
 all_combos="godot-only,mp-server,mp-clients,mixed-B,mixed-A,mio-serve,godot-only-tls,mio-serve-tls-ca"
 all_combos+=",mio-serve-tls-unsafe,mio-clients-tls,mixed-B-tls"
+all_combos+=",godot36-only,mp-server-36,mp-clients-36,mixed-B-36,mio-serve-36"
 combos="${MP_COMBOS:-$all_combos}"
 started=$SECONDS
 
-echo "== install Godot 3.2.3 and 4.6.x"
+echo "== install Godot 3.2.3, 4.6.x and 3.6.2"
 "$here/install_godot3.sh" || { echo "interop: install_godot3.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 "$here/install_godot4.sh" || { echo "interop: install_godot4.sh failed"; echo "0 passed, 1 failed"; exit 1; }
+"$here/install_godot36.sh" || { echo "interop: install_godot36.sh failed"; echo "0 passed, 1 failed"; exit 1; }
 
-echo "== build mp_server and mp_client (multipeer-std), multipeer serve and interop_client (multipeer-mio)"
+echo "== build mp_server and mp_client (multipeer-std), multipeer serve and mio_client (multipeer-mio)"
 cd "$repo" || exit 1
-if ! cargo build -p multipeer-tests --bin mp_server --bin mp_client ||
-  ! cargo build -p multipeer-mio --bin multipeer --example interop_client; then
+if ! cargo build -p multipeer-tests --bin mp_server --bin mp_client --bin mio_client ||
+  ! cargo build -p multipeer-mio --bin multipeer; then
   echo "interop: cargo build failed"
   echo "0 passed, 1 failed"
   exit 1
@@ -54,7 +59,7 @@ target_dir="$(cargo metadata --format-version 1 --no-deps |
 export MP_BIN="$target_dir/debug"
 export MULTIPEER_BIN="$target_dir/debug/multipeer"
 serve="$here/serve_multipeer.sh"
-client="$target_dir/debug/examples/interop_client"
+client="$target_dir/debug/mio_client"
 
 passed=0
 failed=0
@@ -98,6 +103,12 @@ run mio-serve-tls-unsafe --tls unsafe --scenario main,size,handshake-timeout "${
 run mio-clients-tls --tls ca --scenario main,size,refuse,handshake-timeout --client-core multipeer \
   --client-cmd "*=$client"
 run mixed-B-tls --tls unsafe --scenario main --client-core multipeer --client-cmd "B=$client"
+g36=(--version 3 --godot3 godot36)
+run godot36-only "${g36[@]}"
+run mp-server-36 "${g36[@]}" --mp-server --scenario main,refuse,handshake-timeout,size
+run mp-clients-36 "${g36[@]}" --mp-clients '*' --scenario main,bad-id
+run mixed-B-36 "${g36[@]}" --mp-server --mp-clients B --scenario main
+run mio-serve-36 "${g36[@]}" --scenario main,size,handshake-timeout "${serve_args[@]}"
 
 echo "== summary ($((SECONDS - started)) s, logs in $out)"
 for s in "${summary[@]}"; do

@@ -108,6 +108,9 @@ func _event(what):
 
 func _on_close_request(code, reason):
 	_event("server_close_request code=%d reason=%s" % [code, reason.replace(" ", "_")])
+	# The same fact in the line every client prints (reason_hex shows a NUL if one is kept).
+	_event("server_close code=%d reason=%s reason_hex=%s" % [
+		code, reason.replace(" ", "_"), reason.to_utf8().hex_encode()])
 
 func _on_connected():
 	connected = true
@@ -266,11 +269,11 @@ func _quiet():
 	return srv_bcast >= peers_total and srv_excl >= peers_total - 1 and got_srv_to
 
 func _leave_self(why):
-	# Close 1000 "bye" (3.2.3 appends a NUL to the reason); connection_failed follows.
+	# Close 4001 "leaving" (Godot 3 appends a NUL to the reason); connection_failed follows.
 	_event("leaving why=%s" % why)
 	phase = "closing"
 	phase_t = 0.0
-	client.disconnect_from_host(1000, "bye")
+	client.disconnect_from_host(4001, "leaving")
 
 func _idle(delta):
 	t += delta

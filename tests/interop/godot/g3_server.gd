@@ -74,6 +74,9 @@ func _on_peer_disconnected(id):
 
 func _on_close_request(id, code, reason):
 	print("EVENT client_close_request id=%d code=%d reason=%s" % [id, code, reason.replace(" ", "_")])
+	# The same fact in the line every server prints (reason_hex shows a NUL if one is kept).
+	print("EVENT peer_close id=%d code=%d reason=%s reason_hex=%s" % [
+		id, code, reason.replace(" ", "_"), reason.to_utf8().hex_encode()])
 
 func _big(n, tag):
 	var text = "big|server|%d|%s|" % [n, tag]
@@ -101,7 +104,7 @@ func _on_packet(id, packet):
 			_send(_big(RAW_MAX + 1, "server-over"), id, "big-server-over")
 		"ctl:kick-me":
 			print("EVENT disconnect_peer id=%d" % id)
-			server.disconnect_peer(id, 4000, "kicked")
+			server.disconnect_peer(id, 4000, "bye")
 		"ctl:refuse", "ctl:accept":
 			server.refuse_new_connections = text == "ctl:refuse"
 			print("EVENT refuse_new_connections value=%s" % str(server.refuse_new_connections).to_lower())

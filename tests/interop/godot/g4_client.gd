@@ -44,6 +44,7 @@ class RpcNode extends Node:
 
 var peer := WebSocketMultiplayerPeer.new()
 var mp: SceneMultiplayer
+var server_ws: WebSocketPeer  # the connection to the server, kept to read how it closed
 var rpc_node: RpcNode
 
 var url := ""
@@ -100,7 +101,7 @@ func _initialize() -> void:
 	mp.server_relay = true
 	mp.connected_to_server.connect(_on_connected)
 	mp.connection_failed.connect(func(): _event("connection_failed"); _on_gone_from_server())
-	mp.server_disconnected.connect(func(): _event("server_disconnected"); _on_gone_from_server())
+	mp.server_disconnected.connect(func(): _server_close(); _event("server_disconnected"); _on_gone_from_server())
 	mp.peer_connected.connect(_on_peer_connected)
 	mp.peer_disconnected.connect(_on_peer_disconnected)
 	mp.peer_packet.connect(_on_packet)
@@ -136,8 +137,17 @@ func _tls_options() -> TLSOptions:
 func _event(what: String) -> void:
 	print("EVENT %s t_ms=%d" % [what, Time.get_ticks_msec() - start_ms])
 
+# How the server connection closed, from the WebSocketPeer kept since connected_to_server
+# (get_close_code()/get_close_reason() stay readable on it after the multiplayer peer let it go).
+func _server_close() -> void:
+	if server_ws:
+		var reason := server_ws.get_close_reason()
+		_event("server_close code=%d reason=%s reason_hex=%s" % [
+			server_ws.get_close_code(), reason.replace(" ", "_"), reason.to_utf8_buffer().hex_encode()])
+
 func _on_connected() -> void:
 	connected = true
+	server_ws = peer.get_peer(1)
 	my_id = mp.get_unique_id()
 	_event("connected_to_server id=%d" % my_id)
 	match scenario:
@@ -296,13 +306,13 @@ func _quiet() -> bool:
 	return srv_bcast >= peers_total and srv_excl >= peers_total - 1 and got_srv_to
 
 func _leave_self(why: String) -> void:
-	# Clean close: Close 1000 "bye"; SceneMultiplayer reports server_disconnected afterwards.
+	# Clean close: Close 4001 "leaving"; SceneMultiplayer reports server_disconnected afterwards.
 	_event("leaving why=%s" % why)
 	phase = "closing"
 	phase_t = 0.0
 	var ws := peer.get_peer(1)
 	if ws:
-		ws.close(1000, "bye")
+		ws.close(4001, "leaving")
 	else:
 		peer.close()
 

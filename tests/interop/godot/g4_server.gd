@@ -12,10 +12,13 @@ extends SceneTree
 # start with "ctl:" (a test-only convention, not part of any Godot protocol):
 #   ctl:server-traffic  send "srv-bcast" to 0, "srv-to|<id>" to the sender, "srv-excl|<id>" to -sender
 #   ctl:big             send the largest raw packet that fits (65534 bytes) and one byte more
-#   ctl:kick-me         disconnect_peer(sender)
+#   ctl:kick-me         get_peer(sender).close(4000, "bye")
 #   ctl:refuse / ctl:accept   set refuse_new_connections, then answer "ack|refuse" / "ack|accept"
 #   ctl:shutdown        print RESULT ok and quit
 # It quits by itself after MP_TIMEOUT seconds with "RESULT fail reason=timeout".
+# When a peer leaves it prints "EVENT peer_close id= code= reason= reason_hex=" from the
+# WebSocketPeer kept since peer_connected: get_close_code()/get_close_reason() stay readable on
+# that object after the multiplayer peer forgot it.
 
 const RAW_DIRECT_MAX := 65534
 
@@ -26,6 +29,7 @@ class RpcNode extends Node:
 
 var peer := WebSocketMultiplayerPeer.new()
 var mp: SceneMultiplayer
+var sockets := {}  # id -> the WebSocketPeer behind it, kept to read how it closed
 var t := 0.0
 var timeout := 30.0
 var quit_at := -1.0
@@ -48,7 +52,7 @@ func _initialize() -> void:
 	mp = get_multiplayer() as SceneMultiplayer
 	mp.server_relay = true
 	mp.peer_connected.connect(_on_peer_connected)
-	mp.peer_disconnected.connect(func(id): print("EVENT peer_disconnected id=%d" % id))
+	mp.peer_disconnected.connect(_on_peer_disconnected)
 	mp.peer_packet.connect(_on_packet)
 	mp.server_disconnected.connect(func(): print("EVENT server_disconnected"))
 
@@ -79,7 +83,17 @@ func _send(data: PackedByteArray, to: int, tag: String) -> int:
 func _on_peer_connected(id: int) -> void:
 	print("EVENT peer_connected id=%d address=%s port=%d" % [
 		id, peer.get_peer_address(id), peer.get_peer_port(id)])
+	sockets[id] = peer.get_peer(id)
 	_send(("welcome|%d" % id).to_utf8_buffer(), id, "welcome")
+
+func _on_peer_disconnected(id: int) -> void:
+	print("EVENT peer_disconnected id=%d" % id)
+	var ws: WebSocketPeer = sockets.get(id)
+	sockets.erase(id)
+	if ws:
+		var reason := ws.get_close_reason()
+		print("EVENT peer_close id=%d code=%d reason=%s reason_hex=%s" % [
+			id, ws.get_close_code(), reason.replace(" ", "_"), reason.to_utf8_buffer().hex_encode()])
 
 func _big(n: int, tag: String) -> PackedByteArray:
 	var head := ("big|server|%d|%s|" % [n, tag]).to_utf8_buffer()
@@ -103,8 +117,8 @@ func _on_packet(id: int, packet: PackedByteArray) -> void:
 			_send(_big(RAW_DIRECT_MAX, "server-max"), id, "big-server-max")
 			_send(_big(RAW_DIRECT_MAX + 1, "server-over"), id, "big-server-over")
 		"ctl:kick-me":
-			print("EVENT disconnect_peer id=%d" % id)
-			peer.disconnect_peer(id)
+			print("EVENT disconnect_peer id=%d code=4000 reason=bye" % id)
+			peer.get_peer(id).close(4000, "bye")
 		"ctl:refuse", "ctl:accept":
 			peer.refuse_new_connections = text == "ctl:refuse"
 			print("EVENT refuse_new_connections value=%s" % peer.refuse_new_connections)

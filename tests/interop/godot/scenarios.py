@@ -29,11 +29,22 @@ HANDSHAKE_MS = {"3": 1000, "4": 3000}
 SCENARIOS = ["main", "refuse", "handshake-timeout", "size", "bad-id"]
 
 
+# The Godot 3 binary: Debian bookworm's godot3-server (3.2.3) unless --godot3 names another
+# (godot36, 3.6.2); the full version string of each version run, from --version.
+GODOT3 = ["godot3-server"]
+VERSION_STRING = {}
+
+
 def godot_cmd(version, script):
     path = os.path.join(HERE, script)
     if version == "3":
-        return ["godot3-server", "-s", path]
+        return GODOT3 + ["-s", path]
     return [os.path.join(HERE, "godot4"), "-s", path]
+
+
+def is_36(version):
+    """Whether version 3 is a 3.3+ binary (3.6.2 here) rather than 3.2.3."""
+    return version == "3" and not VERSION_STRING.get("3", "").startswith("3.2")
 
 
 def free_port():
@@ -482,6 +493,49 @@ def scenario_main(opts, version, t):
     if run.server_lines():
         t.check("%s server saw B leave" % tag,
                 len(server.find("EVENT", "peer_disconnected", id=ids["B"])) == 1)
+    close_checks(t, run, server, c, ids)
+
+
+def close_checks(t, run, server, c, ids):
+    """Codes and reasons both ways: C closes with 4001 "leaving", the server kicks B with 4000
+    "bye" (Godot 4: get_peer(id).close; 3.x: disconnect_peer / disconnect_from_host). Each side
+    prints what its API shows (Godot 4: the kept WebSocketPeer's get_close_code/reason; 3.x:
+    the close_request signals) with the reason's bytes in hex: a Godot 3 reason arrives with a
+    NUL, which no application sees."""
+    v, tag = run.version, run.tag
+    leave_event = "connection_failed" if v == "3" else "server_disconnected"
+
+    def shows(line, code, reason):
+        return line is not None and line.get("code") == str(code) and line.get("reason") == reason \
+            and line.get("reason_hex") == reason.encode().hex()
+
+    # C's own close is reported after it (Godot 4: server_disconnected; 3.x: connection_failed).
+    i_leave = c["C"].index("EVENT", "leaving")
+    i_end = c["C"].index("EVENT", leave_event)
+    t.check("%s C got %s after its own close, not before" % (tag, leave_event), 0 <= i_leave < i_end,
+            "leaving at %d, %s at %d" % (i_leave, leave_event, i_end))
+    f = c["C"].first("EVENT", "server_close")
+    note(tag, "C's own close as its API shows it: %s" % (f,))
+    # Godot 4 reports the server's answer (its echo of 4001 "leaving"); over wss:// a Godot 4
+    # reader sees -1, the answer lost in the TLS shutdown (Godot with Godot), so only a
+    # multipeer reader is held to it there.
+    echo_read = not run.opts.tls
+    if (v == "4" and echo_read) or run.client_behaviour("C") == "multipeer":
+        t.check("%s C read its close as 4001 \"leaving\" (the server's echo)" % tag,
+                shows(f, 4001, "leaving"), "line=%s" % (f,))
+    if run.server_lines():
+        f = server.first("EVENT", "peer_close", id=ids["C"])
+        t.check("%s server read C's close as 4001 \"leaving\", no NUL" % tag, shows(f, 4001, "leaving"),
+                "line=%s" % (f,))
+    if run.opts.control:
+        f = c["B"].first("EVENT", "server_close")
+        t.check("%s B read the kick as 4000 \"bye\", no NUL" % tag, shows(f, 4000, "bye"), "line=%s" % (f,))
+        if run.server_lines():
+            f = server.first("EVENT", "peer_close", id=ids["B"])
+            note(tag, "server's view of kicked B's answer: %s" % (f,))
+            if (v == "4" and echo_read) or run.server_behaviour() == "multipeer":
+                t.check("%s server read kicked B's answer as 4000 \"bye\"" % tag, shows(f, 4000, "bye"),
+                        "line=%s" % (f,))
 
 
 def size_checks(t, run, server, prober, target, prober_id, pname, tname):
@@ -600,7 +654,9 @@ def scenario_handshake(opts, version, t):
         t.check("%s server listening" % tag, False)
         run.finish(time.monotonic() + 1)
         return
-    expect = opts.handshake_ms or HANDSHAKE_MS[version]
+    # 3.3+ made the fixed 1 s of 3.2.3 the `handshake_timeout` property, 3 s by default.
+    expect = opts.handshake_ms or (3000 if is_36(version) and run.server_kind() == "godot"
+                                   else HANDSHAKE_MS[version])
     # F connects first, so the probes meet a server whose loop is already running (a Godot
     # server accepts only while it polls; its first frame comes a while after listen), and
     # stays connected while they wait, to show that silent connections do not disturb it.
@@ -678,6 +734,12 @@ def scenario_size(opts, version, t):
         if run.server_lines():
             t.check("%s server removed B at once" % tag,
                     len(server.find("EVENT", "peer_disconnected", id=ids["B"])) == 1)
+    elif run.client_kind("B") == "godot" and is_36(version):
+        # 3.3.3+ checks the outbound buffer: the 65537-byte message never leaves B.
+        t.check("%s 3.6 B's oversized send_bytes is refused with err 6 (ERR_OUT_OF_MEMORY)" % tag,
+                over is not None and over.get("err") == "6", "line=%s" % (over,))
+        t.check("%s B stayed connected until it left by itself" % tag,
+                lb.first("EVENT", "server_close_request") is None and lb.first("EVENT", "leaving") is not None)
     elif run.server_behaviour() == "multipeer":
         # multipeer: Close 1009 as 3.2.3 sends it, but the peer is removed and announced.
         t.check("%s oversize message (65537 on the wire) closes B with 1009, and A saw B leave "
@@ -820,7 +882,7 @@ def main():
                     help="comma list of client names (or *) to run as MP_BIN/mp_client")
     ap.add_argument("--client-core", default=os.environ.get("MP_CLIENT_CORE", ""), choices=["", "multipeer"],
                     help="the --client-cmd clients are built on multipeer's core: expect its documented "
-                         "differences (for example io-mio's interop_client example)")
+                         "differences (for example mio_client, on multipeer-mio's Client)")
     ap.add_argument("--tls", default=os.environ.get("MP_TLS_MODE", ""), choices=["", "ca", "unsafe"],
                     help="wss://: a test CA and a certificate for 127.0.0.1 are made with openssl in "
                          "OUT/tls; servers get MP_TLS_CERT/MP_TLS_KEY (the scenes load them), clients "
@@ -832,7 +894,13 @@ def main():
     ap.add_argument("--handshake-ms", type=int, default=0,
                     help="expected server handshake timeout (default: 1000 for 3, 3000 for 4)")
     ap.add_argument("--out", default=os.environ.get("MP_OUT", "/tmp/multipeer-godot-interop"))
+    ap.add_argument("--godot3", default=os.environ.get("MP_GODOT3", "godot3-server"),
+                    help="the Godot 3 command (default godot3-server, 3.2.3; godot36 beside this "
+                         "script runs 3.6.2)")
     opts = ap.parse_args()
+    GODOT3[:] = shlex.split(opts.godot3)
+    if GODOT3 and os.sep not in GODOT3[0] and os.path.exists(os.path.join(HERE, GODOT3[0])):
+        GODOT3[0] = os.path.join(HERE, GODOT3[0])
     opts.mp_clients = {n.strip() for n in opts.mp_clients.split(",") if n.strip()}
     if (opts.mp_server or opts.mp_clients) and not os.path.isdir(opts.mp_bin):
         ap.error("--mp-server and --mp-clients need --mp-bin DIR (MP_BIN) with mp_server and mp_client")
@@ -858,6 +926,7 @@ def main():
     started = time.monotonic()
     for version in [v.strip() for v in opts.version.split(",") if v.strip()]:
         got = available(version)
+        VERSION_STRING[version] = got or ""
         if not t.check("v%s Godot available (%s)" % (version, got), got is not None,
                        "run install_godot%s.sh" % version):
             continue

@@ -180,7 +180,7 @@ fn run(o: &Options) -> Result<(), String> {
             }
         }
         if !announced.1 {
-            if let Some(id) = peer.get_unique_id() {
+            if let Some(id) = peer.unique_id() {
                 say(&format!("id {id}"));
                 announced.1 = true;
             }
@@ -232,7 +232,7 @@ fn run(o: &Options) -> Result<(), String> {
                 }
             }
         }
-        let host_may_leave = peer.get_unique_id() != Some(PeerId::SERVER) || left >= o.peers;
+        let host_may_leave = peer.unique_id() != Some(PeerId::SERVER) || left >= o.peers;
         if complete >= o.peers && linger_until.is_none() && host_may_leave {
             let stats = peer.stats();
             say(&format!("largest_datagram {}", stats.largest_datagram));

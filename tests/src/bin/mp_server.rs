@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use multipeer::peer::{DisconnectReason, Event, PeerId, Protocol, PutError, Target};
-use multipeer_std::WebSocketMultiplayerPeer;
+use multipeer::ws::{CloseCode, CloseInfo};
+use multipeer_std::{Incoming, WebSocketMultiplayerPeer};
 
 /// The options, from arguments or the runner's environment.
 struct Options {
@@ -78,13 +79,22 @@ fn describe(data: &[u8]) -> (String, String) {
     (text, hex)
 }
 
+/// The line every server prints when it learns how a peer's connection closed.
+fn print_close(peer: PeerId, info: &CloseInfo) {
+    let reason = info.reason.as_str();
+    let hex: String = reason.bytes().map(|b| format!("{b:02x}")).collect();
+    println!(
+        "EVENT peer_close id={peer} code={} reason={} reason_hex={hex}",
+        info.godot_code(),
+        reason.replace([' ', '\0'], "_")
+    );
+}
+
 /// Godot's `Error` code for a failed `put_packet` (what `send_bytes` would return).
 fn godot_error(result: Result<(), PutError>) -> (i32, String) {
     match result {
         Ok(()) => (0, String::new()),
-        Err(e @ PutError::NotConnected) => (3, format!(" error={e:?}")),
-        Err(e @ PutError::UnknownPeer(_)) => (31, format!(" error={e:?}")),
-        Err(e) => (6, format!(" error={}", format!("{e:?}").replace(' ', ""))),
+        Err(e) => (e.godot_error().code(), format!(" error={}", format!("{e:?}").replace(' ', ""))),
     }
 }
 
@@ -134,7 +144,12 @@ impl App {
                     other => format!("{other:?}").replace(' ', ""),
                 };
                 println!("EVENT peer_disconnected id={peer} why={why}");
+                if let DisconnectReason::Closed(info) = &reason {
+                    print_close(peer, info);
+                }
             }
+            // A kicked peer's answer, once its connection has closed.
+            Event::PeerClosed { peer, info } => print_close(peer, &info),
             Event::PacketDropped { from, reason } => {
                 let from = from.map_or(0, PeerId::get);
                 println!("EVENT packet_dropped from={from} reason={}", reason.to_string().replace(' ', "_"));
@@ -171,8 +186,9 @@ impl App {
                 self.send(&Self::big(max + 1, "server-over"), Target::Peer(from), "big-server-over");
             }
             "ctl:kick-me" => {
-                println!("EVENT disconnect_peer id={from}");
-                if let Err(e) = self.peer.disconnect_peer(from, false) {
+                println!("EVENT disconnect_peer id={from} code=4000 reason=bye");
+                // Godot 4: get_peer(id).close(4000, "bye"); 3.x: disconnect_peer(id, 4000, "bye").
+                if let Err(e) = self.peer.disconnect_peer_with(from, CloseCode(4000), "bye", false) {
                     println!(
                         "INFO disconnect_peer_failed id={from} error={}",
                         e.to_string().replace(' ', "_")
@@ -204,10 +220,7 @@ fn main() -> ExitCode {
     };
     let mut peer =
         if opts.version == 3 { WebSocketMultiplayerPeer::godot3() } else { WebSocketMultiplayerPeer::new() };
-    if let Err(e) = peer.set_handshake_timeout(opts.handshake) {
-        eprintln!("mp_server: {e}");
-        return ExitCode::FAILURE;
-    }
+    peer.set_handshake_timeout(opts.handshake);
     println!(
         "INFO role=server godot=multipeer-{}_protocol{} port={} bind={}",
         env!("CARGO_PKG_VERSION"),
@@ -224,7 +237,7 @@ fn main() -> ExitCode {
     println!(
         "INFO server_relay={} unique_id={} protocol={:?}",
         peer.is_server_relay_supported(),
-        peer.get_unique_id().map_or(0, PeerId::get),
+        peer.unique_id().map_or(0, PeerId::get),
         if opts.version == 3 { Protocol::Godot3 } else { Protocol::Godot4 }
     );
     let mut app = App { peer, version: opts.version, quit_at: None };
@@ -233,13 +246,11 @@ fn main() -> ExitCode {
         if let Err(e) = app.peer.poll() {
             println!("INFO accept_error error={}", e.to_string().replace(' ', "_"));
         }
-        while let Some(event) = app.peer.poll_event() {
-            app.on_event(event);
-        }
-        while let Some((data, info)) = app.peer.get_packet() {
-            app.on_packet(info.from, &data);
-            while let Some(event) = app.peer.poll_event() {
-                app.on_event(event);
+        // In the order things happened, as Godot's signals and packets come.
+        while let Some(incoming) = app.peer.poll_next() {
+            match incoming {
+                Incoming::Event(event) => app.on_event(event),
+                Incoming::Packet(data, info) => app.on_packet(info.from, &data),
             }
         }
         let now = Instant::now();

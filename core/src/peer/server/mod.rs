@@ -74,7 +74,11 @@ pub struct Server<R: CryptoRng> {
     live: usize,
     peers: BTreeMap<PeerId, u32>,
     inbox: PacketQueue<Vec<u8>>,
-    events: VecDeque<Event>,
+    /// Events, each with the number of packets that had reached the inbox before it.
+    events: VecDeque<(u64, Event)>,
+    /// Packets taken out of the inbox since the start (read, or cleared by `close`): with the
+    /// inbox's length, how many ever arrived.
+    popped: u64,
     reports: usize,
     transmit: VecDeque<ConnId>,
     release: VecDeque<ConnId>,
@@ -135,6 +139,7 @@ impl<R: CryptoRng> Server<R> {
             live: 0,
             peers: BTreeMap::new(),
             events: VecDeque::new(),
+            popped: 0,
             reports: 0,
             transmit: VecDeque::new(),
             release: VecDeque::new(),
@@ -188,10 +193,20 @@ impl<R: CryptoRng> Server<R> {
         self.peers.contains_key(&peer)
     }
 
-    /// The connection behind `peer` (Godot: `get_peer(id)`).
+    /// The connection behind `peer` (Godot: `get_peer(id)`); also for a peer that left
+    /// until its transport is released, so that how a kicked peer answered stays readable
+    /// while it closes (Godot keeps the `WebSocketPeer` object as long as a script holds it).
     #[must_use]
     pub fn peer_info(&self, peer: PeerId) -> Option<PeerInfo> {
-        let &index = self.peers.get(&peer)?;
+        let index = match self.peers.get(&peer) {
+            Some(&index) => index,
+            // Departed peers are few and short-lived: a scan only when the id is not joined.
+            None => self
+                .slots
+                .iter()
+                .position(|s| s.conn.as_ref().is_some_and(|c| !c.released && c.former == Some(peer)))?
+                as u32,
+        };
         let slot = self.slots.get(index as usize)?;
         let conn = slot.conn.as_ref()?;
         Some(PeerInfo {
@@ -200,7 +215,7 @@ impl<R: CryptoRng> Server<R> {
             state: conn.ws.state(),
             subprotocol: conn.ws.protocol().map(String::from),
             buffered_amount: conn.ws.buffered_amount(),
-            close: conn.ws.close_info().cloned(),
+            close: conn.ws.close_info().cloned().map(|info| super::presented(info, self.config.protocol)),
         })
     }
 
@@ -499,11 +514,24 @@ impl<R: CryptoRng> Server<R> {
                     self.report(Event::ConnectionRejected(e));
                 }
                 ws::Event::Closed(info) => {
-                    if c.peer.is_some() && c.ws.peek_message().is_some() {
-                        c.leaving = true;
-                    } else {
-                        let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Closed(info));
-                        self.leave(index, reason);
+                    let info = super::presented(info, self.config.protocol);
+                    match (c.peer, c.former) {
+                        // It left when this side ended it; now its answer is known.
+                        (None, Some(peer)) => self.queue_event(Event::PeerClosed { peer, info }),
+                        _ => {
+                            // Packets that arrived before the Close (often in the same read)
+                            // are routed while the sender is still a peer: they come before
+                            // its departure, as in Godot. Those that must wait for room at a
+                            // receiver keep it a peer until they went out (`leaving`).
+                            self.route(index);
+                            let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+                            if c.peer.is_some() && c.ws.peek_message().is_some() {
+                                c.leaving = true;
+                            } else {
+                                let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Closed(info));
+                                self.leave(index, reason);
+                            }
+                        }
                     }
                 }
                 _ => {}
@@ -572,6 +600,20 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
+    /// Queues an event, marked with how many packets arrived before it.
+    fn queue_event(&mut self, event: Event) {
+        let arrived = self.popped + self.inbox.len() as u64;
+        self.events.push_back((arrived, event));
+    }
+
+    /// Whether the next event happened before the next packet arrived: read it with
+    /// `poll_event` first to see events and packets in the order Godot's signals and
+    /// `get_packet` give them (a packet from a peer before its `peer_disconnected`).
+    #[must_use]
+    pub fn event_is_next(&self) -> bool {
+        self.events.front().is_some_and(|(arrived, _)| *arrived <= self.popped)
+    }
+
     /// Queues a report (dropped packet, refused handshake) within the event bound.
     fn report(&mut self, event: Event) {
         if self.reports >= self.config.max_queued_events {
@@ -579,7 +621,7 @@ impl<R: CryptoRng> Server<R> {
             return;
         }
         self.reports += 1;
-        self.events.push_back(event);
+        self.queue_event(event);
     }
 
     // ----- joining and leaving -------------------------------------------------------------
@@ -596,7 +638,7 @@ impl<R: CryptoRng> Server<R> {
         self.peers.insert(id, index);
         // Reported before the announcements: one of them may overflow the new peer's queue and
         // cut it off, and its departure must follow its arrival.
-        self.events.push_back(Event::PeerConnected(id));
+        self.queue_event(Event::PeerConnected(id));
         match self.config.protocol {
             Protocol::Godot4 => self.join_godot4(index, id),
             Protocol::Godot3 => self.join_godot3(index, id),
@@ -612,11 +654,14 @@ impl<R: CryptoRng> Server<R> {
         // Senders waiting on it go on without it; if it waited itself, it no longer does.
         self.forget_flow(index);
         self.announce_departure(id);
-        self.events.push_back(Event::PeerDisconnected { peer: id, reason });
+        self.queue_event(Event::PeerDisconnected { peer: id, reason });
     }
 
-    /// Godot 3's `disconnect_peer(id, code, reason)`: a clean close with this code and reason
-    /// (or, with `force`, an immediate drop); `peer_disconnected` is reported at once.
+    /// Godot 3's `disconnect_peer(id, code, reason)` and Godot 4's `get_peer(id).close(code,
+    /// reason)`: a clean close with this code and reason (or, with `force`, an immediate drop);
+    /// `peer_disconnected` is reported at once, and [`Event::PeerClosed`] with the peer's
+    /// answer when the connection has closed. A code that may not be sent is sent as 1000,
+    /// and a reason over 123 bytes is cut to fit.
     ///
     /// # Errors
     /// [`UnknownPeer`].
@@ -639,17 +684,26 @@ impl<R: CryptoRng> Server<R> {
     fn end_peer(&mut self, index: u32, reason: DisconnectReason, code: CloseCode, why: &str, force: bool) {
         let now = self.now;
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
-        if force {
+        // What cannot be sent is made sendable: a peer must not stay connected on the wire
+        // because the code or reason chosen for it was invalid.
+        let (code, why) = super::sendable_close(code, why);
+        if force || c.ws.close(now, code, why.as_str()).is_err() {
+            // Forced, or no room left for the Close frame: drop it.
             c.ws.abort();
-        } else {
-            let _ = c.ws.close(now, code, why);
-            if self.timeless {
-                self.rearm.push(index);
-            }
+        } else if self.timeless {
+            self.rearm.push(index);
         }
-        // The departure is reported now, not when the closing handshake ends.
-        let _ = c.ws.poll_event();
+        // The departure is reported now, not when the closing handshake ends; a dropped
+        // connection has ended already, and how is reported right after.
+        let ended = match c.ws.poll_event() {
+            Some(ws::Event::Closed(info)) => Some(super::presented(info, self.config.protocol)),
+            _ => None,
+        };
+        let former = c.peer;
         self.leave(index, reason);
+        if let (Some(peer), Some(info)) = (former, ended) {
+            self.queue_event(Event::PeerClosed { peer, info });
+        }
         self.schedule(index);
     }
 }
@@ -667,29 +721,7 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
         self.config.relay || self.config.protocol == Protocol::Godot3
     }
 
-    fn set_target_peer(&mut self, target: Target) {
-        self.target = target.normalized();
-    }
-
-    fn target_peer(&self) -> Target {
-        self.target
-    }
-
-    fn set_transfer_mode(&mut self, mode: TransferMode) {
-        self.mode = mode;
-    }
-
-    fn transfer_mode(&self) -> TransferMode {
-        self.mode
-    }
-
-    fn set_transfer_channel(&mut self, channel: u8) {
-        self.channel = channel;
-    }
-
-    fn transfer_channel(&self) -> u8 {
-        self.channel
-    }
+    crate::peer::kept_send_settings!(target, mode, channel);
 
     fn set_refuse_new_connections(&mut self, refuse: bool) {
         self.config.refuse_new_connections = refuse;
@@ -729,6 +761,7 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
     fn pop_packet(&mut self) -> bool {
         let popped = self.inbox.pop();
         if popped {
+            self.popped += 1;
             self.timeless = true;
             self.unblock_routing();
             self.serve_ready();
@@ -741,27 +774,29 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
         self.disconnect_peer_with(now, peer, CloseCode::NORMAL, "", force)
     }
 
+    /// Godot 3's `stop()` closes every peer with 1000 and no reason (3.2.3 and 3.6.2 alike),
+    /// and so does a Godot 3 server here; a Godot 4 server says 1001 "server closing", where
+    /// Godot 4's `close()` drops TCP without a Close frame.
     fn close(&mut self, now: Instant) {
         self.set_now(now);
         self.closed = true;
+        let (code, reason) = match self.config.protocol {
+            Protocol::Godot3 => (CloseCode::NORMAL, ""),
+            Protocol::Godot4 => (CloseCode::GOING_AWAY, "server closing"),
+        };
         for index in 0..self.slots.len() as u32 {
             let live = self.slots[index as usize].conn.as_ref().is_some_and(|c| !c.released);
             if live {
-                self.end_peer(
-                    index,
-                    DisconnectReason::Kicked,
-                    CloseCode::GOING_AWAY,
-                    "server closing",
-                    false,
-                );
+                self.end_peer(index, DisconnectReason::Kicked, code, reason, false);
             }
         }
         self.ready.clear();
+        self.popped += self.inbox.len() as u64;
         self.inbox.clear();
     }
 
     fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front()?;
+        let (_, event) = self.events.pop_front()?;
         if matches!(event, Event::PacketDropped { .. } | Event::ConnectionRejected(_)) {
             self.reports = self.reports.saturating_sub(1);
         }

@@ -234,7 +234,7 @@ impl<R: CryptoRng> Server<R> {
             && !src.routing_blocked
             && src.ws.peek_message().is_some();
         let left = (src.leaving && src.ws.peek_message().is_none()).then(|| {
-            let info = src.ws.close_info().cloned();
+            let info = src.ws.close_info().cloned().map(|i| crate::peer::presented(i, self.config.protocol));
             src.ended_by_us.take().or(info.map(DisconnectReason::Closed)).unwrap_or(DisconnectReason::Kicked)
         });
         self.slots[index as usize].conn = Some(src);

@@ -769,10 +769,17 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 self.out.clear();
                 self.fail_handshake(HandshakeError::ConnectionClosed);
             }
-            Phase::Open | Phase::CloseSent => {
+            Phase::Open => {
                 self.out.clear();
                 let e = Error::ConnectionReset;
                 self.end(e.close_code(), "", Initiator::Remote, Some(e), false);
+            }
+            Phase::CloseSent => {
+                // Our Close went unanswered, as when the close times out: the code sent is
+                // the one on record (Godot's `get_close_code()`: received, else sent).
+                self.out.clear();
+                let (code, reason) = self.close.sent();
+                self.end(code, reason.as_str(), Initiator::Local, Some(Error::ConnectionReset), false);
             }
             Phase::Closed => {}
         }

@@ -438,8 +438,10 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             Err(e) => return self.fail(e),
         };
         if self.phase == Phase::CloseSent {
-            let (code, reason) = self.close.sent();
-            self.end(code, reason.as_str(), Initiator::Local, None, true);
+            // The answer is recorded, not our own Close: Godot's `get_close_code()` reports the
+            // code received, and a peer may answer with another code or reason than ours.
+            let code = close.code.unwrap_or(CloseCode::NO_STATUS);
+            self.end(code, close.reason, Initiator::Local, None, true);
         } else {
             // Echo the code and reason, as wslay (and so Godot) does.
             // Room was checked before the close was read.

@@ -1,5 +1,6 @@
 //! A server and clients over in-memory transports.
 
+mod closing;
 mod edges;
 mod flow;
 mod scenarios;

@@ -53,8 +53,9 @@ fn simultaneous_close() {
     let to_s = masked(0x88, &from_c[0].payload);
     assert_eq!(s.handle_input(NOW, &to_s), to_s.len());
     assert_eq!(c.handle_input(NOW, &unmasked(0x88, &from_s[0].payload)), 5);
-    assert_eq!(summary(&closed(&mut c)), (4001, "c", Initiator::Local, None, true));
-    assert_eq!(summary(&closed(&mut s)), (4002, "s", Initiator::Local, None, true));
+    // Each records the code it received, as Godot's `get_close_code()` reports it.
+    assert_eq!(summary(&closed(&mut c)), (4002, "s", Initiator::Local, None, true));
+    assert_eq!(summary(&closed(&mut s)), (4001, "c", Initiator::Local, None, true));
     assert_eq!((c.poll_transmit(), s.poll_transmit()), (None, None));
 }
 
@@ -142,8 +143,10 @@ fn messages_sent_before_the_echo_are_delivered() {
 #[test]
 fn eof_while_closing_is_a_reset() {
     let (mut c, _s) = open_pair::<Heap>(Config::GODOT);
-    c.close(NOW, CloseCode::NORMAL, "").unwrap();
+    c.close(NOW, CloseCode(4001), "leaving").unwrap();
     c.handle_eof(NOW);
-    assert_eq!(summary(&closed(&mut c)), (1006, "", Initiator::Remote, Some(Error::ConnectionReset), false));
+    // Unanswered, as a close that times out: the code sent stays on record.
+    let expected = (4001, "leaving", Initiator::Local, Some(Error::ConnectionReset), false);
+    assert_eq!(summary(&closed(&mut c)), expected);
     assert_eq!((c.poll_transmit(), c.is_finished(), c.poll_timeout()), (None, true, None));
 }

@@ -1,45 +1,35 @@
-//! A Godot multiplayer client on multipeer-mio's [`Client`], `ws://` and `wss://`: the
-//! stand-in for `tests/interop/godot/g4_client.gd` / `g3_client.gd` that the Godot interop
-//! runner uses where a client of ours must speak TLS to a real Godot server (`ci.sh`'s
-//! `mio-client-tls` combinations).
+//! The Godot interop client script (`tests/interop/godot/g4_client.gd` and `g3_client.gd`)
+//! in Rust, for the clients of ours that stand in for the scenes: `mp_client` (multipeer-std's
+//! `WebSocketMultiplayerPeer`, `ws://`) and `mio_client` (multipeer-mio's `Client`, `ws://`
+//! and `wss://`). The same environment (`MP_URL`, `MP_NAME`, `MP_SCENARIO`, `MP_PEERS`,
+//! `MP_CONTROL`, `MP_HOLD`, `MP_TIMEOUT`, `MP_LINGER`, `MP_SHUTDOWN`, `MP_OVERSIZE`,
+//! `MP_EXPECT_FAIL`, `MP_OUTBOUND`, plus `MP_VERSION` 3 or 4), the same scenarios and the same
+//! output lines; each binary only drives its transport.
 //!
-//! ```text
-//! cargo build -p multipeer-mio --example interop_client
-//! MP_URL=wss://127.0.0.1:9443 MP_TLS=ca MP_TLS_CA=ca.crt MP_NAME=B target/debug/examples/interop_client
-//! ```
-//!
-//! It reads the scenes' environment (`MP_URL`, `MP_NAME`, `MP_SCENARIO` main, size, refuse or
-//! connect-only, `MP_PEERS`, `MP_CONTROL`, `MP_HOLD`, `MP_TIMEOUT`, `MP_LINGER`, `MP_SHUTDOWN`,
-//! `MP_OVERSIZE`, `MP_EXPECT_FAIL`, `MP_OUTBOUND`, `MP_VERSION` 3 or 4) and prints the same
-//! lines (`EVENT`, `SEND`, `RECV`, `RPC`, `NAME`, `INFO`, `RESULT`). TLS for `wss://`:
-//! `MP_TLS=ca` trusts only the PEM certificate `MP_TLS_CA` and checks the host name
-//! (`TlsOptions::client_with`, Godot's `TLSOptions.client(cert)`; `MP_TLS_NAME` overrides the
-//! name), `MP_TLS=unsafe` trusts anything (`TlsOptions::client_unsafe`), unset uses
-//! `TlsOptions::client()` (webpki roots).
-//!
-//! As `tests/src/bin/mp_client.rs` (the same client over multipeer-std's facade, for `ws://`):
-//! packets are raw `send_bytes` packets built by hand (`03 <data>` in 4.x, `04 <data>` in 3.x),
-//! it cannot originate an RPC but decodes the scenes' one (`greet(String)` on `/root/Rpc`), and
-//! connection losses are printed in the words of the Godot version emulated.
-#![allow(missing_docs)]
+//! Differences, because SceneMultiplayer (4.x) and MultiplayerAPI (3.x) are not part of
+//! multipeer:
+//! * packets are raw `send_bytes` packets built by hand (`03 <data>` in 4.x, `04 <data>` in 3.x);
+//! * the script cannot originate an RPC, so it prints `INFO rpc_not_sent` where a Godot client
+//!   calls `rpc_id(next, "greet", name)`;
+//! * it does decode the one RPC of the scenes (`greet(String)` on `/root/Rpc`) when a Godot
+//!   client calls it here, and prints the same `RPC greet from=<sender> arg=<name>` line;
+//! * connection losses are printed in the vocabulary of the Godot version emulated (3.x reports
+//!   every loss as `connection_failed`), with what the core reported appended.
 
-use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::ExitCode;
 use std::time::Instant;
 
-use mio::{Events, Poll, Token};
-use multipeer::peer::{
-    ClientConfig, DisconnectReason, Event, MultiplayerPeer as _, PeerId, Protocol, PutError, Target,
-};
-use multipeer::ws::{self, CloseInfo, Initiator, State};
-use multipeer_mio::{Client, ClientOptions, ReadBuffer, TlsOptions};
+use multipeer::peer::{DisconnectReason, Event, PeerId, PutError, Target};
+use multipeer::ws::{CloseCode, CloseInfo, Initiator};
+use multipeer_std::WebSocketMultiplayerPeer;
 
-fn env_or(key: &str, fallback: &str) -> String {
+/// An environment variable, or `fallback` when unset or empty.
+pub fn env_or(key: &str, fallback: &str) -> String {
     std::env::var(key).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| fallback.to_owned())
 }
 
-fn env_f64(key: &str, fallback: f64) -> f64 {
+/// An environment variable as a number, or `fallback`.
+pub fn env_f64(key: &str, fallback: f64) -> f64 {
     env_or(key, "").parse().unwrap_or(fallback)
 }
 
@@ -126,39 +116,55 @@ fn decode_call_godot3(p: &[u8]) -> Option<RemoteCall> {
 
 // ----- the client -----------------------------------------------------------------------------
 
-/// The socket side: one io-mio client on its own poll.
-struct Net {
-    poll: Poll,
-    events: Events,
-    client: Client,
-    buf: ReadBuffer,
+/// What the script needs from the multiplayer client it drives.
+pub trait ScriptPeer {
+    /// `set_target_peer(target)` then `put_packet(packet)`, handed to the socket at once (as
+    /// Godot hands each message to its socket).
+    ///
+    /// # Errors
+    /// The client's [`PutError`].
+    fn send_to(&mut self, target: Target, packet: &[u8]) -> Result<(), PutError>;
+    /// The id the server gave, once known.
+    fn unique_id(&self) -> Option<PeerId>;
+    /// Closes the server connection with `code` and `reason` (Godot 4:
+    /// `get_peer(1).close(code, reason)`; 3.x: `disconnect_from_host(code, reason)`); false
+    /// when there is none to close.
+    fn close_with(&mut self, code: CloseCode, reason: &str) -> bool;
+    /// `close()`.
+    fn close(&mut self);
 }
 
-impl Net {
-    /// One turn: wait for readiness (at most `max`), handle it and the timers.
-    fn turn(&mut self, max: Duration) {
-        let wait = self.client.poll_timeout().map_or(max, |t| t.min(max));
-        if let Err(e) = self.poll.poll(&mut self.events, Some(wait)) {
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                println!("INFO poll_error error={}", e.to_string().replace(' ', "_"));
-            }
-        }
-        for event in self.events.iter() {
-            self.client.handle_event(self.poll.registry(), event, &mut self.buf);
-        }
-        self.client.handle_timeout(self.poll.registry(), &mut self.buf);
+/// `mp_client`'s client: multipeer-std's facade.
+impl ScriptPeer for WebSocketMultiplayerPeer {
+    fn send_to(&mut self, target: Target, packet: &[u8]) -> Result<(), PutError> {
+        self.set_target_peer(target);
+        self.put_packet(packet)
     }
 
-    fn flush(&mut self) {
-        self.client.flush(self.poll.registry(), &mut self.buf);
+    fn unique_id(&self) -> Option<PeerId> {
+        WebSocketMultiplayerPeer::unique_id(self)
+    }
+
+    fn close_with(&mut self, code: CloseCode, reason: &str) -> bool {
+        self.disconnect_peer_with(PeerId::SERVER, code, reason, false).is_ok()
+    }
+
+    fn close(&mut self) {
+        WebSocketMultiplayerPeer::close(self);
     }
 }
 
-struct App {
-    net: Net,
+/// The scenes' client script (`g4_client.gd`/`g3_client.gd`) over a [`ScriptPeer`]: feed it
+/// events with [`on_event`](Self::on_event), packets with [`on_packet`](Self::on_packet), and
+/// call [`step`](Self::step) each turn until [`finished`](Self::finished) says how it ended.
+pub struct Script<P> {
+    /// The client driven.
+    pub peer: P,
     version: u8,
-    name: String,
-    scenario: String,
+    /// `MP_NAME`.
+    pub name: String,
+    /// `MP_SCENARIO`.
+    pub scenario: String,
     peers_total: usize,
     control: bool,
     hold: f64,
@@ -182,7 +188,46 @@ struct App {
     probing: bool,
 }
 
-impl App {
+impl<P: ScriptPeer> Script<P> {
+    /// The script as the environment describes it (`MP_NAME`, `MP_SCENARIO`, `MP_PEERS`,
+    /// `MP_CONTROL`, `MP_HOLD`, `MP_EXPECT_FAIL`), speaking Godot `version` (3 or 4).
+    pub fn from_env(peer: P, version: u8) -> Self {
+        let start = Instant::now();
+        Self {
+            peer,
+            version,
+            name: env_or("MP_NAME", "A"),
+            scenario: env_or("MP_SCENARIO", "main"),
+            peers_total: env_or("MP_PEERS", "3").parse().unwrap_or(3),
+            control: env_or("MP_CONTROL", "1") != "0",
+            hold: env_f64("MP_HOLD", 5.0),
+            expect_fail: env_or("MP_EXPECT_FAIL", "0") == "1",
+            start,
+            my_id: None,
+            connected: false,
+            finished: None,
+            names: BTreeMap::new(),
+            introduced: BTreeSet::new(),
+            sent_from: BTreeSet::new(),
+            gone: BTreeSet::new(),
+            traffic_sent: false,
+            phase: "",
+            phase_t: start,
+            newcomers: 0,
+            srv_bcast: 0,
+            srv_excl: 0,
+            got_srv_to: false,
+            got_big_server: false,
+            probing: false,
+        }
+    }
+
+    /// How it ended: `Some(true)` after `RESULT ok`, `None` while it runs.
+    #[must_use]
+    pub fn finished(&self) -> Option<bool> {
+        self.finished
+    }
+
     fn raw_direct_max(&self) -> usize {
         if self.version == 3 { 65525 } else { 65534 }
     }
@@ -191,7 +236,8 @@ impl App {
         if self.version == 3 { 65525 } else { 65528 }
     }
 
-    fn event(&self, what: &str) {
+    /// Prints an `EVENT` line with the time since the start.
+    pub fn event(&self, what: &str) {
         println!("EVENT {what} t_ms={}", self.start.elapsed().as_millis());
     }
 
@@ -204,7 +250,8 @@ impl App {
         self.phase_t.elapsed().as_secs_f64()
     }
 
-    fn finish(&mut self, result: &str) {
+    /// Prints the `RESULT` line, once.
+    pub fn finish(&mut self, result: &str) {
         if self.finished.is_none() {
             println!("RESULT {result}");
             self.finished = Some(result == "ok");
@@ -217,20 +264,12 @@ impl App {
         packet.push(if self.version == 3 { 4 } else { 3 });
         packet.extend_from_slice(data);
         let result = match Target::from_godot(to) {
-            Some(target) => {
-                let peer = self.net.client.peer_mut();
-                peer.set_target_peer(target);
-                // Written at once, as Godot hands each message to its socket: the outbound
-                // limit then bounds what the socket has not taken, not one turn's sends.
-                peer.put_packet(&packet).inspect(|()| self.net.flush())
-            }
+            Some(target) => self.peer.send_to(target, &packet),
             None => Err(PutError::NotConnected),
         };
         let (err, detail) = match result {
             Ok(()) => (0, String::new()),
-            Err(e @ PutError::NotConnected) => (3, format!(" error={e:?}")),
-            Err(e @ PutError::UnknownPeer(_)) => (31, format!(" error={e:?}")),
-            Err(e) => (6, format!(" error={}", format!("{e:?}").replace(' ', ""))),
+            Err(e) => (e.godot_error().code(), format!(" error={}", format!("{e:?}").replace(' ', ""))),
         };
         println!("SEND to={to} len={} err={err} tag={tag}{detail}", data.len());
     }
@@ -245,13 +284,14 @@ impl App {
 
     // ----- signals ----------------------------------------------------------------------------
 
-    fn on_event(&mut self, event: Event) {
+    /// One signal of the client.
+    pub fn on_event(&mut self, event: Event) {
         match event {
             Event::ConnectionSucceeded => self.on_connected(),
             Event::PeerConnected(id) => self.on_peer_connected(id),
             Event::PeerDisconnected { peer, reason } if peer.is_server() => {
-                // Our own close (or the server's loss): SceneMultiplayer's signal follows when
-                // the connection has finished closing, see `step`.
+                // The end of the server connection (ours or the server's close):
+                // server_disconnected follows, as SceneMultiplayer emits it after this.
                 println!("INFO peer_disconnected_server reason={}", format!("{reason:?}").replace(' ', ""));
                 if !matches!(reason, DisconnectReason::Kicked) {
                     self.event(&format!("peer_disconnected id={peer}"));
@@ -261,7 +301,10 @@ impl App {
                 self.event(&format!("peer_disconnected id={peer}"));
                 self.gone.insert(peer);
             }
-            Event::ServerDisconnected(info) => self.on_lost(Some(&info), "server"),
+            Event::ServerDisconnected(info) => {
+                let who = if info.initiator == Initiator::Local { "self" } else { "server" };
+                self.on_lost(Some(&info), who);
+            }
             Event::ConnectionFailed(failure) => {
                 let why = format!("{failure:?}").replace(' ', "");
                 self.event(&format!("connection_failed core={why}"));
@@ -280,6 +323,16 @@ impl App {
         let detail = info.map_or_else(String::new, |i| {
             format!(" code={} reason={} by={who}", i.code.0, i.reason.as_str().replace([' ', '\0'], "_"))
         });
+        if let Some(info) = info {
+            // The line every client prints (Godot: the kept WebSocketPeer's close code/reason).
+            let reason = info.reason.as_str();
+            let hex: String = reason.bytes().map(|b| format!("{b:02x}")).collect();
+            self.event(&format!(
+                "server_close code={} reason={} reason_hex={hex}",
+                info.godot_code(),
+                reason.replace([' ', '\0'], "_")
+            ));
+        }
         if self.version == 3 {
             if let Some(i) = info.filter(|i| i.initiator == Initiator::Remote) {
                 self.event(&format!(
@@ -296,7 +349,8 @@ impl App {
         self.on_gone_from_server();
     }
 
-    fn on_gone_from_server(&mut self) {
+    /// The server connection is gone (or never came): the result, by the phase reached.
+    pub fn on_gone_from_server(&mut self) {
         self.connected = false;
         if matches!(self.phase, "await_kick" | "closing" | "await_server_close")
             || self.scenario == "size"
@@ -311,7 +365,7 @@ impl App {
 
     fn on_connected(&mut self) {
         self.connected = true;
-        self.my_id = self.net.client.peer().unique_id();
+        self.my_id = self.peer.unique_id();
         let id = self.my_id.map_or(0, PeerId::get);
         self.event(&format!("connected_to_server id={id}"));
         match self.scenario.as_str() {
@@ -342,7 +396,8 @@ impl App {
         }
     }
 
-    fn on_packet(&mut self, from: PeerId, packet: &[u8]) {
+    /// One packet from `from`.
+    pub fn on_packet(&mut self, from: PeerId, packet: &[u8]) {
         let raw = if self.version == 3 { 4 } else { 3 };
         let Some((&command, data)) = packet.split_first() else { return };
         if command != raw {
@@ -462,18 +517,19 @@ impl App {
         self.srv_bcast >= self.peers_total && self.srv_excl + 1 >= self.peers_total && self.got_srv_to
     }
 
-    /// A clean close: Close 1000 "bye" (Godot: `get_peer(1).close(1000, "bye")`); the core sends
-    /// 1000 with an empty reason. `step` reports the loss once the closing handshake is over.
+    /// A clean close with Close 4001 "leaving" (Godot 4: `get_peer(1).close(4001, "leaving")`,
+    /// 3.x: `disconnect_from_host(4001, "leaving")`); `server_disconnected` follows once the
+    /// closing handshake is over, as in Godot 4.
     fn leave_self(&mut self, why: &str) {
         self.event(&format!("leaving why={why}"));
         self.set_phase("closing");
-        let now = self.net.client.now();
-        if self.net.client.peer_mut().disconnect_peer(now, PeerId::SERVER, false).is_err() {
-            self.net.client.peer_mut().close(now);
+        if !self.peer.close_with(CloseCode(4001), "leaving") {
+            self.peer.close();
         }
     }
 
-    fn step(&mut self, timeout: f64) {
+    /// One turn of the scenario: timers and phase changes; gives up after `timeout` seconds.
+    pub fn step(&mut self, timeout: f64) {
         if self.finished.is_some() {
             return;
         }
@@ -482,13 +538,9 @@ impl App {
             return;
         }
         if self.phase == "closing" {
-            let ws = self.net.client.peer().connection();
-            let state = Some((ws.state(), ws.close_info().cloned()));
-            match state {
-                Some((State::Closed, close)) => self.on_lost(close.as_ref(), "self"),
-                None => self.on_lost(None, "self"),
-                Some(_) if self.phase_secs() > 3.0 => self.finish("fail reason=close_not_confirmed"),
-                Some(_) => {}
+            // The end of our own close is reported as server_disconnected (see on_event).
+            if self.phase_secs() > 3.0 {
+                self.finish("fail reason=close_not_confirmed");
             }
             return;
         }
@@ -600,141 +652,6 @@ impl App {
             self.leave_self("server_still_open");
         }
     }
-}
-
-/// The TLS options the environment asks for (`MP_TLS`, `MP_TLS_CA`, `MP_TLS_NAME`).
-fn tls_options() -> Result<Option<TlsOptions>, String> {
-    match env_or("MP_TLS", "").as_str() {
-        "" => Ok(None),
-        "unsafe" => Ok(Some(TlsOptions::client_unsafe())),
-        "ca" => {
-            let path = env_or("MP_TLS_CA", "");
-            let pem = std::fs::read(&path).map_err(|e| format!("cannot read MP_TLS_CA {path:?}: {e}"))?;
-            let name = std::env::var("MP_TLS_NAME").ok().filter(|n| !n.is_empty());
-            TlsOptions::client_with(&pem, name.as_deref()).map(Some).map_err(|e| e.to_string())
-        }
-        other => Err(format!("MP_TLS must be ca or unsafe, not {other:?}")),
-    }
-}
-
-/// Godot 4.4+'s `WebSocketMultiplayerPeer` defaults, or Godot 3's `set_buffers(64, 1024, 64,
-/// 1024)` as 3.x applies it on the wire (as multipeer-std's `WebSocketMultiplayerPeer::godot3`).
-fn client_config(version: u8) -> ClientConfig {
-    let mut config = ClientConfig::default();
-    if version == 3 {
-        config.protocol = Protocol::Godot3;
-        config.ws = ws::Config {
-            max_message_size: 1 << 16,
-            max_queued_messages: 1023,
-            outbound_buffer_size: (1 << 16) - 1,
-            max_outbound_messages: 1024,
-            ..ws::Config::GODOT
-        };
-    }
-    if let Ok(outbound) = env_or("MP_OUTBOUND", "").parse::<usize>() {
-        config.ws.outbound_buffer_size = outbound;
-        println!("INFO outbound_buffer_size={outbound}");
-    }
-    config
-}
-
-fn main() -> ExitCode {
-    let start = Instant::now();
-    let url = env_or("MP_URL", "ws://127.0.0.1:9080");
-    let version: u8 = if env_or("MP_VERSION", "4") == "3" { 3 } else { 4 };
-    let timeout = env_f64("MP_TIMEOUT", 25.0);
-    let name = env_or("MP_NAME", "A");
-    let scenario = env_or("MP_SCENARIO", "main");
-    println!(
-        "INFO role=client godot=multipeer-mio-{}_protocol{version} name={name} scenario={scenario} url={url}",
-        env!("CARGO_PKG_VERSION"),
-    );
-    let tls = match tls_options() {
-        Ok(tls) => tls,
-        Err(e) => {
-            println!("RESULT fail reason=tls_options error={}", e.replace(' ', "_"));
-            return ExitCode::FAILURE;
-        }
-    };
-    if tls.is_some() {
-        println!("INFO tls={} ca={}", env_or("MP_TLS", ""), env_or("MP_TLS_CA", "-"));
-    }
-    let mut options = ClientOptions::new(client_config(version));
-    options.tls = tls;
-    let net = Poll::new().map_err(|e| e.to_string()).and_then(|poll| {
-        let client = Client::connect(poll.registry(), Token(0), &url, &options).map_err(|e| e.to_string())?;
-        Ok(Net { poll, events: Events::with_capacity(64), client, buf: ReadBuffer::new() })
-    });
-    let net = match net {
-        Ok(net) => net,
-        Err(e) => {
-            // Godot returns OK and reports connection_failed later; here connecting can fail at once.
-            println!("EVENT create_client err=1 error={}", e.replace(' ', "_"));
-            println!("EVENT connection_failed t_ms={}", start.elapsed().as_millis());
-            let ok = scenario == "connect-only" && env_or("MP_EXPECT_FAIL", "0") == "1";
-            println!("RESULT {}", if ok { "ok" } else { "fail reason=create_client" });
-            return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
-        }
-    };
-    println!("EVENT create_client err=0");
-    let mut app = App {
-        net,
-        version,
-        name,
-        scenario,
-        peers_total: env_or("MP_PEERS", "3").parse().unwrap_or(3),
-        control: env_or("MP_CONTROL", "1") != "0",
-        hold: env_f64("MP_HOLD", 5.0),
-        expect_fail: env_or("MP_EXPECT_FAIL", "0") == "1",
-        start,
-        my_id: None,
-        connected: false,
-        finished: None,
-        names: BTreeMap::new(),
-        introduced: BTreeSet::new(),
-        sent_from: BTreeSet::new(),
-        gone: BTreeSet::new(),
-        traffic_sent: false,
-        phase: "",
-        phase_t: start,
-        newcomers: 0,
-        srv_bcast: 0,
-        srv_excl: 0,
-        got_srv_to: false,
-        got_big_server: false,
-        probing: false,
-    };
-    let mut reported_error = false;
-    while app.finished.is_none() {
-        app.net.turn(Duration::from_millis(10));
-        // Events first, then one packet at a time: packets behind system messages appear only
-        // as events are drained, and this keeps Godot's order.
-        loop {
-            while let Some(event) = app.net.client.peer_mut().poll_event() {
-                if !reported_error {
-                    if let Some(error) = app.net.client.error() {
-                        // Why the transport failed (a TLS certificate refused, a reset).
-                        println!("INFO transport_error error={}", error.to_string().replace(' ', "_"));
-                        reported_error = true;
-                    }
-                }
-                app.on_event(event);
-            }
-            let Some(packet) = app.net.client.peer().peek_packet() else { break };
-            let (from, data) = (packet.info.from, packet.data.to_vec());
-            app.net.client.peer_mut().pop_packet();
-            app.on_packet(from, &data);
-        }
-        app.step(timeout);
-        app.net.flush();
-    }
-    // Let a last Close frame or packet reach the wire before the process ends.
-    let end = Instant::now() + Duration::from_millis(300);
-    while !app.net.client.is_released() && Instant::now() < end {
-        app.net.turn(Duration::from_millis(10));
-        app.net.flush();
-    }
-    if app.finished == Some(true) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 #[cfg(test)]
