@@ -165,6 +165,7 @@ impl WebSocketMultiplayerPeer {
             max_queued_packets: ws.max_queued_messages,
             max_outbound_packets: ws.max_outbound_messages,
             handshake_timeout: ws.handshake_timeout,
+            slow_peer_timeout: Some(multipeer::peer::DEFAULT_SLOW_PEER_TIMEOUT),
         })
     }
 
@@ -244,6 +245,7 @@ impl WebSocketMultiplayerPeer {
             supported_protocols: s.supported_protocols.clone(),
             handshake_headers: s.handshake_headers.clone(),
             refuse_new_connections: self.refuse,
+            slow_peer_timeout: s.slow_peer_timeout,
             ..ServerConfig::default()
         };
         let mut side = ServerSide::new(listeners, config, rng, tls);

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use multipeer_std::multipeer::GodotError;
 use multipeer_std::multipeer::peer::{
-    ConnectFailure, ConnectionStatus, DisconnectReason, Event, PeerId, Protocol, PutError, Target,
+    ConnectFailure, ConnectionStatus, DisconnectReason, DropReason, Event, PeerId, Protocol, PutError, Target,
 };
 use multipeer_std::multipeer::ws::{CloseCode, CloseInfo, HandshakeError, State};
 use multipeer_std::{Error, MultiplayerError, WebSocketMultiplayerPeer};
@@ -527,4 +527,52 @@ fn subprotocols_and_headers_apply_to_new_connections() {
     assert!(
         net.seen_server.has(|e| matches!(e, Event::ConnectionRejected(HandshakeError::NoCommonProtocol)))
     );
+}
+
+/// `set_slow_peer_timeout` reaches the server: a client that stops reading while another
+/// floods it holds the flooder back, then alone is disconnected once the timeout passes.
+#[test]
+fn a_client_that_stops_reading_is_disconnected_after_the_slow_peer_timeout() {
+    let mut server = WebSocketMultiplayerPeer::new();
+    server.set_slow_peer_timeout(Some(Duration::from_millis(500)));
+    server.create_server(0, "127.0.0.1").expect("create_server");
+    let url = format!("ws://{}/", server.local_addr().expect("local_addr"));
+    let mut net = Net { server, clients: Vec::new(), seen_server: Seen::default(), seen: Vec::new() };
+    let (sink, flooder) = (net.add_client(Protocol::Godot4, &url), net.add_client(Protocol::Godot4, &url));
+    let sink_id = net.id(sink);
+    net.pump("the flooder knows the sink", |n| n.seen[flooder].has(|e| *e == Event::PeerConnected(sink_id)));
+    // The sink is never polled again: it reads nothing.
+    let mut sink_peer = net.clients.swap_remove(sink);
+    net.seen.swap_remove(sink);
+    let flooder = 0;
+    net.clients[flooder].set_target_peer(Target::Peer(sink_id));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    let packet = vec![3u8; 16 * 1024];
+    let mut held_back = false;
+    while !net.seen_server.has(|e| matches!(e, Event::PeerDisconnected { peer, .. } if *peer == sink_id)) {
+        assert!(Instant::now() < deadline, "never evicted: {:?}", net.server.server_stats());
+        match net.clients[flooder].put_packet(&packet) {
+            Ok(()) => {}
+            Err(PutError::Full) => held_back = true,
+            Err(e) => panic!("{e}"),
+        }
+        drain(&mut net.server, &mut net.seen_server);
+        drain(&mut net.clients[flooder], &mut net.seen[flooder]);
+    }
+    let reason = net.seen_server.events.iter().find_map(|e| match e {
+        Event::PeerDisconnected { peer, reason } if *peer == sink_id => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reason, Some(DisconnectReason::SlowConsumer));
+    assert!(held_back, "the flooder's own queue filled while the server held it back");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let stats = net.server.server_stats().expect("server stats");
+    assert!(stats.relay_waits >= 1 && stats.slow_consumers == 1, "{stats:?}");
+    // What was dropped is only what the flooder sent to the sink after it was gone.
+    let late = |e: &Event| matches!(e, Event::PacketDropped { reason: DropReason::UnknownTarget(t), .. } if *t == sink_id.get() as i32);
+    let drops = net.seen_server.events.iter().filter(|e| matches!(e, Event::PacketDropped { .. })).count();
+    assert_eq!(drops, net.seen_server.events.iter().filter(|e| late(e)).count());
+    assert_eq!(drops as u64, stats.dropped);
+    sink_peer.close();
 }

@@ -21,6 +21,7 @@ pub(super) struct Settings {
     pub(super) max_queued_packets: usize,
     pub(super) max_outbound_packets: usize,
     pub(super) handshake_timeout: Duration,
+    pub(super) slow_peer_timeout: Option<Duration>,
 }
 
 impl Settings {
@@ -160,6 +161,20 @@ impl WebSocketMultiplayerPeer {
         self.settings.handshake_timeout
     }
 
+    /// How long a server lets a peer keep its send queue full, with a relay waiting on it,
+    /// without writing a byte before disconnecting it (1008) so the senders go on; `None`
+    /// never does. Godot has no such property: its server drops what does not fit. 10 s by
+    /// default; see [`ServerConfig::slow_peer_timeout`](multipeer::peer::ServerConfig).
+    pub fn set_slow_peer_timeout(&mut self, timeout: Option<Duration>) {
+        self.settings.slow_peer_timeout = timeout;
+    }
+
+    /// The slow-peer timeout the next `create_server` uses.
+    #[must_use]
+    pub fn get_slow_peer_timeout(&self) -> Option<Duration> {
+        self.settings.slow_peer_timeout
+    }
+
     /// Godot 3's `set_buffers(in_kb, in_packets, out_kb, out_packets)`, rounded up to powers of
     /// two as 3.x does (64 KB → 65536 bytes, 1024 packets → 1024 slots) and mapped onto the
     /// core's limits as 3.x enforces them on the wire:
@@ -237,5 +252,8 @@ mod tests {
         assert_eq!(peer.get_handshake_timeout(), MIN_HANDSHAKE_TIMEOUT);
         peer.set_handshake_timeout(Duration::from_millis(1500));
         assert_eq!(peer.get_handshake_timeout(), Duration::from_millis(1500));
+        assert_eq!(peer.get_slow_peer_timeout(), Some(Duration::from_secs(10)));
+        peer.set_slow_peer_timeout(None);
+        assert_eq!(peer.get_slow_peer_timeout(), None);
     }
 }
