@@ -570,7 +570,7 @@ fn a_client_that_stops_reading_is_disconnected_after_the_slow_peer_timeout() {
     let stats = net.server.server_stats().expect("server stats");
     assert!(stats.relay_waits >= 1 && stats.slow_consumers == 1, "{stats:?}");
     // What was dropped is only what the flooder sent to the sink after it was gone.
-    let late = |e: &Event| matches!(e, Event::PacketDropped { reason: DropReason::UnknownTarget(t), .. } if *t == sink_id.get() as i32);
+    let late = |e: &Event| matches!(e, Event::PacketDropped { reason: DropReason::UnknownTarget(t), .. } if *t == sink_id.get());
     let drops = net.seen_server.events.iter().filter(|e| matches!(e, Event::PacketDropped { .. })).count();
     assert_eq!(drops, net.seen_server.events.iter().filter(|e| late(e)).count());
     assert_eq!(drops as u64, stats.dropped);
