@@ -60,6 +60,7 @@ pub mod queue;
 #[cfg(feature = "alloc")]
 pub mod signaling;
 mod time;
+pub mod variant;
 pub mod ws;
 
 #[cfg(feature = "alloc")]
