@@ -15,6 +15,7 @@ pub mod parsers;
 pub mod seeds;
 pub mod seeds_multiplayer;
 pub mod signaling;
+pub mod variant;
 pub mod webrtc;
 pub mod wire;
 
@@ -24,6 +25,7 @@ pub use lobby_client::lobby_client;
 pub use multiplayer::{client_stateful, server_stateful};
 pub use parsers::{frame_header, handshake_request, handshake_response};
 pub use signaling::signaling;
+pub use variant::{variant, variant_compressed};
 pub use webrtc::{dcep, mesh_stateful};
 
 /// A fuzz target's entry point.
@@ -44,4 +46,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dcep", dcep),
     ("signaling", signaling),
     ("lobby_client", lobby_client),
+    ("variant", variant),
+    ("variant_compressed", variant_compressed),
 ];

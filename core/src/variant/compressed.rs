@@ -129,7 +129,7 @@ mod owned {
             return Ok((scalar.into(), r.position()));
         }
         let mut decoder = Decoder { options, budget: options.budget };
-        let value = decoder.value(&mut r, 0)?;
+        let value = decoder.value(&mut r)?;
         Ok((value, r.position()))
     }
 }

@@ -63,7 +63,7 @@ impl Variant {
     pub fn from_bytes(bytes: &[u8], options: &DecodeOptions) -> Result<(Self, usize), DecodeError> {
         let mut decoder = Decoder { options, budget: options.budget };
         let mut r = Reader::new(bytes);
-        let value = decoder.value(&mut r, 0)?;
+        let value = decoder.value(&mut r)?;
         Ok((value, r.position()))
     }
 }
@@ -88,18 +88,45 @@ impl Decoder<'_> {
         self.charge(n.saturating_mul(size_of::<T>()))
     }
 
-    /// One value at `depth`. This and the container readers are the recursive path, so they
-    /// keep their frames small: everything that cannot nest is read by [`Self::flat`].
-    pub(crate) fn value(&mut self, r: &mut Reader<'_>, depth: usize) -> Result<Variant, DecodeError> {
-        if depth > self.options.max_depth {
-            return Err(DecodeError::TooDeep);
-        }
-        let (header, ty) = read_header(r, self.options.version)?;
-        match ty {
-            VariantType::Array => self.array(r, header, depth),
-            VariantType::Dictionary => self.dictionary(r, header, depth),
-            VariantType::Object if header & FLAG_64 == 0 => self.full_object(r, depth),
-            _ => self.flat(r, header, ty),
+    /// One value. Containers are read with an explicit stack of open containers rather than by
+    /// recursion, so hostile nesting costs heap (bounded by the depth limit), not call stack.
+    pub(crate) fn value(&mut self, r: &mut Reader<'_>) -> Result<Variant, DecodeError> {
+        let mut open: Vec<Open> = Vec::new();
+        loop {
+            // An object property's name comes before its value.
+            if let Some(Open::Object { name: name @ None, .. }) = open.last_mut() {
+                *name = Some(self.string(r)?);
+            }
+            if open.len() > self.options.max_depth {
+                return Err(DecodeError::TooDeep);
+            }
+            let (header, ty) = read_header(r, self.options.version)?;
+            let started = match ty {
+                VariantType::Array => self.array(r, header)?,
+                VariantType::Dictionary => self.dictionary(r, header)?,
+                VariantType::Object if header & FLAG_64 == 0 => self.full_object(r)?,
+                _ => Opened::Done(self.flat(r, header, ty)?),
+            };
+            let mut done = match started {
+                Opened::Done(value) => value,
+                Opened::Open(container) => {
+                    // Frames are bounded by the depth limit; reserve as they come.
+                    open.try_reserve(1).map_err(|_| DecodeError::OverBudget)?;
+                    open.push(container);
+                    continue;
+                }
+            };
+            // Hand the finished value to its container; containers it fills finish in turn.
+            loop {
+                let Some(top) = open.last_mut() else { return Ok(done) };
+                if !top.accept(done) {
+                    break;
+                }
+                match open.pop() {
+                    Some(full) => done = full.finish(),
+                    None => return Err(DecodeError::Truncated),
+                }
+            }
         }
     }
 
@@ -147,23 +174,19 @@ impl Decoder<'_> {
         Ok(s.into())
     }
 
-    fn full_object(&mut self, r: &mut Reader<'_>, depth: usize) -> Result<Variant, DecodeError> {
+    fn full_object(&mut self, r: &mut Reader<'_>) -> Result<Opened, DecodeError> {
         if !self.options.allow_objects {
             return Err(DecodeError::ObjectNotAllowed);
         }
         self.charge(size_of::<FullObject>())?;
         let class = self.string(r)?;
         if class.is_empty() {
-            return Ok(Variant::Object(Object::Null));
+            return Ok(Opened::Done(Variant::Object(Object::Null)));
         }
-        let n = r.length()?;
-        self.elements::<(String, Variant)>(r, n, 8)?;
-        let mut properties = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = self.string(r)?;
-            properties.push((name, self.value(r, depth + 1)?));
-        }
-        Ok(Variant::Object(Object::Full(Box::new(FullObject { class, properties }))))
+        let left = r.length()?;
+        self.elements::<(String, Variant)>(r, left, 8)?;
+        let properties = Vec::with_capacity(left);
+        Ok(Open::Object { object: FullObject { class, properties }, name: None, left }.start())
     }
 
     fn node_path(&mut self, r: &mut Reader<'_>) -> Result<Box<NodePath>, DecodeError> {
@@ -218,38 +241,27 @@ impl Decoder<'_> {
         })
     }
 
-    fn array(&mut self, r: &mut Reader<'_>, header: u32, depth: usize) -> Result<Variant, DecodeError> {
+    fn array(&mut self, r: &mut Reader<'_>, header: u32) -> Result<Opened, DecodeError> {
         self.charge(size_of::<Array>())?;
         let kind = if self.options.version.has_typed_arrays() { header >> 16 & 3 } else { 0 };
         let element_type = self.container_type(r, kind)?;
         // Bit 31 is an old "shared" flag; Godot ignores it.
-        let n = (r.u32()? & 0x7fff_ffff) as usize;
-        self.elements::<Variant>(r, n, 4)?;
-        let mut items = Vec::with_capacity(n);
-        for _ in 0..n {
-            let item = self.value(r, depth + 1)?;
-            items.extend(admit(&element_type, item));
-        }
-        Ok(Variant::Array(Box::new(Array { element_type, items })))
+        let left = (r.u32()? & 0x7fff_ffff) as usize;
+        self.elements::<Variant>(r, left, 4)?;
+        let array = Array { element_type, items: Vec::with_capacity(left) };
+        Ok(Open::Array { array, left }.start())
     }
 
-    fn dictionary(&mut self, r: &mut Reader<'_>, header: u32, depth: usize) -> Result<Variant, DecodeError> {
+    fn dictionary(&mut self, r: &mut Reader<'_>, header: u32) -> Result<Opened, DecodeError> {
         self.charge(size_of::<Dictionary>())?;
         let typed = self.options.version.has_typed_dictionaries();
         let (key_kind, value_kind) = if typed { (header >> 16 & 3, header >> 18 & 3) } else { (0, 0) };
         let key_type = self.container_type(r, key_kind)?;
         let value_type = self.container_type(r, value_kind)?;
-        let n = (r.u32()? & 0x7fff_ffff) as usize;
-        self.elements::<(Variant, Variant)>(r, n, 8)?;
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            let key = self.value(r, depth + 1)?;
-            let value = self.value(r, depth + 1)?;
-            if let (Some(key), Some(value)) = (admit(&key_type, key), admit(&value_type, value)) {
-                entries.push((key, value));
-            }
-        }
-        Ok(Variant::Dictionary(Box::new(Dictionary { key_type, value_type, entries: dedup(entries) })))
+        let left = (r.u32()? & 0x7fff_ffff) as usize;
+        self.elements::<(Variant, Variant)>(r, left, 8)?;
+        let dictionary = Dictionary { key_type, value_type, entries: Vec::with_capacity(left) };
+        Ok(Open::Dictionary { dictionary, key: None, left }.start())
     }
 
     fn packed<'a, T>(
@@ -290,6 +302,70 @@ impl Decoder<'_> {
             items.push(self.string(r)?);
         }
         Ok(items)
+    }
+}
+
+/// A container whose header was read.
+enum Opened {
+    /// Complete already (no elements).
+    Done(Variant),
+    /// Waiting for its elements.
+    Open(Open),
+}
+
+/// A container being filled: the elements so far and how many are still to come.
+enum Open {
+    Array { array: Array, left: usize },
+    Dictionary { dictionary: Dictionary, key: Option<Variant>, left: usize },
+    Object { object: FullObject, name: Option<String>, left: usize },
+}
+
+impl Open {
+    fn start(self) -> Opened {
+        match self {
+            Self::Array { left: 0, .. } | Self::Dictionary { left: 0, .. } | Self::Object { left: 0, .. } => {
+                Opened::Done(self.finish())
+            }
+            open => Opened::Open(open),
+        }
+    }
+
+    /// Takes the next element; true when that was the last one.
+    fn accept(&mut self, value: Variant) -> bool {
+        match self {
+            Self::Array { array, left } => {
+                array.items.extend(admit(&array.element_type, value));
+                *left -= 1;
+                *left == 0
+            }
+            Self::Dictionary { dictionary: d, key, left } => {
+                let Some(k) = key.take() else {
+                    *key = Some(value);
+                    return false;
+                };
+                if let (Some(k), Some(v)) = (admit(&d.key_type, k), admit(&d.value_type, value)) {
+                    d.entries.push((k, v));
+                }
+                *left -= 1;
+                *left == 0
+            }
+            Self::Object { object, name, left } => {
+                object.properties.push((name.take().unwrap_or_default(), value));
+                *left -= 1;
+                *left == 0
+            }
+        }
+    }
+
+    fn finish(self) -> Variant {
+        match self {
+            Self::Array { array, .. } => Variant::Array(Box::new(array)),
+            Self::Dictionary { mut dictionary, .. } => {
+                dictionary.entries = dedup(core::mem::take(&mut dictionary.entries));
+                Variant::Dictionary(Box::new(dictionary))
+            }
+            Self::Object { object, .. } => Variant::Object(Object::Full(Box::new(object))),
+        }
     }
 }
 

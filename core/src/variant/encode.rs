@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use super::decode::MAX_DEPTH;
 use super::math::Reals;
-use super::value::{Array, ContainerType, Dictionary, NodePath, Object, Variant};
+use super::value::{Array, ContainerType, Dictionary, FullObject, NodePath, Object, Variant};
 use super::wire::{FLAG_64, Sink, SliceSink, count, pad};
 use super::{EncodeError, VariantType, Version};
 
@@ -58,8 +58,8 @@ fn type_id(ty: VariantType, version: Version) -> Result<u32, EncodeError> {
     ty.id(version).map(u32::from).ok_or(EncodeError::NotInVersion(ty))
 }
 
-/// The recursive path: containers here, everything that cannot nest in [`encode_flat`], so
-/// each level's frame stays small.
+/// The recursive path: the elements of containers here, their headers and everything that
+/// cannot nest in `#[inline(never)]` helpers, so each level's frame stays small.
 pub(crate) fn encode_value(
     v: &Variant,
     version: Version,
@@ -70,19 +70,36 @@ pub(crate) fn encode_value(
         return Err(EncodeError::TooDeep);
     }
     match v {
-        Variant::Object(Object::Full(object)) => {
-            out.u32(type_id(VariantType::Object, version)?)?;
-            out.vstr(object.class.as_bytes())?;
-            out.length(object.properties.len())?;
-            object.properties.iter().try_for_each(|(name, value)| {
-                out.vstr(name.as_bytes())?;
-                encode_value(value, version, out, depth + 1)
-            })
+        Variant::Array(a) => {
+            array_header(a, version, out)?;
+            for item in &a.items {
+                encode_value(item, version, out, depth + 1)?;
+            }
         }
-        Variant::Dictionary(dict) => dictionary(dict, version, out, depth),
-        Variant::Array(array) => self::array(array, version, out, depth),
-        _ => encode_flat(v, version, out),
+        Variant::Dictionary(d) => {
+            dictionary_header(d, version, out)?;
+            for (key, value) in &d.entries {
+                encode_value(key, version, out, depth + 1)?;
+                encode_value(value, version, out, depth + 1)?;
+            }
+        }
+        Variant::Object(Object::Full(object)) => {
+            object_header(object, version, out)?;
+            for (name, value) in &object.properties {
+                out.vstr(name.as_bytes())?;
+                encode_value(value, version, out, depth + 1)?;
+            }
+        }
+        _ => encode_flat(v, version, out)?,
     }
+    Ok(())
+}
+
+#[inline(never)]
+fn object_header(object: &FullObject, version: Version, out: &mut dyn Sink) -> Result<(), EncodeError> {
+    out.u32(type_id(VariantType::Object, version)?)?;
+    out.vstr(object.class.as_bytes())?;
+    out.length(object.properties.len())
 }
 
 #[inline(never)]
@@ -161,19 +178,19 @@ fn container_type(ty: &ContainerType, version: Version, out: &mut dyn Sink) -> R
     }
 }
 
-fn array(a: &Array, version: Version, out: &mut dyn Sink, depth: usize) -> Result<(), EncodeError> {
+#[inline(never)]
+fn array_header(a: &Array, version: Version, out: &mut dyn Sink) -> Result<(), EncodeError> {
     let id = type_id(VariantType::Array, version)?;
-    let typed = version.has_typed_arrays();
-    let kind = if typed { container_kind(&a.element_type) } else { 0 };
+    let kind = if version.has_typed_arrays() { container_kind(&a.element_type) } else { 0 };
     out.u32(id | kind << 16)?;
     if kind != 0 {
         container_type(&a.element_type, version, out)?;
     }
-    out.length(a.items.len())?;
-    a.items.iter().try_for_each(|item| encode_value(item, version, out, depth + 1))
+    out.length(a.items.len())
 }
 
-fn dictionary(d: &Dictionary, version: Version, out: &mut dyn Sink, depth: usize) -> Result<(), EncodeError> {
+#[inline(never)]
+fn dictionary_header(d: &Dictionary, version: Version, out: &mut dyn Sink) -> Result<(), EncodeError> {
     let id = type_id(VariantType::Dictionary, version)?;
     let typed = version.has_typed_dictionaries();
     let (key, value) =
@@ -185,9 +202,5 @@ fn dictionary(d: &Dictionary, version: Version, out: &mut dyn Sink, depth: usize
     if value != 0 {
         container_type(&d.value_type, version, out)?;
     }
-    out.length(d.entries.len())?;
-    d.entries.iter().try_for_each(|(k, v)| {
-        encode_value(k, version, out, depth + 1)?;
-        encode_value(v, version, out, depth + 1)
-    })
+    out.length(d.entries.len())
 }

@@ -107,7 +107,47 @@ fn rank(v: &Variant) -> VariantType {
 }
 
 /// A total order on keys whose equality is Godot's key identity.
+///
+/// Keys come from untrusted input and may nest as deep as the decoder allows, so the
+/// recursive cases stay in this small function and everything flat is compared in
+/// [`flat_order`].
 pub(crate) fn key_order(a: &Variant, b: &Variant) -> Ordering {
+    use Variant as V;
+    match (a, b) {
+        (V::Array(x), V::Array(y)) => items_order(&x.items, &y.items),
+        (V::Dictionary(x), V::Dictionary(y)) => entries_order(&x.entries, &y.entries),
+        (V::Object(x), V::Object(y)) => object_order(x, y),
+        _ => flat_order(a, b),
+    }
+}
+
+fn items_order(a: &[Variant], b: &[Variant]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let order = key_order(x, y);
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+fn entries_order(a: &[(Variant, Variant)], b: &[(Variant, Variant)]) -> Ordering {
+    for ((k1, v1), (k2, v2)) in a.iter().zip(b) {
+        let order = key_order(k1, k2);
+        if order.is_ne() {
+            return order;
+        }
+        let order = key_order(v1, v2);
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Every case of [`key_order`] that does not nest (and different types, by rank).
+#[inline(never)]
+fn flat_order(a: &Variant, b: &Variant) -> Ordering {
     use Variant as V;
     let by_rank = rank(a).cmp(&rank(b));
     if by_rank.is_ne() {
@@ -143,12 +183,7 @@ pub(crate) fn key_order(a: &Variant, b: &Variant) -> Ordering {
             float_order(f64::from(*p), f64::from(*q))
         }),
         (V::NodePath(x), V::NodePath(y)) => x.cmp(y),
-        (V::Object(x), V::Object(y)) => object_order(x, y),
         (V::Signal(x), V::Signal(y)) => (&x.name, x.object).cmp(&(&y.name, y.object)),
-        (V::Dictionary(x), V::Dictionary(y)) => slice_order(&x.entries, &y.entries, |(k1, v1), (k2, v2)| {
-            key_order(k1, k2).then_with(|| key_order(v1, v2))
-        }),
-        (V::Array(x), V::Array(y)) => slice_order(&x.items, &y.items, key_order),
         (V::PackedByteArray(x), V::PackedByteArray(y)) => x.cmp(y),
         (V::PackedInt32Array(x), V::PackedInt32Array(y)) => x.cmp(y),
         (V::PackedInt64Array(x), V::PackedInt64Array(y)) => x.cmp(y),
@@ -176,11 +211,19 @@ fn object_order(a: &Object, b: &Object) -> Ordering {
     };
     match (a, b) {
         (Object::Id(x), Object::Id(y)) => x.cmp(y),
-        (Object::Full(x), Object::Full(y)) => x.class.cmp(&y.class).then_with(|| {
-            slice_order(&x.properties, &y.properties, |(n1, v1), (n2, v2)| {
-                n1.cmp(n2).then_with(|| key_order(v1, v2))
-            })
-        }),
+        (Object::Full(x), Object::Full(y)) => {
+            let order = x.class.cmp(&y.class);
+            if order.is_ne() {
+                return order;
+            }
+            for ((n1, v1), (n2, v2)) in x.properties.iter().zip(&y.properties) {
+                let order = n1.cmp(n2).then_with(|| key_order(v1, v2));
+                if order.is_ne() {
+                    return order;
+                }
+            }
+            x.properties.len().cmp(&y.properties.len())
+        }
         _ => kind(a).cmp(&kind(b)),
     }
 }
