@@ -57,6 +57,7 @@ mod log;
 pub mod mesh;
 pub mod peer;
 pub mod queue;
+pub mod scene;
 #[cfg(feature = "alloc")]
 pub mod signaling;
 mod time;
