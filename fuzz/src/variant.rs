@@ -54,6 +54,12 @@ fn has_null_object(v: &Variant) -> bool {
     }
 }
 
+/// Whether `v` comes back unchanged from encode → decode (see [`has_leading_bom`] and
+/// [`has_null_object`] for the two exceptions, which Godot shares).
+pub fn reencodes_unchanged(v: &Variant) -> bool {
+    !has_leading_bom(v) && !has_null_object(v)
+}
+
 /// Checks one decoded value: it encodes; its encoding decodes back and is stable; the encoding
 /// length agrees with `encoded_len` and `encode_into`.
 fn check_value(value: &Variant, options: &DecodeOptions) {
