@@ -331,4 +331,20 @@ mod findings {
         assert_eq!(d.entries, [(Variant::Nil, Variant::Int(2))], "both became Nil: one key, the last value");
         assert_eq!(Variant::from_bytes(&second.to_bytes(version).unwrap(), &options).unwrap().0, second);
     }
+
+    /// `scene_rpc/empty-byte-array-argument`: a call with one empty `PackedByteArray` argument
+    /// was re-encoded in the byte-only form, as Godot sends it, which every receiver (Godot
+    /// included) reads as a call with no argument. `encode_call` now keeps such a call in the
+    /// compressed form, so the arity survives.
+    #[test]
+    fn one_empty_byte_array_keeps_its_arity() {
+        use multipeer::scene::{NodeTarget, RemoteCall, encode_call};
+        use multipeer::variant::{DecodeOptions, Variant, Version};
+
+        let args = [Variant::PackedByteArray(Vec::new())];
+        let mut packet = Vec::new();
+        encode_call(NodeTarget::Cached(5), 8, &args, Version::GODOT_4_6, &mut packet).unwrap();
+        let call = RemoteCall::decode(&packet).unwrap();
+        assert_eq!(call.args.decode(&DecodeOptions::new(Version::GODOT_4_6)).unwrap(), args);
+    }
 }

@@ -286,8 +286,11 @@ mod owned {
     }
 
     /// Appends a `REMOTE_CALL` of `method` on `node` with `args` to `out`, as Godot's
-    /// `_send_rpc` builds it: the byte-only form for no arguments or one `PackedByteArray`,
-    /// compressed variants otherwise; on error `out` is unchanged.
+    /// `_send_rpc` builds it: the byte-only form for no arguments or one non-empty
+    /// `PackedByteArray`, compressed variants otherwise; on error `out` is unchanged.
+    ///
+    /// Unlike Godot, one *empty* `PackedByteArray` goes in the compressed form: in the byte-only
+    /// form the receiver would see no argument at all.
     ///
     /// # Errors
     /// [`RemoteCallError::TooManyArguments`], [`RemoteCallError::Argument`] for an argument
@@ -302,7 +305,9 @@ mod owned {
         let mut data = Vec::new();
         let args = match args {
             [] => Arguments::Bytes(&[]),
-            [Variant::PackedByteArray(bytes)] => Arguments::Bytes(bytes),
+            // Godot also sends an empty array this way, which the receiver reads as no
+            // argument at all; the compressed form keeps the arity.
+            [Variant::PackedByteArray(bytes)] if !bytes.is_empty() => Arguments::Bytes(bytes),
             _ => {
                 let count = u8::try_from(args.len()).map_err(|_| RemoteCallError::TooManyArguments)?;
                 for arg in args {

@@ -236,6 +236,14 @@ fn arguments_decode_and_encode() {
         RemoteCall::decode(&out).unwrap().args.decode(&options).unwrap(),
         [Variant::from(std::vec![1u8, 2, 3])]
     );
+    // An empty one keeps its arity in the compressed form (Godot's byte-only form would drop it).
+    let mut out = Vec::new();
+    encode_call(NodeTarget::Cached(1), 4, &[Variant::PackedByteArray(Vec::new())], G4, &mut out).unwrap();
+    assert_eq!(out, hex("00 01 04 01 1d000000 00000000"));
+    assert_eq!(
+        RemoteCall::decode(&out).unwrap().args.decode(&options).unwrap(),
+        [Variant::PackedByteArray(Vec::new())]
+    );
     let mut out = Vec::new();
     encode_call(NodeTarget::Path("Probe"), 8, &["hi".into()], G4, &mut out).unwrap();
     assert_eq!(out, hex("20 13000080 08 01 04000000 02000000 68690000 50726f626500"));
