@@ -5,8 +5,41 @@ extends SceneTree
 #   DEC|<label>|<input hex>|<typeof>|<var2bytes(bytes2var(input)) hex>
 # Run: godot3-server -s variants_g3.gd
 
+var encoded = []
+
 func enc(label, v):
-	print("ENC|%s|%d|%s" % [label, typeof(v), var2bytes(v).hex_encode()])
+	var bytes = var2bytes(v)
+	encoded.append([label, bytes])
+	print("ENC|%s|%d|%s" % [label, typeof(v), bytes.hex_encode()])
+
+# Seeded mutations of every encoding above; see variants_g4.gd.
+func mutate_all(per_value):
+	var rng = RandomNumberGenerator.new()
+	rng.seed = 20261204
+	var words = [0, 1, 2, 3, 4, 0x7fffffff, 0xffffffff, 0x80000001, 0x100013, 0x10012, 0x10003]
+	for item in encoded:
+		var bytes = item[1]
+		if bytes.size() > 512:
+			continue
+		for i in range(per_value):
+			var m = PoolByteArray(bytes)
+			var op = rng.randi() % 5
+			if op == 0 and m.size() > 0:
+				m.set(rng.randi() % m.size(), rng.randi() % 256)
+			elif op == 1:
+				m.resize(rng.randi() % (m.size() + 1))
+			elif op == 2 and m.size() > 0:
+				m.set(0, rng.randi() % 30)
+			elif op == 3 and m.size() >= 4:
+				var at = (rng.randi() % (m.size() / 4)) * 4
+				var w = words[rng.randi() % words.size()]
+				for k in range(4):
+					m.set(at + k, (w >> (8 * k)) & 0xff)
+			else:
+				var at = (rng.randi() % (m.size() / 4 + 1)) * 4
+				for k in range(4):
+					m.insert(at, rng.randi() % 256)
+			dec("mut_%s_%d" % [item[0], i], m.hex_encode())
 
 func hexdec(h):
 	var out = PoolByteArray()
@@ -105,4 +138,5 @@ func _init():
 	dec("pool_int_neg", "15000000ffffffff")
 	dec("pv2_64flag", "18000100010000000000803f00000040")
 	dec("short3", "020000")
+	mutate_all(4)
 	quit()

@@ -11,8 +11,40 @@ extends SceneTree
 class Inner extends RefCounted:
 	var x := 1
 
+var encoded := []
+
 func enc(label: String, v) -> void:
-	print("ENC|%s|%d|%s" % [label, typeof(v), var_to_bytes(v).hex_encode()])
+	var bytes := var_to_bytes(v)
+	encoded.append([label, bytes])
+	print("ENC|%s|%d|%s" % [label, typeof(v), bytes.hex_encode()])
+
+# Seeded mutations of every encoding above (the same inputs on every run of this version):
+# what bytes_to_var makes of almost-valid bytes, for the Rust side to match.
+func mutate_all(per_value: int) -> void:
+	var rng := RandomNumberGenerator.new()
+	rng.seed = 20261204
+	var words := [0, 1, 2, 3, 4, 0x7fffffff, 0xffffffff, 0x80000001, 0x10001c, 0x1001b, 0x10003]
+	for item in encoded:
+		var bytes: PackedByteArray = item[1]
+		if bytes.size() > 512:
+			continue
+		for i in per_value:
+			var m := bytes.duplicate()
+			var op := rng.randi() % 5
+			if op == 0 and m.size() > 0:
+				m[rng.randi() % m.size()] = rng.randi() % 256
+			elif op == 1:
+				m.resize(rng.randi() % (m.size() + 1))
+			elif op == 2 and m.size() > 0:
+				m[0] = rng.randi() % 45
+			elif op == 3 and m.size() >= 4:
+				var at := (rng.randi() % (m.size() / 4)) * 4
+				m.encode_u32(at, words[rng.randi() % words.size()])
+			else:
+				var at := (rng.randi() % (m.size() / 4 + 1)) * 4
+				for k in 4:
+					m.insert(at, rng.randi() % 256)
+			dec("mut_%s_%d" % [item[0], i], m.hex_encode())
 
 func dec(label: String, hex: String) -> void:
 	print("DECIN|%s|%s" % [label, hex])
@@ -205,4 +237,5 @@ func _initialize() -> void:
 	dec("pv4_64flag", "2600010001000000000000000000f03f000000000000004000000000000008400000000000001040")
 	dec("empty", "")
 	dec("short3", "020000")
+	mutate_all(4)
 	quit(0)
