@@ -110,7 +110,7 @@ impl Decoder<'_> {
             let mut done = match started {
                 Opened::Done(value) => value,
                 Opened::Open(container) => {
-                    // Frames are bounded by the depth limit; reserve as they come.
+                    // At most `max_depth` frames of 136 bytes; not charged to the budget.
                     open.try_reserve(1).map_err(|_| DecodeError::OverBudget)?;
                     open.push(container);
                     continue;
@@ -118,13 +118,13 @@ impl Decoder<'_> {
             };
             // Hand the finished value to its container; containers it fills finish in turn.
             loop {
-                let Some(top) = open.last_mut() else { return Ok(done) };
-                if !top.accept(done) {
+                let Some(mut top) = open.pop() else { return Ok(done) };
+                if top.accept(done) {
+                    done = top.finish();
+                } else {
+                    // Back where it was popped from: the capacity is still there.
+                    open.push(top);
                     break;
-                }
-                match open.pop() {
-                    Some(full) => done = full.finish(),
-                    None => return Err(DecodeError::Truncated),
                 }
             }
         }
