@@ -150,7 +150,7 @@ pub(crate) trait Reals: Sized {
 }
 
 macro_rules! reals {
-    ($name:ty, $n:expr, |$v:ident| [$($get:expr),+], |$next:ident| $build:expr) => {
+    ($name:ty, |$v:ident| [$($get:expr),+], |$next:ident| $build:expr) => {
         impl Reals for $name {
             fn each(&self, f: &mut dyn FnMut(f64) -> Result<(), EncodeError>) -> Result<(), EncodeError> {
                 let $v = self;
@@ -176,27 +176,26 @@ fn v4(next: &mut dyn FnMut() -> Result<f64, DecodeError>) -> Result<Vector4, Dec
     Ok(Vector4 { x: next()?, y: next()?, z: next()?, w: next()? })
 }
 
-reals!(Vector2, 2, |v| [v.x, v.y], |n| v2(n)?);
-reals!(Vector3, 3, |v| [v.x, v.y, v.z], |n| v3(n)?);
-reals!(Vector4, 4, |v| [v.x, v.y, v.z, v.w], |n| v4(n)?);
-reals!(Quaternion, 4, |v| [v.x, v.y, v.z, v.w], |n| Quaternion { x: n()?, y: n()?, z: n()?, w: n()? });
-reals!(Rect2, 4, |v| [v.position.x, v.position.y, v.size.x, v.size.y], |n| Rect2 {
+reals!(Vector2, |v| [v.x, v.y], |n| v2(n)?);
+reals!(Vector3, |v| [v.x, v.y, v.z], |n| v3(n)?);
+reals!(Vector4, |v| [v.x, v.y, v.z, v.w], |n| v4(n)?);
+reals!(Quaternion, |v| [v.x, v.y, v.z, v.w], |n| Quaternion { x: n()?, y: n()?, z: n()?, w: n()? });
+reals!(Rect2, |v| [v.position.x, v.position.y, v.size.x, v.size.y], |n| Rect2 {
     position: v2(n)?,
     size: v2(n)?
 });
-reals!(Transform2D, 6, |v| [v.x.x, v.x.y, v.y.x, v.y.y, v.origin.x, v.origin.y], |n| Transform2D {
+reals!(Transform2D, |v| [v.x.x, v.x.y, v.y.x, v.y.y, v.origin.x, v.origin.y], |n| Transform2D {
     x: v2(n)?,
     y: v2(n)?,
     origin: v2(n)?
 });
-reals!(Plane, 4, |v| [v.normal.x, v.normal.y, v.normal.z, v.d], |n| Plane { normal: v3(n)?, d: n()? });
-reals!(Aabb, 6, |v| [v.position.x, v.position.y, v.position.z, v.size.x, v.size.y, v.size.z], |n| Aabb {
+reals!(Plane, |v| [v.normal.x, v.normal.y, v.normal.z, v.d], |n| Plane { normal: v3(n)?, d: n()? });
+reals!(Aabb, |v| [v.position.x, v.position.y, v.position.z, v.size.x, v.size.y, v.size.z], |n| Aabb {
     position: v3(n)?,
     size: v3(n)?
 });
 reals!(
     Basis,
-    9,
     |v| [
         v.rows[0].x,
         v.rows[0].y,
@@ -237,7 +236,7 @@ pub(crate) trait Ints: Sized {
 }
 
 macro_rules! ints {
-    ($name:ty, $n:expr, |$v:ident| [$($get:expr),+], |$r:ident| $build:expr) => {
+    ($name:ty, |$v:ident| [$($get:expr),+], |$r:ident| $build:expr) => {
         impl Ints for $name {
             fn encode(&self, out: &mut dyn Sink) -> Result<(), EncodeError> {
                 let $v = self;
@@ -251,15 +250,15 @@ macro_rules! ints {
     };
 }
 
-ints!(Vector2i, 2, |v| [v.x, v.y], |r| Vector2i { x: r.i32()?, y: r.i32()? });
-ints!(Vector3i, 3, |v| [v.x, v.y, v.z], |r| Vector3i { x: r.i32()?, y: r.i32()?, z: r.i32()? });
-ints!(Vector4i, 4, |v| [v.x, v.y, v.z, v.w], |r| Vector4i {
+ints!(Vector2i, |v| [v.x, v.y], |r| Vector2i { x: r.i32()?, y: r.i32()? });
+ints!(Vector3i, |v| [v.x, v.y, v.z], |r| Vector3i { x: r.i32()?, y: r.i32()?, z: r.i32()? });
+ints!(Vector4i, |v| [v.x, v.y, v.z, v.w], |r| Vector4i {
     x: r.i32()?,
     y: r.i32()?,
     z: r.i32()?,
     w: r.i32()?
 });
-ints!(Rect2i, 4, |v| [v.position.x, v.position.y, v.size.x, v.size.y], |r| Rect2i {
+ints!(Rect2i, |v| [v.position.x, v.position.y, v.size.x, v.size.y], |r| Rect2i {
     position: Vector2i { x: r.i32()?, y: r.i32()? },
     size: Vector2i { x: r.i32()?, y: r.i32()? }
 });
