@@ -1,8 +1,10 @@
 //! Target for the SceneMultiplayer RPC codecs: `REMOTE_CALL`, `SIMPLIFY_PATH` and
 //! `CONFIRM_PATH` (`scene-multiplayer.md` §2–§3), for the version the first byte selects (as in
-//! [`super::variant::options`]).
+//! [`super::variant::options`]), and Godot 3's calls by name (§7).
 
-use multipeer::scene::{Arguments, ConfirmPath, RemoteCall, RemoteCallError, SimplifyPath, encode_call};
+use multipeer::scene::{
+    Arguments, ConfirmPath, NamedArguments, NamedCall, RemoteCall, RemoteCallError, SimplifyPath, encode_call,
+};
 use multipeer::variant::Variant;
 
 use super::variant::{options, reencodes_unchanged};
@@ -45,6 +47,27 @@ pub fn scene_rpc(data: &[u8]) {
         }
         Err(RemoteCallError::WrongCommand(c)) => assert!(c != 0 && c == packet[0] & 7),
         Err(RemoteCallError::InvalidNodeWidth) => assert_eq!(packet[0] >> 4 & 3, 3),
+        Err(
+            RemoteCallError::Truncated | RemoteCallError::InvalidPathOffset | RemoteCallError::InvalidPath,
+        ) => {}
+        Err(e) => panic!("a decoding error that only encoding gives: {e:?}"),
+    }
+    match NamedCall::decode(packet) {
+        Ok(call) => {
+            assert!(packet[0] <= 1);
+            let mut out = vec![0; call.encoded_len()];
+            assert_eq!(call.encode(&mut out), Ok(out.len()));
+            assert!(out.len() <= packet.len() + 1, "only a path's missing NUL makes it longer");
+            assert_eq!(NamedCall::decode(&out), Ok(call));
+            if let Ok(values) = call.args.decode(&options) {
+                let count = match call.args {
+                    NamedArguments::Call { count, .. } => usize::from(count),
+                    NamedArguments::Set(_) => 1,
+                };
+                assert_eq!(values.len(), count);
+            }
+        }
+        Err(RemoteCallError::WrongCommand(c)) => assert!(c > 1 && c == packet[0]),
         Err(
             RemoteCallError::Truncated | RemoteCallError::InvalidPathOffset | RemoteCallError::InvalidPath,
         ) => {}
@@ -97,6 +120,17 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("confirm-4-2", 2 << 1, "02 00 50726f626500"),
         ("simplify-3", super::variant::SETUP_3, "02 01000000 50726f626500"),
         ("confirm-3", super::variant::SETUP_3, "03 50726f626500"),
+        (
+            "call-3-path",
+            super::variant::SETUP_3,
+            "00 17000080 70696e6700 01 04000000 02000000 68690000 50726f626500",
+        ),
+        (
+            "call-3-args6",
+            super::variant::SETUP_3,
+            "00 01000000 617267733600 06 0100000001000000 0100000000000000 0200000005000000 0200000038ffffff 0200000070110100 0200010000f2052a01000000",
+        ),
+        ("set-3", super::variant::SETUP_3, "01 01000000 70726f7000 020000002a000000"),
     ];
     cases
         .iter()

@@ -1,12 +1,13 @@
-//! SceneMultiplayer packets above the transport (`scene-multiplayer.md` §1–§3): the path cache
-//! (`SIMPLIFY_PATH` / `CONFIRM_PATH`), `REMOTE_CALL`, and the RPC method table with Godot's
-//! method ids and checksum.
+//! SceneMultiplayer packets above the transport (`scene-multiplayer.md` §1–§3, §7): the path
+//! cache (`SIMPLIFY_PATH` / `CONFIRM_PATH`), `REMOTE_CALL`, the RPC method table with Godot's
+//! method ids and checksum, and Godot 3's calls by name ([`NamedCall`]).
 //!
 //! Every packet starts with a command byte whose low three bits are the command; the SYS
 //! family (7) is in [`peer::scene`](crate::peer::scene). These are pure codecs: they borrow the
 //! packet, never allocate (the method table aside), and report malformed bytes as errors.
 
 mod call;
+mod godot3;
 #[cfg(feature = "alloc")]
 mod methods;
 mod path;
@@ -17,6 +18,7 @@ mod tests;
 #[cfg(feature = "alloc")]
 pub use call::{ArgumentError, encode_call};
 pub use call::{Arguments, NodeTarget, RemoteCall, RemoteCallError};
+pub use godot3::{NamedArguments, NamedCall};
 #[cfg(feature = "alloc")]
 pub use methods::{RpcConfig, RpcMethods, RpcMode, TooManyMethods};
 pub use path::{ConfirmPath, PathError, SimplifyPath};

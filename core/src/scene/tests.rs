@@ -265,3 +265,87 @@ fn arguments_decode_and_encode() {
         Err(RemoteCallError::TooManyArguments)
     );
 }
+
+/// §7: 3.2.3 calls and sets by name, as a client sent them and a client ran them.
+#[test]
+fn godot3_named_call_vectors() {
+    use NamedArguments::{Call, Set};
+    let hi = hex("04000000 02000000 68690000");
+    let args6 = hex(
+        "0100000001000000 0100000000000000 0200000005000000 0200000038ffffff 0200000070110100 0200010000f2052a01000000",
+    );
+    let int42 = hex("020000002a000000");
+    let pba = hex("14000000 03000000 01020300");
+    let cases: Vec<(&str, NamedCall<'_>)> = vec![
+        (
+            "00 17000080 70696e6700 01 04000000 02000000 68690000 50726f626500",
+            NamedCall { node: NodeTarget::Path("Probe"), name: "ping", args: Call { count: 1, data: &hi } },
+        ),
+        (
+            "00 01000000 70696e6700 01 04000000 02000000 68690000",
+            NamedCall { node: NodeTarget::Cached(1), name: "ping", args: Call { count: 1, data: &hi } },
+        ),
+        (
+            "00 01000000 617267733600 06",
+            NamedCall { node: NodeTarget::Cached(1), name: "args6", args: Call { count: 6, data: &[] } },
+        ),
+        (
+            "01 01000000 70726f7000 020000002a000000",
+            NamedCall { node: NodeTarget::Cached(1), name: "prop", args: Set(&int42) },
+        ),
+        (
+            "00 01000000 6e6f6172677300 00",
+            NamedCall { node: NodeTarget::Cached(1), name: "noargs", args: Call { count: 0, data: &[] } },
+        ),
+        (
+            "00 01000000 70696e6700 01 14000000 03000000 01020300",
+            NamedCall { node: NodeTarget::Cached(1), name: "ping", args: Call { count: 1, data: &pba } },
+        ),
+    ];
+    for (vector, call) in &cases {
+        let bytes = hex(vector);
+        let decoded = NamedCall::decode(&bytes);
+        if call.name == "args6" {
+            // The vector above stops at argc; the full packet follows.
+            let full = [&bytes[..], &args6[..]].concat();
+            let decoded = NamedCall::decode(&full).unwrap();
+            assert_eq!((decoded.node, decoded.name), (call.node, call.name));
+            assert_eq!(decoded.args, Call { count: 6, data: &args6 });
+            continue;
+        }
+        assert_eq!(decoded, Ok(*call), "{vector}");
+        let mut out = [0; 64];
+        let n = call.encode(&mut out).unwrap();
+        assert_eq!(&out[..n], &bytes[..], "{vector}");
+    }
+    use RemoteCallError as E;
+    for (vector, error) in [
+        ("02 01000000 6100 00", E::WrongCommand(2)),
+        ("00 01000000 6e6f6172677300", E::Truncated),
+        ("00 01000000 6e6f61726773", E::Truncated),
+        ("00 04000080 6100 00", E::InvalidPathOffset),
+        ("00 08000080 6100 00 ff00", E::InvalidPath),
+    ] {
+        assert_eq!(NamedCall::decode(&hex(vector)), Err(error), "{vector}");
+    }
+}
+
+#[cfg(feature = "alloc")]
+#[test]
+fn godot3_arguments_decode() {
+    use crate::variant::{DecodeOptions, Variant};
+    let options = DecodeOptions::new(Version::Godot3);
+    let packet = hex(
+        "00 01000000 617267733600 06 0100000001000000 0100000000000000 0200000005000000 0200000038ffffff 0200000070110100 0200010000f2052a01000000",
+    );
+    let args = NamedCall::decode(&packet).unwrap().args.decode(&options).unwrap();
+    let expected: Vec<Variant> =
+        vec![true.into(), false.into(), 5.into(), (-200).into(), 70000.into(), 5_000_000_000i64.into()];
+    assert_eq!(args, expected);
+    let set = hex("01 05000000 70726f7000 0200000007000000");
+    assert_eq!(NamedCall::decode(&set).unwrap().args.decode(&options).unwrap(), [Variant::Int(7)]);
+    // 3.2.3 drops a call whose argument fails; the codec says which one.
+    let bad = hex("00 05000000 70696e6700 02 0200000001000000 0400000001000000ff000000");
+    let error = NamedCall::decode(&bad).unwrap().args.decode(&options).unwrap_err();
+    assert_eq!((error.index, error.error), (1, crate::variant::DecodeError::InvalidUtf8));
+}
