@@ -58,9 +58,11 @@ mod log;
 pub mod mesh;
 pub mod peer;
 pub mod queue;
+pub mod scene;
 #[cfg(feature = "alloc")]
 pub mod signaling;
 mod time;
+pub mod variant;
 pub mod ws;
 
 #[cfg(feature = "alloc")]

@@ -12,9 +12,11 @@ pub mod input;
 pub mod lobby_client;
 pub mod multiplayer;
 pub mod parsers;
+pub mod scene_rpc;
 pub mod seeds;
 pub mod seeds_multiplayer;
 pub mod signaling;
+pub mod variant;
 pub mod webrtc;
 pub mod wire;
 
@@ -23,7 +25,9 @@ pub use godot::{godot3_header, scene_sys};
 pub use lobby_client::lobby_client;
 pub use multiplayer::{client_stateful, server_stateful};
 pub use parsers::{frame_header, handshake_request, handshake_response};
+pub use scene_rpc::scene_rpc;
 pub use signaling::signaling;
+pub use variant::{variant, variant_compressed};
 pub use webrtc::{dcep, mesh_stateful};
 
 /// A fuzz target's entry point.
@@ -44,4 +48,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dcep", dcep),
     ("signaling", signaling),
     ("lobby_client", lobby_client),
+    ("variant", variant),
+    ("variant_compressed", variant_compressed),
+    ("scene_rpc", scene_rpc),
 ];

@@ -133,6 +133,9 @@ pub fn seeds() -> Vec<Seed> {
     for (target, name, bytes) in super::seeds_multiplayer::seeds() {
         add(target, name, bytes);
     }
+    for (target, name, bytes) in super::variant::seeds().into_iter().chain(super::scene_rpc::seeds()) {
+        add(target, name, bytes);
+    }
     seeds
 }
 
