@@ -1,0 +1,422 @@
+//! Relay flow control over real sockets, against the real `multipeer serve` binary (built by
+//! [`serve::binary`]), in both wire protocols (issue 12).
+//!
+//! - A broadcast flood of 64 MiB in 16 KiB packets with a peer that never reads: the flooder
+//!   waits for it (nothing is dropped), the never-reading peer is evicted after the default
+//!   slow-peer timeout (10 s, not before), then the flood flows; an observer reading as fast as
+//!   it can gets half of it within 15 s and all of it in order; bystanders connected before
+//!   the flood get every packet and are never disconnected; the server's memory stays flat.
+//! - A flood to one slow-but-steady reader (1 MiB/s) runs at the reader's pace; the reader gets
+//!   every packet; nobody is evicted.
+//! - An inbound byte rate limit holds a flooder to it, then disconnects it (1008) once it has
+//!   stayed over it for the slow-peer timeout; bystanders under the limit are untouched.
+//!
+//! The tests measure time and memory, so they run one at a time.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::time::Duration;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use multipeer_tests::hostile::flood::{Received, Seen, Wire};
+use multipeer_tests::hostile::honest::Honest;
+use multipeer_tests::hostile::raw::{Frame, Raw};
+use multipeer_tests::hostile::serve::Serve;
+
+const PACKET: usize = 16 * 1024;
+const MIB: f64 = 1024.0 * 1024.0;
+const SECOND: Duration = Duration::from_secs(1);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A flooder writing numbered packets on its own thread as fast as its socket takes them.
+struct Flooder {
+    sent: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<(Raw, io::Result<()>)>,
+}
+
+impl Flooder {
+    fn start(mut raw: Raw, wire: Wire, from: u32, to: i32, count: u32) -> Self {
+        // Blocked writes are the point: the flooder waits as long as the server holds it.
+        raw.stream.set_write_timeout(Some(Duration::from_secs(60))).expect("write timeout");
+        let (sent, stop) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicBool::new(false)));
+        let thread = {
+            let (sent, stop) = (sent.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut result = Ok(());
+                for seq in 0..count {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    result = raw.send(&wire.packet(from, to, seq, PACKET));
+                    if result.is_err() {
+                        break;
+                    }
+                    sent.store(seq + 1, Ordering::SeqCst);
+                }
+                (raw, result)
+            })
+        };
+        Self { sent, stop, thread }
+    }
+
+    fn sent(&self) -> u32 {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    fn finish(self) -> (Raw, u32, io::Result<()>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let (raw, result) = self.thread.join().expect("flooder thread");
+        (raw, self.sent.load(Ordering::SeqCst), result)
+    }
+}
+
+/// Pace of a reader: as fast as it can, or at most this many bytes a second.
+#[derive(Clone, Copy)]
+enum Pace {
+    Fast,
+    BytesPerSecond(f64),
+}
+
+/// A reader of one flood on its own thread; `progress` counts its packets as they come.
+struct Reader {
+    progress: Arc<AtomicU32>,
+    /// Once set (with the number of packets to expect), a paced reader reads at full speed.
+    expect: Arc<AtomicU32>,
+    thread: JoinHandle<(Raw, Received)>,
+}
+
+impl Reader {
+    fn start(mut raw: Raw, wire: Wire, flooder: u32, expect: u32, pace: Pace, until: Instant) -> Self {
+        let progress = Arc::new(AtomicU32::new(0));
+        let expect = Arc::new(AtomicU32::new(expect));
+        let thread = {
+            let (progress, expect) = (progress.clone(), expect.clone());
+            std::thread::spawn(move || {
+                let mut received = Received::default();
+                let started = Instant::now();
+                loop {
+                    let expected = expect.load(Ordering::SeqCst);
+                    if received.packets >= expected || Instant::now() >= until {
+                        break;
+                    }
+                    if let Pace::BytesPerSecond(rate) = pace {
+                        let allowed = started.elapsed().as_secs_f64() * rate;
+                        if expected == u32::MAX && received.bytes as f64 >= allowed {
+                            std::thread::sleep(Duration::from_millis(2));
+                            continue;
+                        }
+                    }
+                    match raw.read_frame(Duration::from_millis(100)) {
+                        Ok(Frame { opcode: 0x2, payload, .. }) => {
+                            received.take(wire, flooder, expected, &payload);
+                            progress.store(received.packets, Ordering::SeqCst);
+                        }
+                        Ok(frame) if frame.opcode == 0x8 => {
+                            received.closed = Some((frame.close_code(), frame.close_reason()));
+                            break;
+                        }
+                        Ok(frame) => received.problems.push(format!("unexpected {frame:?}")),
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+                        Err(e) => {
+                            received.problems.push(format!("read: {e}"));
+                            break;
+                        }
+                    }
+                }
+                (raw, received)
+            })
+        };
+        Self { progress, expect, thread }
+    }
+
+    fn packets(&self) -> u32 {
+        self.progress.load(Ordering::SeqCst)
+    }
+
+    fn finish(self) -> (Raw, Received) {
+        self.thread.join().expect("reader thread")
+    }
+}
+
+/// Resident memory of the server, sampled while a flood runs.
+#[derive(Debug, Default)]
+struct Memory {
+    /// (seconds since the flood started, RSS bytes, packets the observer had).
+    samples: Vec<(f64, u64, u32)>,
+}
+
+impl Memory {
+    fn sample(&mut self, serve: &Serve, started: Instant, progress: u32) {
+        self.samples.push((started.elapsed().as_secs_f64(), serve.rss(), progress));
+    }
+
+    /// Highest RSS while the observer's count was in `range`.
+    fn peak(&self, range: core::ops::Range<u32>) -> u64 {
+        self.samples.iter().filter(|s| range.contains(&s.2)).map(|s| s.1).max().unwrap_or(0)
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB
+}
+
+/// Reads what a never-reading peer has in its socket after the fact: an in-order prefix of
+/// the flood, then (if it fitted) the Close 1008, then the end of the stream.
+fn read_what_the_sink_got(sink: &mut Raw, wire: Wire, flooder: u32) -> (u32, Option<(Option<u16>, String)>) {
+    let mut next = 0;
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        match sink.read_frame(Duration::from_secs(1)) {
+            Ok(Frame { opcode: 0x2, payload, .. }) => {
+                if let Seen::Packet { from, seq: Some(seq), .. } = wire.parse(&payload) {
+                    assert_eq!((from, seq), (flooder, next), "the sink's prefix has a gap");
+                    next += 1;
+                }
+            }
+            Ok(frame) if frame.opcode == 0x8 => return (next, Some((frame.close_code(), frame.close_reason()))),
+            Ok(frame) => panic!("sink: {frame:?}"),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+            // The end of the stream (EOF or reset), perhaps in the middle of a frame the server
+            // had not finished writing when it gave up on the peer.
+            Err(_) => return (next, None),
+        }
+    }
+    panic!("the sink's connection did not end");
+}
+
+fn a_broadcast_flood_waits_for_a_never_reading_peer_until_it_is_evicted(wire: Wire) {
+    let _one = one_at_a_time();
+    const TOTAL: u32 = 4096; // 64 MiB
+    let mut serve = Serve::start(wire.serve_args());
+    let addr = serve.addr();
+    // Bystanders, connected before the flood: real clients relaying to each other.
+    let honest = Honest::start_accepting_floods(&serve.url(), 2, wire.protocol());
+    // A never reads, with a tiny receive buffer; C reads as fast as it can; B floods.
+    let tiny = Raw::try_connect_with(None, Some(4096), addr).expect("connect");
+    let (mut sink, sink_id) = wire.join(tiny);
+    let (observer, _) = wire.join(Raw::connect(addr));
+    let (flooder, flooder_id) = wire.join(Raw::connect(addr));
+    serve.wait("five peers", 10 * SECOND, |s| s.peers == 5);
+    let baseline = serve.rss();
+
+    let started = Instant::now();
+    let observer = Reader::start(observer, wire, flooder_id, TOTAL, Pace::Fast, started + 60 * SECOND);
+    let flooder = Flooder::start(flooder, wire, flooder_id, 0, TOTAL);
+    let mut memory = Memory::default();
+    let mut held_at_9s = None;
+    let mut status_at_9s = None;
+    while !observer.thread.is_finished() && started.elapsed() < 70 * SECOND {
+        memory.sample(&serve, started, observer.packets());
+        if held_at_9s.is_none() && started.elapsed() >= 9 * SECOND {
+            held_at_9s = Some((flooder.sent(), observer.packets()));
+            status_at_9s = Some(serve.status());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_observer, seen) = observer.finish();
+    let (_flooder, sent, flood_result) = flooder.finish();
+    let end = serve.wait("the eviction on the status line", 3 * SECOND, |s| s.evicted == 1);
+
+    // The bystanders got every packet of the flood, and their own traffic was never lost.
+    let bystanders_done = Instant::now() + 20 * SECOND;
+    while honest.floods().iter().any(|&n| n < u64::from(TOTAL)) {
+        assert!(Instant::now() < bystanders_done, "bystanders: {:?} {:?}", honest.floods(), honest.problems());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    honest.assert_flowing(3);
+    let report = honest.finish();
+    let (sink_read, sink_close) = read_what_the_sink_got(&mut sink, wire, flooder_id);
+    let (last, farewell) = serve.stop();
+
+    let evicted_after = seen.left.iter().find(|(id, _)| *id == sink_id).map(|(_, at)| *at - started);
+    let half_after = seen.tenths.get(4).map(|at| *at - started);
+    let all_after = seen.tenths.get(9).map(|at| *at - started);
+    let rss_peak = memory.peak(0..u32::MAX);
+    let (early, late) = (memory.peak(0..TOTAL / 2), memory.peak(TOTAL / 2..u32::MAX));
+    let (held_sent, held_seen) = held_at_9s.unwrap_or_default();
+    eprintln!(
+        "{wire:?} never-reading peer: flooder sent {sent}/{TOTAL}; at 9 s it had sent {held_sent} and the \
+         observer had {held_seen} ({:.1} MiB) [{status_at_9s:?}]; sink evicted after {evicted_after:?}; \
+         observer had half after {half_after:?}, all after {all_after:?} ({:.1} MiB); sink read {sink_read} \
+         then {sink_close:?}; bystanders got {:?}; server RSS {:.1} MiB before the flood, peak {:.1} MiB \
+         (first half {:.1}, second half {:.1}); end {end:?}; {farewell}",
+        held_seen as f64 * PACKET as f64 / MIB,
+        mib(seen.bytes),
+        report.floods,
+        mib(baseline),
+        mib(rss_peak),
+        mib(early),
+        mib(late),
+    );
+    // Nothing lost, nothing reordered: the flooder was held, never cut off.
+    assert!(flood_result.is_ok() && sent == TOTAL, "the flooder was cut off: {flood_result:?} after {sent}");
+    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
+    assert_eq!((seen.packets, seen.bytes), (TOTAL, u64::from(TOTAL) * PACKET as u64), "{seen:?}");
+    // Half of it within 15 s.
+    let half_after = half_after.expect("half arrived");
+    assert!(half_after <= 15 * SECOND, "half of the flood took {half_after:?}");
+    // The sink is evicted after the slow-peer timeout (10 s): not before, and not much after.
+    let evicted_after = evicted_after.expect("the sink's departure was announced");
+    assert!(
+        (10 * SECOND..13 * SECOND).contains(&evicted_after),
+        "sink evicted after {evicted_after:?}, expected at 10 s"
+    );
+    // Until then the flooder waited: its broadcast cannot reach the sink.
+    let status_at_9s = status_at_9s.expect("a status at 9 s");
+    assert_eq!((status_at_9s.evicted, status_at_9s.waiting_senders), (0, 1), "{status_at_9s:?}");
+    assert!(held_seen < TOTAL / 4, "the observer got {held_seen} packets while the sink was full");
+    if let Some(close) = &sink_close {
+        assert_eq!(close, &(Some(1008), "slow peer: outbound queue full, not draining".to_owned()));
+    }
+    // Bystanders: never disconnected, every packet, their own traffic intact.
+    report.assert_unaffected();
+    assert_eq!(report.floods, [u64::from(TOTAL); 2]);
+    assert_eq!((last.evicted, last.dropped, last.peers), (1, 0, 0), "{last:?}");
+    assert!(end.waits >= 1 && end.waited_secs >= 9.0, "{end:?}");
+    assert!(farewell.contains("slow peer evicted 1"), "{farewell}");
+    // Memory: queues at their limits, no growth with the volume sent (64 MiB relayed to each
+    // of four peers through a few MiB of queues).
+    assert!(rss_peak <= baseline + (24 << 20), "RSS {baseline} -> {rss_peak}");
+    assert!(late <= early + (4 << 20), "RSS grew with the volume: {early} -> {late}");
+}
+
+#[test]
+fn godot4_a_broadcast_flood_waits_for_a_never_reading_peer_until_it_is_evicted() {
+    a_broadcast_flood_waits_for_a_never_reading_peer_until_it_is_evicted(Wire::Godot4);
+}
+
+#[test]
+fn godot3_a_broadcast_flood_waits_for_a_never_reading_peer_until_it_is_evicted() {
+    a_broadcast_flood_waits_for_a_never_reading_peer_until_it_is_evicted(Wire::Godot3);
+}
+
+fn a_flood_to_a_steady_reader_runs_at_its_pace(wire: Wire) {
+    let _one = one_at_a_time();
+    const RATE: f64 = MIB; // the reader's pace: 1 MiB/s
+    let mut serve = Serve::start(wire.serve_args());
+    let addr = serve.addr();
+    let small = Raw::try_connect_with(None, Some(64 * 1024), addr).expect("connect");
+    let (reader, reader_id) = wire.join(small);
+    let (flooder, flooder_id) = wire.join(Raw::connect(addr));
+    serve.wait("two peers", 10 * SECOND, |s| s.peers == 2);
+
+    let started = Instant::now();
+    let pace = Pace::BytesPerSecond(RATE);
+    let reader = Reader::start(reader, wire, flooder_id, u32::MAX, pace, started + 60 * SECOND);
+    let flooder = Flooder::start(flooder, wire, flooder_id, reader_id as i32, u32::MAX);
+    // The kernel's and the server's buffers fill first; then the flooder goes at the reader's
+    // pace. Measured from 4 s to 12 s.
+    let mut at = |t: u32| {
+        while started.elapsed() < t * SECOND {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (flooder.sent(), reader.packets(), serve.status())
+    };
+    let (sent_4, read_4, _) = at(4);
+    let (sent_12, read_12, status_12) = at(12);
+    let (_flooder, sent, result) = flooder.finish();
+    // Then the reader drains what is buffered at full speed.
+    reader.expect.store(sent, Ordering::SeqCst);
+    let (_reader, seen) = reader.finish();
+    let (last, farewell) = serve.stop();
+
+    let rate = |a: u32, b: u32| f64::from(b - a) * PACKET as f64 / MIB / 8.0;
+    let (send_rate, read_rate) = (rate(sent_4, sent_12), rate(read_4, read_12));
+    eprintln!(
+        "{wire:?} steady reader: flooder {send_rate:.2} MiB/s and reader {read_rate:.2} MiB/s from 4 s to \
+         12 s; {sent} packets sent ({:.1} MiB), {} received in order; at 12 s {status_12:?}; {farewell}",
+        f64::from(sent) * PACKET as f64 / MIB,
+        seen.packets,
+    );
+    assert!(result.is_ok(), "the flooder was cut off: {result:?}");
+    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
+    assert_eq!(seen.packets, sent, "the reader did not get every packet");
+    assert!(seen.closed.is_none(), "{:?}", seen.closed);
+    // Slowed to the reader's pace (a flooder on loopback otherwise writes tens of MiB/s).
+    assert!((0.5..1.5).contains(&send_rate), "flooder at {send_rate:.2} MiB/s");
+    assert!(status_12.waits >= 1 && status_12.evicted == 0, "{status_12:?}");
+    assert_eq!((last.evicted, last.dropped), (0, 0), "{last:?}");
+    assert!(farewell.contains("departures none") || !farewell.contains("evicted"), "{farewell}");
+}
+
+#[test]
+fn godot4_a_flood_to_a_steady_reader_runs_at_its_pace() {
+    a_flood_to_a_steady_reader_runs_at_its_pace(Wire::Godot4);
+}
+
+#[test]
+fn godot3_a_flood_to_a_steady_reader_runs_at_its_pace() {
+    a_flood_to_a_steady_reader_runs_at_its_pace(Wire::Godot3);
+}
+
+fn an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(wire: Wire) {
+    let _one = one_at_a_time();
+    const LIMIT: f64 = MIB;
+    let args = [wire.serve_args(), &["--max-inbound-bytes-per-second", "1048576", "--slow-peer-timeout", "3"]];
+    let mut serve = Serve::start(&args.concat());
+    let addr = serve.addr();
+    let honest = Honest::start_with(&serve.url(), 2, wire.protocol());
+    let (reader, reader_id) = wire.join(Raw::connect(addr));
+    let (flooder, flooder_id) = wire.join(Raw::connect(addr));
+    serve.wait("four peers", 10 * SECOND, |s| s.peers == 4);
+    // The flooder's own side of the socket, to see the Close it gets.
+    let mut flooder_in = Raw::from_stream(flooder.stream.try_clone().expect("clone"));
+    let closed = std::thread::spawn(move || {
+        let close = flooder_in.read_close(Duration::from_secs(20));
+        (close.map(|(f, _)| (f.close_code(), f.close_reason())), Instant::now())
+    });
+
+    let started = Instant::now();
+    let reader = Reader::start(reader, wire, flooder_id, u32::MAX, Pace::Fast, started + 20 * SECOND);
+    let flooder = Flooder::start(flooder, wire, flooder_id, reader_id as i32, u32::MAX);
+    let at = |t: f64| {
+        while started.elapsed().as_secs_f64() < t {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        reader.packets()
+    };
+    let (read_1, read_2_5) = (at(1.0), at(2.5));
+    let (close, closed_at) = closed.join().expect("close reader");
+    let (_flooder, sent, _) = flooder.finish();
+    // What the server read from the flooder before the cut reaches the reader.
+    std::thread::sleep(SECOND);
+    reader.expect.store(0, Ordering::SeqCst);
+    let (_reader, seen) = reader.finish();
+    honest.assert_flowing(3);
+    honest.finish().assert_unaffected();
+    let last = serve.wait("the rate limit on the status line", 3 * SECOND, |s| s.rate_cut == 1);
+    let (_, farewell) = serve.stop();
+
+    let rate = f64::from(read_2_5 - read_1) * PACKET as f64 / MIB / 1.5;
+    let cut_after = closed_at - started;
+    eprintln!(
+        "{wire:?} rate limit 1 MiB/s: reader got {rate:.2} MiB/s from 1 s to 2.5 s, {} packets in all of \
+         {sent} sent; flooder closed with {close:?} after {cut_after:?}; {last:?}; {farewell}",
+        seen.packets
+    );
+    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
+    assert!((0.7 * LIMIT / MIB..1.4 * LIMIT / MIB).contains(&rate), "{rate:.2} MiB/s");
+    assert_eq!(close.expect("a Close"), (Some(1008), "inbound rate limit exceeded".to_owned()));
+    // Over its limit from about its first megabyte (the bucket holds one second), then three
+    // seconds of slow-peer timeout.
+    assert!((3 * SECOND..6 * SECOND).contains(&cut_after), "cut after {cut_after:?}");
+    assert!(last.throttled >= 1 && last.evicted == 0, "{last:?}");
+}
+
+#[test]
+fn godot4_an_inbound_byte_limit_holds_a_flooder_then_disconnects_it() {
+    an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(Wire::Godot4);
+}
+
+#[test]
+fn godot3_an_inbound_byte_limit_holds_a_flooder_then_disconnects_it() {
+    an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(Wire::Godot3);
+}
