@@ -181,7 +181,9 @@ fn read_what_the_sink_got(sink: &mut Raw, wire: Wire, flooder: u32) -> (u32, Opt
                     next += 1;
                 }
             }
-            Ok(frame) if frame.opcode == 0x8 => return (next, Some((frame.close_code(), frame.close_reason()))),
+            Ok(frame) if frame.opcode == 0x8 => {
+                return (next, Some((frame.close_code(), frame.close_reason())));
+            }
             Ok(frame) => panic!("sink: {frame:?}"),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
             // The end of the stream (EOF or reset), perhaps in the middle of a frame the server
@@ -228,7 +230,12 @@ fn a_broadcast_flood_waits_for_a_never_reading_peer_until_it_is_evicted(wire: Wi
     // The bystanders got every packet of the flood, and their own traffic was never lost.
     let bystanders_done = Instant::now() + 20 * SECOND;
     while honest.floods().iter().any(|&n| n < u64::from(TOTAL)) {
-        assert!(Instant::now() < bystanders_done, "bystanders: {:?} {:?}", honest.floods(), honest.problems());
+        assert!(
+            Instant::now() < bystanders_done,
+            "bystanders: {:?} {:?}",
+            honest.floods(),
+            honest.problems()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     honest.assert_flowing(3);
@@ -360,7 +367,8 @@ fn godot3_a_flood_to_a_steady_reader_runs_at_its_pace() {
 fn an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(wire: Wire) {
     let _one = one_at_a_time();
     const LIMIT: f64 = MIB;
-    let args = [wire.serve_args(), &["--max-inbound-bytes-per-second", "1048576", "--slow-peer-timeout", "3"]];
+    let args =
+        [wire.serve_args(), &["--max-inbound-bytes-per-second", "1048576", "--slow-peer-timeout", "3"]];
     let mut serve = Serve::start(&args.concat());
     let addr = serve.addr();
     let honest = Honest::start_with(&serve.url(), 2, wire.protocol());

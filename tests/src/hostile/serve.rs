@@ -43,10 +43,11 @@ fn build() -> PathBuf {
     // `cargo build` (build scripts see it) and rebuild shared dependencies back and forth.
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
-        let set_for_the_test = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_PRIMARY_"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-            || ["CARGO_TARGET_TMPDIR", "OUT_DIR", "RUST_TEST_THREADS"].contains(&&*name);
+        let set_for_the_test =
+            ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_PRIMARY_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+                || ["CARGO_TARGET_TMPDIR", "OUT_DIR", "RUST_TEST_THREADS"].contains(&&*name);
         if set_for_the_test {
             command.env_remove(&*name);
         }
@@ -118,7 +119,10 @@ impl Status {
         // "rate-limited T times, C cut off"
         let (throttled, rate_cut) = line.find("rate-limited ").map_or((0, 0), |at| {
             let rest = &line[at..];
-            (after(rest, "rate-limited").map_or(0, |v| v as u64), after(rest, "times,").map_or(0, |v| v as u64))
+            (
+                after(rest, "rate-limited").map_or(0, |v| v as u64),
+                after(rest, "times,").map_or(0, |v| v as u64),
+            )
         });
         Some(Self {
             peers: line.split_whitespace().next()?.parse().ok()?,
