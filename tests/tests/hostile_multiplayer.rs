@@ -276,8 +276,8 @@ fn a_peer_that_never_reads_holds_its_flooder_back_until_it_is_evicted_alone() {
     assert!(footprint <= (1 << 20) + 128 * 1024, "{footprint}");
     assert!(observed.accounting.is_empty(), "{:?}", observed.accounting);
     eprintln!(
-        "never-reading sink: evicted {evicted_after:?} after its flooder began waiting (timeout {TIMEOUT:?}), \
-         released {released_after:?} after; it got {next} packets of 60 kB in order, then {close:?}; \
+        "never-reading sink: evicted {evicted_after:?} after its flooder began waiting (timeout \
+         {TIMEOUT:?}), released {released_after:?} after; it got {next} packets of 60 kB in order, then {close:?}; \
          the flooder sent {sent}, its slowest write took {slowest_write:?}; largest queue sampled \
          {footprint} bytes; {} relays to the departed sink reported",
         drops.len()

@@ -91,10 +91,13 @@ impl Peers {
                 let data = packet.data;
                 let sender = self.index_of.get(&packet.info.from).copied();
                 match (data.get(..2), data.get(2..6), sender) {
-                    (Some(s), Some(seq), Some(sender)) if usize::from(u16::from_le_bytes([s[0], s[1]])) == sender => {
+                    (Some(s), Some(seq), Some(sender))
+                        if usize::from(u16::from_le_bytes([s[0], s[1]])) == sender =>
+                    {
                         received.push((sender, u32::from_le_bytes(seq.try_into().unwrap()), data.len()));
                     }
-                    _ => seen.push(format!("client {i}: stray packet from {}: {:02x?}", packet.info.from, data)),
+                    _ => seen
+                        .push(format!("client {i}: stray packet from {}: {:02x?}", packet.info.from, data)),
                 }
                 peer.pop_packet();
             }
@@ -217,7 +220,8 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
             rng ^= rng >> 7;
             rng ^= rng << 17;
             let sender = flooders + (rng % honest as u64) as usize;
-            let target = flooders + (sender - flooders + 1 + ((rng >> 32) % (honest as u64 - 1)) as usize) % honest;
+            let target =
+                flooders + (sender - flooders + 1 + ((rng >> 32) % (honest as u64 - 1)) as usize) % honest;
             if let Err(e) = peers.send(sender, Target::Peer(ids[target]), size) {
                 peers.problem(format!("honest client {sender}: put_packet: {e}"));
             }
@@ -251,7 +255,12 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
             let rss = child.rss().0;
             let status = child.status().clone();
             let get = |k: &str| status.get(k).copied().unwrap_or(0);
-            samples.push((started.elapsed().as_secs(), kib(rss), get("bytes_out") >> 20, get("blocked_senders")));
+            samples.push((
+                started.elapsed().as_secs(),
+                kib(rss),
+                get("bytes_out") >> 20,
+                get("blocked_senders"),
+            ));
             if started.elapsed() >= warm_up {
                 rss_warm.get_or_insert(rss);
                 rss_peak_after_warm = rss_peak_after_warm.max(rss);
@@ -273,8 +282,8 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
                 .collect();
             let released = peers.clients.iter().filter(|c| c.is_released()).count();
             panic!(
-                "not all packets arrived: (sender, packets missing) {missing:?}; {released} clients released; \
-                 server {:?}; {:?}",
+                "not all packets arrived: (sender, packets missing) {missing:?}; {released} clients \
+                 released; server {:?}; {:?}",
                 child.status(),
                 peers.problems
             );
@@ -298,8 +307,8 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
         "SOAK-FLOOD peers={n} flooders={flooders} secs={} honest_rate={rate}/s/peer size={size} \
          flood_size={flood_size} sent={sent} (flood {flood_sent}) delivered={delivered} (honest \
          {honest_delivered}) flood_delivered_mib={} flood_mib_per_sec={:.1} flooder_queue_full={flood_full} \
-         drained_in={drained_in:.1?} (flood MiB delivered then: {drained_mib}) relay_waits={} blocked_s={:.1} rss_start_kib={} rss_after_warmup_kib={} \
-         rss_peak_after_warmup_kib={} rss_end_kib={} max_footprint={} max_buffered={} dropped={} \
+         drained_in={drained_in:.1?} (flood MiB delivered then: {drained_mib}) relay_waits={} \
+         blocked_s={:.1} rss_start_kib={} rss_after_warmup_kib={} rss_peak_after_warmup_kib={} rss_end_kib={} max_footprint={} max_buffered={} dropped={} \
          slow_consumers={} unreported={}",
         traffic.as_secs(),
         peers.flood_bytes >> 20,
@@ -318,7 +327,8 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
     );
     let every_10s: Vec<_> = samples.iter().step_by(10).collect();
     eprintln!(
-        "SOAK-FLOOD samples every 10 s (second, server RSS KiB, server MiB out, senders waiting): {every_10s:?}"
+        "SOAK-FLOOD samples every 10 s (second, server RSS KiB, server MiB out, senders waiting): \
+         {every_10s:?}"
     );
     // Nothing lost, nothing dropped, nobody cut off: the flooders were slowed instead.
     assert_eq!(delivered, peers.expected_from.iter().sum::<u64>());
