@@ -277,9 +277,9 @@ fn a_peer_that_never_reads_holds_its_flooder_back_until_it_is_evicted_alone() {
     assert!(observed.accounting.is_empty(), "{:?}", observed.accounting);
     eprintln!(
         "never-reading sink: evicted {evicted_after:?} after its flooder began waiting (timeout \
-         {TIMEOUT:?}), released {released_after:?} after; it got {next} packets of 60 kB in order, then {close:?}; \
-         the flooder sent {sent}, its slowest write took {slowest_write:?}; largest queue sampled \
-         {footprint} bytes; {} relays to the departed sink reported",
+         {TIMEOUT:?}), released {released_after:?} after; it got {next} packets of 60 kB in order, \
+         then {close:?}; the flooder sent {sent}, its slowest write took {slowest_write:?}; largest \
+         queue sampled {footprint} bytes; {} relays to the departed sink reported",
         drops.len()
     );
 }

@@ -308,8 +308,8 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
          flood_size={flood_size} sent={sent} (flood {flood_sent}) delivered={delivered} (honest \
          {honest_delivered}) flood_delivered_mib={} flood_mib_per_sec={:.1} flooder_queue_full={flood_full} \
          drained_in={drained_in:.1?} (flood MiB delivered then: {drained_mib}) relay_waits={} \
-         blocked_s={:.1} rss_start_kib={} rss_after_warmup_kib={} rss_peak_after_warmup_kib={} rss_end_kib={} max_footprint={} max_buffered={} dropped={} \
-         slow_consumers={} unreported={}",
+         blocked_s={:.1} rss_start_kib={} rss_after_warmup_kib={} rss_peak_after_warmup_kib={} \
+         rss_end_kib={} max_footprint={} max_buffered={} dropped={} slow_consumers={} unreported={}",
         traffic.as_secs(),
         peers.flood_bytes >> 20,
         (peers.flood_bytes >> 20) as f64 / traffic.as_secs_f64(),
