@@ -7,7 +7,8 @@
 //!   it can gets half of it within 15 s and all of it in order; bystanders connected before
 //!   the flood get every packet and are never disconnected; the server's memory stays flat.
 //! - A flood to one slow-but-steady reader (1 MiB/s) runs at the reader's pace; the reader gets
-//!   every packet; nobody is evicted.
+//!   every packet; nobody is evicted. Two flooders of one such reader share it about equally
+//!   (waiting senders are served round robin).
 //! - An inbound byte rate limit holds a flooder to it, then disconnects it (1008) once it has
 //!   stayed over it for the slow-peer timeout; bystanders under the limit are untouched.
 //!
@@ -15,6 +16,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::time::Duration;
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -85,7 +87,7 @@ enum Pace {
     BytesPerSecond(f64),
 }
 
-/// A reader of one flood on its own thread; `progress` counts its packets as they come.
+/// A reader of floods on its own thread; `progress` counts its packets as they come.
 struct Reader {
     progress: Arc<AtomicU32>,
     /// Once set (with the number of packets to expect), a paced reader reads at full speed.
@@ -94,7 +96,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn start(mut raw: Raw, wire: Wire, flooder: u32, expect: u32, pace: Pace, until: Instant) -> Self {
+    fn start(mut raw: Raw, wire: Wire, expect: u32, pace: Pace, until: Instant) -> Self {
         let progress = Arc::new(AtomicU32::new(0));
         let expect = Arc::new(AtomicU32::new(expect));
         let thread = {
@@ -116,7 +118,7 @@ impl Reader {
                     }
                     match raw.read_frame(Duration::from_millis(100)) {
                         Ok(Frame { opcode: 0x2, payload, .. }) => {
-                            received.take(wire, flooder, expected, &payload);
+                            received.take(wire, expected, &payload);
                             progress.store(received.packets, Ordering::SeqCst);
                         }
                         Ok(frame) if frame.opcode == 0x8 => {
@@ -210,7 +212,7 @@ fn a_broadcast_flood_waits_for_a_never_reading_peer_until_it_is_evicted(wire: Wi
     let baseline = serve.rss();
 
     let started = Instant::now();
-    let observer = Reader::start(observer, wire, flooder_id, TOTAL, Pace::Fast, started + 60 * SECOND);
+    let observer = Reader::start(observer, wire, TOTAL, Pace::Fast, started + 60 * SECOND);
     let flooder = Flooder::start(flooder, wire, flooder_id, 0, TOTAL);
     let mut memory = Memory::default();
     let mut held_at_9s = None;
@@ -267,6 +269,7 @@ fn a_broadcast_flood_waits_for_a_never_reading_peer_until_it_is_evicted(wire: Wi
     assert!(flood_result.is_ok() && sent == TOTAL, "the flooder was cut off: {flood_result:?} after {sent}");
     assert!(seen.problems.is_empty(), "{:?}", seen.problems);
     assert_eq!((seen.packets, seen.bytes), (TOTAL, u64::from(TOTAL) * PACKET as u64), "{seen:?}");
+    assert_eq!(seen.next, BTreeMap::from([(flooder_id, TOTAL)]));
     // Half of it within 15 s.
     let half_after = half_after.expect("half arrived");
     assert!(half_after <= 15 * SECOND, "half of the flood took {half_after:?}");
@@ -317,7 +320,7 @@ fn a_flood_to_a_steady_reader_runs_at_its_pace(wire: Wire) {
 
     let started = Instant::now();
     let pace = Pace::BytesPerSecond(RATE);
-    let reader = Reader::start(reader, wire, flooder_id, u32::MAX, pace, started + 60 * SECOND);
+    let reader = Reader::start(reader, wire, u32::MAX, pace, started + 60 * SECOND);
     let flooder = Flooder::start(flooder, wire, flooder_id, reader_id as i32, u32::MAX);
     // The kernel's and the server's buffers fill first; then the flooder goes at the reader's
     // pace. Measured from 4 s to 12 s.
@@ -346,6 +349,7 @@ fn a_flood_to_a_steady_reader_runs_at_its_pace(wire: Wire) {
     assert!(result.is_ok(), "the flooder was cut off: {result:?}");
     assert!(seen.problems.is_empty(), "{:?}", seen.problems);
     assert_eq!(seen.packets, sent, "the reader did not get every packet");
+    assert_eq!(seen.next, BTreeMap::from([(flooder_id, sent)]));
     assert!(seen.closed.is_none(), "{:?}", seen.closed);
     // Slowed to the reader's pace (a flooder on loopback otherwise writes tens of MiB/s).
     assert!((0.5..1.5).contains(&send_rate), "flooder at {send_rate:.2} MiB/s");
@@ -362,6 +366,50 @@ fn godot4_a_flood_to_a_steady_reader_runs_at_its_pace() {
 #[test]
 fn godot3_a_flood_to_a_steady_reader_runs_at_its_pace() {
     a_flood_to_a_steady_reader_runs_at_its_pace(Wire::Godot3);
+}
+
+#[test]
+fn two_flooders_of_one_steady_reader_share_it_round_robin() {
+    let _one = one_at_a_time();
+    let wire = Wire::Godot4;
+    let mut serve = Serve::start(wire.serve_args());
+    let addr = serve.addr();
+    let small = Raw::try_connect_with(None, Some(64 * 1024), addr).expect("connect");
+    let (reader, reader_id) = wire.join(small);
+    let (first, first_id) = wire.join(Raw::connect(addr));
+    let (second, second_id) = wire.join(Raw::connect(addr));
+    serve.wait("three peers", 10 * SECOND, |s| s.peers == 3);
+
+    let started = Instant::now();
+    let pace = Pace::BytesPerSecond(MIB);
+    let reader = Reader::start(reader, wire, u32::MAX, pace, started + 60 * SECOND);
+    let first = Flooder::start(first, wire, first_id, reader_id as i32, u32::MAX);
+    let second = Flooder::start(second, wire, second_id, reader_id as i32, u32::MAX);
+    let waiting = serve.wait("both flooders waiting", 10 * SECOND, |s| s.waiting_senders == 2);
+    std::thread::sleep((8 * SECOND).saturating_sub(started.elapsed()));
+    // Their sockets stay open until the reader has everything: closing a socket with unread
+    // input resets it, and what its kernel had not sent yet would be lost on the way.
+    let (_first, sent_first, first_result) = first.finish();
+    let (_second, sent_second, second_result) = second.finish();
+    reader.expect.store(sent_first + sent_second, Ordering::SeqCst);
+    let (_reader, seen) = reader.finish();
+    let (last, _) = serve.stop();
+
+    // From 3 s (the buffers between them full) to 8 s the reader's pace is shared.
+    let (from, to) = (started + 3 * SECOND, started + 8 * SECOND);
+    let (a, b) = (seen.between(first_id, from, to), seen.between(second_id, from, to));
+    let share = a as f64 / (a + b).max(1) as f64;
+    eprintln!(
+        "two flooders, one reader at 1 MiB/s: from 3 s to 8 s it got {a} and {b} packets (first's share \
+         {share:.2}); sent {sent_first} and {sent_second}, all received in order: {}; {waiting:?}",
+        seen.next == BTreeMap::from([(first_id, sent_first), (second_id, sent_second)])
+    );
+    assert!(first_result.is_ok() && second_result.is_ok());
+    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
+    assert_eq!(seen.next, BTreeMap::from([(first_id, sent_first), (second_id, sent_second)]));
+    assert!(a + b >= 200, "the reader got {a} + {b} packets in 5 s");
+    assert!((0.35..=0.65).contains(&share), "one flooder took {share:.2} of the reader");
+    assert_eq!((last.evicted, last.dropped), (0, 0), "{last:?}");
 }
 
 fn an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(wire: Wire) {
@@ -383,7 +431,7 @@ fn an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(wire: Wire) {
     });
 
     let started = Instant::now();
-    let reader = Reader::start(reader, wire, flooder_id, u32::MAX, Pace::Fast, started + 20 * SECOND);
+    let reader = Reader::start(reader, wire, u32::MAX, Pace::Fast, started + 20 * SECOND);
     let flooder = Flooder::start(flooder, wire, flooder_id, reader_id as i32, u32::MAX);
     let at = |t: f64| {
         while started.elapsed().as_secs_f64() < t {

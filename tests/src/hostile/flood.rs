@@ -7,6 +7,7 @@
 //! ([`Honest::start_accepting_floods`](super::honest::Honest::start_accepting_floods)) count
 //! them too.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::raw::{READ_LIMIT, Raw, header};
@@ -153,13 +154,18 @@ impl Wire {
     }
 }
 
-/// What a reader of one numbered flood saw.
+/// What a reader of numbered floods saw.
 #[derive(Debug, Clone, Default)]
 pub struct Received {
-    /// Numbered packets from the flooder, in order, without gaps or duplicates.
+    /// Numbered packets, all senders together (each sender's in order, without gaps or
+    /// duplicates, or a problem is recorded).
     pub packets: u32,
     /// Payload bytes of those.
     pub bytes: u64,
+    /// The next sequence number expected from each sender.
+    pub next: BTreeMap<u32, u32>,
+    /// Each numbered packet's sender and arrival, in order.
+    pub arrivals: Vec<(u32, Instant)>,
     /// When the count reached each tenth of the expected total (index 0: 10%).
     pub tenths: Vec<Instant>,
     /// Peers that left, and when the reader learnt it.
@@ -171,19 +177,23 @@ pub struct Received {
 }
 
 impl Received {
-    /// Records one message from the server.
-    pub fn take(&mut self, wire: Wire, flooder: u32, expected: u32, payload: &[u8]) {
+    /// Records one message from the server; `expected` is the total the reader waits for.
+    pub fn take(&mut self, wire: Wire, expected: u32, payload: &[u8]) {
         match wire.parse(payload) {
-            Seen::Packet { from, seq: Some(seq), len } if from == flooder => {
-                if seq != self.packets && self.problems.len() < 8 {
-                    self.problems.push(format!("packet {seq} after {} in order", self.packets));
+            Seen::Packet { from, seq: Some(seq), len } => {
+                let next = self.next.entry(from).or_default();
+                if seq != *next && self.problems.len() < 8 {
+                    self.problems.push(format!("packet {seq} from {from} after {}", *next));
                 }
-                self.packets = seq + 1;
+                *next = seq.wrapping_add(1);
+                self.packets += 1;
                 self.bytes += len as u64;
+                let now = Instant::now();
+                self.arrivals.push((from, now));
                 while self.tenths.len() < 10
                     && u64::from(self.packets) * 10 >= u64::from(expected) * (self.tenths.len() as u64 + 1)
                 {
-                    self.tenths.push(Instant::now());
+                    self.tenths.push(now);
                 }
             }
             Seen::Left(id) => self.left.push((id, Instant::now())),
@@ -194,5 +204,11 @@ impl Received {
                 }
             }
         }
+    }
+
+    /// Packets from `sender` that arrived between `from` and `to`.
+    #[must_use]
+    pub fn between(&self, sender: u32, from: Instant, to: Instant) -> usize {
+        self.arrivals.iter().filter(|(s, at)| *s == sender && (from..to).contains(at)).count()
     }
 }
