@@ -80,6 +80,42 @@ impl Flooder {
     }
 }
 
+/// Reads and discards everything that comes to a socket, on its own thread, until finished.
+struct Drain {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<u64>,
+}
+
+impl Drain {
+    fn start(raw: &Raw) -> Self {
+        let mut stream = raw.stream.try_clone().expect("clone the socket");
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut buf, mut read) = (vec![0; 64 * 1024], 0u64);
+                while !stop.load(Ordering::SeqCst) {
+                    match io::Read::read(&mut stream, &mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => read += n as u64,
+                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                        }
+                        Err(_) => break,
+                    }
+                }
+                read
+            })
+        };
+        Self { stop, thread }
+    }
+
+    /// Stops reading; returns how many bytes were read.
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("drain thread")
+    }
+}
+
 /// Pace of a reader: as fast as it can, or at most this many bytes a second.
 #[derive(Clone, Copy)]
 enum Pace {
@@ -366,6 +402,63 @@ fn godot4_a_flood_to_a_steady_reader_runs_at_its_pace() {
 #[test]
 fn godot3_a_flood_to_a_steady_reader_runs_at_its_pace() {
     a_flood_to_a_steady_reader_runs_at_its_pace(Wire::Godot3);
+}
+
+#[test]
+fn a_never_reading_peer_delays_honest_broadcasts_by_at_most_the_slow_peer_timeout() {
+    let _one = one_at_a_time();
+    let wire = Wire::Godot4;
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let mut serve = Serve::start(&["--slow-peer-timeout", "2"]);
+    let addr = serve.addr();
+    let tiny = Raw::try_connect_with(None, Some(4096), addr).expect("connect");
+    let (_sink, sink_id) = wire.join(tiny);
+    let (observer, _) = wire.join(Raw::connect(addr));
+    let (mut player, player_id) = wire.join(Raw::connect(addr));
+    let (flooder, flooder_id) = wire.join(Raw::connect(addr));
+    serve.wait("four peers", 10 * SECOND, |s| s.peers == 4);
+
+    // A player broadcasts 1 kB every 10 ms, as a game syncing state does; a flooder fills the
+    // sink's queue with broadcasts. Every broadcast that does not fit in what is left of the
+    // sink's queue then waits for the sink, the player's too, until the sink is evicted.
+    let started = Instant::now();
+    let observer = Reader::start(observer, wire, u32::MAX, Pace::Fast, started + 30 * SECOND);
+    let flooder = Flooder::start(flooder, wire, flooder_id, 0, 1024);
+    player.stream.set_write_timeout(Some(30 * SECOND)).expect("write timeout");
+    // The player reads what it gets (the flood included), as a game does.
+    let draining = Drain::start(&player);
+    let mut sent = 0;
+    while started.elapsed() < TIMEOUT + 3 * SECOND {
+        player.send(&wire.packet(player_id, 0, sent, 1024)).expect("the player was cut off");
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (_flooder, flooded, flood_result) = flooder.finish();
+    observer.expect.store(sent + flooded, Ordering::SeqCst);
+    let (_observer, seen) = observer.finish();
+    let player_read = draining.finish();
+    let (last, _) = serve.stop();
+
+    let player_arrivals: Vec<Instant> =
+        seen.arrivals.iter().filter(|a| a.0 == player_id).map(|a| a.1).collect();
+    let longest_gap = player_arrivals.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    let evicted_after = seen.left.iter().find(|(id, _)| *id == sink_id).map(|(_, at)| *at - started);
+    eprintln!(
+        "never-reading peer vs a player broadcasting every 10 ms: the player's broadcasts stalled for \
+         {longest_gap:?} at most (slow-peer timeout {TIMEOUT:?}); sink evicted after {evicted_after:?}; \
+         {sent} player packets and {flooded} flood packets all received in order: {}; the player read \
+         {:.1} MiB",
+        seen.next == BTreeMap::from([(player_id, sent), (flooder_id, flooded)]),
+        player_read as f64 / MIB,
+    );
+    assert!(flood_result.is_ok());
+    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
+    // Nothing lost, the player never cut off; its broadcasts waited for the sink, no longer
+    // than the slow-peer timeout (and the time the flood took to fill the sink's queue).
+    assert_eq!(seen.next, BTreeMap::from([(player_id, sent), (flooder_id, flooded)]));
+    assert!(longest_gap <= TIMEOUT + SECOND, "the player's broadcasts stalled for {longest_gap:?}");
+    assert!(evicted_after.is_some_and(|t| t >= TIMEOUT), "{evicted_after:?}");
+    assert_eq!((last.evicted, last.dropped), (1, 0), "{last:?}");
 }
 
 #[test]
