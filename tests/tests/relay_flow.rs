@@ -8,7 +8,10 @@
 //!   the flood get every packet and are never disconnected; the server's memory stays flat.
 //! - A flood to one slow-but-steady reader (1 MiB/s) runs at the reader's pace; the reader gets
 //!   every packet; nobody is evicted. Two flooders of one such reader share it about equally
-//!   (waiting senders are served round robin).
+//!   (waiting senders are served round robin). A waiting sender that closes has everything it
+//!   sent relayed before its departure is announced.
+//! - A never-reading peer delays an honest player's broadcasts by about the slow-peer timeout
+//!   (they wait for it like any broadcast), and loses none of them.
 //! - An inbound byte rate limit holds a flooder to it, then disconnects it (1008) once it has
 //!   stayed over it for the slow-peer timeout; bystanders under the limit are untouched.
 //!
@@ -24,7 +27,7 @@ use std::time::Instant;
 
 use multipeer_tests::hostile::flood::{Received, Seen, Wire};
 use multipeer_tests::hostile::honest::Honest;
-use multipeer_tests::hostile::raw::{Frame, Raw};
+use multipeer_tests::hostile::raw::{Frame, Raw, frame};
 use multipeer_tests::hostile::serve::Serve;
 
 const PACKET: usize = 16 * 1024;
@@ -126,8 +129,10 @@ enum Pace {
 /// A reader of floods on its own thread; `progress` counts its packets as they come.
 struct Reader {
     progress: Arc<AtomicU32>,
-    /// Once set (with the number of packets to expect), a paced reader reads at full speed.
+    /// How many packets to read before it stops.
     expect: Arc<AtomicU32>,
+    /// Once set, a paced reader reads at full speed.
+    unpaced: Arc<AtomicBool>,
     thread: JoinHandle<(Raw, Received)>,
 }
 
@@ -135,8 +140,9 @@ impl Reader {
     fn start(mut raw: Raw, wire: Wire, expect: u32, pace: Pace, until: Instant) -> Self {
         let progress = Arc::new(AtomicU32::new(0));
         let expect = Arc::new(AtomicU32::new(expect));
+        let unpaced = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (progress, expect) = (progress.clone(), expect.clone());
+            let (progress, expect, unpaced) = (progress.clone(), expect.clone(), unpaced.clone());
             std::thread::spawn(move || {
                 let mut received = Received::default();
                 let started = Instant::now();
@@ -147,7 +153,7 @@ impl Reader {
                     }
                     if let Pace::BytesPerSecond(rate) = pace {
                         let allowed = started.elapsed().as_secs_f64() * rate;
-                        if expected == u32::MAX && received.bytes as f64 >= allowed {
+                        if !unpaced.load(Ordering::SeqCst) && received.bytes as f64 >= allowed {
                             std::thread::sleep(Duration::from_millis(2));
                             continue;
                         }
@@ -172,11 +178,17 @@ impl Reader {
                 (raw, received)
             })
         };
-        Self { progress, expect, thread }
+        Self { progress, expect, unpaced, thread }
     }
 
     fn packets(&self) -> u32 {
         self.progress.load(Ordering::SeqCst)
+    }
+
+    /// Reads the rest at full speed, until `total` packets.
+    fn hurry(&self, total: u32) {
+        self.expect.store(total, Ordering::SeqCst);
+        self.unpaced.store(true, Ordering::SeqCst);
     }
 
     fn finish(self) -> (Raw, Received) {
@@ -370,7 +382,7 @@ fn a_flood_to_a_steady_reader_runs_at_its_pace(wire: Wire) {
     let (sent_12, read_12, status_12) = at(12);
     let (_flooder, sent, result) = flooder.finish();
     // Then the reader drains what is buffered at full speed.
-    reader.expect.store(sent, Ordering::SeqCst);
+    reader.hurry(sent);
     let (_reader, seen) = reader.finish();
     let (last, farewell) = serve.stop();
 
@@ -434,7 +446,7 @@ fn a_never_reading_peer_delays_honest_broadcasts_by_at_most_the_slow_peer_timeou
         std::thread::sleep(Duration::from_millis(10));
     }
     let (_flooder, flooded, flood_result) = flooder.finish();
-    observer.expect.store(sent + flooded, Ordering::SeqCst);
+    observer.hurry(sent + flooded);
     let (_observer, seen) = observer.finish();
     let player_read = draining.finish();
     let (last, _) = serve.stop();
@@ -462,6 +474,58 @@ fn a_never_reading_peer_delays_honest_broadcasts_by_at_most_the_slow_peer_timeou
 }
 
 #[test]
+fn a_waiting_sender_that_closes_has_everything_it_sent_relayed_before_its_departure() {
+    let _one = one_at_a_time();
+    const TOTAL: u32 = 1024; // 16 MiB
+    for wire in [Wire::Godot4, Wire::Godot3] {
+        let mut serve = Serve::start(wire.serve_args());
+        let addr = serve.addr();
+        let small = Raw::try_connect_with(None, Some(64 * 1024), addr).expect("connect");
+        let (reader, reader_id) = wire.join(small);
+        let (mut sender, sender_id) = wire.join(Raw::connect(addr));
+        serve.wait("two peers", 10 * SECOND, |s| s.peers == 2);
+        // The reader takes 4 MiB/s, so the sender waits on it; the sender writes everything,
+        // then its Close, at once (most of it waits in the kernel's and the server's buffers).
+        let started = Instant::now();
+        let pace = Pace::BytesPerSecond(4.0 * MIB);
+        let reader = Reader::start(reader, wire, TOTAL, pace, started + 30 * SECOND);
+        sender.stream.set_write_timeout(Some(30 * SECOND)).expect("write timeout");
+        let mut sender_in = Raw::from_stream(sender.stream.try_clone().expect("clone"));
+        let replied =
+            std::thread::spawn(move || sender_in.read_close(30 * SECOND).map(|(f, _)| f.close_code()));
+        for seq in 0..TOTAL {
+            sender.send(&wire.packet(sender_id, reader_id as i32, seq, PACKET)).expect("send");
+        }
+        sender.send(&frame(true, 0, 0x8, &1000u16.to_be_bytes())).expect("Close");
+        let written_in = started.elapsed();
+        // Still there and waiting after its Close went out: more than the buffers between it
+        // and the reader hold.
+        let waited = serve.wait("the sender waiting", 5 * SECOND, |s| s.waiting_senders == 1 && s.peers == 2);
+        // Everything it sent reaches the reader, and only then its departure.
+        let (mut reader, seen) = reader.finish();
+        let departure = if seen.left.is_empty() {
+            let frame = reader.read_frame(5 * SECOND).expect("the departure");
+            wire.parse(&frame.payload)
+        } else {
+            Seen::Other(format!("departures before the last packet: {:?}", seen.left).into_bytes())
+        };
+        let reply = replied.join().expect("close reader");
+        let (last, farewell) = serve.stop();
+        eprintln!(
+            "{wire:?} closing while waiting: wrote {TOTAL} packets and its Close in {written_in:?}; the reader \
+             got {} in order in {:?}; Close reply {reply:?}; {waited:?}; {farewell}",
+            seen.packets,
+            seen.tenths.last().map(|t| *t - started),
+        );
+        assert!(seen.problems.is_empty(), "{:?}", seen.problems);
+        assert_eq!(seen.next, BTreeMap::from([(sender_id, TOTAL)]));
+        assert_eq!(departure, Seen::Left(sender_id));
+        assert_eq!(reply.expect("the server answered the Close"), Some(1000));
+        assert_eq!((last.dropped, last.evicted), (0, 0), "{last:?}");
+    }
+}
+
+#[test]
 fn two_flooders_of_one_steady_reader_share_it_round_robin() {
     let _one = one_at_a_time();
     let wire = Wire::Godot4;
@@ -484,7 +548,7 @@ fn two_flooders_of_one_steady_reader_share_it_round_robin() {
     // input resets it, and what its kernel had not sent yet would be lost on the way.
     let (_first, sent_first, first_result) = first.finish();
     let (_second, sent_second, second_result) = second.finish();
-    reader.expect.store(sent_first + sent_second, Ordering::SeqCst);
+    reader.hurry(sent_first + sent_second);
     let (_reader, seen) = reader.finish();
     let (last, _) = serve.stop();
 
@@ -537,7 +601,7 @@ fn an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(wire: Wire) {
     let (_flooder, sent, _) = flooder.finish();
     // What the server read from the flooder before the cut reaches the reader.
     std::thread::sleep(SECOND);
-    reader.expect.store(0, Ordering::SeqCst);
+    reader.hurry(0);
     let (_reader, seen) = reader.finish();
     honest.assert_flowing(3);
     honest.finish().assert_unaffected();
