@@ -12,8 +12,8 @@
 //!   sent relayed before its departure is announced.
 //! - A never-reading peer delays an honest player's broadcasts by about the slow-peer timeout
 //!   (they wait for it like any broadcast), and loses none of them.
-//! - An inbound byte rate limit holds a flooder to it, then disconnects it (1008) once it has
-//!   stayed over it for the slow-peer timeout; bystanders under the limit are untouched.
+//! - An inbound byte or packet rate limit holds a flooder to it, then disconnects it (1008) once
+//!   it has stayed over it for the slow-peer timeout; bystanders under the limit are untouched.
 //!
 //! The tests measure time and memory, so they run one at a time.
 
@@ -574,11 +574,11 @@ fn two_flooders_of_one_steady_reader_share_it_round_robin() {
     assert_eq!((last.evicted, last.dropped), (0, 0), "{last:?}");
 }
 
-fn an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(wire: Wire) {
+/// `limit`: a `multipeer serve` rate-limit flag and its value, which allows `mib_per_second` of
+/// flood packets. The honest bystanders send 250 small packets a second each.
+fn an_inbound_limit_holds_a_flooder_then_disconnects_it(wire: Wire, limit: [&str; 2], mib_per_second: f64) {
     let _one = one_at_a_time();
-    const LIMIT: f64 = MIB;
-    let args =
-        [wire.serve_args(), &["--max-inbound-bytes-per-second", "1048576", "--slow-peer-timeout", "3"]];
+    let args = [wire.serve_args(), &limit, &["--slow-peer-timeout", "3"]];
     let mut serve = Serve::start(&args.concat());
     let addr = serve.addr();
     let honest = Honest::start_with(&serve.url(), 2, wire.protocol());
@@ -601,40 +601,76 @@ fn an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(wire: Wire) {
         }
         reader.packets()
     };
-    let (read_1, read_2_5) = (at(1.0), at(2.5));
+    // After its first second's allowance (sent at once) has reached the reader, before the cut.
+    let (read_start, read_end) = (at(1.5), at(2.9));
     let (close, closed_at) = closed.join().expect("close reader");
     let (_flooder, sent, _) = flooder.finish();
     // What the server read from the flooder before the cut reaches the reader.
     std::thread::sleep(SECOND);
     reader.hurry(0);
     let (_reader, seen) = reader.finish();
+    let rate = f64::from(read_end - read_start) * PACKET as f64 / MIB / 1.4;
+    let cut_after = closed_at - started;
+    eprintln!(
+        "{wire:?} rate limit {limit:?}: reader got {rate:.2} MiB/s from 1.5 s to 2.9 s, {} packets in all of \
+         {sent} sent; flooder closed with {close:?} after {cut_after:?}; {:?}",
+        seen.packets,
+        serve.status(),
+    );
+    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
+    assert!((0.7 * mib_per_second..1.4 * mib_per_second).contains(&rate), "{rate:.2} MiB/s");
+    // Over its limit from the end of its first second's allowance (the bucket holds one
+    // second), and it never stops being over it: disconnected three seconds (the slow-peer
+    // timeout) later.
+    assert_eq!(
+        close.expect("the flooder, over its limit all along, was never disconnected"),
+        (Some(1008), "inbound rate limit exceeded".to_owned())
+    );
+    assert!(
+        (3 * SECOND..6 * SECOND).contains(&cut_after),
+        "over its limit all along, cut after {cut_after:?}"
+    );
     honest.assert_flowing(3);
     honest.finish().assert_unaffected();
     let last = serve.wait("the rate limit on the status line", 3 * SECOND, |s| s.rate_cut == 1);
     let (_, farewell) = serve.stop();
-
-    let rate = f64::from(read_2_5 - read_1) * PACKET as f64 / MIB / 1.5;
-    let cut_after = closed_at - started;
-    eprintln!(
-        "{wire:?} rate limit 1 MiB/s: reader got {rate:.2} MiB/s from 1 s to 2.5 s, {} packets in all of \
-         {sent} sent; flooder closed with {close:?} after {cut_after:?}; {last:?}; {farewell}",
-        seen.packets
-    );
-    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
-    assert!((0.7 * LIMIT / MIB..1.4 * LIMIT / MIB).contains(&rate), "{rate:.2} MiB/s");
-    assert_eq!(close.expect("a Close"), (Some(1008), "inbound rate limit exceeded".to_owned()));
-    // Over its limit from about its first megabyte (the bucket holds one second), then three
-    // seconds of slow-peer timeout.
-    assert!((3 * SECOND..6 * SECOND).contains(&cut_after), "cut after {cut_after:?}");
+    eprintln!("{last:?}; {farewell}");
     assert!(last.throttled >= 1 && last.evicted == 0, "{last:?}");
 }
 
 #[test]
 fn godot4_an_inbound_byte_limit_holds_a_flooder_then_disconnects_it() {
-    an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(Wire::Godot4);
+    an_inbound_limit_holds_a_flooder_then_disconnects_it(
+        Wire::Godot4,
+        ["--max-inbound-bytes-per-second", "1048576"],
+        1.0,
+    );
+}
+
+#[test]
+fn godot4_an_inbound_packet_limit_holds_a_flooder_then_disconnects_it() {
+    // 1000 packets of 16 KiB a second (the honest peers' 250 pass untouched).
+    //
+    // FAILS (core bug, for the lead): the flooder is held to its 1000 packets a second, but is
+    // not disconnected within 20 s (3 runs of 3) instead of at about 3 s. Its over-the-limit
+    // clock restarts whenever its inbound queue on the server is momentarily empty (`caught_up`
+    // in core/src/peer/server/flow.rs), which at this rate happens between two reads of its
+    // socket although megabytes of its backlog wait in the kernel. At 320 packets a second the
+    // cut came after 3.6 to 14 s or not at all; with a 5 MiB/s byte limit after 7 s; at 64
+    // packets a second (the 1 MiB/s byte-limit tests) the queue never empties and the cut
+    // comes at 3.1 s.
+    an_inbound_limit_holds_a_flooder_then_disconnects_it(
+        Wire::Godot4,
+        ["--max-inbound-packets-per-second", "1000"],
+        1000.0 * PACKET as f64 / MIB,
+    );
 }
 
 #[test]
 fn godot3_an_inbound_byte_limit_holds_a_flooder_then_disconnects_it() {
-    an_inbound_byte_limit_holds_a_flooder_then_disconnects_it(Wire::Godot3);
+    an_inbound_limit_holds_a_flooder_then_disconnects_it(
+        Wire::Godot3,
+        ["--max-inbound-bytes-per-second", "1048576"],
+        1.0,
+    );
 }
