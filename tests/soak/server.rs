@@ -99,7 +99,8 @@ fn main() {
              app_packets={app_packets} footprint={footprint} max_footprint={max_footprint} \
              max_buffered={max_buffered} packets_in={} packets_out={} bytes_in={} bytes_out={} \
              dropped={} rejected={} slow_consumers={} unreported={} accepted={} refused_at_capacity={} refused_per_address={} \
-             accept_errors={} io_errors={} tls_failures={}",
+             accept_errors={} io_errors={} tls_failures={} relay_waits={} blocked_senders={} blocked_micros={} \
+             throttled={} rate_limited={}",
             if final_line { "final" } else { "status" },
             connections,
             max_connections,
@@ -118,6 +119,11 @@ fn main() {
             t.accept_errors,
             t.io_errors,
             t.tls_failures,
+            s.relay_waits,
+            s.blocked_senders,
+            s.blocked_micros,
+            s.throttled,
+            s.rate_limited,
         );
         let _ = out.flush();
     };

@@ -5,7 +5,8 @@
 //! sender itself or the server, relays racing a departure, and a peer that never reads. Each
 //! packet is either delivered or reported with its exact `DropReason`, the attacker stays
 //! connected where the protocol allows it, and honest peers never see a byte of it. A peer that
-//! never reads is cut off alone (`SlowConsumer`, close 1008) while everyone else keeps flowing.
+//! never reads holds back whoever floods it (relay flow control) until the slow-peer timeout,
+//! then it alone is evicted (`SlowConsumer`, close 1008) while everyone else keeps flowing.
 //!
 //! Client side: a server that sends an invalid id, or none, makes our client fail with the
 //! exact `ConnectFailure` instead of hanging (Godot 4's client waits forever).
@@ -180,52 +181,66 @@ fn a_relay_racing_its_targets_departure_is_delivered_or_reported() {
 }
 
 #[test]
-fn a_peer_that_never_reads_is_cut_off_alone() {
-    let server = Harness::start(quick_config());
+fn a_peer_that_never_reads_holds_its_flooder_back_until_it_is_evicted_alone() {
+    // A short slow-peer timeout (the default is 10 s) so the test is quick.
+    const TIMEOUT: Duration = Duration::from_millis(1500);
+    let config = ServerConfig { slow_peer_timeout: Some(TIMEOUT), ..quick_config() };
+    let server = Harness::start(config);
     let honest = Honest::start(&server.url(), 2);
     let (mut sink, sink_id) = Raw::joined_godot4(server.addr());
-    let (mut flooder, flooder_id) = Raw::joined_godot4(server.addr());
+    let (flooder, flooder_id) = Raw::joined_godot4(server.addr());
     let (sink_id, flooder_id) = (PeerId::new(sink_id).unwrap(), PeerId::new(flooder_id).unwrap());
     server.wait("both joined", SECOND, |o| o.peers.contains(&sink_id) && o.peers.contains(&flooder_id));
     // 60 000-byte packets relayed to the sink, numbered, as fast as the flooder can write.
-    let packet = |n: u32| {
+    let packet = move |n: u32| {
         let mut inner = vec![3u8];
         inner.extend_from_slice(&n.to_le_bytes());
         inner.resize(60_000, 0x5a);
         binary(&relay(sink_id.get(), &inner))
     };
-    let started = Instant::now();
-    let mut sent = 0u32;
-    let mut slowest_write = Duration::ZERO;
+    let mut flooder = flooder;
+    flooder.stream.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    let stop = std::sync::Arc::new(core::sync::atomic::AtomicBool::new(false));
+    let flooding = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut sent, mut slowest_write) = (0u32, Duration::ZERO);
+            while !stop.load(core::sync::atomic::Ordering::SeqCst) && sent < 2000 {
+                let t = Instant::now();
+                if flooder.send(&packet(sent)).is_err() {
+                    break;
+                }
+                slowest_write = slowest_write.max(t.elapsed());
+                sent += 1;
+            }
+            (flooder, sent, slowest_write)
+        })
+    };
+    // The sink fills up; the flooder waits on it (the server stops reading it).
+    server.wait("the flooder waiting", 10 * SECOND, |o| o.stats.blocked_senders == 1);
+    let waiting_since = Instant::now();
+    // Meanwhile honest traffic flows, and the sink is not cut off before its timeout.
     while server.with(|o| o.departure(sink_id).is_none()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "never cut off: {}",
-            server.observed().summary()
-        );
-        let t = Instant::now();
-        flooder.send(&packet(sent)).expect("the flooder is never blocked");
-        slowest_write = slowest_write.max(t.elapsed());
-        sent += 1;
-        if sent % 16 == 0 {
-            honest.assert_flowing(1);
-        }
+        assert!(waiting_since.elapsed() < 10 * SECOND, "never evicted: {}", server.observed().summary());
+        honest.assert_flowing(1);
     }
-    let cut_at = Instant::now();
-    let reason = server.with(|o| o.departure(sink_id).cloned());
-    assert_eq!(reason, Some(DisconnectReason::SlowConsumer));
+    let evicted_after = waiting_since.elapsed();
+    assert_eq!(server.with(|o| o.departure(sink_id).cloned()), Some(DisconnectReason::SlowConsumer));
+    assert!(evicted_after + Duration::from_millis(100) >= TIMEOUT, "evicted early: {evicted_after:?}");
+    assert!(evicted_after < TIMEOUT + 2 * SECOND, "evicted late: {evicted_after:?}");
     // The sink's connection is released within the close timeout although it never reads.
     server.wait_connections(3, quick_config().ws.close_timeout + SECOND);
-    let released_after = cut_at.elapsed();
-    // Relays to it now are reported, and the flooder is still a peer in good standing.
-    let before = server.with(|o| o.drops().len());
-    flooder.send(&packet(sent)).unwrap();
-    server.wait("the late relay reported", SECOND, |o| o.drops().len() > before);
-    assert_eq!(
-        server.with(|o| o.drops())[before..],
-        [(Some(flooder_id), DropReason::UnknownTarget(sink_id.get()))]
-    );
-    assert!(server.with(|o| o.peers.contains(&flooder_id)));
+    let released_after = waiting_since.elapsed() - evicted_after;
+    // The flooder goes on (its relays to the departed sink are reported) and stays a peer in
+    // good standing.
+    server.wait("relays to the departed sink reported", 5 * SECOND, |o| {
+        o.drops().contains(&(Some(flooder_id), DropReason::UnknownTarget(sink_id.get())))
+    });
+    stop.store(true, core::sync::atomic::Ordering::SeqCst);
+    let (_flooder, sent, slowest_write) = flooding.join().unwrap();
+    assert!(server.with(|o| o.peers.contains(&flooder_id)), "the flooder was cut off");
+    // While it waited, its writes blocked: the cost of the sink fell on it.
+    assert!(slowest_write >= TIMEOUT / 2, "the flooder was never held back: {slowest_write:?}");
     honest.assert_flowing(5);
     // The sink reads what reached it: a prefix of the flood, in order, without gaps, then
     // (if it still fit) the Close 1008, then the end.
@@ -243,23 +258,29 @@ fn a_peer_that_never_reads_is_cut_off_alone() {
             Err(_) => break None,
         }
     };
-    if let Some(close) = close {
-        assert_eq!(close, (Some(1008), "outbound queue full".to_owned()));
+    if let Some(close) = &close {
+        assert_eq!(close, &(Some(1008), "slow peer: outbound queue full, not draining".to_owned()));
     }
     sink.wait_end(READ_LIMIT).expect("the sink's connection ended");
     honest.finish().assert_unaffected();
-    drop(flooder);
     let observed = server.stop();
-    assert_eq!(observed.stats.slow_consumers, 1, "{}", observed.summary());
+    let s = observed.stats;
+    assert_eq!(s.slow_consumers, 1, "{}", observed.summary());
+    // Every drop is a relay to the departed sink.
+    let drops = observed.drops();
+    assert!(drops.iter().all(|d| *d == (Some(flooder_id), DropReason::UnknownTarget(sink_id.get()))));
+    assert_eq!(s.dropped as usize, drops.len());
     // Its queue never exceeded the 1 MiB outbound queue (plus frame headers), as far as the
-    // samples between loop turns show (a turn may fill it and cut it off unseen).
+    // samples between loop turns show.
     let footprint = observed.peer_footprint[&sink_id];
     assert!(footprint <= (1 << 20) + 128 * 1024, "{footprint}");
     assert!(observed.accounting.is_empty(), "{:?}", observed.accounting);
     eprintln!(
-        "slow consumer: cut off after {sent} packets of 60 kB ({} received before the cut), \
-         released {released_after:?} after, largest queue sampled {footprint} bytes, slowest flooder write {slowest_write:?}",
-        next
+        "never-reading sink: evicted {evicted_after:?} after its flooder began waiting (timeout \
+         {TIMEOUT:?}), released {released_after:?} after; it got {next} packets of 60 kB in order, \
+         then {close:?}; the flooder sent {sent}, its slowest write took {slowest_write:?}; largest \
+         queue sampled {footprint} bytes; {} relays to the departed sink reported",
+        drops.len()
     );
 }
 

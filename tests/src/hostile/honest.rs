@@ -12,6 +12,8 @@ use mio::{Events, Poll, Token};
 use multipeer::peer::{ClientConfig, Event, MultiplayerPeer as _, PeerId, Protocol, Target};
 use multipeer_mio::{Client, ClientOptions, ReadBuffer};
 
+use super::flood;
+
 /// What the honest peers did.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -28,6 +30,9 @@ pub struct Report {
     pub max_gap: Duration,
     /// Every packet sent was received before the report was made.
     pub drained: bool,
+    /// Numbered flood packets ([`flood::TAG`]) each received from other peers, in order per
+    /// sender (only with [`Honest::start_accepting_floods`]).
+    pub floods: Vec<u64>,
 }
 
 impl Report {
@@ -93,6 +98,22 @@ impl Honest {
     /// If they cannot all join within ten seconds.
     #[must_use]
     pub fn start_options(url: &str, n: usize, options: ClientOptions) -> Self {
+        Self::spawn(url, n, options, false)
+    }
+
+    /// As [`start_with`](Self::start_with), and the peers also take numbered flood packets
+    /// ([`flood`]) from peers other than themselves: each must arrive in order, without gap
+    /// or duplicate, and is counted in [`Report::floods`]. Bystanders of a flood.
+    ///
+    /// # Panics
+    /// If they cannot all join within ten seconds.
+    #[must_use]
+    pub fn start_accepting_floods(url: &str, n: usize, protocol: Protocol) -> Self {
+        let config = ClientConfig { protocol, relay: true, ..ClientConfig::default() };
+        Self::spawn(url, n, ClientOptions::new(config), true)
+    }
+
+    fn spawn(url: &str, n: usize, options: ClientOptions, accept_floods: bool) -> Self {
         assert!(n >= 2);
         let shared = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -100,7 +121,7 @@ impl Honest {
             let (shared, stop, url) = (shared.clone(), stop.clone(), url.to_owned());
             std::thread::Builder::new()
                 .name("honest".into())
-                .spawn(move || run(&url, n, &options, &shared, &stop))
+                .spawn(move || run(&url, n, &options, accept_floods, &shared, &stop))
                 .expect("honest thread")
         };
         let honest = Self { shared, stop, thread: Some(thread) };
@@ -143,6 +164,18 @@ impl Honest {
         }
     }
 
+    /// Numbered flood packets each peer received so far.
+    #[must_use]
+    pub fn floods(&self) -> Vec<u64> {
+        self.state(|s| s.report.floods.clone())
+    }
+
+    /// Problems seen so far.
+    #[must_use]
+    pub fn problems(&self) -> Vec<String> {
+        self.state(|s| s.report.problems.clone())
+    }
+
     /// Stops sending, waits (bounded) until every packet sent was received, disconnects and
     /// returns the report.
     ///
@@ -168,7 +201,14 @@ impl Drop for Honest {
     }
 }
 
-fn run(url: &str, n: usize, options: &ClientOptions, shared: &Mutex<State>, stop: &AtomicBool) {
+fn run(
+    url: &str,
+    n: usize,
+    options: &ClientOptions,
+    accept_floods: bool,
+    shared: &Mutex<State>,
+    stop: &AtomicBool,
+) {
     let lock = || shared.lock().unwrap_or_else(PoisonError::into_inner);
     let problem = |text: String| lock().report.problems.push(text);
     let mut poll = Poll::new().expect("poll");
@@ -183,6 +223,9 @@ fn run(url: &str, n: usize, options: &ClientOptions, shared: &Mutex<State>, stop
     let mut expected = vec![0u64; n];
     let mut last_receive = vec![Instant::now(); n];
     let mut max_gap = Duration::ZERO;
+    let mut floods = vec![0u64; n];
+    // The next flood sequence number expected by each client from each flooder.
+    let mut flood_next: std::collections::HashMap<(usize, PeerId), u32> = std::collections::HashMap::new();
     let mut flowing = false;
     let mut drain_deadline = None;
     // Bounded: ten minutes at most, whatever the test does.
@@ -231,7 +274,15 @@ fn run(url: &str, n: usize, options: &ClientOptions, shared: &Mutex<State>, stop
                 let data = packet.data;
                 let from = packet.info.from;
                 let sender = (i + n - 1) % n;
-                if data.len() != 10 || data[0] != MAGIC || usize::from(data[1]) != sender {
+                let flood_seq = flood::sequence(data).filter(|_| accept_floods && !ids.contains(&Some(from)));
+                if let Some(seq) = flood_seq {
+                    let next = flood_next.entry((i, from)).or_default();
+                    if seq != *next {
+                        problem(format!("client {i}: flood packet {seq} from {from}, expected {next}"));
+                    }
+                    *next = seq.wrapping_add(1);
+                    floods[i] += 1;
+                } else if data.len() != 10 || data[0] != MAGIC || usize::from(data[1]) != sender {
                     problem(format!("client {i}: unexpected packet from {from}: {data:02x?}"));
                 } else {
                     let seq = u64::from_le_bytes(data[2..10].try_into().unwrap_or_default());
@@ -263,6 +314,7 @@ fn run(url: &str, n: usize, options: &ClientOptions, shared: &Mutex<State>, stop
                 s.report.ids = all_ids;
                 s.report.sent = vec![0; n];
                 s.report.received = vec![0; n];
+                s.report.floods = vec![0; n];
                 s.joined = true;
             }
             if clients.iter().any(Client::is_released) {
@@ -292,6 +344,7 @@ fn run(url: &str, n: usize, options: &ClientOptions, shared: &Mutex<State>, stop
             s.report.sent.copy_from_slice(&next_seq);
             s.report.received.copy_from_slice(&expected);
             s.report.max_gap = max_gap;
+            s.report.floods.copy_from_slice(&floods);
         }
         if draining {
             let deadline = *drain_deadline.get_or_insert(Instant::now() + Duration::from_secs(10));

@@ -1,15 +1,18 @@
-//! Shared pieces of the hostile-input, fault and soak suites (`tests/hostile_*.rs`,
-//! `tests/faults_*.rs`, `tests/soak.rs`): the real server on a thread ([`server::Harness`]) or
-//! in a child process ([`child::Child`], for RSS), attackers on raw sockets ([`raw::Raw`]),
-//! honest peers that keep relaying and checking every packet ([`honest::Honest`]), and an
-//! impaired link ([`proxy::Proxy`]).
+//! Shared pieces of the hostile-input, fault, flow and soak suites (`tests/hostile_*.rs`,
+//! `tests/faults_*.rs`, `tests/relay_flow.rs`, `tests/soak*.rs`): the real server on a thread
+//! ([`server::Harness`]), in a child process ([`child::Child`], for RSS) or as the `multipeer
+//! serve` binary itself ([`serve::Serve`]), attackers on raw sockets ([`raw::Raw`]), numbered
+//! floods in both wire protocols ([`flood`]), honest peers that keep relaying and checking every
+//! packet ([`honest::Honest`]), and an impaired link ([`proxy::Proxy`]).
 //!
 //! Everything is bounded: every wait has a time limit, every loop a count or a deadline.
 
 pub mod child;
+pub mod flood;
 pub mod honest;
 pub mod proxy;
 pub mod raw;
+pub mod serve;
 pub mod server;
 
 use core::time::Duration;
