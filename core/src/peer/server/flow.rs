@@ -22,7 +22,7 @@ use core::time::Duration;
 
 use rand_core::CryptoRng;
 
-use super::{Conn, Server};
+use super::Server;
 use crate::peer::DisconnectReason;
 use crate::time::Instant;
 use crate::ws::CloseCode;
@@ -95,9 +95,19 @@ struct RateState {
     bytes: Bucket,
     /// Held by its rate limit until then.
     throttled_until: Stamp,
-    /// Held by its rate limit since then, without its backlog ever emptying.
+    /// Start of the window in which its time held by the rate limit is summed.
     over_limit_since: Stamp,
+    /// Microseconds held by the rate limit in the window, waits that ended.
+    held_micros: u64,
+    /// Since when the packet being offered waits for its budget.
+    held_since: Stamp,
 }
+
+/// Share of the slow-peer timeout a sender must spend held by its rate limit, in one window of
+/// that length, to be disconnected: a flooder is held nearly all the time, while a sender that
+/// burst once and then kept under its limit spends only the burst's drain held. Time is
+/// measured from hold to admission, so a late timer never makes a flooder look compliant.
+const OVER_LIMIT_SHARE_PERCENT: u64 = 80;
 
 impl ConnFlow {
     fn waiting_on(&self) -> Option<u32> {
@@ -291,11 +301,18 @@ impl<R: CryptoRng> Server<R> {
             .map_or(Duration::ZERO, |p| rate.packets.wait(now, u64::from(p)))
             .max(bytes.map_or(Duration::ZERO, |b| rate.bytes.wait(now, b)));
         if wait.is_zero() {
+            if let Some(since) = core::mem::take(&mut rate.held_since).get() {
+                rate.held_micros += now.saturating_duration_since(since).as_micros() as u64;
+            }
             return true;
         }
         rate.throttled_until = Stamp::at(now + wait);
+        if rate.held_since.get().is_none() {
+            rate.held_since = Stamp::at(now);
+        }
         if rate.over_limit_since.get().is_none() {
             rate.over_limit_since = Stamp::at(now);
+            rate.held_micros = 0;
         }
         self.stats.throttled += 1;
         false
@@ -328,16 +345,27 @@ impl<R: CryptoRng> Server<R> {
             let code = CloseCode::POLICY_VIOLATION;
             self.end_peer(index, DisconnectReason::SlowConsumer, code, SLOW_PEER_REASON, false);
         } else if over_limit.is_some_and(|t| now >= t + timeout) {
+            let Some(rate) = c.flow.rate.as_mut() else { return };
+            let held_now =
+                rate.held_since.get().map_or(0, |s| now.saturating_duration_since(s).as_micros() as u64);
+            let held = rate.held_micros.saturating_add(held_now);
+            if held.saturating_mul(100)
+                < (timeout.as_micros() as u64).saturating_mul(OVER_LIMIT_SHARE_PERCENT)
+            {
+                // Not held most of the window: a new window starts if it is held now.
+                if rate.held_since.get().is_some() {
+                    rate.over_limit_since = Stamp::at(now);
+                    rate.held_since = Stamp::at(now);
+                } else {
+                    rate.over_limit_since = Stamp::UNSET;
+                }
+                rate.held_micros = 0;
+                self.schedule(index);
+                return;
+            }
             self.stats.rate_limited += 1;
             let code = CloseCode::POLICY_VIOLATION;
             self.end_peer(index, DisconnectReason::RateLimited, code, RATE_LIMIT_REASON, false);
-        }
-    }
-
-    /// A sender's backlog emptied: it is no longer over its rate limit.
-    pub(super) fn caught_up(src: &mut Conn) {
-        if let Some(rate) = src.flow.rate.as_mut() {
-            rate.over_limit_since = Stamp::UNSET;
         }
     }
 }

@@ -212,9 +212,6 @@ impl<R: CryptoRng> Server<R> {
                 popped = true;
                 routed += 1;
             }
-            if src.ws.peek_message().is_none() {
-                Self::caught_up(&mut src);
-            }
         }
         if let (None, Some(former)) = (src.peer, src.former) {
             // Kicked or cut off while its packets were in flight: they go nowhere, visibly,

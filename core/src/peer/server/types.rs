@@ -54,9 +54,9 @@ pub struct ServerConfig {
     /// peer after 5–30 s (`set_timeout` defaults).
     pub slow_peer_timeout: Option<core::time::Duration>,
     /// Most packets per second routed from one peer (token bucket, one second of burst);
-    /// beyond it the peer's input waits (TCP slows it down), and a peer whose backlog stays
-    /// over the limit for `slow_peer_timeout` is disconnected. `None` (Godot's behaviour):
-    /// no limit.
+    /// beyond it the peer's input waits (TCP slows it down), and a peer held by its limit for
+    /// most (80 %) of a `slow_peer_timeout` is disconnected. `None` (Godot's behaviour): no
+    /// limit.
     pub max_inbound_packets_per_second: Option<u32>,
     /// Most payload bytes per second routed from one peer; as
     /// [`max_inbound_packets_per_second`](Self::max_inbound_packets_per_second).

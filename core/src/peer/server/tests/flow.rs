@@ -325,3 +325,33 @@ fn a_sender_waiting_on_one_peer_does_not_hold_other_senders_to_other_peers() {
     assert_eq!(at_a, (0..200).collect::<Vec<_>>());
     assert_eq!(net.server.stats().dropped, 0);
 }
+
+#[test]
+fn a_sender_back_under_its_rate_limit_after_a_burst_is_never_disconnected() {
+    let config = ServerConfig {
+        max_inbound_packets_per_second: Some(10),
+        slow_peer_timeout: Some(2 * SECOND),
+        ..ServerConfig::default()
+    };
+    let mut net = Net::with(config);
+    let (a, b) = (net.connect(), net.connect());
+    let (ia, ib) = (net.id(a), net.id(b));
+    drain(&mut net.server);
+    net.client(b).set_target_peer(Target::Peer(ia));
+    // A burst of 12: 10 pass, 2 wait for their budget, so it is over its limit for a while
+    // (with 8 a second after it, about 1 s: held half the timeout)...
+    let mut next = offer(&mut net, b, 0, 12, 100);
+    let mut got = received_from(&mut net, a, ib);
+    // ...then 8 a second, under the limit, for three times the timeout.
+    for step in 1..=600u64 {
+        if step % 12 == 0 {
+            net.client(b).put_packet(&numbered(next, 100)).unwrap();
+            next += 1;
+        }
+        net.advance(Instant::from_millis(step * 10));
+        got.extend(received_from(&mut net, a, ib));
+    }
+    assert!(net.server.has_peer(ib), "{:?}", net.server.stats());
+    assert_eq!(net.server.stats().rate_limited, 0);
+    assert_eq!(got, (0..next).collect::<Vec<_>>());
+}
