@@ -15,8 +15,8 @@
 //! every few milliseconds and is never evicted.
 //!
 //! Optional per-peer inbound limits (packets and bytes per second, token buckets) hold a
-//! sender's packets the same way; a sender whose backlog stays over its limit for the slow-peer
-//! timeout is disconnected.
+//! sender's packets the same way; a sender held by its limit for most of a slow-peer timeout
+//! is disconnected.
 
 use core::time::Duration;
 
