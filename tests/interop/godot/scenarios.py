@@ -520,7 +520,13 @@ def close_checks(t, run, server, c, ids):
     # reader sees -1, the answer lost in the TLS shutdown (Godot with Godot), so only a
     # multipeer reader is held to it there.
     echo_read = not run.opts.tls
-    if (v == "4" and echo_read) or run.client_behaviour("C") == "multipeer":
+    # Between two Godot processes this is Godot's own behaviour, not ours: on a busy machine a
+    # Godot 4 server was seen releasing the peer before reading its answer (-1). A check
+    # there could fail CI for what is not ours, so it is a note; wherever multipeer is one of
+    # the two ends, it is checked.
+    ours = run.server_behaviour() == "multipeer"
+    if (v == "4" and echo_read and (ours or run.client_behaviour("C") == "multipeer")) \
+            or run.client_behaviour("C") == "multipeer":
         t.check("%s C read its close as 4001 \"leaving\" (the server's echo)" % tag,
                 shows(f, 4001, "leaving"), "line=%s" % (f,))
     if run.server_lines():
@@ -533,7 +539,7 @@ def close_checks(t, run, server, c, ids):
         if run.server_lines():
             f = server.first("EVENT", "peer_close", id=ids["B"])
             note(tag, "server's view of kicked B's answer: %s" % (f,))
-            if (v == "4" and echo_read) or run.server_behaviour() == "multipeer":
+            if (v == "4" and echo_read and run.client_behaviour("B") == "multipeer") or ours:
                 t.check("%s server read kicked B's answer as 4000 \"bye\"" % tag, shows(f, 4000, "bye"),
                         "line=%s" % (f,))
 
