@@ -52,6 +52,7 @@
 //! socket. An idle connection holds its socket, the core's state and a few dozen bytes here.
 #![forbid(unsafe_code)]
 
+mod accept;
 mod client;
 mod clock;
 mod error;
@@ -62,6 +63,7 @@ mod server;
 mod transport;
 #[cfg(all(feature = "webrtc", unix))]
 mod webrtc;
+mod websocket;
 
 /// TLS settings and errors (feature `tls`): multipeer-std's [`tls`]
 /// module, the one TLS implementation of multipeer's adapters, re-exported.
@@ -79,6 +81,10 @@ pub use server::{CoreServer, Server, TransportStats};
 pub use tls::{TlsConfigError, TlsError, TlsOptions};
 #[cfg(all(feature = "webrtc", unix))]
 pub use webrtc::WebRtcDriver;
+pub use websocket::{
+    ClientSocket, ConnectionId, Socket, WebSocketClient, WebSocketClientOptions, WebSocketEvent,
+    WebSocketOptions, WebSocketServer, WebSocketStats,
+};
 
 pub use mio;
 pub use multipeer;

@@ -2,8 +2,8 @@
 //! [`LobbyServer`](multipeer::signaling::LobbyServer) (Godot's `webrtc_signaling` demo
 //! protocol) over plain or TLS WebSocket connections.
 //!
-//! Each accepted TCP connection carries one server-side [`ws::Connection`]; once its opening
-//! handshake completes the lobby core is told, text messages are handed to it, binary ones
+//! It is a [`WebSocketServer`] whose connections are the lobby core's: once a connection's
+//! opening handshake completes the lobby core is told, text messages are handed to it, binary ones
 //! make it close the connection with 4000 (as the demo does), and what it asks for (send a
 //! text, close with a code and reason) is carried out here. The adapter makes no protocol
 //! decision.
@@ -11,40 +11,33 @@
 use core::net::SocketAddr;
 use core::ops::Range;
 use core::time::Duration;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::io;
-use std::sync::Arc;
 
 use chacha20::ChaCha12Rng;
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use multipeer::VecStorage;
+use mio::{Registry, Token};
 use multipeer::signaling::{LobbyConfig, LobbyOutput, LobbyServer};
 use multipeer::ws::{self, CloseCode, MessageKind, SendError};
 
-use crate::clock::{Clock, shortest};
-use crate::error::{BindError, TransportError};
-use crate::listen::{ListenAddr, bind_all};
-use crate::run::{RunEnd, Stop};
+use crate::clock::shortest;
+use crate::error::BindError;
+use crate::listen::ListenAddr;
+use crate::os_rng;
+use crate::run::{Drive, RunEnd, Stop, run};
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
-use crate::transport::{Machine, ReadEnd, Transport};
-use crate::{READ_BUDGET, ReadBuffer, os_rng};
+use crate::websocket::{ConnectionId, WebSocketEvent, WebSocketOptions, WebSocketServer};
 
 /// The core lobby server this adapter drives.
 pub type CoreLobby = LobbyServer<ChaCha12Rng>;
 
-type Socket = ws::Connection<VecStorage>;
-
 /// Connections accepted beyond [`LobbyConfig::max_peers`] so that the core can tell the extra
 /// ones "Too many peers connected" (close 4000, as the demo does) instead of a silent TCP close.
 const OVER_CAPACITY_HEADROOM: usize = 64;
-/// How long accepting pauses after an `accept` error such as running out of descriptors.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// Rounds of reading, processing and writing one connection may take in one pass (each
-/// round is bounded by the read budget), so one connection cannot hold the loop.
-const MAX_ROUNDS: usize = 8;
+/// Rounds of carrying out the lobby core's outputs in one pass (each round answers what the
+/// connections of the previous one did).
+const MAX_ROUNDS: usize = 32;
 
 /// Settings of a [`Lobby`].
 #[derive(Debug, Clone)]
@@ -100,38 +93,6 @@ pub struct LobbyStats {
     pub io_errors: u64,
 }
 
-struct Slot {
-    key: u64,
-    ws: Socket,
-    transport: Transport,
-    /// The lobby core knows this connection (it opened and was not forgotten yet).
-    known: bool,
-}
-
-/// One WebSocket connection seen as a transport [`Machine`].
-struct Ws<'a> {
-    ws: &'a mut Socket,
-    now: multipeer::Instant,
-}
-
-impl Machine for Ws<'_> {
-    fn input(&mut self, bytes: &[u8]) -> usize {
-        self.ws.handle_input(self.now, bytes)
-    }
-
-    fn eof(&mut self) {
-        self.ws.handle_eof(self.now);
-    }
-
-    fn output(&self) -> Option<&[u8]> {
-        self.ws.poll_transmit()
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.ws.consume_transmit(n);
-    }
-}
-
 /// A WebRTC signalling (lobby) server on mio, speaking Godot's `webrtc_signaling` demo
 /// protocol: clients join or create lobbies, and offers, answers and candidates are relayed
 /// between the members of a lobby.
@@ -142,23 +103,9 @@ impl Machine for Ws<'_> {
 /// [`handle_timeout`](Self::handle_timeout). Or call [`run`](Self::run).
 pub struct Lobby {
     core: CoreLobby,
-    ws_config: ws::Config,
-    clock: Clock,
-    listeners: Vec<Option<TcpListener>>,
-    local_addrs: Vec<SocketAddr>,
-    slots: Vec<Option<Slot>>,
-    free: Vec<usize>,
-    by_key: HashMap<u64, usize>,
-    next_key: u64,
-    max_connections: usize,
-    first_token: Option<usize>,
-    scratch: ReadBuffer,
-    #[cfg(feature = "tls")]
-    tls: Option<TlsOptions>,
-    /// Connections whose read budget ran out with data possibly left.
-    read_again: Vec<usize>,
-    accept_paused_until: Option<std::time::Instant>,
-    closing: bool,
+    server: WebSocketServer,
+    /// Connections the lobby core knows (opened, not forgotten yet).
+    known: HashSet<ConnectionId>,
     stats: LobbyStats,
 }
 
@@ -169,33 +116,21 @@ impl Lobby {
     /// [`BindError`]: an address in use or unavailable, no OS randomness.
     pub fn bind(addrs: &[ListenAddr], options: LobbyOptions) -> Result<Self, BindError> {
         let rng = os_rng().map_err(BindError::Rng)?;
-        let listeners = bind_all(addrs)?;
-        let local_addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let ws = ws::Config {
+            // One announcement per member, at once, to a joiner.
+            max_outbound_messages: options
+                .ws
+                .max_outbound_messages
+                .max(options.lobby.max_peers.saturating_add(8)),
+            ..options.ws
+        };
+        let max_connections = options.lobby.max_peers.saturating_add(OVER_CAPACITY_HEADROOM);
+        let server =
+            WebSocketServer::bind(addrs, WebSocketOptions { ws, max_connections, protocols: Vec::new() })?;
         Ok(Self {
             core: LobbyServer::new(options.lobby, rng),
-            ws_config: ws::Config {
-                // One announcement per member, at once, to a joiner.
-                max_outbound_messages: options
-                    .ws
-                    .max_outbound_messages
-                    .max(options.lobby.max_peers.saturating_add(8)),
-                ..options.ws
-            },
-            clock: Clock::new(),
-            listeners: listeners.into_iter().map(Some).collect(),
-            local_addrs,
-            slots: Vec::new(),
-            free: Vec::new(),
-            by_key: HashMap::new(),
-            next_key: 0,
-            max_connections: options.lobby.max_peers.saturating_add(OVER_CAPACITY_HEADROOM),
-            first_token: None,
-            scratch: ReadBuffer::new(),
-            #[cfg(feature = "tls")]
-            tls: None,
-            read_again: Vec::new(),
-            accept_paused_until: None,
-            closing: false,
+            server,
+            known: HashSet::new(),
             stats: LobbyStats::default(),
         })
     }
@@ -210,23 +145,20 @@ impl Lobby {
             return Err(BindError::ClientTlsOptions);
         }
         let mut lobby = Self::bind(addrs, options)?;
-        lobby.tls = Some(tls);
+        lobby.server.set_tls(tls);
         Ok(lobby)
     }
 
     /// Whether connections are wrapped in TLS.
     #[must_use]
     pub fn is_tls(&self) -> bool {
-        #[cfg(feature = "tls")]
-        return self.tls.is_some();
-        #[cfg(not(feature = "tls"))]
-        false
+        self.server.is_tls()
     }
 
     /// The addresses actually listened on.
     #[must_use]
     pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local_addrs
+        self.server.local_addrs()
     }
 
     /// The lobby core (connections and lobbies now).
@@ -238,25 +170,35 @@ impl Lobby {
     /// TCP connections held now, handshaking, open or closing.
     #[must_use]
     pub fn connection_count(&self) -> usize {
-        self.by_key.len()
+        self.server.connection_count()
     }
 
     /// The counters.
     #[must_use]
     pub fn stats(&self) -> LobbyStats {
-        self.stats
+        let ws = self.server.stats();
+        LobbyStats {
+            accepted: ws.accepted,
+            refused_at_capacity: ws.refused_at_capacity,
+            accept_errors: ws.accept_errors,
+            handshake_failures: ws.handshake_failures,
+            opened: ws.opened,
+            tls_failures: ws.tls_failures,
+            io_errors: ws.io_errors,
+            ..self.stats
+        }
     }
 
     /// Most tokens this lobby may use from its first: one per listener, then one per connection.
     #[must_use]
     pub fn token_count(&self) -> usize {
-        self.listeners.len() + self.max_connections
+        self.server.token_count()
     }
 
     /// The tokens in use once registered.
     #[must_use]
     pub fn token_range(&self) -> Option<Range<usize>> {
-        self.first_token.map(|first| first..first + self.token_count())
+        self.server.token_range()
     }
 
     /// Registers the listeners; connections use the tokens after them.
@@ -264,121 +206,47 @@ impl Lobby {
     /// # Errors
     /// The registry refused a listener, or the lobby is already registered.
     pub fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
-        if self.first_token.is_some() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "lobby already registered"));
-        }
-        if first.0.checked_add(self.token_count()).is_none() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "token range overflows"));
-        }
-        for (i, listener) in self.listeners.iter_mut().enumerate() {
-            if let Some(listener) = listener {
-                registry.register(listener, Token(first.0 + i), Interest::READABLE)?;
-            }
-        }
-        self.first_token = Some(first.0);
-        Ok(())
+        self.server.register(registry, first)
     }
 
     /// Handles one readiness event; returns `false` if its token is not this lobby's.
     pub fn handle_event(&mut self, registry: &Registry, event: &Event) -> bool {
-        let Some(offset) =
-            self.token_range().filter(|r| r.contains(&event.token().0)).map(|r| event.token().0 - r.start)
-        else {
+        if !self.server.handle_event(registry, event) {
             return false;
-        };
-        if offset < self.listeners.len() {
-            self.accept(registry, offset);
-        } else {
-            let index = offset - self.listeners.len();
-            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-            self.service(registry, index, readable);
         }
-        self.drain_core(registry);
+        self.drain(registry);
         true
     }
 
     /// How long the loop may sleep before [`handle_timeout`](Self::handle_timeout) is due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_again.is_empty() {
-            return Some(Duration::ZERO);
-        }
-        let mut at = self.core.poll_timeout();
-        for slot in self.slots.iter().flatten() {
-            at = multipeer_earliest(at, slot.ws.poll_timeout());
-        }
-        let core = at.map(|at| self.clock.until(at));
-        let accept =
-            self.accept_paused_until.map(|at| at.saturating_duration_since(std::time::Instant::now()));
-        shortest(core, accept)
+        let core = self.core.poll_timeout().map(|at| self.server.clock().until(at));
+        shortest(core, self.server.poll_timeout())
     }
 
     /// Fires due timers (the lobby's join and seal deadlines, each connection's handshake,
     /// close and heartbeat timers), reads connections left over by the read budget, retries a
     /// paused accept.
     pub fn handle_timeout(&mut self, registry: &Registry) {
-        let now = self.clock.now();
-        self.core.handle_timeout(now);
-        let mut due = Vec::new();
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(slot) = slot {
-                if slot.ws.poll_timeout().is_some_and(|t| t <= now) {
-                    slot.ws.handle_timeout(now);
-                    due.push(index);
-                }
-            }
-        }
-        for index in due {
-            self.service(registry, index, false);
-        }
-        for index in core::mem::take(&mut self.read_again) {
-            self.service(registry, index, true);
-        }
-        if self.accept_paused_until.is_some_and(|at| at <= std::time::Instant::now()) {
-            self.accept_paused_until = None;
-            for i in 0..self.listeners.len() {
-                self.accept(registry, i);
-            }
-        }
-        self.drain_core(registry);
+        self.core.handle_timeout(self.server.now());
+        self.server.handle_timeout(registry);
+        self.drain(registry);
     }
 
     /// Stops listening and closes every connection with 1001 (going away); keep driving the
     /// loop until [`is_closed`](Self::is_closed).
     pub fn close(&mut self, registry: &Registry) {
-        self.closing = true;
-        for listener in &mut self.listeners {
-            if let Some(mut l) = listener.take() {
-                let _ = registry.deregister(&mut l);
-            }
-        }
-        let now = self.clock.now();
-        let mut all = Vec::new();
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(slot) = slot {
-                // Going away is no lobby event: nobody is told their host left.
-                slot.known = false;
-                match slot.ws.state() {
-                    ws::State::Open => {
-                        if slot.ws.close(now, CloseCode::GOING_AWAY, "").is_err() {
-                            slot.ws.abort();
-                        }
-                    }
-                    ws::State::Connecting => slot.ws.abort(),
-                    ws::State::Closing | ws::State::Closed => {}
-                }
-                all.push(index);
-            }
-        }
-        for index in all {
-            self.service(registry, index, false);
-        }
+        // Going away is no lobby event: nobody is told their host left.
+        self.known.clear();
+        self.server.close(registry);
+        self.drain(registry);
     }
 
     /// Whether [`close`](Self::close) was called and every connection is gone.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.closing && self.by_key.is_empty()
+        self.server.is_closed()
     }
 
     /// Runs the lobby on its own `mio::Poll` until `stop` is raised or `limit` passes; then
@@ -394,319 +262,136 @@ impl Lobby {
     where
         F: FnMut(&mut Self) -> Option<Duration>,
     {
-        const WAKER: Token = Token(0);
-        let mut poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        stop.watch(waker.clone());
-        let result = self.run_on(&mut poll, stop, limit, &mut app, Token(WAKER.0 + 1));
-        stop.unwatch(&waker);
-        result
+        run(self, stop, limit, &mut app)
     }
 
-    fn run_on(
-        &mut self,
-        poll: &mut Poll,
-        stop: &Stop,
-        limit: Option<Duration>,
-        app: &mut dyn FnMut(&mut Self) -> Option<Duration>,
-        first: Token,
-    ) -> io::Result<RunEnd> {
-        self.register(poll.registry(), first)?;
-        let deadline = limit.map(|l| std::time::Instant::now() + l);
-        let mut events = Events::with_capacity(1024);
-        let mut app_wants = app(self);
-        let end = loop {
-            if stop.is_raised() {
-                break RunEnd::Stopped;
-            }
-            let now = std::time::Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                break RunEnd::TimeLimit;
-            }
-            let sleep = shortest(shortest(self.poll_timeout(), app_wants), deadline.map(|d| d - now));
-            self.turn(poll, &mut events, sleep)?;
-            app_wants = app(self);
-        };
-        self.close(poll.registry());
-        let give_up = std::time::Instant::now() + self.ws_config.close_timeout + Duration::from_secs(1);
-        while !self.is_closed() {
-            let now = std::time::Instant::now();
-            if now >= give_up {
-                break;
-            }
-            let sleep = shortest(self.poll_timeout(), Some(give_up - now));
-            self.turn(poll, &mut events, sleep)?;
-            app(self);
-        }
-        Ok(end)
-    }
-
-    fn turn(&mut self, poll: &mut Poll, events: &mut Events, sleep: Option<Duration>) -> io::Result<()> {
-        match poll.poll(events, sleep) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        for event in events.iter() {
-            self.handle_event(poll.registry(), event);
-        }
-        self.handle_timeout(poll.registry());
-        Ok(())
-    }
-
-    fn token(&self, index: usize) -> Token {
-        Token(self.first_token.unwrap_or(0) + self.listeners.len() + index)
-    }
-
-    fn accept(&mut self, registry: &Registry, listener: usize) {
-        loop {
-            let Some(Some(l)) = self.listeners.get(listener) else { return };
-            match l.accept() {
-                Ok((stream, _)) => self.take(registry, stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
-                Err(_) => {
-                    self.stats.accept_errors += 1;
-                    self.accept_paused_until = Some(std::time::Instant::now() + ACCEPT_RETRY);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn take(&mut self, registry: &Registry, stream: TcpStream) {
-        if self.by_key.len() >= self.max_connections {
-            self.stats.refused_at_capacity += 1;
-            return;
-        }
-        self.stats.accepted += 1;
-        let _ = stream.set_nodelay(true);
-        let now = self.clock.now();
-        let mut transport = Transport::new(stream, false);
-        let mut ws = Socket::server(now, self.ws_config);
-        let mut failed = None;
-        #[cfg(feature = "tls")]
-        if let Some(session) = self.tls.as_ref().and_then(TlsOptions::new_server_session) {
-            match session {
-                Ok(session) => transport.set_tls(session),
-                Err(e) => failed = Some(TransportError::Tls(e)),
-            }
-        }
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-        };
-        if let Err(e) = transport.update_interest(registry, self.token(index)) {
-            failed = failed.or(Some(TransportError::Io(e)));
-        }
-        if let Some(error) = failed {
-            self.count_error(&error);
-            transport.kill(&mut Ws { ws: &mut ws, now });
-        }
-        self.next_key += 1;
-        let key = self.next_key;
-        self.slots[index] = Some(Slot { key, ws, transport, known: false });
-        self.by_key.insert(key, index);
-        self.service(registry, index, false);
-    }
-
-    /// Reads (if `readable`), hands events and messages to the lobby core, writes, and
-    /// releases the connection once it is finished.
-    fn service(&mut self, registry: &Registry, index: usize, mut readable: bool) {
-        for _ in 0..MAX_ROUNDS {
-            let now = self.clock.now();
-            let token = self.token(index);
-            let Some(Some(slot)) = self.slots.get_mut(index) else { return };
-            let mut machine = Ws { ws: &mut slot.ws, now };
-            let mut again = false;
-            if readable || slot.transport.is_paused() {
-                let end = if slot.transport.is_paused() {
-                    slot.transport.resume(&mut machine, self.scratch.as_mut(), READ_BUDGET)
-                } else {
-                    slot.transport.read(&mut machine, self.scratch.as_mut(), READ_BUDGET)
-                };
-                match end {
-                    ReadEnd::Budget => again = true,
-                    ReadEnd::Ended(Some(error)) => count_error(&mut self.stats, &error),
-                    ReadEnd::Drained | ReadEnd::Paused | ReadEnd::Ended(None) => {}
-                }
-            }
-            readable = false;
-            let took = hand_over(&mut self.core, &mut self.stats, slot, now, self.closing);
-            let result = slot.transport.write(&mut Ws { ws: &mut slot.ws, now });
-            if let Err(error) = result {
-                count_error(&mut self.stats, &error);
-            }
-            if slot.transport.update_interest(registry, token).is_err() {
-                slot.transport.kill(&mut Ws { ws: &mut slot.ws, now });
-            }
-            let finished =
-                (slot.ws.is_finished() && slot.ws.poll_transmit().is_none()) || slot.transport.is_dead();
-            if finished {
-                self.release(registry, index);
-                return;
-            }
-            if again {
-                if !took && !slot.transport.is_paused() {
-                    self.read_again.push(index);
-                    return;
-                }
-                readable = true;
-                continue;
-            }
-            if !(took && slot.transport.is_paused()) {
-                return;
-            }
-        }
-    }
-
-    fn release(&mut self, registry: &Registry, index: usize) {
-        let Some(slot) = self.slots.get_mut(index).and_then(Option::take) else { return };
-        self.by_key.remove(&slot.key);
-        if slot.known {
-            self.core.disconnect(slot.key);
-        }
-        slot.transport.close(registry);
-        self.free.push(index);
-    }
-
-    /// Carries out what the lobby core asked for, until it asks nothing more.
-    fn drain_core(&mut self, registry: &Registry) {
+    /// Hands the connections' events and messages to the lobby core and carries out what it
+    /// asks for, until neither has anything more.
+    fn drain(&mut self, registry: &Registry) {
         // Each round serves connections the previous one wrote to; the core's outputs are
         // finite (each round only answers what those connections did), so this ends.
-        for _ in 0..MAX_ROUNDS * 4 {
-            let now = self.clock.now();
-            let mut touched = Vec::new();
-            while let Some(output) = self.core.poll_output() {
-                match output {
-                    LobbyOutput::Send { conn, text } => {
-                        let Some(slot) = self.by_key.get(&conn).and_then(|&i| self.slots[i].as_mut()) else {
-                            continue;
-                        };
-                        match slot.ws.send_text(&text) {
-                            Ok(()) => self.stats.messages_out += 1,
-                            // A client that stopped reading would lose signalling silently and
-                            // its peers' connections would hang: it alone is cut off, visibly,
-                            // and its lobby hears that it left.
-                            Err(SendError::Full { .. }) if slot.known => {
-                                self.stats.slow_consumers += 1;
-                                slot.known = false;
-                                if slot
-                                    .ws
-                                    .close(now, CloseCode::POLICY_VIOLATION, "outbound queue full")
-                                    .is_err()
-                                {
-                                    slot.ws.abort();
-                                }
-                                self.core.disconnect(conn);
+        for _ in 0..MAX_ROUNDS {
+            self.hand_over();
+            if !self.carry_out() {
+                break;
+            }
+            self.server.flush(registry);
+        }
+        self.server.flush(registry);
+    }
+
+    /// Hands the server's events and messages to the lobby core.
+    fn hand_over(&mut self) {
+        let now = self.server.now();
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                WebSocketEvent::Opened(id) => {
+                    self.known.insert(id);
+                    self.core.connect(now, id.get());
+                }
+                WebSocketEvent::Messages(id) => self.read_messages(id),
+                WebSocketEvent::Closed(id, _) | WebSocketEvent::Released(id) if self.known.remove(&id) => {
+                    self.core.disconnect(id.get());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn read_messages(&mut self, id: ConnectionId) {
+        let now = self.server.now();
+        while let Some(message) = self.server.message(id) {
+            if self.known.contains(&id) {
+                match message.kind {
+                    MessageKind::Text => {
+                        self.stats.messages_in += 1;
+                        // The connection checked the text is UTF-8.
+                        if let Ok(text) = core::str::from_utf8(message.data) {
+                            self.core.message(now, id.get(), text);
+                        }
+                    }
+                    MessageKind::Binary => {
+                        self.stats.binary_in += 1;
+                        self.core.binary(id.get());
+                    }
+                }
+            }
+            self.server.pop_message(id);
+        }
+    }
+
+    /// Carries out what the lobby core asked for; returns whether it asked anything.
+    fn carry_out(&mut self) -> bool {
+        let now = self.server.now();
+        let mut any = false;
+        while let Some(output) = self.core.poll_output() {
+            any = true;
+            match output {
+                LobbyOutput::Send { conn, text } => {
+                    let id = ConnectionId::from_raw(conn);
+                    let Some(ws) = self.server.connection_mut(id) else { continue };
+                    match ws.send_text(&text) {
+                        Ok(()) => self.stats.messages_out += 1,
+                        // A client that stopped reading would lose signalling silently and
+                        // its peers' connections would hang: it alone is cut off, visibly,
+                        // and its lobby hears that it left.
+                        Err(SendError::Full { .. }) if self.known.contains(&id) => {
+                            self.stats.slow_consumers += 1;
+                            if ws.close(now, CloseCode::POLICY_VIOLATION, "outbound queue full").is_err() {
+                                ws.abort();
                             }
-                            Err(_) => self.stats.send_failures += 1,
+                            self.known.remove(&id);
+                            self.core.disconnect(conn);
                         }
-                        touched.push(self.by_key[&conn]);
+                        Err(_) => self.stats.send_failures += 1,
                     }
-                    LobbyOutput::Close { conn, code, reason } => {
-                        let Some(&index) = self.by_key.get(&conn) else { continue };
-                        let Some(slot) = self.slots[index].as_mut() else { continue };
-                        self.stats.closed_by_lobby += 1;
-                        // The core already forgot it.
-                        slot.known = false;
-                        if slot.ws.state() == ws::State::Open
-                            && slot.ws.close(now, CloseCode(code), reason).is_err()
-                        {
-                            slot.ws.abort();
-                        }
-                        touched.push(index);
+                }
+                LobbyOutput::Close { conn, code, reason } => {
+                    let id = ConnectionId::from_raw(conn);
+                    let Some(ws) = self.server.connection_mut(id) else { continue };
+                    self.stats.closed_by_lobby += 1;
+                    // The core already forgot it.
+                    self.known.remove(&id);
+                    if ws.state() == ws::State::Open && ws.close(now, CloseCode(code), reason).is_err() {
+                        ws.abort();
                     }
                 }
             }
-            if touched.is_empty() {
-                return;
-            }
-            touched.sort_unstable();
-            touched.dedup();
-            for index in touched {
-                self.service(registry, index, false);
-            }
         }
-    }
-
-    fn count_error(&mut self, error: &TransportError) {
-        count_error(&mut self.stats, error);
+        any
     }
 }
 
-/// Hands a connection's events and messages to the lobby core; returns whether any message
-/// was taken (which frees room for held input).
-fn hand_over(
-    core: &mut CoreLobby,
-    stats: &mut LobbyStats,
-    slot: &mut Slot,
-    now: multipeer::Instant,
-    closing: bool,
-) -> bool {
-    while let Some(event) = slot.ws.poll_event() {
-        match event {
-            ws::Event::Request => {
-                let _ = if closing {
-                    slot.ws.reject(503, "shutting down")
-                } else {
-                    slot.ws.accept(now, None, &[])
-                };
-            }
-            ws::Event::Open => {
-                stats.opened += 1;
-                slot.known = true;
-                core.connect(now, slot.key);
-            }
-            ws::Event::HandshakeFailed(_) => stats.handshake_failures += 1,
-            ws::Event::Closed(_) if slot.known => {
-                slot.known = false;
-                core.disconnect(slot.key);
-            }
-            _ => {}
-        }
+impl Drive for Lobby {
+    fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
+        Self::register(self, registry, first)
     }
-    let mut took = false;
-    while let Some(message) = slot.ws.peek_message() {
-        took = true;
-        if slot.known {
-            match message.kind {
-                MessageKind::Text => {
-                    stats.messages_in += 1;
-                    // The connection checked the text is UTF-8.
-                    if let Ok(text) = core::str::from_utf8(message.data) {
-                        core.message(now, slot.key, text);
-                    }
-                }
-                MessageKind::Binary => {
-                    stats.binary_in += 1;
-                    core.binary(slot.key);
-                }
-            }
-        }
-        slot.ws.pop_message();
-    }
-    took
-}
 
-fn count_error(stats: &mut LobbyStats, error: &TransportError) {
-    match error {
-        #[cfg(feature = "tls")]
-        TransportError::Tls(_) => stats.tls_failures += 1,
-        _ => stats.io_errors += 1,
+    fn handle_event(&mut self, registry: &Registry, event: &Event) -> bool {
+        Self::handle_event(self, registry, event)
     }
-}
 
-fn multipeer_earliest(
-    a: Option<multipeer::Instant>,
-    b: Option<multipeer::Instant>,
-) -> Option<multipeer::Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    fn poll_timeout(&self) -> Option<Duration> {
+        Self::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, registry: &Registry) {
+        Self::handle_timeout(self, registry);
+    }
+
+    fn flush(&mut self, registry: &Registry) {
+        self.drain(registry);
+    }
+
+    fn close(&mut self, registry: &Registry) {
+        Self::close(self, registry);
+    }
+
+    fn is_closed(&self) -> bool {
+        Self::is_closed(self)
+    }
+
+    fn close_timeout(&self) -> Duration {
+        self.server.options().ws.close_timeout
     }
 }
