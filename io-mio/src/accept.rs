@@ -169,3 +169,38 @@ pub(crate) trait Accept {
         }
     }
 }
+
+/// The public methods of a server's token range, for a type with a `listeners` field: where it
+/// listens, which tokens it uses and registering them.
+macro_rules! token_range_methods {
+    () => {
+        /// The addresses actually listened on (with the port the system chose for port 0).
+        #[must_use]
+        pub fn local_addrs(&self) -> &[core::net::SocketAddr] {
+            self.listeners.local_addrs()
+        }
+
+        /// Most tokens this server may use from its first: one per listener, then one per
+        /// connection it may hold.
+        #[must_use]
+        pub fn token_count(&self) -> usize {
+            self.listeners.token_count()
+        }
+
+        /// The tokens in use once registered.
+        #[must_use]
+        pub fn token_range(&self) -> Option<core::ops::Range<usize>> {
+            self.listeners.token_range()
+        }
+
+        /// Registers the listeners with `registry`; connections use the tokens after them, up
+        /// to [`token_count`](Self::token_count) in all from `first`.
+        ///
+        /// # Errors
+        /// The registry refused a listener, or the server is already registered.
+        pub fn register(&mut self, registry: &mio::Registry, first: mio::Token) -> std::io::Result<()> {
+            self.listeners.register(registry, first, "server")
+        }
+    };
+}
+pub(crate) use token_range_methods;

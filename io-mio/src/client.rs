@@ -69,65 +69,42 @@ pub(crate) trait Outgoing {
     fn handle_timeout(&mut self, now: Instant);
 }
 
-impl Outgoing for CoreClient {
-    fn input(&mut self, now: Instant, bytes: &[u8]) -> usize {
-        self.handle_input(now, bytes)
-    }
+/// Both cores have the same inherent verbs; the trait names them once.
+macro_rules! outgoing_by_inherent_methods {
+    ($($core:ty),*) => {$(
+        impl Outgoing for $core {
+            fn input(&mut self, now: Instant, bytes: &[u8]) -> usize {
+                self.handle_input(now, bytes)
+            }
 
-    fn eof(&mut self, now: Instant) {
-        self.handle_eof(now);
-    }
+            fn eof(&mut self, now: Instant) {
+                self.handle_eof(now);
+            }
 
-    fn output(&self) -> Option<&[u8]> {
-        self.poll_transmit()
-    }
+            fn output(&self) -> Option<&[u8]> {
+                self.poll_transmit()
+            }
 
-    fn consume(&mut self, n: usize) {
-        self.consume_transmit(n);
-    }
+            fn consume(&mut self, n: usize) {
+                self.consume_transmit(n);
+            }
 
-    fn is_finished(&self) -> bool {
-        Self::is_finished(self)
-    }
+            fn is_finished(&self) -> bool {
+                Self::is_finished(self)
+            }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        Self::poll_timeout(self)
-    }
+            fn poll_timeout(&self) -> Option<Instant> {
+                Self::poll_timeout(self)
+            }
 
-    fn handle_timeout(&mut self, now: Instant) {
-        Self::handle_timeout(self, now);
-    }
+            fn handle_timeout(&mut self, now: Instant) {
+                Self::handle_timeout(self, now);
+            }
+        }
+    )*};
 }
 
-impl Outgoing for ws::Connection<VecStorage, ChaCha12Rng> {
-    fn input(&mut self, now: Instant, bytes: &[u8]) -> usize {
-        self.handle_input(now, bytes)
-    }
-
-    fn eof(&mut self, now: Instant) {
-        self.handle_eof(now);
-    }
-
-    fn output(&self) -> Option<&[u8]> {
-        self.poll_transmit()
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.consume_transmit(n);
-    }
-
-    fn is_finished(&self) -> bool {
-        Self::is_finished(self)
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        Self::poll_timeout(self)
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        Self::handle_timeout(self, now);
-    }
-}
+outgoing_by_inherent_methods!(CoreClient, ws::Connection<VecStorage, ChaCha12Rng>);
 
 /// An [`Outgoing`] core at one instant, as the transport sees it.
 struct Driven<'a, C> {
@@ -336,6 +313,64 @@ impl<C: Outgoing> Link<C> {
     }
 }
 
+/// The public methods both clients share, for a type with a `link` field.
+macro_rules! link_methods {
+    ($what:literal) => {
+        #[doc = concat!("The current time on the clock the ", $what, " is driven with (for `close`).")]
+        #[must_use]
+        pub fn now(&self) -> multipeer::Instant {
+            self.link.now()
+        }
+
+        /// The token the socket is registered under.
+        #[must_use]
+        pub fn token(&self) -> mio::Token {
+            self.link.token()
+        }
+
+        /// Why the transport failed (refused connection, TLS error, reset), if it did.
+        #[must_use]
+        pub fn error(&self) -> Option<&$crate::TransportError> {
+            self.link.error()
+        }
+
+        /// Whether the socket is closed and deregistered: nothing more will happen.
+        #[must_use]
+        pub fn is_released(&self) -> bool {
+            self.link.is_released()
+        }
+
+        /// Handles one readiness event; returns `false` if its token is not this client's.
+        pub fn handle_event(
+            &mut self,
+            registry: &mio::Registry,
+            event: &mio::event::Event,
+            buf: &mut $crate::ReadBuffer,
+        ) -> bool {
+            self.link.handle_event(registry, event, buf)
+        }
+
+        /// How long the event loop may sleep before [`handle_timeout`](Self::handle_timeout) is
+        /// due.
+        #[must_use]
+        pub fn poll_timeout(&self) -> Option<core::time::Duration> {
+            self.link.poll_timeout()
+        }
+
+        /// Fires due timers and flushes.
+        pub fn handle_timeout(&mut self, registry: &mio::Registry, buf: &mut $crate::ReadBuffer) {
+            self.link.handle_timeout(registry, buf);
+        }
+
+        /// Offers held-back input again if the application made room, writes pending output,
+        /// and releases the socket once the connection is over.
+        pub fn flush(&mut self, registry: &mio::Registry, buf: &mut $crate::ReadBuffer) {
+            self.link.flush(registry, buf);
+        }
+    };
+}
+pub(crate) use link_methods;
+
 /// A multiplayer client on mio (Godot's `WebSocketMultiplayerPeer.create_client`).
 ///
 /// Pass it the readiness events of its token ([`handle_event`](Self::handle_event)), call
@@ -383,51 +418,7 @@ impl Client {
         &mut self.link.core
     }
 
-    /// The current time on the clock the core is driven with (for `close`, `disconnect_peer`).
-    #[must_use]
-    pub fn now(&self) -> multipeer::Instant {
-        self.link.now()
-    }
-
-    /// The token the socket is registered under.
-    #[must_use]
-    pub fn token(&self) -> Token {
-        self.link.token()
-    }
-
-    /// Why the transport failed (refused connection, TLS error, reset), if it did.
-    #[must_use]
-    pub fn error(&self) -> Option<&TransportError> {
-        self.link.error()
-    }
-
-    /// Whether the socket is closed and deregistered: nothing more will happen.
-    #[must_use]
-    pub fn is_released(&self) -> bool {
-        self.link.is_released()
-    }
-
-    /// Handles one readiness event; returns `false` if its token is not this client's.
-    pub fn handle_event(&mut self, registry: &Registry, event: &Event, buf: &mut ReadBuffer) -> bool {
-        self.link.handle_event(registry, event, buf)
-    }
-
-    /// How long the event loop may sleep before [`handle_timeout`](Self::handle_timeout) is due.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Duration> {
-        self.link.poll_timeout()
-    }
-
-    /// Fires due timers and flushes.
-    pub fn handle_timeout(&mut self, registry: &Registry, buf: &mut ReadBuffer) {
-        self.link.handle_timeout(registry, buf);
-    }
-
-    /// Offers held-back input again if the application made room, writes pending output, and
-    /// releases the socket once the connection is over.
-    pub fn flush(&mut self, registry: &Registry, buf: &mut ReadBuffer) {
-        self.link.flush(registry, buf);
-    }
+    link_methods!("peer");
 }
 
 /// Starts a non-blocking connect to the next address that accepts one.

@@ -24,7 +24,7 @@ use crate::clock::shortest;
 use crate::error::BindError;
 use crate::listen::ListenAddr;
 use crate::os_rng;
-use crate::run::{Drive, RunEnd, Stop, run};
+use crate::run::{RunEnd, Stop, drive_by_inherent_methods, run};
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
 use crate::websocket::{ConnectionId, WebSocketEvent, WebSocketOptions, WebSocketServer};
@@ -234,6 +234,13 @@ impl Lobby {
         self.drain(registry);
     }
 
+    /// Hands what arrived to the lobby core and writes what it answered. [`handle_event`]
+    /// (Self::handle_event) and [`handle_timeout`](Self::handle_timeout) do it already; there
+    /// is nothing else to flush after.
+    pub fn flush(&mut self, registry: &Registry) {
+        self.drain(registry);
+    }
+
     /// Stops listening and closes every connection with 1001 (going away); keep driving the
     /// loop until [`is_closed`](Self::is_closed).
     pub fn close(&mut self, registry: &Registry) {
@@ -362,36 +369,4 @@ impl Lobby {
     }
 }
 
-impl Drive for Lobby {
-    fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
-        Self::register(self, registry, first)
-    }
-
-    fn handle_event(&mut self, registry: &Registry, event: &Event) -> bool {
-        Self::handle_event(self, registry, event)
-    }
-
-    fn poll_timeout(&self) -> Option<Duration> {
-        Self::poll_timeout(self)
-    }
-
-    fn handle_timeout(&mut self, registry: &Registry) {
-        Self::handle_timeout(self, registry);
-    }
-
-    fn flush(&mut self, registry: &Registry) {
-        self.drain(registry);
-    }
-
-    fn close(&mut self, registry: &Registry) {
-        Self::close(self, registry);
-    }
-
-    fn is_closed(&self) -> bool {
-        Self::is_closed(self)
-    }
-
-    fn close_timeout(&self) -> Duration {
-        self.server.options().ws.close_timeout
-    }
-}
+drive_by_inherent_methods!(Lobby, |s| s.server.options().ws.close_timeout);

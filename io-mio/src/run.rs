@@ -90,6 +90,48 @@ pub(crate) trait Drive {
     fn close_timeout(&self) -> Duration;
 }
 
+/// Implements [`Drive`] for a server type by its inherent methods of the same names; `$timeout`
+/// maps the server to its close timeout.
+macro_rules! drive_by_inherent_methods {
+    ($server:ty, $timeout:expr) => {
+        impl $crate::run::Drive for $server {
+            fn register(&mut self, registry: &mio::Registry, first: mio::Token) -> std::io::Result<()> {
+                Self::register(self, registry, first)
+            }
+
+            fn handle_event(&mut self, registry: &mio::Registry, event: &mio::event::Event) -> bool {
+                Self::handle_event(self, registry, event)
+            }
+
+            fn poll_timeout(&self) -> Option<core::time::Duration> {
+                Self::poll_timeout(self)
+            }
+
+            fn handle_timeout(&mut self, registry: &mio::Registry) {
+                Self::handle_timeout(self, registry);
+            }
+
+            fn flush(&mut self, registry: &mio::Registry) {
+                Self::flush(self, registry);
+            }
+
+            fn close(&mut self, registry: &mio::Registry) {
+                Self::close(self, registry);
+            }
+
+            fn is_closed(&self) -> bool {
+                Self::is_closed(self)
+            }
+
+            fn close_timeout(&self) -> core::time::Duration {
+                let timeout: fn(&Self) -> core::time::Duration = $timeout;
+                timeout(self)
+            }
+        }
+    };
+}
+pub(crate) use drive_by_inherent_methods;
+
 /// Runs `server` on its own `mio::Poll` until `stop` is raised or `limit` passes; then closes
 /// it and waits, at most the close timeout plus a second, until every connection is released.
 /// `app` is called after every wake-up and returns how soon it wants to be called again.

@@ -1,7 +1,6 @@
 //! A `peer::Server` on mio: listeners, accepted connections, readiness, timers.
 
 use core::net::SocketAddr;
-use core::ops::Range;
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::io;
@@ -12,11 +11,11 @@ use mio::net::TcpStream;
 use mio::{Registry, Token};
 use multipeer::peer::{self, AcceptError, ConnId, MultiplayerPeer as _, ServerConfig};
 
-use crate::accept::{Accept, Listeners, Ready};
+use crate::accept::{Accept, Listeners, Ready, token_range_methods};
 use crate::clock::{Clock, shortest};
 use crate::error::{BindError, TransportError, TransportFailure};
 use crate::listen::ListenAddr;
-use crate::run::Drive;
+use crate::run::drive_by_inherent_methods;
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
 use crate::transport::{Machine, ReadEnd, Transport};
@@ -163,11 +162,7 @@ impl Server {
         false
     }
 
-    /// The addresses actually listened on (with the port the system chose for port 0).
-    #[must_use]
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        self.listeners.local_addrs()
-    }
+    token_range_methods!();
 
     /// The multiplayer peer: Godot's `MultiplayerPeer` API and the server's counters.
     #[must_use]
@@ -195,28 +190,6 @@ impl Server {
     /// The next transport failure (TLS, socket errors), oldest first.
     pub fn poll_transport_failure(&mut self) -> Option<TransportFailure> {
         self.failures.pop_front()
-    }
-
-    /// Most tokens this server may use from its first token: one per listener, then one per
-    /// connection up to `max_peers`.
-    #[must_use]
-    pub fn token_count(&self) -> usize {
-        self.listeners.token_count()
-    }
-
-    /// The tokens in use once registered.
-    #[must_use]
-    pub fn token_range(&self) -> Option<Range<usize>> {
-        self.listeners.token_range()
-    }
-
-    /// Registers the listeners with `registry`; connections will use the tokens after them,
-    /// up to [`token_count`](Self::token_count) in all from `first`.
-    ///
-    /// # Errors
-    /// The registry refused a listener, or the server is already registered.
-    pub fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
-        self.listeners.register(registry, first, "server")
     }
 
     /// Handles one readiness event; returns `false` if its token is not this server's.
@@ -515,39 +488,7 @@ impl Accept for Server {
     }
 }
 
-impl Drive for Server {
-    fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
-        Self::register(self, registry, first)
-    }
-
-    fn handle_event(&mut self, registry: &Registry, event: &Event) -> bool {
-        Self::handle_event(self, registry, event)
-    }
-
-    fn poll_timeout(&self) -> Option<Duration> {
-        Self::poll_timeout(self)
-    }
-
-    fn handle_timeout(&mut self, registry: &Registry) {
-        Self::handle_timeout(self, registry);
-    }
-
-    fn flush(&mut self, registry: &Registry) {
-        Self::flush(self, registry);
-    }
-
-    fn close(&mut self, registry: &Registry) {
-        Self::close(self, registry);
-    }
-
-    fn is_closed(&self) -> bool {
-        Self::is_closed(self)
-    }
-
-    fn close_timeout(&self) -> Duration {
-        self.core.config().ws.close_timeout
-    }
-}
+drive_by_inherent_methods!(Server, |s| s.core.config().ws.close_timeout);
 
 /// Which slot holds each core connection, looked up for every write: a vector indexed by the
 /// core's dense slot index ([`ConnId::index`]), checked against the whole id, instead of a

@@ -1,18 +1,14 @@
 //! A plain WebSocket client on mio: one outgoing [`ws::Connection`], for bots, tests and custom
 //! loops that speak their own protocol over RFC 6455.
 
-use core::time::Duration;
-
 use chacha20::ChaCha12Rng;
-use mio::event::Event;
 use mio::{Registry, Token};
 use multipeer::VecStorage;
 use multipeer::peer;
 use multipeer::ws;
 
-use crate::ReadBuffer;
-use crate::client::{Link, Target};
-use crate::error::{ConnectError, TransportError};
+use crate::client::{Link, Target, link_methods};
+use crate::error::ConnectError;
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
 
@@ -95,49 +91,5 @@ impl WebSocketClient {
         &mut self.link.core
     }
 
-    /// The current time on the clock the connection is driven with (for `close`).
-    #[must_use]
-    pub fn now(&self) -> multipeer::Instant {
-        self.link.now()
-    }
-
-    /// The token the socket is registered under.
-    #[must_use]
-    pub fn token(&self) -> Token {
-        self.link.token()
-    }
-
-    /// Why the transport failed (refused connection, TLS error, reset), if it did.
-    #[must_use]
-    pub fn error(&self) -> Option<&TransportError> {
-        self.link.error()
-    }
-
-    /// Whether the socket is closed and deregistered: nothing more will happen.
-    #[must_use]
-    pub fn is_released(&self) -> bool {
-        self.link.is_released()
-    }
-
-    /// Handles one readiness event; returns `false` if its token is not this client's.
-    pub fn handle_event(&mut self, registry: &Registry, event: &Event, buf: &mut ReadBuffer) -> bool {
-        self.link.handle_event(registry, event, buf)
-    }
-
-    /// How long the event loop may sleep before [`handle_timeout`](Self::handle_timeout) is due.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Duration> {
-        self.link.poll_timeout()
-    }
-
-    /// Fires due timers and flushes.
-    pub fn handle_timeout(&mut self, registry: &Registry, buf: &mut ReadBuffer) {
-        self.link.handle_timeout(registry, buf);
-    }
-
-    /// Offers held-back input again if the application made room, writes pending output, and
-    /// releases the socket once the connection is over.
-    pub fn flush(&mut self, registry: &Registry, buf: &mut ReadBuffer) {
-        self.link.flush(registry, buf);
-    }
+    link_methods!("connection");
 }

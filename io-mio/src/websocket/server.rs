@@ -3,24 +3,23 @@
 
 use core::cmp::Reverse;
 use core::net::SocketAddr;
-use core::ops::Range;
 use core::time::Duration;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 
+use mio::Registry;
 use mio::event::Event;
 use mio::net::TcpStream;
-use mio::{Registry, Token};
 use multipeer::ws::{
     self, CloseCode, CloseInfo, HandshakeError, Message, MessageKind, SendError, SharedFrame,
 };
 
 use super::{Socket, Ws};
-use crate::accept::{Accept, Listeners, Ready};
+use crate::accept::{Accept, Listeners, Ready, token_range_methods};
 use crate::clock::{Clock, shortest};
 use crate::error::{BindError, TransportError};
 use crate::listen::ListenAddr;
-use crate::run::Drive;
+use crate::run::drive_by_inherent_methods;
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
 use crate::transport::{ReadEnd, Transport};
@@ -225,11 +224,7 @@ impl WebSocketServer {
         false
     }
 
-    /// The addresses actually listened on (with the port the system chose for port 0).
-    #[must_use]
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        self.listeners.local_addrs()
-    }
+    token_range_methods!();
 
     /// The settings in force.
     #[must_use]
@@ -254,28 +249,6 @@ impl WebSocketServer {
     #[must_use]
     pub fn stats(&self) -> WebSocketStats {
         self.stats
-    }
-
-    /// Most tokens this server may use from its first: one per listener, then one per
-    /// connection up to `max_connections`.
-    #[must_use]
-    pub fn token_count(&self) -> usize {
-        self.listeners.token_count()
-    }
-
-    /// The tokens in use once registered.
-    #[must_use]
-    pub fn token_range(&self) -> Option<Range<usize>> {
-        self.listeners.token_range()
-    }
-
-    /// Registers the listeners with `registry`; connections use the tokens after them, up to
-    /// [`token_count`](Self::token_count) in all from `first`.
-    ///
-    /// # Errors
-    /// The registry refused a listener, or the server is already registered.
-    pub fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
-        self.listeners.register(registry, first, "server")
     }
 
     /// Handles one readiness event; returns `false` if its token is not this server's.
@@ -616,39 +589,7 @@ impl Accept for WebSocketServer {
     }
 }
 
-impl Drive for WebSocketServer {
-    fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
-        Self::register(self, registry, first)
-    }
-
-    fn handle_event(&mut self, registry: &Registry, event: &Event) -> bool {
-        Self::handle_event(self, registry, event)
-    }
-
-    fn poll_timeout(&self) -> Option<Duration> {
-        Self::poll_timeout(self)
-    }
-
-    fn handle_timeout(&mut self, registry: &Registry) {
-        Self::handle_timeout(self, registry);
-    }
-
-    fn flush(&mut self, registry: &Registry) {
-        Self::flush(self, registry);
-    }
-
-    fn close(&mut self, registry: &Registry) {
-        Self::close(self, registry);
-    }
-
-    fn is_closed(&self) -> bool {
-        Self::is_closed(self)
-    }
-
-    fn close_timeout(&self) -> Duration {
-        self.options.ws.close_timeout
-    }
-}
+drive_by_inherent_methods!(WebSocketServer, |s| s.options.ws.close_timeout);
 
 fn count_error(stats: &mut WebSocketStats, error: &TransportError) {
     match error {
