@@ -10,8 +10,8 @@ use std::time::Instant;
 use mio::{Events, Poll, Token};
 use multipeer::ws::{self, CloseCode, Initiator, MessageKind};
 use multipeer_mio::{
-    ConnectionId, ListenAddr, ReadBuffer, RunEnd, Stop, WebSocketClient, WebSocketClientOptions, WebSocketEvent,
-    WebSocketOptions, WebSocketServer, WebSocketStats,
+    ConnectionId, ListenAddr, ReadBuffer, RunEnd, Stop, WebSocketClient, WebSocketClientOptions,
+    WebSocketEvent, WebSocketOptions, WebSocketServer, WebSocketStats,
 };
 use multipeer_std::{ClientOptions, WebSocket};
 
