@@ -1,5 +1,6 @@
 //! A multiplayer server over many WebSocket connections (Godot's `create_server`).
 
+mod forward;
 mod routing;
 #[cfg(test)]
 mod tests;

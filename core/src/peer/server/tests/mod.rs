@@ -1,6 +1,7 @@
 //! A server and clients over in-memory transports.
 
 mod edges;
+mod forward;
 mod scenarios;
 
 use std::vec::Vec;
