@@ -162,6 +162,7 @@ fn mio_client_and_server_echo_every_length_and_close() {
     let server = Running::start(Role::Echo);
     let mut client = MioClient::connect(&server.url);
     client.until(|ws| matches!(ws.poll_event(), Some(ws::Event::Open)));
+    // One at a time, then all at once: pipelined messages are echoed each once, in order.
     for (kind, data) in payloads() {
         client.client.connection_mut().send(kind, &data).unwrap();
         let mut echoed = None;
@@ -174,6 +175,20 @@ fn mio_client_and_server_echo_every_length_and_close() {
         });
         assert_eq!(echoed, Some((kind, data)));
     }
+    let small: Vec<(MessageKind, Vec<u8>)> =
+        (0..200u32).map(|i| (MessageKind::Binary, i.to_le_bytes().repeat(1 + i as usize % 7))).collect();
+    for (kind, data) in &small {
+        client.client.connection_mut().send(*kind, data).unwrap();
+    }
+    let mut echoed = Vec::new();
+    client.until(|ws| {
+        while let Some(m) = ws.peek_message() {
+            echoed.push((m.kind, m.data.to_vec()));
+            ws.pop_message();
+        }
+        echoed.len() >= small.len()
+    });
+    assert_eq!(echoed, small);
     let now = client.client.now();
     client.client.connection_mut().close(now, CloseCode::NORMAL, "done").unwrap();
     let mut closed = None;

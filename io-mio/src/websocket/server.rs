@@ -267,7 +267,9 @@ impl WebSocketServer {
     /// (`None`: until a readiness event).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_again.is_empty() {
+        // Events produced by a flush (held input taken once the application made room) wait
+        // for the application, which the loop calls after its next poll.
+        if !self.read_again.is_empty() || !self.events.is_empty() {
             return Some(Duration::ZERO);
         }
         let timer = self.timers.peek().map(|Reverse((at, _))| self.clock.until(*at));
@@ -357,12 +359,7 @@ impl WebSocketServer {
     /// # Errors
     /// [`SendError`] (the message stays queued), and [`SendError::NotOpen`] for an unknown id.
     pub fn echo(&mut self, id: ConnectionId) -> Result<Option<MessageKind>, SendError> {
-        let ws = self.connection_mut(id).ok_or(SendError::NotOpen)?;
-        let sent = ws.forward_message()?;
-        if sent.is_some() {
-            ws.pop_message();
-        }
-        Ok(sent)
+        self.connection_mut(id).ok_or(SendError::NotOpen)?.forward_message()
     }
 
     /// Sends the oldest message received on `from` to `to` and pops it, copying the payload
@@ -467,6 +464,11 @@ impl WebSocketServer {
         let now = self.clock.now();
         let token = self.listeners.token(index);
         let Some(Some(slot)) = self.slots.get_mut(index) else { return };
+        // The application emptied the queue since the last announcement: what arrives next is
+        // news again.
+        if slot.ws.available_messages() == 0 {
+            slot.announced = false;
+        }
         let mut machine = Ws { ws: &mut slot.ws, now };
         if readable || slot.transport.is_paused() {
             let end = if slot.transport.is_paused() {
@@ -502,9 +504,7 @@ impl WebSocketServer {
                 _ => {}
             }
         }
-        if slot.ws.available_messages() == 0 {
-            slot.announced = false;
-        } else if !slot.announced {
+        if slot.ws.available_messages() > 0 && !slot.announced {
             slot.announced = true;
             self.events.push_back(WebSocketEvent::Messages(slot.id));
         }
