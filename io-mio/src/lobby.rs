@@ -234,9 +234,9 @@ impl Lobby {
         self.drain(registry);
     }
 
-    /// Hands what arrived to the lobby core and writes what it answered. [`handle_event`]
-    /// (Self::handle_event) and [`handle_timeout`](Self::handle_timeout) do it already; there
-    /// is nothing else to flush after.
+    /// Hands what arrived to the lobby core and writes what it answered;
+    /// [`handle_event`](Self::handle_event) and [`handle_timeout`](Self::handle_timeout) do it
+    /// already.
     pub fn flush(&mut self, registry: &Registry) {
         self.drain(registry);
     }
