@@ -11,8 +11,11 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-use crate::error::BindError;
+use crate::error::{BindError, TransportError};
 use crate::listen::{ListenAddr, bind_all};
+#[cfg(feature = "tls")]
+use crate::tls::TlsOptions;
+use crate::transport::Transport;
 
 /// How long accepting pauses after an `accept` error such as running out of descriptors;
 /// waiting connections stay in the kernel's backlog meanwhile.
@@ -136,6 +139,26 @@ impl Listeners {
             }
         }
     }
+}
+
+/// The transport of an accepted connection, in TLS when the server has TLS options; with the
+/// error that keeps it from starting, if any (the caller kills it and reports).
+pub(crate) fn accepted_transport(
+    stream: TcpStream,
+    #[cfg(feature = "tls")] tls: Option<&TlsOptions>,
+) -> (Transport, Option<TransportError>) {
+    // Godot sets TCP_NODELAY too: game packets must not wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+    let mut transport = Transport::new(stream, false);
+    #[cfg(feature = "tls")]
+    if let Some(session) = tls.and_then(TlsOptions::new_server_session) {
+        match session {
+            Ok(session) => transport.set_tls(session),
+            Err(e) => return (transport, Some(TransportError::Tls(e))),
+        }
+    }
+    (transport, None)
 }
 
 /// A server that takes the connections its [`Listeners`] accept.

@@ -11,7 +11,7 @@ use mio::net::TcpStream;
 use mio::{Registry, Token};
 use multipeer::peer::{self, AcceptError, ConnId, MultiplayerPeer as _, ServerConfig};
 
-use crate::accept::{Accept, Listeners, Ready, token_range_methods};
+use crate::accept::{Accept, Listeners, Ready, accepted_transport, token_range_methods};
 use crate::clock::{Clock, shortest};
 use crate::error::{BindError, TransportError, TransportFailure};
 use crate::listen::ListenAddr;
@@ -449,17 +449,11 @@ impl Accept for Server {
             }
         };
         self.stats.accepted += 1;
-        // Godot sets TCP_NODELAY too: game packets must not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        let mut transport = Transport::new(stream, false);
-        let mut failed = None;
-        #[cfg(feature = "tls")]
-        if let Some(session) = self.tls.as_ref().and_then(TlsOptions::new_server_session) {
-            match session {
-                Ok(session) => transport.set_tls(session),
-                Err(e) => failed = Some(TransportError::Tls(e)),
-            }
-        }
+        let (mut transport, mut failed) = accepted_transport(
+            stream,
+            #[cfg(feature = "tls")]
+            self.tls.as_ref(),
+        );
         if self.free.is_empty() && self.slots.len() >= self.core.config().max_peers {
             // Every token is taken, some by released connections still draining: the oldest
             // of those gives its slot up (lingering is best effort; the token range is fixed).

@@ -1,6 +1,7 @@
 //! The plain WebSocket server and client on mio, over loopback: our `WebSocketClient` and
 //! multipeer-std's blocking client against a `WebSocketServer` running its own loop (`run`),
 //! echoing, forwarding between connections, broadcasting, and closing.
+#![cfg(feature = "tls")]
 
 use core::time::Duration;
 use std::collections::HashMap;

@@ -15,7 +15,7 @@ use multipeer::ws::{
 };
 
 use super::{Socket, Ws};
-use crate::accept::{Accept, Listeners, Ready, token_range_methods};
+use crate::accept::{Accept, Listeners, Ready, accepted_transport, token_range_methods};
 use crate::clock::{Clock, shortest};
 use crate::error::{BindError, TransportError};
 use crate::listen::ListenAddr;
@@ -553,18 +553,13 @@ impl Accept for WebSocketServer {
             return;
         }
         self.stats.accepted += 1;
-        let _ = stream.set_nodelay(true);
         let now = self.clock.now();
-        let mut transport = Transport::new(stream, false);
+        let (mut transport, mut failed) = accepted_transport(
+            stream,
+            #[cfg(feature = "tls")]
+            self.tls.as_ref(),
+        );
         let mut ws = Socket::server(now, self.options.ws);
-        let mut failed = None;
-        #[cfg(feature = "tls")]
-        if let Some(session) = self.tls.as_ref().and_then(TlsOptions::new_server_session) {
-            match session {
-                Ok(session) => transport.set_tls(session),
-                Err(e) => failed = Some(TransportError::Tls(e)),
-            }
-        }
         let index = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
