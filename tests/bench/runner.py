@@ -74,7 +74,9 @@ def server_cmd(name, port):
         "raw-tcp": ([str(b / "raw_echo"), str(port)], "raw"),
         "multipeer": ([str(b / "mp_echo"), str(port)], "ws"),
         "multipeer-mio": ([str(b / "mpmio_echo"), str(port)], "godot"),
-        "multipeer-mio-plain": ([str(b / "mpmio_ws_echo"), str(port)], "ws"),
+        # The tests' echo server on the plain WebSocketServer (built by run.sh from the main
+        # workspace, like `multipeer`).
+        "multipeer-mio-plain": ([str(b / "ws_echo_mio"), f"127.0.0.1:{port}", "60000"], "ws"),
         "tokio-tungstenite": ([str(b / "tt_echo"), str(port)], "ws"),
         "fastwebsockets": ([str(b / "fws_echo"), str(port)], "ws"),
         "bun": ([str(BUN), str(BENCH / "bun/echo.js"), str(port)], "ws"),
@@ -432,7 +434,7 @@ def write_report(results, started, load_start, godot_ok, rounds, secs):
         w("")
         w("msgs/s counts echoed messages received by the load generator; CPU/msg is server CPU time "
           "per echoed message. The headline rows are the public adapters as a user writes them: "
-          "multipeer-mio's plain `WebSocketServer` (`mpmio_ws_echo`: `run`, `echo`) and its multiplayer "
+          "multipeer-mio's plain `WebSocketServer` (`ws_echo_mio` of tests/: `run`, `echo`) and its multiplayer "
           "`Server` (`mpmio_echo`: Godot 4 framing, relay off, default inbox, `forward_packet`). The "
           "limit row is the core on a minimal hand-written mio loop (`mp_echo`). With 1 message in "
           "flight the rate is bound by round trips (both processes wake per message), so compare "

@@ -1,8 +1,8 @@
 //! Echo server on multipeer-mio's plain `WebSocketServer`, for Autobahn|Testsuite's
 //! fuzzingclient mode (`AUTOBAHN_SERVER_CMD`) and for benchmarks.
 //!
-//! `ws_echo_mio [ADDR]` (default `127.0.0.1:9002`; port 0 picks one) prints `listening ADDR` as
-//! its first line, then echoes every message (text as text, binary as binary, one copy from the
+//! `ws_echo_mio [ADDR] [MAX_CONNECTIONS]` (default `127.0.0.1:9002` and 1024; port 0 picks one)
+//! prints `listening ADDR` as its first line, then echoes every message (text as text, binary as binary, one copy from the
 //! receive queue into the send queue) on every connection until killed. One thread, one
 //! `mio::Poll`: the server's own `run` loop.
 
