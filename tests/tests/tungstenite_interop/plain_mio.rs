@@ -1,48 +1,18 @@
-//! Interop of multipeer-mio's plain WebSocket server and client with tungstenite, over loopback
-//! TCP: a tungstenite client against `WebSocketServer` (echoing with `echo`, the one-copy path)
-//! and `WebSocketClient` against a tungstenite server, text and binary messages at every
-//! length-encoding boundary up to 1 MiB, the subprotocol choice and the closing handshake from
-//! both ends.
+//! multipeer-mio's plain WebSocket server and client against tungstenite: a tungstenite client
+//! against `WebSocketServer` (echoing with `echo`, the one-copy path) and `WebSocketClient`
+//! against a tungstenite server, every message of the parent's set, the subprotocol choice and
+//! the closing handshake from both ends.
 
-use core::time::Duration;
-use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc;
-use std::thread;
 use std::time::Instant;
 
 use mio::{Events, Poll, Token};
-use multipeer::ws::{self, CloseCode, Initiator, MessageKind};
+use multipeer::ws;
 use multipeer_mio::{
     ListenAddr, ReadBuffer, RunEnd, Stop, WebSocketClient, WebSocketClientOptions, WebSocketEvent,
     WebSocketOptions, WebSocketServer,
 };
-use tungstenite::client::IntoClientRequest as _;
-use tungstenite::protocol::WebSocketConfig;
-use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::frame::coding::CloseCode as TungsteniteCode;
 
-/// Longest any step waits for the other side before the test fails.
-const BOUND: Duration = Duration::from_secs(20);
-
-fn our_config() -> ws::Config {
-    ws::Config { max_message_size: 2 << 20, outbound_buffer_size: 2 << 20, ..WebSocketOptions::default().ws }
-}
-
-fn their_config() -> WebSocketConfig {
-    WebSocketConfig::default().max_message_size(Some(2 << 20)).max_frame_size(Some(2 << 20))
-}
-
-/// Every test message: text and binary at each frame-length boundary, empty and 1 MiB.
-fn messages() -> Vec<tungstenite::Message> {
-    [0usize, 1, 125, 126, 65535, 65536, 1 << 20]
-        .iter()
-        .flat_map(|&len| {
-            let text: String = "héllo → ".chars().cycle().take(len).collect();
-            let binary: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            [tungstenite::Message::text(text), tungstenite::Message::binary(binary)]
-        })
-        .collect()
-}
+use super::*;
 
 #[test]
 fn tungstenite_client_against_mio_server() {
@@ -53,7 +23,7 @@ fn tungstenite_client_against_mio_server() {
     let addr = server.local_addrs()[0];
     let stop = Stop::new();
     let flag = stop.clone();
-    let ours = thread::spawn(move || {
+    let ours = std::thread::spawn(move || {
         let mut echoed = 0;
         let mut closed = None;
         let end = server
@@ -83,7 +53,7 @@ fn tungstenite_client_against_mio_server() {
         tungstenite::client::client_with_config(request, stream, Some(their_config())).unwrap();
     let chosen = response.headers().get("Sec-WebSocket-Protocol").map(|v| v.to_str().unwrap().to_owned());
     assert_eq!(chosen.as_deref(), Some("echo"));
-    let sent = messages();
+    let sent: Vec<tungstenite::Message> = messages().iter().map(to_tungstenite).collect();
     for message in &sent {
         ws.send(message.clone()).unwrap();
         assert!(ws.read().unwrap() == *message, "a message of {} bytes changed", message.len());
@@ -109,44 +79,9 @@ fn tungstenite_client_against_mio_server() {
     assert_eq!((stats.accepted, stats.opened, stats.io_errors), (1, 1, 0));
 }
 
-/// What the tungstenite server saw of our client.
-#[derive(Debug)]
-struct TheirView {
-    echoed: usize,
-    close: Option<CloseFrame>,
-    ended_cleanly: bool,
-}
-
 #[test]
 fn mio_client_against_tungstenite_server() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, theirs) = mpsc::channel();
-    thread::spawn(move || {
-        let serve = || -> Result<TheirView, String> {
-            let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
-            stream.set_read_timeout(Some(BOUND)).map_err(|e| e.to_string())?;
-            let mut ws =
-                tungstenite::accept_with_config(stream, Some(their_config())).map_err(|e| e.to_string())?;
-            let mut view = TheirView { echoed: 0, close: None, ended_cleanly: false };
-            loop {
-                match ws.read() {
-                    Ok(m @ (tungstenite::Message::Text(_) | tungstenite::Message::Binary(_))) => {
-                        ws.send(m).map_err(|e| e.to_string())?;
-                        view.echoed += 1;
-                    }
-                    Ok(tungstenite::Message::Close(frame)) => view.close = frame,
-                    Ok(_) => {}
-                    Err(tungstenite::Error::ConnectionClosed) => {
-                        view.ended_cleanly = true;
-                        return Ok(view);
-                    }
-                    Err(e) => return Err(format!("tungstenite server: {e}")),
-                }
-            }
-        };
-        let _ = tx.send(serve());
-    });
+    let (addr, theirs) = tungstenite_echo_server();
 
     let mut poll = Poll::new().unwrap();
     let mut events = Events::with_capacity(64);
@@ -175,10 +110,7 @@ fn mio_client_against_tungstenite_server() {
     drive(&mut client, &mut |ws| matches!(ws.poll_event(), Some(ws::Event::Open)));
     let sent = messages();
     for message in &sent {
-        let (kind, data) = match message {
-            tungstenite::Message::Text(t) => (MessageKind::Text, t.as_bytes().to_vec()),
-            other => (MessageKind::Binary, other.clone().into_data().to_vec()),
-        };
+        let (kind, data) = (message.kind, message.data.clone());
         client.connection_mut().send(kind, &data).unwrap();
         let mut echo = None;
         drive(&mut client, &mut |ws| {
@@ -188,7 +120,7 @@ fn mio_client_against_tungstenite_server() {
             }
             echo.is_some()
         });
-        assert!(echo == Some((kind, data)), "a message of {} bytes changed", message.len());
+        assert!(echo == Some((kind, data)), "a message of {} bytes changed", message.data.len());
     }
     let now = client.now();
     client.connection_mut().close(now, CloseCode(4001), "bye from multipeer-mio").unwrap();
