@@ -84,7 +84,7 @@ struct TheirView {
 
 /// A tungstenite server on a thread that echoes every message of one connection until it
 /// closes; the receiver yields what it saw.
-fn tungstenite_echo_server() -> (std::net::SocketAddr, mpsc::Receiver<Result<TheirView, String>>) {
+fn tungstenite_echo_server() -> (core::net::SocketAddr, mpsc::Receiver<Result<TheirView, String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = spawn(move || -> Result<TheirView, String> {
