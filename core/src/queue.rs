@@ -15,6 +15,7 @@
 //! array without `alloc`.
 
 use core::fmt;
+use core::num::NonZeroUsize;
 
 use crate::buffer::{Buffer, CapacityError};
 use crate::copy::copy_bytes;
@@ -117,12 +118,17 @@ pub(crate) struct Ring<B> {
     /// One past the newest byte.
     tail: usize,
     /// When the bytes wrap: the end of the older run `head..wrap`; the newer run is `..tail`.
-    wrap: Option<usize>,
+    wrap: Option<NonZeroUsize>,
 }
 
 impl<B: Buffer> Ring<B> {
+    /// The end of the older run, when the bytes wrap (never zero: that run is not empty).
+    fn wrap_end(&self) -> Option<usize> {
+        self.wrap.map(NonZeroUsize::get)
+    }
+
     pub(crate) fn len(&self) -> usize {
-        match self.wrap {
+        match self.wrap_end() {
             None => self.tail - self.head,
             Some(wrap) => wrap - self.head + self.tail,
         }
@@ -130,7 +136,7 @@ impl<B: Buffer> Ring<B> {
 
     /// The bytes from the oldest to the end of its run (all of them unless they wrap).
     pub(crate) fn as_slice(&self) -> &[u8] {
-        let end = self.wrap.unwrap_or(self.tail);
+        let end = self.wrap_end().unwrap_or(self.tail);
         &self.buf.as_slice()[self.head..end]
     }
 
@@ -146,9 +152,9 @@ impl<B: Buffer> Ring<B> {
 
     /// Drops the `n` oldest bytes, which must not cross the end of their run (one record).
     pub(crate) fn consume(&mut self, n: usize) {
-        let end = self.wrap.unwrap_or(self.tail);
+        let end = self.wrap_end().unwrap_or(self.tail);
         self.head += n.min(end - self.head);
-        if self.wrap == Some(self.head) {
+        if self.wrap_end() == Some(self.head) {
             self.head = 0;
             self.wrap = None;
         }
@@ -159,7 +165,7 @@ impl<B: Buffer> Ring<B> {
     fn truncate_back(&mut self, n: usize) {
         let start = if self.wrap.is_some() { 0 } else { self.head };
         self.tail -= n.min(self.tail - start);
-        if let (Some(wrap), 0) = (self.wrap, self.tail) {
+        if let (Some(wrap), 0) = (self.wrap_end(), self.tail) {
             self.tail = wrap;
             self.wrap = None;
         }
@@ -201,7 +207,7 @@ impl<B: Buffer> Ring<B> {
 
     fn make_room(&mut self, written: usize, record: usize, limit: usize) -> Result<(), CapacityError> {
         let start = self.tail - written;
-        match self.wrap {
+        match self.wrap_end() {
             None if start == self.head && record <= self.buf.as_slice().len() => {
                 // Only the record itself is queued: it moves to the front.
                 self.buf.as_mut_slice().copy_within(start..self.tail, 0);
@@ -211,7 +217,8 @@ impl<B: Buffer> Ring<B> {
             }
             None if record <= self.head && start > self.head => {
                 self.buf.as_mut_slice().copy_within(start..self.tail, 0);
-                self.wrap = Some(start);
+                // `start` is past `head`, so not zero.
+                self.wrap = NonZeroUsize::new(start);
                 self.tail = written;
                 return Ok(());
             }
@@ -240,7 +247,7 @@ impl<B: Buffer> Ring<B> {
 
     /// Moves every byte to the front of the storage, in order.
     fn make_linear(&mut self) {
-        if let Some(wrap) = self.wrap.take() {
+        if let Some(wrap) = self.wrap.take().map(NonZeroUsize::get) {
             // [newer | free | older | unused] becomes [older | newer | ...].
             self.buf.as_mut_slice()[..wrap].rotate_left(self.head);
             self.tail += wrap - self.head;
