@@ -6,15 +6,23 @@
 //! silent drop. Packets may be written incrementally (`begin`, `extend`, `commit`) so a
 //! WebSocket message is reassembled in place as its frames arrive.
 //!
-//! Storage is any [`Buffer`]: a `Vec<u8>` that grows only as bytes arrive (and shrinks back when
-//! the queue drains), or a fixed array without `alloc`.
+//! The packet queue is a ring: popping a packet never moves bytes, and a queue kept full (a
+//! server inbox under load) places each new packet where the oldest ones left room, instead of
+//! moving the whole queue to the front as a compacting buffer would.
+//!
+//! Storage is any [`Buffer`]: a `Vec<u8>` that grows only as bytes arrive (and that its owner
+//! gives back once the queue has stayed empty, [`PacketQueue::release_if_empty`]), or a fixed
+//! array without `alloc`.
 
 use core::fmt;
+use core::num::NonZeroUsize;
 
 use crate::buffer::{Buffer, CapacityError};
 use crate::copy::copy_bytes;
 
-/// A queue of bytes in one contiguous region, compacted when the free space runs out at the end.
+/// A queue of bytes in one contiguous region, compacted when the free space runs out at the end
+/// (outbound frames: the transport usually takes them all, and an empty queue starts over at the
+/// front, so the compaction moves only what a partial write left).
 #[derive(Debug, Default)]
 pub(crate) struct ByteQueue<B> {
     buf: B,
@@ -36,29 +44,12 @@ impl<B: Buffer> ByteQueue<B> {
         &self.buf.as_slice()[self.head..self.tail]
     }
 
-    /// The queued bytes from `offset` (relative to the oldest byte).
-    pub(crate) fn slice_from(&self, offset: usize) -> &[u8] {
-        &self.buf.as_slice()[self.head + offset..self.tail]
-    }
-
-    pub(crate) fn slice_mut(&mut self, offset: usize, len: usize) -> &mut [u8] {
-        let start = self.head + offset;
-        &mut self.buf.as_mut_slice()[start..start + len]
-    }
-
     /// Drops the `n` oldest bytes (at most all of them).
     pub(crate) fn consume(&mut self, n: usize) {
         self.head += n.min(self.len());
         if self.head == self.tail {
             self.head = 0;
             self.tail = 0;
-        }
-    }
-
-    /// Drops the newest bytes so that `len` remain.
-    pub(crate) fn truncate(&mut self, len: usize) {
-        if len < self.len() {
-            self.tail = self.head + len;
         }
     }
 
@@ -97,13 +88,6 @@ impl<B: Buffer> ByteQueue<B> {
         debug_assert!(self.tail <= self.buf.as_slice().len());
     }
 
-    /// Appends `bytes` whole, or nothing.
-    pub(crate) fn push(&mut self, bytes: &[u8], limit: usize) -> Result<(), CapacityError> {
-        copy_bytes(self.reserve(bytes.len(), limit)?, bytes);
-        self.advance(bytes.len());
-        Ok(())
-    }
-
     /// Gives memory back while the queue is empty.
     pub(crate) fn release(&mut self) {
         if self.is_empty() {
@@ -111,6 +95,195 @@ impl<B: Buffer> ByteQueue<B> {
             // offset would point outside the storage.
             self.head = 0;
             self.tail = 0;
+            self.buf.shrink(0);
+        }
+    }
+
+    /// Bytes of storage currently held (initialized), for memory accounting.
+    pub(crate) fn footprint(&self) -> usize {
+        self.buf.as_slice().len()
+    }
+}
+
+/// Bytes in a ring whose records never split: a record that does not fit before the end of
+/// the storage starts again at the front, and the unused end is skipped until the reader gets
+/// there. Reading never moves bytes; writing moves bytes only to make room when the free space
+/// is split (see [`reserve`](Self::reserve)), so a queue that stays full costs no memmove per
+/// packet.
+#[derive(Debug, Default)]
+pub(crate) struct Ring<B> {
+    buf: B,
+    /// The oldest byte.
+    head: usize,
+    /// One past the newest byte.
+    tail: usize,
+    /// When the bytes wrap: the end of the older run `head..wrap`; the newer run is `..tail`.
+    wrap: Option<NonZeroUsize>,
+}
+
+impl<B: Buffer> Ring<B> {
+    /// The end of the older run, when the bytes wrap (never zero: that run is not empty).
+    fn wrap_end(&self) -> Option<usize> {
+        self.wrap.map(NonZeroUsize::get)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self.wrap_end() {
+            None => self.tail - self.head,
+            Some(wrap) => wrap - self.head + self.tail,
+        }
+    }
+
+    /// The bytes from the oldest to the end of its run (all of them unless they wrap).
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        let end = self.wrap_end().unwrap_or(self.tail);
+        &self.buf.as_slice()[self.head..end]
+    }
+
+    /// The newest `n` bytes, which the writer keeps contiguous (the open record).
+    fn newest(&self, n: usize) -> &[u8] {
+        &self.buf.as_slice()[self.tail - n..self.tail]
+    }
+
+    fn newest_mut(&mut self, n: usize) -> &mut [u8] {
+        let tail = self.tail;
+        &mut self.buf.as_mut_slice()[tail - n..tail]
+    }
+
+    /// Drops the `n` oldest bytes, which must not cross the end of their run (one record).
+    pub(crate) fn consume(&mut self, n: usize) {
+        let end = self.wrap_end().unwrap_or(self.tail);
+        self.head += n.min(end - self.head);
+        if self.wrap_end() == Some(self.head) {
+            self.head = 0;
+            self.wrap = None;
+        }
+        self.settle();
+    }
+
+    /// Drops the `n` newest bytes (at most the newer run).
+    fn truncate_back(&mut self, n: usize) {
+        let start = if self.wrap.is_some() { 0 } else { self.head };
+        self.tail -= n.min(self.tail - start);
+        if let (Some(wrap), 0) = (self.wrap_end(), self.tail) {
+            self.tail = wrap;
+            self.wrap = None;
+        }
+        self.settle();
+    }
+
+    /// An empty ring starts over at the front, so a queue that drains keeps touching the same
+    /// few cache lines instead of cycling through all its storage.
+    fn settle(&mut self) {
+        if self.wrap.is_none() && self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+        }
+    }
+
+    /// A writable region of exactly `n` bytes right after the newest `written` bytes, which
+    /// stay contiguous with it; [`advance`](Self::advance) commits it.
+    ///
+    /// In order of preference: the room already there; the front of the storage, when the
+    /// record fits before the oldest byte (the newest `written` bytes move there); more
+    /// storage, up to `limit`; and last, when storage cannot grow, everything moved to the
+    /// front (the only case that moves more than the record being written).
+    pub(crate) fn reserve(
+        &mut self,
+        written: usize,
+        n: usize,
+        limit: usize,
+    ) -> Result<&mut [u8], CapacityError> {
+        let overflow = CapacityError { requested: usize::MAX };
+        let record = written.checked_add(n).ok_or(overflow)?;
+        let cap = self.buf.as_slice().len();
+        let room_end = self.wrap.map_or(cap, |_| self.head);
+        if self.tail.checked_add(n).ok_or(overflow)? > room_end {
+            self.make_room(written, record, limit)?;
+        }
+        let tail = self.tail;
+        Ok(&mut self.buf.as_mut_slice()[tail..tail + n])
+    }
+
+    fn make_room(&mut self, written: usize, record: usize, limit: usize) -> Result<(), CapacityError> {
+        let start = self.tail - written;
+        match self.wrap_end() {
+            None if start == self.head && record <= self.buf.as_slice().len() => {
+                // Only the record itself is queued: it moves to the front.
+                self.buf.as_mut_slice().copy_within(start..self.tail, 0);
+                self.head = 0;
+                self.tail = written;
+                return Ok(());
+            }
+            None if record <= self.head && start > self.head => {
+                self.buf.as_mut_slice().copy_within(start..self.tail, 0);
+                // `start` is past `head`, so not zero.
+                self.wrap = NonZeroUsize::new(start);
+                self.tail = written;
+                return Ok(());
+            }
+            None => {
+                if self.buf.try_grow(start + record, limit).is_ok() {
+                    return Ok(());
+                }
+            }
+            Some(wrap) => {
+                // The newer run moves after the older one, if the storage can hold both.
+                if self.buf.try_grow(wrap + self.tail + (record - written), limit).is_ok() {
+                    self.buf.as_mut_slice().copy_within(..self.tail, wrap);
+                    self.tail += wrap;
+                    self.wrap = None;
+                    return Ok(());
+                }
+            }
+        }
+        self.make_linear();
+        let needed = self.tail - written + record;
+        if needed > self.buf.as_slice().len() {
+            self.buf.try_grow(needed, limit)?;
+        }
+        Ok(())
+    }
+
+    /// Moves every byte to the front of the storage, in order.
+    fn make_linear(&mut self) {
+        if let Some(wrap) = self.wrap.take().map(NonZeroUsize::get) {
+            // [newer | free | older | unused] becomes [older | newer | ...].
+            self.buf.as_mut_slice()[..wrap].rotate_left(self.head);
+            self.tail += wrap - self.head;
+        } else if self.head > 0 {
+            self.buf.as_mut_slice().copy_within(self.head..self.tail, 0);
+            self.tail -= self.head;
+        }
+        self.head = 0;
+    }
+
+    /// Commits `n` bytes written into the region returned by [`reserve`](Self::reserve).
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.tail += n;
+        debug_assert!(self.tail <= self.buf.as_slice().len());
+    }
+
+    /// Appends `bytes` whole, or nothing, keeping all bytes in one run (for raw bytes that are
+    /// read back with [`as_slice`](Self::as_slice), such as a handshake head).
+    pub(crate) fn push(&mut self, bytes: &[u8], limit: usize) -> Result<(), CapacityError> {
+        self.make_linear();
+        let needed = self.tail.checked_add(bytes.len()).ok_or(CapacityError { requested: usize::MAX })?;
+        if needed > self.buf.as_slice().len() {
+            self.buf.try_grow(needed, limit)?;
+        }
+        let tail = self.tail;
+        copy_bytes(&mut self.buf.as_mut_slice()[tail..needed], bytes);
+        self.tail = needed;
+        Ok(())
+    }
+
+    /// Gives memory back while the ring is empty.
+    pub(crate) fn release(&mut self) {
+        if self.len() == 0 {
+            self.head = 0;
+            self.tail = 0;
+            self.wrap = None;
             self.buf.shrink(0);
         }
     }
@@ -190,7 +363,7 @@ pub struct Packet<'a> {
 /// A bounded FIFO of packets; each packet contiguous, each push all-or-nothing.
 #[derive(Debug, Default)]
 pub struct PacketQueue<B> {
-    bytes: ByteQueue<B>,
+    ring: Ring<B>,
     limits: QueueLimits,
     /// Complete packets.
     packets: usize,
@@ -205,7 +378,7 @@ impl<B: Buffer + Default> PacketQueue<B> {
     /// An empty queue with the given limits; no storage is touched until the first packet.
     #[must_use]
     pub fn new(limits: QueueLimits) -> Self {
-        Self { bytes: ByteQueue::default(), limits, packets: 0, payload: 0, open: 0, is_open: false }
+        Self { ring: Ring::default(), limits, packets: 0, payload: 0, open: 0, is_open: false }
     }
 }
 
@@ -255,11 +428,17 @@ impl<B: Buffer> PacketQueue<B> {
     /// Bytes of storage currently held, for memory accounting.
     #[must_use]
     pub fn footprint(&self) -> usize {
-        self.bytes.footprint()
+        self.ring.footprint()
     }
 
+    /// The most storage the queue may hold: its limits' worth of records, and half as much
+    /// again so that a ring kept nearly full still finds each new record a contiguous place
+    /// (with no slack, the free space is split around the skipped end of the storage and every
+    /// record would move the whole queue).
     fn physical_limit(&self) -> usize {
-        self.limits.max_bytes.saturating_add(self.limits.max_packets.saturating_mul(RECORD_HEADER))
+        let records =
+            self.limits.max_bytes.saturating_add(self.limits.max_packets.saturating_mul(RECORD_HEADER));
+        records.saturating_add(records / 2)
     }
 
     /// Whether a packet of `len` payload bytes would be accepted now.
@@ -281,10 +460,10 @@ impl<B: Buffer> PacketQueue<B> {
         }
         let limit = self.physical_limit();
         let total = RECORD_HEADER + payload.len();
-        let dst = self.bytes.reserve(total, limit).map_err(QueueFull::Storage)?;
+        let dst = self.ring.reserve(0, total, limit).map_err(QueueFull::Storage)?;
         write_header(dst, payload.len(), meta);
         copy_bytes(&mut dst[RECORD_HEADER..], payload);
-        self.bytes.advance(total);
+        self.ring.advance(total);
         self.packets += 1;
         self.payload += payload.len();
         Ok(())
@@ -300,9 +479,9 @@ impl<B: Buffer> PacketQueue<B> {
             return Err(QueueFull::Packets { limit: self.limits.max_packets });
         }
         let limit = self.physical_limit();
-        let dst = self.bytes.reserve(RECORD_HEADER, limit).map_err(QueueFull::Storage)?;
+        let dst = self.ring.reserve(0, RECORD_HEADER, limit).map_err(QueueFull::Storage)?;
         write_header(dst, 0, meta);
-        self.bytes.advance(RECORD_HEADER);
+        self.ring.advance(RECORD_HEADER);
         self.open = RECORD_HEADER;
         self.is_open = true;
         Ok(())
@@ -334,8 +513,8 @@ impl<B: Buffer> PacketQueue<B> {
             return Err(QueueFull::Bytes { needed: n, free: self.space_left() });
         }
         let limit = self.physical_limit();
-        fill(self.bytes.reserve(n, limit).map_err(QueueFull::Storage)?);
-        self.bytes.advance(n);
+        fill(self.ring.reserve(self.open, n, limit).map_err(QueueFull::Storage)?);
+        self.ring.advance(n);
         self.open += n;
         self.payload += n;
         Ok(())
@@ -352,8 +531,7 @@ impl<B: Buffer> PacketQueue<B> {
     /// The payload written so far into the open packet.
     #[must_use]
     pub fn open_payload(&self) -> &[u8] {
-        let start = self.bytes.len() - self.open + RECORD_HEADER;
-        &self.bytes.slice_from(start)[..self.open_len()]
+        self.ring.newest(self.open).get(RECORD_HEADER..).unwrap_or_default()
     }
 
     /// Closes the open packet and makes it readable.
@@ -361,9 +539,8 @@ impl<B: Buffer> PacketQueue<B> {
         if !self.is_open {
             return;
         }
-        let start = self.bytes.len() - self.open;
         let len = self.open - RECORD_HEADER;
-        let header = self.bytes.slice_mut(start, RECORD_HEADER);
+        let header = self.ring.newest_mut(self.open);
         let meta = header[4];
         write_header(header, len, meta);
         self.open = 0;
@@ -377,8 +554,7 @@ impl<B: Buffer> PacketQueue<B> {
             return;
         }
         self.payload -= self.open - RECORD_HEADER;
-        let keep = self.bytes.len() - self.open;
-        self.bytes.truncate(keep);
+        self.ring.truncate_back(self.open);
         self.open = 0;
         self.is_open = false;
     }
@@ -389,7 +565,7 @@ impl<B: Buffer> PacketQueue<B> {
         if self.packets == 0 {
             return None;
         }
-        let bytes = self.bytes.as_slice();
+        let bytes = self.ring.as_slice();
         let (len, meta) = read_header(bytes);
         Some(Packet { meta, payload: bytes.get(RECORD_HEADER..RECORD_HEADER + len)? })
     }
@@ -399,8 +575,8 @@ impl<B: Buffer> PacketQueue<B> {
         if self.packets == 0 {
             return false;
         }
-        let (len, _) = read_header(self.bytes.as_slice());
-        self.bytes.consume(RECORD_HEADER + len);
+        let (len, _) = read_header(self.ring.as_slice());
+        self.ring.consume(RECORD_HEADER + len);
         self.packets -= 1;
         self.payload -= len;
         true
@@ -412,8 +588,8 @@ impl<B: Buffer> PacketQueue<B> {
     /// on every message costs more than the message itself); its owner calls this once the
     /// queue has been idle for a while, so idle memory still returns to zero.
     pub fn release_if_empty(&mut self) -> bool {
-        if self.packets == 0 && !self.is_open && self.bytes.footprint() > 0 {
-            self.bytes.release();
+        if self.packets == 0 && !self.is_open && self.ring.footprint() > 0 {
+            self.ring.release();
             return true;
         }
         false
@@ -434,21 +610,21 @@ impl<B: Buffer> PacketQueue<B> {
     }
 
     /// The raw bytes, for a connection's opening handshake before any packet is queued.
-    pub(crate) fn scratch(&mut self) -> &mut ByteQueue<B> {
+    pub(crate) fn scratch(&mut self) -> &mut Ring<B> {
         debug_assert!(self.packets == 0 && !self.is_open);
-        &mut self.bytes
+        &mut self.ring
     }
 
     /// The raw bytes written through [`scratch`](Self::scratch).
     pub(crate) fn scratch_slice(&self) -> &[u8] {
-        self.bytes.as_slice()
+        self.ring.as_slice()
     }
 
     /// Drops every packet, the open one included.
     pub fn clear(&mut self) {
         self.abort();
         while self.pop() {}
-        self.bytes.release();
+        self.ring.release();
     }
 }
 

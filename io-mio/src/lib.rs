@@ -44,14 +44,34 @@
 //!
 //! [`Server::run`] is that loop for programs without one, stopped by a [`Stop`] flag.
 //!
+//! ## Plain WebSocket
+//!
+//! [`WebSocketServer`] and [`WebSocketClient`] are RFC 6455 without Godot's multiplayer framing
+//! (no peer ids, no relay, any payload), in the same shapes: a token range, the same verbs, a
+//! built-in `run`. The multiplayer [`Server`] and the WebRTC [`Lobby`] share their listening
+//! and accepting half; the lobby is a `WebSocketServer` whose messages go to the lobby core.
+//! Received messages are read where they were received ([`WebSocketServer::message`]) and can
+//! be echoed or forwarded to another connection with a single copy
+//! ([`WebSocketServer::echo`], [`WebSocketServer::forward`]); the multiplayer server does the
+//! same with `forward_packet` and `get_packet_with` of its core.
+//!
 //! ## Memory
 //!
 //! Reads go into one 64 KiB [`ReadBuffer`] per server (shared by every connection) and are
 //! handed to the core at once; only bytes the core refuses (back-pressure) are kept per
 //! connection, and only until it takes them. Writes go from the core's queue straight to the
 //! socket. An idle connection holds its socket, the core's state and a few dozen bytes here.
+//!
+//! The multiplayer server's inbox (`ServerConfig::inbox`, 1 MiB and 16,384 packets by default)
+//! is shared by every peer and holds sixteen messages of the largest size Godot sends by
+//! default. It is a ring: when it stays full under load, reading a packet and receiving the next
+//! move no bytes. A larger inbox absorbs longer bursts before peers meet back-pressure (their
+//! input then waits in their connections, nothing is lost) at the cost of that much memory
+//! while it is full; a smaller one pushes back sooner. Raise it with `max_message_size` when
+//! clients send large messages, to a few of them per active client.
 #![forbid(unsafe_code)]
 
+mod accept;
 mod client;
 mod clock;
 mod error;
@@ -62,6 +82,7 @@ mod server;
 mod transport;
 #[cfg(all(feature = "webrtc", unix))]
 mod webrtc;
+mod websocket;
 
 /// TLS settings and errors (feature `tls`): multipeer-std's [`tls`]
 /// module, the one TLS implementation of multipeer's adapters, re-exported.
@@ -79,6 +100,10 @@ pub use server::{CoreServer, Server, TransportStats};
 pub use tls::{TlsConfigError, TlsError, TlsOptions};
 #[cfg(all(feature = "webrtc", unix))]
 pub use webrtc::WebRtcDriver;
+pub use websocket::{
+    ClientSocket, ConnectionId, Socket, WebSocketClient, WebSocketClientOptions, WebSocketEvent,
+    WebSocketOptions, WebSocketServer, WebSocketStats,
+};
 
 pub use mio;
 pub use multipeer;

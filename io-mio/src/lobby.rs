@@ -2,8 +2,8 @@
 //! [`LobbyServer`](multipeer::signaling::LobbyServer) (Godot's `webrtc_signaling` demo
 //! protocol) over plain or TLS WebSocket connections.
 //!
-//! Each accepted TCP connection carries one server-side [`ws::Connection`]; once its opening
-//! handshake completes the lobby core is told, text messages are handed to it, binary ones
+//! It is a [`WebSocketServer`] whose connections are the lobby core's: once a connection's
+//! opening handshake completes the lobby core is told, text messages are handed to it, binary ones
 //! make it close the connection with 4000 (as the demo does), and what it asks for (send a
 //! text, close with a code and reason) is carried out here. The adapter makes no protocol
 //! decision.
@@ -17,40 +17,33 @@
 use core::net::SocketAddr;
 use core::ops::Range;
 use core::time::Duration;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
-use std::sync::Arc;
 
 use chacha20::ChaCha12Rng;
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use multipeer::VecStorage;
+use mio::{Registry, Token};
 use multipeer::signaling::{LobbyConfig, LobbyOutput, LobbyServer};
 use multipeer::ws::{self, CloseCode, MessageKind, SendError};
 
-use crate::clock::{Clock, shortest};
-use crate::error::{BindError, TransportError};
-use crate::listen::{ListenAddr, bind_all};
-use crate::run::{RunEnd, Stop};
+use crate::clock::shortest;
+use crate::error::BindError;
+use crate::listen::ListenAddr;
+use crate::os_rng;
+use crate::run::{RunEnd, Stop, drive_by_inherent_methods, run};
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
-use crate::transport::{Machine, ReadEnd, Transport};
-use crate::{READ_BUDGET, ReadBuffer, os_rng};
+use crate::websocket::{ConnectionId, WebSocketEvent, WebSocketOptions, WebSocketServer};
 
 /// The core lobby server this adapter drives.
 pub type CoreLobby = LobbyServer<ChaCha12Rng>;
 
-type Socket = ws::Connection<VecStorage>;
-
 /// Connections accepted beyond [`LobbyConfig::max_peers`] so that the core can tell the extra
 /// ones "Too many peers connected" (close 4000, as the demo does) instead of a silent TCP close.
 const OVER_CAPACITY_HEADROOM: usize = 64;
-/// How long accepting pauses after an `accept` error such as running out of descriptors.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// Rounds of reading, processing and writing one connection may take in one pass (each
-/// round is bounded by the read budget), so one connection cannot hold the loop.
-const MAX_ROUNDS: usize = 8;
+/// Rounds of carrying out the lobby core's outputs in one pass (each round answers what the
+/// connections of the previous one did).
+const MAX_ROUNDS: usize = 32;
 /// Close reason for a connection cut off for not draining its queue.
 const SLOW_PEER_REASON: &str = "slow peer: outbound queue full, not draining";
 
@@ -116,46 +109,6 @@ pub struct LobbyStats {
     pub io_errors: u64,
 }
 
-struct Slot {
-    key: u64,
-    ws: Socket,
-    transport: Transport,
-    /// The lobby core knows this connection (it opened and was not forgotten yet).
-    known: bool,
-    /// Messages for it that did not fit its queue yet, oldest first.
-    backlog: VecDeque<String>,
-    /// Connections (keys) not read until the backlog has gone out.
-    waiters: Vec<u64>,
-    /// A backlog waits and nothing was written since then.
-    stalled_since: Option<multipeer::Instant>,
-    /// Not read while a message it caused waits for room somewhere.
-    held: bool,
-}
-
-/// One WebSocket connection seen as a transport [`Machine`].
-struct Ws<'a> {
-    ws: &'a mut Socket,
-    now: multipeer::Instant,
-}
-
-impl Machine for Ws<'_> {
-    fn input(&mut self, bytes: &[u8]) -> usize {
-        self.ws.handle_input(self.now, bytes)
-    }
-
-    fn eof(&mut self) {
-        self.ws.handle_eof(self.now);
-    }
-
-    fn output(&self) -> Option<&[u8]> {
-        self.ws.poll_transmit()
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.ws.consume_transmit(n);
-    }
-}
-
 /// A WebRTC signalling (lobby) server on mio, speaking Godot's `webrtc_signaling` demo
 /// protocol: clients join or create lobbies, and offers, answers and candidates are relayed
 /// between the members of a lobby.
@@ -166,27 +119,29 @@ impl Machine for Ws<'_> {
 /// [`handle_timeout`](Self::handle_timeout). Or call [`run`](Self::run).
 pub struct Lobby {
     core: CoreLobby,
-    ws_config: ws::Config,
+    server: WebSocketServer,
+    /// Connections the lobby core knows (opened, not forgotten yet).
+    known: HashSet<ConnectionId>,
+    /// Messages waiting for room at their receiver, per receiver.
+    backlogs: HashMap<ConnectionId, Backlog>,
+    /// Connections not read while a message they caused waits in a backlog.
+    held: HashSet<ConnectionId>,
+    /// Connections no longer held, whose waiting messages are to be read.
+    released: Vec<ConnectionId>,
     slow_peer_timeout: Option<Duration>,
-    /// Connections the core's outputs wrote to, to be serviced.
-    touched: Vec<usize>,
-    clock: Clock,
-    listeners: Vec<Option<TcpListener>>,
-    local_addrs: Vec<SocketAddr>,
-    slots: Vec<Option<Slot>>,
-    free: Vec<usize>,
-    by_key: HashMap<u64, usize>,
-    next_key: u64,
-    max_connections: usize,
-    first_token: Option<usize>,
-    scratch: ReadBuffer,
-    #[cfg(feature = "tls")]
-    tls: Option<TlsOptions>,
-    /// Connections whose read budget ran out with data possibly left.
-    read_again: Vec<usize>,
-    accept_paused_until: Option<std::time::Instant>,
-    closing: bool,
     stats: LobbyStats,
+}
+
+/// Messages for one connection that did not fit its queue yet, and who waits for them.
+#[derive(Debug, Default)]
+struct Backlog {
+    texts: VecDeque<String>,
+    /// Connections held until this backlog has gone out.
+    waiters: Vec<ConnectionId>,
+    /// Since when nothing was written while the backlog waits.
+    stalled_since: Option<multipeer::Instant>,
+    /// Bytes queued for the socket when last looked at (less now: it wrote).
+    last_buffered: usize,
 }
 
 impl Lobby {
@@ -196,35 +151,25 @@ impl Lobby {
     /// [`BindError`]: an address in use or unavailable, no OS randomness.
     pub fn bind(addrs: &[ListenAddr], options: LobbyOptions) -> Result<Self, BindError> {
         let rng = os_rng().map_err(BindError::Rng)?;
-        let listeners = bind_all(addrs)?;
-        let local_addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let ws = ws::Config {
+            // One announcement per member, at once, to a joiner.
+            max_outbound_messages: options
+                .ws
+                .max_outbound_messages
+                .max(options.lobby.max_peers.saturating_add(8)),
+            ..options.ws
+        };
+        let max_connections = options.lobby.max_peers.saturating_add(OVER_CAPACITY_HEADROOM);
+        let server =
+            WebSocketServer::bind(addrs, WebSocketOptions { ws, max_connections, protocols: Vec::new() })?;
         Ok(Self {
             core: LobbyServer::new(options.lobby, rng),
+            server,
+            known: HashSet::new(),
+            backlogs: HashMap::new(),
+            held: HashSet::new(),
+            released: Vec::new(),
             slow_peer_timeout: options.slow_peer_timeout,
-            touched: Vec::new(),
-            ws_config: ws::Config {
-                // One announcement per member, at once, to a joiner.
-                max_outbound_messages: options
-                    .ws
-                    .max_outbound_messages
-                    .max(options.lobby.max_peers.saturating_add(8)),
-                ..options.ws
-            },
-            clock: Clock::new(),
-            listeners: listeners.into_iter().map(Some).collect(),
-            local_addrs,
-            slots: Vec::new(),
-            free: Vec::new(),
-            by_key: HashMap::new(),
-            next_key: 0,
-            max_connections: options.lobby.max_peers.saturating_add(OVER_CAPACITY_HEADROOM),
-            first_token: None,
-            scratch: ReadBuffer::new(),
-            #[cfg(feature = "tls")]
-            tls: None,
-            read_again: Vec::new(),
-            accept_paused_until: None,
-            closing: false,
             stats: LobbyStats::default(),
         })
     }
@@ -239,23 +184,20 @@ impl Lobby {
             return Err(BindError::ClientTlsOptions);
         }
         let mut lobby = Self::bind(addrs, options)?;
-        lobby.tls = Some(tls);
+        lobby.server.set_tls(tls);
         Ok(lobby)
     }
 
     /// Whether connections are wrapped in TLS.
     #[must_use]
     pub fn is_tls(&self) -> bool {
-        #[cfg(feature = "tls")]
-        return self.tls.is_some();
-        #[cfg(not(feature = "tls"))]
-        false
+        self.server.is_tls()
     }
 
     /// The addresses actually listened on.
     #[must_use]
     pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local_addrs
+        self.server.local_addrs()
     }
 
     /// The lobby core (connections and lobbies now).
@@ -267,25 +209,36 @@ impl Lobby {
     /// TCP connections held now, handshaking, open or closing.
     #[must_use]
     pub fn connection_count(&self) -> usize {
-        self.by_key.len()
+        self.server.connection_count()
     }
 
     /// The counters.
     #[must_use]
     pub fn stats(&self) -> LobbyStats {
-        self.stats
+        let ws = self.server.stats();
+        LobbyStats {
+            accepted: ws.accepted,
+            refused_at_capacity: ws.refused_at_capacity,
+            accept_errors: ws.accept_errors,
+            handshake_failures: ws.handshake_failures,
+            opened: ws.opened,
+            tls_failures: ws.tls_failures,
+            io_errors: ws.io_errors,
+            held_senders: self.held.len() as u64,
+            ..self.stats
+        }
     }
 
     /// Most tokens this lobby may use from its first: one per listener, then one per connection.
     #[must_use]
     pub fn token_count(&self) -> usize {
-        self.listeners.len() + self.max_connections
+        self.server.token_count()
     }
 
     /// The tokens in use once registered.
     #[must_use]
     pub fn token_range(&self) -> Option<Range<usize>> {
-        self.first_token.map(|first| first..first + self.token_count())
+        self.server.token_range()
     }
 
     /// Registers the listeners; connections use the tokens after them.
@@ -293,133 +246,74 @@ impl Lobby {
     /// # Errors
     /// The registry refused a listener, or the lobby is already registered.
     pub fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
-        if self.first_token.is_some() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "lobby already registered"));
-        }
-        if first.0.checked_add(self.token_count()).is_none() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "token range overflows"));
-        }
-        for (i, listener) in self.listeners.iter_mut().enumerate() {
-            if let Some(listener) = listener {
-                registry.register(listener, Token(first.0 + i), Interest::READABLE)?;
-            }
-        }
-        self.first_token = Some(first.0);
-        Ok(())
+        self.server.register(registry, first)
     }
 
     /// Handles one readiness event; returns `false` if its token is not this lobby's.
     pub fn handle_event(&mut self, registry: &Registry, event: &Event) -> bool {
-        let Some(offset) =
-            self.token_range().filter(|r| r.contains(&event.token().0)).map(|r| event.token().0 - r.start)
-        else {
+        if !self.server.handle_event(registry, event) {
             return false;
-        };
-        if offset < self.listeners.len() {
-            self.accept(registry, offset);
-        } else {
-            let index = offset - self.listeners.len();
-            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-            self.service(registry, index, readable);
         }
-        self.drain_core(registry);
+        self.drain(registry);
         true
     }
 
     /// How long the loop may sleep before [`handle_timeout`](Self::handle_timeout) is due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_again.is_empty() {
-            return Some(Duration::ZERO);
-        }
-        let mut at = self.core.poll_timeout();
-        for slot in self.slots.iter().flatten() {
-            at = multipeer_earliest(at, slot.ws.poll_timeout());
-            let stall = self.slow_peer_timeout.and_then(|t| Some(slot.stalled_since? + t));
-            at = multipeer_earliest(at, stall);
-        }
-        let core = at.map(|at| self.clock.until(at));
-        let accept =
-            self.accept_paused_until.map(|at| at.saturating_duration_since(std::time::Instant::now()));
-        shortest(core, accept)
+        let core = self.core.poll_timeout().map(|at| self.server.clock().until(at));
+        let stall = self.slow_peer_timeout.and_then(|timeout| {
+            let first = self.backlogs.values().filter_map(|b| b.stalled_since).min()?;
+            Some(self.server.clock().until(first + timeout))
+        });
+        let released = (!self.released.is_empty()).then_some(Duration::ZERO);
+        shortest(shortest(core, self.server.poll_timeout()), shortest(stall, released))
     }
 
     /// Fires due timers (the lobby's join and seal deadlines, each connection's handshake,
     /// close and heartbeat timers), reads connections left over by the read budget, retries a
     /// paused accept.
     pub fn handle_timeout(&mut self, registry: &Registry) {
-        let now = self.clock.now();
+        let now = self.server.now();
         self.core.handle_timeout(now);
-        self.route_outputs(None, now);
-        let mut due = Vec::new();
-        let mut stalled = Vec::new();
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(slot) = slot {
-                if slot.ws.poll_timeout().is_some_and(|t| t <= now) {
-                    slot.ws.handle_timeout(now);
-                    due.push(index);
-                }
-                let stall = self.slow_peer_timeout.and_then(|t| Some(slot.stalled_since? + t));
-                if stall.is_some_and(|t| t <= now) {
-                    stalled.push(index);
-                }
+        self.server.handle_timeout(registry);
+        if let Some(timeout) = self.slow_peer_timeout {
+            let stalled: Vec<ConnectionId> = self
+                .backlogs
+                .iter()
+                .filter(|(_, b)| b.stalled_since.is_some_and(|t| now >= t + timeout))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in stalled {
+                self.cut_off(id, now);
             }
         }
-        for index in stalled {
-            self.cut_off(index, now);
-            due.push(index);
-        }
-        for index in due {
-            self.service(registry, index, false);
-        }
-        for index in core::mem::take(&mut self.read_again) {
-            self.service(registry, index, true);
-        }
-        if self.accept_paused_until.is_some_and(|at| at <= std::time::Instant::now()) {
-            self.accept_paused_until = None;
-            for i in 0..self.listeners.len() {
-                self.accept(registry, i);
-            }
-        }
-        self.drain_core(registry);
+        self.drain(registry);
+    }
+
+    /// Hands what arrived to the lobby core and writes what it answered;
+    /// [`handle_event`](Self::handle_event) and [`handle_timeout`](Self::handle_timeout) do it
+    /// already.
+    pub fn flush(&mut self, registry: &Registry) {
+        self.drain(registry);
     }
 
     /// Stops listening and closes every connection with 1001 (going away); keep driving the
     /// loop until [`is_closed`](Self::is_closed).
     pub fn close(&mut self, registry: &Registry) {
-        self.closing = true;
-        for listener in &mut self.listeners {
-            if let Some(mut l) = listener.take() {
-                let _ = registry.deregister(&mut l);
-            }
-        }
-        let now = self.clock.now();
-        let mut all = Vec::new();
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(slot) = slot {
-                // Going away is no lobby event: nobody is told their host left.
-                slot.known = false;
-                match slot.ws.state() {
-                    ws::State::Open => {
-                        if slot.ws.close(now, CloseCode::GOING_AWAY, "").is_err() {
-                            slot.ws.abort();
-                        }
-                    }
-                    ws::State::Connecting => slot.ws.abort(),
-                    ws::State::Closing | ws::State::Closed => {}
-                }
-                all.push(index);
-            }
-        }
-        for index in all {
-            self.service(registry, index, false);
-        }
+        // Going away is no lobby event: nobody is told their host left.
+        self.known.clear();
+        self.backlogs.clear();
+        self.held.clear();
+        self.released.clear();
+        self.server.close(registry);
+        self.drain(registry);
     }
 
     /// Whether [`close`](Self::close) was called and every connection is gone.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.closing && self.by_key.is_empty()
+        self.server.is_closed()
     }
 
     /// Runs the lobby on its own `mio::Poll` until `stop` is raised or `limit` passes; then
@@ -435,427 +329,195 @@ impl Lobby {
     where
         F: FnMut(&mut Self) -> Option<Duration>,
     {
-        const WAKER: Token = Token(0);
-        let mut poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        stop.watch(waker.clone());
-        let result = self.run_on(&mut poll, stop, limit, &mut app, Token(WAKER.0 + 1));
-        stop.unwatch(&waker);
-        result
+        run(self, stop, limit, &mut app)
     }
 
-    fn run_on(
-        &mut self,
-        poll: &mut Poll,
-        stop: &Stop,
-        limit: Option<Duration>,
-        app: &mut dyn FnMut(&mut Self) -> Option<Duration>,
-        first: Token,
-    ) -> io::Result<RunEnd> {
-        self.register(poll.registry(), first)?;
-        let deadline = limit.map(|l| std::time::Instant::now() + l);
-        let mut events = Events::with_capacity(1024);
-        let mut app_wants = app(self);
-        let end = loop {
-            if stop.is_raised() {
-                break RunEnd::Stopped;
-            }
-            let now = std::time::Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                break RunEnd::TimeLimit;
-            }
-            let sleep = shortest(shortest(self.poll_timeout(), app_wants), deadline.map(|d| d - now));
-            self.turn(poll, &mut events, sleep)?;
-            app_wants = app(self);
-        };
-        self.close(poll.registry());
-        let give_up = std::time::Instant::now() + self.ws_config.close_timeout + Duration::from_secs(1);
-        while !self.is_closed() {
-            let now = std::time::Instant::now();
-            if now >= give_up {
-                break;
-            }
-            let sleep = shortest(self.poll_timeout(), Some(give_up - now));
-            self.turn(poll, &mut events, sleep)?;
-            app(self);
-        }
-        Ok(end)
-    }
-
-    fn turn(&mut self, poll: &mut Poll, events: &mut Events, sleep: Option<Duration>) -> io::Result<()> {
-        match poll.poll(events, sleep) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        for event in events.iter() {
-            self.handle_event(poll.registry(), event);
-        }
-        self.handle_timeout(poll.registry());
-        Ok(())
-    }
-
-    fn token(&self, index: usize) -> Token {
-        Token(self.first_token.unwrap_or(0) + self.listeners.len() + index)
-    }
-
-    fn accept(&mut self, registry: &Registry, listener: usize) {
-        loop {
-            let Some(Some(l)) = self.listeners.get(listener) else { return };
-            match l.accept() {
-                Ok((stream, _)) => self.take(registry, stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
-                Err(_) => {
-                    self.stats.accept_errors += 1;
-                    self.accept_paused_until = Some(std::time::Instant::now() + ACCEPT_RETRY);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn take(&mut self, registry: &Registry, stream: TcpStream) {
-        if self.by_key.len() >= self.max_connections {
-            self.stats.refused_at_capacity += 1;
-            return;
-        }
-        self.stats.accepted += 1;
-        let _ = stream.set_nodelay(true);
-        let now = self.clock.now();
-        let mut transport = Transport::new(stream, false);
-        let mut ws = Socket::server(now, self.ws_config);
-        let mut failed = None;
-        #[cfg(feature = "tls")]
-        if let Some(session) = self.tls.as_ref().and_then(TlsOptions::new_server_session) {
-            match session {
-                Ok(session) => transport.set_tls(session),
-                Err(e) => failed = Some(TransportError::Tls(e)),
-            }
-        }
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-        };
-        if let Err(e) = transport.update_interest(registry, self.token(index)) {
-            failed = failed.or(Some(TransportError::Io(e)));
-        }
-        if let Some(error) = failed {
-            self.count_error(&error);
-            transport.kill(&mut Ws { ws: &mut ws, now });
-        }
-        self.next_key += 1;
-        let key = self.next_key;
-        self.slots[index] = Some(Slot {
-            key,
-            ws,
-            transport,
-            known: false,
-            backlog: VecDeque::new(),
-            waiters: Vec::new(),
-            stalled_since: None,
-            held: false,
-        });
-        self.by_key.insert(key, index);
-        self.service(registry, index, false);
-    }
-
-    /// Reads (if `readable`), hands events and messages to the lobby core, writes, and
-    /// releases the connection once it is finished.
-    fn service(&mut self, registry: &Registry, index: usize, mut readable: bool) {
-        for _ in 0..MAX_ROUNDS {
-            let now = self.clock.now();
-            let token = self.token(index);
-            let Some(Some(slot)) = self.slots.get_mut(index) else { return };
-            let mut machine = Ws { ws: &mut slot.ws, now };
-            let mut again = false;
-            if readable || slot.transport.is_paused() {
-                let end = if slot.transport.is_paused() {
-                    slot.transport.resume(&mut machine, self.scratch.as_mut(), READ_BUDGET)
-                } else {
-                    slot.transport.read(&mut machine, self.scratch.as_mut(), READ_BUDGET)
-                };
-                match end {
-                    ReadEnd::Budget => again = true,
-                    ReadEnd::Ended(Some(error)) => count_error(&mut self.stats, &error),
-                    ReadEnd::Drained | ReadEnd::Paused | ReadEnd::Ended(None) => {}
-                }
-            }
-            readable = false;
-            let took = self.hand_over(index, now);
-            let Some(Some(slot)) = self.slots.get_mut(index) else { return };
-            let queued = slot.ws.buffered_amount();
-            let result = slot.transport.write(&mut Ws { ws: &mut slot.ws, now });
-            if let Err(error) = result {
-                count_error(&mut self.stats, &error);
-            }
-            let wrote = slot.ws.buffered_amount() < queued;
-            if wrote || !slot.backlog.is_empty() {
-                self.flush_backlog(index, now, wrote);
-            }
-            let Some(Some(slot)) = self.slots.get_mut(index) else { return };
-            if slot.transport.update_interest(registry, token).is_err() {
-                slot.transport.kill(&mut Ws { ws: &mut slot.ws, now });
-            }
-            let finished =
-                (slot.ws.is_finished() && slot.ws.poll_transmit().is_none()) || slot.transport.is_dead();
-            if finished {
-                self.release(registry, index);
-                return;
-            }
-            if again {
-                if !took && !slot.transport.is_paused() {
-                    self.read_again.push(index);
-                    return;
-                }
-                readable = true;
-                continue;
-            }
-            if !(took && slot.transport.is_paused()) {
-                return;
-            }
-        }
-    }
-
-    fn release(&mut self, registry: &Registry, index: usize) {
-        let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else { return };
-        self.by_key.remove(&slot.key);
-        self.free_waiters(&mut slot);
-        if slot.held {
-            self.stats.held_senders = self.stats.held_senders.saturating_sub(1);
-        }
-        if slot.known {
-            self.core.disconnect(slot.key);
-        }
-        slot.transport.close(registry);
-        self.free.push(index);
-    }
-
-    /// Services the connections the core's outputs wrote to, until none is left.
-    fn drain_core(&mut self, registry: &Registry) {
+    /// Hands the connections' events and messages to the lobby core and carries out what it
+    /// asks for, until neither has anything more.
+    fn drain(&mut self, registry: &Registry) {
         // Each round serves connections the previous one wrote to; the core's outputs are
         // finite (each round only answers what those connections did), so this ends.
-        for _ in 0..MAX_ROUNDS * 4 {
-            self.route_outputs(None, self.clock.now());
-            let mut touched = core::mem::take(&mut self.touched);
-            if touched.is_empty() {
-                return;
+        for _ in 0..MAX_ROUNDS {
+            self.flush_backlogs();
+            for id in core::mem::take(&mut self.released) {
+                self.read_messages(id);
             }
-            touched.sort_unstable();
-            touched.dedup();
-            for index in touched {
-                self.service(registry, index, false);
+            self.hand_over();
+            if !self.carry_out(None) {
+                break;
             }
+            self.server.flush(registry);
         }
+        self.server.flush(registry);
     }
 
-    /// Carries out what the lobby core asked for. `cause` is the connection whose message the
-    /// core just handled: if an output for another connection has to wait for room, `cause`
-    /// waits too (it is not read until that backlog has gone out).
-    fn route_outputs(&mut self, cause: Option<usize>, now: multipeer::Instant) {
-        while let Some(output) = self.core.poll_output() {
-            match output {
-                LobbyOutput::Send { conn, text } => {
-                    let Some(&index) = self.by_key.get(&conn) else { continue };
-                    let Some(slot) = self.slots[index].as_mut() else { continue };
-                    if !slot.backlog.is_empty() {
-                        slot.backlog.push_back(text);
-                    } else {
-                        match slot.ws.send_text(&text) {
-                            Ok(()) => self.stats.messages_out += 1,
-                            Err(SendError::Full { .. }) if slot.known => slot.backlog.push_back(text),
-                            Err(_) => self.stats.send_failures += 1,
-                        }
-                    }
-                    if !slot.backlog.is_empty() {
-                        slot.stalled_since.get_or_insert(now);
-                        if let Some(sender) = cause.filter(|&c| c != index) {
-                            self.hold(sender, index);
-                        }
-                    }
-                    self.touched.push(index);
-                }
-                LobbyOutput::Close { conn, code, reason } => {
-                    let Some(&index) = self.by_key.get(&conn) else { continue };
-                    let Some(slot) = self.slots[index].as_mut() else { continue };
-                    self.stats.closed_by_lobby += 1;
-                    // The core already forgot it.
-                    slot.known = false;
-                    if slot.ws.state() == ws::State::Open
-                        && slot.ws.close(now, CloseCode(code), reason).is_err()
-                    {
-                        slot.ws.abort();
-                    }
-                    self.touched.push(index);
-                }
-            }
-        }
-    }
-
-    /// `sender` is not read until the backlog of `receiver` has gone out.
-    fn hold(&mut self, sender: usize, receiver: usize) {
-        let Some(key) = self.slots[sender].as_mut().map(|s| {
-            if !s.held {
-                s.held = true;
-                self.stats.held_senders += 1;
-            }
-            s.key
-        }) else {
-            return;
-        };
-        self.stats.sender_waits += 1;
-        if let Some(r) = self.slots[receiver].as_mut() {
-            if !r.waiters.contains(&key) {
-                r.waiters.push(key);
-            }
-        }
-    }
-
-    /// Moves backlog into the connection's queue as room allows; `progress`: it wrote bytes.
-    fn flush_backlog(&mut self, index: usize, now: multipeer::Instant, progress: bool) {
-        let Some(Some(slot)) = self.slots.get_mut(index) else { return };
-        if progress {
-            slot.stalled_since = None;
-        }
-        while let Some(text) = slot.backlog.front() {
-            match slot.ws.send_text(text) {
-                Ok(()) => {
-                    self.stats.messages_out += 1;
-                    slot.backlog.pop_front();
-                }
-                Err(SendError::Full { .. }) => break,
-                Err(_) => {
-                    self.stats.send_failures += 1;
-                    slot.backlog.pop_front();
-                }
-            }
-        }
-        if slot.backlog.is_empty() {
-            slot.stalled_since = None;
-            let mut slot_waiters = core::mem::take(&mut slot.waiters);
-            self.release_waiters(&mut slot_waiters);
-        } else {
-            slot.stalled_since.get_or_insert(now);
-        }
-    }
-
-    /// The connections waiting on a backlog go on: they are read again.
-    fn release_waiters(&mut self, waiters: &mut Vec<u64>) {
-        for key in waiters.drain(..) {
-            let Some(&index) = self.by_key.get(&key) else { continue };
-            // It may also wait on another backlog; it goes on when none holds it.
-            let still = self.slots.iter().flatten().any(|s| s.waiters.contains(&key));
-            let Some(slot) = self.slots[index].as_mut() else { continue };
-            if slot.held && !still {
-                slot.held = false;
-                self.stats.held_senders = self.stats.held_senders.saturating_sub(1);
-                self.read_again.push(index);
-            }
-        }
-    }
-
-    fn free_waiters(&mut self, slot: &mut Slot) {
-        slot.backlog.clear();
-        let mut waiters = core::mem::take(&mut slot.waiters);
-        self.release_waiters(&mut waiters);
-    }
-
-    /// A connection whose backlog waited while it wrote nothing for the slow-peer timeout: cut
-    /// off (1008), its backlog dropped, its waiters go on, and its lobby hears that it left.
-    fn cut_off(&mut self, index: usize, now: multipeer::Instant) {
-        let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else { return };
-        self.stats.slow_consumers += 1;
-        slot.stalled_since = None;
-        self.free_waiters(&mut slot);
-        if slot.known {
-            slot.known = false;
-            self.core.disconnect(slot.key);
-        }
-        if slot.ws.close(now, CloseCode::POLICY_VIOLATION, SLOW_PEER_REASON).is_err() {
-            slot.ws.abort();
-        }
-        self.slots[index] = Some(slot);
-    }
-
-    /// Hands a connection's events and messages to the lobby core, carrying out what each
-    /// message makes the core ask for before the next; returns whether any message was taken
-    /// (which frees room for held input). A held connection's messages wait.
-    fn hand_over(&mut self, index: usize, now: multipeer::Instant) -> bool {
-        let closing = self.closing;
-        while let Some(Some(slot)) = self.slots.get_mut(index) {
-            let Some(event) = slot.ws.poll_event() else { break };
+    /// Hands the server's events and messages to the lobby core.
+    fn hand_over(&mut self) {
+        let now = self.server.now();
+        while let Some(event) = self.server.poll_event() {
             match event {
-                ws::Event::Request => {
-                    let _ = if closing {
-                        slot.ws.reject(503, "shutting down")
-                    } else {
-                        slot.ws.accept(now, None, &[])
-                    };
+                WebSocketEvent::Opened(id) => {
+                    self.known.insert(id);
+                    self.core.connect(now, id.get());
                 }
-                ws::Event::Open => {
-                    self.stats.opened += 1;
-                    slot.known = true;
-                    self.core.connect(now, slot.key);
+                WebSocketEvent::Messages(id) => self.read_messages(id),
+                WebSocketEvent::Closed(id, _) | WebSocketEvent::Released(id) if self.known.remove(&id) => {
+                    self.core.disconnect(id.get());
+                    self.forget(id);
                 }
-                ws::Event::HandshakeFailed(_) => self.stats.handshake_failures += 1,
-                ws::Event::Closed(_) if slot.known => {
-                    slot.known = false;
-                    self.core.disconnect(slot.key);
-                }
+                WebSocketEvent::Released(id) => self.forget(id),
                 _ => {}
             }
         }
-        let mut took = false;
-        while let Some(Some(slot)) = self.slots.get_mut(index) {
-            if slot.held && slot.known {
-                break;
+    }
+
+    /// Hands `id`'s messages to the lobby core one by one, carrying out what each makes the
+    /// core ask for before the next; stops while `id` is held.
+    fn read_messages(&mut self, id: ConnectionId) {
+        let now = self.server.now();
+        while let Some(message) = self.server.message(id) {
+            if self.held.contains(&id) && self.known.contains(&id) {
+                return;
             }
-            let Some(message) = slot.ws.peek_message() else { break };
-            took = true;
-            if slot.known {
+            if self.known.contains(&id) {
                 match message.kind {
                     MessageKind::Text => {
                         self.stats.messages_in += 1;
                         // The connection checked the text is UTF-8.
                         if let Ok(text) = core::str::from_utf8(message.data) {
-                            self.core.message(now, slot.key, text);
+                            self.core.message(now, id.get(), text);
                         }
                     }
                     MessageKind::Binary => {
                         self.stats.binary_in += 1;
-                        self.core.binary(slot.key);
+                        self.core.binary(id.get());
                     }
                 }
             }
-            slot.ws.pop_message();
-            self.route_outputs(Some(index), now);
+            self.server.pop_message(id);
+            self.carry_out(Some(id));
         }
-        took
     }
 
-    fn count_error(&mut self, error: &TransportError) {
-        count_error(&mut self.stats, error);
+    /// Carries out what the lobby core asked for; returns whether it asked anything. `cause`
+    /// is the connection whose message the core just handled: if a message for another
+    /// connection has to wait for room, `cause` is held until it went out.
+    fn carry_out(&mut self, cause: Option<ConnectionId>) -> bool {
+        let now = self.server.now();
+        let mut any = false;
+        while let Some(output) = self.core.poll_output() {
+            any = true;
+            match output {
+                LobbyOutput::Send { conn, text } => {
+                    let id = ConnectionId::from_raw(conn);
+                    let Some(ws) = self.server.connection_mut(id) else { continue };
+                    // Dropping signalling would leave peers' connections hanging: a message
+                    // that does not fit waits, in order, and whoever caused it waits too.
+                    let waiting = self.backlogs.get(&id).is_some_and(|b| !b.texts.is_empty());
+                    if !waiting {
+                        match ws.send_text(&text) {
+                            Ok(()) => {
+                                self.stats.messages_out += 1;
+                                continue;
+                            }
+                            Err(SendError::Full { .. }) if self.known.contains(&id) => {}
+                            Err(_) => {
+                                self.stats.send_failures += 1;
+                                continue;
+                            }
+                        }
+                    }
+                    let buffered = ws.buffered_amount();
+                    let backlog = self.backlogs.entry(id).or_default();
+                    backlog.texts.push_back(text);
+                    backlog.stalled_since.get_or_insert(now);
+                    backlog.last_buffered = buffered;
+                    if let Some(sender) = cause.filter(|c| *c != id) {
+                        self.stats.sender_waits += 1;
+                        self.held.insert(sender);
+                        if !backlog.waiters.contains(&sender) {
+                            backlog.waiters.push(sender);
+                        }
+                    }
+                }
+                LobbyOutput::Close { conn, code, reason } => {
+                    let id = ConnectionId::from_raw(conn);
+                    let Some(ws) = self.server.connection_mut(id) else { continue };
+                    self.stats.closed_by_lobby += 1;
+                    // The core already forgot it.
+                    self.known.remove(&id);
+                    if ws.state() == ws::State::Open && ws.close(now, CloseCode(code), reason).is_err() {
+                        ws.abort();
+                    }
+                }
+            }
+        }
+        any
     }
 }
 
-fn count_error(stats: &mut LobbyStats, error: &TransportError) {
-    match error {
-        #[cfg(feature = "tls")]
-        TransportError::Tls(_) => stats.tls_failures += 1,
-        _ => stats.io_errors += 1,
+impl Lobby {
+    /// Moves waiting messages into their connections' queues as room allows; a connection that
+    /// wrote since the last look restarts its slow-peer clock.
+    fn flush_backlogs(&mut self) {
+        let now = self.server.now();
+        let ids: Vec<ConnectionId> = self.backlogs.keys().copied().collect();
+        for id in ids {
+            let Some(ws) = self.server.connection_mut(id) else {
+                self.forget(id);
+                continue;
+            };
+            let Some(backlog) = self.backlogs.get_mut(&id) else { continue };
+            if ws.buffered_amount() < backlog.last_buffered {
+                backlog.stalled_since = Some(now);
+            }
+            while let Some(text) = backlog.texts.front() {
+                match ws.send_text(text) {
+                    Ok(()) => {
+                        self.stats.messages_out += 1;
+                        backlog.texts.pop_front();
+                    }
+                    Err(SendError::Full { .. }) => break,
+                    Err(_) => {
+                        self.stats.send_failures += 1;
+                        backlog.texts.pop_front();
+                    }
+                }
+            }
+            backlog.last_buffered = ws.buffered_amount();
+            if backlog.texts.is_empty() {
+                self.forget(id);
+            }
+        }
+    }
+
+    /// `id`'s backlog is gone (sent, or `id` left): the connections it held are read again
+    /// unless another backlog still holds them.
+    fn forget(&mut self, id: ConnectionId) {
+        self.held.remove(&id);
+        let Some(backlog) = self.backlogs.remove(&id) else { return };
+        for waiter in backlog.waiters {
+            let still = self.backlogs.values().any(|b| b.waiters.contains(&waiter));
+            if !still && self.held.remove(&waiter) {
+                self.released.push(waiter);
+            }
+        }
+    }
+
+    /// A connection whose backlog waited while it wrote nothing for the slow-peer timeout: cut
+    /// off (1008), its backlog dropped, its waiters go on, and its lobby hears that it left.
+    fn cut_off(&mut self, id: ConnectionId, now: multipeer::Instant) {
+        self.stats.slow_consumers += 1;
+        self.forget(id);
+        if self.known.remove(&id) {
+            self.core.disconnect(id.get());
+        }
+        if let Some(ws) = self.server.connection_mut(id) {
+            if ws.close(now, CloseCode::POLICY_VIOLATION, SLOW_PEER_REASON).is_err() {
+                ws.abort();
+            }
+        }
     }
 }
 
-fn multipeer_earliest(
-    a: Option<multipeer::Instant>,
-    b: Option<multipeer::Instant>,
-) -> Option<multipeer::Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
+drive_by_inherent_methods!(Lobby, |s| s.server.options().ws.close_timeout);

@@ -1,4 +1,5 @@
-//! A ready-made event loop for a [`Server`], for programs that have no loop of their own.
+//! A ready-made event loop for the servers ([`Server`], [`WebSocketServer`], the lobby), for
+//! programs that have no loop of their own.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
@@ -6,12 +7,14 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use mio::{Events, Poll, Token, Waker};
+use mio::event::Event;
+use mio::{Events, Poll, Registry, Token, Waker};
 
 use crate::clock::shortest;
 use crate::server::Server;
+use crate::websocket::WebSocketServer;
 
-/// A flag that ends [`Server::run`] from anywhere (a signal thread, another thread, a test);
+/// A flag that ends a server's `run` from anywhere (a signal thread, another thread, a test);
 /// raising it wakes the loop at once.
 #[derive(Clone, Default)]
 pub struct Stop {
@@ -60,7 +63,7 @@ impl Stop {
     }
 }
 
-/// Why [`Server::run`] returned.
+/// Why a server's `run` returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunEnd {
     /// The stop flag was raised.
@@ -73,6 +76,137 @@ pub enum RunEnd {
 const WAKER: Token = Token(0);
 /// Extra time the closing handshake may take beyond the close timeout before run gives up.
 const CLOSE_MARGIN: Duration = Duration::from_secs(1);
+
+/// A server the ready-made loop can drive: the verbs every server here has.
+pub(crate) trait Drive {
+    fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()>;
+    fn handle_event(&mut self, registry: &Registry, event: &Event) -> bool;
+    fn poll_timeout(&self) -> Option<Duration>;
+    fn handle_timeout(&mut self, registry: &Registry);
+    fn flush(&mut self, registry: &Registry);
+    fn close(&mut self, registry: &Registry);
+    fn is_closed(&self) -> bool;
+    /// How long the closing handshake may take.
+    fn close_timeout(&self) -> Duration;
+}
+
+/// Implements [`Drive`] for a server type by its inherent methods of the same names; `$timeout`
+/// maps the server to its close timeout.
+macro_rules! drive_by_inherent_methods {
+    ($server:ty, $timeout:expr) => {
+        impl $crate::run::Drive for $server {
+            fn register(&mut self, registry: &mio::Registry, first: mio::Token) -> std::io::Result<()> {
+                Self::register(self, registry, first)
+            }
+
+            fn handle_event(&mut self, registry: &mio::Registry, event: &mio::event::Event) -> bool {
+                Self::handle_event(self, registry, event)
+            }
+
+            fn poll_timeout(&self) -> Option<core::time::Duration> {
+                Self::poll_timeout(self)
+            }
+
+            fn handle_timeout(&mut self, registry: &mio::Registry) {
+                Self::handle_timeout(self, registry);
+            }
+
+            fn flush(&mut self, registry: &mio::Registry) {
+                Self::flush(self, registry);
+            }
+
+            fn close(&mut self, registry: &mio::Registry) {
+                Self::close(self, registry);
+            }
+
+            fn is_closed(&self) -> bool {
+                Self::is_closed(self)
+            }
+
+            fn close_timeout(&self) -> core::time::Duration {
+                let timeout: fn(&Self) -> core::time::Duration = $timeout;
+                timeout(self)
+            }
+        }
+    };
+}
+pub(crate) use drive_by_inherent_methods;
+
+/// Runs `server` on its own `mio::Poll` until `stop` is raised or `limit` passes; then closes
+/// it and waits, at most the close timeout plus a second, until every connection is released.
+/// `app` is called after every wake-up and returns how soon it wants to be called again.
+pub(crate) fn run<D: Drive>(
+    server: &mut D,
+    stop: &Stop,
+    limit: Option<Duration>,
+    app: &mut dyn FnMut(&mut D) -> Option<Duration>,
+) -> io::Result<RunEnd> {
+    let mut poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    stop.watch(waker.clone());
+    let result = run_on(server, &mut poll, stop, limit, app);
+    stop.unwatch(&waker);
+    result
+}
+
+fn run_on<D: Drive>(
+    server: &mut D,
+    poll: &mut Poll,
+    stop: &Stop,
+    limit: Option<Duration>,
+    app: &mut dyn FnMut(&mut D) -> Option<Duration>,
+) -> io::Result<RunEnd> {
+    server.register(poll.registry(), Token(WAKER.0 + 1))?;
+    let deadline = limit.map(|l| Instant::now() + l);
+    let mut events = Events::with_capacity(1024);
+    let mut app_wants = app(server);
+    server.flush(poll.registry());
+    let end = loop {
+        if stop.is_raised() {
+            break RunEnd::Stopped;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break RunEnd::TimeLimit;
+        }
+        let sleep = shortest(shortest(server.poll_timeout(), app_wants), deadline.map(|d| d - now));
+        turn(server, poll, &mut events, sleep)?;
+        app_wants = app(server);
+        server.flush(poll.registry());
+    };
+    server.close(poll.registry());
+    let give_up = Instant::now() + server.close_timeout() + CLOSE_MARGIN;
+    while !server.is_closed() {
+        let now = Instant::now();
+        if now >= give_up {
+            break;
+        }
+        let sleep = shortest(server.poll_timeout(), Some(give_up - now));
+        turn(server, poll, &mut events, sleep)?;
+        app(server);
+        server.flush(poll.registry());
+    }
+    Ok(end)
+}
+
+/// One poll: wait, handle every event, fire timers.
+fn turn<D: Drive>(
+    server: &mut D,
+    poll: &mut Poll,
+    events: &mut Events,
+    sleep: Option<Duration>,
+) -> io::Result<()> {
+    match poll.poll(events, sleep) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) => return Err(e),
+    }
+    for event in events.iter() {
+        server.handle_event(poll.registry(), event);
+    }
+    server.handle_timeout(poll.registry());
+    Ok(())
+}
 
 impl Server {
     /// Runs the server on its own `mio::Poll` until `stop` is raised or `limit` passes; then
@@ -89,65 +223,25 @@ impl Server {
     where
         F: FnMut(&mut Self) -> Option<Duration>,
     {
-        let mut poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        stop.watch(waker.clone());
-        let result = self.run_on(&mut poll, stop, limit, &mut app);
-        stop.unwatch(&waker);
-        result
+        run(self, stop, limit, &mut app)
     }
+}
 
-    fn run_on(
-        &mut self,
-        poll: &mut Poll,
-        stop: &Stop,
-        limit: Option<Duration>,
-        app: &mut dyn FnMut(&mut Self) -> Option<Duration>,
-    ) -> io::Result<RunEnd> {
-        self.register(poll.registry(), Token(WAKER.0 + 1))?;
-        let deadline = limit.map(|l| Instant::now() + l);
-        let mut events = Events::with_capacity(1024);
-        let mut app_wants = app(self);
-        self.flush(poll.registry());
-        let end = loop {
-            if stop.is_raised() {
-                break RunEnd::Stopped;
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                break RunEnd::TimeLimit;
-            }
-            let sleep = shortest(shortest(self.poll_timeout(), app_wants), deadline.map(|d| d - now));
-            self.turn(poll, &mut events, sleep)?;
-            app_wants = app(self);
-            self.flush(poll.registry());
-        };
-        self.close(poll.registry());
-        let give_up = Instant::now() + self.peer().config().ws.close_timeout + CLOSE_MARGIN;
-        while !self.is_closed() {
-            let now = Instant::now();
-            if now >= give_up {
-                break;
-            }
-            let sleep = shortest(self.poll_timeout(), Some(give_up - now));
-            self.turn(poll, &mut events, sleep)?;
-            app(self);
-            self.flush(poll.registry());
-        }
-        Ok(end)
-    }
-
-    /// One poll: wait, handle every event, fire timers.
-    fn turn(&mut self, poll: &mut Poll, events: &mut Events, sleep: Option<Duration>) -> io::Result<()> {
-        match poll.poll(events, sleep) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        for event in events.iter() {
-            self.handle_event(poll.registry(), event);
-        }
-        self.handle_timeout(poll.registry());
-        Ok(())
+impl WebSocketServer {
+    /// Runs the server on its own `mio::Poll` until `stop` is raised or `limit` passes; then
+    /// closes every connection with 1001 and waits, at most the close timeout plus a second,
+    /// until they are released.
+    ///
+    /// `app` is called after every wake-up with the server (poll its events, read and send
+    /// messages); it returns how soon it wants to be called again, if it does not want to wait
+    /// for network activity.
+    ///
+    /// # Errors
+    /// Creating the poll or registering the server failed (it must not be registered already).
+    pub fn run<F>(&mut self, stop: &Stop, limit: Option<Duration>, mut app: F) -> io::Result<RunEnd>
+    where
+        F: FnMut(&mut Self) -> Option<Duration>,
+    {
+        run(self, stop, limit, &mut app)
     }
 }

@@ -1,20 +1,21 @@
 //! A `peer::Server` on mio: listeners, accepted connections, readiness, timers.
 
 use core::net::SocketAddr;
-use core::ops::Range;
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::io;
 
 use chacha20::ChaCha12Rng;
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Registry, Token};
+use mio::net::TcpStream;
+use mio::{Registry, Token};
 use multipeer::peer::{self, AcceptError, ConnId, MultiplayerPeer as _, ServerConfig};
 
+use crate::accept::{Accept, Listeners, Ready, accepted_transport, token_range_methods};
 use crate::clock::{Clock, shortest};
 use crate::error::{BindError, TransportError, TransportFailure};
-use crate::listen::{ListenAddr, bind_all};
+use crate::listen::ListenAddr;
+use crate::run::drive_by_inherent_methods;
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
 use crate::transport::{Machine, ReadEnd, Transport};
@@ -43,9 +44,6 @@ pub struct TransportStats {
     pub unreported_failures: u64,
 }
 
-/// How long accepting pauses after an `accept` error such as running out of descriptors;
-/// waiting connections stay in the kernel's backlog meanwhile.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Most transport failures kept for [`Server::poll_transport_failure`].
 const MAX_QUEUED_FAILURES: usize = 1024;
 
@@ -91,12 +89,10 @@ impl Machine for Conn<'_> {
 pub struct Server {
     core: CoreServer,
     clock: Clock,
-    listeners: Vec<Option<TcpListener>>,
-    local_addrs: Vec<SocketAddr>,
+    listeners: Listeners,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     by_conn: SlotIndex,
-    first_token: Option<usize>,
     scratch: ReadBuffer,
     #[cfg(feature = "tls")]
     tls: Option<TlsOptions>,
@@ -105,7 +101,6 @@ pub struct Server {
     /// Released connections draining their peer's input (see `Transport::start_linger`),
     /// with the time they are closed at the latest; in release order, so by deadline.
     lingering: VecDeque<(std::time::Instant, usize, ConnId)>,
-    accept_paused_until: Option<std::time::Instant>,
     failures: VecDeque<TransportFailure>,
     stats: TransportStats,
 }
@@ -117,23 +112,19 @@ impl Server {
     /// [`BindError`]: an address in use or unavailable, no OS randomness.
     pub fn bind(addrs: &[ListenAddr], config: ServerConfig) -> Result<Self, BindError> {
         let rng = os_rng().map_err(BindError::Rng)?;
-        let listeners = bind_all(addrs)?;
-        let local_addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let listeners = Listeners::bind(addrs, config.max_peers)?;
         Ok(Self {
             core: peer::Server::new(config, rng),
             clock: Clock::new(),
-            listeners: listeners.into_iter().map(Some).collect(),
-            local_addrs,
+            listeners,
             slots: Vec::new(),
             free: Vec::new(),
             by_conn: SlotIndex::default(),
-            first_token: None,
             scratch: ReadBuffer::new(),
             #[cfg(feature = "tls")]
             tls: None,
             read_again: Vec::new(),
             lingering: VecDeque::new(),
-            accept_paused_until: None,
             failures: VecDeque::new(),
             stats: TransportStats::default(),
         })
@@ -171,11 +162,7 @@ impl Server {
         false
     }
 
-    /// The addresses actually listened on (with the port the system chose for port 0).
-    #[must_use]
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local_addrs
-    }
+    token_range_methods!();
 
     /// The multiplayer peer: Godot's `MultiplayerPeer` API and the server's counters.
     #[must_use]
@@ -205,54 +192,14 @@ impl Server {
         self.failures.pop_front()
     }
 
-    /// Most tokens this server may use from its first token: one per listener, then one per
-    /// connection up to `max_peers`.
-    #[must_use]
-    pub fn token_count(&self) -> usize {
-        self.listeners.len() + self.core.config().max_peers
-    }
-
-    /// The tokens in use once registered.
-    #[must_use]
-    pub fn token_range(&self) -> Option<Range<usize>> {
-        self.first_token.map(|first| first..first + self.token_count())
-    }
-
-    /// Registers the listeners with `registry`; connections will use the tokens after them,
-    /// up to [`token_count`](Self::token_count) in all from `first`.
-    ///
-    /// # Errors
-    /// The registry refused a listener, or the server is already registered.
-    pub fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
-        if self.first_token.is_some() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "server already registered"));
-        }
-        if first.0.checked_add(self.token_count()).is_none() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "token range overflows"));
-        }
-        for (i, listener) in self.listeners.iter_mut().enumerate() {
-            if let Some(listener) = listener {
-                registry.register(listener, Token(first.0 + i), Interest::READABLE)?;
-            }
-        }
-        self.first_token = Some(first.0);
-        Ok(())
-    }
-
     /// Handles one readiness event; returns `false` if its token is not this server's.
     pub fn handle_event(&mut self, registry: &Registry, event: &Event) -> bool {
-        let Some(offset) =
-            self.token_range().filter(|r| r.contains(&event.token().0)).map(|r| event.token().0 - r.start)
-        else {
-            return false;
-        };
-        if offset < self.listeners.len() {
-            self.accept(registry, offset);
-        } else {
-            let index = offset - self.listeners.len();
-            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-            let writable = event.is_writable() || event.is_error();
-            self.ready(registry, index, readable, writable);
+        match self.listeners.route(event) {
+            None => return false,
+            Some(Ready::Listener(i)) => self.accept(registry, i),
+            Some(Ready::Connection { index, readable, writable }) => {
+                self.ready(registry, index, readable, writable)
+            }
         }
         true
     }
@@ -266,9 +213,8 @@ impl Server {
         }
         let core = self.core.poll_timeout().map(|at| self.clock.until(at));
         let now = std::time::Instant::now();
-        let accept = self.accept_paused_until.map(|at| at.saturating_duration_since(now));
         let linger = self.lingering.front().map(|(at, ..)| at.saturating_duration_since(now));
-        shortest(shortest(core, accept), linger)
+        shortest(shortest(core, self.listeners.pause_left()), linger)
     }
 
     /// Fires due timers, reads connections whose read budget ran out, retries a paused accept,
@@ -294,12 +240,7 @@ impl Server {
         for index in core::mem::take(&mut self.read_again) {
             self.ready(registry, index, true, false);
         }
-        if self.accept_paused_until.is_some_and(|at| at <= std::time::Instant::now()) {
-            self.accept_paused_until = None;
-            for i in 0..self.listeners.len() {
-                self.accept(registry, i);
-            }
-        }
+        self.retry_accept(registry);
         self.flush(registry);
     }
 
@@ -336,97 +277,12 @@ impl Server {
     /// loop until [`peer().connection_count()`](CoreServer::connection_count) is zero.
     pub fn close(&mut self, registry: &Registry) {
         self.core.close(self.clock.now());
-        self.stop_listening(registry);
+        self.listeners.stop(registry);
         self.flush(registry);
     }
 
-    fn stop_listening(&mut self, registry: &Registry) {
-        for listener in &mut self.listeners {
-            if let Some(mut l) = listener.take() {
-                let _ = registry.deregister(&mut l);
-            }
-        }
-    }
-
     fn token(&self, index: usize) -> Token {
-        Token(self.first_token.unwrap_or(0) + self.listeners.len() + index)
-    }
-
-    fn accept(&mut self, registry: &Registry, listener: usize) {
-        loop {
-            let Some(Some(l)) = self.listeners.get(listener) else { return };
-            match l.accept() {
-                Ok((stream, addr)) => self.take(registry, stream, addr),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
-                Err(e) => {
-                    self.stats.accept_errors += 1;
-                    self.accept_paused_until = Some(std::time::Instant::now() + ACCEPT_RETRY);
-                    self.queue_failure(TransportFailure {
-                        addr: None,
-                        peer: None,
-                        error: TransportError::Io(e),
-                    });
-                    return;
-                }
-            }
-        }
-    }
-
-    fn take(&mut self, registry: &Registry, stream: TcpStream, addr: SocketAddr) {
-        let now = self.clock.now();
-        let id = match self.core.accept(now, Some(addr)) {
-            Ok(id) => id,
-            Err(AcceptError::AtCapacity) => {
-                self.stats.refused_at_capacity += 1;
-                return;
-            }
-            // One address over its cap: refuse this connection, keep listening for the others.
-            Err(AcceptError::TooManyFromAddress) => {
-                self.stats.refused_per_address += 1;
-                return;
-            }
-            Err(_) => {
-                self.stop_listening(registry);
-                return;
-            }
-        };
-        self.stats.accepted += 1;
-        // Godot sets TCP_NODELAY too: game packets must not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        let mut transport = Transport::new(stream, false);
-        let mut failed = None;
-        #[cfg(feature = "tls")]
-        if let Some(session) = self.tls.as_ref().and_then(TlsOptions::new_server_session) {
-            match session {
-                Ok(session) => transport.set_tls(session),
-                Err(e) => failed = Some(TransportError::Tls(e)),
-            }
-        }
-        if self.free.is_empty() && self.slots.len() >= self.core.config().max_peers {
-            // Every token is taken, some by released connections still draining: the oldest
-            // of those gives its slot up (lingering is best effort; the token range is fixed).
-            self.evict_lingering(registry);
-        }
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-        };
-        let token = self.token(index);
-        // Registration reports data that arrived before it (edge-triggered epoll included).
-        if let Err(e) = transport.update_interest(registry, token) {
-            failed = failed.or(Some(TransportError::Io(e)));
-        }
-        if let Some(error) = failed {
-            transport.kill(&mut Conn { core: &mut self.core, id, now });
-            self.report(Some(addr), None, error);
-        }
-        self.slots[index] = Some(Slot { id, transport });
-        self.by_conn.insert(id, index);
+        self.listeners.token(index)
     }
 
     fn ready(&mut self, registry: &Registry, index: usize, readable: bool, writable: bool) {
@@ -568,6 +424,65 @@ impl Server {
             && self.core.connection_count() == 0
     }
 }
+
+impl Accept for Server {
+    fn listeners(&mut self) -> &mut Listeners {
+        &mut self.listeners
+    }
+
+    fn take(&mut self, registry: &Registry, stream: TcpStream, addr: SocketAddr) {
+        let now = self.clock.now();
+        let id = match self.core.accept(now, Some(addr)) {
+            Ok(id) => id,
+            Err(AcceptError::AtCapacity) => {
+                self.stats.refused_at_capacity += 1;
+                return;
+            }
+            // One address over its cap: refuse this connection, keep listening for the others.
+            Err(AcceptError::TooManyFromAddress) => {
+                self.stats.refused_per_address += 1;
+                return;
+            }
+            Err(_) => {
+                self.listeners.stop(registry);
+                return;
+            }
+        };
+        self.stats.accepted += 1;
+        let (mut transport, mut failed) = accepted_transport(
+            stream,
+            #[cfg(feature = "tls")]
+            self.tls.as_ref(),
+        );
+        if self.free.is_empty() && self.slots.len() >= self.core.config().max_peers {
+            // Every token is taken, some by released connections still draining: the oldest
+            // of those gives its slot up (lingering is best effort; the token range is fixed).
+            self.evict_lingering(registry);
+        }
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let token = self.token(index);
+        // Registration reports data that arrived before it (edge-triggered epoll included).
+        if let Err(e) = transport.update_interest(registry, token) {
+            failed = failed.or(Some(TransportError::Io(e)));
+        }
+        if let Some(error) = failed {
+            transport.kill(&mut Conn { core: &mut self.core, id, now });
+            self.report(Some(addr), None, error);
+        }
+        self.slots[index] = Some(Slot { id, transport });
+        self.by_conn.insert(id, index);
+    }
+
+    fn accept_failed(&mut self, error: io::Error) {
+        self.stats.accept_errors += 1;
+        self.queue_failure(TransportFailure { addr: None, peer: None, error: TransportError::Io(error) });
+    }
+}
+
+drive_by_inherent_methods!(Server, |s| s.core.config().ws.close_timeout);
 
 /// Which slot holds each core connection, looked up for every write: a vector indexed by the
 /// core's dense slot index ([`ConnId::index`]), checked against the whole id, instead of a

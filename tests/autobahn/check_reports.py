@@ -20,7 +20,9 @@ CORE_SECTIONS = range(1, 11)
 ACCEPTED = {"OK", "NON-STRICT", "INFORMATIONAL"}
 COLUMNS = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "Failed"]
 DIRECTIONS = {
-    "server": "multipeer server (`ws_echo_server`) tested by wstest `fuzzingclient`",
+    # AUTOBAHN_SERVER_LABEL names another server under test (AUTOBAHN_SERVER_CMD).
+    "server": os.environ.get("AUTOBAHN_SERVER_LABEL", "multipeer server (`ws_echo_server`)")
+    + " tested by wstest `fuzzingclient`",
     "client": "multipeer client (`ws_autobahn_client`) tested by wstest `fuzzingserver`",
 }
 # Fields of a per-case report that explain a verdict, in the order they are printed.

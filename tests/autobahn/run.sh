@@ -22,6 +22,8 @@
 #   AUTOBAHN_SERVER_CMD  command for the server under test instead of ws_echo_server; it gets
 #                        the listen address (127.0.0.1:0) as last argument and must print
 #                        `listening <addr>` as its first line on stdout, then echo messages
+#   AUTOBAHN_SERVER_LABEL  how the summary names that server (e.g. "multipeer-mio plain server
+#                        (`ws_echo_mio`)", which .ci/run's autobahn step also runs)
 #   AUTOBAHN_CLIENT_CMD  command for the client under test instead of ws_autobahn_client; it gets
 #                        `<base_url> <agent>` and must drive /getCaseCount, /runCase, /updateReports
 #   AUTOBAHN_TIMEOUT     seconds allowed for each direction (default 1200)
@@ -49,7 +51,7 @@ while (($#)); do
         --cases) cases_arg="${2:?--cases needs patterns}"; shift ;;
         --summary) summary="${2:?--summary needs a file}"; shift ;;
         --reports) REPORTS="${2:?--reports needs a directory}"; shift ;;
-        -h | --help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift

@@ -16,7 +16,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-bench}"
 
 echo "== build"
 (cd "$here" && cargo build --release --bins)
-(cd "$root" && cargo build --release -p multipeer-mio --bin multipeer)
+(cd "$root" && cargo build --release -p multipeer-mio --bin multipeer && cargo build --release -p multipeer-tests --bin ws_echo_mio)
 if [ ! -x "$here/bun/node_modules/@oven/bun-linux-x64/bin/bun" ]; then
   (cd "$here/bun" && npm install --no-audit --no-fund)
 fi

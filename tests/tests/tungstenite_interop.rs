@@ -1,5 +1,6 @@
-//! Interop with tungstenite, a WebSocket implementation nobody here wrote: our client against
-//! its server and its client against our server, over loopback TCP, with text and binary
+//! Interop with tungstenite, a WebSocket implementation nobody here wrote: our clients against
+//! its server and its client against our servers (multipeer-std's blocking ones here,
+//! multipeer-mio's plain ones in `plain_mio`), over loopback TCP, with text and binary
 //! messages at every length-encoding boundary up to 1 MiB, and the closing handshake observed
 //! from both ends.
 
@@ -81,8 +82,9 @@ struct TheirView {
     ended_cleanly: bool,
 }
 
-#[test]
-fn our_client_against_tungstenite_server() {
+/// A tungstenite server on a thread that echoes every message of one connection until it
+/// closes; the receiver yields what it saw.
+fn tungstenite_echo_server() -> (core::net::SocketAddr, mpsc::Receiver<Result<TheirView, String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = spawn(move || -> Result<TheirView, String> {
@@ -107,6 +109,12 @@ fn our_client_against_tungstenite_server() {
             }
         }
     });
+    (addr, server)
+}
+
+#[test]
+fn our_client_against_tungstenite_server() {
+    let (addr, server) = tungstenite_echo_server();
 
     let options = ClientOptions::new().config(our_config());
     let mut ws = WebSocket::connect(&format!("ws://{addr}/interop"), &options).unwrap();
@@ -214,3 +222,7 @@ fn tungstenite_client_is_refused_when_no_subprotocol_matches() {
         "{ours:?}"
     );
 }
+
+/// multipeer-mio's plain `WebSocketServer` and `WebSocketClient` against tungstenite.
+#[path = "tungstenite_interop/plain_mio.rs"]
+mod plain_mio;

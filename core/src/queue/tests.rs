@@ -129,7 +129,11 @@ fn check<B: Buffer>(q: &PacketQueue<B>, m: &Model) {
 
 fn run<B: Buffer + Default>(capacity: Option<usize>, limits: QueueLimits, ops: &[Op]) {
     let mut q = PacketQueue::<B>::new(limits);
-    let physical = |l: QueueLimits| l.max_bytes + RECORD * l.max_packets;
+    // Heap storage may grow half again past the records it holds (the ring's slack).
+    let physical = |l: QueueLimits| {
+        let records = l.max_bytes + RECORD * l.max_packets;
+        records + records / 2
+    };
     let mut m = Model { packets: VecDeque::new(), open: None, limits, capacity, peak: physical(limits) };
     for op in ops {
         match op {
@@ -260,5 +264,50 @@ fn packets_stay_contiguous_across_wraparound() {
             assert!(q.pop());
         }
         assert_eq!(q.front().map(|p| p.payload.len()), Some(12));
+    }
+}
+
+/// A queue kept full (a server inbox under load) is a ring: once its storage has grown, pushing
+/// never moves the packets already queued and popping moves none; the oldest packet wraps to the
+/// front of the storage again and again, and every packet comes out as it went in.
+#[test]
+fn a_full_queue_moves_no_queued_packet() {
+    let limits = QueueLimits { max_bytes: 64 * 1024, max_packets: 64 };
+    let mut q = PacketQueue::<Vec<u8>>::new(limits);
+    let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+    // Sizes up to 4 KiB from a fixed xorshift sequence, so the free space splits unevenly.
+    let mut seed = 0x9e37_79b9_u32;
+    let mut next_size = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        1 + (seed % 4096) as usize
+    };
+    let front_at = |q: &PacketQueue<Vec<u8>>| q.front().map(|p| p.payload.as_ptr() as usize);
+    let (mut wraps, mut moves_after_warmup) = (0, 0);
+    for round in 0..20_000u32 {
+        let payload: Vec<u8> = (0..next_size()).map(|i| (i as u32 ^ round) as u8).collect();
+        while !q.fits(payload.len()) {
+            let before = front_at(&q);
+            assert_eq!(q.front().map(|p| p.payload.to_vec()), model.pop_front());
+            assert!(q.pop());
+            if let (Some(before), Some(after)) = (before, front_at(&q)) {
+                wraps += usize::from(after < before);
+            }
+        }
+        let before = front_at(&q);
+        let footprint = q.footprint();
+        q.push(0, &payload).unwrap();
+        model.push_back(payload);
+        if round > 1000 && before.is_some() && before != front_at(&q) {
+            moves_after_warmup += 1;
+        }
+        assert!(round < 1000 || q.footprint() == footprint, "storage still growing at round {round}");
+    }
+    assert!(wraps > 100, "only {wraps} wraps");
+    assert_eq!(moves_after_warmup, 0);
+    while let Some(expected) = model.pop_front() {
+        assert_eq!(q.front().map(|p| p.payload), Some(&expected[..]));
+        assert!(q.pop());
     }
 }

@@ -44,9 +44,9 @@ const RESERVED_BYTES_PER_MESSAGE: usize = 16;
 pub(super) struct Stamp(u64);
 
 impl Stamp {
-    const UNSET: Self = Self(u64::MAX);
+    pub(super) const UNSET: Self = Self(u64::MAX);
 
-    fn at(now: Instant) -> Self {
+    pub(super) fn at(now: Instant) -> Self {
         Self(now.as_micros().min(u64::MAX - 1))
     }
 

@@ -1,6 +1,7 @@
 //! A multiplayer server over many WebSocket connections (Godot's `create_server`).
 
 mod flow;
+mod forward;
 mod routing;
 #[cfg(test)]
 mod tests;
@@ -44,7 +45,7 @@ struct Conn {
     /// The peer id it had, once it left (its late packets are reported as such).
     former: Option<PeerId>,
     /// Finished with output still queued: release at this time regardless.
-    linger: Option<Instant>,
+    linger: flow::Stamp,
     /// Relay flow control, as a sender and as a receiver.
     flow: flow::ConnFlow,
     /// Closed by the remote while packets it sent still wait to be relayed: it leaves (and is
@@ -276,7 +277,7 @@ impl<R: CryptoRng> Server<R> {
             ended_by_us: None,
             timer: None,
             former: None,
-            linger: None,
+            linger: flow::Stamp::UNSET,
             flow: flow::ConnFlow::default(),
             leaving: false,
         };
@@ -388,13 +389,13 @@ impl<R: CryptoRng> Server<R> {
             }
             c.timer = None;
             c.ws.handle_timeout(now);
-            if c.linger.is_some_and(|l| now >= l) {
+            if c.linger.get().is_some_and(|l| now >= l) {
                 // A finished connection whose peer will not read its last bytes.
                 c.ws.abort();
                 c.ws.consume_transmit(usize::MAX);
                 // Done with: a connection still relaying what it sent before closing stays,
                 // and must not find this deadline due again.
-                c.linger = None;
+                c.linger = flow::Stamp::UNSET;
             }
             self.after_io(index);
             self.flow_timeout(now, index);
@@ -587,11 +588,11 @@ impl<R: CryptoRng> Server<R> {
             self.release.push_back(id);
             return;
         }
-        if c.ws.is_finished() && has_output && c.linger.is_none() {
-            c.linger = Some(now + c.ws.config().close_timeout);
+        if c.ws.is_finished() && has_output && c.linger.get().is_none() {
+            c.linger = flow::Stamp::at(now + c.ws.config().close_timeout);
         }
         let flow = if c.peer.is_some() { c.flow.deadline(self.config.slow_peer_timeout) } else { None };
-        let next = crate::time::earliest(crate::time::earliest(c.ws.poll_timeout(), c.linger), flow);
+        let next = crate::time::earliest(crate::time::earliest(c.ws.poll_timeout(), c.linger.get()), flow);
         if next != c.timer {
             c.timer = next;
             if let Some(at) = next {

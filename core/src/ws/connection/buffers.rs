@@ -6,10 +6,6 @@ use crate::buffer::Storage;
 #[cfg(doc)]
 use crate::ws::Config;
 
-/// Storage each queue keeps while busy when [`Config::buffer_release_delay`] is set; more is
-/// given back as soon as the queue empties (see `hold_buffers`).
-const KEEP_WHILE_BUSY: usize = 8 * 1024;
-
 impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// Gives back storage that is no longer needed, at once or after the configured delay
     /// (see [`Config::buffer_release_delay`]).
@@ -25,21 +21,14 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 self.out.release_if_empty();
             }
             Some(delay) => {
-                // Storage above a few KiB goes back as soon as it empties all the same: kept by
-                // every connection, it spreads a busy server's working set beyond the caches
-                // (500 connections echoing 16 KiB spent 30 % more CPU per message keeping it),
-                // while the allocator hands the block just freed, still cached, to the next
-                // connection that needs one.
-                if self.inbound.footprint() > KEEP_WHILE_BUSY {
-                    self.inbound.release_if_empty();
-                }
-                if self.out.footprint() > KEEP_WHILE_BUSY {
-                    self.out.release_if_empty();
-                }
                 // Only a connection that needed storage again soon after giving it back keeps
                 // it: one that carried a single exchange (a handshake, one message) holds
                 // nothing, so a connect storm does not raise the heap by every connection's
-                // handshake buffers for the length of the delay.
+                // handshake buffers for the length of the delay. One that keeps it keeps all
+                // of it, whatever its size: giving back storage above a few KiB each time its
+                // queue emptied made every large message pay for regrowing it (by doubling,
+                // zero-filled, often on fresh pages), which was a third of a 64 KiB echo
+                // server's CPU. The release timer still gives it back once it sits empty.
                 let chatty = self.timers.released_at.is_some_and(|at| self.now < at + delay);
                 if !chatty {
                     let released = self.inbound.release_if_empty() | self.out.release_if_empty();

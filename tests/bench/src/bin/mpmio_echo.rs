@@ -1,6 +1,7 @@
 //! multipeer-mio echo server: the Godot-4 multiplayer server of multipeer-mio (relay off), whose
-//! application echoes every packet to its sender. Clients first receive their 4-byte peer id
-//! (Godot 4's handshake), which the load generator skips.
+//! application echoes every packet to its sender with `forward_packet` (straight from the inbox
+//! into the sender's send queue). Clients first receive their 4-byte peer id (Godot 4's
+//! handshake), which the load generator skips. The inbox is the default one.
 //!
 //! usage: mpmio_echo PORT [MAX_PEERS]
 
@@ -15,33 +16,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = ServerConfig {
         relay: false,
         max_peers,
-        // 64 KiB messages exceed Godot's 65535-byte default; several in flight per peer. The
-        // rest is the server's default (buffers kept while busy), not the bare connection's.
+        // 64 KiB messages exceed Godot's 65535-byte default. The rest is the server's default
+        // (buffers kept while busy, 1 MiB inbox), not the bare connection's.
         ws: ws::Config {
             max_message_size: 1 << 20,
-            outbound_buffer_size: 4 << 20,
+            outbound_buffer_size: 1 << 20,
             ..ServerConfig::default().ws
         },
-        inbox: multipeer::queue::QueueLimits { max_bytes: 8 << 20, max_packets: 65536 },
         ..ServerConfig::default()
     };
     let addr: ListenAddr = format!("127.0.0.1:{port}").parse()?;
     let mut server = Server::bind(&[addr], config)?;
     eprintln!("mpmio_echo: listening on 127.0.0.1:{port}");
-    let mut scratch = Vec::new();
     server.run(&Stop::new(), None, |server| {
         let peer = server.peer_mut();
         while peer.poll_event().is_some() {}
-        while let Some(p) = peer.peek_packet() {
-            let from = p.info.from;
-            scratch.clear();
-            scratch.extend_from_slice(p.data);
-            peer.set_target_peer(Target::Peer(from));
-            if peer.put_packet(&scratch).is_err() {
-                // Outbound full: leave the packet queued (back-pressure) until the next turn.
+        while let Some(from) = peer.packet_peer() {
+            // Outbound full: the packet stays queued (back-pressure) until the next turn.
+            if peer.forward_packet(Target::Peer(from)).is_err() {
                 break;
             }
-            peer.pop_packet();
         }
         None
     })?;
