@@ -18,7 +18,8 @@
 //! `multiplayer.send_auth(1, token.to_utf8_buffer())` in `peer_authenticating`, and
 //! `multiplayer.complete_auth(id)` in the callback. Wrong or missing tokens are dropped after
 //! the auth timeout (3 s).
-use std::time::{Duration, Instant};
+use core::time::Duration;
+use std::time::Instant;
 
 use multipeer_std::WebSocketMultiplayerPeer;
 use multipeer_std::multipeer::peer::Target;

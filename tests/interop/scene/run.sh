@@ -15,7 +15,7 @@ godot="$repo/tests/interop/godot/godot4"
 fail() { echo "scene interop: $*" >&2; echo "scene interop: FAILED"; exit 1; }
 
 "$repo/tests/interop/godot/install_godot4.sh" >/dev/null || fail "install_godot4.sh failed"
-(cd "$repo" && cargo build -q -p multipeer-std --example rpc_server) || fail "build failed"
+(cd "$repo" && cargo build -q --locked -p multipeer-std --example rpc_server) || fail "build failed"
 bin="${CARGO_TARGET_DIR:-$repo/target}/debug/examples/rpc_server"
 rm -rf "$out"; mkdir -p "$out"; cp "$here/rpc_client_g4.gd" "$out/"
 port=$((20000 + RANDOM % 20000))
