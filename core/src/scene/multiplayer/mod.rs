@@ -75,7 +75,19 @@ struct NodeEntry {
     cache_id: Option<u32>,
 }
 
-/// Godot 4's `SceneMultiplayer`, sans-IO. See the [module documentation](self).
+/// Godot 4's `SceneMultiplayer`, sans-IO: RPCs both ways with the path cache, raw packets,
+/// authentication and the server relay, over any [`MultiplayerPeer`].
+///
+/// Packets and peer arrivals go in through `handle_*`, packets to send come out of
+/// [`poll_transmit`](Self::poll_transmit), peers to drop out of
+/// [`poll_disconnect`](Self::poll_disconnect), and what happens out of
+/// [`poll_event`](Self::poll_event); time is passed in. [`pump`](Self::pump) does all of that
+/// against a `MultiplayerPeer`, whose own relay must be off
+/// ([`ServerConfig::relay`](crate::peer::ServerConfig::relay),
+/// [`ClientConfig::relay`](crate::peer::ClientConfig::relay)): this machine speaks `SYS`
+/// itself, as Godot's does, so that `AUTH` reaches it and peers are announced only once
+/// admitted. Where Godot logs and drops a packet, a [`SceneEvent::Refused`] says why; where
+/// Godot calls a method with `null` after an argument fails to decode, the call is refused.
 pub struct SceneMultiplayer {
     config: SceneConfig,
     local: Option<PeerId>,
