@@ -10,6 +10,7 @@
 //! ```gdscript
 //! @rpc("any_peer") func ping(value): pass            # called on the server
 //! @rpc("any_peer") func say(text): pass              # called on the server
+//! @rpc("any_peer") func whisper(text): print(text)   # clients call each other (relayed)
 //! @rpc func pong(value): print("pong ", value, " from ", multiplayer.get_remote_sender_id())
 //! @rpc func said(from, text): print(from, ": ", text)
 //! ```
@@ -45,7 +46,9 @@ fn main() -> Result<(), Box<dyn core::error::Error>> {
     game.script_method("ping", any, Arity::exactly(1))?
         .script_method("say", any, Arity::exactly(1))?
         .script_method("pong", RpcConfig::default(), Arity::exactly(1))?
-        .script_method("said", RpcConfig::default(), Arity::exactly(2))?;
+        .script_method("said", RpcConfig::default(), Arity::exactly(2))?
+        // Only relayed between clients; declared so that the method ids match the game's.
+        .script_method("whisper", any, Arity::exactly(1))?;
     let mut scene = SceneMultiplayer::new(SceneConfig { auth: token.is_some(), ..SceneConfig::default() });
     scene.add_node("Game", game);
 

@@ -379,6 +379,10 @@ impl WebSocketMultiplayerPeer {
             Active::Client(side) => side.next_timeout(),
             Active::None => None,
         };
+        let side = match (side, self.scene_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (side, self.linger.deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

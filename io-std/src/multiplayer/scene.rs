@@ -48,6 +48,16 @@ impl WebSocketMultiplayerPeer {
         }
     }
 
+    /// When the machine's next timer (an auth deadline) is due.
+    pub(super) fn scene_timeout(&self) -> Option<std::time::Instant> {
+        let at = self.scene.as_deref()?.poll_timeout()?;
+        match &self.active {
+            Active::Server(side) => Some(side.clock.to_std(at)),
+            Active::Client(side) => Some(side.clock.to_std(at)),
+            Active::None => None,
+        }
+    }
+
     fn with_scene(
         &mut self,
         f: impl FnOnce(&mut SceneMultiplayer) -> Result<(), SendError>,

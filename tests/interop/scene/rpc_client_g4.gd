@@ -1,9 +1,12 @@
 extends SceneTree
 # A Godot 4 game client for io-std's `rpc_server` example (run.sh drives it).
-# usage: godot4 --headless -s rpc_client_g4.gd -- <ws url> [token]
+# usage: godot4 --headless -s rpc_client_g4.gd -- <ws url> [--token TOKEN] [--pair]
 # Calls Game.ping(v) on the server for one value of many Variant types and checks that the
 # server's pong(v) brings back the same value from sender 1; then say("hello") and checks the
-# broadcast said(<own id>, "hello"). With a token it authenticates first (auth_callback).
+# broadcast said(<own id>, "hello"). With a token it authenticates first (auth_callback). With
+# --pair (two clients at once) it also whispers to the other client through the server's relay,
+# expects its whisper back, and calls the authority-only pong on the other client and on the
+# server, which both must refuse.
 # Prints "PASS <what>" / "FAIL <what>" lines and "DONE <failures>"; exit status = failures.
 
 class Game extends Node:
@@ -18,6 +21,12 @@ class Game extends Node:
 	func say(_text) -> void:
 		pass
 
+	var whispers: Array = []
+
+	@rpc("any_peer")
+	func whisper(text) -> void:
+		whispers.append([multiplayer.get_remote_sender_id(), text])
+
 	@rpc
 	func pong(value) -> void:
 		pongs.append([multiplayer.get_remote_sender_id(), value])
@@ -29,6 +38,7 @@ class Game extends Node:
 var game: Game
 var mp: SceneMultiplayer
 var failures := 0
+var pair := false
 var values: Array = [
 	true, false, 0, -1, 127, -129, 70000, 5000000000, 1.5, 0.1, "hi", "é✓", Vector2(1.5, -2),
 	Vector2i(1, -2), Rect2(1, 2, 3, 4), Vector3(1, 2, 3), Vector3i(1, 2, -3), Vector4(1, 2, 3, 4),
@@ -51,8 +61,10 @@ func check(ok: bool, what: String) -> void:
 func _initialize() -> void:
 	var args := OS.get_cmdline_user_args()
 	mp = get_multiplayer() as SceneMultiplayer
-	if args.size() > 1:
-		var token: String = args[1]
+	pair = args.has("--pair")
+	var at := args.find("--token")
+	if at > 0:
+		var token: String = args[at + 1]
 		mp.auth_callback = func(_id, _data): pass
 		mp.peer_authenticating.connect(func(id):
 			mp.send_auth(id, token.to_utf8_buffer())
@@ -87,6 +99,27 @@ func _run() -> void:
 		var got = game.pongs[i]
 		var same: bool = typeof(got[1]) == typeof(values[i]) and (got[1] == values[i] or str(got[1]) == str(values[i]))
 		check(got[0] == 1 and same, "pong %s %s -> %s from %d" % [type_string(typeof(values[i])), var_to_str(values[i]).replace("\n", " "), var_to_str(got[1]).replace("\n", " "), got[0]])
-	check(game.said_lines.size() == 1 and game.said_lines[0] == [1, mp.get_unique_id(), "hello"], "said broadcast %s" % [game.said_lines])
+	check(game.said_lines.size() >= 1 and [1, mp.get_unique_id(), "hello"] in game.said_lines, "said broadcast %s" % [game.said_lines])
+	if pair:
+		await _pair()
 	print("DONE %d" % failures)
 	quit(failures)
+
+func _pair() -> void:
+	var deadline := Time.get_ticks_msec() + 5000
+	var others: Array = []
+	while others.is_empty() and Time.get_ticks_msec() < deadline:
+		others = Array(mp.get_peers()).filter(func(p): return p != 1)
+		await create_timer(0.05).timeout
+	check(others.size() == 1, "other client announced by the relay %s" % [others])
+	if others.is_empty():
+		return
+	var other: int = others[0]
+	game.rpc_id(other, "pong", "forged")
+	game.rpc_id(1, "pong", "forged")
+	game.rpc_id(other, "whisper", "psst from %d" % mp.get_unique_id())
+	while game.whispers.is_empty() and Time.get_ticks_msec() < deadline + 5000:
+		await create_timer(0.05).timeout
+	check(game.whispers == [[other, "psst from %d" % other]], "whisper through the relay %s" % [game.whispers])
+	await create_timer(0.5).timeout
+	check(game.pongs.all(func(p): return p[0] == 1), "authority-only pong from a client refused")

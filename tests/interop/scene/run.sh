@@ -3,7 +3,9 @@
 # clients (rpc_client_g4.gd). Checks: a client's RPCs with one value of many Variant types
 # arrive decoded (the server echoes each back with an RPC of its own, which the client compares
 # with what it sent, sender 1); a broadcast RPC from the server; with --auth-token, a client
-# with the right token is admitted and one with a wrong token is dropped at the auth timeout.
+# with the right token is admitted and one with a wrong token is dropped at the auth timeout;
+# two clients calling each other through the server's relay, and an authority-only method
+# called by a client refused by Godot and by the server.
 #
 # usage: tests/interop/scene/run.sh     Prints "scene interop: passed" or "... FAILED".
 # Environment: MP_OUT (logs, default /tmp/multipeer-scene-interop), CARGO_TARGET_DIR.
@@ -32,12 +34,24 @@ grep -E "^(PASS|FAIL|DONE)" "$out/client-plain.log"
 
 port=$((port + 1))
 pid=$(server auth.log --auth-token s3cret); sleep 1
-client s3cret >"$out/client-auth.log" 2>&1; rc=$?
-client wrong >"$out/client-wrong.log" 2>&1; wrong=$?
+client --token s3cret >"$out/client-auth.log" 2>&1; rc=$?
+client --token wrong >"$out/client-wrong.log" 2>&1; wrong=$?
 kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 grep -E "^DONE" "$out/client-auth.log"
 [ $rc -eq 0 ] || fail "client with the token: exit $rc"
 grep -q "peer_authentication_failed 1" "$out/client-wrong.log" || fail "wrong token not refused by the client's timeout"
 grep -q "PeerAuthenticationFailed" "$out/auth.log" || fail "wrong token not refused by the server"
 [ $wrong -ne 0 ] || fail "client with a wrong token passed"
+
+# Two clients at once: client-to-client RPCs through the Rust relay; an authority-only method
+# called by a client is refused by the other client (Godot) and by the server (us).
+port=$((port + 1))
+pid=$(server pair.log); sleep 1
+client --pair >"$out/client-pair-a.log" 2>&1 & a=$!
+client --pair >"$out/client-pair-b.log" 2>&1; rb=$?
+wait "$a"; ra=$?
+kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+grep -hE "^(FAIL|DONE)|whisper|authority" "$out/client-pair-a.log" "$out/client-pair-b.log"
+[ $ra -eq 0 ] && [ $rb -eq 0 ] || fail "paired clients: exit $ra and $rb"
+grep -q "NotAllowed" "$out/pair.log" || fail "the server did not refuse the forged pong"
 echo "scene interop: passed"
