@@ -126,6 +126,11 @@ impl SceneMultiplayer {
             SysCommand::AddPeer | SysCommand::DelPeer if server || !from.is_server() => {
                 self.refuse(from, Refusal::UnexpectedSys(message.command.to_byte()));
             }
+            SysCommand::AddPeer
+                if self.peers.values().filter(|s| s.relayed).count() >= self.config.max_relayed_peers =>
+            {
+                self.refuse(from, Refusal::CacheFull);
+            }
             SysCommand::AddPeer => match peer_id(message.id) {
                 Some(p) if !p.is_server() && Some(p) != self.local && !self.peers.contains_key(&p) => {
                     self.peers.insert(p, super::PeerState::new(Status::Admitted, true));

@@ -429,6 +429,15 @@ impl SceneMultiplayer {
         }
     }
 
+    /// Whether `target` names this peer alone (a broadcast with nobody else is not that).
+    fn only_self(&self, target: Target) -> bool {
+        match target.normalized() {
+            Target::Server => self.is_server(),
+            Target::Peer(p) => Some(p) == self.local,
+            Target::Broadcast | Target::AllExcept(_) => false,
+        }
+    }
+
     /// `rpc(method, args)` / `rpc_id(target, method, args)` on the node at `node`: one packet
     /// per target peer, a `SIMPLIFY_PATH` first to a peer that has not seen the node, the
     /// full path until it confirmed, its cache id after; with `call_local`, also a
@@ -447,7 +456,7 @@ impl SceneMultiplayer {
         let id = entry.node.methods.id(method).ok_or(SendError::UnknownMethod)?;
         let config = *entry.node.methods.method(id).ok_or(SendError::UnknownMethod)?.1;
         let (targets, includes_self) = self.targets(target)?;
-        if includes_self && targets.is_empty() && !config.call_local {
+        if self.only_self(target) && !config.call_local {
             return Err(SendError::SelfTarget);
         }
         let cache_id = match entry.cache_id {
@@ -522,7 +531,7 @@ impl SceneMultiplayer {
             return Err(SendError::Empty);
         }
         let (targets, _) = self.targets(target)?;
-        if targets.is_empty() {
+        if self.only_self(target) {
             return Err(SendError::SelfTarget);
         }
         if !self.room(targets.len()) {

@@ -376,6 +376,25 @@ fn limits() {
     server.rpc(Target::Peer(id(5)), "Probe", "ping", &[1.into()]).unwrap();
     assert_eq!(server.rpc(Target::Peer(id(5)), "Probe", "ping", &[1.into()]), Err(SendError::Full));
     assert_eq!(sent(&mut server).len(), 3);
+    // A client learns at most `max_relayed_peers` peers from the server.
+    let mut client = machine(9, SceneConfig { max_relayed_peers: 1, ..SceneConfig::default() });
+    client.handle_peer_connected(T0, PeerId::SERVER);
+    client.handle_packet(T0, id(1), &hex("07 01 2a000000"));
+    client.handle_packet(T0, id(1), &hex("07 01 2b000000"));
+    assert_eq!(refused(&events(&mut client)), vec![&Refusal::CacheFull]);
+    assert_eq!(client.peers().count(), 2);
+}
+
+/// A broadcast with nobody to reach sends nothing and is no error (Godot returns OK).
+#[test]
+fn broadcast_to_nobody() {
+    let mut server = machine(1, SceneConfig::default());
+    assert_eq!(server.rpc(Target::Broadcast, "Probe", "ping", &[1.into()]), Ok(()));
+    assert_eq!(server.send_bytes(Target::Broadcast, b"x", TransferMode::Reliable, 0), Ok(()));
+    assert_eq!(server.rpc(Target::Server, "Probe", "ping", &[1.into()]), Err(SendError::SelfTarget));
+    assert_eq!(sent(&mut server), vec![]);
+    assert_eq!(server.rpc(Target::Server, "Probe", "echo", &[1.into()]), Ok(()));
+    assert_eq!(events(&mut server), vec![rpc(1, "echo", vec![1.into()])]);
 }
 
 #[path = "tests_net.rs"]

@@ -128,6 +128,9 @@ pub struct SceneConfig {
     /// Most paths one peer may cache with us (Godot: unbounded); more `SIMPLIFY_PATH`s are
     /// refused without a `CONFIRM_PATH`, so that peer keeps sending full paths.
     pub max_cached_paths: usize,
+    /// Most peers a client learns from the server's `ADD_PEER` announcements; more are
+    /// refused (a transport's own peers are bounded by the transport).
+    pub max_relayed_peers: usize,
     /// Most events kept for [`poll_event`](super::SceneMultiplayer::poll_event); beyond it
     /// events are counted in [`SceneStats::unreported_events`].
     pub max_queued_events: usize,
@@ -145,6 +148,7 @@ impl Default for SceneConfig {
             auth_timeout: Duration::from_secs(3),
             allow_object_decoding: false,
             max_cached_paths: 4096,
+            max_relayed_peers: 4096,
             max_queued_events: 4096,
             max_queued_packets: 4096,
         }
@@ -320,7 +324,8 @@ pub enum Refusal {
     },
     /// A second `SIMPLIFY_PATH` for a cache id (4.3+ ignores it).
     DuplicateCacheId(u32),
-    /// The sender's path cache is at [`SceneConfig::max_cached_paths`].
+    /// The sender's path cache is at [`SceneConfig::max_cached_paths`], or an `ADD_PEER`
+    /// beyond [`SceneConfig::max_relayed_peers`].
     CacheFull,
     /// A `CONFIRM_PATH` for a path never simplified to this peer.
     UnexpectedConfirm,
