@@ -399,3 +399,28 @@ fn broadcast_to_nobody() {
 
 #[path = "tests_net.rs"]
 mod net;
+
+/// §6: the replication headers of a 4.6.3 server's capture, reported as events.
+#[test]
+fn replication_headers() {
+    let mut client = machine(9, SceneConfig::default());
+    client.handle_peer_connected(T0, PeerId::SERVER);
+    let _ = events(&mut client);
+    let spawn = "04 ff 02000000 01000000 01000000 06000000 02000000 5468696e6700 \
+                 1c000000 1b000000 01000000 0400000002000000 68700000 0200000005000000 \
+                 05000000 0000803f 00000040";
+    let cases = [
+        (spawn, Replication::Spawn { spawner: 2, scene: 0xff, net_id: 1 }),
+        ("06 1400 02000000 0c000000 050000000000803f00000040", Replication::Sync { time: Some(20) }),
+        ("16 02000000 0100000000000000 08000000 0300000000000000", Replication::Sync { time: None }),
+        ("05 01000000", Replication::Despawn { net_id: 1 }),
+    ];
+    for (bytes, header) in cases {
+        client.handle_packet(T0, id(1), &hex(bytes));
+        assert_eq!(events(&mut client), vec![SceneEvent::Replication { from: id(1), header }], "{bytes}");
+    }
+    for short in ["04 ff 02000000", "05 0100", "06 1400 02000000", "16 02000000"] {
+        client.handle_packet(T0, id(1), &hex(short));
+        assert_eq!(refused(&events(&mut client)), vec![&Refusal::Malformed], "{short}");
+    }
+}
