@@ -3,7 +3,8 @@
 //! leaving, RPCs, raw bytes, authentication, time).
 //!
 //! Checks the machine's contract whatever it is fed: no panic; its queues stay within their
-//! limits; a client only ever sends to the server; every packet it queues is a
+//! limits; a client sends only to the server and to peers connected to it directly (a mesh),
+//! never directly to one it knows through the relay; every packet it queues is a
 //! SceneMultiplayer packet it would itself accept (a known command); an admitted peer is never
 //! also authenticating; an RPC it delivers names a declared node and method.
 
@@ -63,11 +64,16 @@ pub fn scene_machine(data: &[u8]) {
     mp.add_node("Probe", node());
     mp.add_node("Probe/Child", RpcNode::new());
     let mut now = Instant::ZERO;
+    // Peers the transport connected directly at some point (a client may send to them).
+    let mut direct = vec![PeerId::SERVER];
     while !input.is_empty() {
         let op = input.byte();
         let arg = input.byte();
         match op % 9 {
-            0 => mp.handle_peer_connected(now, peer(arg)),
+            0 => {
+                direct.push(peer(arg));
+                mp.handle_peer_connected(now, peer(arg));
+            }
             1 => mp.handle_peer_disconnected(now, peer(arg)),
             2 | 3 => mp.handle_packet(now, peer(arg), input.slice()),
             4 => {
@@ -88,11 +94,11 @@ pub fn scene_machine(data: &[u8]) {
                 now += core::time::Duration::from_millis(u64::from(arg) * 50);
                 mp.handle_timeout(now);
             }
-            _ => drain(&mut mp, client, &config),
+            _ => drain(&mut mp, client, &direct, &config),
         }
         check(&mp);
     }
-    drain(&mut mp, client, &config);
+    drain(&mut mp, client, &direct, &config);
 }
 
 fn check(mp: &SceneMultiplayer) {
@@ -104,13 +110,13 @@ fn check(mp: &SceneMultiplayer) {
     }
 }
 
-fn drain(mp: &mut SceneMultiplayer, client: bool, config: &SceneConfig) {
+fn drain(mp: &mut SceneMultiplayer, client: bool, direct: &[PeerId], config: &SceneConfig) {
     let mut transmits = 0;
     while let Some(t) = mp.poll_transmit() {
         transmits += 1;
         assert!(transmits <= config.max_queued_packets, "outbound queue over its limit");
         assert!(!t.data.is_empty());
-        assert!(!client || t.to.is_server(), "a client sends everything to the server");
+        assert!(!client || direct.contains(&t.to), "a client sends only to its transport peers");
         assert!(t.data[0] & 7 <= 3 || t.data[0] == 7, "a command this machine sends");
     }
     let mut events = 0;

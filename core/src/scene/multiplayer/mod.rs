@@ -250,10 +250,12 @@ impl SceneMultiplayer {
         self.transmits.len().saturating_add(packets) <= self.config.max_queued_packets
     }
 
-    /// Queues `packet` for `to`: directly from the server or to the server, else wrapped in
-    /// `RELAY(to)` and sent to the server.
+    /// Queues `packet` for `to`: directly to a transport peer (the server's clients, a client's
+    /// server, a mesh's peers), wrapped in `RELAY(to)` to the server for a peer known only
+    /// through the server's relay.
     fn queue(&mut self, to: PeerId, mode: TransferMode, channel: u8, packet: &[u8]) {
-        let (to, data) = if self.is_server() || to.is_server() {
+        let relayed = !self.is_server() && self.peers.get(&to).is_some_and(|s| s.relayed);
+        let (to, data) = if !relayed {
             (to, packet.to_vec())
         } else {
             (PeerId::SERVER, [&sys::header(SysCommand::Relay, to.get())[..], packet].concat())

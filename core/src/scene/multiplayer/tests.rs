@@ -424,3 +424,18 @@ fn replication_headers() {
         assert_eq!(refused(&events(&mut client)), vec![&Refusal::Malformed], "{short}");
     }
 }
+
+/// Found by `scene_machine`: a client with peers connected to it directly (a WebRTC mesh)
+/// sends to them directly, and wraps only peers it knows through the server in `RELAY`.
+#[test]
+fn direct_peers_of_a_client_are_not_relayed() {
+    let mut client = machine(9, SceneConfig::default());
+    client.handle_peer_connected(T0, PeerId::SERVER);
+    client.handle_peer_connected(T0, id(5));
+    client.handle_packet(T0, id(1), &hex("07 01 2a000000"));
+    client.send_bytes(Target::Broadcast, b"x", TransferMode::Reliable, 0).unwrap();
+    assert_eq!(
+        sent(&mut client),
+        vec![(1, hex("03 78")), (5, hex("03 78")), (1, hex("07 03 2a000000 03 78"))]
+    );
+}
