@@ -70,6 +70,7 @@ pub use self::settings::MIN_HANDSHAKE_TIMEOUT;
 use self::settings::Settings;
 pub use self::types::{Incoming, MultiplayerError, PeerConnection};
 use crate::client_rng;
+use multipeer::scene::SceneMultiplayer;
 
 /// The longest a server's [`wait`](WebSocketMultiplayerPeer::wait) sleeps before polling
 /// again, so the delay before a new connection or a packet is noticed (Godot's counterpart is
@@ -236,6 +237,10 @@ impl WebSocketMultiplayerPeer {
         tls: Option<TlsServerOptions>,
     ) -> Result<(), MultiplayerError> {
         self.check_idle()?;
+        // A new session: SceneMultiplayer forgets the last one's peers and caches.
+        if let Some(scene) = self.scene.as_deref_mut() {
+            scene.clear();
+        }
         if bind_address != "*" && bind_address.parse::<IpAddr>().is_err() {
             return Err(MultiplayerError::InvalidParameter("bind_address must be \"*\" or an IP address"));
         }
@@ -301,6 +306,10 @@ impl WebSocketMultiplayerPeer {
         opening: Opening,
     ) -> Result<(), MultiplayerError> {
         self.check_idle()?;
+        // A new session: SceneMultiplayer forgets the last one's peers and caches.
+        if let Some(scene) = self.scene.as_deref_mut() {
+            scene.clear();
+        }
         let s = &self.settings;
         let relay = s.server_relay && self.scene.is_none();
         let config = ClientConfig { protocol: s.protocol, relay, ws: s.ws_config(false) };

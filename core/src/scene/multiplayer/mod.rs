@@ -128,6 +128,22 @@ impl SceneMultiplayer {
         }
     }
 
+    /// Forgets every peer, path cache and queued packet, and restarts cache ids at 1, keeping
+    /// the node table and unread events (Godot clears this state when the multiplayer peer is
+    /// replaced or disconnects).
+    pub fn clear(&mut self) {
+        self.peers.clear();
+        self.ids.clear();
+        self.next_cache_id = 1;
+        for entry in self.nodes.values_mut() {
+            entry.cache_id = None;
+        }
+        self.transmits.clear();
+        self.disconnects.clear();
+        self.local = None;
+        self.remote_sender = None;
+    }
+
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &SceneConfig {

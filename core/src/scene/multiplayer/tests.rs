@@ -395,6 +395,17 @@ fn broadcast_to_nobody() {
     assert_eq!(sent(&mut server), vec![]);
     assert_eq!(server.rpc(Target::Server, "Probe", "echo", &[1.into()]), Ok(()));
     assert_eq!(events(&mut server), vec![rpc(1, "echo", vec![1.into()])]);
+    // A new session starts from nothing: SIMPLIFY again, ids from 1.
+    server.handle_peer_connected(T0, id(5));
+    server.rpc(Target::Peer(id(5)), "Probe", "ping", &[1.into()]).unwrap();
+    server.clear();
+    server.set_unique_id(Some(id(1)));
+    server.handle_peer_connected(T0, id(5));
+    let _ = events(&mut server);
+    server.rpc(Target::Peer(id(5)), "Probe", "ping", &[1.into()]).unwrap();
+    let packets = sent(&mut server);
+    assert_eq!(packets.len(), 2);
+    assert_eq!(packets[0].1, hex(SIMPLIFY_PROBE));
 }
 
 #[path = "tests_net.rs"]
