@@ -70,7 +70,6 @@ pub use self::settings::MIN_HANDSHAKE_TIMEOUT;
 use self::settings::Settings;
 pub use self::types::{Incoming, MultiplayerError, PeerConnection};
 use crate::client_rng;
-use multipeer::scene::SceneMultiplayer;
 
 /// The longest a server's [`wait`](WebSocketMultiplayerPeer::wait) sleeps before polling
 /// again, so the delay before a new connection or a packet is noticed (Godot's counterpart is
