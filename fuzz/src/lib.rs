@@ -12,6 +12,7 @@ pub mod input;
 pub mod lobby_client;
 pub mod multiplayer;
 pub mod parsers;
+pub mod scene_machine;
 pub mod scene_rpc;
 pub mod seeds;
 pub mod seeds_multiplayer;
@@ -25,6 +26,7 @@ pub use godot::{godot3_header, scene_sys};
 pub use lobby_client::lobby_client;
 pub use multiplayer::{client_stateful, server_stateful};
 pub use parsers::{frame_header, handshake_request, handshake_response};
+pub use scene_machine::scene_machine;
 pub use scene_rpc::scene_rpc;
 pub use signaling::signaling;
 pub use variant::{variant, variant_compressed};
@@ -51,4 +53,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("variant", variant),
     ("variant_compressed", variant_compressed),
     ("scene_rpc", scene_rpc),
+    ("scene_machine", scene_machine),
 ];

@@ -133,7 +133,11 @@ pub fn seeds() -> Vec<Seed> {
     for (target, name, bytes) in super::seeds_multiplayer::seeds() {
         add(target, name, bytes);
     }
-    for (target, name, bytes) in super::variant::seeds().into_iter().chain(super::scene_rpc::seeds()) {
+    for (target, name, bytes) in super::variant::seeds()
+        .into_iter()
+        .chain(super::scene_rpc::seeds())
+        .chain(super::scene_machine::seeds())
+    {
         add(target, name, bytes);
     }
     seeds

@@ -42,6 +42,7 @@
 mod client;
 mod failures;
 mod linger;
+mod scene;
 mod server;
 mod settings;
 #[cfg(feature = "tls")]
@@ -125,6 +126,8 @@ pub struct WebSocketMultiplayerPeer {
     /// Commands queued output (or read packets) since the last poll.
     dirty: bool,
     scratch: Vec<u8>,
+    /// SceneMultiplayer on top, when set (see `set_scene_multiplayer`).
+    scene: Option<Box<multipeer::scene::SceneMultiplayer>>,
 }
 
 impl fmt::Debug for WebSocketMultiplayerPeer {
@@ -206,6 +209,7 @@ impl WebSocketMultiplayerPeer {
             leftover: VecDeque::new(),
             dirty: false,
             scratch: Vec::new(),
+            scene: None,
         }
     }
 
@@ -232,6 +236,10 @@ impl WebSocketMultiplayerPeer {
         tls: Option<TlsServerOptions>,
     ) -> Result<(), MultiplayerError> {
         self.check_idle()?;
+        // A new session: SceneMultiplayer forgets the last one's peers and caches.
+        if let Some(scene) = self.scene.as_deref_mut() {
+            scene.clear();
+        }
         if bind_address != "*" && bind_address.parse::<IpAddr>().is_err() {
             return Err(MultiplayerError::InvalidParameter("bind_address must be \"*\" or an IP address"));
         }
@@ -240,7 +248,8 @@ impl WebSocketMultiplayerPeer {
         let s = &self.settings;
         let config = ServerConfig {
             protocol: s.protocol,
-            relay: s.server_relay,
+            // SceneMultiplayer speaks SYS (auth, relay) itself.
+            relay: s.server_relay && self.scene.is_none(),
             ws: s.ws_config(true),
             supported_protocols: s.supported_protocols.clone(),
             handshake_headers: s.handshake_headers.clone(),
@@ -296,8 +305,13 @@ impl WebSocketMultiplayerPeer {
         opening: Opening,
     ) -> Result<(), MultiplayerError> {
         self.check_idle()?;
+        // A new session: SceneMultiplayer forgets the last one's peers and caches.
+        if let Some(scene) = self.scene.as_deref_mut() {
+            scene.clear();
+        }
         let s = &self.settings;
-        let config = ClientConfig { protocol: s.protocol, relay: s.server_relay, ws: s.ws_config(false) };
+        let relay = s.server_relay && self.scene.is_none();
+        let config = ClientConfig { protocol: s.protocol, relay, ws: s.ws_config(false) };
         let mut side =
             ClientSide::connect(url, &s.supported_protocols, &s.handshake_headers, config, tls, opening)
                 .map_err(MultiplayerError::Connect)?;
@@ -354,6 +368,7 @@ impl WebSocketMultiplayerPeer {
             }
             Active::None => Ok(()),
         };
+        self.pump_scene();
         if !self.linger.is_empty() {
             self.linger.poll(&mut self.scratch);
         }
@@ -371,6 +386,10 @@ impl WebSocketMultiplayerPeer {
             Active::Server(side) => side.next_timeout(),
             Active::Client(side) => side.next_timeout(),
             Active::None => None,
+        };
+        let side = match (side, self.scene_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         match (side, self.linger.deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -10,6 +10,8 @@ mod call;
 mod godot3;
 #[cfg(feature = "alloc")]
 mod methods;
+#[cfg(feature = "alloc")]
+mod multiplayer;
 mod path;
 
 #[cfg(test)]
@@ -21,6 +23,11 @@ pub use call::{Arguments, NodeTarget, RemoteCall, RemoteCallError};
 pub use godot3::{NamedArguments, NamedCall};
 #[cfg(feature = "alloc")]
 pub use methods::{RpcConfig, RpcMethods, RpcMode, TooManyMethods};
+#[cfg(feature = "alloc")]
+pub use multiplayer::{
+    Arity, Refusal, Replication, RpcCall, RpcNode, SceneConfig, SceneEvent, SceneMultiplayer, SceneStats,
+    SendError, Transmit,
+};
 pub use path::{ConfirmPath, PathError, SimplifyPath};
 
 /// `REMOTE_CALL` (4.x command 0; 3.x uses 0 too, with names instead of ids).

@@ -1,0 +1,627 @@
+//! The SceneMultiplayer machine (Godot 4's `SceneMultiplayer`): RPCs both ways with the path
+//! cache, raw packets, authentication and the server relay, on top of any
+//! [`MultiplayerPeer`] (`scene-multiplayer.md` §1–§5).
+//!
+//! It is sans-IO like the transports: packets and peer arrivals go in through `handle_*`,
+//! packets to send come out of [`poll_transmit`](SceneMultiplayer::poll_transmit), peers to drop
+//! out of [`poll_disconnect`](SceneMultiplayer::poll_disconnect), and everything that happens
+//! out of [`poll_event`](SceneMultiplayer::poll_event); time is passed in.
+//! [`pump`](SceneMultiplayer::pump) does all of that against a `MultiplayerPeer`.
+//!
+//! The transport's own relay must be off ([`ServerConfig::relay`](crate::peer::ServerConfig)
+//! and [`ClientConfig::relay`](crate::peer::ClientConfig) false): this machine speaks `SYS`
+//! itself, as Godot's SceneMultiplayer does, so that `AUTH` reaches it and peers are announced
+//! only once admitted.
+//!
+//! Where Godot logs an error and drops a packet (unknown node or method, a sender without
+//! permission, a pending peer's RPC), a [`SceneEvent::Refused`] says why; where Godot calls a
+//! method with `null` after an argument fails to decode, the call is refused instead.
+
+mod incoming;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::peer::scene::{self as sys, SysCommand};
+use crate::peer::{Event, MultiplayerPeer, PeerId, PutError, Target, TransferMode};
+use crate::scene::{NodeTarget, SimplifyPath, encode_call};
+use crate::time::Instant;
+use crate::variant::{DecodeOptions, Variant, Version};
+
+pub use types::{
+    Arity, Refusal, Replication, RpcCall, RpcNode, SceneConfig, SceneEvent, SceneStats, SendError, Transmit,
+};
+
+/// Where a peer is in authentication (`scene-multiplayer.md` §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Waiting for both sides to complete.
+    Pending {
+        /// This side called `complete_auth`.
+        local: bool,
+        /// The peer sent `07 00`.
+        remote: bool,
+        /// When it fails (`auth_timeout` after the transport connected).
+        deadline: Option<Instant>,
+    },
+    Admitted,
+}
+
+#[derive(Debug)]
+struct PeerState {
+    status: Status,
+    /// A peer reached through the server's relay (client side), not a transport peer.
+    relayed: bool,
+    /// Its `SIMPLIFY_PATH`s: its cache id → path.
+    paths: BTreeMap<u32, String>,
+    /// Our cache ids sent to it with `SIMPLIFY_PATH`, and whether it confirmed them.
+    sent: BTreeMap<u32, bool>,
+}
+
+impl PeerState {
+    fn new(status: Status, relayed: bool) -> Self {
+        Self { status, relayed, paths: BTreeMap::new(), sent: BTreeMap::new() }
+    }
+}
+
+struct NodeEntry {
+    node: RpcNode,
+    /// Our cache id for it, given the first time it is the target of a send.
+    cache_id: Option<u32>,
+}
+
+/// Godot 4's `SceneMultiplayer`, sans-IO: RPCs both ways with the path cache, raw packets,
+/// authentication and the server relay, over any [`MultiplayerPeer`].
+///
+/// Packets and peer arrivals go in through `handle_*`, packets to send come out of
+/// [`poll_transmit`](Self::poll_transmit), peers to drop out of
+/// [`poll_disconnect`](Self::poll_disconnect), and what happens out of
+/// [`poll_event`](Self::poll_event); time is passed in. [`pump`](Self::pump) does all of that
+/// against a `MultiplayerPeer`, whose own relay must be off
+/// ([`ServerConfig::relay`](crate::peer::ServerConfig::relay),
+/// [`ClientConfig::relay`](crate::peer::ClientConfig::relay)): this machine speaks `SYS`
+/// itself, as Godot's does, so that `AUTH` reaches it and peers are announced only once
+/// admitted. Where Godot logs and drops a packet, a [`SceneEvent::Refused`] says why; where
+/// Godot calls a method with `null` after an argument fails to decode, the call is refused.
+pub struct SceneMultiplayer {
+    config: SceneConfig,
+    local: Option<PeerId>,
+    now: Instant,
+    nodes: BTreeMap<String, NodeEntry>,
+    /// Our cache ids → node path (4.3+ confirms by id).
+    ids: BTreeMap<u32, String>,
+    next_cache_id: u32,
+    peers: BTreeMap<PeerId, PeerState>,
+    transmits: VecDeque<Transmit>,
+    disconnects: VecDeque<PeerId>,
+    events: VecDeque<SceneEvent>,
+    stats: SceneStats,
+    /// `get_remote_sender_id()`: the sender of the last RPC or packet polled.
+    remote_sender: Option<PeerId>,
+}
+
+/// Bytes of `07 00`, the auth completion (and the prefix of auth data).
+const AUTH: [u8; 2] = [sys::COMMAND_SYS, 0];
+
+impl SceneMultiplayer {
+    /// A machine with an empty node table.
+    #[must_use]
+    pub fn new(config: SceneConfig) -> Self {
+        Self {
+            config,
+            local: None,
+            now: Instant::ZERO,
+            nodes: BTreeMap::new(),
+            ids: BTreeMap::new(),
+            next_cache_id: 1,
+            peers: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            disconnects: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SceneStats::default(),
+            remote_sender: None,
+        }
+    }
+
+    /// Forgets every peer, path cache and queued packet, and restarts cache ids at 1, keeping
+    /// the node table and unread events (Godot clears this state when the multiplayer peer is
+    /// replaced or disconnects).
+    pub fn clear(&mut self) {
+        self.peers.clear();
+        self.ids.clear();
+        self.next_cache_id = 1;
+        for entry in self.nodes.values_mut() {
+            entry.cache_id = None;
+        }
+        self.transmits.clear();
+        self.disconnects.clear();
+        self.local = None;
+        self.remote_sender = None;
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &SceneConfig {
+        &self.config
+    }
+
+    /// Counters since start.
+    #[must_use]
+    pub fn stats(&self) -> SceneStats {
+        self.stats
+    }
+
+    /// Declares (or replaces) the node at `path`, relative to the root as Godot sends it
+    /// (`root_path`, default `/root`: the node `/root/Game` is `Game`).
+    pub fn add_node(&mut self, path: &str, node: RpcNode) {
+        match self.nodes.get_mut(path) {
+            Some(entry) => entry.node = node,
+            None => {
+                self.nodes.insert(path.into(), NodeEntry { node, cache_id: None });
+            }
+        }
+    }
+
+    /// The node declared at `path`.
+    #[must_use]
+    pub fn node(&self, path: &str) -> Option<&RpcNode> {
+        self.nodes.get(path).map(|e| &e.node)
+    }
+
+    /// Sets a node's authority (`Node.set_multiplayer_authority`); false if it is not declared.
+    pub fn set_multiplayer_authority(&mut self, path: &str, authority: PeerId) -> bool {
+        self.nodes.get_mut(path).map(|e| e.node.authority = authority).is_some()
+    }
+
+    /// `get_unique_id()` of the transport; [`pump`](Self::pump) keeps it current.
+    pub fn set_unique_id(&mut self, id: Option<PeerId>) {
+        self.local = id;
+    }
+
+    /// `get_unique_id()`.
+    #[must_use]
+    pub fn unique_id(&self) -> Option<PeerId> {
+        self.local
+    }
+
+    fn is_server(&self) -> bool {
+        self.local.is_some_and(PeerId::is_server)
+    }
+
+    /// `get_peers()`: the admitted peers.
+    pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.iter().filter(|(_, s)| s.status == Status::Admitted).map(|(p, _)| *p)
+    }
+
+    /// `get_authenticating_peers()`.
+    pub fn authenticating_peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.iter().filter(|(_, s)| s.status != Status::Admitted).map(|(p, _)| *p)
+    }
+
+    /// `get_remote_sender_id()`: the sender of the last [`SceneEvent::Rpc`] or
+    /// [`SceneEvent::PeerPacket`] returned by [`poll_event`](Self::poll_event) (Godot: only
+    /// valid inside the RPC; here until the next such event).
+    #[must_use]
+    pub fn remote_sender_id(&self) -> Option<PeerId> {
+        self.remote_sender
+    }
+
+    // ----- output ------------------------------------------------------------------------
+
+    /// The next packet to hand to the transport.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next peer to disconnect (an authentication that timed out).
+    #[must_use]
+    pub fn poll_disconnect(&mut self) -> Option<PeerId> {
+        self.disconnects.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SceneEvent> {
+        let event = self.events.pop_front()?;
+        match &event {
+            SceneEvent::Rpc(call) => self.remote_sender = Some(call.sender),
+            SceneEvent::PeerPacket { from, .. } => self.remote_sender = Some(*from),
+            _ => {}
+        }
+        Some(event)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due (an auth deadline).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .filter_map(|s| match s.status {
+                Status::Pending { deadline, .. } => deadline,
+                Status::Admitted => None,
+            })
+            .min()
+    }
+
+    fn push_event(&mut self, event: SceneEvent) {
+        if self.events.len() >= self.config.max_queued_events {
+            self.stats.unreported_events += 1;
+        } else {
+            self.events.push_back(event);
+        }
+    }
+
+    fn refuse(&mut self, from: PeerId, reason: Refusal) {
+        self.stats.refused += 1;
+        self.push_event(SceneEvent::Refused { from, reason });
+    }
+
+    fn room(&self, packets: usize) -> bool {
+        self.transmits.len().saturating_add(packets) <= self.config.max_queued_packets
+    }
+
+    /// Queues `packet` for `to`: directly to a transport peer (the server's clients, a client's
+    /// server, a mesh's peers), wrapped in `RELAY(to)` to the server for a peer known only
+    /// through the server's relay.
+    fn queue(&mut self, to: PeerId, mode: TransferMode, channel: u8, packet: &[u8]) {
+        let relayed = !self.is_server() && self.peers.get(&to).is_some_and(|s| s.relayed);
+        let (to, data) = if !relayed {
+            (to, packet.to_vec())
+        } else {
+            (PeerId::SERVER, [&sys::header(SysCommand::Relay, to.get())[..], packet].concat())
+        };
+        self.transmits.push_back(Transmit { to, mode, channel, data });
+    }
+
+    // ----- peers and time ----------------------------------------------------------------
+
+    /// The transport connected `peer` (its `peer_connected`): admitted at once, or pending
+    /// with `peer_authenticating` when auth is on.
+    pub fn handle_peer_connected(&mut self, now: Instant, peer: PeerId) {
+        self.now = self.now.max(now);
+        if self.peers.contains_key(&peer) || Some(peer) == self.local {
+            return;
+        }
+        if self.config.auth {
+            let deadline = (!self.config.auth_timeout.is_zero()).then(|| now + self.config.auth_timeout);
+            self.peers.insert(
+                peer,
+                PeerState::new(Status::Pending { local: false, remote: false, deadline }, false),
+            );
+            self.push_event(SceneEvent::PeerAuthenticating(peer));
+        } else {
+            self.peers.insert(
+                peer,
+                PeerState::new(Status::Pending { local: true, remote: true, deadline: None }, false),
+            );
+            self.admit(peer);
+        }
+    }
+
+    /// The transport lost `peer` (its `peer_disconnected`).
+    pub fn handle_peer_disconnected(&mut self, now: Instant, peer: PeerId) {
+        self.now = self.now.max(now);
+        let Some(state) = self.peers.remove(&peer) else { return };
+        if state.status != Status::Admitted {
+            self.push_event(SceneEvent::PeerAuthenticationFailed(peer));
+            return;
+        }
+        if peer.is_server() {
+            // Every relayed peer was reached through the server.
+            self.peers.retain(|_, s| !s.relayed);
+        } else if self.is_server() && self.config.server_relay {
+            let others: Vec<PeerId> = self.peers().collect();
+            let del = sys::header(SysCommand::DelPeer, peer.get());
+            for other in others {
+                if self.room(1) {
+                    self.queue(other, TransferMode::Reliable, 0, &del);
+                } else {
+                    self.refuse(other, Refusal::OutboundFull);
+                }
+            }
+        }
+        self.push_event(SceneEvent::PeerDisconnected(peer));
+    }
+
+    /// Fires auth timeouts: the peer is reported with `peer_authentication_failed` and handed
+    /// to [`poll_disconnect`](Self::poll_disconnect).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let expired: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| matches!(s.status, Status::Pending { deadline: Some(d), .. } if d <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.peers.remove(&peer);
+            self.push_event(SceneEvent::PeerAuthenticationFailed(peer));
+            self.disconnects.push_back(peer);
+        }
+    }
+
+    fn admit(&mut self, peer: PeerId) {
+        let Some(state) = self.peers.get_mut(&peer) else { return };
+        state.status = Status::Admitted;
+        if self.is_server() && self.config.server_relay {
+            let others: Vec<PeerId> = self.peers().filter(|p| *p != peer).collect();
+            for other in others {
+                if !self.room(2) {
+                    self.refuse(other, Refusal::OutboundFull);
+                    continue;
+                }
+                self.queue(other, TransferMode::Reliable, 0, &sys::header(SysCommand::AddPeer, peer.get()));
+                self.queue(peer, TransferMode::Reliable, 0, &sys::header(SysCommand::AddPeer, other.get()));
+            }
+        }
+        if peer.is_server() {
+            self.push_event(SceneEvent::ConnectedToServer);
+        }
+        self.push_event(SceneEvent::PeerConnected(peer));
+    }
+
+    // ----- authentication ----------------------------------------------------------------
+
+    /// `send_auth(id, data)`: `07 00 <data>` to a pending peer.
+    ///
+    /// # Errors
+    /// [`SendError::UnknownPeer`] when it is not pending, [`SendError::AuthCompleted`] once
+    /// either side completed, [`SendError::Empty`], [`SendError::Full`].
+    pub fn send_auth(&mut self, peer: PeerId, data: &[u8]) -> Result<(), SendError> {
+        match self.peers.get(&peer).map(|s| s.status) {
+            Some(Status::Pending { local: false, remote: false, .. }) => {}
+            Some(Status::Pending { .. }) => return Err(SendError::AuthCompleted),
+            _ => return Err(SendError::UnknownPeer(peer)),
+        }
+        if data.is_empty() {
+            return Err(SendError::Empty);
+        }
+        if !self.room(1) {
+            return Err(SendError::Full);
+        }
+        let packet = [&AUTH[..], data].concat();
+        self.transmits.push_back(Transmit {
+            to: peer,
+            mode: TransferMode::Reliable,
+            channel: 0,
+            data: packet,
+        });
+        Ok(())
+    }
+
+    /// `complete_auth(id)`: sends `07 00`; the peer is admitted once it completed too.
+    ///
+    /// # Errors
+    /// [`SendError::UnknownPeer`] when it is not pending, [`SendError::AuthCompleted`] when
+    /// this side already completed, [`SendError::Full`].
+    pub fn complete_auth(&mut self, peer: PeerId) -> Result<(), SendError> {
+        let remote = match self.peers.get(&peer).map(|s| s.status) {
+            Some(Status::Pending { local: false, remote, .. }) => remote,
+            Some(Status::Pending { .. }) => return Err(SendError::AuthCompleted),
+            _ => return Err(SendError::UnknownPeer(peer)),
+        };
+        if !self.room(1) {
+            return Err(SendError::Full);
+        }
+        self.transmits.push_back(Transmit {
+            to: peer,
+            mode: TransferMode::Reliable,
+            channel: 0,
+            data: AUTH.to_vec(),
+        });
+        if let Some(state) = self.peers.get_mut(&peer) {
+            if let Status::Pending { local, .. } = &mut state.status {
+                *local = true;
+            }
+        }
+        if remote {
+            self.admit(peer);
+        }
+        Ok(())
+    }
+
+    // ----- sending -----------------------------------------------------------------------
+
+    /// The admitted peers `target` names, without this peer; and whether it names this peer.
+    fn targets(&self, target: Target) -> Result<(Vec<PeerId>, bool), SendError> {
+        let local = self.local.ok_or(SendError::NotConnected)?;
+        let target = match target.normalized() {
+            Target::Server => Target::Peer(PeerId::SERVER),
+            t => t,
+        };
+        match target {
+            Target::Broadcast => Ok((self.peers().collect(), true)),
+            Target::AllExcept(p) => Ok((self.peers().filter(|q| *q != p).collect(), p != local)),
+            Target::Peer(p) if p == local => Ok((Vec::new(), true)),
+            Target::Peer(p) if self.peers.get(&p).is_some_and(|s| s.status == Status::Admitted) => {
+                Ok((alloc::vec![p], false))
+            }
+            Target::Peer(p) => Err(SendError::UnknownPeer(p)),
+            Target::Server => Err(SendError::UnknownPeer(PeerId::SERVER)),
+        }
+    }
+
+    /// Whether `target` names this peer alone (a broadcast with nobody else is not that).
+    fn only_self(&self, target: Target) -> bool {
+        match target.normalized() {
+            Target::Server => self.is_server(),
+            Target::Peer(p) => Some(p) == self.local,
+            Target::Broadcast | Target::AllExcept(_) => false,
+        }
+    }
+
+    /// `rpc(method, args)` / `rpc_id(target, method, args)` on the node at `node`: one packet
+    /// per target peer, a `SIMPLIFY_PATH` first to a peer that has not seen the node, the
+    /// full path until it confirmed, its cache id after; with `call_local`, also a
+    /// [`SceneEvent::Rpc`] from this peer. All or nothing: on error nothing is queued.
+    ///
+    /// # Errors
+    /// [`SendError`].
+    pub fn rpc(
+        &mut self,
+        target: Target,
+        node: &str,
+        method: &str,
+        args: &[Variant],
+    ) -> Result<(), SendError> {
+        let entry = self.nodes.get(node).ok_or(SendError::UnknownNode)?;
+        let id = entry.node.methods.id(method).ok_or(SendError::UnknownMethod)?;
+        let config = *entry.node.methods.method(id).ok_or(SendError::UnknownMethod)?.1;
+        let (targets, includes_self) = self.targets(target)?;
+        if self.only_self(target) && !config.call_local {
+            return Err(SendError::SelfTarget);
+        }
+        let cache_id = match entry.cache_id {
+            Some(id) => id,
+            None if self.next_cache_id > PeerId::MAX => return Err(SendError::CacheExhausted),
+            None => self.next_cache_id,
+        };
+        let needs_simplify = |p: &PeerId| !self.peers.get(p).is_some_and(|s| s.sent.contains_key(&cache_id));
+        let simplifies = targets.iter().filter(|p| needs_simplify(p)).count();
+        if !self.room(targets.len() + simplifies) {
+            return Err(SendError::Full);
+        }
+        let version = self.config.version;
+        let mut by_id = Vec::new();
+        encode_call(NodeTarget::Cached(cache_id), id, args, version, &mut by_id)
+            .map_err(SendError::Encode)?;
+        let mut by_path = Vec::new();
+        encode_call(NodeTarget::Path(node), id, args, version, &mut by_path).map_err(SendError::Encode)?;
+        let mut simplify = Vec::new();
+        if simplifies > 0 {
+            let checksum = entry.node.methods.checksum();
+            let packet = SimplifyPath { checksum: Some(&checksum), id: cache_id, path: node };
+            simplify.resize(1 + 33 + 4 + node.len() + 1, 0);
+            packet
+                .encode(version, &mut simplify)
+                .map_err(|_| SendError::Encode(crate::scene::RemoteCallError::Unencodable))?;
+        }
+        if entry.cache_id.is_none() {
+            self.next_cache_id += 1;
+            self.ids.insert(cache_id, node.into());
+            if let Some(e) = self.nodes.get_mut(node) {
+                e.cache_id = Some(cache_id);
+            }
+        }
+        for peer in targets {
+            let known = self.peers.get(&peer).and_then(|s| s.sent.get(&cache_id).copied());
+            let confirmed = known == Some(true);
+            if known.is_none() {
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.sent.insert(cache_id, false);
+                }
+                self.queue(peer, TransferMode::Reliable, 0, &simplify);
+            }
+            self.queue(peer, config.transfer_mode, config.channel, if confirmed { &by_id } else { &by_path });
+            self.stats.rpcs_out += 1;
+        }
+        if includes_self && config.call_local {
+            let sender = self.local.ok_or(SendError::NotConnected)?;
+            self.push_event(SceneEvent::Rpc(RpcCall {
+                sender,
+                node: node.into(),
+                method: method.into(),
+                args: args.to_vec(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// `send_bytes(bytes, id, mode, channel)`: `03 <bytes>` to each target peer.
+    ///
+    /// # Errors
+    /// [`SendError::Empty`], [`SendError::SelfTarget`], [`SendError::UnknownPeer`],
+    /// [`SendError::NotConnected`], [`SendError::Full`].
+    pub fn send_bytes(
+        &mut self,
+        target: Target,
+        bytes: &[u8],
+        mode: TransferMode,
+        channel: u8,
+    ) -> Result<(), SendError> {
+        if bytes.is_empty() {
+            return Err(SendError::Empty);
+        }
+        let (targets, _) = self.targets(target)?;
+        if self.only_self(target) {
+            return Err(SendError::SelfTarget);
+        }
+        if !self.room(targets.len()) {
+            return Err(SendError::Full);
+        }
+        let packet = [&[sys::COMMAND_RAW][..], bytes].concat();
+        for peer in targets {
+            self.queue(peer, mode, channel, &packet);
+        }
+        Ok(())
+    }
+
+    // ----- driving a MultiplayerPeer -----------------------------------------------------
+
+    /// Moves everything between this machine and `peer`: its events and packets in (events
+    /// first, and packets only while the event queue has room), queued packets and
+    /// disconnects out, timers fired. Call it after driving the transport, then drain
+    /// [`poll_event`](Self::poll_event).
+    pub fn pump<P: MultiplayerPeer + ?Sized>(&mut self, now: Instant, peer: &mut P) {
+        self.now = self.now.max(now);
+        self.local = peer.unique_id();
+        loop {
+            while let Some(event) = peer.poll_event() {
+                self.local = peer.unique_id();
+                match event {
+                    Event::PeerConnected(p) => self.handle_peer_connected(now, p),
+                    Event::PeerDisconnected { peer: p, .. } => self.handle_peer_disconnected(now, p),
+                    // Reported at admission, as Godot's SceneMultiplayer does.
+                    Event::ConnectionSucceeded => {}
+                    other => self.push_event(SceneEvent::Transport(other)),
+                }
+            }
+            // One packet makes a handful of events at most.
+            if self.events.len().saturating_add(4) > self.config.max_queued_events {
+                break;
+            }
+            let Some(packet) = peer.peek_packet() else { break };
+            self.handle_packet(now, packet.info.from, packet.data);
+            peer.pop_packet();
+        }
+        self.handle_timeout(now);
+        self.flush(now, peer);
+    }
+
+    fn flush<P: MultiplayerPeer + ?Sized>(&mut self, now: Instant, peer: &mut P) {
+        while let Some(p) = self.disconnects.pop_front() {
+            let _ = peer.disconnect_peer(now, p, false);
+        }
+        while let Some(transmit) = self.transmits.front() {
+            peer.set_target_peer(Target::Peer(transmit.to));
+            peer.set_transfer_mode(transmit.mode);
+            peer.set_transfer_channel(transmit.channel);
+            match peer.put_packet(&transmit.data) {
+                Ok(()) => {}
+                Err(PutError::Full) => break,
+                Err(error) => {
+                    let to = transmit.to;
+                    self.push_event(SceneEvent::SendFailed { to, error });
+                }
+            }
+            self.transmits.pop_front();
+        }
+    }
+
+    fn decode_options(&self) -> DecodeOptions {
+        DecodeOptions {
+            allow_objects: self.config.allow_object_decoding,
+            ..DecodeOptions::new(self.config.version)
+        }
+    }
+
+    fn confirms_by_id(&self) -> bool {
+        matches!(self.config.version, Version::Godot4 { minor } if minor >= 3)
+    }
+}

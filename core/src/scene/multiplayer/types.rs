@@ -1,0 +1,429 @@
+//! The node table, configuration, events and errors of [`SceneMultiplayer`](super::SceneMultiplayer).
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+
+use crate::peer::{PeerId, PutError, TransferMode};
+use crate::scene::{ArgumentError, RemoteCallError, RpcConfig, RpcMethods, TooManyMethods};
+use crate::variant::{Variant, Version};
+
+/// How many arguments a method takes: `min` required, up to `max` with defaults (Godot checks
+/// this when it calls the method; here the call is refused before it is delivered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arity {
+    /// Required arguments.
+    pub min: u8,
+    /// Required plus optional arguments.
+    pub max: u8,
+}
+
+impl Arity {
+    /// Any count (a variadic method, or one whose signature the application checks itself).
+    pub const ANY: Self = Self { min: 0, max: u8::MAX };
+
+    /// Exactly `n` arguments.
+    #[must_use]
+    pub const fn exactly(n: u8) -> Self {
+        Self { min: n, max: n }
+    }
+
+    /// Whether `count` arguments fit.
+    #[must_use]
+    pub const fn accepts(self, count: usize) -> bool {
+        count >= self.min as usize && count <= self.max as usize
+    }
+}
+
+/// A node the application exposes to RPCs: its methods with Godot's config (`@rpc` on the
+/// script, `Node.rpc_config` on the node) and its multiplayer authority
+/// (`Node.set_multiplayer_authority`, default 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcNode {
+    pub(super) methods: RpcMethods,
+    pub(super) arity: BTreeMap<String, Arity>,
+    pub(super) authority: PeerId,
+}
+
+impl Default for RpcNode {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RpcNode {
+    /// A node without RPC methods whose authority is the server (Godot's default).
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { methods: RpcMethods::new(), arity: BTreeMap::new(), authority: PeerId::SERVER }
+    }
+
+    /// Declares a script method (`@rpc(...) func name(...)`).
+    ///
+    /// # Errors
+    /// [`TooManyMethods`].
+    pub fn script_method(
+        &mut self,
+        name: &str,
+        config: RpcConfig,
+        arity: Arity,
+    ) -> Result<&mut Self, TooManyMethods> {
+        self.methods.add_script_method(name, config)?;
+        self.arity.insert(name.into(), arity);
+        Ok(self)
+    }
+
+    /// Declares a node-level method (`Node.rpc_config(name, {...})`), numbered from 0x8000.
+    ///
+    /// # Errors
+    /// [`TooManyMethods`].
+    pub fn node_method(
+        &mut self,
+        name: &str,
+        config: RpcConfig,
+        arity: Arity,
+    ) -> Result<&mut Self, TooManyMethods> {
+        self.methods.add_node_method(name, config)?;
+        self.arity.insert(name.into(), arity);
+        Ok(self)
+    }
+
+    /// Sets the multiplayer authority (`Node.set_multiplayer_authority`).
+    pub fn set_authority(&mut self, authority: PeerId) -> &mut Self {
+        self.authority = authority;
+        self
+    }
+
+    /// The multiplayer authority (`Node.get_multiplayer_authority`).
+    #[must_use]
+    pub fn authority(&self) -> PeerId {
+        self.authority
+    }
+
+    /// The method table, with Godot's ids and checksum.
+    #[must_use]
+    pub fn methods(&self) -> &RpcMethods {
+        &self.methods
+    }
+}
+
+/// How a [`SceneMultiplayer`](super::SceneMultiplayer) behaves; the defaults are Godot 4.6's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SceneConfig {
+    /// The Godot version spoken (4.0–4.2 confirm paths by path, 4.3+ by id).
+    pub version: Version,
+    /// `server_relay` (default true): the server forwards `RELAY` packets between clients and
+    /// announces peers with `ADD_PEER`/`DEL_PEER`. The transport's own relay must then be off,
+    /// so that `SYS` packets (`AUTH` included) reach this machine.
+    pub server_relay: bool,
+    /// Whether an `auth_callback` is set: new peers start pending and must complete
+    /// authentication (Godot: `auth_callback` not null).
+    pub auth: bool,
+    /// `auth_timeout` (default 3 s; zero waits forever).
+    pub auth_timeout: Duration,
+    /// `allow_object_decoding` (default false): full objects in RPC arguments.
+    pub allow_object_decoding: bool,
+    /// Most paths one peer may cache with us (Godot: unbounded); more `SIMPLIFY_PATH`s are
+    /// refused without a `CONFIRM_PATH`, so that peer keeps sending full paths.
+    pub max_cached_paths: usize,
+    /// Most peers a client learns from the server's `ADD_PEER` announcements; more are
+    /// refused (a transport's own peers are bounded by the transport).
+    pub max_relayed_peers: usize,
+    /// Most events kept for [`poll_event`](super::SceneMultiplayer::poll_event); beyond it
+    /// events are counted in [`SceneStats::unreported_events`].
+    pub max_queued_events: usize,
+    /// Most packets waiting for [`poll_transmit`](super::SceneMultiplayer::poll_transmit); a
+    /// command that needs more fails with [`SendError::Full`].
+    pub max_queued_packets: usize,
+}
+
+impl Default for SceneConfig {
+    fn default() -> Self {
+        Self {
+            version: Version::GODOT_4_6,
+            server_relay: true,
+            auth: false,
+            auth_timeout: Duration::from_secs(3),
+            allow_object_decoding: false,
+            max_cached_paths: 4096,
+            max_relayed_peers: 4096,
+            max_queued_events: 4096,
+            max_queued_packets: 4096,
+        }
+    }
+}
+
+/// One packet to send: give it to the transport with `set_target_peer(to)`,
+/// `set_transfer_mode(mode)`, `set_transfer_channel(channel)` and `put_packet(data)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The transport peer (a client sends everything to 1, wrapped in `RELAY` for others).
+    pub to: PeerId,
+    /// The transfer mode.
+    pub mode: TransferMode,
+    /// The channel.
+    pub channel: u8,
+    /// The SceneMultiplayer packet.
+    pub data: Vec<u8>,
+}
+
+/// An RPC that arrived and passed every check: the method to run, with Godot's
+/// `get_remote_sender_id()` as `sender`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcCall {
+    /// The caller (the relay source for relayed calls; this peer for `call_local`).
+    pub sender: PeerId,
+    /// The node path, as declared.
+    pub node: String,
+    /// The method name.
+    pub method: String,
+    /// The decoded arguments.
+    pub args: Vec<Variant>,
+}
+
+/// A replication packet header (`scene-multiplayer.md` §6), decoded for the application until
+/// MultiplayerSpawner/MultiplayerSynchronizer are implemented here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replication {
+    /// `SPAWN`: the sender's spawner cache id, the scene index (255 = custom) and the net id.
+    Spawn {
+        /// The sender's cache id of the spawner node.
+        spawner: u32,
+        /// The spawnable scene index, 255 for `spawn_function`.
+        scene: u8,
+        /// The spawned node's network id.
+        net_id: u32,
+    },
+    /// `DESPAWN` of a network id.
+    Despawn {
+        /// The despawned node's network id.
+        net_id: u32,
+    },
+    /// `SYNC` (with its 16-bit time) or a delta sync (`time` is `None`).
+    Sync {
+        /// The sync time of a full `SYNC`.
+        time: Option<u16>,
+    },
+}
+
+/// What [`SceneMultiplayer`](super::SceneMultiplayer) reports: Godot's SceneMultiplayer
+/// signals, incoming RPCs and packets, and everything Godot only logs.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SceneEvent {
+    /// `peer_connected(id)`: admitted (after authentication when it is on).
+    PeerConnected(PeerId),
+    /// `peer_disconnected(id)`.
+    PeerDisconnected(PeerId),
+    /// `connected_to_server` (client, once the server is admitted).
+    ConnectedToServer,
+    /// `peer_authenticating(id)`: a new peer waits for authentication.
+    PeerAuthenticating(PeerId),
+    /// `auth_callback(id, data)`: authentication data from a pending peer.
+    AuthData {
+        /// The pending peer.
+        peer: PeerId,
+        /// What it sent with `send_auth`.
+        data: Vec<u8>,
+    },
+    /// `peer_authentication_failed(id)`: it timed out or left while pending.
+    PeerAuthenticationFailed(PeerId),
+    /// An RPC to run.
+    Rpc(RpcCall),
+    /// `peer_packet(id, packet)`: bytes from `send_bytes`.
+    PeerPacket {
+        /// The sender.
+        from: PeerId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A replication packet (not processed yet).
+    Replication {
+        /// The sender.
+        from: PeerId,
+        /// Its header.
+        header: Replication,
+    },
+    /// A `SIMPLIFY_PATH` or `CONFIRM_PATH` told that a node's RPC names differ between the two
+    /// sides ("The rpc node checksum failed"); the path is cached all the same, as Godot does.
+    ChecksumMismatch {
+        /// The other side.
+        peer: PeerId,
+        /// The node path.
+        path: String,
+    },
+    /// A packet was refused (Godot logs these and drops the packet).
+    Refused {
+        /// The sender (the relay source for relayed packets).
+        from: PeerId,
+        /// Why.
+        reason: Refusal,
+    },
+    /// A packet queued earlier could not be handed to the transport.
+    SendFailed {
+        /// Its transport peer.
+        to: PeerId,
+        /// Why.
+        error: PutError,
+    },
+    /// A transport event this machine does not turn into one of its own.
+    Transport(crate::peer::Event),
+}
+
+/// Why a received packet was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Empty, or a command's fixed part is missing.
+    Malformed,
+    /// A `REMOTE_CALL` that does not decode.
+    BadCall(RemoteCallError),
+    /// The sender is not a peer (not connected, or already gone).
+    NotConnected,
+    /// The sender is authenticating: only `07 00` is accepted from it.
+    NotAuthenticated,
+    /// `AUTH` data from an admitted peer.
+    UnexpectedAuth,
+    /// A cache id the sender never simplified.
+    UnknownCacheId(u32),
+    /// A node path that is not in the node table.
+    UnknownNode(String),
+    /// A method id the node does not have.
+    UnknownMethod {
+        /// The node path.
+        node: String,
+        /// The id.
+        id: u16,
+    },
+    /// The method's `rpc_mode` does not allow this sender (disabled, or authority only).
+    NotAllowed {
+        /// The node path.
+        node: String,
+        /// The method.
+        method: String,
+    },
+    /// An argument did not decode (Godot would call the method with `null`).
+    BadArgument {
+        /// The node path.
+        node: String,
+        /// The method.
+        method: String,
+        /// Which argument and why.
+        error: ArgumentError,
+    },
+    /// The argument count does not fit the method.
+    WrongArity {
+        /// The node path.
+        node: String,
+        /// The method.
+        method: String,
+        /// Arguments received.
+        count: usize,
+    },
+    /// A second `SIMPLIFY_PATH` for a cache id (4.3+ ignores it).
+    DuplicateCacheId(u32),
+    /// The sender's path cache is at [`SceneConfig::max_cached_paths`], or an `ADD_PEER`
+    /// beyond [`SceneConfig::max_relayed_peers`].
+    CacheFull,
+    /// A `CONFIRM_PATH` for a path never simplified to this peer.
+    UnexpectedConfirm,
+    /// A `SYS` sub-command that is unknown or not for this side.
+    UnexpectedSys(u8),
+    /// A `RELAY` to a target that cannot take it (the server, the sender, an unknown peer), a
+    /// relay from an unknown source, or relaying while `server_relay` is off.
+    BadRelay(i32),
+    /// A `SYS` packet inside a `RELAY`.
+    NestedSys,
+    /// The outbound queue had no room for the answer (a `CONFIRM_PATH`, a relayed packet).
+    OutboundFull,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed => f.write_str("malformed packet"),
+            Self::BadCall(e) => write!(f, "{e}"),
+            Self::NotConnected => f.write_str("sender is not a peer"),
+            Self::NotAuthenticated => f.write_str("sender has not authenticated"),
+            Self::UnexpectedAuth => f.write_str("auth data from an admitted peer"),
+            Self::UnknownCacheId(id) => write!(f, "unknown cache id {id}"),
+            Self::UnknownNode(path) => write!(f, "node {path:?} not found"),
+            Self::UnknownMethod { node, id } => write!(f, "node {node:?} has no RPC method {id}"),
+            Self::NotAllowed { node, method } => {
+                write!(f, "RPC {method:?} on {node:?} not allowed from this peer")
+            }
+            Self::BadArgument { node, method, error } => write!(f, "RPC {method:?} on {node:?}: {error}"),
+            Self::WrongArity { node, method, count } => {
+                write!(f, "RPC {method:?} on {node:?} called with {count} argument(s)")
+            }
+            Self::DuplicateCacheId(id) => write!(f, "cache id {id} simplified twice"),
+            Self::CacheFull => f.write_str("path cache full"),
+            Self::UnexpectedConfirm => f.write_str("confirm for a path never simplified"),
+            Self::UnexpectedSys(c) => write!(f, "unexpected SYS command {c}"),
+            Self::BadRelay(t) => write!(f, "relay to or from {t} refused"),
+            Self::NestedSys => f.write_str("SYS packet inside a relay"),
+            Self::OutboundFull => f.write_str("outbound queue full"),
+        }
+    }
+}
+
+/// A command ([`rpc`](super::SceneMultiplayer::rpc), [`send_bytes`](super::SceneMultiplayer::send_bytes),
+/// auth) that was refused; nothing was queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No unique id yet (Godot: `ERR_UNCONFIGURED`).
+    NotConnected,
+    /// The node is not in the node table.
+    UnknownNode,
+    /// The node has no such RPC method (Godot: `ERR_INVALID_PARAMETER`).
+    UnknownMethod,
+    /// The target is not an admitted peer (or not a pending one, for auth).
+    UnknownPeer(PeerId),
+    /// Addressing this peer itself without `call_local`, or `send_bytes` to itself.
+    SelfTarget,
+    /// Empty `send_bytes` or `send_auth` data.
+    Empty,
+    /// Authentication already completed on this side (or the other) for that peer.
+    AuthCompleted,
+    /// The call cannot be encoded (more than 255 arguments, a type the version lacks).
+    Encode(RemoteCallError),
+    /// The outbound queue has no room for every packet.
+    Full,
+    /// No cache ids are left (2^31 nodes addressed).
+    CacheExhausted,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotConnected => f.write_str("not connected"),
+            Self::UnknownNode => f.write_str("node not in the node table"),
+            Self::UnknownMethod => f.write_str("no such RPC method"),
+            Self::UnknownPeer(p) => write!(f, "peer {p} is not admitted"),
+            Self::SelfTarget => f.write_str("target is this peer"),
+            Self::Empty => f.write_str("empty data"),
+            Self::AuthCompleted => f.write_str("authentication already completed"),
+            Self::Encode(e) => write!(f, "{e}"),
+            Self::Full => f.write_str("outbound queue full"),
+            Self::CacheExhausted => f.write_str("cache ids exhausted"),
+        }
+    }
+}
+
+impl core::error::Error for SendError {}
+
+/// Counters of a [`SceneMultiplayer`](super::SceneMultiplayer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SceneStats {
+    /// RPCs delivered.
+    pub rpcs_in: u64,
+    /// RPC packets queued.
+    pub rpcs_out: u64,
+    /// Packets refused.
+    pub refused: u64,
+    /// Events not queued because the event queue was full.
+    pub unreported_events: u64,
+}

@@ -1,0 +1,136 @@
+//! SceneMultiplayer on a [`WebSocketMultiplayerPeer`]: Godot's `multiplayer.rpc`, `rpc_id`,
+//! `send_bytes`, `get_remote_sender_id`, `send_auth` and `complete_auth`, with the protocol in
+//! the core's [`SceneMultiplayer`].
+
+use multipeer::peer::{PeerId, Target, TransferMode};
+use multipeer::scene::{SceneEvent, SceneMultiplayer, SendError};
+use multipeer::variant::Variant;
+
+use super::{Active, WebSocketMultiplayerPeer};
+
+impl WebSocketMultiplayerPeer {
+    /// Makes this peer a SceneMultiplayer peer (Godot: `multiplayer.multiplayer_peer = peer`),
+    /// from the next `create_server`/`create_client` on: RPCs, raw packets, authentication and
+    /// the server relay are then the machine's, the transport's own relay is off, and what
+    /// happens is read with [`poll_scene_event`](Self::poll_scene_event) instead of
+    /// `poll_event`/`get_packet`. `None` goes back to plain packets.
+    pub fn set_scene_multiplayer(&mut self, scene: Option<SceneMultiplayer>) {
+        self.scene = scene.map(Box::new);
+    }
+
+    /// The SceneMultiplayer machine, if set (its node table, peers and counters).
+    #[must_use]
+    pub fn scene_multiplayer(&self) -> Option<&SceneMultiplayer> {
+        self.scene.as_deref()
+    }
+
+    /// The SceneMultiplayer machine, to declare nodes and change authorities.
+    pub fn scene_multiplayer_mut(&mut self) -> Option<&mut SceneMultiplayer> {
+        self.scene.as_deref_mut()
+    }
+
+    /// Moves packets and events between the transport and the machine, and writes what it
+    /// queued; [`poll`](Self::poll) calls it.
+    pub(super) fn pump_scene(&mut self) {
+        let Some(scene) = self.scene.as_deref_mut() else { return };
+        match &mut self.active {
+            Active::Server(side) => {
+                let now = side.clock.now();
+                scene.pump(now, &mut side.core);
+                side.flush();
+            }
+            Active::Client(side) => {
+                let now = side.clock.now();
+                scene.pump(now, &mut side.core);
+                side.flush();
+            }
+            Active::None => {}
+        }
+    }
+
+    /// When the machine's next timer (an auth deadline) is due.
+    pub(super) fn scene_timeout(&self) -> Option<std::time::Instant> {
+        let at = self.scene.as_deref()?.poll_timeout()?;
+        match &self.active {
+            Active::Server(side) => Some(side.clock.to_std(at)),
+            Active::Client(side) => Some(side.clock.to_std(at)),
+            Active::None => None,
+        }
+    }
+
+    fn with_scene(
+        &mut self,
+        f: impl FnOnce(&mut SceneMultiplayer) -> Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        let scene = self.scene.as_deref_mut().ok_or(SendError::NotConnected)?;
+        f(scene)?;
+        self.pump_scene();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// `node.rpc(method, args...)`: to every peer (and here too with `call_local`).
+    ///
+    /// # Errors
+    /// [`SendError`]; [`SendError::NotConnected`] without a SceneMultiplayer.
+    pub fn rpc(&mut self, node: &str, method: &str, args: &[Variant]) -> Result<(), SendError> {
+        self.rpc_id(Target::Broadcast, node, method, args)
+    }
+
+    /// `node.rpc_id(id, method, args...)`, with Godot's targets (0, 1, id, −id).
+    ///
+    /// # Errors
+    /// [`SendError`].
+    pub fn rpc_id(
+        &mut self,
+        target: Target,
+        node: &str,
+        method: &str,
+        args: &[Variant],
+    ) -> Result<(), SendError> {
+        self.with_scene(|scene| scene.rpc(target, node, method, args))
+    }
+
+    /// `multiplayer.send_bytes(bytes, id, mode, channel)`.
+    ///
+    /// # Errors
+    /// [`SendError`].
+    pub fn send_bytes(
+        &mut self,
+        bytes: &[u8],
+        target: Target,
+        mode: TransferMode,
+        channel: u8,
+    ) -> Result<(), SendError> {
+        self.with_scene(|scene| scene.send_bytes(target, bytes, mode, channel))
+    }
+
+    /// `multiplayer.send_auth(id, data)`.
+    ///
+    /// # Errors
+    /// [`SendError`].
+    pub fn send_auth(&mut self, peer: PeerId, data: &[u8]) -> Result<(), SendError> {
+        self.with_scene(|scene| scene.send_auth(peer, data))
+    }
+
+    /// `multiplayer.complete_auth(id)`.
+    ///
+    /// # Errors
+    /// [`SendError`].
+    pub fn complete_auth(&mut self, peer: PeerId) -> Result<(), SendError> {
+        self.with_scene(|scene| scene.complete_auth(peer))
+    }
+
+    /// `multiplayer.get_remote_sender_id()`: the sender of the last RPC or packet read with
+    /// [`poll_scene_event`](Self::poll_scene_event); 0 when none.
+    #[must_use]
+    pub fn get_remote_sender_id(&self) -> i32 {
+        self.scene.as_deref().and_then(SceneMultiplayer::remote_sender_id).map_or(0, PeerId::get)
+    }
+
+    /// The next SceneMultiplayer event: Godot's `multiplayer` signals, RPCs to run, raw
+    /// packets (`peer_packet`), `auth_callback` calls, and refusals Godot only logs.
+    pub fn poll_scene_event(&mut self) -> Option<SceneEvent> {
+        self.scene.as_deref_mut()?.poll_event()
+    }
+}
