@@ -216,7 +216,7 @@ fn connected_star(config: &WebRtcConfig) -> [WebRtcMultiplayerPeer; 3] {
         assert!(Instant::now() < deadline, "the star did not connect: {up:?}");
         for k in 0..3 {
             peers[k].poll().unwrap();
-            let me = peers[k].get_unique_id().unwrap();
+            let me = peers[k].unique_id().unwrap();
             while let Some(signal) = peers[k].poll_signal() {
                 match signal {
                     Signal::Description { peer, kind, sdp } => {
@@ -282,7 +282,7 @@ fn a_broadcast_to_a_full_peer_is_refused_for_every_target() {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(got, (0..accepted).collect::<Vec<_>>());
-    assert!(c.get_unique_id().is_some());
+    assert!(c.unique_id().is_some());
 }
 
 /// Godot's unreliable lanes have `maxPacketLifetime` 1 ms. A message that waits in the
