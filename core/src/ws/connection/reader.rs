@@ -20,32 +20,34 @@ use crate::ws::{Error, MAX_HEADERS, MessageKind, Role};
 
 /// A frame whose header has been read and whose payload is arriving.
 #[derive(Debug, Clone, Copy)]
-struct FrameState {
+pub(super) struct FrameState {
     opcode: OpCode,
-    fin: bool,
-    mask: Option<[u8; 4]>,
-    remaining: u64,
+    pub(super) fin: bool,
+    pub(super) mask: Option<[u8; 4]>,
+    pub(super) remaining: u64,
     /// Payload bytes already read, for the mask rotation.
-    offset: usize,
+    pub(super) offset: usize,
 }
 
 /// A data message in progress (possibly across several frames).
 #[derive(Debug, Clone, Copy)]
-struct MessageState {
-    kind: MessageKind,
+pub(super) struct MessageState {
+    pub(super) kind: MessageKind,
     fragments: usize,
     received: u64,
-    utf8: Utf8Validator,
+    pub(super) utf8: Utf8Validator,
     /// Whether its packet has been started in the inbound queue.
     started: bool,
+    /// Sent compressed (RSV1 on its first frame, permessage-deflate).
+    compressed: bool,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Reader {
     header: [u8; MAX_HEADER_LEN],
     header_len: usize,
-    frame: Option<FrameState>,
-    message: Option<MessageState>,
+    pub(super) frame: Option<FrameState>,
+    pub(super) message: Option<MessageState>,
     control: heapless::Vec<u8, MAX_CONTROL_PAYLOAD>,
 }
 
@@ -146,20 +148,37 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let all = self.inbound.scratch_slice();
         let (offered, head) = all.split_at(self.offered_len);
-        let result = handshake::validate_response(
+        let headers = &mut headers[..self.config.max_headers];
+        #[cfg(feature = "deflate")]
+        let result = handshake::validate_response_with(
             head,
             &self.accept,
             offered,
-            &mut headers[..self.config.max_headers],
-        )
-        .map(|r| heapless::Vec::<u8, { handshake::MAX_PROTOCOL_LEN }>::from_slice(r.protocol.unwrap_or(b"")));
+            headers,
+            self.config.permessage_deflate.is_some(),
+        );
+        #[cfg(not(feature = "deflate"))]
+        let result = handshake::validate_response(head, &self.accept, offered, headers);
+        let result = result.map(|r| {
+            heapless::Vec::<u8, { handshake::MAX_PROTOCOL_LEN }>::from_slice(r.protocol.unwrap_or(b""))
+        });
+        #[cfg(feature = "deflate")]
+        let result = result.and_then(|protocol| {
+            let agreed =
+                super::deflate::negotiate_response(self.config.permessage_deflate.as_ref(), headers)?;
+            Ok((protocol, agreed))
+        });
+        #[cfg(not(feature = "deflate"))]
+        let result = result.map(|protocol| (protocol, ()));
         match result {
-            Ok(Ok(protocol)) => {
+            Ok((Ok(protocol), _agreed)) => {
                 self.protocol = protocol;
+                #[cfg(feature = "deflate")]
+                self.start_deflate(_agreed);
                 self.open(now);
             }
             // The server chose a name longer than any we could have offered.
-            Ok(Err(_)) => self.fail_handshake(HandshakeError::UnofferedProtocol),
+            Ok((Err(_), _)) => self.fail_handshake(HandshakeError::UnofferedProtocol),
             Err(e) => self.fail_handshake(e),
         }
     }
@@ -246,7 +265,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         }
     }
 
-    fn advance_frame(&mut self, n: usize) {
+    pub(super) fn advance_frame(&mut self, n: usize) {
         if let Some(f) = self.reader.frame.as_mut() {
             f.remaining -= n as u64;
             f.offset = f.offset.wrapping_add(n);
@@ -295,7 +314,11 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
 
     /// Whether a frame with this header may be read now; changes nothing.
     fn check_frame(&self, h: &FrameHeader) -> Result<(), Error> {
-        if h.rsv != 0 {
+        // RSV1 marks a compressed message, on its first frame only (RFC 7692 §6.1).
+        let compressed_start = h.rsv == super::deflate::RSV1
+            && matches!(h.opcode, OpCode::Text | OpCode::Binary)
+            && self.deflate_active();
+        if h.rsv != 0 && !compressed_start {
             return Err(Error::ReservedBits(h.rsv));
         }
         match (self.role, h.mask.is_some()) {
@@ -312,20 +335,21 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             }
             return Ok(());
         }
-        let received = match (h.opcode, self.reader.message.as_ref()) {
+        let (received, compressed) = match (h.opcode, self.reader.message.as_ref()) {
             (OpCode::Continuation, None) => return Err(Error::UnexpectedContinuation),
             (OpCode::Continuation, Some(m)) => {
                 if m.fragments >= self.config.max_fragments {
                     return Err(Error::TooManyFragments { limit: self.config.max_fragments });
                 }
-                m.received
+                (m.received, m.compressed)
             }
             (_, Some(_)) => return Err(Error::ExpectedContinuation),
-            (_, None) => 0,
+            (_, None) => (0, compressed_start),
         };
-        // Refused from the header alone: nothing of an oversized message is buffered.
-        let limit = self.config.max_message_size;
-        if received.saturating_add(h.payload_len) > limit as u64 {
+        // Refused from the header alone: nothing of an oversized message is buffered. A
+        // compressed message's inflated size is checked as it inflates.
+        if received.saturating_add(h.payload_len) > self.wire_limit(compressed) as u64 {
+            let limit = self.config.max_message_size;
             return Err(Error::MessageTooBig { limit });
         }
         Ok(())
@@ -342,6 +366,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 received: 0,
                 utf8: Utf8Validator::new(),
                 started: false,
+                compressed: h.rsv == super::deflate::RSV1,
             });
             message.fragments += 1;
             message.received += h.payload_len;
@@ -369,6 +394,10 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 }
                 Err(_) => return Ok((0, false)),
             }
+        }
+        #[cfg(feature = "deflate")]
+        if message.compressed {
+            return self.read_compressed(frame, message, input);
         }
         let mut used = 0;
         if frame.remaining > 0 {
@@ -449,6 +478,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         }
         self.inbound.abort();
         self.reader.message = None;
+        self.abort_compressed();
         self.timers.close = None;
         match self.role {
             // RFC 6455 §7.1.1: the server closes the TCP connection first.
@@ -473,6 +503,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         self.end(code, &reason_buf, Initiator::Library, Some(error), false);
         self.inbound.abort();
         self.reader = Reader::default();
+        self.abort_compressed();
         self.timers.close = None;
         self.finished = true;
     }
