@@ -44,7 +44,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let (agreed, extensions) =
             self.extension_answer().map_or((None, Default::default()), |(p, l)| (Some(p), l));
         #[cfg(not(feature = "deflate"))]
-        let extensions = "";
+        let extensions = super::deflate::ExtensionLine::new();
         let mut counter = HeadWriter::counter();
         handshake::write_accept(&mut counter, &accept, protocol, &extensions, extra_headers);
         let len = counter.len();
