@@ -37,8 +37,9 @@ const CHUNK: usize = 1024;
 /// The negotiation state kept by a connection: the codec once agreed.
 #[derive(Debug, Default)]
 pub(super) struct Deflate {
+    // Boxed: a connection that never negotiates the extension pays one pointer.
     #[cfg(feature = "deflate")]
-    codec: Option<Codec>,
+    codec: Option<alloc::boxed::Box<Codec>>,
 }
 
 impl<S: Storage, R: MaskKeys> Connection<S, R> {
@@ -70,7 +71,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// Heap bytes of the compressor and decompressor.
     pub(super) fn deflate_footprint(&self) -> usize {
         #[cfg(feature = "deflate")]
-        return self.deflate.codec.as_ref().map_or(0, Codec::footprint);
+        return self.deflate.codec.as_ref().map_or(0, |c| size_of::<Codec>() + c.footprint());
         #[cfg(not(feature = "deflate"))]
         0
     }
@@ -96,7 +97,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     #[cfg(feature = "deflate")]
     pub(super) fn start_deflate(&mut self, params: Option<DeflateParams>) {
         let config = self.config.permessage_deflate.unwrap_or(DeflateConfig::DEFAULT);
-        self.deflate.codec = params.map(|p| Codec::new(p, &config));
+        self.deflate.codec = params.map(|p| alloc::boxed::Box::new(Codec::new(p, &config)));
     }
 
     /// Compresses an outgoing message when that is agreed and worth it; `header` then gets
@@ -155,7 +156,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 }
                 src_buf[..n].copy_from_slice(&input[used..used + n]);
                 if let Some(key) = frame.mask {
-                    apply_mask(&mut src_buf[..n], key, offset);
+                    apply_mask(&mut src_buf[..n], key, usize::from(offset));
                 }
                 &src_buf[..n]
             } else if frame.fin && !codec.ended {

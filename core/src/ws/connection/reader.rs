@@ -25,8 +25,9 @@ pub(super) struct FrameState {
     pub(super) fin: bool,
     pub(super) mask: Option<[u8; 4]>,
     pub(super) remaining: u64,
-    /// Payload bytes already read, for the mask rotation.
-    pub(super) offset: usize,
+    /// Payload bytes already read, modulo 256, for the mask rotation (only the count modulo 4
+    /// matters; a byte keeps the connection within its size budget).
+    pub(super) offset: u8,
 }
 
 /// A data message in progress (possibly across several frames).
@@ -45,7 +46,8 @@ pub(super) struct MessageState {
 #[derive(Debug, Default)]
 pub(super) struct Reader {
     header: [u8; MAX_HEADER_LEN],
-    header_len: usize,
+    /// At most `MAX_HEADER_LEN` (14); a byte keeps the connection within its size budget.
+    header_len: u8,
     pub(super) frame: Option<FrameState>,
     pub(super) message: Option<MessageState>,
     control: heapless::Vec<u8, MAX_CONTROL_PAYLOAD>,
@@ -221,7 +223,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 // Cannot fail: the header check bounds control payloads by the Vec's capacity.
                 let _ = self.reader.control.extend_from_slice(&rest[..take]);
                 if let Some(key) = frame.mask {
-                    apply_mask(&mut self.reader.control[start..], key, frame.offset);
+                    apply_mask(&mut self.reader.control[start..], key, usize::from(frame.offset));
                 }
                 at += take;
                 self.advance_frame(take);
@@ -268,12 +270,13 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     pub(super) fn advance_frame(&mut self, n: usize) {
         if let Some(f) = self.reader.frame.as_mut() {
             f.remaining -= n as u64;
-            f.offset = f.offset.wrapping_add(n);
+            // Truncation keeps the count modulo 4.
+            f.offset = f.offset.wrapping_add(n as u8);
         }
     }
 
     fn read_header(&mut self, input: &[u8]) -> Result<HeaderRead, Error> {
-        let stashed = self.reader.header_len;
+        let stashed = usize::from(self.reader.header_len);
         let Some(&first) = self.reader.header[..stashed].first().or(input.first()) else {
             return Ok(HeaderRead::Blocked);
         };
@@ -304,7 +307,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 // A partial header is shorter than the longest header, so it fits the stash.
                 let take = input.len().min(MAX_HEADER_LEN - stashed);
                 self.reader.header[stashed..stashed + take].copy_from_slice(&input[..take]);
-                self.reader.header_len = stashed + take;
+                // Below MAX_HEADER_LEN, so it fits a byte.
+                self.reader.header_len = (stashed + take) as u8;
                 Ok(HeaderRead::Partial(take))
             }
             Err(FrameError::ReservedOpcode(op)) => Err(Error::ReservedOpcode(op)),
@@ -406,9 +410,9 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             if take > 0 {
                 let src = &input[..take];
                 let written = match frame.mask {
-                    Some(key) => {
-                        self.inbound.extend_with(take, |dst| copy_masked(dst, src, key, frame.offset))
-                    }
+                    Some(key) => self
+                        .inbound
+                        .extend_with(take, |dst| copy_masked(dst, src, key, usize::from(frame.offset))),
                     None => self.inbound.extend(src),
                 };
                 match written {

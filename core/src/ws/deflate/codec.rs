@@ -33,7 +33,7 @@ pub(crate) struct InvalidData;
 pub(crate) struct Codec {
     pub(crate) params: DeflateParams,
     level: u8,
-    min_message_size: usize,
+    min_message_size: u16,
     compressor: Option<Box<CompressorOxide>>,
     inflater: Option<Box<InflateState>>,
     /// Bytes of [`TAIL`] already given to the inflater for the message being read.
@@ -78,7 +78,7 @@ impl Codec {
     pub(crate) fn compress(&mut self, parts: &[&[u8]], out: &mut Vec<u8>) -> bool {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         out.clear();
-        if len < self.min_message_size.max(1) {
+        if len < usize::from(self.min_message_size).max(1) {
             return false;
         }
         let (window, level) = (self.params.window_bits, self.level);

@@ -42,8 +42,9 @@ pub struct DeflateConfig {
     pub peer_no_context_takeover: bool,
     /// Compression level, 0 (stored) to 10 (miniz's slowest); 1–3 are fast.
     pub level: u8,
-    /// Messages shorter than this are sent uncompressed (RSV1 clear).
-    pub min_message_size: usize,
+    /// Messages shorter than this are sent uncompressed (RSV1 clear). 16 bits keep
+    /// [`Config`](crate::ws::Config), copied into every connection, small.
+    pub min_message_size: u16,
 }
 
 impl DeflateConfig {

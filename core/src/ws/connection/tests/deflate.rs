@@ -252,7 +252,7 @@ fn message_strategy() -> impl Strategy<Value = (bool, Vec<u8>)> {
 }
 
 fn deflate_config_strategy() -> impl Strategy<Value = DeflateConfig> {
-    (8u8..=15, 8u8..=15, any::<bool>(), any::<bool>(), 0u8..=10, 0usize..64).prop_map(
+    (8u8..=15, 8u8..=15, any::<bool>(), any::<bool>(), 0u8..=10, 0u16..64).prop_map(
         |(own, peer, nct, pnct, level, min)| DeflateConfig {
             max_window_bits: own,
             peer_max_window_bits: peer,
@@ -339,4 +339,8 @@ proptest! {
         feed_chunked(&mut c, &to_client, &chunks, &mut got);
         prop_assert_eq!(&got, &expected);
     }
+}
+#[test]
+fn tmp_sizes() {
+    std::eprintln!("conn {}", size_of::<Connection<crate::VecStorage, NoRng>>());
 }
