@@ -10,7 +10,7 @@ use miniz_oxide::deflate::core::{CompressionStrategy, CompressorOxide, TDEFLFlus
 use miniz_oxide::inflate::stream::{InflateState, inflate};
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 
-use super::{DeflateConfig, DeflateParams};
+use super::{DeflateConfig, DeflateParams, MAX_WINDOW_BITS};
 
 /// The empty stored block a sync flush ends with; RFC 7692 §7.2.1 strips it from every
 /// message and §7.2.2 appends it again before inflating.
@@ -81,14 +81,19 @@ impl Codec {
         if len < usize::from(self.min_message_size).max(1) {
             return false;
         }
-        let (window, level) = (self.params.window_bits, self.level);
+        // miniz's compressor does not hold its match distances to a window below 15 bits (its
+        // fast path searches the whole 32 KiB; Autobahn 13.3 caught it). With a smaller window
+        // each message is compressed on its own, and only when it is no longer than the
+        // window, so no match can reach further back; longer messages go uncompressed.
+        let window = self.params.window_bits;
+        let limited = window < MAX_WINDOW_BITS;
+        if limited && len > 1 << window {
+            return false;
+        }
+        let level = self.level;
         let compressor = self.compressor.get_or_insert_with(|| {
-            Box::new(CompressorOxide::with_params(
-                DataFormat::Raw,
-                level,
-                CompressionStrategy::Default,
-                window,
-            ))
+            let strategy = CompressionStrategy::Default;
+            Box::new(CompressorOxide::with_params(DataFormat::Raw, level, strategy, MAX_WINDOW_BITS))
         });
         // Room for the message and the sync flush; more means it did not shrink.
         out.resize(len + TAIL.len() + 1, 0);
@@ -105,7 +110,7 @@ impl Codec {
         }
         let body = written.saturating_sub(TAIL.len());
         shrank &= written >= TAIL.len() && out[body..written] == TAIL && body < len;
-        if !shrank || self.params.no_context_takeover {
+        if !shrank || self.params.no_context_takeover || limited {
             // The peer will not see this stream: the next message must not refer to it.
             compressor.reset();
         }

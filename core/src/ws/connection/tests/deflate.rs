@@ -344,3 +344,33 @@ proptest! {
 fn tmp_sizes() {
     std::eprintln!("conn {}", size_of::<Connection<crate::VecStorage, NoRng>>());
 }
+
+#[test]
+fn a_window_below_15_bits_is_kept_by_compressing_each_message_alone() {
+    // The client asks the server for a 512-byte window (Autobahn 13.3).
+    let small = DeflateConfig { peer_max_window_bits: 9, min_message_size: 0, ..DeflateConfig::DEFAULT };
+    let (mut c, mut s) = open_pair::<Heap>(with_deflate(small));
+    assert_eq!(s.permessage_deflate().map(|p| p.window_bits), Some(9));
+    let mut block = [0u8; 600];
+    let mut x = 0x9e37_79b9u32;
+    for b in &mut block {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = b'a' + (x % 26) as u8;
+    }
+    // Longer than the window: a match 600 bytes back would be out of reach, so it goes plain.
+    let long = block.repeat(3);
+    // As long as the window: compressed, and twice the same bytes (no reference to the first).
+    let short = &block[..128].repeat(4)[..];
+    s.send_binary(&long).unwrap();
+    s.send_binary(short).unwrap();
+    s.send_binary(short).unwrap();
+    let sent = drain(&mut s);
+    assert_eq!(sent.iter().map(|f| f.b0).collect::<Vec<_>>(), [0x82, 0xc2, 0xc2]);
+    assert_eq!(sent[1].payload, sent[2].payload);
+    for f in &sent {
+        c.handle_input(NOW, &frame(f.b0, None, &f.payload));
+    }
+    assert_eq!(messages(&mut c), [b(&long), b(short), b(short)]);
+}
