@@ -31,7 +31,8 @@ pub const MAX_EXTENSION_LINE: usize = 160;
 /// What this side offers (client) or accepts (server); Godot has no counterpart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeflateConfig {
-    /// Largest window our compressor uses, 8–15 bits; the peer may lower it further.
+    /// Largest window our compressor uses, 8–15 bits; the peer may lower it further. Below 15,
+    /// each message is compressed alone and only when no longer than the window.
     pub max_window_bits: u8,
     /// Largest window the peer's compressor is asked to use, 8–15 bits (15 asks nothing).
     pub peer_max_window_bits: u8,
