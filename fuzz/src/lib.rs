@@ -7,6 +7,8 @@
 //! and whatever the application does between inputs (see [`connection`]).
 
 pub mod connection;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod godot;
 pub mod input;
 pub mod lobby_client;
@@ -22,6 +24,8 @@ pub mod webrtc;
 pub mod wire;
 
 pub use connection::{connection_client, connection_server};
+#[cfg(feature = "deflate")]
+pub use deflate::{deflate_frames, deflate_negotiation};
 pub use godot::{godot3_header, scene_sys};
 pub use lobby_client::lobby_client;
 pub use multiplayer::{client_stateful, server_stateful};
@@ -54,4 +58,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("variant_compressed", variant_compressed),
     ("scene_rpc", scene_rpc),
     ("scene_machine", scene_machine),
+    #[cfg(feature = "deflate")]
+    ("deflate_negotiation", deflate_negotiation),
+    #[cfg(feature = "deflate")]
+    ("deflate_frames", deflate_frames),
 ];

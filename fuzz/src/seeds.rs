@@ -130,6 +130,10 @@ pub fn seeds() -> Vec<Seed> {
     for (name, bytes) in client_seeds() {
         add("connection_client", name, bytes);
     }
+    #[cfg(feature = "deflate")]
+    for (target, name, bytes) in super::deflate::seeds() {
+        add(target, name, bytes);
+    }
     for (target, name, bytes) in super::seeds_multiplayer::seeds() {
         add(target, name, bytes);
     }

@@ -64,6 +64,16 @@ impl ClientOptions {
         self
     }
 
+    /// Offers permessage-deflate (RFC 7692) with these settings, or stops offering it with
+    /// `None` (the default, as Godot). Godot has no counterpart; sets
+    /// [`Config::permessage_deflate`].
+    #[cfg(feature = "deflate")]
+    #[must_use]
+    pub fn permessage_deflate(mut self, deflate: Option<multipeer::ws::deflate::DeflateConfig>) -> Self {
+        self.config.permessage_deflate = deflate;
+        self
+    }
+
     /// Sets the TLS settings for `wss://` URLs (Godot: `tls_client_options`), for example
     /// [`TlsOptions::client_with`] to trust a private CA or [`TlsOptions::client_unsafe`].
     #[cfg(feature = "tls")]
@@ -146,6 +156,16 @@ impl ServerOptions {
     #[must_use]
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Accepts permessage-deflate (RFC 7692) offers with these settings, or refuses the
+    /// extension with `None` (the default, as Godot). Godot has no counterpart; sets
+    /// [`Config::permessage_deflate`].
+    #[cfg(feature = "deflate")]
+    #[must_use]
+    pub fn permessage_deflate(mut self, deflate: Option<multipeer::ws::deflate::DeflateConfig>) -> Self {
+        self.config.permessage_deflate = deflate;
         self
     }
 

@@ -12,6 +12,8 @@
 
 mod close;
 mod connection;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
@@ -133,6 +135,10 @@ pub struct Config {
     /// to be most of the cost of large messages. A server keeps it a second
     /// (`ServerConfig::default`), so idle connections still hold nothing.
     pub buffer_release_delay: Option<Duration>,
+    /// Offer (client) or accept (server) permessage-deflate, RFC 7692, with these settings;
+    /// `None` (Godot, the default) neither offers nor accepts it. Godot has no counterpart.
+    #[cfg(feature = "deflate")]
+    pub permessage_deflate: Option<deflate::DeflateConfig>,
 }
 
 /// Hard ceiling of [`Config::max_headers`]: the parser's header array lives on the stack.
@@ -153,6 +159,8 @@ impl Config {
         close_timeout: Duration::from_secs(3),
         heartbeat_interval: None,
         buffer_release_delay: None,
+        #[cfg(feature = "deflate")]
+        permessage_deflate: None,
     };
 
     /// Godot 4.0–4.3 defaults: 2048 queued messages each way.
@@ -229,6 +237,8 @@ pub enum Error {
     InvalidClosePayload,
     /// A close code that may not appear on the wire.
     InvalidCloseCode(u16),
+    /// A compressed message (permessage-deflate) that is not valid deflate.
+    InvalidCompressedData,
     /// The peer did not answer a keepalive ping in time.
     KeepaliveTimeout,
     /// The peer did not answer our Close in time.
@@ -243,7 +253,7 @@ impl Error {
     pub const fn close_code(&self) -> CloseCode {
         match self {
             Self::MessageTooBig { .. } | Self::TooManyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,
-            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             Self::KeepaliveTimeout | Self::CloseTimeout | Self::ConnectionReset => CloseCode::ABNORMAL,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -267,6 +277,7 @@ impl fmt::Display for Error {
             Self::InvalidUtf8 => f.write_str("invalid UTF-8"),
             Self::InvalidClosePayload => f.write_str("close frame with a 1-byte payload"),
             Self::InvalidCloseCode(c) => write!(f, "invalid close code {c}"),
+            Self::InvalidCompressedData => f.write_str("compressed message is not valid deflate"),
             Self::KeepaliveTimeout => f.write_str("no pong before the next keepalive ping"),
             Self::CloseTimeout => f.write_str("no close frame within the close timeout"),
             Self::ConnectionReset => f.write_str("connection closed without a close frame"),

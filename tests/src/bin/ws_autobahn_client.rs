@@ -1,6 +1,7 @@
 //! Client for Autobahn|Testsuite's fuzzingserver mode.
 //!
-//! `ws_autobahn_client BASE_URL AGENT` (e.g. `ws://127.0.0.1:9001 multipeer`) reads the case
+//! `ws_autobahn_client [--permessage-deflate] BASE_URL AGENT` (e.g. `ws://127.0.0.1:9001
+//! multipeer`; the flag offers permessage-deflate, Autobahn sections 12 and 13) reads the case
 //! count from `/getCaseCount`, echoes every message of each `/runCase?case=I&agent=AGENT` until
 //! the server closes, then asks `/updateReports?agent=AGENT` to write the reports.
 
@@ -11,6 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
+use multipeer::ws::deflate::DeflateConfig;
 use multipeer::ws::handshake::Url;
 use multipeer::ws::{CloseCode, CloseInfo, Config, Initiator, SendError};
 use multipeer_std::{ClientOptions, Error, WebSocket};
@@ -31,14 +33,19 @@ const AUTOBAHN_LIMITS: Config = Config {
 };
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, base, agent] = args.as_slice() else {
-        eprintln!("usage: ws_autobahn_client BASE_URL AGENT   (e.g. ws://127.0.0.1:9001 multipeer)");
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let before = args.len();
+    args.retain(|a| a != "--permessage-deflate");
+    let deflate = (args.len() < before).then_some(DeflateConfig::DEFAULT);
+    let [base, agent] = args.as_slice() else {
+        eprintln!(
+            "usage: ws_autobahn_client [--permessage-deflate] BASE_URL AGENT   (e.g. ws://127.0.0.1:9001 multipeer)"
+        );
         return ExitCode::FAILURE;
     };
     let base = base.trim_end_matches('/');
     let agent = percent_encode(agent);
-    let options = ClientOptions::new().config(AUTOBAHN_LIMITS);
+    let options = ClientOptions::new().config(AUTOBAHN_LIMITS).permessage_deflate(deflate);
 
     let count = match with_deadline(&format!("{base}/getCaseCount"), &options, CONTROL_TIMEOUT, read_count) {
         Ok(Some(count)) => count,

@@ -1,6 +1,7 @@
 //! Echo server for Autobahn|Testsuite's fuzzingclient mode and for interop checks.
 //!
-//! `ws_echo_server [ADDR]` (default `127.0.0.1:9002`; port 0 picks one) prints
+//! `ws_echo_server [--permessage-deflate] [ADDR]` (default `127.0.0.1:9002`; port 0 picks one;
+//! the flag accepts permessage-deflate offers, Autobahn sections 12 and 13) prints
 //! `listening ADDR` as its first line, then echoes every message (text as text, binary as
 //! binary) on every connection until killed. One thread per connection, each driving the
 //! blocking `multipeer_std::WebSocket`.
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
+use multipeer::ws::deflate::DeflateConfig;
 use multipeer::ws::{Config, SendError};
 use multipeer_std::{Error, Server, ServerOptions};
 
@@ -29,8 +31,13 @@ const AUTOBAHN_LIMITS: Config = Config {
 };
 
 fn main() -> ExitCode {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9002".to_owned());
-    let server = match Server::bind(&addr, ServerOptions::new().config(AUTOBAHN_LIMITS)) {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let before = args.len();
+    args.retain(|a| a != "--permessage-deflate");
+    let deflate = (args.len() < before).then_some(DeflateConfig::DEFAULT);
+    let addr = args.first().cloned().unwrap_or_else(|| "127.0.0.1:9002".to_owned());
+    let options = ServerOptions::new().config(AUTOBAHN_LIMITS).permessage_deflate(deflate);
+    let server = match Server::bind(&addr, options) {
         Ok(server) => Arc::new(server),
         Err(e) => {
             eprintln!("ws_echo_server: cannot listen on {addr}: {e}");

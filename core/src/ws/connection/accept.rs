@@ -40,14 +40,22 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         }
         handshake::check_accept(protocol, extra_headers).map_err(SendError::Handshake)?;
         let accept = self.accept;
+        #[cfg(feature = "deflate")]
+        let (agreed, extensions) =
+            self.extension_answer().map_or((None, Default::default()), |(p, l)| (Some(p), l));
+        #[cfg(not(feature = "deflate"))]
+        let extensions = super::deflate::ExtensionLine::new();
         let mut counter = HeadWriter::counter();
-        handshake::write_accept(&mut counter, &accept, protocol, extra_headers);
+        handshake::write_accept(&mut counter, &accept, protocol, &extensions, extra_headers);
         let len = counter.len();
         self.out
             .push_raw(len, len, |dst| {
-                handshake::write_accept(&mut HeadWriter::into_slice(dst), &accept, protocol, extra_headers);
+                let w = &mut HeadWriter::into_slice(dst);
+                handshake::write_accept(w, &accept, protocol, &extensions, extra_headers);
             })
             .map_err(|()| SendError::Full { queued_bytes: 0, queued_messages: 0 })?;
+        #[cfg(feature = "deflate")]
+        self.start_deflate(agreed);
         self.protocol.clear();
         let _ = self.protocol.extend_from_slice(protocol.unwrap_or("").as_bytes());
         self.open(now);

@@ -2,6 +2,7 @@
 
 mod accept;
 mod buffers;
+mod deflate;
 mod reader;
 mod writer;
 
@@ -134,6 +135,8 @@ pub struct Connection<S: Storage, R: MaskKeys = NoRng> {
     /// Terminator bytes (`\r\n\r\n`) matched at the end of the head so far.
     head_match: u8,
     protocol: heapless::Vec<u8, { handshake::MAX_PROTOCOL_LEN }>,
+    /// permessage-deflate, once negotiated.
+    deflate: deflate::Deflate,
     timers: Timers,
     pending: Pending,
     close: CloseRecord,
@@ -194,15 +197,16 @@ impl<S: Storage, R: CryptoRng> Connection<S, R> {
         key: &[u8; KEY_LEN],
     ) -> Result<(), HandshakeError> {
         let too_large = HandshakeError::HeadTooLarge { limit: self.config.max_handshake_size };
+        let extensions = self.extension_offer();
         let mut counter = HeadWriter::counter();
-        request.write(&mut counter, key);
+        request.write(&mut counter, key, &extensions);
         let len = counter.len();
         if len > self.config.max_handshake_size {
             return Err(too_large);
         }
         self.out
             .push_raw(len, self.config.max_handshake_size, |dst| {
-                request.write(&mut HeadWriter::into_slice(dst), key);
+                request.write(&mut HeadWriter::into_slice(dst), key, &extensions);
             })
             .map_err(|()| too_large)?;
         // The offered list is kept in front of the response head to check the server's choice.
@@ -235,6 +239,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             offered_len: 0,
             head_match: 0,
             protocol: heapless::Vec::new(),
+            deflate: deflate::Deflate::default(),
             timers: Timers { handshake: Some(now + config.handshake_timeout), ..Timers::default() },
             pending: Pending::default(),
             close: CloseRecord::None,
@@ -315,10 +320,11 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         self.inbound.len()
     }
 
-    /// Bytes of heap or fixed storage the queues hold now (not counting `Self`).
+    /// Bytes of heap or fixed storage the queues (and a permessage-deflate compressor and
+    /// decompressor, once used) hold now (not counting `Self`).
     #[must_use]
     pub fn buffer_footprint(&self) -> usize {
-        self.inbound.footprint() + self.out.footprint()
+        self.inbound.footprint() + self.out.footprint() + self.deflate_footprint()
     }
 
     fn fail_handshake(&mut self, error: HandshakeError) {
@@ -451,8 +457,15 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
 
     fn send_frame(&mut self, opcode: OpCode, parts: &[&[u8]]) -> Result<(), SendError> {
         let len = parts.iter().map(|p| p.len()).sum::<usize>();
-        let header = self.data_frame_header(opcode, len)?;
+        // The limits are checked with the uncompressed length: a compressed message is only
+        // sent when it is shorter, so it fits too.
+        let mut header = self.data_frame_header(opcode, len)?;
         let full = self.full_error();
+        let compressed = Self::compress_message(&mut self.deflate, &mut header, parts);
+        let parts = match &compressed {
+            Some(payload) => &[&payload[..]],
+            None => parts,
+        };
         self.out.push_frame(header, parts, self.data_limit()).map_err(|()| full)?;
         self.timers.carried_data = true;
         self.hold_buffers();
@@ -471,10 +484,12 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     pub fn forward_message(&mut self) -> Result<Option<MessageKind>, SendError> {
         let Some(front) = self.inbound.front() else { return Ok(None) };
         let (kind, len) = (MessageKind::from_meta(front.meta), front.payload.len());
-        let header = self.data_frame_header(kind.opcode(), len)?;
+        let mut header = self.data_frame_header(kind.opcode(), len)?;
         let (full, limit) = (self.full_error(), self.data_limit());
         // Distinct fields: the inbound queue is read while the outbound one is written.
         let payload = self.inbound.front().map_or(&[][..], |p| p.payload);
+        let compressed = Self::compress_message(&mut self.deflate, &mut header, &[payload]);
+        let payload = compressed.as_ref().map_or(payload, |c| &c[..]);
         self.out.push_frame(header, &[payload], limit).map_err(|()| full)?;
         self.pop_message();
         Ok(Some(kind))

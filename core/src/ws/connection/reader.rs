@@ -20,32 +20,36 @@ use crate::ws::{Error, MAX_HEADERS, MessageKind, Role};
 
 /// A frame whose header has been read and whose payload is arriving.
 #[derive(Debug, Clone, Copy)]
-struct FrameState {
+pub(super) struct FrameState {
     opcode: OpCode,
-    fin: bool,
-    mask: Option<[u8; 4]>,
-    remaining: u64,
-    /// Payload bytes already read, for the mask rotation.
-    offset: usize,
+    pub(super) fin: bool,
+    pub(super) mask: Option<[u8; 4]>,
+    pub(super) remaining: u64,
+    /// Payload bytes already read, modulo 256, for the mask rotation (only the count modulo 4
+    /// matters; a byte keeps the connection within its size budget).
+    pub(super) offset: u8,
 }
 
 /// A data message in progress (possibly across several frames).
 #[derive(Debug, Clone, Copy)]
-struct MessageState {
-    kind: MessageKind,
+pub(super) struct MessageState {
+    pub(super) kind: MessageKind,
     fragments: usize,
     received: u64,
-    utf8: Utf8Validator,
+    pub(super) utf8: Utf8Validator,
     /// Whether its packet has been started in the inbound queue.
     started: bool,
+    /// Sent compressed (RSV1 on its first frame, permessage-deflate).
+    compressed: bool,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Reader {
     header: [u8; MAX_HEADER_LEN],
-    header_len: usize,
-    frame: Option<FrameState>,
-    message: Option<MessageState>,
+    /// At most `MAX_HEADER_LEN` (14); a byte keeps the connection within its size budget.
+    header_len: u8,
+    pub(super) frame: Option<FrameState>,
+    pub(super) message: Option<MessageState>,
     control: heapless::Vec<u8, MAX_CONTROL_PAYLOAD>,
 }
 
@@ -146,20 +150,37 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let all = self.inbound.scratch_slice();
         let (offered, head) = all.split_at(self.offered_len);
-        let result = handshake::validate_response(
+        let headers = &mut headers[..self.config.max_headers];
+        #[cfg(feature = "deflate")]
+        let result = handshake::validate_response_with(
             head,
             &self.accept,
             offered,
-            &mut headers[..self.config.max_headers],
-        )
-        .map(|r| heapless::Vec::<u8, { handshake::MAX_PROTOCOL_LEN }>::from_slice(r.protocol.unwrap_or(b"")));
+            headers,
+            self.config.permessage_deflate.is_some(),
+        );
+        #[cfg(not(feature = "deflate"))]
+        let result = handshake::validate_response(head, &self.accept, offered, headers);
+        let result = result.map(|r| {
+            heapless::Vec::<u8, { handshake::MAX_PROTOCOL_LEN }>::from_slice(r.protocol.unwrap_or(b""))
+        });
+        #[cfg(feature = "deflate")]
+        let result = result.and_then(|protocol| {
+            let agreed =
+                super::deflate::negotiate_response(self.config.permessage_deflate.as_ref(), headers)?;
+            Ok((protocol, agreed))
+        });
+        #[cfg(not(feature = "deflate"))]
+        let result = result.map(|protocol| (protocol, ()));
         match result {
-            Ok(Ok(protocol)) => {
+            Ok((Ok(protocol), _agreed)) => {
                 self.protocol = protocol;
+                #[cfg(feature = "deflate")]
+                self.start_deflate(_agreed);
                 self.open(now);
             }
             // The server chose a name longer than any we could have offered.
-            Ok(Err(_)) => self.fail_handshake(HandshakeError::UnofferedProtocol),
+            Ok((Err(_), _)) => self.fail_handshake(HandshakeError::UnofferedProtocol),
             Err(e) => self.fail_handshake(e),
         }
     }
@@ -202,7 +223,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 // Cannot fail: the header check bounds control payloads by the Vec's capacity.
                 let _ = self.reader.control.extend_from_slice(&rest[..take]);
                 if let Some(key) = frame.mask {
-                    apply_mask(&mut self.reader.control[start..], key, frame.offset);
+                    apply_mask(&mut self.reader.control[start..], key, usize::from(frame.offset));
                 }
                 at += take;
                 self.advance_frame(take);
@@ -246,15 +267,16 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         }
     }
 
-    fn advance_frame(&mut self, n: usize) {
+    pub(super) fn advance_frame(&mut self, n: usize) {
         if let Some(f) = self.reader.frame.as_mut() {
             f.remaining -= n as u64;
-            f.offset = f.offset.wrapping_add(n);
+            // Truncation keeps the count modulo 4.
+            f.offset = f.offset.wrapping_add(n as u8);
         }
     }
 
     fn read_header(&mut self, input: &[u8]) -> Result<HeaderRead, Error> {
-        let stashed = self.reader.header_len;
+        let stashed = usize::from(self.reader.header_len);
         let Some(&first) = self.reader.header[..stashed].first().or(input.first()) else {
             return Ok(HeaderRead::Blocked);
         };
@@ -285,7 +307,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 // A partial header is shorter than the longest header, so it fits the stash.
                 let take = input.len().min(MAX_HEADER_LEN - stashed);
                 self.reader.header[stashed..stashed + take].copy_from_slice(&input[..take]);
-                self.reader.header_len = stashed + take;
+                // Below MAX_HEADER_LEN, so it fits a byte.
+                self.reader.header_len = (stashed + take) as u8;
                 Ok(HeaderRead::Partial(take))
             }
             Err(FrameError::ReservedOpcode(op)) => Err(Error::ReservedOpcode(op)),
@@ -295,7 +318,11 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
 
     /// Whether a frame with this header may be read now; changes nothing.
     fn check_frame(&self, h: &FrameHeader) -> Result<(), Error> {
-        if h.rsv != 0 {
+        // RSV1 marks a compressed message, on its first frame only (RFC 7692 §6.1).
+        let compressed_start = h.rsv == super::deflate::RSV1
+            && matches!(h.opcode, OpCode::Text | OpCode::Binary)
+            && self.deflate_active();
+        if h.rsv != 0 && !compressed_start {
             return Err(Error::ReservedBits(h.rsv));
         }
         match (self.role, h.mask.is_some()) {
@@ -312,20 +339,21 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             }
             return Ok(());
         }
-        let received = match (h.opcode, self.reader.message.as_ref()) {
+        let (received, compressed) = match (h.opcode, self.reader.message.as_ref()) {
             (OpCode::Continuation, None) => return Err(Error::UnexpectedContinuation),
             (OpCode::Continuation, Some(m)) => {
                 if m.fragments >= self.config.max_fragments {
                     return Err(Error::TooManyFragments { limit: self.config.max_fragments });
                 }
-                m.received
+                (m.received, m.compressed)
             }
             (_, Some(_)) => return Err(Error::ExpectedContinuation),
-            (_, None) => 0,
+            (_, None) => (0, compressed_start),
         };
-        // Refused from the header alone: nothing of an oversized message is buffered.
-        let limit = self.config.max_message_size;
-        if received.saturating_add(h.payload_len) > limit as u64 {
+        // Refused from the header alone: nothing of an oversized message is buffered. A
+        // compressed message's inflated size is checked as it inflates.
+        if received.saturating_add(h.payload_len) > self.wire_limit(compressed) as u64 {
+            let limit = self.config.max_message_size;
             return Err(Error::MessageTooBig { limit });
         }
         Ok(())
@@ -342,6 +370,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 received: 0,
                 utf8: Utf8Validator::new(),
                 started: false,
+                compressed: h.rsv == super::deflate::RSV1,
             });
             message.fragments += 1;
             message.received += h.payload_len;
@@ -370,6 +399,10 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
                 Err(_) => return Ok((0, false)),
             }
         }
+        #[cfg(feature = "deflate")]
+        if message.compressed {
+            return self.read_compressed(frame, message, input);
+        }
         let mut used = 0;
         if frame.remaining > 0 {
             let want = usize::try_from(frame.remaining).unwrap_or(usize::MAX).min(input.len());
@@ -377,9 +410,9 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             if take > 0 {
                 let src = &input[..take];
                 let written = match frame.mask {
-                    Some(key) => {
-                        self.inbound.extend_with(take, |dst| copy_masked(dst, src, key, frame.offset))
-                    }
+                    Some(key) => self
+                        .inbound
+                        .extend_with(take, |dst| copy_masked(dst, src, key, usize::from(frame.offset))),
                     None => self.inbound.extend(src),
                 };
                 match written {
@@ -451,6 +484,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         }
         self.inbound.abort();
         self.reader.message = None;
+        self.abort_compressed();
         self.timers.close = None;
         match self.role {
             // RFC 6455 §7.1.1: the server closes the TCP connection first.
@@ -475,6 +509,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         self.end(code, &reason_buf, Initiator::Library, Some(error), false);
         self.inbound.abort();
         self.reader = Reader::default();
+        self.abort_compressed();
         self.timers.close = None;
         self.finished = true;
     }

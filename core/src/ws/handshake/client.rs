@@ -175,8 +175,9 @@ impl<'a> ClientRequest<'a> {
         Ok(())
     }
 
-    /// Writes the request head (Godot's exact layout, RFC 6455 §4.1).
-    pub(crate) fn write(&self, w: &mut HeadWriter<'_>, key: &[u8; KEY_LEN]) {
+    /// Writes the request head (Godot's exact layout, RFC 6455 §4.1), with a
+    /// `Sec-WebSocket-Extensions` line when `extensions` is not empty.
+    pub(crate) fn write(&self, w: &mut HeadWriter<'_>, key: &[u8; KEY_LEN], extensions: &str) {
         w.put(b"GET ");
         if !self.resource.starts_with('/') {
             w.put(b"/");
@@ -197,6 +198,9 @@ impl<'a> ClientRequest<'a> {
                 w.put(p.trim().as_bytes());
             }
             w.put(b"\r\n");
+        }
+        if !extensions.is_empty() {
+            w.put(b"Sec-WebSocket-Extensions: ").put(extensions.as_bytes()).put(b"\r\n");
         }
         for line in self.extra_headers {
             w.put(line.as_bytes()).put(b"\r\n");
@@ -232,6 +236,18 @@ pub fn validate_response<'b>(
     expected_accept: &[u8; ACCEPT_LEN],
     offered: &[u8],
     headers: &mut [httparse::Header<'b>],
+) -> Result<ResponseHead<'b>, HandshakeError> {
+    validate_response_with(head, expected_accept, offered, headers, false)
+}
+
+/// [`validate_response`], leaving `Sec-WebSocket-Extensions` to the caller when
+/// `extensions_offered` (the caller then reads them from `headers`).
+pub(crate) fn validate_response_with<'b>(
+    head: &'b [u8],
+    expected_accept: &[u8; ACCEPT_LEN],
+    offered: &[u8],
+    headers: &mut [httparse::Header<'b>],
+    extensions_offered: bool,
 ) -> Result<ResponseHead<'b>, HandshakeError> {
     let limit = headers.len();
     let mut response = httparse::Response::new(headers);
@@ -269,7 +285,10 @@ pub fn validate_response<'b>(
                 return Err(HandshakeError::UnofferedProtocol);
             }
             protocol = Some(value);
-        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") && !trim(h.value).is_empty() {
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions")
+            && !extensions_offered
+            && !trim(h.value).is_empty()
+        {
             return Err(HandshakeError::UnofferedExtension);
         }
     }

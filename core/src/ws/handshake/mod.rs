@@ -9,6 +9,8 @@ mod client;
 mod server;
 
 pub(crate) use client::is_token_char;
+#[cfg(feature = "deflate")]
+pub(crate) use client::validate_response_with;
 pub use client::{ClientRequest, MAX_PROTOCOL_LEN, ResponseHead, Scheme, Url, UrlError, validate_response};
 pub use server::{Request, parse_request, select_protocol};
 pub(crate) use server::{check_accept, write_accept, write_reject};
@@ -86,8 +88,10 @@ pub enum HandshakeError {
     AcceptMismatch,
     /// The server chose a subprotocol the client did not offer (or sent several).
     UnofferedProtocol,
-    /// The server negotiated an extension; none was offered.
+    /// The server negotiated an extension that was not offered.
     UnofferedExtension,
+    /// The server accepted permessage-deflate with parameters the offer does not allow.
+    InvalidExtension,
     /// The application rejected the request.
     Rejected(u16),
     /// The handshake did not finish within the handshake timeout.
@@ -132,6 +136,9 @@ impl fmt::Display for HandshakeError {
             Self::AcceptMismatch => f.write_str("Sec-WebSocket-Accept does not match the key"),
             Self::UnofferedProtocol => f.write_str("server chose a subprotocol not offered"),
             Self::UnofferedExtension => f.write_str("server negotiated an extension not offered"),
+            Self::InvalidExtension => {
+                f.write_str("server answered permessage-deflate with invalid parameters")
+            }
             Self::Rejected(s) => write!(f, "rejected by the application with HTTP {s}"),
             Self::Timeout => f.write_str("handshake timed out"),
             Self::ConnectionClosed => f.write_str("connection closed during the handshake"),

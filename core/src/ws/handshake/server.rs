@@ -152,17 +152,22 @@ pub fn select_protocol<'b, S: AsRef<str>>(
     if !offered_any && supported.is_empty() { Ok(None) } else { Err(HandshakeError::NoCommonProtocol) }
 }
 
-/// Writes `101 Switching Protocols` for a request with `key`.
+/// Writes `101 Switching Protocols` for a request with `key`, with a
+/// `Sec-WebSocket-Extensions` line when `extensions` is not empty.
 pub(crate) fn write_accept(
     w: &mut HeadWriter<'_>,
     accept: &[u8; ACCEPT_LEN],
     protocol: Option<&str>,
+    extensions: &str,
     extra_headers: &[&str],
 ) {
     w.put(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
     w.put(b"Sec-WebSocket-Accept: ").put(accept).put(b"\r\n");
     if let Some(p) = protocol {
         w.put(b"Sec-WebSocket-Protocol: ").put(p.as_bytes()).put(b"\r\n");
+    }
+    if !extensions.is_empty() {
+        w.put(b"Sec-WebSocket-Extensions: ").put(extensions.as_bytes()).put(b"\r\n");
     }
     for line in extra_headers {
         w.put(line.as_bytes()).put(b"\r\n");

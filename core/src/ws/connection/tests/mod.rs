@@ -5,6 +5,8 @@
 //! keepalive. This file covers messages, control frames in between, events and their order.
 
 mod close;
+#[cfg(feature = "deflate")]
+mod deflate;
 mod errors;
 mod limits;
 mod timers;
