@@ -122,9 +122,14 @@ impl Engine {
         self.peers.get(&peer).map(|c| c.mapped.clone()).unwrap_or_default()
     }
 
-    /// Whether a message of `len` bytes to `peer` would be taken now.
-    pub(crate) fn can_send(&self, peer: PeerId, len: usize) -> Result<(), PutError> {
-        self.peers.get(&peer).ok_or(PutError::UnknownPeer(peer))?.can_send(len)
+    /// Whether a message of `len` bytes to `peer` would be taken now; a refusal for its size or
+    /// for a full outbox is counted in `refused_sends`, as a refused send is.
+    pub(crate) fn check_send(&mut self, peer: PeerId, len: usize) -> Result<(), PutError> {
+        let result = self.peers.get(&peer).ok_or(PutError::UnknownPeer(peer))?.can_send(len);
+        if let Err(PutError::TooLarge { .. } | PutError::Full) = result {
+            self.stats.refused_sends += 1;
+        }
+        result
     }
 
     /// (messages waiting for send-buffer room, messages held for the application) of `peer`.

@@ -671,7 +671,7 @@ impl WebRtcMultiplayerPeer {
     pub fn put_packet(&mut self, data: &[u8]) -> Result<(), PutError> {
         let (Some(mesh), engine) = self.parts() else { return Err(PutError::NotConnected) };
         for peer in mesh.packet_targets() {
-            engine.can_send(peer, data.len())?;
+            engine.check_send(peer, data.len())?;
         }
         mesh.put_packet(data)?;
         self.execute()
