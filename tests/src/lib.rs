@@ -6,3 +6,4 @@
 pub mod hostile;
 pub mod interop_client;
 pub mod sim;
+pub mod soak;

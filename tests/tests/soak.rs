@@ -15,121 +15,9 @@
 use core::time::Duration;
 use std::time::Instant;
 
-use mio::{Events, Poll, Token};
-use multipeer::peer::{ClientConfig, Event, MultiplayerPeer as _, PeerId, Target};
-use multipeer_mio::{Client, ClientOptions, ReadBuffer};
+use multipeer::peer::Target;
 use multipeer_tests::hostile::child::Child;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// The test's side: every client, what each sent and what each received from whom.
-struct Peers {
-    poll: Poll,
-    events: Events,
-    buf: ReadBuffer,
-    clients: Vec<Client>,
-    ids: Vec<Option<PeerId>>,
-    index_of: std::collections::HashMap<PeerId, usize>,
-    known: Vec<usize>,
-    /// Packets each sender sent, counted once per receiver they were meant for.
-    expected_from: Vec<u64>,
-    /// Packets received from each sender, all receivers together.
-    received_from: Vec<u64>,
-    /// `last[receiver * n + sender]`: the last sequence number received (+1), for order.
-    last: Vec<u32>,
-    next_seq: Vec<u32>,
-    problems: Vec<String>,
-}
-
-impl Peers {
-    fn turn(&mut self, max: Duration) {
-        let n = self.clients.len();
-        let mut sleep = max;
-        for c in &self.clients {
-            if let Some(t) = c.poll_timeout() {
-                sleep = sleep.min(t);
-            }
-        }
-        self.poll.poll(&mut self.events, Some(sleep)).expect("poll");
-        for event in self.events.iter() {
-            let i = event.token().0;
-            self.clients[i].handle_event(self.poll.registry(), event, &mut self.buf);
-        }
-        for i in 0..n {
-            let client = &mut self.clients[i];
-            client.handle_timeout(self.poll.registry(), &mut self.buf);
-            let peer = client.peer_mut();
-            while let Some(event) = peer.poll_event() {
-                match event {
-                    Event::ConnectionSucceeded => {
-                        let id = peer.unique_id().expect("an id");
-                        self.ids[i] = Some(id);
-                        self.index_of.insert(id, i);
-                    }
-                    Event::PeerConnected(p) if !p.is_server() => self.known[i] += 1,
-                    Event::PeerConnected(_) => {}
-                    other => {
-                        if self.problems.len() < 20 {
-                            self.problems.push(format!("client {i}: {other:?}"));
-                        }
-                    }
-                }
-            }
-            while let Some(packet) = peer.peek_packet() {
-                let data = packet.data;
-                let from = packet.info.from;
-                match (data.get(..2), data.get(2..6), self.index_of.get(&from)) {
-                    (Some(s), Some(seq), Some(&sender))
-                        if usize::from(u16::from_le_bytes([s[0], s[1]])) == sender =>
-                    {
-                        let seq = u32::from_le_bytes(seq.try_into().unwrap());
-                        let slot = &mut self.last[i * n + sender];
-                        if seq < *slot && self.problems.len() < 20 {
-                            self.problems
-                                .push(format!("client {i}: {seq} from {sender} after {}", *slot - 1));
-                        }
-                        *slot = seq + 1;
-                        self.received_from[sender] += 1;
-                    }
-                    _ => {
-                        if self.problems.len() < 20 {
-                            self.problems.push(format!("client {i}: stray packet from {from}: {data:02x?}"));
-                        }
-                    }
-                }
-                peer.pop_packet();
-            }
-            client.flush(self.poll.registry(), &mut self.buf);
-        }
-    }
-
-    fn send(&mut self, sender: usize, target: Target, size: usize) {
-        let n = self.clients.len();
-        let mut data = Vec::with_capacity(size.max(6));
-        data.extend_from_slice(&(sender as u16).to_le_bytes());
-        data.extend_from_slice(&self.next_seq[sender].to_le_bytes());
-        data.resize(size.max(6), 0xab);
-        let peer = self.clients[sender].peer_mut();
-        peer.set_target_peer(target);
-        match peer.put_packet(&data) {
-            Ok(()) => {
-                self.next_seq[sender] += 1;
-                self.expected_from[sender] += if target == Target::Broadcast { n as u64 - 1 } else { 1 };
-            }
-            Err(e) => {
-                if self.problems.len() < 20 {
-                    self.problems.push(format!("client {sender}: put_packet: {e}"));
-                }
-            }
-        }
-    }
-}
-
-fn kib(bytes: u64) -> u64 {
-    bytes / 1024
-}
+use multipeer_tests::soak::{SoakPeers, XorShift, env, kib};
 
 #[test]
 #[ignore = "minutes long: cargo test -p multipeer-tests --test soak -- --ignored --nocapture"]
@@ -144,49 +32,14 @@ fn thousands_of_peers_relay_for_minutes_without_loss_in_flat_memory() {
         Child::start(env!("CARGO_BIN_EXE_soak_server"), &["--max-peers", &peers_arg, "--status-ms", "200"]);
     let url = child.url();
     let rss_start = child.rss().0;
-    let mut peers = Peers {
-        poll: Poll::new().unwrap(),
-        events: Events::with_capacity(4096),
-        buf: ReadBuffer::new(),
-        clients: Vec::with_capacity(n),
-        ids: vec![None; n],
-        index_of: std::collections::HashMap::new(),
-        known: vec![0; n],
-        expected_from: vec![0; n],
-        received_from: vec![0; n],
-        last: vec![0; n * n],
-        next_seq: vec![0; n],
-        problems: Vec::new(),
-    };
+    let mut peers = SoakPeers::new(n, 0);
 
-    // Join in batches the listen backlog (128) can take.
+    // Join in batches, then every peer learns every other (N² announcements).
     let joining = Instant::now();
-    let options = ClientOptions::new(ClientConfig::default());
-    for i in 0..n {
-        let client = Client::connect(peers.poll.registry(), Token(i), &url, &options).expect("connect");
-        peers.clients.push(client);
-        if i % 100 == 99 || i + 1 == n {
-            let batch_end = Instant::now() + Duration::from_secs(60);
-            while peers.ids[..=i].iter().any(Option::is_none) {
-                assert!(Instant::now() < batch_end, "batch ending at {i} did not join: {:?}", peers.problems);
-                peers.turn(Duration::from_millis(5));
-            }
-        }
-    }
-    // Every peer learns every other (N² announcements).
-    let announced_by = Instant::now() + Duration::from_secs(120);
-    while peers.known.iter().any(|&k| k < n - 1) {
-        assert!(
-            Instant::now() < announced_by.min(hard_end),
-            "announcements incomplete: {:?}",
-            peers.problems
-        );
-        peers.turn(Duration::from_millis(5));
-    }
+    peers.join(&url);
+    let ids = peers.await_announcements((Instant::now() + Duration::from_secs(120)).min(hard_end));
     let joined_in = joining.elapsed();
     let rss_joined = child.rss().0;
-    assert!(peers.problems.is_empty(), "{:?}", peers.problems);
-    let ids: Vec<PeerId> = peers.ids.iter().map(|id| id.unwrap()).collect();
 
     // Steady traffic: each peer sends `rate` packets a second to a pseudo-random other peer;
     // once a second one peer broadcasts to everyone.
@@ -198,7 +51,7 @@ fn thousands_of_peers_relay_for_minutes_without_loss_in_flat_memory() {
     let mut next_sample = started;
     let mut credit = 0.0f64;
     let mut last_tick = started;
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = XorShift::new();
     let mut next_broadcast = started + Duration::from_secs(1);
     let mut broadcaster = 0;
     let mut max_buffered = 0;
@@ -208,16 +61,18 @@ fn thousands_of_peers_relay_for_minutes_without_loss_in_flat_memory() {
         last_tick = now;
         while credit >= 1.0 {
             credit -= 1.0;
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let sender = (rng % n as u64) as usize;
-            let target = (sender + 1 + ((rng >> 32) % (n as u64 - 1)) as usize) % n;
-            peers.send(sender, Target::Peer(ids[target]), size);
+            let r = rng.next_u64();
+            let sender = (r % n as u64) as usize;
+            let target = (sender + 1 + ((r >> 32) % (n as u64 - 1)) as usize) % n;
+            if let Err(e) = peers.send(sender, Target::Peer(ids[target]), size) {
+                peers.problem(format!("client {sender}: put_packet: {e}"));
+            }
         }
         if now >= next_broadcast {
             next_broadcast += Duration::from_secs(1);
-            peers.send(broadcaster, Target::Broadcast, size);
+            if let Err(e) = peers.send(broadcaster, Target::Broadcast, size) {
+                peers.problem(format!("client {broadcaster}: broadcast: {e}"));
+            }
             broadcaster = (broadcaster + 1) % n;
         }
         peers.turn(Duration::from_millis(5));
@@ -242,20 +97,18 @@ fn thousands_of_peers_relay_for_minutes_without_loss_in_flat_memory() {
 
     // Drain: everything sent must arrive.
     let draining = Instant::now();
-    while peers.received_from != peers.expected_from {
+    while !peers.all_arrived() {
         assert!(draining.elapsed() < Duration::from_secs(30), "not all packets arrived");
         peers.turn(Duration::from_millis(5));
     }
     let rss_end = child.rss().0;
     let (_, rss_peak) = child.rss();
     rss_peak_after_warm = rss_peak_after_warm.max(rss_end);
-    let status = child.wait("the last packets counted", Duration::from_secs(5), |s| {
-        s["packets_in"] == peers.next_seq.iter().map(|&s| u64::from(s)).sum::<u64>()
-    });
+    let sent = peers.sent();
+    let status = child.wait("the last packets counted", Duration::from_secs(5), |s| s["packets_in"] == sent);
     drop(peers.clients);
     let end = child.stop();
 
-    let sent: u64 = peers.next_seq.iter().map(|&s| u64::from(s)).sum();
     let delivered: u64 = peers.received_from.iter().sum();
     let rss_warm = rss_warm.unwrap_or(rss_end);
     let per_peer = (rss_joined.saturating_sub(rss_start)) / n as u64;

@@ -14,131 +14,14 @@
 //! `cargo test --release -p multipeer-tests --test soak_flood -- --ignored --nocapture`.
 
 use core::time::Duration;
-use std::collections::HashMap;
 use std::time::Instant;
 
-use mio::{Events, Poll, Token};
-use multipeer::peer::{ClientConfig, Event, MultiplayerPeer as _, PeerId, PutError, Target};
-use multipeer_mio::{Client, ClientOptions, ReadBuffer};
+use multipeer::peer::{PutError, Target};
 use multipeer_tests::hostile::child::Child;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use multipeer_tests::soak::{SoakPeers, XorShift, env, kib};
 
 /// Most flood packets one flooder queues per turn, so every client gets its turn.
 const BURST: usize = 16;
-
-/// The test's side: every client, what each sent and what each received from whom.
-struct Peers {
-    poll: Poll,
-    events: Events,
-    buf: ReadBuffer,
-    clients: Vec<Client>,
-    ids: Vec<Option<PeerId>>,
-    index_of: HashMap<PeerId, usize>,
-    known: Vec<usize>,
-    /// Packets each sender sent, counted once per receiver they were meant for.
-    expected_from: Vec<u64>,
-    /// Packets received from each sender, all receivers together.
-    received_from: Vec<u64>,
-    /// Payload bytes received from flooders, all receivers together.
-    flood_bytes: u64,
-    /// `last[receiver * n + sender]`: the last sequence number received (+1), for order.
-    last: Vec<u32>,
-    next_seq: Vec<u32>,
-    problems: Vec<String>,
-}
-
-impl Peers {
-    fn problem(&mut self, text: String) {
-        if self.problems.len() < 20 {
-            self.problems.push(text);
-        }
-    }
-
-    fn turn(&mut self, max: Duration, flooders: usize) {
-        let n = self.clients.len();
-        let mut sleep = max;
-        for c in &self.clients {
-            if let Some(t) = c.poll_timeout() {
-                sleep = sleep.min(t);
-            }
-        }
-        self.poll.poll(&mut self.events, Some(sleep)).expect("poll");
-        for event in self.events.iter() {
-            let i = event.token().0;
-            self.clients[i].handle_event(self.poll.registry(), event, &mut self.buf);
-        }
-        for i in 0..n {
-            self.clients[i].handle_timeout(self.poll.registry(), &mut self.buf);
-            let mut seen = Vec::new();
-            let peer = self.clients[i].peer_mut();
-            while let Some(event) = peer.poll_event() {
-                match event {
-                    Event::ConnectionSucceeded => {
-                        let id = peer.unique_id().expect("an id");
-                        self.ids[i] = Some(id);
-                        self.index_of.insert(id, i);
-                    }
-                    Event::PeerConnected(p) if !p.is_server() => self.known[i] += 1,
-                    Event::PeerConnected(_) => {}
-                    other => seen.push(format!("client {i}: {other:?}")),
-                }
-            }
-            let mut received = Vec::new();
-            while let Some(packet) = peer.peek_packet() {
-                let data = packet.data;
-                let sender = self.index_of.get(&packet.info.from).copied();
-                match (data.get(..2), data.get(2..6), sender) {
-                    (Some(s), Some(seq), Some(sender))
-                        if usize::from(u16::from_le_bytes([s[0], s[1]])) == sender =>
-                    {
-                        received.push((sender, u32::from_le_bytes(seq.try_into().unwrap()), data.len()));
-                    }
-                    _ => seen
-                        .push(format!("client {i}: stray packet from {}: {:02x?}", packet.info.from, data)),
-                }
-                peer.pop_packet();
-            }
-            for text in seen {
-                self.problem(text);
-            }
-            for (sender, seq, len) in received {
-                let slot = &mut self.last[i * n + sender];
-                if seq < *slot {
-                    let text = format!("client {i}: {seq} from {sender} after {}", *slot - 1);
-                    self.problem(text);
-                }
-                self.last[i * n + sender] = seq + 1;
-                self.received_from[sender] += 1;
-                if sender < flooders {
-                    self.flood_bytes += len as u64;
-                }
-            }
-            self.clients[i].flush(self.poll.registry(), &mut self.buf);
-        }
-    }
-
-    /// Queues one numbered packet; `Err(Full)` when the sender's queue has no room.
-    fn send(&mut self, sender: usize, target: Target, size: usize) -> Result<(), PutError> {
-        let n = self.clients.len();
-        let mut data = Vec::with_capacity(size.max(6));
-        data.extend_from_slice(&(sender as u16).to_le_bytes());
-        data.extend_from_slice(&self.next_seq[sender].to_le_bytes());
-        data.resize(size.max(6), 0xab);
-        let peer = self.clients[sender].peer_mut();
-        peer.set_target_peer(target);
-        peer.put_packet(&data)?;
-        self.next_seq[sender] += 1;
-        self.expected_from[sender] += if target == Target::Broadcast { n as u64 - 1 } else { 1 };
-        Ok(())
-    }
-}
-
-fn kib(bytes: u64) -> u64 {
-    bytes / 1024
-}
 
 #[test]
 #[ignore = "minutes long: cargo test --release -p multipeer-tests --test soak_flood -- --ignored --nocapture"]
@@ -157,41 +40,11 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
     let mut child =
         Child::start(env!("CARGO_BIN_EXE_soak_server"), &["--max-peers", &peers_arg, "--status-ms", "200"]);
     let url = child.url();
-    let mut peers = Peers {
-        poll: Poll::new().unwrap(),
-        events: Events::with_capacity(4096),
-        buf: ReadBuffer::new(),
-        clients: Vec::with_capacity(n),
-        ids: vec![None; n],
-        index_of: HashMap::new(),
-        known: vec![0; n],
-        expected_from: vec![0; n],
-        received_from: vec![0; n],
-        flood_bytes: 0,
-        last: vec![0; n * n],
-        next_seq: vec![0; n],
-        problems: Vec::new(),
-    };
+    let mut peers = SoakPeers::new(n, flooders);
 
-    // Join in batches the listen backlog (128) can take; every peer learns every other.
-    let options = ClientOptions::new(ClientConfig::default());
-    for i in 0..n {
-        let client = Client::connect(peers.poll.registry(), Token(i), &url, &options).expect("connect");
-        peers.clients.push(client);
-        if i % 100 == 99 || i + 1 == n {
-            let batch_end = Instant::now() + Duration::from_secs(60);
-            while peers.ids[..=i].iter().any(Option::is_none) {
-                assert!(Instant::now() < batch_end, "batch ending at {i} did not join: {:?}", peers.problems);
-                peers.turn(Duration::from_millis(5), flooders);
-            }
-        }
-    }
-    while peers.known.iter().any(|&k| k < n - 1) {
-        assert!(Instant::now() < hard_end, "announcements incomplete: {:?}", peers.problems);
-        peers.turn(Duration::from_millis(5), flooders);
-    }
-    assert!(peers.problems.is_empty(), "{:?}", peers.problems);
-    let ids: Vec<PeerId> = peers.ids.iter().map(|id| id.unwrap()).collect();
+    // Join in batches; every peer learns every other.
+    peers.join(&url);
+    let ids = peers.await_announcements(hard_end);
     // Odd flooders send to one honest peer each; even ones broadcast.
     let flood_target = |k: usize| {
         if k % 2 == 0 { Target::Broadcast } else { Target::Peer(ids[flooders + (k * 7919) % honest]) }
@@ -204,7 +57,7 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
     let mut samples = Vec::new();
     let mut next_sample = started;
     let (mut credit, mut last_tick) = (0.0f64, started);
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = XorShift::new();
     let mut next_broadcast = started + Duration::from_secs(1);
     let mut broadcaster = flooders;
     let mut flood_full = 0u64;
@@ -216,12 +69,10 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
         last_tick = now;
         while credit >= 1.0 {
             credit -= 1.0;
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let sender = flooders + (rng % honest as u64) as usize;
+            let r = rng.next_u64();
+            let sender = flooders + (r % honest as u64) as usize;
             let target =
-                flooders + (sender - flooders + 1 + ((rng >> 32) % (honest as u64 - 1)) as usize) % honest;
+                flooders + (sender - flooders + 1 + ((r >> 32) % (honest as u64 - 1)) as usize) % honest;
             if let Err(e) = peers.send(sender, Target::Peer(ids[target]), size) {
                 peers.problem(format!("honest client {sender}: put_packet: {e}"));
             }
@@ -249,7 +100,7 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
                 }
             }
         }
-        peers.turn(Duration::from_millis(2), flooders);
+        peers.turn(Duration::from_millis(2));
         if now >= next_sample {
             next_sample += Duration::from_secs(1);
             let rss = child.rss().0;
@@ -273,7 +124,7 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
 
     // Drain: everything sent must arrive.
     let draining = Instant::now();
-    while peers.received_from != peers.expected_from {
+    while !peers.all_arrived() {
         if draining.elapsed() > Duration::from_secs(90) {
             let missing: Vec<_> = (0..n)
                 .filter(|&s| peers.received_from[s] != peers.expected_from[s])
@@ -288,13 +139,13 @@ fn a_tenth_of_the_peers_flooding_costs_the_others_no_packet_and_no_connection() 
                 peers.problems
             );
         }
-        peers.turn(Duration::from_millis(5), flooders);
+        peers.turn(Duration::from_millis(5));
     }
     let drained_in = draining.elapsed();
     let drained_mib = (peers.flood_bytes - flood_bytes_at_end) >> 20;
     let rss_end = child.rss().0;
     rss_peak_after_warm = rss_peak_after_warm.max(rss_end);
-    let sent: u64 = peers.next_seq.iter().map(|&s| u64::from(s)).sum();
+    let sent = peers.sent();
     let status = child.wait("the last packets counted", Duration::from_secs(5), |s| s["packets_in"] == sent);
     drop(peers.clients);
     let end = child.stop();
