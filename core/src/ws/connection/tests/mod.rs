@@ -16,10 +16,12 @@ use std::vec::Vec;
 use super::*;
 use crate::buffer::FixedStorage;
 use crate::queue::ReadError;
+use crate::ws::close::Initiator;
 use crate::ws::tests::{
     Heap, Sent, client, closed, drain, events, masked, open_client, open_pair, open_server,
 };
 use crate::ws::tests::{parse_frames, pump, unmasked};
+use crate::ws::{Error, Event, SendError};
 
 const NOW: Instant = Instant::ZERO;
 
