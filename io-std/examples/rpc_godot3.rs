@@ -47,8 +47,8 @@ fn values() -> Vec<Variant> {
     let v2 = |x, y| Vector2 { x, y };
     let v3 = |x, y, z| Vector3 { x, y, z };
     let basis = Basis { rows: [v3(1.0, 4.0, 7.0), v3(2.0, 5.0, 8.0), v3(3.0, 6.0, 9.0)] };
-    let mut dictionary = Dictionary::default();
-    dictionary.entries = vec![("hp".into(), 5.into()), (1.into(), vec![Variant::from(2), "x".into()].into())];
+    let entries = vec![("hp".into(), 5.into()), (1.into(), vec![Variant::from(2), "x".into()].into())];
+    let dictionary = Dictionary { entries, ..Dictionary::default() };
     vec![
         true.into(),
         false.into(),
@@ -113,7 +113,11 @@ fn main() -> Result<(), Box<dyn core::error::Error>> {
     let server = match args.next().as_deref() {
         Some("server") => true,
         Some("client") => false,
-        _ => return Err("usage: rpc_godot3 server [PORT] | client ws://HOST:PORT [--seconds N] [--check]".into()),
+        _ => {
+            return Err(
+                "usage: rpc_godot3 server [PORT] | client ws://HOST:PORT [--seconds N] [--check]".into()
+            );
+        }
     };
     let mut address = if server { "9080".to_owned() } else { "ws://127.0.0.1:9080".to_owned() };
     let (mut seconds, mut check) = (None, false);
@@ -256,13 +260,22 @@ fn report(peer: &WebSocketMultiplayerPeer, values: &[Variant], checks: &Checks, 
     };
     for (i, value) in values.iter().enumerate() {
         let pong = checks.pongs.get(i);
-        line(pong.is_some_and(|(from, got)| from.is_server() && got == value), format!("pong {i} {value:?} -> {pong:?}"));
+        line(
+            pong.is_some_and(|(from, got)| from.is_server() && got == value),
+            format!("pong {i} {value:?} -> {pong:?}"),
+        );
         let echo = checks.echoes.get(i);
-        line(echo.is_some_and(|(from, got)| from.is_server() && got == value), format!("rset echo {i} -> {echo:?}"));
+        line(
+            echo.is_some_and(|(from, got)| from.is_server() && got == value),
+            format!("rset echo {i} -> {echo:?}"),
+        );
     }
     let own = Variant::from(i64::from(peer.get_unique_id()));
     let said = checks.said.as_ref();
-    line(said.is_some_and(|(from, args)| from.is_server() && *args == [own, "hello".into()]), format!("said {said:?}"));
+    line(
+        said.is_some_and(|(from, args)| from.is_server() && *args == [own, "hello".into()]),
+        format!("said {said:?}"),
+    );
     if check {
         line(checks.refused, "master_only from the server refused".into());
     }

@@ -15,7 +15,9 @@ impl WebSocketMultiplayerPeer {
     /// from the next `create_server`/`create_client` on: RPCs, raw packets, authentication and
     /// the server relay are then the machine's, the transport's own relay is off, and what
     /// happens is read with [`poll_scene_event`](Self::poll_scene_event) instead of
-    /// `poll_event`/`get_packet`. `None` goes back to plain packets.
+    /// `poll_event`/`get_packet`. `None` goes back to plain packets. A Godot 3 machine
+    /// ([`SceneConfig::godot3`](multipeer::scene::SceneConfig::godot3), 3.x `MultiplayerAPI`)
+    /// belongs on a [`godot3`](Self::godot3) peer, whose relay stays the transport's.
     pub fn set_scene_multiplayer(&mut self, scene: Option<SceneMultiplayer>) {
         self.scene = scene.map(Box::new);
     }
@@ -145,7 +147,13 @@ impl WebSocketMultiplayerPeer {
     ///
     /// # Errors
     /// [`SendError`].
-    pub fn rset_id(&mut self, target: Target, node: &str, property: &str, value: &Variant) -> Result<(), SendError> {
+    pub fn rset_id(
+        &mut self,
+        target: Target,
+        node: &str,
+        property: &str,
+        value: &Variant,
+    ) -> Result<(), SendError> {
         self.with_scene(|scene| scene.rset(target, node, property, value))
     }
 
