@@ -4,11 +4,11 @@
 //! [`SceneConfig::godot3`](multipeer::scene::SceneConfig::godot3), Godot 3's `rpc`, `rpc_id`,
 //! `rset`, `rset_id` and `get_rpc_sender_id`.
 
-use multipeer::peer::{PeerId, Target, TransferMode};
+use multipeer::peer::{PeerId, Protocol, Target, TransferMode};
 use multipeer::scene::{SceneEvent, SceneMultiplayer, SendError};
 use multipeer::variant::Variant;
 
-use super::{Active, WebSocketMultiplayerPeer};
+use super::{Active, MultiplayerError, WebSocketMultiplayerPeer};
 
 impl WebSocketMultiplayerPeer {
     /// Makes this peer a SceneMultiplayer peer (Godot: `multiplayer.multiplayer_peer = peer`),
@@ -31,6 +31,19 @@ impl WebSocketMultiplayerPeer {
     /// The SceneMultiplayer machine, to declare nodes and change authorities.
     pub fn scene_multiplayer_mut(&mut self) -> Option<&mut SceneMultiplayer> {
         self.scene.as_deref_mut()
+    }
+
+    /// A SceneMultiplayer of the other major version than the wire protocol would speak
+    /// packets the peers cannot read: `create_*` refuses it.
+    pub(super) fn check_scene_protocol(&self) -> Result<(), MultiplayerError> {
+        let Some(scene) = self.scene.as_deref() else { return Ok(()) };
+        if scene.config().version.is_godot4() == (self.settings.protocol == Protocol::Godot4) {
+            Ok(())
+        } else {
+            Err(MultiplayerError::InvalidParameter(
+                "the SceneMultiplayer's Godot version and the protocol differ (Godot 3: godot3() and SceneConfig::godot3())",
+            ))
+        }
     }
 
     /// Moves packets and events between the transport and the machine, and writes what it

@@ -469,7 +469,9 @@ impl SceneMultiplayer {
     /// per target peer, a `SIMPLIFY_PATH` first to a peer that has not seen the node, the
     /// full path until it confirmed, its cache id after; with `call_local`, also a
     /// [`SceneEvent::Rpc`] from this peer. All or nothing: on error nothing is queued. With
-    /// Godot 3 it is 3.x `Node.rpc` / `rpc_id` instead (see [`RemoteMode`]).
+    /// Godot 3 it is 3.x `Node.rpc` / `rpc_id` instead: by name, a method without a
+    /// [`RemoteMode`] is sent all the same (the receiver refuses it, as in 3.x), the local call
+    /// follows the mode, and once every target confirmed the path one packet goes to `target`.
     ///
     /// # Errors
     /// [`SendError`].
