@@ -239,7 +239,11 @@ impl SceneMultiplayer {
         };
         let (valid, id) = match confirm {
             ConfirmPath::Id { valid, id } => (valid, Some(id)),
-            ConfirmPath::Path { valid, path } => (valid, self.nodes.get(path).and_then(|e| e.cache_id)),
+            // 3.x and 4.0–4.2 confirm by path, and log one they never simplified.
+            ConfirmPath::Path { valid, path } => match self.nodes.get(path).and_then(|e| e.cache_id) {
+                Some(id) => (valid, Some(id)),
+                None => return self.refuse(from, Refusal::UnexpectedConfirm),
+            },
         };
         // An id no longer assigned is ignored silently, as Godot does.
         let Some((id, path)) = id.and_then(|id| self.ids.get(&id).map(|p| (id, p.clone()))) else { return };

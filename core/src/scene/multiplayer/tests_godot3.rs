@@ -98,6 +98,9 @@ fn server_receives_godot3_client_calls() {
         // 3.x switches on the whole byte: 4.x's flag bits make another command.
         ("08 01000000 70696e6700 00", Refusal::UnknownCommand(8)),
         ("04", Refusal::Malformed),
+        // A CONFIRM of a path this server never simplified to the client.
+        ("03 50726f626500", Refusal::UnexpectedConfirm),
+        ("03 4e6f706500", Refusal::UnexpectedConfirm),
     ];
     for (bytes, expected) in refusals {
         server.handle_packet(T0, id(CLIENT), &hex(bytes));
@@ -242,4 +245,16 @@ fn godot3_client_permissions_and_relayed_senders() {
     client.handle_peer_disconnected(T0, id(42));
     assert_eq!(events(&mut client), vec![SceneEvent::PeerDisconnected(id(42))]);
     assert!(sent(&mut client).is_empty(), "the 3.x transport announces departures");
+}
+
+/// 3.x numbers its modes `RPC_MODE_DISABLED` 0 to `RPC_MODE_PUPPETSYNC` 6.
+#[test]
+fn remote_mode_numbers() {
+    use crate::scene::RemoteMode;
+    for n in 0..=6 {
+        assert_eq!(RemoteMode::from_godot(n).map(RemoteMode::to_godot), Some(n));
+    }
+    assert_eq!(RemoteMode::from_godot(7), None);
+    assert_eq!(RemoteMode::from_godot(3), Some(RemoteMode::Puppet));
+    assert_eq!(RemoteMode::default(), RemoteMode::Disabled);
 }
