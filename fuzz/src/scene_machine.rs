@@ -6,11 +6,14 @@
 //! limits; a client sends only to the server and to peers connected to it directly (a mesh),
 //! never directly to one it knows through the relay; every packet it queues is a
 //! SceneMultiplayer packet it would itself accept (a known command); an admitted peer is never
-//! also authenticating; an RPC it delivers names a declared node and method.
+//! also authenticating; an RPC it delivers names a declared node and method (in Godot 3 mode,
+//! also an `rset` of a declared property).
 
 use multipeer::Instant;
 use multipeer::peer::{PeerId, Target, TransferMode};
-use multipeer::scene::{Arity, RpcConfig, RpcMode, RpcNode, SceneConfig, SceneEvent, SceneMultiplayer};
+use multipeer::scene::{
+    Arity, RemoteMode, RpcConfig, RpcMode, RpcNode, SceneConfig, SceneEvent, SceneMultiplayer,
+};
 use multipeer::variant::{Variant, Version};
 
 use super::input::{Input, Output};
@@ -19,6 +22,7 @@ use super::input::{Input, Output};
 const PEERS: [u32; 4] = [1, 5, 6, 42];
 const METHODS: [&str; 5] = ["ping", "auth_only", "echo", "node_cfg", "nope"];
 const NODES: [&str; 3] = ["Probe", "Probe/Child", "Nope"];
+const PROPERTIES: [&str; 3] = ["prop", "puppet_prop", "nope"];
 
 fn node() -> RpcNode {
     let any = RpcConfig { rpc_mode: RpcMode::AnyPeer, ..RpcConfig::default() };
@@ -27,6 +31,12 @@ fn node() -> RpcNode {
     let _ = node.script_method("auth_only", RpcConfig::default(), Arity { min: 0, max: 2 });
     let _ = node.script_method("echo", RpcConfig { call_local: true, ..any }, Arity::ANY);
     let _ = node.node_method("node_cfg", RpcConfig { rpc_mode: RpcMode::Disabled, ..any }, Arity::exactly(1));
+    node.remote_method("ping", RemoteMode::Remote, Arity::exactly(1))
+        .remote_method("auth_only", RemoteMode::Puppet, Arity { min: 0, max: 2 })
+        .remote_method("echo", RemoteMode::RemoteSync, Arity::ANY)
+        .remote_method("node_cfg", RemoteMode::MasterSync, Arity::exactly(1))
+        .remote_property("prop", RemoteMode::Remote)
+        .remote_property("puppet_prop", RemoteMode::PuppetSync);
     node
 }
 
@@ -44,14 +54,18 @@ fn target(b: u8) -> Target {
 }
 
 /// Runs the input: a setup byte (bit 0 client, bit 1 auth, bit 2 4.2 layouts, bits 3–4 small
-/// limits), then operations until the input ends.
+/// limits, bit 5 Godot 3), then operations until the input ends.
 pub fn scene_machine(data: &[u8]) {
     let mut input = Input::new(data);
     let setup = input.byte();
     let client = setup & 1 != 0;
     let small = usize::from(setup >> 3 & 3);
     let config = SceneConfig {
-        version: if setup & 4 != 0 { Version::Godot4 { minor: 2 } } else { Version::GODOT_4_6 },
+        version: match setup & 0x24 {
+            0 => Version::GODOT_4_6,
+            4 => Version::Godot4 { minor: 2 },
+            _ => Version::Godot3,
+        },
         auth: setup & 2 != 0,
         max_cached_paths: 2 + small * 64,
         max_queued_events: 8 + small * 64,
@@ -83,6 +97,11 @@ pub fn scene_machine(data: &[u8]) {
             }
             5 => {
                 let _ = mp.send_bytes(target(arg), input.slice(), TransferMode::Reliable, 0);
+            }
+            6 if config.version == Version::Godot3 => {
+                let value = Variant::Int(i64::from(input.byte()));
+                let property = PROPERTIES[usize::from(input.byte()) % PROPERTIES.len()];
+                let _ = mp.rset(target(arg), NODES[usize::from(arg >> 4) % NODES.len()], property, &value);
             }
             6 if arg & 0x80 != 0 => {
                 let _ = mp.complete_auth(peer(arg));
@@ -116,16 +135,34 @@ fn drain(mp: &mut SceneMultiplayer, client: bool, direct: &[PeerId], config: &Sc
         transmits += 1;
         assert!(transmits <= config.max_queued_packets, "outbound queue over its limit");
         assert!(!t.data.is_empty());
-        assert!(!client || direct.contains(&t.to), "a client sends only to its transport peers");
+        if config.version == Version::Godot3 {
+            // The 3.x transport relays by its header: any target, the 3.x commands only.
+            assert!(t.data[0] <= 4, "a 3.x command");
+            continue;
+        }
+        let Target::Peer(to) = t.to else { panic!("4.x sends to one peer at a time") };
+        assert!(!client || direct.contains(&to), "a client sends only to its transport peers");
         assert!(t.data[0] & 7 <= 3 || t.data[0] == 7, "a command this machine sends");
     }
     let mut events = 0;
     while let Some(event) = mp.poll_event() {
         events += 1;
         assert!(events <= config.max_queued_events, "event queue over its limit");
-        if let SceneEvent::Rpc(call) = event {
-            let node = mp.node(&call.node).expect("an RPC on a declared node");
-            assert!(node.methods().id(&call.method).is_some(), "an RPC of a declared method");
+        match event {
+            SceneEvent::Rpc(call) => {
+                let node = mp.node(&call.node).expect("an RPC on a declared node");
+                if config.version == Version::Godot3 {
+                    assert_ne!(node.rpc_mode(&call.method), RemoteMode::Disabled, "a 3.x RPC with a mode");
+                } else {
+                    assert!(node.methods().id(&call.method).is_some(), "an RPC of a declared method");
+                }
+            }
+            SceneEvent::Rset(set) => {
+                assert_eq!(config.version, Version::Godot3);
+                let node = mp.node(&set.node).expect("an rset on a declared node");
+                assert_ne!(node.rset_mode(&set.property), RemoteMode::Disabled, "an rset with a mode");
+            }
+            _ => {}
         }
     }
     while mp.poll_disconnect().is_some() {}
@@ -173,11 +210,24 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     client.byte(5).byte(0).slice(b"raw").byte(8).byte(0);
     client.byte(7).byte(100).byte(1).byte(0);
 
+    // Godot 3 (§7): a 3.2.3 client's SIMPLIFY, calls and rset to a server; the server's rset.
+    let mut godot3 = Output::default();
+    godot3.byte(0x20).byte(0).byte(1);
+    packet(&mut godot3, 1, "02 01000000 50726f626500");
+    packet(&mut godot3, 1, "00 17000080 70696e6700 01 04000000 02000000 68690000 50726f626500");
+    packet(&mut godot3, 1, "00 01000000 70696e6700 01 0200000005000000");
+    packet(&mut godot3, 1, "01 01000000 70726f7000 020000002a000000");
+    packet(&mut godot3, 1, "04 ab");
+    godot3.byte(4).byte(0).slice(&[1]).byte(0);
+    packet(&mut godot3, 1, "03 50726f626500");
+    godot3.byte(6).byte(0).byte(7).byte(1).byte(8).byte(0);
+
     let mut timeout = Output::default();
     timeout.byte(2).byte(0).byte(1).byte(0).byte(2).byte(7).byte(80).byte(8).byte(0);
     vec![
         ("scene_machine", "server-rpcs-and-relay", server.bytes),
         ("scene_machine", "client-auth-and-relay", client.bytes),
         ("scene_machine", "auth-timeout", timeout.bytes),
+        ("scene_machine", "godot3-rpc-rset", godot3.bytes),
     ]
 }

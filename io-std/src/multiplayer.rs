@@ -222,7 +222,7 @@ impl WebSocketMultiplayerPeer {
     ///
     /// # Errors
     /// [`MultiplayerError::AlreadyInUse`] while active, [`MultiplayerError::InvalidParameter`]
-    /// for a bind address that is neither, [`MultiplayerError::Listen`] when binding fails,
+    /// for a bind address that is neither or a SceneMultiplayer of the other Godot version, [`MultiplayerError::Listen`] when binding fails,
     /// [`MultiplayerError::Connect`] when the OS has no randomness for peer ids.
     pub fn create_server(&mut self, port: u16, bind_address: &str) -> Result<(), MultiplayerError> {
         self.start_server(port, bind_address, None)
@@ -236,6 +236,7 @@ impl WebSocketMultiplayerPeer {
         tls: Option<TlsServerOptions>,
     ) -> Result<(), MultiplayerError> {
         self.check_idle()?;
+        self.check_scene_protocol()?;
         // A new session: SceneMultiplayer forgets the last one's peers and caches.
         if let Some(scene) = self.scene.as_deref_mut() {
             scene.clear();
@@ -282,7 +283,8 @@ impl WebSocketMultiplayerPeer {
     /// # Errors
     /// [`MultiplayerError::AlreadyInUse`] while active; [`MultiplayerError::Connect`] for a bad
     /// URL, `wss://` without the `tls` feature ([`Error::TlsUnsupported`](crate::Error::TlsUnsupported)), an unusable
-    /// subprotocol or header line, no OS randomness, or no thread for the connect.
+    /// subprotocol or header line, no OS randomness, or no thread for the connect;
+    /// [`MultiplayerError::InvalidParameter`] for a SceneMultiplayer of the other Godot version.
     pub fn create_client(&mut self, url: &str) -> Result<(), MultiplayerError> {
         self.start_client(url, None, Opening::Background)
     }
@@ -305,6 +307,7 @@ impl WebSocketMultiplayerPeer {
         opening: Opening,
     ) -> Result<(), MultiplayerError> {
         self.check_idle()?;
+        self.check_scene_protocol()?;
         // A new session: SceneMultiplayer forgets the last one's peers and caches.
         if let Some(scene) = self.scene.as_deref_mut() {
             scene.clear();

@@ -7,6 +7,12 @@
 # two clients calling each other through the server's relay, and an authority-only method
 # called by a client refused by Godot and by the server.
 #
+# Then Godot 3 with io-std's `rpc_godot3` example and rpc_g3.gd, against the real 3.2.3 (and
+# 3.6.2 when tests/interop/godot/godot36 has it): a 3.x client and the Rust server, then the
+# Rust client and a 3.x server. Each way: `rpc` and `rset` with one value of each 3.x type,
+# checked on arrival against the sender's list and echoed back (sender 1), a broadcast, and a
+# `master`/`puppet` call refused on both sides.
+#
 # usage: tests/interop/scene/run.sh     Prints "scene interop: passed" or "... FAILED".
 # Environment: MP_OUT (logs, default /tmp/multipeer-scene-interop), CARGO_TARGET_DIR.
 set -uo pipefail
@@ -17,9 +23,11 @@ godot="$repo/tests/interop/godot/godot4"
 fail() { echo "scene interop: $*" >&2; echo "scene interop: FAILED"; exit 1; }
 
 "$repo/tests/interop/godot/install_godot4.sh" >/dev/null || fail "install_godot4.sh failed"
-(cd "$repo" && cargo build -q --locked -p multipeer-std --example rpc_server) || fail "build failed"
+(cd "$repo" && cargo build -q --locked -p multipeer-std --example rpc_server --example rpc_godot3) \
+  || fail "build failed"
 bin="${CARGO_TARGET_DIR:-$repo/target}/debug/examples/rpc_server"
-rm -rf "$out"; mkdir -p "$out"; cp "$here/rpc_client_g4.gd" "$out/"
+bin3="${CARGO_TARGET_DIR:-$repo/target}/debug/examples/rpc_godot3"
+rm -rf "$out"; mkdir -p "$out"; cp "$here/rpc_client_g4.gd" "$here/rpc_g3.gd" "$out/"
 port=$((20000 + RANDOM % 20000))
 
 # server LOG ARGS...: starts rpc_server in the background (it stops by itself).
@@ -54,4 +62,42 @@ kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 grep -hE "^(FAIL|DONE)|whisper|authority" "$out/client-pair-a.log" "$out/client-pair-b.log"
 [ $ra -eq 0 ] && [ $rb -eq 0 ] || fail "paired clients: exit $ra and $rb"
 grep -q "NotAllowed" "$out/pair.log" || fail "the server did not refuse the forged pong"
+
+# godot3 NAME GODOT: both directions with one Godot 3 binary.
+values=33
+godot3() {
+  local name=$1 g=$2 pid rc
+  port=$((port + 1))
+  "$bin3" server "$port" --seconds 25 --check >"$out/$name-rust-server.log" 2>&1 & pid=$!
+  sleep 1
+  (cd "$out" && timeout 30 "$g" -s rpc_g3.gd -- client "ws://127.0.0.1:$port") >"$out/$name-client.log" 2>&1
+  rc=$?
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  grep -E "^(FAIL|DONE)" "$out/$name-client.log"
+  [ $rc -eq 0 ] && grep -q "^DONE 0" "$out/$name-client.log" || fail "$name client: exit $rc (logs in $out)"
+  [ "$(grep -c '^MATCH' "$out/$name-rust-server.log")" -eq $((2 * values)) ] \
+    && ! grep -q '^MISMATCH' "$out/$name-rust-server.log" || fail "$name client: values decoded wrong by the Rust server"
+  grep -q "NotAllowed { node: \"Game\", method: \"pong\" }" "$out/$name-rust-server.log" \
+    || fail "$name client: the Rust server did not refuse the puppet call"
+  grep -q "RPC 'master_only' is not allowed" "$out/$name-client.log" || fail "$name client: Godot did not refuse master_only"
+
+  port=$((port + 1))
+  (cd "$out" && timeout 30 "$g" -s rpc_g3.gd -- server "$port") >"$out/$name-server.log" 2>&1 & pid=$!
+  sleep 1
+  timeout 30 "$bin3" client "ws://127.0.0.1:$port" --seconds 20 --check >"$out/$name-rust-client.log" 2>&1
+  rc=$?
+  wait "$pid"; local grc=$?
+  grep -E "^(FAIL|DONE)" "$out/$name-rust-client.log" "$out/$name-server.log"
+  [ $rc -eq 0 ] || fail "$name server: the Rust client failed, exit $rc (logs in $out)"
+  [ $grc -eq 0 ] && grep -q "^DONE 0" "$out/$name-server.log" || fail "$name server: exit $grc"
+  [ "$(grep -c '^PASS ping [0-9]' "$out/$name-server.log")" -eq $values ] || fail "$name server: pings missing"
+  grep -q "RPC 'pong' is not allowed" "$out/$name-server.log" || fail "$name server: Godot did not refuse pong"
+}
+"$repo/tests/interop/godot/install_godot3.sh" >/dev/null || fail "install_godot3.sh failed"
+godot3 g323 godot3-server
+if "$repo/tests/interop/godot/godot36" --version >/dev/null 2>&1; then
+  godot3 g362 "$repo/tests/interop/godot/godot36"
+else
+  echo "scene interop: Godot 3.6.2 not installed, skipped"
+fi
 echo "scene interop: passed"

@@ -61,6 +61,9 @@ impl SceneMultiplayer {
     /// An admitted peer's packet; `relayed` when it came out of a `RELAY`.
     fn process(&mut self, from: PeerId, packet: &[u8], relayed: bool) {
         let Some(&first) = packet.first() else { return self.refuse(from, Refusal::Malformed) };
+        if !self.config.version.is_godot4() {
+            return self.process_godot3(from, packet);
+        }
         match first & 7 {
             0 => self.process_call(from, packet),
             1 => self.process_simplify(from, packet),
@@ -175,7 +178,7 @@ impl SceneMultiplayer {
         let forward = [&sys::header(SysCommand::Relay, from.get())[..], inner].concat();
         for peer in targets {
             self.transmits.push_back(super::Transmit {
-                to: peer,
+                to: crate::peer::Target::Peer(peer),
                 mode: TransferMode::Reliable,
                 channel: 0,
                 data: forward.clone(),
@@ -189,7 +192,7 @@ impl SceneMultiplayer {
         }
     }
 
-    fn process_simplify(&mut self, from: PeerId, packet: &[u8]) {
+    pub(super) fn process_simplify(&mut self, from: PeerId, packet: &[u8]) {
         let version = self.config.version;
         let Ok(simplify) = SimplifyPath::decode(packet, version) else {
             return self.refuse(from, Refusal::Malformed);
@@ -230,13 +233,17 @@ impl SceneMultiplayer {
         }
     }
 
-    fn process_confirm(&mut self, from: PeerId, packet: &[u8]) {
+    pub(super) fn process_confirm(&mut self, from: PeerId, packet: &[u8]) {
         let Ok(confirm) = ConfirmPath::decode(packet, self.config.version) else {
             return self.refuse(from, Refusal::Malformed);
         };
         let (valid, id) = match confirm {
             ConfirmPath::Id { valid, id } => (valid, Some(id)),
-            ConfirmPath::Path { valid, path } => (valid, self.nodes.get(path).and_then(|e| e.cache_id)),
+            // 3.x and 4.0–4.2 confirm by path, and log one they never simplified.
+            ConfirmPath::Path { valid, path } => match self.nodes.get(path).and_then(|e| e.cache_id) {
+                Some(id) => (valid, Some(id)),
+                None => return self.refuse(from, Refusal::UnexpectedConfirm),
+            },
         };
         // An id no longer assigned is ignored silently, as Godot does.
         let Some((id, path)) = id.and_then(|id| self.ids.get(&id).map(|p| (id, p.clone()))) else { return };

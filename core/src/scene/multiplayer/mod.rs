@@ -16,7 +16,11 @@
 //! Where Godot logs an error and drops a packet (unknown node or method, a sender without
 //! permission, a pending peer's RPC), a [`SceneEvent::Refused`] says why; where Godot calls a
 //! method with `null` after an argument fails to decode, the call is refused instead.
+//!
+//! With [`SceneConfig::godot3`] it is Godot 3's `MultiplayerAPI` instead (`godot3.rs`): calls
+//! and `rset` by name, without authentication or a relay of its own.
 
+mod godot3;
 mod incoming;
 mod types;
 
@@ -33,8 +37,10 @@ use crate::scene::{NodeTarget, SimplifyPath, encode_call};
 use crate::time::Instant;
 use crate::variant::{DecodeOptions, Variant, Version};
 
+pub use godot3::RemoteMode;
 pub use types::{
-    Arity, Refusal, Replication, RpcCall, RpcNode, SceneConfig, SceneEvent, SceneStats, SendError, Transmit,
+    Arity, Refusal, Replication, RpcCall, RpcNode, RsetCall, SceneConfig, SceneEvent, SceneStats, SendError,
+    Transmit,
 };
 
 /// Where a peer is in authentication (`scene-multiplayer.md` §5).
@@ -173,7 +179,8 @@ impl SceneMultiplayer {
         self.nodes.get(path).map(|e| &e.node)
     }
 
-    /// Sets a node's authority (`Node.set_multiplayer_authority`); false if it is not declared.
+    /// Sets a node's authority (`Node.set_multiplayer_authority`; Godot 3
+    /// `Node.set_network_master`); false if it is not declared.
     pub fn set_multiplayer_authority(&mut self, path: &str, authority: PeerId) -> bool {
         self.nodes.get_mut(path).map(|e| e.node.authority = authority).is_some()
     }
@@ -203,9 +210,10 @@ impl SceneMultiplayer {
         self.peers.iter().filter(|(_, s)| s.status != Status::Admitted).map(|(p, _)| *p)
     }
 
-    /// `get_remote_sender_id()`: the sender of the last [`SceneEvent::Rpc`] or
-    /// [`SceneEvent::PeerPacket`] returned by [`poll_event`](Self::poll_event) (Godot: only
-    /// valid inside the RPC; here until the next such event).
+    /// `get_remote_sender_id()` (Godot 3 `get_rpc_sender_id()`): the sender of the last
+    /// [`SceneEvent::Rpc`], [`SceneEvent::Rset`] or [`SceneEvent::PeerPacket`] returned by
+    /// [`poll_event`](Self::poll_event) (Godot: only valid inside the RPC; here until the next
+    /// such event).
     #[must_use]
     pub fn remote_sender_id(&self) -> Option<PeerId> {
         self.remote_sender
@@ -231,6 +239,7 @@ impl SceneMultiplayer {
         let event = self.events.pop_front()?;
         match &event {
             SceneEvent::Rpc(call) => self.remote_sender = Some(call.sender),
+            SceneEvent::Rset(call) => self.remote_sender = Some(call.sender),
             SceneEvent::PeerPacket { from, .. } => self.remote_sender = Some(*from),
             _ => {}
         }
@@ -276,7 +285,7 @@ impl SceneMultiplayer {
         } else {
             (PeerId::SERVER, [&sys::header(SysCommand::Relay, to.get())[..], packet].concat())
         };
-        self.transmits.push_back(Transmit { to, mode, channel, data });
+        self.transmits.push_back(Transmit { to: Target::Peer(to), mode, channel, data });
     }
 
     // ----- peers and time ----------------------------------------------------------------
@@ -288,7 +297,7 @@ impl SceneMultiplayer {
         if self.peers.contains_key(&peer) || Some(peer) == self.local {
             return;
         }
-        if self.config.auth {
+        if self.config.auth && self.config.version.is_godot4() {
             let deadline = (!self.config.auth_timeout.is_zero()).then(|| now + self.config.auth_timeout);
             self.peers.insert(
                 peer,
@@ -315,7 +324,7 @@ impl SceneMultiplayer {
         if peer.is_server() {
             // Every relayed peer was reached through the server.
             self.peers.retain(|_, s| !s.relayed);
-        } else if self.is_server() && self.config.server_relay {
+        } else if self.is_server() && self.sys_relay() {
             let others: Vec<PeerId> = self.peers().collect();
             let del = sys::header(SysCommand::DelPeer, peer.get());
             for other in others {
@@ -349,7 +358,7 @@ impl SceneMultiplayer {
     fn admit(&mut self, peer: PeerId) {
         let Some(state) = self.peers.get_mut(&peer) else { return };
         state.status = Status::Admitted;
-        if self.is_server() && self.config.server_relay {
+        if self.is_server() && self.sys_relay() {
             let others: Vec<PeerId> = self.peers().filter(|p| *p != peer).collect();
             for other in others {
                 if !self.room(2) {
@@ -387,7 +396,7 @@ impl SceneMultiplayer {
         }
         let packet = [&AUTH[..], data].concat();
         self.transmits.push_back(Transmit {
-            to: peer,
+            to: Target::Peer(peer),
             mode: TransferMode::Reliable,
             channel: 0,
             data: packet,
@@ -410,7 +419,7 @@ impl SceneMultiplayer {
             return Err(SendError::Full);
         }
         self.transmits.push_back(Transmit {
-            to: peer,
+            to: Target::Peer(peer),
             mode: TransferMode::Reliable,
             channel: 0,
             data: AUTH.to_vec(),
@@ -459,7 +468,10 @@ impl SceneMultiplayer {
     /// `rpc(method, args)` / `rpc_id(target, method, args)` on the node at `node`: one packet
     /// per target peer, a `SIMPLIFY_PATH` first to a peer that has not seen the node, the
     /// full path until it confirmed, its cache id after; with `call_local`, also a
-    /// [`SceneEvent::Rpc`] from this peer. All or nothing: on error nothing is queued.
+    /// [`SceneEvent::Rpc`] from this peer. All or nothing: on error nothing is queued. With
+    /// Godot 3 it is 3.x `Node.rpc` / `rpc_id` instead: by name, a method without a
+    /// [`RemoteMode`] is sent all the same (the receiver refuses it, as in 3.x), the local call
+    /// follows the mode, and once every target confirmed the path one packet goes to `target`.
     ///
     /// # Errors
     /// [`SendError`].
@@ -470,6 +482,9 @@ impl SceneMultiplayer {
         method: &str,
         args: &[Variant],
     ) -> Result<(), SendError> {
+        if !self.config.version.is_godot4() {
+            return self.rpc_godot3(target, node, method, args);
+        }
         let entry = self.nodes.get(node).ok_or(SendError::UnknownNode)?;
         let id = entry.node.methods.id(method).ok_or(SendError::UnknownMethod)?;
         let config = *entry.node.methods.method(id).ok_or(SendError::UnknownMethod)?.1;
@@ -533,7 +548,8 @@ impl SceneMultiplayer {
         Ok(())
     }
 
-    /// `send_bytes(bytes, id, mode, channel)`: `03 <bytes>` to each target peer.
+    /// `send_bytes(bytes, id, mode, channel)`: `03 <bytes>` to each target peer (Godot 3:
+    /// `04 <bytes>`, one packet with the target, which the 3.x server relays).
     ///
     /// # Errors
     /// [`SendError::Empty`], [`SendError::SelfTarget`], [`SendError::UnknownPeer`],
@@ -555,7 +571,15 @@ impl SceneMultiplayer {
         if !self.room(targets.len()) {
             return Err(SendError::Full);
         }
-        let packet = [&[sys::COMMAND_RAW][..], bytes].concat();
+        let raw = if self.config.version.is_godot4() { sys::COMMAND_RAW } else { godot3::COMMAND_RAW };
+        let packet = [&[raw][..], bytes].concat();
+        if !self.config.version.is_godot4() {
+            // 3.x sends one packet with the caller's target; its server relays by the header.
+            if !targets.is_empty() {
+                self.transmits.push_back(Transmit { to: target, mode, channel, data: packet });
+            }
+            return Ok(());
+        }
         for peer in targets {
             self.queue(peer, mode, channel, &packet);
         }
@@ -599,7 +623,7 @@ impl SceneMultiplayer {
             let _ = peer.disconnect_peer(now, p, false);
         }
         while let Some(transmit) = self.transmits.front() {
-            peer.set_target_peer(Target::Peer(transmit.to));
+            peer.set_target_peer(transmit.to);
             peer.set_transfer_mode(transmit.mode);
             peer.set_transfer_channel(transmit.channel);
             match peer.put_packet(&transmit.data) {
@@ -619,6 +643,12 @@ impl SceneMultiplayer {
             allow_objects: self.config.allow_object_decoding,
             ..DecodeOptions::new(self.config.version)
         }
+    }
+
+    /// Whether this machine announces peers and relays with `SYS` (4.x `server_relay`; a 3.x
+    /// server's transport does both itself).
+    fn sys_relay(&self) -> bool {
+        self.config.server_relay && self.config.version.is_godot4()
     }
 
     fn confirms_by_id(&self) -> bool {

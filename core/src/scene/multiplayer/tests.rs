@@ -41,6 +41,17 @@ fn probe() -> RpcNode {
     node.script_method("auth_only", RpcConfig::default(), Arity::exactly(1)).unwrap();
     node.script_method("echo", RpcConfig { call_local: true, ..any }, Arity::exactly(1)).unwrap();
     node.node_method("node_cfg", any, Arity::exactly(1)).unwrap();
+    // Godot 3 (`harness/scene/rpc_client_g3.gd`): `remote`, `puppet`, `master` and `remotesync`
+    // functions and a `remote var`.
+    node.remote_method("ping", RemoteMode::Remote, Arity::exactly(1))
+        .remote_method("args6", RemoteMode::Remote, Arity::exactly(6))
+        .remote_method("noargs", RemoteMode::Remote, Arity::exactly(0))
+        .remote_method("puppet_only", RemoteMode::Puppet, Arity::exactly(1))
+        .remote_method("master_only", RemoteMode::Master, Arity::exactly(1))
+        .remote_method("echo", RemoteMode::RemoteSync, Arity::exactly(1))
+        .remote_method("master_sync", RemoteMode::MasterSync, Arity::exactly(1))
+        .remote_property("prop", RemoteMode::Remote)
+        .remote_property("puppet_prop", RemoteMode::PuppetSync);
     node
 }
 
@@ -56,7 +67,7 @@ fn events(mp: &mut SceneMultiplayer) -> Vec<SceneEvent> {
 }
 
 fn sent(mp: &mut SceneMultiplayer) -> Vec<(u32, Vec<u8>)> {
-    core::iter::from_fn(|| mp.poll_transmit()).map(|t| (t.to.get() as u32, t.data)).collect()
+    core::iter::from_fn(|| mp.poll_transmit()).map(|t| (t.to.to_godot() as u32, t.data)).collect()
 }
 
 fn rpc(sender: u32, method: &str, args: Vec<Variant>) -> SceneEvent {
@@ -410,6 +421,9 @@ fn broadcast_to_nobody() {
 
 #[path = "tests_net.rs"]
 mod net;
+
+#[path = "tests_godot3.rs"]
+mod godot3;
 
 /// §6: the replication headers of a 4.6.3 server's capture, reported as events.
 #[test]

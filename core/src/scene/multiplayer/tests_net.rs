@@ -9,8 +9,8 @@ use rand_core::SeedableRng;
 
 use super::{T0, id, probe};
 use crate::buffer::VecStorage;
-use crate::peer::{Client, ClientConfig, ConnId, PeerId, Server, ServerConfig, Target};
-use crate::scene::{RpcCall, SceneConfig, SceneEvent, SceneMultiplayer};
+use crate::peer::{Client, ClientConfig, ConnId, PeerId, Protocol, Server, ServerConfig, Target};
+use crate::scene::{RpcCall, RsetCall, SceneConfig, SceneEvent, SceneMultiplayer};
 use crate::time::Instant;
 use crate::variant::Variant;
 
@@ -32,6 +32,11 @@ struct World {
     clients: Vec<Far>,
 }
 
+/// The transport protocol of the machine's Godot version.
+fn protocol(config: SceneConfig) -> Protocol {
+    if config.version.is_godot4() { Protocol::Godot4 } else { Protocol::Godot3 }
+}
+
 fn scene(config: SceneConfig) -> SceneMultiplayer {
     let mut mp = SceneMultiplayer::new(config);
     mp.add_node("Probe", probe());
@@ -40,9 +45,9 @@ fn scene(config: SceneConfig) -> SceneMultiplayer {
 
 impl World {
     fn new(config: SceneConfig) -> Self {
-        // The machine speaks SYS itself: the transport's relay is off.
+        // The machine speaks SYS itself: the transport's relay is off (3.x's is always on).
         let server = Server::new(
-            ServerConfig { relay: false, ..ServerConfig::default() },
+            ServerConfig { relay: false, protocol: protocol(config), ..ServerConfig::default() },
             ChaCha8Rng::seed_from_u64(1),
         );
         Self { now: T0, server, mp: scene(config), events: Vec::new(), clients: Vec::new() }
@@ -51,7 +56,8 @@ impl World {
     fn connect(&mut self, config: SceneConfig) -> usize {
         let conn = self.server.accept(self.now, None).unwrap();
         let seed = 100 + self.clients.len() as u64;
-        let client_config = ClientConfig { relay: false, ..ClientConfig::default() };
+        let client_config =
+            ClientConfig { relay: false, protocol: protocol(config), ..ClientConfig::default() };
         let client =
             Client::create(self.now, "ws://127.0.0.1:9080/", client_config, ChaCha8Rng::seed_from_u64(seed))
                 .unwrap();
@@ -228,4 +234,60 @@ fn authentication_admits_and_times_out() {
     assert!(!world.clients[a].events.contains(&SceneEvent::PeerConnected(idb)), "never announced");
     assert_eq!(world.mp.peers().collect::<Vec<_>>(), vec![ida]);
     let _ = (id(1), vec![0u8]);
+}
+
+#[test]
+fn godot3_rpc_and_rset_through_the_3x_transport() {
+    let config = SceneConfig::godot3();
+    let mut world = World::new(config);
+    let a = world.connect(config);
+    let b = world.connect(config);
+    let (ida, idb) = (world.client_id(a), world.client_id(b));
+    assert!(world.clients[a].events.contains(&SceneEvent::ConnectedToServer));
+    assert!(world.clients[a].events.contains(&SceneEvent::PeerConnected(idb)), "announced by SYS_ADD");
+
+    // Client → server: full path, then cached; an rset.
+    for n in 0..3 {
+        world.clients[a].mp.rpc(Target::Server, "Probe", "ping", &[n.into()]).unwrap();
+        world.run();
+    }
+    world.clients[a].mp.rset(Target::Server, "Probe", "prop", &"v".into()).unwrap();
+    world.run();
+    let expected: Vec<Variant> = (0..3).map(Variant::from).collect();
+    let got = calls(&world.events);
+    assert_eq!(got.iter().map(|c| (c.0, c.1, c.2[0].clone())).collect::<Vec<_>>().len(), 3);
+    assert!(got.iter().zip(&expected).all(|(c, v)| c.0 == ida && c.1 == "ping" && c.2 == [v.clone()]));
+    let set = RsetCall { sender: ida, node: "Probe".into(), property: "prop".into(), value: "v".into() };
+    assert!(world.events.contains(&SceneEvent::Rset(set)));
+
+    // Server broadcasts (confirmed by both after the first), a puppet rset from the master.
+    for n in 0..2 {
+        world.mp.rpc(Target::Broadcast, "Probe", "puppet_only", &[n.into()]).unwrap();
+        world.run();
+    }
+    world.mp.rset(Target::AllExcept(ida), "Probe", "puppet_prop", &5.into()).unwrap();
+    world.run();
+    assert_eq!(calls(&world.clients[a].events).len(), 2);
+    assert_eq!(calls(&world.clients[b].events).len(), 2);
+    assert!(
+        world.clients[b]
+            .events
+            .iter()
+            .any(|e| matches!(e, SceneEvent::Rset(s) if s.sender == PeerId::SERVER))
+    );
+    assert!(!world.clients[a].events.iter().any(|e| matches!(e, SceneEvent::Rset(_))));
+
+    // Client → client through the 3.x server's relay, twice (the second by cache id), and a
+    // forged puppet call refused by the other client.
+    for text in ["one", "two"] {
+        world.clients[a].mp.rpc(Target::Peer(idb), "Probe", "ping", &[text.into()]).unwrap();
+        world.run();
+    }
+    world.clients[a].mp.rpc(Target::Peer(idb), "Probe", "puppet_only", &[9.into()]).unwrap();
+    world.run();
+    let at_b = calls(&world.clients[b].events);
+    assert_eq!(at_b[2..], [(ida, "ping", &["one".into()][..]), (ida, "ping", &["two".into()][..])]);
+    assert!(
+        world.clients[b].events.iter().any(|e| matches!(e, SceneEvent::Refused { from, .. } if *from == ida))
+    );
 }

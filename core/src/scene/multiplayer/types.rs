@@ -6,9 +6,11 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
-use crate::peer::{PeerId, PutError, TransferMode};
+use crate::peer::{PeerId, PutError, Target, TransferMode};
 use crate::scene::{ArgumentError, RemoteCallError, RpcConfig, RpcMethods, TooManyMethods};
 use crate::variant::{Variant, Version};
+
+use super::godot3::RemoteMode;
 
 /// How many arguments a method takes: `min` required, up to `max` with defaults (Godot checks
 /// this when it calls the method; here the call is refused before it is delivered).
@@ -45,6 +47,10 @@ pub struct RpcNode {
     pub(super) methods: RpcMethods,
     pub(super) arity: BTreeMap<String, Arity>,
     pub(super) authority: PeerId,
+    /// Godot 3: `remote func` / `rpc_config` modes by method name.
+    pub(super) remote_methods: BTreeMap<String, RemoteMode>,
+    /// Godot 3: `remote var` / `rset_config` modes by property name.
+    pub(super) remote_properties: BTreeMap<String, RemoteMode>,
 }
 
 impl Default for RpcNode {
@@ -57,7 +63,13 @@ impl RpcNode {
     /// A node without RPC methods whose authority is the server (Godot's default).
     #[must_use]
     pub const fn new() -> Self {
-        Self { methods: RpcMethods::new(), arity: BTreeMap::new(), authority: PeerId::SERVER }
+        Self {
+            methods: RpcMethods::new(),
+            arity: BTreeMap::new(),
+            authority: PeerId::SERVER,
+            remote_methods: BTreeMap::new(),
+            remote_properties: BTreeMap::new(),
+        }
     }
 
     /// Declares a script method (`@rpc(...) func name(...)`).
@@ -90,13 +102,45 @@ impl RpcNode {
         Ok(self)
     }
 
-    /// Sets the multiplayer authority (`Node.set_multiplayer_authority`).
+    /// Declares a Godot 3 method (`remote func name(...)`, or 3.x `Node.rpc_config(name,
+    /// mode)`): 3.x calls it by name with the permission of `mode`. Declaring it again
+    /// replaces its mode.
+    pub fn remote_method(&mut self, name: &str, mode: RemoteMode, arity: Arity) -> &mut Self {
+        self.remote_methods.insert(name.into(), mode);
+        self.arity.insert(name.into(), arity);
+        self
+    }
+
+    /// Declares a Godot 3 property (`remote var name`, or 3.x `Node.rset_config(name, mode)`):
+    /// `rset` may set it with the permission of `mode`.
+    pub fn remote_property(&mut self, name: &str, mode: RemoteMode) -> &mut Self {
+        self.remote_properties.insert(name.into(), mode);
+        self
+    }
+
+    /// A Godot 3 method's mode; [`RemoteMode::Disabled`] when it is not declared (3.x
+    /// `Node.get_node_rpc_mode`, script `get_rpc_mode`).
+    #[must_use]
+    pub fn rpc_mode(&self, name: &str) -> RemoteMode {
+        self.remote_methods.get(name).copied().unwrap_or_default()
+    }
+
+    /// A Godot 3 property's mode; [`RemoteMode::Disabled`] when it is not declared (3.x
+    /// `Node.get_node_rset_mode`, script `get_rset_mode`).
+    #[must_use]
+    pub fn rset_mode(&self, name: &str) -> RemoteMode {
+        self.remote_properties.get(name).copied().unwrap_or_default()
+    }
+
+    /// Sets the multiplayer authority (`Node.set_multiplayer_authority`; Godot 3
+    /// `Node.set_network_master`).
     pub fn set_authority(&mut self, authority: PeerId) -> &mut Self {
         self.authority = authority;
         self
     }
 
-    /// The multiplayer authority (`Node.get_multiplayer_authority`).
+    /// The multiplayer authority (`Node.get_multiplayer_authority`; Godot 3
+    /// `Node.get_network_master`).
     #[must_use]
     pub fn authority(&self) -> PeerId {
         self.authority
@@ -109,10 +153,15 @@ impl RpcNode {
     }
 }
 
-/// How a [`SceneMultiplayer`](super::SceneMultiplayer) behaves; the defaults are Godot 4.6's.
+/// How a [`SceneMultiplayer`](super::SceneMultiplayer) behaves; the defaults are Godot 4.6's,
+/// [`SceneConfig::godot3`] gives Godot 3's `MultiplayerAPI`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SceneConfig {
     /// The Godot version spoken (4.0–4.2 confirm paths by path, 4.3+ by id).
+    /// [`Version::Godot3`] switches to 3.x's `MultiplayerAPI`: calls and `rset` by name with
+    /// [`RemoteMode`]s, plain variants, 3.x path-cache packets, and neither authentication nor
+    /// a relay of its own (the 3.x transport relays by its header), so `server_relay`, `auth`
+    /// and `auth_timeout` are then ignored.
     pub version: Version,
     /// `server_relay` (default true): the server forwards `RELAY` packets between clients and
     /// announces peers with `ADD_PEER`/`DEL_PEER`. The transport's own relay must then be off,
@@ -155,12 +204,22 @@ impl Default for SceneConfig {
     }
 }
 
+impl SceneConfig {
+    /// Godot 3.x's `MultiplayerAPI` (3.2.3), the other fields at their defaults.
+    #[must_use]
+    pub fn godot3() -> Self {
+        Self { version: Version::Godot3, ..Self::default() }
+    }
+}
+
 /// One packet to send: give it to the transport with `set_target_peer(to)`,
 /// `set_transfer_mode(mode)`, `set_transfer_channel(channel)` and `put_packet(data)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
-    /// The transport peer (a client sends everything to 1, wrapped in `RELAY` for others).
-    pub to: PeerId,
+    /// The transport target: one peer in 4.x (a client sends everything to 1, wrapped in
+    /// `RELAY` for others); in 3.x also a broadcast or an exclusion, which the 3.x server
+    /// relays by the header, once every target confirmed the path.
+    pub to: Target,
     /// The transfer mode.
     pub mode: TransferMode,
     /// The channel.
@@ -181,6 +240,20 @@ pub struct RpcCall {
     pub method: String,
     /// The decoded arguments.
     pub args: Vec<Variant>,
+}
+
+/// A Godot 3 `rset` that arrived and passed every check: the property to set (3.x
+/// `MultiplayerAPI::_process_rset`), with `get_rpc_sender_id()` as `sender`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RsetCall {
+    /// The setter (this peer for a `*sync` mode).
+    pub sender: PeerId,
+    /// The node path, as declared.
+    pub node: String,
+    /// The property name.
+    pub property: String,
+    /// The new value.
+    pub value: Variant,
 }
 
 /// A replication packet header (`scene-multiplayer.md` §6), decoded for the application until
@@ -232,6 +305,8 @@ pub enum SceneEvent {
     PeerAuthenticationFailed(PeerId),
     /// An RPC to run.
     Rpc(RpcCall),
+    /// A Godot 3 `rset`: a property to set.
+    Rset(RsetCall),
     /// `peer_packet(id, packet)`: bytes from `send_bytes`.
     PeerPacket {
         /// The sender.
@@ -263,8 +338,8 @@ pub enum SceneEvent {
     },
     /// A packet queued earlier could not be handed to the transport.
     SendFailed {
-        /// Its transport peer.
-        to: PeerId,
+        /// Its transport target.
+        to: Target,
         /// Why.
         error: PutError,
     },
@@ -297,11 +372,12 @@ pub enum Refusal {
         /// The id.
         id: u16,
     },
-    /// The method's `rpc_mode` does not allow this sender (disabled, or authority only).
+    /// The method's `rpc_mode` does not allow this sender (disabled, or authority only; 3.x:
+    /// a method or property whose [`RemoteMode`] refuses it, or that has none).
     NotAllowed {
         /// The node path.
         node: String,
-        /// The method.
+        /// The method (3.x `rset`: the property).
         method: String,
     },
     /// An argument did not decode (Godot would call the method with `null`).
@@ -327,6 +403,9 @@ pub enum Refusal {
     /// The sender's path cache is at [`SceneConfig::max_cached_paths`], or an `ADD_PEER`
     /// beyond [`SceneConfig::max_relayed_peers`].
     CacheFull,
+    /// A 3.x command byte that is none of `REMOTE_CALL`, `REMOTE_SET`, `SIMPLIFY_PATH`,
+    /// `CONFIRM_PATH` and `RAW` (3.2.3 ignores it).
+    UnknownCommand(u8),
     /// A `CONFIRM_PATH` for a path never simplified to this peer.
     UnexpectedConfirm,
     /// A `SYS` sub-command that is unknown or not for this side.
@@ -360,6 +439,7 @@ impl fmt::Display for Refusal {
             }
             Self::DuplicateCacheId(id) => write!(f, "cache id {id} simplified twice"),
             Self::CacheFull => f.write_str("path cache full"),
+            Self::UnknownCommand(c) => write!(f, "unknown command {c}"),
             Self::UnexpectedConfirm => f.write_str("confirm for a path never simplified"),
             Self::UnexpectedSys(c) => write!(f, "unexpected SYS command {c}"),
             Self::BadRelay(t) => write!(f, "relay to or from {t} refused"),
@@ -394,6 +474,8 @@ pub enum SendError {
     Full,
     /// No cache ids are left (2^31 nodes addressed).
     CacheExhausted,
+    /// Not in this version: `rset` outside Godot 3.
+    Unsupported,
 }
 
 impl fmt::Display for SendError {
@@ -409,6 +491,7 @@ impl fmt::Display for SendError {
             Self::Encode(e) => write!(f, "{e}"),
             Self::Full => f.write_str("outbound queue full"),
             Self::CacheExhausted => f.write_str("cache ids exhausted"),
+            Self::Unsupported => f.write_str("not in this Godot version"),
         }
     }
 }
