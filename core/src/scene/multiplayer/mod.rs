@@ -520,6 +520,7 @@ impl SceneMultiplayer {
             }
             self.queue(peer, config.transfer_mode, config.channel, if confirmed { &by_id } else { &by_path });
             self.stats.rpcs_out += 1;
+            self.stats.rpcs_out_by_path += u64::from(!confirmed);
         }
         if includes_self && config.call_local {
             let sender = self.local.ok_or(SendError::NotConnected)?;
