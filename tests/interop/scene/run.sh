@@ -87,4 +87,6 @@ grep -hE "^(FAIL|DONE)|auth" "$out/bot-auth.log" "$out/bot-wrong.log" "$out/godo
 [ $rw -ne 0 ] || fail "bot with a wrong token passed"
 grep -q "peer_authentication_failed 1" "$out/bot-wrong.log" || fail "wrong token: the bot saw no auth failure"
 [ $rs -eq 0 ] || fail "Godot auth server: exit $rs (a wrong token admitted, or the right one refused)"
+
+MP_OUT="$out/serve-auth" bash "$here/serve_auth.sh" || fail "multipeer serve --auth-token"
 echo "scene interop: passed"

@@ -8,7 +8,10 @@ use std::io::{IsTerminal as _, Write as _};
 use std::time::Instant;
 
 use multipeer::peer::{DisconnectReason, DropReason, Event, MultiplayerPeer as _, ServerStats};
+use multipeer::scene::SceneEvent;
 use multipeer_mio::{Server, TransportError, TransportStats};
+
+use crate::auth::AuthGate;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -46,10 +49,12 @@ pub(crate) struct Status {
     rejected: Tally,
     disconnected: Tally,
     transport: Tally,
+    /// `--auth-token`: checks tokens of SceneMultiplayer's pending peers.
+    gate: Option<AuthGate>,
 }
 
 impl Status {
-    pub(crate) fn new(quiet: bool, verbose: bool) -> Self {
+    pub(crate) fn new(quiet: bool, verbose: bool, gate: Option<AuthGate>) -> Self {
         let now = Instant::now();
         Self {
             quiet,
@@ -62,6 +67,7 @@ impl Status {
             rejected: Tally::default(),
             disconnected: Tally::default(),
             transport: Tally::default(),
+            gate,
         }
     }
 
@@ -71,15 +77,22 @@ impl Status {
             self.transport.add(transport_reason(&failure.error));
             self.debug(format_args!("transport: {failure}"));
         }
+        // With --auth-token, SceneMultiplayer takes the core's events and packets.
+        while let Some(event) = server.poll_scene_event() {
+            self.debug(format_args!("scene: {event:?}"));
+            if let Some(line) = self.gate.as_mut().and_then(|gate| gate.handle(server, &event)) {
+                self.log(&line);
+            }
+            match event {
+                SceneEvent::Transport(event) => self.count(event),
+                SceneEvent::PeerPacket { .. } | SceneEvent::Rpc(_) => self.to_server += 1,
+                _ => {}
+            }
+        }
         let peer = server.peer_mut();
         while let Some(event) = peer.poll_event() {
             self.debug(format_args!("event: {event:?}"));
-            match event {
-                Event::PacketDropped { reason, .. } => self.dropped.add(drop_reason(reason)),
-                Event::ConnectionRejected(e) => self.rejected.add(e.to_string()),
-                Event::PeerDisconnected { reason, .. } => self.disconnected.add(disconnect_reason(&reason)),
-                _ => {}
-            }
+            self.count(event);
         }
         // A relay has no game logic: packets for the server are read so nobody stalls.
         while let Some(packet) = peer.peek_packet() {
@@ -142,6 +155,9 @@ impl Status {
             let failures = transport.tls_failures + transport.io_errors + transport.accept_errors;
             let _ = write!(line, " | transport errors {failures}{}", self.transport.summary());
         }
+        if let Some(gate) = &self.gate {
+            let _ = write!(line, " | auth: {} admitted, {} refused", gate.admitted, gate.refused);
+        }
         if stats.unreported_events > 0 {
             let _ = write!(line, " | {} events unreported", stats.unreported_events);
         }
@@ -160,6 +176,27 @@ impl Status {
             stats.rejected,
             if self.disconnected.0.is_empty() { " none".into() } else { self.disconnected.summary() },
         )
+    }
+
+    fn count(&mut self, event: Event) {
+        match event {
+            Event::PacketDropped { reason, .. } => self.dropped.add(drop_reason(reason)),
+            Event::ConnectionRejected(e) => self.rejected.add(e.to_string()),
+            Event::PeerDisconnected { reason, .. } => self.disconnected.add(disconnect_reason(&reason)),
+            _ => {}
+        }
+    }
+
+    /// A line that is always worth reading (unless --quiet), on its own line.
+    fn log(&self, line: &str) {
+        if !self.quiet {
+            let mut err = std::io::stderr().lock();
+            let _ = if self.tty {
+                writeln!(err, "\r\x1b[2Kmultipeer: {line}")
+            } else {
+                writeln!(err, "multipeer: {line}")
+            };
+        }
     }
 
     fn debug(&self, message: core::fmt::Arguments<'_>) {
