@@ -29,7 +29,7 @@ impl fmt::Display for TransportRelayOn {
     }
 }
 
-impl std::error::Error for TransportRelayOn {}
+impl core::error::Error for TransportRelayOn {}
 
 /// The SceneMultiplayer commands and getters both adapters share (Godot's names), for a type
 /// with a `scene: Option<Box<SceneMultiplayer>>` field. Commands queue into the machine; the

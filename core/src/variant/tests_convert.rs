@@ -181,7 +181,7 @@ fn options_tuples_and_maps() {
     assert_eq!(BTreeMap::<i64, Vec<String>>::from_variant(v.clone()), Ok(map));
     let error = BTreeMap::<String, Vec<String>>::from_variant(v).unwrap_err();
     assert_eq!(at(&error), [PathPart::Entry(0)]);
-    assert_eq!(u64::from_variant((-1).into()).is_err(), true);
+    assert!(u64::from_variant((-1).into()).is_err());
     assert_eq!(u64::from_variant(7.into()), Ok(7));
 }
 
