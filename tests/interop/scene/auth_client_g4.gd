@@ -1,10 +1,11 @@
 extends SceneTree
 # A Godot 4 game client for `multipeer serve --auth-token` (serve_auth.sh drives it).
-# usage: godot4 --headless -s auth_client_g4.gd -- <ws url> [--token TOKEN] --expect admitted|refused
+# usage: godot4 --headless -s auth_client_g4.gd -- <ws url> [--token TOKEN] [--stay SECS] --expect admitted|refused
 # With --token it authenticates the way the README shows (auth_callback, send_auth in
 # peer_authenticating); without, it sets no auth_callback (a game that knows nothing of auth).
 # admitted: it must join, see exactly one other client announced by the relay, and exchange
-#           hello(text) RPCs with it through the relay (sender = the other client).
+#           hello(text) RPCs with it through the relay (sender = the other client), then stay
+#           SECS (past the refused clients' timeout) and still see nobody else.
 # refused:  it must be dropped by the server (peer_authentication_failed or server_disconnected)
 #           without ever seeing another client.
 # Prints "PASS"/"FAIL" lines and "DONE <failures>"; exit status = failures.
@@ -37,6 +38,8 @@ func _initialize() -> void:
 	if at > 0:
 		var token: String = args[at + 1]
 		mp.auth_callback = func(_id, _data): pass
+		# A loaded CI machine can be slow; the server's --auth-timeout decides.
+		mp.auth_timeout = 20.0
 		mp.peer_authenticating.connect(func(id):
 			mp.send_auth(id, token.to_utf8_buffer())
 			mp.complete_auth(id))
@@ -53,6 +56,7 @@ func _initialize() -> void:
 		dropped = true
 		print("EVENT server_disconnected"))
 	var peer := WebSocketMultiplayerPeer.new()
+	peer.handshake_timeout = 15.0
 	peer.create_client(args[0])
 	mp.multiplayer_peer = peer
 	game = Game.new()
@@ -64,6 +68,11 @@ func _initialize() -> void:
 	else:
 		_refused()
 
+func args_value(flag: String, default: String) -> String:
+	var args := OS.get_cmdline_user_args()
+	var at := args.find(flag)
+	return args[at + 1] if at > 0 else default
+
 func _wait(seconds: float, done: Callable) -> void:
 	var deadline := Time.get_ticks_msec() + int(seconds * 1000)
 	while not done.call() and Time.get_ticks_msec() < deadline:
@@ -73,23 +82,23 @@ func _others() -> Array:
 	return peers_seen.filter(func(p): return p != 1)
 
 func _admitted() -> void:
-	await _wait(8.0, func(): return joined and not _others().is_empty())
+	await _wait(20.0, func(): return joined and not _others().is_empty())
 	check(joined, "admitted with the token")
 	var others := _others()
 	check(others.size() == 1, "exactly one other client announced %s" % [others])
 	if others.size() == 1:
 		var other: int = others[0]
 		game.rpc_id(other, "hello", "hi from %d" % mp.get_unique_id())
-		await _wait(5.0, func(): return not game.hellos.is_empty())
+		await _wait(10.0, func(): return not game.hellos.is_empty())
 		check(game.hellos == [[other, "hi from %d" % other]], "hello through the relay %s" % [game.hellos])
 		# Stay until the other client has had our hello too, and past the refused ones' timeout.
-		await _wait(4.0, func(): return false)
+		await _wait(float(args_value("--stay", "5")), func(): return false)
 	check(_others().size() == 1 and not dropped, "no refused client announced, still connected %s" % [peers_seen])
 	print("DONE %d" % failures)
 	quit(failures)
 
 func _refused() -> void:
-	await _wait(8.0, func(): return dropped)
+	await _wait(25.0, func(): return dropped)
 	check(dropped, "dropped by the server")
 	check(_others().is_empty(), "never saw another client %s" % [peers_seen])
 	print("DONE %d" % failures)
