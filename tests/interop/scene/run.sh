@@ -63,7 +63,7 @@ godot_server() {
     local log=$1; shift
     (cd "$out" && exec timeout 40 "$godot" --headless -s rpc_server_g4.gd -- "$port" "$@") >"$out/$log" 2>&1 &
     pid=$!
-    for _ in $(seq 100); do grep -q "^READY" "$out/$log" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 300); do grep -q "^READY" "$out/$log" 2>/dev/null && break; sleep 0.1; done
 }
 port=$((port + 1))
 godot_server godot-pair.log --clients 2 --pair

@@ -23,7 +23,7 @@ port=$((20000 + RANDOM % 20000))
 timeout 60 "$bin" serve --listen "127.0.0.1:$port" --auth-token s3cret --auth-timeout 6 \
     --handshake-timeout 15 >"$out/serve.log" 2>&1 &
 server=$!
-for _ in $(seq 100); do grep -q "listening" "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q "listening" "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
 client() { local log=$1; shift; (cd "$out" && exec timeout 50 "$godot" --headless -s auth_client_g4.gd -- "ws://127.0.0.1:$port" "$@") >"$out/$log" 2>&1; }
 client ok-a.log --token s3cret --stay 7 --expect admitted & a=$!
 client ok-b.log --token s3cret --stay 7 --expect admitted & b=$!
