@@ -8,7 +8,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::time::Instant;
 
 use multipeer::peer::{DisconnectReason, DropReason, Event, MultiplayerPeer as _, ServerStats};
-use multipeer::scene::SceneEvent;
+use multipeer::scene::{Refusal, SceneEvent};
 use multipeer_mio::{Server, TransportError, TransportStats};
 
 use crate::auth::AuthGate;
@@ -51,6 +51,8 @@ pub(crate) struct Status {
     transport: Tally,
     /// `--auth-token`: checks tokens of SceneMultiplayer's pending peers.
     gate: Option<AuthGate>,
+    /// Packets SceneMultiplayer refused (with `--auth-token`).
+    refused: Tally,
 }
 
 impl Status {
@@ -68,6 +70,7 @@ impl Status {
             disconnected: Tally::default(),
             transport: Tally::default(),
             gate,
+            refused: Tally::default(),
         }
     }
 
@@ -86,6 +89,7 @@ impl Status {
             match event {
                 SceneEvent::Transport(event) => self.count(event),
                 SceneEvent::PeerPacket { .. } | SceneEvent::Rpc(_) => self.to_server += 1,
+                SceneEvent::Refused { reason, .. } => self.refused.add(refusal(&reason)),
                 _ => {}
             }
         }
@@ -157,6 +161,8 @@ impl Status {
         }
         if let Some(gate) = &self.gate {
             let _ = write!(line, " | auth: {} admitted, {} refused", gate.admitted, gate.refused);
+            let packets: u64 = self.refused.0.values().sum();
+            let _ = write!(line, " | packets refused {packets}{}", self.refused.summary());
         }
         if stats.unreported_events > 0 {
             let _ = write!(line, " | {} events unreported", stats.unreported_events);
@@ -223,6 +229,20 @@ fn drop_reason(reason: DropReason) -> &'static str {
         DropReason::TargetIsSender => "sent to itself",
         DropReason::RelayToServer => "relay to server",
         DropReason::UnknownMessage => "unknown message type",
+        _ => "other",
+    }
+}
+
+/// A fixed name per kind of refusal (the reasons carry peer-chosen paths, which must not
+/// grow the tally).
+fn refusal(reason: &Refusal) -> &'static str {
+    match reason {
+        Refusal::NotAuthenticated => "not authenticated",
+        Refusal::OutboundFull => "relay queue full",
+        Refusal::BadRelay(_) | Refusal::NestedSys => "bad relay",
+        Refusal::UnknownNode(_) | Refusal::UnknownCacheId(_) | Refusal::UnknownMethod { .. } => {
+            "RPC to the server"
+        }
         _ => "other",
     }
 }
