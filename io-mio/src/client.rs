@@ -14,7 +14,7 @@ use multipeer::peer::{self, ClientConfig};
 use multipeer::ws::handshake::{ClientRequest, Scheme, Url};
 use multipeer::{Instant, ws};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, shortest};
 use crate::error::{ConnectError, TransportError};
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
@@ -146,7 +146,7 @@ pub(crate) struct Link<C> {
     pub(crate) core: C,
     transport: Option<Transport>,
     token: Token,
-    clock: Clock,
+    pub(crate) clock: Clock,
     /// Addresses still to try if connecting to the current one fails, last first.
     spare: Vec<SocketAddr>,
     error: Option<TransportError>,
@@ -313,8 +313,18 @@ impl<C: Outgoing> Link<C> {
     }
 }
 
-/// The public methods both clients share, for a type with a `link` field.
+/// The public methods both clients share, for a type with a `link` field: the state getters
+/// ([`link_state_methods`]) and the I/O verbs.
 macro_rules! link_methods {
+    ($what:literal) => {
+        $crate::client::link_state_methods!($what);
+        $crate::client::link_io_methods!();
+    };
+}
+pub(crate) use link_methods;
+
+/// The state getters of a client with a `link` field.
+macro_rules! link_state_methods {
     ($what:literal) => {
         #[doc = concat!("The current time on the clock the ", $what, " is driven with (for `close`).")]
         #[must_use]
@@ -339,7 +349,13 @@ macro_rules! link_methods {
         pub fn is_released(&self) -> bool {
             self.link.is_released()
         }
+    };
+}
+pub(crate) use link_state_methods;
 
+/// The I/O verbs of a client with a `link` field, passed straight to the link.
+macro_rules! link_io_methods {
+    () => {
         /// Handles one readiness event; returns `false` if its token is not this client's.
         pub fn handle_event(
             &mut self,
@@ -369,7 +385,7 @@ macro_rules! link_methods {
         }
     };
 }
-pub(crate) use link_methods;
+pub(crate) use link_io_methods;
 
 /// A multiplayer client on mio (Godot's `WebSocketMultiplayerPeer.create_client`).
 ///
@@ -378,7 +394,9 @@ pub(crate) use link_methods;
 /// back for lack of room is offered again), and [`handle_timeout`](Self::handle_timeout) after
 /// [`poll_timeout`](Self::poll_timeout). Many clients can share one [`ReadBuffer`].
 pub struct Client {
-    link: Link<CoreClient>,
+    pub(crate) link: Link<CoreClient>,
+    /// SceneMultiplayer on top, when set (see `set_scene_multiplayer`).
+    pub(crate) scene: Option<Box<multipeer::scene::SceneMultiplayer>>,
 }
 
 impl Client {
@@ -404,7 +422,7 @@ impl Client {
         let link = Link::connect(registry, token, &target, |now, request, rng| {
             peer::Client::new(now, request, options.config, rng).map_err(ConnectError::Request)
         })?;
-        Ok(Self { link })
+        Ok(Self { link, scene: None })
     }
 
     /// The multiplayer peer: Godot's `MultiplayerPeer` API.
@@ -418,7 +436,42 @@ impl Client {
         &mut self.link.core
     }
 
-    link_methods!("peer");
+    link_state_methods!("peer");
+
+    /// Handles one readiness event; returns `false` if its token is not this client's.
+    pub fn handle_event(&mut self, registry: &Registry, event: &Event, buf: &mut ReadBuffer) -> bool {
+        let mine = self.link.handle_event(registry, event, buf);
+        if mine && self.scene.is_some() {
+            self.pump_scene(registry, buf);
+        }
+        mine
+    }
+
+    /// How long the event loop may sleep before [`handle_timeout`](Self::handle_timeout) is
+    /// due (the transport's timers and SceneMultiplayer's auth timeout).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        shortest(self.link.poll_timeout(), self.scene_timeout())
+    }
+
+    /// Fires due timers and flushes.
+    pub fn handle_timeout(&mut self, registry: &Registry, buf: &mut ReadBuffer) {
+        self.link.handle_timeout(registry, buf);
+        if self.scene.is_some() {
+            self.pump_scene(registry, buf);
+        }
+    }
+
+    /// Offers held-back input again if the application made room, moves packets between the
+    /// transport and SceneMultiplayer (when set), writes pending output, and releases the
+    /// socket once the connection is over.
+    pub fn flush(&mut self, registry: &Registry, buf: &mut ReadBuffer) {
+        if self.scene.is_some() {
+            self.pump_scene(registry, buf);
+        } else {
+            self.link.flush(registry, buf);
+        }
+    }
 }
 
 /// Starts a non-blocking connect to the next address that accepts one.

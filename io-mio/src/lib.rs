@@ -78,6 +78,7 @@ mod error;
 mod listen;
 mod lobby;
 mod run;
+mod scene;
 mod server;
 mod transport;
 #[cfg(all(feature = "webrtc", unix))]
@@ -95,6 +96,7 @@ pub use error::{BindError, ConnectError, TransportError, TransportFailure};
 pub use listen::{ListenAddr, bind_all};
 pub use lobby::{CoreLobby, Lobby, LobbyOptions, LobbyStats};
 pub use run::{RunEnd, Stop};
+pub use scene::TransportRelayOn;
 pub use server::{CoreServer, Server, TransportStats};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfigError, TlsError, TlsOptions};

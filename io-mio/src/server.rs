@@ -87,8 +87,8 @@ impl Machine for Conn<'_> {
 /// [`handle_timeout`](Self::handle_timeout). The application side is [`peer`](Self::peer_mut),
 /// Godot's `MultiplayerPeer`. Or call [`run`](Self::run), which is that loop.
 pub struct Server {
-    core: CoreServer,
-    clock: Clock,
+    pub(crate) core: CoreServer,
+    pub(crate) clock: Clock,
     listeners: Listeners,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
@@ -103,6 +103,8 @@ pub struct Server {
     lingering: VecDeque<(std::time::Instant, usize, ConnId)>,
     failures: VecDeque<TransportFailure>,
     stats: TransportStats,
+    /// SceneMultiplayer on top, when set (see `set_scene_multiplayer`).
+    pub(crate) scene: Option<Box<multipeer::scene::SceneMultiplayer>>,
 }
 
 impl Server {
@@ -127,6 +129,7 @@ impl Server {
             lingering: VecDeque::new(),
             failures: VecDeque::new(),
             stats: TransportStats::default(),
+            scene: None,
         })
     }
 
@@ -214,6 +217,7 @@ impl Server {
         let core = self.core.poll_timeout().map(|at| self.clock.until(at));
         let now = std::time::Instant::now();
         let linger = self.lingering.front().map(|(at, ..)| at.saturating_duration_since(now));
+        let core = shortest(core, self.scene_timeout());
         shortest(shortest(core, self.listeners.pause_left()), linger)
     }
 
@@ -244,10 +248,13 @@ impl Server {
         self.flush(registry);
     }
 
-    /// Writes pending output, closes released connections and resumes paused ones, until the
-    /// core has nothing more to say. Call it after the events of one poll and after commands.
+    /// Moves packets between the core and SceneMultiplayer (when set), writes pending output,
+    /// closes released connections and resumes paused ones, until the core has nothing more
+    /// to say. Call it after the events of one poll and after commands.
     pub fn flush(&mut self, registry: &Registry) {
         loop {
+            // SceneMultiplayer (when set) takes the core's packets and events and queues its own.
+            self.pump_scene();
             let mut progress = false;
             while let Some(id) = self.core.poll_transmit() {
                 progress = true;

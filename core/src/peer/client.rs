@@ -540,6 +540,17 @@ impl<S: Storage, R: CryptoRng> MultiplayerPeer for Client<S, R> {
         self.disconnect_peer_with(now, peer, CloseCode::NORMAL, "", force)
     }
 
+    fn disconnect_peer_with(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        code: CloseCode,
+        reason: &str,
+        force: bool,
+    ) -> Result<(), UnknownPeer> {
+        Client::disconnect_peer_with(self, now, peer, code, reason, force)
+    }
+
     /// Unlike `disconnect_peer`, reports the server's departure at once (as `Kicked`): after
     /// `close()` the application is done with this peer (Godot's `close()` emits nothing).
     fn close(&mut self, now: Instant) {

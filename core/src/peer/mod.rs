@@ -519,6 +519,23 @@ pub trait MultiplayerPeer {
     /// # Errors
     /// [`UnknownPeer`].
     fn disconnect_peer(&mut self, now: Instant, peer: PeerId, force: bool) -> Result<(), UnknownPeer>;
+    /// `disconnect_peer` with a WebSocket close code and reason (Godot 4:
+    /// `get_peer(id).close(code, reason)`); a transport without close codes (the WebRTC mesh)
+    /// ignores them, as this default does.
+    ///
+    /// # Errors
+    /// [`UnknownPeer`].
+    fn disconnect_peer_with(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        code: CloseCode,
+        reason: &str,
+        force: bool,
+    ) -> Result<(), UnknownPeer> {
+        let _ = (code, reason);
+        self.disconnect_peer(now, peer, force)
+    }
     /// `close()`: ends every connection (with a Close frame, unlike Godot) and stops.
     fn close(&mut self, now: Instant);
     /// The next event (Godot's signals).

@@ -25,8 +25,8 @@ pub use godot3::{NamedArguments, NamedCall};
 pub use methods::{RpcConfig, RpcMethods, RpcMode, TooManyMethods};
 #[cfg(feature = "alloc")]
 pub use multiplayer::{
-    Arity, Refusal, RemoteMode, Replication, RpcCall, RpcNode, RsetCall, SceneConfig, SceneEvent,
-    SceneMultiplayer, SceneStats, SendError, Transmit,
+    AUTH_FAILED_CODE, AUTH_FAILED_REASON, Arity, Refusal, RemoteMode, Replication, RpcCall, RpcNode,
+    RsetCall, SceneConfig, SceneEvent, SceneMultiplayer, SceneStats, SendError, Transmit,
 };
 pub use path::{ConfirmPath, PathError, SimplifyPath};
 

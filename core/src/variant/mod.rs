@@ -54,7 +54,10 @@ pub use math::{
 pub use reference::VariantRef;
 
 #[cfg(feature = "alloc")]
-pub use convert::TypeMismatch;
+pub use convert::{
+    __array, __dictionary, __element, __elements, __field, ConvertError, ConvertErrorKind, FromVariant,
+    PathPart, ToVariant, TypeMismatch,
+};
 #[cfg(feature = "alloc")]
 pub use decode::{DEFAULT_BUDGET, DecodeOptions, MAX_DEPTH};
 #[cfg(feature = "alloc")]

@@ -314,3 +314,7 @@ fn compressed_leaf_vectors() {
 #[cfg(feature = "alloc")]
 #[path = "tests_owned.rs"]
 mod owned;
+
+#[cfg(feature = "alloc")]
+#[path = "tests_convert.rs"]
+mod convert;

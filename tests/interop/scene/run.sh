@@ -23,11 +23,12 @@ godot="$repo/tests/interop/godot/godot4"
 fail() { echo "scene interop: $*" >&2; echo "scene interop: FAILED"; exit 1; }
 
 "$repo/tests/interop/godot/install_godot4.sh" >/dev/null || fail "install_godot4.sh failed"
-(cd "$repo" && cargo build -q --locked -p multipeer-std --example rpc_server --example rpc_godot3) \
+(cd "$repo" && cargo build -q --locked -p multipeer-std --example rpc_server --example rpc_bot --example rpc_godot3) \
   || fail "build failed"
 bin="${CARGO_TARGET_DIR:-$repo/target}/debug/examples/rpc_server"
+bot="${CARGO_TARGET_DIR:-$repo/target}/debug/examples/rpc_bot"
 bin3="${CARGO_TARGET_DIR:-$repo/target}/debug/examples/rpc_godot3"
-rm -rf "$out"; mkdir -p "$out"; cp "$here/rpc_client_g4.gd" "$here/rpc_g3.gd" "$out/"
+rm -rf "$out"; mkdir -p "$out"; cp "$here/rpc_client_g4.gd" "$here/rpc_server_g4.gd" "$here/rpc_g3.gd" "$out/"
 port=$((20000 + RANDOM % 20000))
 
 # server LOG ARGS...: starts rpc_server in the background (it stops by itself).
@@ -100,4 +101,38 @@ if "$repo/tests/interop/godot/godot36" --version >/dev/null 2>&1; then
 else
   echo "scene interop: Godot 3.6.2 not installed, skipped"
 fi
+
+# The Rust bot against a Godot server. godot_server LOG ARGS...: starts it in the background
+# with its pid in $pid (it stops by itself once its bots are done, or after 25 s) and waits
+# until it listens.
+godot_server() {
+    local log=$1; shift
+    (cd "$out" && exec timeout 40 "$godot" --headless -s rpc_server_g4.gd -- "$port" "$@") >"$out/$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 300); do grep -q "^READY" "$out/$log" 2>/dev/null && break; sleep 0.1; done
+}
+port=$((port + 1))
+godot_server godot-pair.log --clients 2 --pair
+timeout 30 "$bot" "ws://127.0.0.1:$port" --pair >"$out/bot-a.log" 2>&1 & a=$!
+timeout 30 "$bot" "ws://127.0.0.1:$port" --pair >"$out/bot-b.log" 2>&1; rb=$?
+wait "$a"; ra=$?
+wait "$pid"; rs=$?
+grep -hE "^(FAIL|DONE)|calls|whispers|announcements|refused" "$out/bot-a.log" "$out/bot-b.log" "$out/godot-pair.log"
+[ $ra -eq 0 ] && [ $rb -eq 0 ] || fail "bots: exit $ra and $rb (logs in $out)"
+[ $rs -eq 0 ] || fail "Godot server: exit $rs (logs in $out)"
+[ "$(grep -c '^PASS check' "$out/godot-pair.log")" -ge 100 ] || fail "Godot checked too few values"
+
+port=$((port + 1))
+godot_server godot-auth.log --clients 1 --rejects 1 --token s3cret
+timeout 30 "$bot" "ws://127.0.0.1:$port" --auth-token wrong >"$out/bot-wrong.log" 2>&1 & w=$!
+timeout 30 "$bot" "ws://127.0.0.1:$port" --auth-token s3cret >"$out/bot-auth.log" 2>&1; rr=$?
+wait "$w"; rw=$?
+wait "$pid"; rs=$?
+grep -hE "^(FAIL|DONE)|auth" "$out/bot-auth.log" "$out/bot-wrong.log" "$out/godot-auth.log"
+[ $rr -eq 0 ] || fail "bot with the token: exit $rr"
+[ $rw -ne 0 ] || fail "bot with a wrong token passed"
+grep -q "peer_authentication_failed 1" "$out/bot-wrong.log" || fail "wrong token: the bot saw no auth failure"
+[ $rs -eq 0 ] || fail "Godot auth server: exit $rs (a wrong token admitted, or the right one refused)"
+
+MP_OUT="$out/serve-auth" bash "$here/serve_auth.sh" || fail "multipeer serve --auth-token"
 echo "scene interop: passed"

@@ -70,6 +70,17 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
         self.disconnect_peer_with(now, peer, CloseCode::NORMAL, "", force)
     }
 
+    fn disconnect_peer_with(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        code: CloseCode,
+        reason: &str,
+        force: bool,
+    ) -> Result<(), UnknownPeer> {
+        Server::disconnect_peer_with(self, now, peer, code, reason, force)
+    }
+
     /// Godot 3's `stop()` closes every peer with 1000 and no reason (3.2.3 and 3.6.2 alike),
     /// and so does a Godot 3 server here; a Godot 4 server says 1001 "server closing", where
     /// Godot 4's `close()` drops TCP without a Close frame.

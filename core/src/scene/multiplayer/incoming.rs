@@ -261,6 +261,7 @@ impl SceneMultiplayer {
             Ok(call) => call,
             Err(e) => return self.refuse(from, Refusal::BadCall(e)),
         };
+        let by_path = matches!(call.node, NodeTarget::Path(_));
         let path = match call.node {
             NodeTarget::Path(path) => String::from(path),
             NodeTarget::Cached(id) => match self.peers.get(&from).and_then(|s| s.paths.get(&id)) {
@@ -290,6 +291,7 @@ impl SceneMultiplayer {
             return self.refuse(from, Refusal::WrongArity { node: path, method, count: args.len() });
         }
         self.stats.rpcs_in += 1;
+        self.stats.rpcs_in_by_path += u64::from(by_path);
         self.push_event(SceneEvent::Rpc(RpcCall { sender: from, node: path, method, args }));
     }
 }

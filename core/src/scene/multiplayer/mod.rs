@@ -36,6 +36,7 @@ use crate::peer::{Event, MultiplayerPeer, PeerId, PutError, Target, TransferMode
 use crate::scene::{NodeTarget, SimplifyPath, encode_call};
 use crate::time::Instant;
 use crate::variant::{DecodeOptions, Variant, Version};
+use crate::ws::CloseCode;
 
 pub use godot3::RemoteMode;
 pub use types::{
@@ -113,6 +114,14 @@ pub struct SceneMultiplayer {
 
 /// Bytes of `07 00`, the auth completion (and the prefix of auth data).
 const AUTH: [u8; 2] = [sys::COMMAND_SYS, 0];
+
+/// The close code [`pump`](SceneMultiplayer::pump) ends a connection with when its
+/// authentication failed (Godot's `auth_timeout` closes with 1000 and no reason; a policy
+/// violation with a reason tells the other side why).
+pub const AUTH_FAILED_CODE: CloseCode = CloseCode::POLICY_VIOLATION;
+
+/// The close reason sent with [`AUTH_FAILED_CODE`].
+pub const AUTH_FAILED_REASON: &str = "authentication failed";
 
 impl SceneMultiplayer {
     /// A machine with an empty node table.
@@ -535,6 +544,7 @@ impl SceneMultiplayer {
             }
             self.queue(peer, config.transfer_mode, config.channel, if confirmed { &by_id } else { &by_path });
             self.stats.rpcs_out += 1;
+            self.stats.rpcs_out_by_path += u64::from(!confirmed);
         }
         if includes_self && config.call_local {
             let sender = self.local.ok_or(SendError::NotConnected)?;
@@ -620,7 +630,7 @@ impl SceneMultiplayer {
 
     fn flush<P: MultiplayerPeer + ?Sized>(&mut self, now: Instant, peer: &mut P) {
         while let Some(p) = self.disconnects.pop_front() {
-            let _ = peer.disconnect_peer(now, p, false);
+            let _ = peer.disconnect_peer_with(now, p, AUTH_FAILED_CODE, AUTH_FAILED_REASON, false);
         }
         while let Some(transmit) = self.transmits.front() {
             peer.set_target_peer(transmit.to);

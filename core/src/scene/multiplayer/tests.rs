@@ -143,6 +143,30 @@ fn server_receives_godot_client_calls() {
     assert_eq!(refused(&events(&mut server)), vec![&Refusal::DuplicateCacheId(1)]);
     assert_eq!(sent(&mut server), vec![]);
     assert_eq!(server.stats().rpcs_in, 7);
+    // Only the first call named the node by path.
+    assert_eq!(server.stats().rpcs_in_by_path, 1);
+}
+
+/// §2's sender state machine, as counted: the full-path form until the peer confirmed, the
+/// cache id after, and a `valid=0` CONFIRM counts as confirmed.
+#[test]
+fn calls_by_path_until_confirmed() {
+    let mut client = machine(9, SceneConfig::default());
+    client.handle_peer_connected(T0, id(1));
+    let _ = events(&mut client);
+    for _ in 0..2 {
+        client.rpc(Target::Server, "Probe", "ping", &["a".into()]).unwrap();
+    }
+    let packets = sent(&mut client);
+    assert_eq!(packets.len(), 3, "one SIMPLIFY and two calls: {packets:?}");
+    assert_eq!(packets[1].1[0], 0x20, "full path");
+    assert_eq!(packets[2].1[0], 0x20, "full path until the CONFIRM");
+    client.handle_packet(T0, id(1), &hex("02 00 01000000"));
+    assert!(matches!(events(&mut client)[..], [SceneEvent::ChecksumMismatch { .. }]));
+    client.rpc(Target::Server, "Probe", "ping", &["a".into()]).unwrap();
+    assert_eq!(sent(&mut client), vec![(1, hex("00 01 08 01 04000000 01000000 61000000"))]);
+    let stats = client.stats();
+    assert_eq!((stats.rpcs_out, stats.rpcs_out_by_path), (3, 2));
 }
 
 /// §10: what a 4.6.3 client executed when it came from peer 1 (`Probe` cached as id 5), and

@@ -291,3 +291,27 @@ fn godot3_rpc_and_rset_through_the_3x_transport() {
         world.clients[b].events.iter().any(|e| matches!(e, SceneEvent::Refused { from, .. } if *from == ida))
     );
 }
+
+/// A client without `auth_callback` (a game that sends no token) never completes: the server
+/// drops it at the timeout with a close code and reason that say why.
+#[test]
+fn a_client_without_auth_is_closed_with_a_reason() {
+    let auth = SceneConfig { auth: true, ..SceneConfig::default() };
+    let mut world = World::new(auth);
+    let a = world.connect(SceneConfig::default());
+    let ida = world.client_id(a);
+    // It thinks it joined; its calls are refused while it is pending.
+    assert!(world.clients[a].events.contains(&SceneEvent::ConnectedToServer));
+    world.clients[a].mp.rpc(Target::Server, "Probe", "ping", &[1.into()]).unwrap();
+    world.run();
+    assert!(world.events.iter().any(|e| matches!(
+        e,
+        SceneEvent::Refused { from, reason: crate::scene::Refusal::NotAuthenticated } if *from == ida
+    )));
+    world.advance(core::time::Duration::from_secs(3));
+    assert!(world.events.contains(&SceneEvent::PeerAuthenticationFailed(ida)));
+    let close = world.clients[a].client.close_info().expect("closed by the server");
+    assert_eq!(close.code, super::AUTH_FAILED_CODE);
+    assert_eq!(close.reason.as_str(), super::AUTH_FAILED_REASON);
+    assert!(world.clients[a].events.contains(&SceneEvent::PeerDisconnected(PeerId::SERVER)));
+}

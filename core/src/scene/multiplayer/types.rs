@@ -503,8 +503,13 @@ impl core::error::Error for SendError {}
 pub struct SceneStats {
     /// RPCs delivered.
     pub rpcs_in: u64,
+    /// RPCs delivered that named their node by full path (the sender's first calls, before
+    /// it saw our `CONFIRM_PATH`).
+    pub rpcs_in_by_path: u64,
     /// RPC packets queued.
     pub rpcs_out: u64,
+    /// RPC packets queued in the full-path form (to a peer that has not confirmed the path).
+    pub rpcs_out_by_path: u64,
     /// Packets refused.
     pub refused: u64,
     /// Events not queued because the event queue was full.

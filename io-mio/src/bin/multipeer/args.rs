@@ -25,6 +25,15 @@ Options:
   --protocol godot4|godot3     Wire protocol: Godot 4.x/Redot (default) or Godot 3.x
   --no-relay                   Godot 4: do not relay between clients (SceneMultiplayer
                                server_relay off); Godot 3 always relays
+  --auth-token TOKEN           Godot 4: clients must authenticate (SceneMultiplayer auth) by
+                               sending TOKEN: in the game's peer_authenticating,
+                               multiplayer.send_auth(1, token.to_utf8_buffer()) and
+                               complete_auth(1). Wrong or missing tokens are closed (1008
+                               \"authentication failed\") at the auth timeout; peers are
+                               announced and relayed only once admitted. The relay is then
+                               SceneMultiplayer's, as in Godot: packets beyond its queue
+                               (4096) are refused and counted, not held back
+  --auth-timeout SECS          SceneMultiplayer auth_timeout with --auth-token (3)
   --listen ADDR                Where to listen, repeatable; default 127.0.0.1:9080.
                                ADDR is IP:PORT, [IPv6]:PORT, or *:PORT for every interface
                                (Godot's bind_address \"*\")
@@ -103,6 +112,10 @@ pub(crate) struct ServeOptions {
     pub(crate) tls_key: Option<PathBuf>,
     pub(crate) quiet: bool,
     pub(crate) verbose: bool,
+    /// `--auth-token`: SceneMultiplayer auth with this token.
+    pub(crate) auth_token: Option<String>,
+    /// `--auth-timeout`: SceneMultiplayer's `auth_timeout`.
+    pub(crate) auth_timeout: Duration,
 }
 
 /// A usage error, reported with exit status 2.
@@ -138,6 +151,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         tls_key: None,
         quiet: false,
         verbose: false,
+        auth_token: None,
+        auth_timeout: Duration::from_secs(3),
     };
     let mut relay = true;
     // Buffer flags given explicitly win over the protocol's defaults, whatever their order.
@@ -159,6 +174,20 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
                 }
             }
             Long("no-relay") => relay = false,
+            Long("auth-token") => {
+                let token = parser.value()?.string()?;
+                if token.is_empty() {
+                    return Err(usage("--auth-token must not be empty (send_auth refuses empty data)"));
+                }
+                options.auth_token = Some(token);
+            }
+            Long("auth-timeout") => {
+                let secs = seconds(&mut parser, "--auth-timeout")?;
+                if secs.is_zero() {
+                    return Err(usage("--auth-timeout must be more than 0"));
+                }
+                options.auth_timeout = secs;
+            }
             Long("listen") => {
                 let text = parser.value()?.string()?;
                 let addr = text.parse().map_err(|_| {
@@ -238,6 +267,9 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
     }
     if !relay && config.protocol == Protocol::Godot3 {
         return Err(usage("--no-relay: Godot 3 servers always relay"));
+    }
+    if options.auth_token.is_some() && config.protocol == Protocol::Godot3 {
+        return Err(usage("--auth-token: Godot 3 has no SceneMultiplayer auth"));
     }
     config.relay = relay;
     if config.protocol == Protocol::Godot3 {
@@ -335,6 +367,12 @@ mod tests {
         assert_eq!(c.handshake_headers, ["X-Game: demo"]);
         assert!(c.refuse_new_connections);
         assert!(!serve(&["--no-relay"]).unwrap().config.relay);
+        let auth = serve(&["--auth-token", "s3cret", "--auth-timeout=1.5"]).unwrap();
+        assert_eq!(
+            (auth.auth_token.as_deref(), auth.auth_timeout),
+            (Some("s3cret"), Duration::from_millis(1500))
+        );
+        assert_eq!(serve(&[]).unwrap().auth_token, None);
     }
 
     #[test]
@@ -408,6 +446,9 @@ mod tests {
             (&["--handshake-header", "no colon"], "Name: value"),
             (&["--tls-cert", "a.pem"], "go together"),
             (&["--protocol=godot3", "--no-relay"], "always relay"),
+            (&["--protocol=godot3", "--auth-token=t"], "no SceneMultiplayer auth"),
+            (&["--auth-token="], "not be empty"),
+            (&["--auth-timeout=0"], "more than 0"),
             (&["--frobnicate"], "frobnicate"),
         ] {
             let err = serve(args).unwrap_err().to_string();

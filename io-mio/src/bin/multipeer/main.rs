@@ -1,6 +1,7 @@
 //! `multipeer serve`: a Godot multiplayer relay server on multipeer-mio.
 
 mod args;
+mod auth;
 mod lobby;
 mod status;
 
@@ -8,6 +9,7 @@ use core::time::Duration;
 use std::process::ExitCode;
 
 use multipeer::peer::Protocol;
+use multipeer::scene::{SceneConfig, SceneMultiplayer};
 use multipeer_mio::{Server, Stop, TlsOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -42,7 +44,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(options: ServeOptions) -> Result<(), String> {
+fn serve(mut options: ServeOptions) -> Result<(), String> {
     // Before anything is announced: a signal right after "listening" must find the handler.
     let stop = Stop::new();
     let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot handle signals: {e}"))?;
@@ -71,21 +73,39 @@ fn serve(options: ServeOptions) -> Result<(), String> {
         _ => None,
     };
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    let protocol = match (options.config.protocol, options.config.relay) {
-        (Protocol::Godot3, _) => "Godot 3",
-        (_, true) => "Godot 4, relay on",
-        (_, false) => "Godot 4, relay off",
+    let protocol = match (options.config.protocol, options.config.relay, &options.auth_token) {
+        (Protocol::Godot3, ..) => "Godot 3",
+        (_, true, None) => "Godot 4, relay on",
+        (_, false, None) => "Godot 4, relay off",
+        (_, true, Some(_)) => "Godot 4, relay on, auth token required",
+        (_, false, Some(_)) => "Godot 4, relay off, auth token required",
     };
+    // With a token, SceneMultiplayer speaks SYS (auth, then the relay's announcements) itself,
+    // as Godot's does: the transport's own relay is off.
+    let scene = options.auth_token.as_ref().map(|_| {
+        let config = SceneConfig {
+            auth: true,
+            auth_timeout: options.auth_timeout,
+            server_relay: options.config.relay,
+            ..SceneConfig::default()
+        };
+        options.config.relay = false;
+        SceneMultiplayer::new(config)
+    });
     let mut server = match tls {
         Some(tls) => Server::bind_tls(&options.listen, options.config, tls),
         None => Server::bind(&options.listen, options.config),
     }
     .map_err(|e| e.to_string())?;
+    if scene.is_some() {
+        server.set_scene_multiplayer(scene).map_err(|e| e.to_string())?;
+    }
     for addr in server.local_addrs() {
         eprintln!("multipeer: listening on {scheme}://{addr} ({protocol})");
     }
 
-    let mut status = status::Status::new(options.quiet, options.verbose);
+    let gate = options.auth_token.as_deref().map(auth::AuthGate::new);
+    let mut status = status::Status::new(options.quiet, options.verbose, gate);
     server.run(&stop, None, |server| status.tick(server)).map_err(|e| format!("event loop failed: {e}"))?;
     let left = server.peer().connection_count();
     if !options.quiet {

@@ -8,7 +8,10 @@ use std::io::{IsTerminal as _, Write as _};
 use std::time::Instant;
 
 use multipeer::peer::{DisconnectReason, DropReason, Event, MultiplayerPeer as _, ServerStats};
+use multipeer::scene::{Refusal, SceneEvent};
 use multipeer_mio::{Server, TransportError, TransportStats};
+
+use crate::auth::AuthGate;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -46,10 +49,14 @@ pub(crate) struct Status {
     rejected: Tally,
     disconnected: Tally,
     transport: Tally,
+    /// `--auth-token`: checks tokens of SceneMultiplayer's pending peers.
+    gate: Option<AuthGate>,
+    /// Packets SceneMultiplayer refused (with `--auth-token`).
+    refused: Tally,
 }
 
 impl Status {
-    pub(crate) fn new(quiet: bool, verbose: bool) -> Self {
+    pub(crate) fn new(quiet: bool, verbose: bool, gate: Option<AuthGate>) -> Self {
         let now = Instant::now();
         Self {
             quiet,
@@ -62,6 +69,8 @@ impl Status {
             rejected: Tally::default(),
             disconnected: Tally::default(),
             transport: Tally::default(),
+            gate,
+            refused: Tally::default(),
         }
     }
 
@@ -71,15 +80,23 @@ impl Status {
             self.transport.add(transport_reason(&failure.error));
             self.debug(format_args!("transport: {failure}"));
         }
+        // With --auth-token, SceneMultiplayer takes the core's events and packets.
+        while let Some(event) = server.poll_scene_event() {
+            self.debug(format_args!("scene: {event:?}"));
+            if let Some(line) = self.gate.as_mut().and_then(|gate| gate.handle(server, &event)) {
+                self.log(&line);
+            }
+            match event {
+                SceneEvent::Transport(event) => self.count(event),
+                SceneEvent::PeerPacket { .. } | SceneEvent::Rpc(_) => self.to_server += 1,
+                SceneEvent::Refused { reason, .. } => self.refused.add(refusal(&reason)),
+                _ => {}
+            }
+        }
         let peer = server.peer_mut();
         while let Some(event) = peer.poll_event() {
             self.debug(format_args!("event: {event:?}"));
-            match event {
-                Event::PacketDropped { reason, .. } => self.dropped.add(drop_reason(reason)),
-                Event::ConnectionRejected(e) => self.rejected.add(e.to_string()),
-                Event::PeerDisconnected { reason, .. } => self.disconnected.add(disconnect_reason(&reason)),
-                _ => {}
-            }
+            self.count(event);
         }
         // A relay has no game logic: packets for the server are read so nobody stalls.
         while let Some(packet) = peer.peek_packet() {
@@ -142,6 +159,11 @@ impl Status {
             let failures = transport.tls_failures + transport.io_errors + transport.accept_errors;
             let _ = write!(line, " | transport errors {failures}{}", self.transport.summary());
         }
+        if let Some(gate) = &self.gate {
+            let _ = write!(line, " | auth: {} admitted, {} refused", gate.admitted, gate.refused);
+            let packets: u64 = self.refused.0.values().sum();
+            let _ = write!(line, " | packets refused {packets}{}", self.refused.summary());
+        }
         if stats.unreported_events > 0 {
             let _ = write!(line, " | {} events unreported", stats.unreported_events);
         }
@@ -160,6 +182,27 @@ impl Status {
             stats.rejected,
             if self.disconnected.0.is_empty() { " none".into() } else { self.disconnected.summary() },
         )
+    }
+
+    fn count(&mut self, event: Event) {
+        match event {
+            Event::PacketDropped { reason, .. } => self.dropped.add(drop_reason(reason)),
+            Event::ConnectionRejected(e) => self.rejected.add(e.to_string()),
+            Event::PeerDisconnected { reason, .. } => self.disconnected.add(disconnect_reason(&reason)),
+            _ => {}
+        }
+    }
+
+    /// A line that is always worth reading (unless --quiet), on its own line.
+    fn log(&self, line: &str) {
+        if !self.quiet {
+            let mut err = std::io::stderr().lock();
+            let _ = if self.tty {
+                writeln!(err, "\r\x1b[2Kmultipeer: {line}")
+            } else {
+                writeln!(err, "multipeer: {line}")
+            };
+        }
     }
 
     fn debug(&self, message: core::fmt::Arguments<'_>) {
@@ -186,6 +229,20 @@ fn drop_reason(reason: DropReason) -> &'static str {
         DropReason::TargetIsSender => "sent to itself",
         DropReason::RelayToServer => "relay to server",
         DropReason::UnknownMessage => "unknown message type",
+        _ => "other",
+    }
+}
+
+/// A fixed name per kind of refusal (the reasons carry peer-chosen paths, which must not
+/// grow the tally).
+fn refusal(reason: &Refusal) -> &'static str {
+    match reason {
+        Refusal::NotAuthenticated => "not authenticated",
+        Refusal::OutboundFull => "relay queue full",
+        Refusal::BadRelay(_) | Refusal::NestedSys => "bad relay",
+        Refusal::UnknownNode(_) | Refusal::UnknownCacheId(_) | Refusal::UnknownMethod { .. } => {
+            "RPC to the server"
+        }
         _ => "other",
     }
 }
