@@ -3,6 +3,7 @@
 mod flow;
 mod forward;
 mod multiplayer_peer;
+mod rooms;
 mod routing;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,10 @@ use crate::queue::{PacketQueue, QueueLimits};
 use crate::time::Instant;
 use crate::ws::{self, CloseCode, NoRng};
 
+pub use rooms::{
+    MAX_ROOM_NAME_LEN, RoomConfig, RoomInfo, RoomMode, RoomNameError, RoomRefusal, RoomStats, room_from_path,
+    validate_room_name, validate_room_prefix,
+};
 pub use types::{
     AcceptError, ConnId, DEFAULT_SLOW_PEER_TIMEOUT, PeerInfo, ServerConfig, ServerStats, UnknownConnection,
 };
@@ -52,6 +57,8 @@ struct Conn {
     /// Closed by the remote while packets it sent still wait to be relayed: it leaves (and is
     /// released) once they are, so its last packets reach everyone before its departure.
     leaving: bool,
+    /// The room it chose (an index into the room table; `rooms::NO_ROOM` before the upgrade).
+    room: u32,
 }
 
 struct Slot {
@@ -74,7 +81,9 @@ pub struct Server<R: CryptoRng> {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// Every joined peer of every room (ids are unique server-wide).
     peers: BTreeMap<PeerId, u32>,
+    rooms: rooms::Rooms,
     inbox: PacketQueue<Vec<u8>>,
     /// Events, each with the number of packets that had reached the inbox before it.
     events: VecDeque<(u64, Event)>,
@@ -134,6 +143,7 @@ impl<R: CryptoRng> Server<R> {
         };
         Self {
             inbox: PacketQueue::new(inbox),
+            rooms: rooms::Rooms::new(&config.rooms),
             config,
             rng,
             slots: Vec::new(),
@@ -221,6 +231,25 @@ impl<R: CryptoRng> Server<R> {
         })
     }
 
+    /// The name of the room `peer` is in (`""`: the default room).
+    #[must_use]
+    pub fn room_of(&self, peer: PeerId) -> Option<&str> {
+        let &index = self.peers.get(&peer)?;
+        let room = self.slots.get(index as usize)?.conn.as_ref()?.room;
+        self.rooms.name(room)
+    }
+
+    /// Every room that exists now, in name order, with its peers and traffic.
+    pub fn rooms(&self) -> impl Iterator<Item = RoomInfo<'_>> + '_ {
+        self.rooms.iter()
+    }
+
+    /// How many rooms exist now.
+    #[must_use]
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
     /// The WebSocket connection behind `peer`.
     #[must_use]
     pub fn connection(&self, peer: PeerId) -> Option<&ws::Connection<VecStorage, NoRng>> {
@@ -281,6 +310,7 @@ impl<R: CryptoRng> Server<R> {
             linger: flow::Stamp::UNSET,
             flow: flow::ConnFlow::default(),
             leaving: false,
+            room: rooms::NO_ROOM,
         };
         let index = match self.free.pop() {
             Some(i) => i,
@@ -472,6 +502,7 @@ impl<R: CryptoRng> Server<R> {
                     slot.generation = slot.generation.wrapping_add(1);
                     self.free.push(id.index);
                     self.live -= 1;
+                    self.rooms.exit(conn.room);
                     if let Some(ip) = conn.addr.map(|a| a.ip()) {
                         if let Some(n) = self.per_ip.get_mut(&ip) {
                             *n -= 1;
@@ -561,10 +592,23 @@ impl<R: CryptoRng> Server<R> {
                 return;
             }
         }
+        let mut scratch = [httparse::EMPTY_HEADER; ws::MAX_HEADERS];
+        let path = c.ws.request(&mut scratch).map(|r| String::from(r.path())).unwrap_or_default();
+        let admission = match self.rooms.admit(&self.config.rooms, &path) {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                self.stats.rooms_refused += 1;
+                let _ = c.ws.reject(refusal.http_status(), refusal.reason());
+                return;
+            }
+        };
         let headers: Vec<&str> = self.config.handshake_headers.iter().map(String::as_str).collect();
         if c.ws.accept_supported(now, &self.config.supported_protocols, &headers).is_err() {
             // Configured headers that cannot be sent are a server bug; refuse visibly.
             let _ = c.ws.reject(500, "server handshake headers are invalid");
+        }
+        if c.ws.state() == ws::State::Open {
+            c.room = self.rooms.enter(&self.config.rooms, admission, &path);
         }
     }
 
@@ -638,6 +682,7 @@ impl<R: CryptoRng> Server<R> {
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
         c.peer = Some(id);
         self.peers.insert(id, index);
+        self.rooms.add_member(c.room, id, index);
         // Reported before the announcements: one of them may overflow the new peer's queue and
         // cut it off, and its departure must follow its arrival.
         self.queue_event(Event::PeerConnected(id));
@@ -652,10 +697,12 @@ impl<R: CryptoRng> Server<R> {
         c.leaving = false;
         let Some(id) = c.peer.take() else { return };
         c.former = Some(id);
+        let room = c.room;
         self.peers.remove(&id);
+        self.rooms.remove_member(room, id);
         // Senders waiting on it go on without it; if it waited itself, it no longer does.
         self.forget_flow(index);
-        self.announce_departure(id);
+        self.announce_departure(room, id);
         self.queue_event(Event::PeerDisconnected { peer: id, reason });
     }
 
