@@ -4,6 +4,7 @@ mod closing;
 mod edges;
 mod flow;
 mod forward;
+mod rooms;
 mod scenarios;
 
 use std::vec::Vec;
@@ -92,18 +93,31 @@ impl Net {
 
     /// A well-behaved multiplayer client.
     pub(super) fn connect(&mut self) -> usize {
+        self.connect_to("/")
+    }
+
+    /// A well-behaved multiplayer client asking for `resource` (path and query).
+    pub(super) fn connect_to(&mut self, resource: &str) -> usize {
         let protocol = self.server.config().protocol;
         let config = ClientConfig { protocol, ..ClientConfig::default() };
         let seed = 100 + self.ends.len() as u64;
-        let client =
-            Client::create(self.now, "ws://127.0.0.1:9080/", config, ChaCha8Rng::seed_from_u64(seed));
+        let url = ws::handshake::Url::parse("ws://127.0.0.1:9080/").unwrap();
+        let request =
+            ws::handshake::ClientRequest { resource, ..ws::handshake::ClientRequest::from_url(&url) };
+        let client = Client::new(self.now, &request, config, ChaCha8Rng::seed_from_u64(seed));
         self.attach(Far::Peer(std::boxed::Box::new(client.unwrap())))
     }
 
     /// A bare WebSocket client with `config`.
     pub(super) fn connect_raw(&mut self, config: ws::Config) -> usize {
+        self.connect_raw_to("/", config)
+    }
+
+    /// A bare WebSocket client with `config`, asking for `resource`.
+    pub(super) fn connect_raw_to(&mut self, resource: &str, config: ws::Config) -> usize {
         let url = ws::handshake::Url::parse("ws://127.0.0.1:9080/").unwrap();
-        let request = ws::handshake::ClientRequest::from_url(&url);
+        let request =
+            ws::handshake::ClientRequest { resource, ..ws::handshake::ClientRequest::from_url(&url) };
         let seed = 100 + self.ends.len() as u64;
         let raw =
             ws::Connection::client(self.now, &request, config, ChaCha8Rng::seed_from_u64(seed)).unwrap();
