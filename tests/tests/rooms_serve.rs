@@ -197,3 +197,59 @@ fn declared_rooms_only_and_a_prefix() {
     assert_eq!(answer(&serve, "/play/").0, 101);
     serve.stop();
 }
+
+/// Opens `rooms` × `per_room` connections to `serve` (room `r<i>`, or `/` when `rooms` is 1),
+/// each upgraded and joined, and holds them; returns the server's RSS growth per connection
+/// once they are all idle.
+fn idle_rss_per_connection(
+    serve: &mut Serve,
+    rooms: usize,
+    per_room: usize,
+) -> (u64, Vec<std::net::TcpStream>) {
+    use std::io::Write as _;
+    let before = serve.rss();
+    let mut held = Vec::with_capacity(rooms * per_room);
+    for i in 0..rooms * per_room {
+        let path = if rooms == 1 { "/".to_owned() } else { format!("/r{}", i % rooms) };
+        let mut stream = std::net::TcpStream::connect(serve.addr()).expect("connect");
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("request");
+        held.push(stream);
+    }
+    let n = (rooms * per_room) as u64;
+    serve.wait("every connection joined", Duration::from_secs(60), |s| s.peers == n);
+    // Buffers used for the joins are released after a second idle (`buffer_release_delay`).
+    std::thread::sleep(Duration::from_secs(2));
+    let after = serve.rss();
+    (after.saturating_sub(before) / n, held)
+}
+
+/// 1,000 rooms of 4 idle clients cost, per connection, within 10 % of 4,000 idle clients in one
+/// world (the server before rooms): a room costs its name and a member list, a connection only
+/// the index of its room (the core's `Conn` stays within its size budget).
+#[test]
+fn a_thousand_rooms_of_four_cost_what_one_world_does() {
+    let (rooms, per_room) = (1000, 4);
+    // One world, relay off: 4,000 joins announced to everyone would be 16 million messages.
+    let mut one_world = Serve::start(&["--rooms", "off", "--no-relay"]);
+    let (baseline, held) = idle_rss_per_connection(&mut one_world, 1, rooms * per_room);
+    drop(held);
+    one_world.stop();
+    // Relay on in the rooms (each join announced to three room-mates): idle, as in a game lobby.
+    let mut many = Serve::start(&["--max-rooms", "1000"]);
+    let (per_connection, held) = idle_rss_per_connection(&mut many, rooms, per_room);
+    let status = many.status();
+    drop(held);
+    many.stop();
+    eprintln!(
+        "idle RSS per connection: one world {baseline} B, {rooms} rooms x {per_room} {per_connection} B ({status:?})"
+    );
+    assert!(baseline > 0 && baseline < 4096, "one world: {baseline} B per connection");
+    assert!(
+        per_connection * 100 <= baseline * 110,
+        "{rooms} rooms x {per_room}: {per_connection} B per idle connection, one world {baseline} B"
+    );
+}

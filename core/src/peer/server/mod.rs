@@ -592,10 +592,16 @@ impl<R: CryptoRng> Server<R> {
                 return;
             }
         }
-        let mut scratch = [httparse::EMPTY_HEADER; ws::MAX_HEADERS];
-        let path = c.ws.request(&mut scratch).map(|r| String::from(r.path())).unwrap_or_default();
-        let admission = match self.rooms.admit(&self.config.rooms, &path) {
-            Ok(admission) => admission,
+        let entered = if self.config.rooms.mode == RoomMode::Single {
+            // One world, as Godot's server: the path is not even looked at.
+            self.rooms.enter(&self.config.rooms, "")
+        } else {
+            let mut scratch = [httparse::EMPTY_HEADER; ws::MAX_HEADERS];
+            let path = c.ws.request(&mut scratch).map_or("/", |r| r.path());
+            self.rooms.enter(&self.config.rooms, path)
+        };
+        let room = match entered {
+            Ok(room) => room,
             Err(refusal) => {
                 self.stats.rooms_refused += 1;
                 let _ = c.ws.reject(refusal.http_status(), refusal.reason());
@@ -608,7 +614,10 @@ impl<R: CryptoRng> Server<R> {
             let _ = c.ws.reject(500, "server handshake headers are invalid");
         }
         if c.ws.state() == ws::State::Open {
-            c.room = self.rooms.enter(&self.config.rooms, admission, &path);
+            c.room = room;
+        } else {
+            // Refused after all (no common subprotocol): it never was in the room.
+            self.rooms.exit(room);
         }
     }
 

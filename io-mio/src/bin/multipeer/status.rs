@@ -46,8 +46,8 @@ pub(crate) struct Status {
     rejected: Tally,
     disconnected: Tally,
     transport: Tally,
-    /// Packets in and out of each room at the last status line, for rates.
-    room_packets: BTreeMap<String, u64>,
+    /// Packets in and out of each room at the last status line, by room serial, for rates.
+    room_packets: Vec<(u64, u64)>,
     stats_json: Option<std::path::PathBuf>,
 }
 
@@ -68,7 +68,7 @@ impl Status {
             rejected: Tally::default(),
             disconnected: Tally::default(),
             transport: Tally::default(),
-            room_packets: BTreeMap::new(),
+            room_packets: Vec::new(),
             stats_json: None,
         }
     }
@@ -128,22 +128,28 @@ impl Status {
 
     /// Rooms by packets per second (in and out) since the last line, busiest first.
     fn busiest_rooms(&mut self, server: &Server, secs: f64) -> Vec<(String, f64)> {
-        let mut now = BTreeMap::new();
-        let mut rates: Vec<(String, f64)> = Vec::new();
+        let mut now = Vec::with_capacity(server.peer().room_count());
+        // The busiest so far, busiest first; names are copied for these few only.
+        let mut top: Vec<(&str, f64)> = Vec::with_capacity(BUSIEST + 1);
         for room in server.peer().rooms() {
             let total = room.stats.packets_in + room.stats.packets_out;
-            // A room that was removed and created again starts from zero.
-            let before = self.room_packets.get(room.name).copied().filter(|&b| b <= total).unwrap_or(0);
-            let rate = (total - before) as f64 / secs;
-            if rate > 0.0 {
-                rates.push((room.name.to_owned(), rate));
+            // A room that went and came back has a new serial, and counters from zero.
+            let before = self
+                .room_packets
+                .binary_search_by_key(&room.serial, |r| r.0)
+                .map_or(0, |at| self.room_packets[at].1);
+            let rate = total.saturating_sub(before) as f64 / secs;
+            if rate > 0.0 && (top.len() < BUSIEST || top.last().is_some_and(|t| rate > t.1)) {
+                let at = top.iter().position(|t| rate > t.1).unwrap_or(top.len());
+                top.insert(at, (room.name, rate));
+                top.truncate(BUSIEST);
             }
-            now.insert(room.name.to_owned(), total);
+            now.push((room.serial, total));
         }
+        now.sort_unstable();
+        let top = top.into_iter().map(|(name, rate)| (name.to_owned(), rate)).collect();
         self.room_packets = now;
-        rates.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        rates.truncate(BUSIEST);
-        rates
+        top
     }
 
     fn line(
