@@ -245,9 +245,8 @@ pub struct RoomInfo<'a> {
 }
 
 pub(super) struct Room {
-    /// Kept in the room, not in an allocation of its own: a small allocation per room among
-    /// the connections' transient buffers pins their freed pages (measured: a tenth more RSS
-    /// per idle connection with 1,000 rooms of four).
+    /// Kept in the room, not in an allocation of its own: small allocations per room, made
+    /// among the connections' transient handshake buffers, keep the pages those free resident.
     name: heapless::String<MAX_ROOM_NAME_LEN>,
     serial: u64,
     declared: bool,
@@ -275,9 +274,9 @@ impl Rooms {
     pub(super) fn new(config: &RoomConfig) -> Self {
         let mut rooms = Self::default();
         if config.mode != RoomMode::Single {
-            // The room table is sized once for its limit (a few hundred KiB of address space for
-            // the default 4096, touched only as rooms come): growing it by doubling would leave
-            // every outgrown copy resident, a third of what the rooms themselves cost.
+            // The room table is sized once for its limit (under a MiB of address space for the
+            // default 4096, its pages touched only as rooms come): growing it by doubling would
+            // leave the outgrown copies resident.
             let most = config.max_rooms.min(MAX_PRESIZED_ROOMS);
             rooms.slots.reserve_exact(most);
             rooms.by_name.reserve_exact(most);
