@@ -76,6 +76,11 @@ struct Slot {
 /// [`poll_release`](Self::poll_release) names, offer held-back input again for the ones
 /// [`poll_resume`](Self::poll_resume) names, and call [`handle_timeout`](Self::handle_timeout)
 /// at [`poll_timeout`](Self::poll_timeout). The application uses [`MultiplayerPeer`].
+///
+/// With rooms ([`ServerConfig::rooms`]) each room is a world of its own, and the application is
+/// peer 1 of every room: it receives what any room sends to the server, names a peer by its id
+/// alone (ids are unique across rooms; [`room_of`](Self::room_of) tells the room), and its
+/// broadcasts reach the peers of every room.
 pub struct Server<R: CryptoRng> {
     config: ServerConfig,
     rng: R,
