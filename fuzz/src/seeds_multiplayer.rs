@@ -201,7 +201,36 @@ fn server_seeds() -> Vec<(&'static str, Vec<u8>)> {
         Service,
     ];
     let origin_setup = ServerSetup([0b1011_1110, 0xff, 0b0011_1111, 0x55]);
+    // Rooms by path (setup bit 0x40: two rooms of two at most): the default room, two peers in
+    // `/a`, a third for `/a` (full: 503), `/b?x=1` (too many rooms: 503), a hostile path (400);
+    // relays inside `/a`, and to a peer of the other room (dropped as unknown).
+    let rooms_setup = ServerSetup([ServerSetup::GODOT4.0[0] | 0x40, 0xff, 0b0011_1111, 0x55]);
+    let mut rooms = Vec::new();
+    for c in 0..4 {
+        rooms.push(Accept(c));
+    }
+    for (conn, mode) in [(0, 1), (1, 0x11), (2, 0x11), (3, 0x11), (4, 0x21), (5, 0x31)] {
+        if conn >= 4 {
+            // A refused connection was released: a new one takes its place.
+            rooms.extend([Eof(conn - 1), Service, Accept(0)]);
+        }
+        rooms.push(Request { conn, mode });
+        rooms.push(Transmit { conn, n: ALL });
+    }
+    rooms.extend([
+        Events,
+        Packet { conn: 1, kind: 1, peer: 0, payload: vec![0x03, 0xab] },
+        Packet { conn: 2, kind: 1, peer: 2, payload: vec![0x03, 0xab] },
+        Packet { conn: 0, kind: 1, peer: 3, payload: vec![0x03, 0xab] },
+        Transmit { conn: 0x80, n: ALL },
+        Transmit { conn: 0x80, n: ALL },
+        Disconnect { peer: 2, how: 0 },
+        Service,
+        Events,
+        Close,
+    ]);
     vec![
+        ("rooms-by-path", encode_server_run(rooms_setup, &rooms)),
         ("godot4-relay-session", encode_server_run(ServerSetup::GODOT4, &godot4)),
         ("godot3-session", encode_server_run(ServerSetup::GODOT3, &godot3)),
         ("tight-limits", encode_server_run(ServerSetup::TIGHT, &tight)),

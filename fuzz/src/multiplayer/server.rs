@@ -10,7 +10,8 @@ use multipeer::Instant;
 use multipeer::peer::godot3::Header;
 use multipeer::peer::scene::{self, SysCommand};
 use multipeer::peer::{
-    ConnId, ConnectionStatus, Event, MultiplayerPeer, PeerId, Protocol, Server, ServerConfig, Target,
+    ConnId, ConnectionStatus, Event, MultiplayerPeer, PeerId, Protocol, RoomConfig, RoomMode, Server,
+    ServerConfig, Target,
 };
 use multipeer::queue::QueueLimits;
 use multipeer::rand_core::SeedableRng;
@@ -83,6 +84,17 @@ impl ServerSetup {
             },
             max_inbound_packets_per_second: (b3 & 4 != 0).then_some(20),
             max_inbound_bytes_per_second: (b3 & 8 != 0).then_some(2000),
+            // Rooms by path, few and small, so that limits and isolation are reached.
+            rooms: if b0 & 0x40 != 0 {
+                RoomConfig {
+                    mode: RoomMode::ByPath,
+                    max_rooms: 2,
+                    max_peers_per_room: Some(2),
+                    ..RoomConfig::default()
+                }
+            } else {
+                RoomConfig::default()
+            },
         }
     }
 }
@@ -414,6 +426,13 @@ impl ServerHarness {
             ServerOp::Request { conn, mode } => {
                 let Some(i) = self.conn(*conn) else { return };
                 let Some(mut request) = server_request(mode | 1) else { return };
+                if self.config.rooms.mode != RoomMode::Single {
+                    // The room, from the shape byte: the default one, two named, a hostile name.
+                    let path: &[u8] = [&b"/"[..], b"/a", b"/b?x=1", b"/../%2e"][usize::from(mode >> 4 & 3)];
+                    if let Some(end) = request.iter().skip(4).position(|&b| b == b' ') {
+                        request.splice(4..4 + end, path.iter().copied());
+                    }
+                }
                 if mode & 0x80 != 0 {
                     let origin = if mode & 0x40 != 0 { GOOD_ORIGIN } else { "http://evil.example" };
                     let line = format!("Origin: {origin}\r\n");

@@ -8,6 +8,8 @@
 #   mp-clients       Godot server with mp_clients A, B, C: main; a scripted server with mp_client: bad-id
 #   mixed-B          mp_server with Godot A, C and mp_client B: main (Godot A's RPC to B decoded by B)
 #   mixed-A          mp_server with mp_client A (the prober, it also stops the server), Godot B, C: main
+#   mio-serve-rooms  `multipeer serve` with rooms by path: Godot 4 clients A, B, C in /a and D, E, F
+#                    in /b at once, each trio running main and seeing only its own room: rooms
 #   mio-serve        `multipeer serve` (multipeer-mio; serve_multipeer.sh adds --protocol godot3 and
 #                    3.2.3's 1 s handshake timeout for 3) with Godot clients, --no-control:
 #                    main, size, handshake-timeout
@@ -35,7 +37,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
 out="${MP_OUT:-/tmp/multipeer-godot-interop-ci}"
-all_combos="godot-only,mp-server,mp-clients,mixed-B,mixed-A,mio-serve,godot-only-tls,mio-serve-tls-ca"
+all_combos="godot-only,mp-server,mp-clients,mixed-B,mixed-A,mio-serve,mio-serve-rooms,godot-only-tls,mio-serve-tls-ca"
 all_combos+=",mio-serve-tls-unsafe,mio-clients-tls,mixed-B-tls"
 all_combos+=",godot36-only,mp-server-36,mp-clients-36,mixed-B-36,mio-serve-36"
 combos="${MP_COMBOS:-$all_combos}"
@@ -97,6 +99,7 @@ run mixed-B --mp-server --mp-clients B --scenario main
 run mixed-A --mp-server --mp-clients A --scenario main
 serve_args=(--no-control --server-core multipeer --server-cmd "$serve")
 run mio-serve --scenario main,size,handshake-timeout "${serve_args[@]}"
+run mio-serve-rooms --version 4 --scenario rooms "${serve_args[@]}"
 run godot-only-tls --tls ca --scenario main,handshake-timeout
 run mio-serve-tls-ca --tls ca --scenario main,size,handshake-timeout "${serve_args[@]}"
 run mio-serve-tls-unsafe --tls unsafe --scenario main,size,handshake-timeout "${serve_args[@]}"

@@ -27,6 +27,8 @@ RELAY_MAX = {"3": 65525, "4": 65528}
 # Server handshake timeout of each version with default settings (3.2.3: 1 s fixed; 4.x: 3 s).
 HANDSHAKE_MS = {"3": 1000, "4": 3000}
 SCENARIOS = ["main", "refuse", "handshake-timeout", "size", "bad-id"]
+# Run only when asked for (--scenario rooms): it needs a server with rooms (`multipeer serve`).
+EXTRA_SCENARIOS = ["rooms"]
 
 
 # The Godot 3 binary: Debian bookworm's godot3-server (3.2.3) unless --godot3 names another
@@ -868,7 +870,7 @@ def main():
     ap.add_argument("--version", default=os.environ.get("MP_VERSIONS", "3,4"),
                     help="comma list of Godot versions: 3, 4 (default both)")
     ap.add_argument("--scenario", default=os.environ.get("MP_SCENARIOS", ",".join(SCENARIOS)),
-                    help="comma list of: " + ", ".join(SCENARIOS))
+                    help="comma list of: " + ", ".join(SCENARIOS + EXTRA_SCENARIOS))
     ap.add_argument("--server-cmd", default=os.environ.get("SERVER_CMD", ""),
                     help="shell command replacing the Godot server (gets MP_PORT, MP_VERSION, ...)")
     ap.add_argument("--client-cmd", action="append", default=[], metavar="NAME=CMD",
@@ -929,6 +931,9 @@ def main():
     t = Tally()
     table = {"main": scenario_main, "refuse": scenario_refuse, "handshake-timeout": scenario_handshake,
              "size": scenario_size, "bad-id": scenario_bad_id}
+    import scenario_rooms
+    this = sys.modules[__name__]
+    table["rooms"] = lambda opts, version, t: scenario_rooms.scenario_rooms(opts, version, t, this)
     started = time.monotonic()
     for version in [v.strip() for v in opts.version.split(",") if v.strip()]:
         got = available(version)

@@ -249,6 +249,21 @@ impl Serve {
         }
     }
 
+    /// Waits for a line of its output containing `needle` and returns it; panics after `limit`.
+    pub fn wait_line(&mut self, needle: &str, limit: Duration) -> String {
+        let end = Instant::now() + limit;
+        loop {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
+                let found = line.contains(needle).then(|| line.clone());
+                self.take_line(line);
+                if let Some(line) = found {
+                    return line;
+                }
+            }
+            assert!(Instant::now() < end, "timed out waiting for a line with {needle:?}: {:?}", self.last);
+        }
+    }
+
     /// Stops it with SIGTERM (every peer closed with 1001) and waits for it to exit; returns
     /// the last status line and its farewell line.
     ///

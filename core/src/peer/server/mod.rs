@@ -3,6 +3,7 @@
 mod flow;
 mod forward;
 mod multiplayer_peer;
+mod rooms;
 mod routing;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,10 @@ use crate::queue::{PacketQueue, QueueLimits};
 use crate::time::Instant;
 use crate::ws::{self, CloseCode, NoRng};
 
+pub use rooms::{
+    MAX_ROOM_NAME_LEN, RoomConfig, RoomInfo, RoomMode, RoomNameError, RoomRefusal, RoomStats, room_from_path,
+    validate_room_name, validate_room_prefix,
+};
 pub use types::{
     AcceptError, ConnId, DEFAULT_SLOW_PEER_TIMEOUT, PeerInfo, ServerConfig, ServerStats, UnknownConnection,
 };
@@ -42,7 +47,8 @@ struct Conn {
     /// Why we ended it, when we did.
     ended_by_us: Option<DisconnectReason>,
     /// The deadline last scheduled in the timer heap.
-    timer: Option<Instant>,
+    /// (8 bytes where `Option<Instant>` takes 16: it paid for the room index.)
+    timer: flow::Stamp,
     /// The peer id it had, once it left (its late packets are reported as such).
     former: Option<PeerId>,
     /// Finished with output still queued: release at this time regardless.
@@ -52,6 +58,8 @@ struct Conn {
     /// Closed by the remote while packets it sent still wait to be relayed: it leaves (and is
     /// released) once they are, so its last packets reach everyone before its departure.
     leaving: bool,
+    /// The room it chose (an index into the room table; `rooms::NO_ROOM` before the upgrade).
+    room: u32,
 }
 
 struct Slot {
@@ -68,13 +76,20 @@ struct Slot {
 /// [`poll_release`](Self::poll_release) names, offer held-back input again for the ones
 /// [`poll_resume`](Self::poll_resume) names, and call [`handle_timeout`](Self::handle_timeout)
 /// at [`poll_timeout`](Self::poll_timeout). The application uses [`MultiplayerPeer`].
+///
+/// With rooms ([`ServerConfig::rooms`]) each room is a world of its own, and the application is
+/// peer 1 of every room: it receives what any room sends to the server, names a peer by its id
+/// alone (ids are unique across rooms; [`room_of`](Self::room_of) tells the room), and its
+/// broadcasts reach the peers of every room.
 pub struct Server<R: CryptoRng> {
     config: ServerConfig,
     rng: R,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// Every joined peer of every room (ids are unique server-wide).
     peers: BTreeMap<PeerId, u32>,
+    rooms: rooms::Rooms,
     inbox: PacketQueue<Vec<u8>>,
     /// Events, each with the number of packets that had reached the inbox before it.
     events: VecDeque<(u64, Event)>,
@@ -134,6 +149,7 @@ impl<R: CryptoRng> Server<R> {
         };
         Self {
             inbox: PacketQueue::new(inbox),
+            rooms: rooms::Rooms::new(&config.rooms),
             config,
             rng,
             slots: Vec::new(),
@@ -221,6 +237,25 @@ impl<R: CryptoRng> Server<R> {
         })
     }
 
+    /// The name of the room `peer` is in (`""`: the default room).
+    #[must_use]
+    pub fn room_of(&self, peer: PeerId) -> Option<&str> {
+        let &index = self.peers.get(&peer)?;
+        let room = self.slots.get(index as usize)?.conn.as_ref()?.room;
+        self.rooms.name(room)
+    }
+
+    /// Every room that exists now, in name order, with its peers and traffic.
+    pub fn rooms(&self) -> impl Iterator<Item = RoomInfo<'_>> + '_ {
+        self.rooms.iter()
+    }
+
+    /// How many rooms exist now.
+    #[must_use]
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
     /// The WebSocket connection behind `peer`.
     #[must_use]
     pub fn connection(&self, peer: PeerId) -> Option<&ws::Connection<VecStorage, NoRng>> {
@@ -276,11 +311,12 @@ impl<R: CryptoRng> Server<R> {
             in_transmit_queue: false,
             released: false,
             ended_by_us: None,
-            timer: None,
+            timer: flow::Stamp::UNSET,
             former: None,
             linger: flow::Stamp::UNSET,
             flow: flow::ConnFlow::default(),
             leaving: false,
+            room: rooms::NO_ROOM,
         };
         let index = match self.free.pop() {
             Some(i) => i,
@@ -385,10 +421,10 @@ impl<R: CryptoRng> Server<R> {
             let Some(Slot { generation: g, conn: Some(c) }) = self.slots.get_mut(index as usize) else {
                 continue;
             };
-            if *g != generation || c.timer != Some(at) || c.released {
+            if *g != generation || c.timer.get() != Some(at) || c.released {
                 continue;
             }
-            c.timer = None;
+            c.timer = flow::Stamp::UNSET;
             c.ws.handle_timeout(now);
             if c.linger.get().is_some_and(|l| now >= l) {
                 // A finished connection whose peer will not read its last bytes.
@@ -472,6 +508,7 @@ impl<R: CryptoRng> Server<R> {
                     slot.generation = slot.generation.wrapping_add(1);
                     self.free.push(id.index);
                     self.live -= 1;
+                    self.rooms.exit(conn.room);
                     if let Some(ip) = conn.addr.map(|a| a.ip()) {
                         if let Some(n) = self.per_ip.get_mut(&ip) {
                             *n -= 1;
@@ -561,10 +598,32 @@ impl<R: CryptoRng> Server<R> {
                 return;
             }
         }
+        let entered = if self.config.rooms.mode == RoomMode::Single {
+            // One world, as Godot's server: the path is not even looked at.
+            self.rooms.enter(&self.config.rooms, "")
+        } else {
+            let mut scratch = [httparse::EMPTY_HEADER; ws::MAX_HEADERS];
+            let path = c.ws.request(&mut scratch).map_or("/", |r| r.path());
+            self.rooms.enter(&self.config.rooms, path)
+        };
+        let room = match entered {
+            Ok(room) => room,
+            Err(refusal) => {
+                self.stats.rooms_refused += 1;
+                let _ = c.ws.reject(refusal.http_status(), refusal.reason());
+                return;
+            }
+        };
         let headers: Vec<&str> = self.config.handshake_headers.iter().map(String::as_str).collect();
         if c.ws.accept_supported(now, &self.config.supported_protocols, &headers).is_err() {
             // Configured headers that cannot be sent are a server bug; refuse visibly.
             let _ = c.ws.reject(500, "server handshake headers are invalid");
+        }
+        if c.ws.state() == ws::State::Open {
+            c.room = room;
+        } else {
+            // Refused after all (no common subprotocol): it never was in the room.
+            self.rooms.exit(room);
         }
     }
 
@@ -594,8 +653,8 @@ impl<R: CryptoRng> Server<R> {
         }
         let flow = if c.peer.is_some() { c.flow.deadline(self.config.slow_peer_timeout) } else { None };
         let next = crate::time::earliest(crate::time::earliest(c.ws.poll_timeout(), c.linger.get()), flow);
-        if next != c.timer {
-            c.timer = next;
+        if next != c.timer.get() {
+            c.timer = next.map_or(flow::Stamp::UNSET, flow::Stamp::at);
             if let Some(at) = next {
                 self.timers.push(Reverse((at, index, id.generation)));
             }
@@ -638,6 +697,7 @@ impl<R: CryptoRng> Server<R> {
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
         c.peer = Some(id);
         self.peers.insert(id, index);
+        self.rooms.add_member(c.room, id, index);
         // Reported before the announcements: one of them may overflow the new peer's queue and
         // cut it off, and its departure must follow its arrival.
         self.queue_event(Event::PeerConnected(id));
@@ -652,10 +712,12 @@ impl<R: CryptoRng> Server<R> {
         c.leaving = false;
         let Some(id) = c.peer.take() else { return };
         c.former = Some(id);
+        let room = c.room;
         self.peers.remove(&id);
+        self.rooms.remove_member(room, id);
         // Senders waiting on it go on without it; if it waited itself, it no longer does.
         self.forget_flow(index);
-        self.announce_departure(id);
+        self.announce_departure(room, id);
         self.queue_event(Event::PeerDisconnected { peer: id, reason });
     }
 

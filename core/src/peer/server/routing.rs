@@ -194,11 +194,11 @@ impl<R: CryptoRng> Server<R> {
                             break;
                         }
                         if let Some((dest, forward)) = relay {
-                            if let Some(full) = self.relay_blocker(sender, dest, forward.len()) {
+                            if let Some(full) = self.relay_blocker(src.room, sender, dest, forward.len()) {
                                 self.wait_on(&mut src.flow, index, full);
                                 break;
                             }
-                            self.relay(sender, dest, forward);
+                            self.relay(src.room, sender, dest, forward);
                         }
                         if let Some(app) = app {
                             self.queue_for_app(sender, app);
@@ -207,6 +207,10 @@ impl<R: CryptoRng> Server<R> {
                 }
                 self.stats.packets_in += 1;
                 self.stats.bytes_in += data.len() as u64;
+                if let Some(room) = self.rooms.get_mut(src.room) {
+                    room.stats.packets_in += 1;
+                    room.stats.bytes_in += data.len() as u64;
+                }
                 Self::charge_rate(&mut src.flow, data.len());
                 src.ws.pop_message();
                 popped = true;
@@ -250,17 +254,21 @@ impl<R: CryptoRng> Server<R> {
 
     /// The first target of a relayed packet without room for it, if any: the packet then waits
     /// in its sender for all of its targets, so each gets it, in order, or none yet.
-    fn relay_blocker(&mut self, sender: PeerId, dest: Dest, len: usize) -> Option<u32> {
+    fn relay_blocker(&mut self, room: u32, sender: PeerId, dest: Dest, len: usize) -> Option<u32> {
         match dest {
             Dest::One(peer) => {
-                let &index = self.peers.get(&peer)?;
+                let index = self.rooms.member(room, peer)?;
                 (!self.has_relay_room(index, len)).then_some(index)
             }
             Dest::AllExcept(except) => {
                 let mut targets = core::mem::take(&mut self.fanout);
                 targets.clear();
                 targets.extend(
-                    self.peers.iter().filter(|(p, _)| **p != sender && Some(**p) != except).map(|(_, i)| *i),
+                    self.rooms
+                        .members(room)
+                        .iter()
+                        .filter(|(p, _)| *p != sender && Some(*p) != except)
+                        .map(|(_, i)| *i),
                 );
                 let full = self.first_without_room(&targets, len);
                 self.fanout = targets;
@@ -278,7 +286,8 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
-    fn relay(&mut self, sender: PeerId, dest: Dest, forward: Forward<'_>) {
+    /// Forwards a packet of `sender` to `dest` among the members of its room.
+    fn relay(&mut self, room: u32, sender: PeerId, dest: Dest, forward: Forward<'_>) {
         let header = scene::header(SysCommand::Relay, sender.get());
         let rewrite;
         let parts: &[&[u8]] = match forward {
@@ -289,8 +298,9 @@ impl<R: CryptoRng> Server<R> {
             Forward::Rewrite(inner) => &[&header, inner],
         };
         match dest {
-            Dest::One(peer) => match self.peers.get(&peer) {
-                Some(&index) => self.deliver_or_cut(index, parts),
+            // A peer of another room is as unknown as one that never existed.
+            Dest::One(peer) => match self.rooms.member(room, peer) {
+                Some(index) => self.deliver_or_cut(index, parts),
                 None => {
                     // The target left while the message was in flight.
                     self.stats.dropped += 1;
@@ -300,17 +310,28 @@ impl<R: CryptoRng> Server<R> {
                     });
                 }
             },
-            Dest::AllExcept(except) => self.fan_out(Some(sender), except, parts),
+            Dest::AllExcept(except) => self.fan_out(Some(room), Some(sender), except, parts),
         }
     }
 
-    /// Sends to every joined peer except `sender` and `except`; slow peers are cut off.
-    fn fan_out(&mut self, sender: Option<PeerId>, except: Option<PeerId>, parts: &[&[u8]]) {
+    /// Sends to every joined peer of `room` (of every room: `None`) except `sender` and
+    /// `except`; slow peers are cut off.
+    fn fan_out(
+        &mut self,
+        room: Option<u32>,
+        sender: Option<PeerId>,
+        except: Option<PeerId>,
+        parts: &[&[u8]],
+    ) {
         let mut targets = core::mem::take(&mut self.fanout);
         targets.clear();
-        targets.extend(
-            self.peers.iter().filter(|(p, _)| Some(**p) != sender && Some(**p) != except).map(|(_, i)| *i),
-        );
+        let keep = |p: PeerId| Some(p) != sender && Some(p) != except;
+        match room {
+            Some(room) => {
+                targets.extend(self.rooms.members(room).iter().filter(|(p, _)| keep(*p)).map(|(_, i)| *i));
+            }
+            None => targets.extend(self.peers.iter().filter(|(p, _)| keep(**p)).map(|(_, i)| *i)),
+        }
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if targets.len() > 1 && len >= SHARE_THRESHOLD {
             let frame = SharedFrame::new(MessageKind::Binary, parts);
@@ -337,8 +358,9 @@ impl<R: CryptoRng> Server<R> {
         };
         match c.ws.send_parts(MessageKind::Binary, parts) {
             Ok(()) => {
-                self.stats.packets_out += 1;
-                self.stats.bytes_out += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+                let len = parts.iter().map(|p| p.len() as u64).sum::<u64>();
+                let room = c.room;
+                self.count_out(room, len);
                 self.schedule(index);
                 Ok(())
             }
@@ -359,6 +381,16 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
+    /// Counts a packet of `len` bytes queued to a peer of `room`.
+    fn count_out(&mut self, room: u32, len: u64) {
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += len;
+        if let Some(room) = self.rooms.get_mut(room) {
+            room.stats.packets_out += 1;
+            room.stats.bytes_out += len;
+        }
+    }
+
     fn too_large(&mut self, len: usize, max: usize) {
         self.stats.dropped += 1;
         let from = self.routing_from;
@@ -369,8 +401,8 @@ impl<R: CryptoRng> Server<R> {
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
         match c.ws.send_shared(frame) {
             Ok(()) => {
-                self.stats.packets_out += 1;
-                self.stats.bytes_out += frame.payload().len() as u64;
+                let room = c.room;
+                self.count_out(room, frame.payload().len() as u64);
                 self.schedule(index);
             }
             Err(SendError::Full { .. }) => self.cut_off(index),
@@ -409,8 +441,10 @@ impl<R: CryptoRng> Server<R> {
 
     // ----- joining and leaving ---------------------------------------------------------------
 
-    fn others(&self, peer: PeerId) -> Vec<(PeerId, u32)> {
-        self.peers.iter().filter(|(p, _)| **p != peer).map(|(p, i)| (*p, *i)).collect()
+    /// The other members of the room of the connection at `index`, which is `peer`.
+    fn others(&self, index: u32, peer: PeerId) -> Vec<(PeerId, u32)> {
+        let room = self.slots[index as usize].conn.as_ref().map_or(super::rooms::NO_ROOM, |c| c.room);
+        self.rooms.members(room).iter().filter(|(p, _)| *p != peer).copied().collect()
     }
 
     /// Godot 4: the id message, then (with relay) `ADD_PEER(new) → P, ADD_PEER(P) → new` for
@@ -423,7 +457,7 @@ impl<R: CryptoRng> Server<R> {
         if !self.config.relay {
             return;
         }
-        for (other, other_index) in self.others(id) {
+        for (other, other_index) in self.others(index, id) {
             self.deliver_or_cut(other_index, &[&scene::header(SysCommand::AddPeer, id.get())]);
             self.deliver_or_cut(index, &[&scene::header(SysCommand::AddPeer, other.get())]);
         }
@@ -440,21 +474,24 @@ impl<R: CryptoRng> Server<R> {
                 return;
             }
         }
-        for (other, other_index) in self.others(id) {
+        for (other, other_index) in self.others(index, id) {
             self.deliver_or_cut(other_index, &[&godot3::sys_message(MessageType::Add, id.get())]);
             self.deliver_or_cut(index, &[&godot3::sys_message(MessageType::Add, other.get())]);
         }
     }
 
-    /// Tells every remaining peer that `id` left (Godot 4 `DEL_PEER` with relay, Godot 3
-    /// `SYS_DEL`).
-    pub(super) fn announce_departure(&mut self, id: PeerId) {
+    /// Tells every remaining peer of `room` that `id` left (Godot 4 `DEL_PEER` with relay,
+    /// Godot 3 `SYS_DEL`).
+    pub(super) fn announce_departure(&mut self, room: u32, id: PeerId) {
+        let room = Some(room);
         match self.config.protocol {
             Protocol::Godot4 if self.config.relay => {
-                self.fan_out(None, None, &[&scene::header(SysCommand::DelPeer, id.get())]);
+                self.fan_out(room, None, None, &[&scene::header(SysCommand::DelPeer, id.get())]);
             }
             Protocol::Godot4 => {}
-            Protocol::Godot3 => self.fan_out(None, None, &[&godot3::sys_message(MessageType::Del, id.get())]),
+            Protocol::Godot3 => {
+                self.fan_out(room, None, None, &[&godot3::sys_message(MessageType::Del, id.get())]);
+            }
         }
     }
 
@@ -498,7 +535,7 @@ impl<R: CryptoRng> Server<R> {
             self.mark_stalled(index);
             return Err(PutError::Full);
         }
-        self.fan_out(None, except, parts);
+        self.fan_out(None, None, except, parts);
         Ok(())
     }
 }

@@ -61,6 +61,8 @@ pub struct ServerConfig {
     /// Most payload bytes per second routed from one peer; as
     /// [`max_inbound_packets_per_second`](Self::max_inbound_packets_per_second).
     pub max_inbound_bytes_per_second: Option<u64>,
+    /// Rooms chosen by the request path; the default is one world, as Godot's server.
+    pub rooms: super::RoomConfig,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +88,7 @@ impl Default for ServerConfig {
             slow_peer_timeout: Some(DEFAULT_SLOW_PEER_TIMEOUT),
             max_inbound_packets_per_second: None,
             max_inbound_bytes_per_second: None,
+            rooms: super::RoomConfig::default(),
         }
     }
 }
@@ -179,6 +182,8 @@ pub struct ServerStats {
     pub rate_limited: u64,
     /// Reports not queued because the event queue was full.
     pub unreported_events: u64,
+    /// Upgrade requests refused for their room (see [`RoomRefusal`](super::RoomRefusal)).
+    pub rooms_refused: u64,
 }
 
 /// What Godot's `get_peer(id)` tells about the connection behind a peer.

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use lexopt::ValueExt as _;
-use multipeer::peer::{Protocol, ServerConfig};
+use multipeer::peer::{Protocol, RoomMode, ServerConfig, validate_room_name, validate_room_prefix};
 use multipeer_mio::ListenAddr;
 
 pub(crate) const HELP: &str = "\
@@ -32,7 +32,9 @@ Options:
                                \"authentication failed\") at the auth timeout; peers are
                                announced and relayed only once admitted. The relay is then
                                SceneMultiplayer's, as in Godot: packets beyond its queue
-                               (4096) are refused and counted, not held back
+                               (4096) are refused and counted, not held back. One world
+                               only: --rooms defaults to off with it, and other modes are
+                               refused (SceneMultiplayer's relay knows no rooms yet)
   --auth-timeout SECS          SceneMultiplayer auth_timeout with --auth-token (3)
   --listen ADDR                Where to listen, repeatable; default 127.0.0.1:9080.
                                ADDR is IP:PORT, [IPv6]:PORT, or *:PORT for every interface
@@ -48,6 +50,24 @@ Options:
                                Native clients send no Origin and always pass
   --max-connections-per-ip N   Most connections at once from one IP address (handshaking or
                                joined); more are closed at accept (default no limit)
+
+Rooms (each an independent world: its own peers, ids, relay, ADD_PEER/DEL_PEER and limits):
+  --rooms path|declared|off    path (default): the URL path names the room, ws://HOST:PORT/NAME
+                               (create_client's URL); ws://HOST:PORT/ is the default room, so
+                               clients that give no path all meet there. declared: only rooms
+                               given with --room exist, others get HTTP 404. off: one world
+                               whatever the path (Godot's own server ignores the path)
+  --room NAME                  A room that always exists (repeatable); '/' is the default room.
+                               Names: 1-64 of A-Z a-z 0-9 - _ . (not starting with '.');
+                               other paths get HTTP 400
+  --room-prefix /PREFIX        Rooms live under this path (behind a path-routing proxy):
+                               /PREFIX/NAME, /PREFIX is the default room, other paths get 404
+  --max-rooms N                Most rooms at once, declared ones included (4096); a request
+                               for one more gets HTTP 503
+  --max-peers-per-room N       Most connections in one room (default only --max-peers); one
+                               more gets HTTP 503
+One protocol per server: Godot 3 and Godot 4 clients never share a room, so a deployment
+serving both runs one server per protocol (two ports).
 
 Relay flow control (a sender waits while a receiver's queue is full; nothing is dropped):
   --slow-peer-timeout SECS     Disconnect (1008) a peer whose queue stays full with a sender
@@ -74,11 +94,14 @@ set_buffers(64, 1024, 64, 1024) as 3.x applies it on the wire):
 Output:
   --quiet                      No status line
   --verbose                    Also log every event and every packet sent to the server
+  --stats-json FILE            Each second, replace FILE with the counters in JSON: totals,
+                               every room (peers, connections, traffic) and the busiest rooms
+                               (written to FILE.tmp, then renamed: readers never see half)
   -h, --help                   This help
   -V, --version                The version
 
-Each second a status line on stderr shows peers, packets and bytes per second in and out, and
-packets dropped, connections rejected, senders waiting for slow receivers and slow peers evicted.
+Each second a status line on stderr shows peers, rooms and the busiest ones, packets and bytes
+per second in and out, and packets dropped, connections rejected, senders waiting for slow receivers and slow peers evicted.
 Ctrl-C or SIGTERM closes every peer with code 1001 (going away) and exits once they are gone
 (a second Ctrl-C exits at once).
 
@@ -116,6 +139,7 @@ pub(crate) struct ServeOptions {
     pub(crate) auth_token: Option<String>,
     /// `--auth-timeout`: SceneMultiplayer's `auth_timeout`.
     pub(crate) auth_timeout: Duration,
+    pub(crate) stats_json: Option<PathBuf>,
 }
 
 /// A usage error, reported with exit status 2.
@@ -153,11 +177,15 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         verbose: false,
         auth_token: None,
         auth_timeout: Duration::from_secs(3),
+        stats_json: None,
     };
     let mut relay = true;
+    // Whether --rooms was given: with --auth-token the default becomes one world.
+    let mut rooms_chosen = false;
     // Buffer flags given explicitly win over the protocol's defaults, whatever their order.
     let (mut inbound, mut outbound, mut queued) = (None, None, None);
     let config = &mut options.config;
+    config.rooms.mode = RoomMode::ByPath;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
@@ -257,6 +285,35 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
                 }
                 config.handshake_headers.push(line);
             }
+            Long("rooms") => {
+                rooms_chosen = true;
+                config.rooms.mode = match parser.value()?.string()?.as_str() {
+                    "path" => RoomMode::ByPath,
+                    "declared" => RoomMode::Declared,
+                    "off" => RoomMode::Single,
+                    other => {
+                        return Err(usage(format!("--rooms must be path, declared or off, not {other:?}")));
+                    }
+                }
+            }
+            Long("room") => {
+                let text = parser.value()?.string()?;
+                let name = text.strip_prefix('/').unwrap_or(&text);
+                validate_room_name(name).map_err(|e| usage(format!("--room {text:?}: {e}")))?;
+                config.rooms.declared.push(name.to_owned());
+            }
+            Long("room-prefix") => {
+                let prefix = parser.value()?.string()?;
+                validate_room_prefix(&prefix).map_err(|e| {
+                    usage(format!("--room-prefix {prefix:?}: expected /NAME or /NAME/NAME ({e})"))
+                })?;
+                config.rooms.prefix = prefix;
+            }
+            Long("max-rooms") => config.rooms.max_rooms = positive(&mut parser, "--max-rooms")?,
+            Long("max-peers-per-room") => {
+                config.rooms.max_peers_per_room = Some(positive(&mut parser, "--max-peers-per-room")?);
+            }
+            Long("stats-json") => options.stats_json = Some(parser.value()?.into()),
             Long("quiet") | Short('q') => options.quiet = true,
             Long("verbose") | Short('v') => options.verbose = true,
             _ => return Err(arg.unexpected().into()),
@@ -272,6 +329,26 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         return Err(usage("--auth-token: Godot 3 has no SceneMultiplayer auth"));
     }
     config.relay = relay;
+    if options.auth_token.is_some() && config.rooms.mode != RoomMode::Single {
+        // SceneMultiplayer relays among all of its admitted peers: it knows no rooms yet, so
+        // rooms would leak announcements and relays between them.
+        if rooms_chosen || !config.rooms.declared.is_empty() || !config.rooms.prefix.is_empty() {
+            return Err(usage(
+                "--auth-token works with one world only (--rooms off); rooms are not supported with it yet",
+            ));
+        }
+        config.rooms.mode = RoomMode::Single;
+    }
+    let rooms = &config.rooms;
+    if rooms.mode == RoomMode::Single && (!rooms.declared.is_empty() || !rooms.prefix.is_empty()) {
+        return Err(usage("--room and --room-prefix need rooms (--rooms path or declared)"));
+    }
+    if rooms.mode == RoomMode::Declared && rooms.declared.is_empty() {
+        return Err(usage("--rooms declared needs at least one --room NAME"));
+    }
+    if rooms.declared.len() > rooms.max_rooms {
+        return Err(usage("more --room declarations than --max-rooms"));
+    }
     if config.protocol == Protocol::Godot3 {
         // Godot 3's default `set_buffers(64, 1024, 64, 1024)` on the wire (as
         // `WebSocketMultiplayerPeer::godot3()` of multipeer-std): 3.2.3 accepts messages of up
@@ -330,8 +407,10 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_godot_4_with_relay_on_localhost_9080() {
-        let options = serve(&[]).unwrap();
+    fn defaults_are_godot_4_with_relay_on_localhost_9080_and_rooms_by_path() {
+        let mut options = serve(&[]).unwrap();
+        assert_eq!(options.config.rooms.mode, RoomMode::ByPath);
+        options.config.rooms.mode = RoomMode::Single;
         assert_eq!(options.config, ServerConfig::default());
         assert_eq!(options.listen, [ListenAddr::One("127.0.0.1:9080".parse().unwrap())]);
     }
@@ -436,6 +515,45 @@ mod tests {
     }
 
     #[test]
+    fn rooms_flags_map_to_the_config_and_bad_names_are_refused() {
+        let c = serve(&[
+            "--rooms=declared",
+            "--room",
+            "/",
+            "--room=red",
+            "--room=/blue",
+            "--room-prefix=/play",
+            "--max-rooms=3",
+            "--max-peers-per-room=4",
+        ])
+        .unwrap()
+        .config
+        .rooms;
+        assert_eq!(
+            (c.mode, c.declared, c.prefix.as_str()),
+            (RoomMode::Declared, vec!["".into(), "red".into(), "blue".into()], "/play")
+        );
+        assert_eq!((c.max_rooms, c.max_peers_per_room), (3, Some(4)));
+        assert_eq!(serve(&["--rooms", "off"]).unwrap().config.rooms.mode, RoomMode::Single);
+        assert_eq!(serve(&["--stats-json=/tmp/s.json"]).unwrap().stats_json, Some("/tmp/s.json".into()));
+        for (args, needle) in [
+            (&["--rooms", "many"][..], "path, declared or off"),
+            (&["--room", "../etc"], "--room"),
+            (&["--room", "a b"], "--room"),
+            (&["--room", &"x".repeat(65)], "longer than 64"),
+            (&["--room-prefix", "play"], "expected /NAME"),
+            (&["--room-prefix", "/play/"], "expected /NAME"),
+            (&["--rooms=off", "--room=a"], "need rooms"),
+            (&["--rooms=declared"], "at least one --room"),
+            (&["--max-rooms=1", "--room=a", "--room=b"], "more --room"),
+            (&["--max-peers-per-room=0"], "above 0"),
+        ] {
+            let err = serve(args).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_usage_is_explained() {
         for (args, needle) in [
             (&["--protocol", "godot5"][..], "godot4 or godot3"),
@@ -448,6 +566,8 @@ mod tests {
             (&["--protocol=godot3", "--no-relay"], "always relay"),
             (&["--protocol=godot3", "--auth-token=t"], "no SceneMultiplayer auth"),
             (&["--auth-token="], "not be empty"),
+            (&["--auth-token=t", "--rooms=path"], "one world only"),
+            (&["--auth-token=t", "--room=a", "--rooms=declared"], "one world only"),
             (&["--auth-timeout=0"], "more than 0"),
             (&["--frobnicate"], "frobnicate"),
         ] {

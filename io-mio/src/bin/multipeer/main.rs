@@ -8,7 +8,7 @@ mod status;
 use core::time::Duration;
 use std::process::ExitCode;
 
-use multipeer::peer::Protocol;
+use multipeer::peer::{Protocol, RoomConfig, RoomMode};
 use multipeer::scene::{SceneConfig, SceneMultiplayer};
 use multipeer_mio::{Server, Stop, TlsOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -92,6 +92,7 @@ fn serve(mut options: ServeOptions) -> Result<(), String> {
         options.config.relay = false;
         SceneMultiplayer::new(config)
     });
+    let rooms = rooms_summary(&options.config.rooms);
     let mut server = match tls {
         Some(tls) => Server::bind_tls(&options.listen, options.config, tls),
         None => Server::bind(&options.listen, options.config),
@@ -101,11 +102,12 @@ fn serve(mut options: ServeOptions) -> Result<(), String> {
         server.set_scene_multiplayer(scene).map_err(|e| e.to_string())?;
     }
     for addr in server.local_addrs() {
-        eprintln!("multipeer: listening on {scheme}://{addr} ({protocol})");
+        eprintln!("multipeer: listening on {scheme}://{addr} ({protocol}; {rooms})");
     }
 
     let gate = options.auth_token.as_deref().map(auth::AuthGate::new);
-    let mut status = status::Status::new(options.quiet, options.verbose, gate);
+    let mut status =
+        status::Status::new(options.quiet, options.verbose, gate).with_stats_json(options.stats_json);
     server.run(&stop, None, |server| status.tick(server)).map_err(|e| format!("event loop failed: {e}"))?;
     let left = server.peer().connection_count();
     if !options.quiet {
@@ -116,6 +118,20 @@ fn serve(mut options: ServeOptions) -> Result<(), String> {
         eprintln!("multipeer: {left} connections did not finish closing within {:?}", close_wait(&server));
     }
     Ok(())
+}
+
+/// How clients choose their room, for the start-up line.
+fn rooms_summary(rooms: &RoomConfig) -> String {
+    let declared = || {
+        let names: Vec<String> = rooms.declared.iter().map(|n| format!("{}/{n}", rooms.prefix)).collect();
+        names.join(" ")
+    };
+    match rooms.mode {
+        RoomMode::Single => "one room, the path is ignored".into(),
+        RoomMode::Declared => format!("rooms {}", declared()),
+        _ if rooms.declared.is_empty() => format!("rooms by path {}/NAME", rooms.prefix),
+        _ => format!("rooms by path {}/NAME, always {}", rooms.prefix, declared()),
+    }
 }
 
 fn close_wait(server: &Server) -> Duration {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Instant;
 
-use multipeer::peer::{DisconnectReason, DropReason, Event, MultiplayerPeer as _, ServerStats};
+use multipeer::peer::{DisconnectReason, DropReason, Event, MultiplayerPeer as _, RoomMode, ServerStats};
 use multipeer::scene::{Refusal, SceneEvent};
 use multipeer_mio::{Server, TransportError, TransportStats};
 
@@ -53,7 +53,13 @@ pub(crate) struct Status {
     gate: Option<AuthGate>,
     /// Packets SceneMultiplayer refused (with `--auth-token`).
     refused: Tally,
+    /// Packets in and out of each room at the last status line, by room serial, for rates.
+    room_packets: Vec<(u64, u64)>,
+    stats_json: Option<std::path::PathBuf>,
 }
+
+/// How many rooms the status line and the JSON name as the busiest.
+const BUSIEST: usize = 3;
 
 impl Status {
     pub(crate) fn new(quiet: bool, verbose: bool, gate: Option<AuthGate>) -> Self {
@@ -71,7 +77,15 @@ impl Status {
             transport: Tally::default(),
             gate,
             refused: Tally::default(),
+            room_packets: Vec::new(),
+            stats_json: None,
         }
+    }
+
+    /// Also writes the counters as JSON to `path` each second.
+    pub(crate) fn with_stats_json(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.stats_json = path;
+        self
     }
 
     /// One turn of the application; returns how soon the next status line is due.
@@ -87,7 +101,7 @@ impl Status {
                 self.log(&line);
             }
             match event {
-                SceneEvent::Transport(event) => self.count(event),
+                SceneEvent::Transport(event) => self.tally_event(event),
                 SceneEvent::PeerPacket { .. } | SceneEvent::Rpc(_) => self.to_server += 1,
                 SceneEvent::Refused { reason, .. } => self.refused.add(refusal(&reason)),
                 _ => {}
@@ -95,8 +109,14 @@ impl Status {
         }
         let peer = server.peer_mut();
         while let Some(event) = peer.poll_event() {
-            self.debug(format_args!("event: {event:?}"));
-            self.count(event);
+            match event {
+                // Room names are validated to a safe alphabet; quoted all the same.
+                Event::PeerConnected(id) => {
+                    self.debug(format_args!("event: {event:?} in room {:?}", peer.room_of(id).unwrap_or("")));
+                }
+                _ => self.debug(format_args!("event: {event:?}")),
+            }
+            self.tally_event(event);
         }
         // A relay has no game logic: packets for the server are read so nobody stalls.
         while let Some(packet) = peer.peek_packet() {
@@ -107,13 +127,46 @@ impl Status {
         }
         let now = Instant::now();
         if now >= self.next_line {
+            let secs = now.saturating_duration_since(self.last.1).as_secs_f64().max(1e-3);
             self.next_line = now + INTERVAL;
-            let line = self.line(server.peer().stats(), server.transport_stats(), server, now);
+            let busiest = self.busiest_rooms(server, secs);
+            let line = self.line(server.peer().stats(), server.transport_stats(), server, now, &busiest);
             if !self.quiet {
                 print_status(&line, self.tty);
             }
+            if let Some(path) = &self.stats_json {
+                if let Err(e) = write_atomically(path, &stats_json(server, self.to_server, &busiest)) {
+                    self.debug(format_args!("cannot write {}: {e}", path.display()));
+                }
+            }
         }
         Some(self.next_line.saturating_duration_since(Instant::now()))
+    }
+
+    /// Rooms by packets per second (in and out) since the last line, busiest first.
+    fn busiest_rooms(&mut self, server: &Server, secs: f64) -> Vec<(String, f64)> {
+        let mut now = Vec::with_capacity(server.peer().room_count());
+        // The busiest so far, busiest first; names are copied for these few only.
+        let mut top: Vec<(&str, f64)> = Vec::with_capacity(BUSIEST + 1);
+        for room in server.peer().rooms() {
+            let total = room.stats.packets_in + room.stats.packets_out;
+            // A room that went and came back has a new serial, and counters from zero.
+            let before = self
+                .room_packets
+                .binary_search_by_key(&room.serial, |r| r.0)
+                .map_or(0, |at| self.room_packets[at].1);
+            let rate = total.saturating_sub(before) as f64 / secs;
+            if rate > 0.0 && (top.len() < BUSIEST || top.last().is_some_and(|t| rate > t.1)) {
+                let at = top.iter().position(|t| rate > t.1).unwrap_or(top.len());
+                top.insert(at, (room.name, rate));
+                top.truncate(BUSIEST);
+            }
+            now.push((room.serial, total));
+        }
+        now.sort_unstable();
+        let top = top.into_iter().map(|(name, rate)| (name.to_owned(), rate)).collect();
+        self.room_packets = now;
+        top
     }
 
     fn line(
@@ -122,6 +175,7 @@ impl Status {
         transport: TransportStats,
         server: &Server,
         now: Instant,
+        busiest: &[(String, f64)],
     ) -> String {
         let (before, then) = core::mem::replace(&mut self.last, (stats, now));
         let secs = now.saturating_duration_since(then).as_secs_f64().max(1e-3);
@@ -137,6 +191,19 @@ impl Status {
             bytes(rate(stats.bytes_out, before.bytes_out)),
             self.to_server,
         );
+        if peer.config().rooms.mode != RoomMode::Single {
+            let _ = write!(line, " | rooms {}", peer.room_count());
+            if !busiest.is_empty() {
+                let shown: Vec<String> = busiest
+                    .iter()
+                    .map(|(name, rate)| format!("{} {} pkt/s", room_label(name), count(*rate)))
+                    .collect();
+                let _ = write!(line, " (busiest {})", shown.join(", "));
+            }
+            if stats.rooms_refused > 0 {
+                let _ = write!(line, " | refused for their room {}", stats.rooms_refused);
+            }
+        }
         let _ = write!(line, " | dropped {}{}", stats.dropped, self.dropped.summary());
         let mut rejected = Tally(self.rejected.0.clone());
         if transport.refused_at_capacity > 0 {
@@ -184,7 +251,7 @@ impl Status {
         )
     }
 
-    fn count(&mut self, event: Event) {
+    fn tally_event(&mut self, event: Event) {
         match event {
             Event::PacketDropped { reason, .. } => self.dropped.add(drop_reason(reason)),
             Event::ConnectionRejected(e) => self.rejected.add(e.to_string()),
@@ -210,6 +277,85 @@ impl Status {
             eprintln!("multipeer: debug: {message}");
         }
     }
+}
+
+/// A room as logs show it: `/name`, `/` for the default room.
+fn room_label(name: &str) -> String {
+    format!("/{}", name.escape_default())
+}
+
+/// The counters as one JSON object: totals, every room, and the busiest rooms.
+fn stats_json(server: &Server, to_server: u64, busiest: &[(String, f64)]) -> String {
+    let peer = server.peer();
+    let s = peer.stats();
+    let mut out = format!(
+        "{{\"peers\":{},\"connections\":{},\"packets_in\":{},\"bytes_in\":{},\"packets_out\":{},\
+         \"bytes_out\":{},\"to_server\":{to_server},\"dropped\":{},\"rejected\":{},\"rooms_refused\":{},\
+         \"slow_peers_evicted\":{},\"waiting_senders\":{},\"room_count\":{},\"rooms\":[",
+        peer.peers().count(),
+        peer.connection_count(),
+        s.packets_in,
+        s.bytes_in,
+        s.packets_out,
+        s.bytes_out,
+        s.dropped,
+        s.rejected,
+        s.rooms_refused,
+        s.slow_consumers,
+        s.blocked_senders,
+        peer.room_count(),
+    );
+    for (i, room) in peer.rooms().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let r = room.stats;
+        let _ = write!(
+            out,
+            "{comma}{{\"name\":{},\"declared\":{},\"peers\":{},\"connections\":{},\"packets_in\":{},\
+             \"bytes_in\":{},\"packets_out\":{},\"bytes_out\":{},\"joined\":{}}}",
+            json_string(room.name),
+            room.declared,
+            room.peers,
+            room.connections,
+            r.packets_in,
+            r.bytes_in,
+            r.packets_out,
+            r.bytes_out,
+            r.joined,
+        );
+    }
+    out.push_str("],\"busiest\":[");
+    for (i, (name, rate)) in busiest.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(out, "{comma}{{\"name\":{},\"packets_per_second\":{rate:.1}}}", json_string(name));
+    }
+    out.push_str("]}\n");
+    out
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Replaces `path` with `contents` so that a reader sees the old file or the new one, whole.
+fn write_atomically(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
 }
 
 fn print_status(line: &str, tty: bool) {
@@ -301,5 +447,12 @@ mod tests {
             (count(1500.0), count(12.0), bytes(2048.0), bytes(3.0 * 1048576.0)),
             ("1.5k".into(), "12".into(), "2.0 KiB".into(), "3.0 MiB".into())
         );
+    }
+
+    #[test]
+    fn json_strings_and_room_labels_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\u000a\\u0001é\"");
+        assert_eq!(room_label(""), "/");
+        assert_eq!(room_label("a\nb"), "/a\\nb");
     }
 }

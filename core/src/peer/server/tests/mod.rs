@@ -4,6 +4,7 @@ mod closing;
 mod edges;
 mod flow;
 mod forward;
+mod rooms;
 mod scenarios;
 
 use std::vec::Vec;
@@ -92,18 +93,31 @@ impl Net {
 
     /// A well-behaved multiplayer client.
     pub(super) fn connect(&mut self) -> usize {
+        self.connect_to("/")
+    }
+
+    /// A well-behaved multiplayer client asking for `resource` (path and query).
+    pub(super) fn connect_to(&mut self, resource: &str) -> usize {
         let protocol = self.server.config().protocol;
         let config = ClientConfig { protocol, ..ClientConfig::default() };
         let seed = 100 + self.ends.len() as u64;
-        let client =
-            Client::create(self.now, "ws://127.0.0.1:9080/", config, ChaCha8Rng::seed_from_u64(seed));
+        let url = ws::handshake::Url::parse("ws://127.0.0.1:9080/").unwrap();
+        let request =
+            ws::handshake::ClientRequest { resource, ..ws::handshake::ClientRequest::from_url(&url) };
+        let client = Client::new(self.now, &request, config, ChaCha8Rng::seed_from_u64(seed));
         self.attach(Far::Peer(std::boxed::Box::new(client.unwrap())))
     }
 
     /// A bare WebSocket client with `config`.
     pub(super) fn connect_raw(&mut self, config: ws::Config) -> usize {
+        self.connect_raw_to("/", config)
+    }
+
+    /// A bare WebSocket client with `config`, asking for `resource`.
+    pub(super) fn connect_raw_to(&mut self, resource: &str, config: ws::Config) -> usize {
         let url = ws::handshake::Url::parse("ws://127.0.0.1:9080/").unwrap();
-        let request = ws::handshake::ClientRequest::from_url(&url);
+        let request =
+            ws::handshake::ClientRequest { resource, ..ws::handshake::ClientRequest::from_url(&url) };
         let seed = 100 + self.ends.len() as u64;
         let raw =
             ws::Connection::client(self.now, &request, config, ChaCha8Rng::seed_from_u64(seed)).unwrap();
@@ -188,11 +202,12 @@ impl Net {
 /// close record became one field, raised to 1150 for the delayed buffer release (a timer and
 /// the last known time: it removes the free-and-regrow that dominated large-message profiles).
 /// `Conn` stays at 1400 with relay flow control (32 bytes, rate-limit state boxed on demand) and
-/// the queue ring's wrap field (8 bytes, paid for by keeping the linger time in 8 bytes).
+/// the queue ring's wrap field (8 bytes, paid for by keeping the linger time in 8 bytes), and
+/// the room index (4 bytes, paid for by keeping the timer deadline in 8 bytes).
 #[test]
 fn connection_state_stays_within_budget() {
     assert!(core::mem::size_of::<ws::Connection<VecStorage, ws::NoRng>>() <= 1150);
-    assert!(core::mem::size_of::<super::Conn>() <= 1400);
+    assert!(core::mem::size_of::<super::Conn>() <= 1400, "{}", core::mem::size_of::<super::Conn>());
 }
 
 pub(super) fn drain<P: MultiplayerPeer>(peer: &mut P) -> Vec<Event> {
