@@ -232,7 +232,8 @@ fn the_lobby_command_serves_and_exits_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(code, Some(0));
-    let rest: Vec<String> = lines.try_iter().collect();
+    // The reader thread may still be passing on the last lines: read until it sees EOF.
+    let rest: Vec<String> = std::iter::from_fn(|| lines.recv_timeout(WAIT).ok()).collect();
     assert!(rest.iter().any(|l| l.contains("lobby closed after")), "{rest:?}");
 
     let usage = Command::new(env!("CARGO_BIN_EXE_multipeer")).args(["lobby", "--bogus"]).output().unwrap();
