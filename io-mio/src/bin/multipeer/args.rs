@@ -9,7 +9,10 @@ use lexopt::ValueExt as _;
 use multipeer::peer::{Protocol, ServerConfig};
 use multipeer_mio::ListenAddr;
 
-pub(crate) const HELP: &str = "\
+use crate::deflate;
+
+pub(crate) const HELP: &str = concat!(
+    "\
 multipeer — a Godot multiplayer relay server (WebSocketMultiplayerPeer, Godot 4 and 3)
 
 Usage: multipeer serve [OPTIONS]
@@ -62,6 +65,9 @@ set_buffers(64, 1024, 64, 1024) as 3.x applies it on the wire):
   --supported-protocol P       supported_protocols entry, repeatable
   --handshake-header LINE      handshake_headers entry (\"Name: value\"), repeatable
 
+",
+    deflate::deflate_help!(),
+    "
 Output:
   --quiet                      No status line
   --verbose                    Also log every event and every packet sent to the server
@@ -75,7 +81,8 @@ Ctrl-C or SIGTERM closes every peer with code 1001 (going away) and exits once t
 
 Exit status: 0 after a clean shutdown, 1 when the server cannot start (address in use,
 unreadable certificate or key), 2 for bad command-line usage.
-";
+"
+);
 
 /// Godot 3.x `set_buffers(64, 1024, 64, 1024)` as 3.2.3 enforces it: largest inbound message.
 const GODOT3_INBOUND_BYTES: usize = 1 << 16;
@@ -227,6 +234,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
                     return Err(usage(format!("--handshake-header {line:?}: expected \"Name: value\"")));
                 }
                 config.handshake_headers.push(line);
+            }
+            Long(flag) if deflate::is_flag(flag) => {
+                let flag = flag.to_owned();
+                deflate::apply(&flag, &mut parser, &mut config.ws.permessage_deflate)?;
             }
             Long("quiet") | Short('q') => options.quiet = true,
             Long("verbose") | Short('v') => options.verbose = true,

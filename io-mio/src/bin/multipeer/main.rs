@@ -1,6 +1,7 @@
 //! `multipeer serve`: a Godot multiplayer relay server on multipeer-mio.
 
 mod args;
+mod deflate;
 mod lobby;
 mod status;
 
