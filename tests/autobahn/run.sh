@@ -33,7 +33,7 @@
 #                        (`ws_echo_mio`)", which .ci/run's autobahn step also runs)
 #   AUTOBAHN_CLIENT_CMD  command for the client under test instead of ws_autobahn_client; it gets
 #                        `<base_url> <agent>` and must drive /getCaseCount, /runCase, /updateReports
-#   AUTOBAHN_TIMEOUT     seconds allowed for each direction (default 1200)
+#   AUTOBAHN_TIMEOUT     seconds allowed for each direction (default 1200, with --all 2400)
 #
 # Reports (JSON and HTML) go to tests/reports/autobahn/{servers,clients}/, logs beside them.
 # The last line is `autobahn: N passed, M failed`; the exit status is 0 only when M is 0.
@@ -52,6 +52,7 @@ DEFAULT_CASES='["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*",
   "12.*.1", "12.*.2", "12.*.3", "12.*.4", "12.*.11", "13.*.1", "13.*.2", "13.*.3", "13.*.4", "13.*.11"]'
 EXCLUDE='[]'
 TIMEOUT="${AUTOBAHN_TIMEOUT:-1200}"
+# --all: sections 12 and 13 alone take wstest about 15 minutes per direction here.
 
 build=1
 only=""
@@ -127,6 +128,7 @@ elif [[ -n "$cases_arg" ]]; then
     cases_json="$(python3 -c 'import json, sys; print(json.dumps([c.strip() for c in sys.argv[1].split(",") if c.strip()]))' "$cases_arg")"
 elif ((all)); then
     cases_json='["*"]'
+    TIMEOUT="${AUTOBAHN_TIMEOUT:-2400}"
 else
     cases_json="$(python3 -c 'import json, sys; print(json.dumps(json.loads(sys.argv[1])))' "$DEFAULT_CASES")"
 fi

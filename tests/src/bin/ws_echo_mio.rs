@@ -1,12 +1,14 @@
 //! Echo server on multipeer-mio's plain `WebSocketServer`, for Autobahn|Testsuite's
 //! fuzzingclient mode (`AUTOBAHN_SERVER_CMD`) and for benchmarks.
 //!
-//! `ws_echo_mio [--permessage-deflate] [ADDR] [MAX_CONNECTIONS]` (default `127.0.0.1:9002` and
+//! `ws_echo_mio [--permessage-deflate | --deflate-no-context-takeover] [ADDR] [MAX_CONNECTIONS]`
+//! (default `127.0.0.1:9002` and
 //! 1024; port 0 picks one) prints `listening ADDR` as its first line, then echoes every message
 //! (text as text, binary as binary, one copy from the receive queue into the send queue) on
 //! every connection until killed. One thread, one `mio::Poll`: the server's own `run` loop.
 //!
-//! With `--permessage-deflate` it accepts the extension from clients that offer it, and prints
+//! With `--permessage-deflate` it accepts the extension from clients that offer it (with
+//! `--deflate-no-context-takeover`, compressing every message alone both ways), and prints
 //! `deflate ID agreed=... stats=...` (the connection's counters of compressed messages each
 //! way) when a connection that agreed to it closes, for the interop checks.
 
@@ -34,7 +36,12 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let before = args.len();
     args.retain(|a| a != "--permessage-deflate");
-    let deflate = (args.len() < before).then_some(DeflateConfig::DEFAULT);
+    let mut deflate = (args.len() < before).then_some(DeflateConfig::DEFAULT);
+    let before = args.len();
+    args.retain(|a| a != "--deflate-no-context-takeover");
+    if args.len() < before {
+        deflate = Some(DeflateConfig { no_context_takeover: true, peer_no_context_takeover: true, ..DeflateConfig::DEFAULT });
+    }
     let addr = args.first().cloned().unwrap_or_else(|| "127.0.0.1:9002".to_owned());
     let listen = match addr.parse::<ListenAddr>() {
         Ok(listen) => listen,
