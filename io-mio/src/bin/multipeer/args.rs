@@ -409,6 +409,38 @@ mod tests {
     }
 
     #[test]
+    fn permessage_deflate_flags() {
+        use multipeer::ws::deflate::DeflateConfig;
+        assert_eq!(serve(&[]).unwrap().config.ws.permessage_deflate, None);
+        let on = serve(&["--permessage-deflate"]).unwrap().config.ws.permessage_deflate;
+        assert_eq!(on, Some(DeflateConfig::DEFAULT));
+        let tuned = serve(&[
+            "--deflate-window-bits=10",
+            "--deflate-no-context-takeover",
+            "--deflate-level",
+            "1",
+            "--deflate-max-connections=100",
+        ])
+        .unwrap()
+        .config
+        .ws
+        .permessage_deflate
+        .unwrap();
+        assert_eq!((tuned.max_window_bits, tuned.peer_max_window_bits), (10, 10));
+        assert!(tuned.no_context_takeover && tuned.peer_no_context_takeover);
+        assert_eq!((tuned.level, tuned.max_connections), (1, 100));
+        for (args, needle) in [
+            (&["--deflate-window-bits=16"][..], "from 8 to 15"),
+            (&["--deflate-level=11"], "from 0 to 10"),
+            (&["--deflate-max-connections=0"], "from 1 to 65534"),
+            (&["--deflate-frobnicate"], "deflate-frobnicate"),
+        ] {
+            let err = serve(args).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_usage_is_explained() {
         for (args, needle) in [
             (&["--protocol", "godot5"][..], "godot4 or godot3"),
