@@ -180,9 +180,8 @@ impl Players {
     fn join_with(port: u16, options: &[ClientOptions]) -> Self {
         let (poll, n) = (Poll::new().unwrap(), options.len());
         let url = format!("ws://127.0.0.1:{port}/");
-        let clients = (0..n)
-            .map(|i| Client::connect(poll.registry(), Token(i), &url, &options[i]).unwrap())
-            .collect();
+        let clients =
+            (0..n).map(|i| Client::connect(poll.registry(), Token(i), &url, &options[i]).unwrap()).collect();
         let mut players = Self {
             poll,
             events: Events::with_capacity(64),
@@ -271,7 +270,8 @@ fn sigterm_with_no_peers_exits_0_at_once() {
 /// compressing connections and their memory on the status line. Godot's own client never offers.
 #[test]
 fn permessage_deflate_for_clients_that_offer_it() {
-    let mut serve = Serve::start(&["--listen", "127.0.0.1:0", "--permessage-deflate", "--deflate-max-connections=1"]);
+    let mut serve =
+        Serve::start(&["--listen", "127.0.0.1:0", "--permessage-deflate", "--deflate-max-connections=1"]);
     let port = serve.port();
     let mut browser = ClientOptions::default();
     browser.config.ws.permessage_deflate = Some(multipeer::ws::deflate::DeflateConfig::DEFAULT);

@@ -49,15 +49,17 @@ fn run(url: &str, rounds: usize) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let mut events = Events::with_capacity(16);
     let mut buf = ReadBuffer::new();
-    let mut client = WebSocketClient::connect(poll.registry(), Token(0), url, &WebSocketClientOptions::new(config))
-        .map_err(|e| format!("connect: {e}"))?;
+    let mut client =
+        WebSocketClient::connect(poll.registry(), Token(0), url, &WebSocketClientOptions::new(config))
+            .map_err(|e| format!("connect: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let (mut open, mut sent, mut echoed, mut closing) = (false, 0, 0, false);
     while !client.is_released() {
         if Instant::now() > deadline {
             return Err(format!("timed out with {echoed} of {} echoes", messages.len()));
         }
-        let wait = client.poll_timeout().map_or(Duration::from_millis(100), |t| t.min(Duration::from_millis(100)));
+        let wait =
+            client.poll_timeout().map_or(Duration::from_millis(100), |t| t.min(Duration::from_millis(100)));
         poll.poll(&mut events, Some(wait)).map_err(|e| e.to_string())?;
         for event in &events {
             client.handle_event(poll.registry(), event, &mut buf);
@@ -80,7 +82,11 @@ fn run(url: &str, rounds: usize) -> Result<(), String> {
         while let Some(message) = client.connection().peek_message() {
             let expected = messages.get(echoed).ok_or("more messages than sent")?;
             if message.data != expected.as_bytes() {
-                return Err(format!("echo {echoed} differs ({} bytes, sent {})", message.data.len(), expected.len()));
+                return Err(format!(
+                    "echo {echoed} differs ({} bytes, sent {})",
+                    message.data.len(),
+                    expected.len()
+                ));
             }
             echoed += 1;
             client.connection_mut().pop_message();
@@ -97,12 +103,19 @@ fn run(url: &str, rounds: usize) -> Result<(), String> {
                 return Err("no compressed message in one direction".into());
             }
             let now = client.now();
-            client.connection_mut().close(now, CloseCode::NORMAL, "done").map_err(|e| format!("close: {e}"))?;
+            client
+                .connection_mut()
+                .close(now, CloseCode::NORMAL, "done")
+                .map_err(|e| format!("close: {e}"))?;
         }
         client.flush(poll.registry(), &mut buf);
     }
     if !closing {
-        return Err(format!("connection ended with {echoed} of {} echoes: {:?}", messages.len(), client.error()));
+        return Err(format!(
+            "connection ended with {echoed} of {} echoes: {:?}",
+            messages.len(),
+            client.error()
+        ));
     }
     Ok(())
 }

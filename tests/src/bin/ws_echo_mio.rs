@@ -40,7 +40,11 @@ fn main() -> ExitCode {
     let before = args.len();
     args.retain(|a| a != "--deflate-no-context-takeover");
     if args.len() < before {
-        deflate = Some(DeflateConfig { no_context_takeover: true, peer_no_context_takeover: true, ..DeflateConfig::DEFAULT });
+        deflate = Some(DeflateConfig {
+            no_context_takeover: true,
+            peer_no_context_takeover: true,
+            ..DeflateConfig::DEFAULT
+        });
     }
     let addr = args.first().cloned().unwrap_or_else(|| "127.0.0.1:9002".to_owned());
     let listen = match addr.parse::<ListenAddr>() {
@@ -99,7 +103,8 @@ fn main() -> ExitCode {
                 }
             };
             if let Some(ws) = server.connection(id) {
-                if let (Some(agreed), Some(stats)) = (ws.permessage_deflate(), ws.permessage_deflate_stats()) {
+                if let (Some(agreed), Some(stats)) = (ws.permessage_deflate(), ws.permessage_deflate_stats())
+                {
                     deflate_seen.insert(id, (agreed, stats));
                 }
             }
