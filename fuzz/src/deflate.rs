@@ -19,7 +19,8 @@ fn deflate_config(input: &mut Input<'_>) -> DeflateConfig {
         no_context_takeover: a & 0x40 != 0,
         peer_no_context_takeover: a & 0x80 != 0,
         level: b % 11,
-        min_message_size: u16::from(b >> 4),
+        min_message_size: b >> 4,
+        max_connections: u16::MAX,
     }
 }
 

@@ -212,6 +212,12 @@ impl Lobby {
         self.server.connection_count()
     }
 
+    /// The plain WebSocket server under the lobby (connections, compression, memory).
+    #[must_use]
+    pub fn websocket(&self) -> &WebSocketServer {
+        &self.server
+    }
+
     /// The counters.
     #[must_use]
     pub fn stats(&self) -> LobbyStats {

@@ -173,11 +173,15 @@ struct Players {
 
 impl Players {
     fn join(port: u16, n: usize) -> Self {
-        let poll = Poll::new().unwrap();
+        Self::join_with(port, &vec![ClientOptions::default(); n])
+    }
+
+    /// One client per entry of `options`.
+    fn join_with(port: u16, options: &[ClientOptions]) -> Self {
+        let (poll, n) = (Poll::new().unwrap(), options.len());
         let url = format!("ws://127.0.0.1:{port}/");
-        let clients = (0..n)
-            .map(|i| Client::connect(poll.registry(), Token(i), &url, &ClientOptions::default()).unwrap())
-            .collect();
+        let clients =
+            (0..n).map(|i| Client::connect(poll.registry(), Token(i), &url, &options[i]).unwrap()).collect();
         let mut players = Self {
             poll,
             events: Events::with_capacity(64),
@@ -259,4 +263,31 @@ fn sigterm_with_no_peers_exits_0_at_once() {
     serve.signal("-TERM");
     assert_eq!(serve.exit_code(LIMIT), Some(0));
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+/// A web export's browser offers permessage-deflate; the server agrees on at most
+/// `--deflate-max-connections` connections, relays compressed traffic intact, and shows the
+/// compressing connections and their memory on the status line. Godot's own client never offers.
+#[test]
+fn permessage_deflate_for_clients_that_offer_it() {
+    let mut serve =
+        Serve::start(&["--listen", "127.0.0.1:0", "--permessage-deflate", "--deflate-max-connections=1"]);
+    let port = serve.port();
+    let mut browser = ClientOptions::default();
+    browser.config.ws.permessage_deflate = Some(multipeer::ws::deflate::DeflateConfig::DEFAULT);
+    let mut players = Players::join_with(port, &[browser.clone(), browser, ClientOptions::default()]);
+    let agreed: Vec<bool> =
+        players.clients.iter().map(|c| c.peer().connection().permessage_deflate().is_some()).collect();
+    assert_eq!(agreed.iter().filter(|&&a| a).count(), 1, "{agreed:?}");
+    let state = br#"{"players":[{"name":"a","x":1},{"name":"b","x":2}],"chat":"hello"}"#.repeat(30);
+    let (from, to) = (agreed.iter().position(|&a| a).unwrap(), 2);
+    let to_id = players.clients[to].peer().unique_id().unwrap();
+    players.clients[from].peer_mut().set_target_peer(Target::Peer(to_id));
+    players.clients[from].peer_mut().put_packet(&state).unwrap();
+    let from_id = players.clients[from].peer().unique_id().unwrap();
+    assert!(players.drive_until(|p| p.packets[to].contains(&(from_id, state.clone()))));
+    let stats = players.clients[from].peer().connection().permessage_deflate_stats().unwrap();
+    assert!(stats.messages_compressed >= 1, "{stats:?}");
+    let status = serve.wait_for("compressing 1 conns");
+    assert!(status.contains("KiB"), "{status}");
 }

@@ -233,7 +233,7 @@ fn the_lobby_command_serves_and_exits_cleanly_on_sigterm() {
     };
     assert_eq!(code, Some(0));
     // The reader thread may still be passing on the last lines: read until it sees EOF.
-    let rest: Vec<String> = std::iter::from_fn(|| lines.recv_timeout(WAIT).ok()).collect();
+    let rest: Vec<String> = core::iter::from_fn(|| lines.recv_timeout(WAIT).ok()).collect();
     assert!(rest.iter().any(|l| l.contains("lobby closed after")), "{rest:?}");
 
     let usage = Command::new(env!("CARGO_BIN_EXE_multipeer")).args(["lobby", "--bogus"]).output().unwrap();

@@ -45,7 +45,11 @@ struct Running {
 
 impl Running {
     fn start(role: Role) -> Self {
-        let options = WebSocketOptions { ws: large(), ..WebSocketOptions::default() };
+        Self::start_with(role, large())
+    }
+
+    fn start_with(role: Role, ws: ws::Config) -> Self {
+        let options = WebSocketOptions { ws, ..WebSocketOptions::default() };
         let mut server =
             WebSocketServer::bind(&[ListenAddr::One("127.0.0.1:0".parse().unwrap())], options).unwrap();
         let url = format!("ws://{}", server.local_addrs()[0]);
@@ -131,8 +135,12 @@ struct MioClient {
 
 impl MioClient {
     fn connect(url: &str) -> Self {
+        Self::connect_with(url, large())
+    }
+
+    fn connect_with(url: &str, ws: ws::Config) -> Self {
         let poll = Poll::new().unwrap();
-        let options = WebSocketClientOptions::new(large());
+        let options = WebSocketClientOptions::new(ws);
         let client = WebSocketClient::connect(poll.registry(), Token(7), url, &options).unwrap();
         Self { poll, events: Events::with_capacity(64), buf: ReadBuffer::new(), client }
     }
@@ -269,4 +277,39 @@ fn broadcast_reaches_every_connection_and_close_says_going_away() {
     assert_eq!(stats.opened, 5);
     let released = events.iter().filter(|e| matches!(e, WebSocketEvent::Released(_))).count();
     assert_eq!(released, 5);
+}
+
+/// permessage-deflate on the plain server: agreed with clients that offer it while fewer than
+/// `max_connections` use it (a connection counts until released), compressed both ways.
+#[test]
+fn permessage_deflate_is_agreed_up_to_max_connections() {
+    use multipeer::ws::deflate::DeflateConfig;
+    let offer = ws::Config { permessage_deflate: Some(DeflateConfig::DEFAULT), ..large() };
+    let limit = DeflateConfig { max_connections: 1, ..DeflateConfig::DEFAULT };
+    let server = Running::start_with(Role::Echo, ws::Config { permessage_deflate: Some(limit), ..large() });
+    let text = r#"{"lobby":"main","players":[{"name":"a","x":1},{"name":"b","x":2}]}"#.repeat(1000);
+    let echo = |client: &mut MioClient| {
+        client.until(|c| c.state() == ws::State::Open);
+        client.client.connection_mut().send_text(&text).unwrap();
+        client.until(|c| c.peek_message().is_some());
+        assert_eq!(client.client.connection().peek_message().unwrap().data, text.as_bytes());
+        client.client.connection_mut().pop_message();
+        client.client.connection().permessage_deflate_stats()
+    };
+    let mut first = MioClient::connect_with(&server.url, offer);
+    let stats = echo(&mut first).unwrap();
+    assert_eq!((stats.messages_compressed, stats.messages_inflated), (1, 1));
+    assert!(stats.bytes_after_compression < text.len() as u64 / 20, "{stats:?}");
+    // The second is answered without the extension and talks plain.
+    let mut second = MioClient::connect_with(&server.url, offer);
+    assert_eq!(echo(&mut second), None);
+    // Once the first is gone, a newcomer gets it again.
+    let now = first.client.now();
+    first.client.connection_mut().close(now, CloseCode::NORMAL, "").unwrap();
+    first.until(|c| c.state() == ws::State::Closed);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = MioClient::connect_with(&server.url, offer);
+    assert!(echo(&mut third).is_some());
+    drop((second, third));
+    server.finish();
 }

@@ -29,7 +29,9 @@ use crate::{READ_BUDGET, ReadBuffer};
 #[derive(Debug, Clone)]
 pub struct WebSocketOptions {
     /// Limits and timers of each connection: Godot's, with 1 MiB of outbound queue and buffer
-    /// storage kept a second while a connection is busy (as `ServerConfig`'s).
+    /// storage kept a second while a connection is busy (as `ServerConfig`'s). With the
+    /// `deflate` feature, `ws.permessage_deflate` accepts the extension from clients that offer
+    /// it, on at most its `max_connections` connections at once.
     pub ws: ws::Config,
     /// Most connections held at once (handshaking, open or closing); more are closed at
     /// accept. It sizes the token range.
@@ -159,6 +161,8 @@ pub struct WebSocketServer {
     timers: BinaryHeap<Reverse<(multipeer::Instant, ConnectionId)>>,
     closing: bool,
     stats: WebSocketStats,
+    /// Connections that agreed to permessage-deflate.
+    compressing: usize,
 }
 
 impl WebSocketServer {
@@ -185,6 +189,7 @@ impl WebSocketServer {
             timers: BinaryHeap::new(),
             closing: false,
             stats: WebSocketStats::default(),
+            compressing: 0,
         })
     }
 
@@ -249,6 +254,20 @@ impl WebSocketServer {
     #[must_use]
     pub fn stats(&self) -> WebSocketStats {
         self.stats
+    }
+
+    /// Connections that agreed to permessage-deflate (held until released).
+    #[must_use]
+    pub fn compressing_connections(&self) -> usize {
+        self.compressing
+    }
+
+    /// Bytes of buffer storage all connections hold now: their queues and, where
+    /// permessage-deflate was agreed, compressor and decompressor state. It walks every
+    /// connection: for status lines, not for every event.
+    #[must_use]
+    pub fn buffer_footprint(&self) -> usize {
+        self.slots.iter().flatten().map(|s| s.ws.buffer_footprint()).sum()
     }
 
     /// Handles one readiness event; returns `false` if its token is not this server's.
@@ -489,8 +508,11 @@ impl WebSocketServer {
                     let _ = if self.closing {
                         slot.ws.reject(503, "shutting down")
                     } else {
+                        #[cfg(feature = "deflate")]
+                        slot.ws.set_compressing_connections(self.compressing);
                         slot.ws.accept_supported(now, &self.options.protocols, &[])
                     };
+                    self.compressing += usize::from(compresses(&slot.ws));
                 }
                 ws::Event::Open => {
                     self.stats.opened += 1;
@@ -538,6 +560,7 @@ impl WebSocketServer {
         slot.transport.close(registry);
         self.free.push(index);
         self.count -= 1;
+        self.compressing -= usize::from(compresses(&slot.ws));
         self.events.push_back(WebSocketEvent::Released(slot.id));
     }
 }
@@ -585,6 +608,17 @@ impl Accept for WebSocketServer {
 }
 
 drive_by_inherent_methods!(WebSocketServer, |s| s.options.ws.close_timeout);
+
+/// Whether a connection agreed to permessage-deflate.
+fn compresses(ws: &Socket) -> bool {
+    #[cfg(feature = "deflate")]
+    return ws.permessage_deflate().is_some();
+    #[cfg(not(feature = "deflate"))]
+    {
+        let _ = ws;
+        false
+    }
+}
 
 fn count_error(stats: &mut WebSocketStats, error: &TransportError) {
     match error {

@@ -1,15 +1,22 @@
 //! Echo server on multipeer-mio's plain `WebSocketServer`, for Autobahn|Testsuite's
 //! fuzzingclient mode (`AUTOBAHN_SERVER_CMD`) and for benchmarks.
 //!
-//! `ws_echo_mio [ADDR] [MAX_CONNECTIONS]` (default `127.0.0.1:9002` and 1024; port 0 picks one)
-//! prints `listening ADDR` as its first line, then echoes every message (text as text, binary as binary, one copy from the
-//! receive queue into the send queue) on every connection until killed. One thread, one
-//! `mio::Poll`: the server's own `run` loop.
+//! `ws_echo_mio [--permessage-deflate | --deflate-no-context-takeover] [ADDR] [MAX_CONNECTIONS]`
+//! (default `127.0.0.1:9002` and
+//! 1024; port 0 picks one) prints `listening ADDR` as its first line, then echoes every message
+//! (text as text, binary as binary, one copy from the receive queue into the send queue) on
+//! every connection until killed. One thread, one `mio::Poll`: the server's own `run` loop.
+//!
+//! With `--permessage-deflate` it accepts the extension from clients that offer it (with
+//! `--deflate-no-context-takeover`, compressing every message alone both ways), and prints
+//! `deflate ID agreed=... stats=...` (the connection's counters of compressed messages each
+//! way) when a connection that agreed to it closes, for the interop checks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::process::ExitCode;
 
+use multipeer::ws::deflate::{DeflateConfig, DeflateParams, DeflateStats};
 use multipeer::ws::{Config, SendError};
 use multipeer_mio::{ConnectionId, ListenAddr, Stop, WebSocketEvent, WebSocketOptions, WebSocketServer};
 
@@ -26,7 +33,20 @@ fn autobahn_limits() -> Config {
 }
 
 fn main() -> ExitCode {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9002".to_owned());
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let before = args.len();
+    args.retain(|a| a != "--permessage-deflate");
+    let mut deflate = (args.len() < before).then_some(DeflateConfig::DEFAULT);
+    let before = args.len();
+    args.retain(|a| a != "--deflate-no-context-takeover");
+    if args.len() < before {
+        deflate = Some(DeflateConfig {
+            no_context_takeover: true,
+            peer_no_context_takeover: true,
+            ..DeflateConfig::DEFAULT
+        });
+    }
+    let addr = args.first().cloned().unwrap_or_else(|| "127.0.0.1:9002".to_owned());
     let listen = match addr.parse::<ListenAddr>() {
         Ok(listen) => listen,
         Err(e) => {
@@ -34,8 +54,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let options =
-        WebSocketOptions { ws: autobahn_limits(), max_connections: 1024, ..WebSocketOptions::default() };
+    let max_connections = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1024);
+    let ws = Config { permessage_deflate: deflate, ..autobahn_limits() };
+    let options = WebSocketOptions { ws, max_connections, ..WebSocketOptions::default() };
     let mut server = match WebSocketServer::bind(&[listen], options) {
         Ok(server) => server,
         Err(e) => {
@@ -49,6 +70,8 @@ fn main() -> ExitCode {
     // Connections with messages not echoed yet because their send queue was full: retried on
     // every turn until their queue has room again.
     let mut waiting: BTreeSet<ConnectionId> = BTreeSet::new();
+    // permessage-deflate: what each connection agreed and its counters, printed at release.
+    let mut deflate_seen: BTreeMap<ConnectionId, (DeflateParams, DeflateStats)> = BTreeMap::new();
     let result = server.run(&Stop::new(), None, |server| {
         while let Some(event) = server.poll_event() {
             match event {
@@ -57,23 +80,35 @@ fn main() -> ExitCode {
                 }
                 WebSocketEvent::Released(id) => {
                     waiting.remove(&id);
+                    // The connection is gone: its counters as of its last echo.
+                    if let Some((agreed, stats)) = deflate_seen.remove(&id) {
+                        println!("deflate {} agreed={agreed:?} stats={stats:?}", id.get());
+                        let _ = std::io::stdout().flush();
+                    }
                 }
                 _ => {}
             }
         }
         waiting.retain(|&id| {
-            loop {
+            let keep = loop {
                 match server.echo(id) {
                     Ok(Some(_)) => {}
-                    Ok(None) => return false,
-                    Err(SendError::Full { .. }) => return true,
+                    Ok(None) => break false,
+                    Err(SendError::Full { .. }) => break true,
                     // Closing: what arrived before the close can no longer be answered.
                     Err(_) => {
                         while server.pop_message(id) {}
-                        return false;
+                        break false;
                     }
                 }
+            };
+            if let Some(ws) = server.connection(id) {
+                if let (Some(agreed), Some(stats)) = (ws.permessage_deflate(), ws.permessage_deflate_stats())
+                {
+                    deflate_seen.insert(id, (agreed, stats));
+                }
             }
+            keep
         });
         None
     });

@@ -126,6 +126,19 @@ pub struct Server<R: CryptoRng> {
     /// get their timer restarted at the next call that does.
     timeless: bool,
     rearm: Vec<u32>,
+    /// Connections that agreed to permessage-deflate, for `DeflateConfig::max_connections`.
+    compressing: usize,
+}
+
+/// Whether a connection agreed to permessage-deflate.
+fn compresses(ws: &ws::Connection<VecStorage, NoRng>) -> bool {
+    #[cfg(feature = "deflate")]
+    return ws.permessage_deflate().is_some();
+    #[cfg(not(feature = "deflate"))]
+    {
+        let _ = ws;
+        false
+    }
 }
 
 /// Bytes of the sender id stored in front of each inbox packet.
@@ -179,6 +192,7 @@ impl<R: CryptoRng> Server<R> {
             now: Instant::ZERO,
             timeless: false,
             rearm: Vec::new(),
+            compressing: 0,
         }
     }
 
@@ -198,6 +212,12 @@ impl<R: CryptoRng> Server<R> {
     #[must_use]
     pub fn connection_count(&self) -> usize {
         self.live
+    }
+
+    /// Connections that agreed to permessage-deflate (browsers offer it; Godot never does).
+    #[must_use]
+    pub fn compressing_connections(&self) -> usize {
+        self.compressing
     }
 
     /// Joined peers, in ascending id order.
@@ -509,6 +529,7 @@ impl<R: CryptoRng> Server<R> {
                     self.free.push(id.index);
                     self.live -= 1;
                     self.rooms.exit(conn.room);
+                    self.compressing -= usize::from(compresses(&conn.ws));
                     if let Some(ip) = conn.addr.map(|a| a.ip()) {
                         if let Some(n) = self.per_ip.get_mut(&ip) {
                             *n -= 1;
@@ -615,6 +636,8 @@ impl<R: CryptoRng> Server<R> {
             }
         };
         let headers: Vec<&str> = self.config.handshake_headers.iter().map(String::as_str).collect();
+        #[cfg(feature = "deflate")]
+        c.ws.set_compressing_connections(self.compressing);
         if c.ws.accept_supported(now, &self.config.supported_protocols, &headers).is_err() {
             // Configured headers that cannot be sent are a server bug; refuse visibly.
             let _ = c.ws.reject(500, "server handshake headers are invalid");
@@ -625,6 +648,7 @@ impl<R: CryptoRng> Server<R> {
             // Refused after all (no common subprotocol): it never was in the room.
             self.rooms.exit(room);
         }
+        self.compressing += usize::from(compresses(&c.ws));
     }
 
     /// Re-evaluates queues and timers of a connection after anything touched it.

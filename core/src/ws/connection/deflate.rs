@@ -13,7 +13,9 @@ use crate::ws::frame::FrameHeader;
 use {
     super::reader::{FrameState, MessageState},
     crate::queue::QueueFull,
-    crate::ws::deflate::{self, DeflateConfig, DeflateParams, MAX_EXTENSION_LINE, codec::Codec, codec::TAIL},
+    crate::ws::deflate::{
+        self, DeflateConfig, DeflateParams, DeflateStats, MAX_EXTENSION_LINE, codec::Codec, codec::TAIL,
+    },
     crate::ws::handshake::HandshakeError,
     crate::ws::mask::apply_mask,
     crate::ws::{Error, MessageKind},
@@ -82,6 +84,26 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     #[must_use]
     pub fn permessage_deflate(&self) -> Option<DeflateParams> {
         self.deflate.codec.as_ref().map(|c| c.params)
+    }
+
+    /// What this connection's permessage-deflate did so far (messages and bytes each way);
+    /// `None` unless it was agreed. Godot has no counterpart.
+    #[cfg(feature = "deflate")]
+    #[must_use]
+    pub fn permessage_deflate_stats(&self) -> Option<DeflateStats> {
+        self.deflate.codec.as_ref().map(|c| c.stats)
+    }
+
+    /// Server, before [`accept`](Self::accept): how many of the server's connections use
+    /// permessage-deflate now. At [`DeflateConfig::max_connections`] or more, the pending
+    /// request is answered without the extension (RFC 7692 §5 lets a server decline any
+    /// offer) and [`config`](Self::config) shows it off, so memory for compressors stays
+    /// bounded. Godot has no counterpart.
+    #[cfg(feature = "deflate")]
+    pub fn set_compressing_connections(&mut self, compressing: usize) {
+        if self.config.permessage_deflate.is_some_and(|c| !c.admits(compressing)) {
+            self.config.permessage_deflate = None;
+        }
     }
 
     /// Server: the answer to the pending request's offers, and what it agrees to.
@@ -216,7 +238,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             if message.kind == MessageKind::Text && !message.utf8.is_complete() {
                 return Err(Error::InvalidUtf8);
             }
-            codec.end_message();
+            codec.end_message(self.inbound.open_len());
             self.inbound.commit();
             self.reader.message = None;
         }

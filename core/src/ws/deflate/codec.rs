@@ -1,7 +1,9 @@
 //! The per-connection compressor and decompressor, over `miniz_oxide`'s raw deflate.
 //!
-//! Both are allocated on first use and kept while context takeover needs their history, so an
-//! idle connection that never sent or received a compressed message holds neither.
+//! Both are allocated on first use and kept only while context takeover needs their history:
+//! an idle connection that never sent or received a compressed message holds neither, and one
+//! whose direction starts afresh for every message gives that direction's state back after each
+//! (miniz clears as much memory to reset a state as to make a new one).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -10,13 +12,18 @@ use miniz_oxide::deflate::core::{CompressionStrategy, CompressorOxide, TDEFLFlus
 use miniz_oxide::inflate::stream::{InflateState, inflate};
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 
-use super::{DeflateConfig, DeflateParams, MAX_WINDOW_BITS};
+use super::{DeflateConfig, DeflateParams, DeflateStats, MAX_WINDOW_BITS};
 
 /// The empty stored block a sync flush ends with; RFC 7692 §7.2.1 strips it from every
 /// message and §7.2.2 appends it again before inflating.
 pub(crate) const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// What one call to [`Inflater::inflate`] did.
+/// Heap bytes a miniz_oxide 0.9 compressor holds behind boxes of its own besides
+/// `CompressorOxide` itself: the window, hash chains, output buffer and Huffman tables
+/// (measured with a counting allocator: 319,326 bytes in all, 65,712 of them inline).
+const COMPRESSOR_HEAP: usize = 253_614;
+
+/// What one call to [`Codec::inflate`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Inflated {
     pub(crate) consumed: usize,
@@ -33,13 +40,14 @@ pub(crate) struct InvalidData;
 pub(crate) struct Codec {
     pub(crate) params: DeflateParams,
     level: u8,
-    min_message_size: u16,
+    min_message_size: u8,
     compressor: Option<Box<CompressorOxide>>,
     inflater: Option<Box<InflateState>>,
     /// Bytes of [`TAIL`] already given to the inflater for the message being read.
     pub(crate) tail_fed: usize,
     /// The message being read ended its deflate stream (BFINAL); nothing but the tail may follow.
     pub(crate) ended: bool,
+    pub(crate) stats: DeflateStats,
 }
 
 impl core::fmt::Debug for Codec {
@@ -59,14 +67,12 @@ impl Codec {
             inflater: None,
             tail_fed: 0,
             ended: false,
+            stats: DeflateStats::default(),
         }
     }
 
     /// Heap bytes held by the compressor and the decompressor.
     pub(crate) fn footprint(&self) -> usize {
-        // The compressor's hash chains (two 32 Ki-entry u16 arrays and the 32 KiB window) and
-        // Huffman tables sit behind boxes of their own; this estimate counts them.
-        const COMPRESSOR_HEAP: usize = 64 * 1024 + 2 * 32 * 1024 + 2 * 32 * 1024;
         self.compressor.as_ref().map_or(0, |_| size_of::<CompressorOxide>() + COMPRESSOR_HEAP)
             + self.inflater.as_ref().map_or(0, |_| size_of::<InflateState>())
     }
@@ -79,6 +85,7 @@ impl Codec {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         out.clear();
         if len < usize::from(self.min_message_size).max(1) {
+            self.stats.messages_sent_plain += 1;
             return false;
         }
         // miniz's compressor does not hold its match distances to a window below 15 bits (its
@@ -88,6 +95,7 @@ impl Codec {
         let window = self.params.window_bits;
         let limited = window < MAX_WINDOW_BITS;
         if limited && len > 1 << window {
+            self.stats.messages_sent_plain += 1;
             return false;
         }
         let level = self.level;
@@ -111,14 +119,19 @@ impl Codec {
         let body = written.saturating_sub(TAIL.len());
         shrank &= written >= TAIL.len() && out[body..written] == TAIL && body < len;
         if !shrank || self.params.no_context_takeover || limited {
-            // The peer will not see this stream: the next message must not refer to it.
-            compressor.reset();
+            // The peer will not see this stream, or must not be referred to it: the next
+            // message starts afresh, from a new compressor when one is needed.
+            self.compressor = None;
         }
         if !shrank {
             out.clear();
+            self.stats.messages_sent_plain += 1;
             return false;
         }
         out.truncate(body);
+        self.stats.messages_compressed += 1;
+        self.stats.bytes_before_compression += len as u64;
+        self.stats.bytes_after_compression += body as u64;
         true
     }
 
@@ -139,12 +152,12 @@ impl Codec {
 
     /// The message being read is complete: reset what the negotiated parameters (or a stream
     /// the peer ended) say must start afresh.
-    pub(crate) fn end_message(&mut self) {
+    pub(crate) fn end_message(&mut self, inflated: usize) {
         if self.params.peer_no_context_takeover || self.ended {
-            if let Some(state) = self.inflater.as_mut() {
-                state.reset(DataFormat::Raw);
-            }
+            self.inflater = None;
         }
+        self.stats.messages_inflated += 1;
+        self.stats.bytes_inflated += inflated as u64;
         self.tail_fed = 0;
         self.ended = false;
     }

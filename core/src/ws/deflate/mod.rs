@@ -43,13 +43,20 @@ pub struct DeflateConfig {
     pub peer_no_context_takeover: bool,
     /// Compression level, 0 (stored) to 10 (miniz's slowest); 1–3 are fast.
     pub level: u8,
-    /// Messages shorter than this are sent uncompressed (RSV1 clear). 16 bits keep
-    /// [`Config`](crate::ws::Config), copied into every connection, small.
-    pub min_message_size: u16,
+    /// Messages shorter than this are sent uncompressed (RSV1 clear): deflate's few bytes of
+    /// framing outweigh what it saves on short ones. 8 bits (and 16 for `max_connections`)
+    /// keep [`Config`](crate::ws::Config), copied into every connection, small.
+    pub min_message_size: u8,
+    /// Server: agree to the extension only while fewer than this many of the server's
+    /// connections use it, each holding up to about 350 KiB of compressor state (`u16::MAX`:
+    /// no limit); later ones are answered without it, as RFC 7692 §5 lets a server decline
+    /// any offer. A client ignores it.
+    pub max_connections: u16,
 }
 
 impl DeflateConfig {
-    /// Full windows, context kept between messages, level 3, messages from 32 bytes on.
+    /// Full windows, context kept between messages, level 3, messages from 32 bytes on, on
+    /// every connection.
     pub const DEFAULT: Self = Self {
         max_window_bits: MAX_WINDOW_BITS,
         peer_max_window_bits: MAX_WINDOW_BITS,
@@ -57,6 +64,7 @@ impl DeflateConfig {
         peer_no_context_takeover: false,
         level: 3,
         min_message_size: 32,
+        max_connections: u16::MAX,
     };
 
     /// The same with window sizes clamped to 8–15 bits and the level to 10.
@@ -66,6 +74,15 @@ impl DeflateConfig {
         self.peer_max_window_bits = self.peer_max_window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
         self.level = self.level.min(10);
         self
+    }
+}
+
+impl DeflateConfig {
+    /// Whether a server that has `compressing` connections using the extension may agree to
+    /// it on one more ([`max_connections`](Self::max_connections)).
+    #[must_use]
+    pub fn admits(&self, compressing: usize) -> bool {
+        self.max_connections == u16::MAX || u16::try_from(compressing).is_ok_and(|n| n < self.max_connections)
     }
 }
 
@@ -86,6 +103,24 @@ pub struct DeflateParams {
     pub peer_window_bits: u8,
     /// The peer's compressor starts afresh for every message.
     pub peer_no_context_takeover: bool,
+}
+
+/// What one connection's permessage-deflate did so far; Godot has no counterpart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeflateStats {
+    /// Messages sent compressed (RSV1 set).
+    pub messages_compressed: u64,
+    /// Messages sent uncompressed: shorter than `min_message_size`, longer than a window below
+    /// 15 bits, or not shrinking.
+    pub messages_sent_plain: u64,
+    /// Payload bytes of the messages sent compressed, before compression.
+    pub bytes_before_compression: u64,
+    /// The same messages' payload bytes on the wire, after compression.
+    pub bytes_after_compression: u64,
+    /// Compressed messages received and inflated.
+    pub messages_inflated: u64,
+    /// Bytes those messages inflated to.
+    pub bytes_inflated: u64,
 }
 
 /// The four parameters of one `permessage-deflate` element as written, each at most once.

@@ -9,7 +9,10 @@ use lexopt::ValueExt as _;
 use multipeer::peer::{Protocol, RoomMode, ServerConfig, validate_room_name, validate_room_prefix};
 use multipeer_mio::ListenAddr;
 
-pub(crate) const HELP: &str = "\
+use crate::deflate;
+
+pub(crate) const HELP: &str = concat!(
+    "\
 multipeer — a Godot multiplayer relay server (WebSocketMultiplayerPeer, Godot 4 and 3)
 
 Usage: multipeer serve [OPTIONS]
@@ -91,6 +94,9 @@ set_buffers(64, 1024, 64, 1024) as 3.x applies it on the wire):
   --supported-protocol P       supported_protocols entry, repeatable
   --handshake-header LINE      handshake_headers entry (\"Name: value\"), repeatable
 
+",
+    deflate::deflate_help!(),
+    "
 Output:
   --quiet                      No status line
   --verbose                    Also log every event and every packet sent to the server
@@ -107,7 +113,8 @@ Ctrl-C or SIGTERM closes every peer with code 1001 (going away) and exits once t
 
 Exit status: 0 after a clean shutdown, 1 when the server cannot start (address in use,
 unreadable certificate or key), 2 for bad command-line usage.
-";
+"
+);
 
 /// Godot 3.x `set_buffers(64, 1024, 64, 1024)` as 3.2.3 enforces it: largest inbound message.
 const GODOT3_INBOUND_BYTES: usize = 1 << 16;
@@ -314,6 +321,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
                 config.rooms.max_peers_per_room = Some(positive(&mut parser, "--max-peers-per-room")?);
             }
             Long("stats-json") => options.stats_json = Some(parser.value()?.into()),
+            Long(flag) if deflate::is_flag(flag) => {
+                let flag = flag.to_owned();
+                deflate::apply(&flag, &mut parser, &mut config.ws.permessage_deflate)?;
+            }
             Long("quiet") | Short('q') => options.quiet = true,
             Long("verbose") | Short('v') => options.verbose = true,
             _ => return Err(arg.unexpected().into()),
@@ -547,6 +558,38 @@ mod tests {
             (&["--rooms=declared"], "at least one --room"),
             (&["--max-rooms=1", "--room=a", "--room=b"], "more --room"),
             (&["--max-peers-per-room=0"], "above 0"),
+        ] {
+            let err = serve(args).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn permessage_deflate_flags() {
+        use multipeer::ws::deflate::DeflateConfig;
+        assert_eq!(serve(&[]).unwrap().config.ws.permessage_deflate, None);
+        let on = serve(&["--permessage-deflate"]).unwrap().config.ws.permessage_deflate;
+        assert_eq!(on, Some(DeflateConfig::DEFAULT));
+        let tuned = serve(&[
+            "--deflate-window-bits=10",
+            "--deflate-no-context-takeover",
+            "--deflate-level",
+            "1",
+            "--deflate-max-connections=100",
+        ])
+        .unwrap()
+        .config
+        .ws
+        .permessage_deflate
+        .unwrap();
+        assert_eq!((tuned.max_window_bits, tuned.peer_max_window_bits), (10, 10));
+        assert!(tuned.no_context_takeover && tuned.peer_no_context_takeover);
+        assert_eq!((tuned.level, tuned.max_connections), (1, 100));
+        for (args, needle) in [
+            (&["--deflate-window-bits=16"][..], "from 8 to 15"),
+            (&["--deflate-level=11"], "from 0 to 10"),
+            (&["--deflate-max-connections=0"], "from 1 to 65534"),
+            (&["--deflate-frobnicate"], "deflate-frobnicate"),
         ] {
             let err = serve(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

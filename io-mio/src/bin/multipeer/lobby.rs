@@ -12,7 +12,8 @@ use multipeer_mio::{ListenAddr, Lobby, LobbyOptions, LobbyStats, Stop, TlsOption
 
 use crate::args::UsageError;
 
-pub(crate) const HELP: &str = "\
+pub(crate) const HELP: &str = concat!(
+    "\
 multipeer lobby — a WebRTC signalling server for Godot's WebRTCMultiplayerPeer mesh
 
 Usage: multipeer lobby [OPTIONS]
@@ -43,6 +44,9 @@ Options:
                                sender is not read meanwhile; a connection that writes nothing
                                for this long while messages wait is cut off (1008); 0 = never (10)
 
+",
+    crate::deflate::deflate_help!(),
+    "
 Output:
   --quiet                      No status line
   -h, --help                   This help
@@ -53,7 +57,8 @@ receivers and slow connections cut off. Ctrl-C or SIGTERM closes every connectio
 with 1001 (going away) and exits once they are gone (a second Ctrl-C exits at once).
 
 Exit status: 0 after a clean shutdown, 1 when the server cannot start, 2 for bad usage.
-";
+"
+);
 
 /// `multipeer lobby` settings.
 #[derive(Debug)]
@@ -117,6 +122,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<LobbyArg
             Long("slow-peer-timeout") => {
                 let secs = seconds(&mut parser, "--slow-peer-timeout")?;
                 out.options.slow_peer_timeout = (!secs.is_zero()).then_some(secs);
+            }
+            Long(flag) if crate::deflate::is_flag(flag) => {
+                let flag = flag.to_owned();
+                crate::deflate::apply(&flag, &mut parser, &mut ws.permessage_deflate)?;
             }
             Long("quiet") | Short('q') => out.quiet = true,
             _ => return Err(arg.unexpected().into()),
@@ -236,6 +245,15 @@ impl Status {
             rate(stats.messages_out, last.messages_out),
         );
         let _ = write!(line, " | closed by lobby {}", stats.closed_by_lobby);
+        if lobby.websocket().options().ws.permessage_deflate.is_some() {
+            let ws = lobby.websocket();
+            let _ = write!(
+                line,
+                " | compressing {} conns, buffers {} KiB",
+                ws.compressing_connections(),
+                ws.buffer_footprint() / 1024
+            );
+        }
         if stats.handshake_failures + stats.refused_at_capacity > 0 {
             let _ = write!(
                 line,

@@ -2,6 +2,7 @@
 
 mod args;
 mod auth;
+mod deflate;
 mod lobby;
 mod status;
 

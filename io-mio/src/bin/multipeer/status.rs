@@ -234,6 +234,14 @@ impl Status {
         if stats.unreported_events > 0 {
             let _ = write!(line, " | {} events unreported", stats.unreported_events);
         }
+        if peer.config().ws.permessage_deflate.is_some() {
+            let _ = write!(
+                line,
+                " | compressing {} conns, buffers {} KiB",
+                peer.compressing_connections(),
+                peer.buffer_footprint() / 1024
+            );
+        }
         line
     }
 

@@ -81,3 +81,30 @@ fn put_packet_to_leaves_the_target_peer_alone_and_get_packet_with_borrows() {
     assert_eq!(net.server.available_packet_count(), 0);
     assert_eq!(net.server.get_packet_with(|p| p.data.len()), None);
 }
+
+/// Browsers offer permessage-deflate; the server agrees while fewer than `max_connections` of
+/// its connections use it, and counts a connection until its transport is released.
+#[cfg(feature = "deflate")]
+#[test]
+fn browsers_get_permessage_deflate_while_under_the_connection_limit() {
+    use crate::ws::deflate::DeflateConfig;
+    let mut config = ServerConfig::default();
+    config.ws.permessage_deflate = Some(DeflateConfig { max_connections: 1, ..DeflateConfig::DEFAULT });
+    let mut net = Net::with(config);
+    let browser = ws::Config { permessage_deflate: Some(DeflateConfig::DEFAULT), ..ws::Config::GODOT };
+    let a = net.connect_raw(browser);
+    let b = net.connect_raw(browser);
+    // A Godot client never offers it: its handshake is as without deflate.
+    let g = net.connect();
+    assert!(net.raw(a).permessage_deflate().is_some());
+    assert!(net.raw(b).permessage_deflate().is_none());
+    assert!(net.server.connection(net.id(g)).unwrap().permessage_deflate().is_none());
+    assert_eq!(net.server.compressing_connections(), 1);
+    let now = net.now;
+    net.raw(a).close(now, ws::CloseCode::NORMAL, "").unwrap();
+    net.pump();
+    assert_eq!(net.server.compressing_connections(), 0);
+    let c = net.connect_raw(browser);
+    assert!(net.raw(c).permessage_deflate().is_some());
+    assert_eq!(net.server.compressing_connections(), 1);
+}

@@ -252,7 +252,7 @@ fn message_strategy() -> impl Strategy<Value = (bool, Vec<u8>)> {
 }
 
 fn deflate_config_strategy() -> impl Strategy<Value = DeflateConfig> {
-    (8u8..=15, 8u8..=15, any::<bool>(), any::<bool>(), 0u8..=10, 0u16..64).prop_map(
+    (8u8..=15, 8u8..=15, any::<bool>(), any::<bool>(), 0u8..=10, 0u8..64).prop_map(
         |(own, peer, nct, pnct, level, min)| DeflateConfig {
             max_window_bits: own,
             peer_max_window_bits: peer,
@@ -260,6 +260,7 @@ fn deflate_config_strategy() -> impl Strategy<Value = DeflateConfig> {
             peer_no_context_takeover: pnct,
             level,
             min_message_size: min,
+            max_connections: u16::MAX,
         },
     )
 }
@@ -341,11 +342,6 @@ proptest! {
     }
 }
 #[test]
-fn tmp_sizes() {
-    std::eprintln!("conn {}", size_of::<Connection<crate::VecStorage, NoRng>>());
-}
-
-#[test]
 fn a_window_below_15_bits_is_kept_by_compressing_each_message_alone() {
     // The client asks the server for a 512-byte window (Autobahn 13.3).
     let small = DeflateConfig { peer_max_window_bits: 9, min_message_size: 0, ..DeflateConfig::DEFAULT };
@@ -373,4 +369,68 @@ fn a_window_below_15_bits_is_kept_by_compressing_each_message_alone() {
         c.handle_input(NOW, &frame(f.b0, None, &f.payload));
     }
     assert_eq!(messages(&mut c), [b(&long), b(short), b(short)]);
+}
+
+#[test]
+fn stats_count_both_directions_and_state_is_given_back_without_context_takeover() {
+    let json = br#"{"lobby":"main","players":[{"name":"a","x":1},{"name":"b","x":2}]}"#.repeat(10);
+    let text = core::str::from_utf8(&json).unwrap();
+    let (mut c, mut s) = open_pair::<Heap>(with_deflate(EAGER));
+    s.send_text(text).unwrap();
+    s.send_text(text).unwrap();
+    // The history is kept between messages: the compressor (about 310 KiB) stays.
+    assert!(s.buffer_footprint() > 300_000, "{}", s.buffer_footprint());
+    // Two bytes do not shrink: sent plain, and the compressor, which saw them, starts afresh.
+    s.send_text("hi").unwrap();
+    pump(NOW, &mut c, &mut s);
+    assert_eq!(messages(&mut c), [t(&json), t(&json), t(b"hi")]);
+    let sent = s.permessage_deflate_stats().unwrap();
+    assert_eq!((sent.messages_compressed, sent.messages_sent_plain), (2, 1));
+    assert_eq!(sent.bytes_before_compression, 2 * json.len() as u64);
+    // Context takeover: the second copy costs a few bytes.
+    assert!(sent.bytes_after_compression < json.len() as u64 / 4, "{sent:?}");
+    let got = c.permessage_deflate_stats().unwrap();
+    assert_eq!((got.messages_inflated, got.bytes_inflated), (2, 2 * json.len() as u64));
+    assert_eq!((got.messages_compressed, sent.messages_inflated), (0, 0));
+
+    // Without context takeover both ways, neither side keeps any state between messages.
+    let fresh = DeflateConfig { no_context_takeover: true, peer_no_context_takeover: true, ..EAGER };
+    let (mut c, mut s) = open_pair::<Heap>(with_deflate(fresh));
+    assert!(s.permessage_deflate().is_some_and(|p| p.no_context_takeover && p.peer_no_context_takeover));
+    for _ in 0..2 {
+        s.send_text(text).unwrap();
+        c.send_text(text).unwrap();
+        pump(NOW, &mut c, &mut s);
+        assert_eq!(messages(&mut c), [t(&json)]);
+        assert_eq!(messages(&mut s), [t(&json)]);
+    }
+    // Each message compressed alone: both copies the same size.
+    let sent = s.permessage_deflate_stats().unwrap();
+    assert_eq!(sent.messages_compressed, 2);
+    assert_eq!(sent.bytes_after_compression % 2, 0);
+    assert_eq!(c.permessage_deflate_stats().unwrap().messages_inflated, 2);
+    // Less than the inflater alone (43 KiB): nothing of deflate is held.
+    assert!(s.buffer_footprint() < 40_000, "{}", s.buffer_footprint());
+    assert!(c.buffer_footprint() < 40_000, "{}", c.buffer_footprint());
+}
+
+#[test]
+fn a_server_at_its_compressing_connection_limit_declines_the_offer() {
+    let limited = DeflateConfig { max_connections: 2, ..DeflateConfig::DEFAULT };
+    for (compressing, agreed) in [(0, true), (1, true), (2, false), (usize::MAX, false)] {
+        let mut c = client::<Heap>(NOW, with_deflate(DeflateConfig::DEFAULT));
+        let mut s = Connection::<Heap, NoRng>::server(NOW, with_deflate(limited));
+        pump(NOW, &mut c, &mut s);
+        assert_eq!(events(&mut s), [Event::Request]);
+        s.set_compressing_connections(compressing);
+        s.accept(NOW, None, &[]).unwrap();
+        pump(NOW, &mut c, &mut s);
+        assert_eq!(events(&mut c), [Event::Open]);
+        assert_eq!(s.permessage_deflate().is_some(), agreed, "{compressing}");
+        assert_eq!(c.permessage_deflate().is_some(), agreed, "{compressing}");
+        assert_eq!(s.config().permessage_deflate.is_some(), agreed);
+    }
+    // Without a limit any count is admitted.
+    assert!(DeflateConfig::DEFAULT.admits(usize::MAX));
+    assert!(!DeflateConfig { max_connections: 0, ..DeflateConfig::DEFAULT }.admits(0));
 }
