@@ -365,6 +365,11 @@ impl core::error::Error for QueueFull {}
 /// Bytes of bookkeeping stored in front of every packet: u32 LE length and a metadata byte.
 const RECORD_HEADER: usize = 5;
 
+/// Room left in front of a packet started in an empty queue: with the record header, room for
+/// the longest unmasked frame header (10 bytes), so that a WebSocket connection can send the
+/// packet on from where it lies (`forward_message`) whatever its size.
+const FRONT_ROOM: usize = 5;
+
 /// One queued packet, borrowed from the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<'a> {
@@ -493,6 +498,14 @@ impl<B: Buffer> PacketQueue<B> {
             return Err(QueueFull::Packets { limit: self.limits.max_packets });
         }
         let limit = self.physical_limit();
+        if self.ring.len() == 0 && self.ring.wrap.is_none() {
+            // Storage not grown yet grows to hold the room first; if it cannot, the packet
+            // starts at the front.
+            if self.ring.buf.try_grow(FRONT_ROOM + RECORD_HEADER, limit).is_ok() {
+                self.ring.head = FRONT_ROOM;
+                self.ring.tail = FRONT_ROOM;
+            }
+        }
         let dst = self.ring.reserve(0, RECORD_HEADER, limit).map_err(QueueFull::Storage)?;
         write_header(dst, 0, meta);
         self.ring.advance(RECORD_HEADER);
