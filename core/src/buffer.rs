@@ -124,7 +124,8 @@ pub trait Storage {
 
     /// Swaps the two buffers when they are of one kind (heap storage), so that a received
     /// message can be sent on from where it lies; returns whether it did. Fixed storage,
-    /// whose two sides may differ in size, does not.
+    /// whose two sides may differ in size, does not. Godot has no counterpart (its peers copy
+    /// packets in and out of fixed ring buffers).
     fn exchange(_inbound: &mut Self::Inbound, _outbound: &mut Self::Outbound) -> bool {
         false
     }

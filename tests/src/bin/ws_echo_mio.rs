@@ -2,8 +2,9 @@
 //! fuzzingclient mode (`AUTOBAHN_SERVER_CMD`) and for benchmarks.
 //!
 //! `ws_echo_mio [ADDR] [MAX_CONNECTIONS]` (default `127.0.0.1:9002` and 1024; port 0 picks one)
-//! prints `listening ADDR` as its first line, then echoes every message (text as text, binary as binary, one copy from the
-//! receive queue into the send queue) on every connection until killed. One thread, one
+//! prints `listening ADDR` as its first line, then echoes every message (text as text, binary as
+//! binary, through `echo`: sent from where it was received when it is alone in its queue, else
+//! one copy into the send queue) on every connection until killed. One thread, one
 //! `mio::Poll`: the server's own `run` loop.
 
 use std::collections::BTreeSet;
@@ -34,8 +35,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let options =
-        WebSocketOptions { ws: autobahn_limits(), max_connections: 1024, ..WebSocketOptions::default() };
+    let max_connections = match std::env::args().nth(2).map(|n| n.parse::<usize>()) {
+        None => 1024,
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            eprintln!("ws_echo_mio: MAX_CONNECTIONS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = WebSocketOptions { ws: autobahn_limits(), max_connections, ..WebSocketOptions::default() };
     let mut server = match WebSocketServer::bind(&[listen], options) {
         Ok(server) => server,
         Err(e) => {
