@@ -121,6 +121,14 @@ pub trait Storage {
     type Inbound: Buffer + Default;
     /// Encoded frames waiting for the transport.
     type Outbound: Buffer + Default;
+
+    /// Swaps the two buffers when they are of one kind (heap storage), so that a received
+    /// message can be sent on from where it lies; returns whether it did. Fixed storage,
+    /// whose two sides may differ in size, does not. Godot has no counterpart (its peers copy
+    /// packets in and out of fixed ring buffers).
+    fn exchange(_inbound: &mut Self::Inbound, _outbound: &mut Self::Outbound) -> bool {
+        false
+    }
 }
 
 /// Heap storage that grows on demand up to the configured limits and shrinks when idle.
@@ -132,6 +140,11 @@ pub struct VecStorage;
 impl Storage for VecStorage {
     type Inbound = alloc::vec::Vec<u8>;
     type Outbound = alloc::vec::Vec<u8>;
+
+    fn exchange(inbound: &mut Self::Inbound, outbound: &mut Self::Outbound) -> bool {
+        core::mem::swap(inbound, outbound);
+        true
+    }
 }
 
 /// Fixed storage for targets without an allocator: `IN` bytes inbound, `OUT` bytes outbound.
@@ -155,6 +168,11 @@ pub(crate) struct VecStorageForTests;
 impl Storage for VecStorageForTests {
     type Inbound = std::vec::Vec<u8>;
     type Outbound = std::vec::Vec<u8>;
+
+    fn exchange(inbound: &mut Self::Inbound, outbound: &mut Self::Outbound) -> bool {
+        core::mem::swap(inbound, outbound);
+        true
+    }
 }
 
 #[cfg(all(test, not(feature = "alloc")))]

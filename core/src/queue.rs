@@ -103,6 +103,20 @@ impl<B: Buffer> ByteQueue<B> {
     pub(crate) fn footprint(&self) -> usize {
         self.buf.as_slice().len()
     }
+
+    /// The storage, for a caller that takes over what it holds (see
+    /// [`adopt`](Self::adopt)).
+    pub(crate) fn storage_mut(&mut self) -> &mut B {
+        &mut self.buf
+    }
+
+    /// Makes `head..tail` of the storage the queued bytes, for storage just put in place
+    /// whose bytes there are already written.
+    pub(crate) fn adopt(&mut self, head: usize, tail: usize) {
+        debug_assert!(head <= tail && tail <= self.buf.as_slice().len());
+        self.head = head;
+        self.tail = tail;
+    }
 }
 
 /// Bytes in a ring whose records never split: a record that does not fit before the end of
@@ -351,6 +365,11 @@ impl core::error::Error for QueueFull {}
 /// Bytes of bookkeeping stored in front of every packet: u32 LE length and a metadata byte.
 const RECORD_HEADER: usize = 5;
 
+/// Room left in front of a packet started in an empty queue: with the record header, room for
+/// the longest unmasked frame header (10 bytes), so that a WebSocket connection can send the
+/// packet on from where it lies (`forward_message`) whatever its size.
+const FRONT_ROOM: usize = 5;
+
 /// One queued packet, borrowed from the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<'a> {
@@ -479,6 +498,14 @@ impl<B: Buffer> PacketQueue<B> {
             return Err(QueueFull::Packets { limit: self.limits.max_packets });
         }
         let limit = self.physical_limit();
+        if self.ring.len() == 0 && self.ring.wrap.is_none() {
+            // Storage not grown yet grows to hold the room first; if it cannot, the packet
+            // starts at the front.
+            if self.ring.buf.try_grow(FRONT_ROOM + RECORD_HEADER, limit).is_ok() {
+                self.ring.head = FRONT_ROOM;
+                self.ring.tail = FRONT_ROOM;
+            }
+        }
         let dst = self.ring.reserve(0, RECORD_HEADER, limit).map_err(QueueFull::Storage)?;
         write_header(dst, 0, meta);
         self.ring.advance(RECORD_HEADER);
@@ -607,6 +634,35 @@ impl<B: Buffer> PacketQueue<B> {
         let meta = packet.meta;
         self.pop();
         Ok((meta, len))
+    }
+
+    /// Where the only packet lies when it is all the storage holds (nothing wrapped, nothing
+    /// being written after it): the offset of its payload in the storage, and its length.
+    pub(crate) fn lone_packet(&self) -> Option<(usize, usize)> {
+        if self.packets != 1 || self.is_open || self.ring.wrap.is_some() {
+            return None;
+        }
+        let (len, _) = read_header(self.ring.as_slice());
+        let at = self.ring.head + RECORD_HEADER;
+        (at + len == self.ring.tail).then_some((at, len))
+    }
+
+    /// The storage, for a caller that takes the lone packet's bytes over and puts other
+    /// storage in place; [`forget_all`](Self::forget_all) then empties the queue.
+    pub(crate) fn storage_mut(&mut self) -> &mut B {
+        &mut self.ring.buf
+    }
+
+    /// Empties the queue without reading its storage, which was replaced through
+    /// [`storage_mut`](Self::storage_mut).
+    pub(crate) fn forget_all(&mut self) {
+        self.ring.head = 0;
+        self.ring.tail = 0;
+        self.ring.wrap = None;
+        self.packets = 0;
+        self.payload = 0;
+        self.open = 0;
+        self.is_open = false;
     }
 
     /// The raw bytes, for a connection's opening handshake before any packet is queued.

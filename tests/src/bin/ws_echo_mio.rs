@@ -2,9 +2,9 @@
 //! fuzzingclient mode (`AUTOBAHN_SERVER_CMD`) and for benchmarks.
 //!
 //! `ws_echo_mio [--permessage-deflate | --deflate-no-context-takeover] [ADDR] [MAX_CONNECTIONS]`
-//! (default `127.0.0.1:9002` and
-//! 1024; port 0 picks one) prints `listening ADDR` as its first line, then echoes every message
-//! (text as text, binary as binary, one copy from the receive queue into the send queue) on
+//! (default `127.0.0.1:9002` and 1024; port 0 picks one) prints `listening ADDR` as its first
+//! line, then echoes every message (text as text, binary as binary, through `echo`: sent from
+//! where it was received when it is alone in its queue, else one copy into the send queue) on
 //! every connection until killed. One thread, one `mio::Poll`: the server's own `run` loop.
 //!
 //! With `--permessage-deflate` it accepts the extension from clients that offer it (with
@@ -54,7 +54,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let max_connections = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1024);
+    let max_connections = match args.get(1).map(|n| n.parse::<usize>()) {
+        None => 1024,
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            eprintln!("ws_echo_mio: MAX_CONNECTIONS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let ws = Config { permessage_deflate: deflate, ..autobahn_limits() };
     let options = WebSocketOptions { ws, max_connections, ..WebSocketOptions::default() };
     let mut server = match WebSocketServer::bind(&[listen], options) {

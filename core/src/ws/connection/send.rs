@@ -138,6 +138,12 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let Some(front) = self.inbound.front() else { return Ok(None) };
         let (kind, len) = (MessageKind::from_meta(front.meta), front.payload.len());
         let mut header = self.data_frame_header(kind.opcode(), len)?;
+        if self.forward_in_place(&header) {
+            self.timers.carried_data = true;
+            self.finish_held_frame();
+            self.hold_buffers();
+            return Ok(Some(kind));
+        }
         let (full, limit) = (self.full_error(), self.data_limit());
         // Distinct fields: the inbound queue is read while the outbound one is written.
         let payload = self.inbound.front().map_or(&[][..], |p| p.payload);
@@ -146,6 +152,32 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         self.out.push_frame(header, &[payload], limit).map_err(|()| full)?;
         self.pop_message();
         Ok(Some(kind))
+    }
+
+    /// Sends the lone received message from where it lies, when nothing else is queued either
+    /// way: the inbound storage becomes the outbound one, the frame header is written over the
+    /// queue's record header in front of the payload, and the outbound storage, empty, takes
+    /// its place. No payload byte is copied (an echo or a request/response proxy with one
+    /// message in flight). Returns false, changing nothing, when that does not apply: a client
+    /// (which masks), a compressing connection, a header longer than the room in front of the
+    /// payload, storage that is fixed or larger than the outbound bound.
+    fn forward_in_place(&mut self, header: &FrameHeader) -> bool {
+        if header.mask.is_some() || self.deflate_active() {
+            return false;
+        }
+        let Some((at, len)) = self.inbound.lone_packet() else { return false };
+        let (head, hlen) = header.encode();
+        if hlen > at || len as u64 != header.payload_len {
+            return false;
+        }
+        let (held, limit) = (self.inbound.footprint(), self.data_limit());
+        let Some(outbound) = self.out.storage_to_exchange(held, limit) else { return false };
+        if !S::exchange(self.inbound.storage_mut(), outbound) {
+            return false;
+        }
+        self.inbound.forget_all();
+        self.out.adopt_frame(&head[..hlen], at, len);
+        true
     }
 
     /// The header of a data frame of `len` bytes, once the frame is known to fit.

@@ -254,6 +254,24 @@ impl<B: Buffer> OutQueue<B> {
         Ok(())
     }
 
+    /// The storage, when the queue is empty and may take over storage of `len` bytes in its
+    /// place without exceeding its physical bound; [`adopt_frame`](Self::adopt_frame) follows.
+    pub(super) fn storage_to_exchange(&mut self, len: usize, data_limit: usize) -> Option<&mut B> {
+        (self.is_empty() && len <= data_limit.saturating_add(CONTROL_SLACK)).then(|| self.bytes.storage_mut())
+    }
+
+    /// Queues a data frame whose unmasked payload of `payload_len` bytes already lies in the
+    /// storage at `at`, with `head` (its encoded header) written in front of it.
+    pub(super) fn adopt_frame(&mut self, head: &[u8], at: usize, payload_len: usize) {
+        debug_assert!(self.is_empty() && self.raw_prefix == 0);
+        let start = at - head.len();
+        copy_bytes(&mut self.bytes.storage_mut().as_mut_slice()[start..at], head);
+        self.bytes.adopt(start, at + payload_len);
+        self.inline_in += (head.len() + payload_len) as u64;
+        self.data_bytes += payload_len;
+        self.data_messages += 1;
+    }
+
     /// Records that the transport took the first `n` queued bytes.
     pub(super) fn consume(&mut self, mut n: usize) {
         while n > 0 {

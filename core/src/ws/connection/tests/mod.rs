@@ -8,6 +8,7 @@ mod close;
 #[cfg(feature = "deflate")]
 mod deflate;
 mod errors;
+mod forward;
 mod limits;
 mod timers;
 
