@@ -158,7 +158,7 @@ impl<R: CryptoRng> Server<R> {
         let idle = self.slots[index as usize]
             .conn
             .as_ref()
-            .is_none_or(|c| c.ws.peek_message().is_none() || (c.peer.is_some() && c.flow.is_held()));
+            .is_none_or(|c| c.ws.peek_message().is_none() || (c.peer.is_some() && (c.flow.is_held() || c.held)));
         if idle || self.routing.is_some() {
             return false;
         }
@@ -228,6 +228,7 @@ impl<R: CryptoRng> Server<R> {
         }
         let more = src.peer.is_some()
             && !src.flow.is_held()
+            && !src.held
             && !src.routing_blocked
             && src.ws.peek_message().is_some();
         let left = (src.leaving && src.ws.peek_message().is_none()).then(|| {
