@@ -24,6 +24,7 @@ use alloc::vec::Vec;
 
 use super::{Refusal, SceneEvent, SceneMultiplayer, Transmit};
 use crate::peer::{MultiplayerPeer, PeerId, PutError, Target};
+use crate::time::Instant;
 
 /// Room a relayed packet leaves in a queue for the server's own messages: this many packets
 /// and this many bytes (an eighth of the queue when that is less).
@@ -46,6 +47,8 @@ pub(super) struct Held {
     /// The target without room for the first packet, and the bytes it needs there.
     waiting_on: PeerId,
     need: usize,
+    /// Since when the sender waits.
+    since: Instant,
 }
 
 impl SceneMultiplayer {
@@ -180,7 +183,7 @@ impl SceneMultiplayer {
             (None, None) => return,
             (None, Some((waiting_on, need))) => {
                 let packets = VecDeque::from([packet.to_vec()]);
-                self.held.insert(from, Held { packets, waiting_on, need });
+                self.held.insert(from, Held { packets, waiting_on, need, since: self.now });
                 self.waiting.push_back(from);
                 self.holds.push_back((from, true));
                 self.stats.relay_waits += 1;
@@ -221,7 +224,9 @@ impl SceneMultiplayer {
                 self.held_packets -= 1;
                 self.held_bytes -= packet.len();
                 if held.packets.is_empty() {
+                    let since = held.since;
                     self.held.remove(&sender);
+                    self.count_wait(since);
                     self.holds.push_back((sender, false));
                     self.stats.held_senders -= 1;
                 } else {
@@ -245,12 +250,17 @@ impl SceneMultiplayer {
         }
         if let Some(held) = self.held.remove(&peer) {
             self.stats.held_senders -= 1;
+            self.count_wait(held.since);
             for packet in held.packets {
                 self.held_packets -= 1;
                 self.held_bytes -= packet.len();
                 self.refuse(peer, Refusal::SenderLeft);
             }
         }
+    }
+
+    fn count_wait(&mut self, since: Instant) {
+        self.stats.held_micros += self.now.saturating_duration_since(since).as_micros() as u64;
     }
 
     /// Hands the hold and release requests to the transport; returns whether a sender was

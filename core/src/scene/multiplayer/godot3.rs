@@ -233,12 +233,7 @@ impl SceneMultiplayer {
         if all_confirmed {
             if !targets.is_empty() {
                 let data = by_id;
-                self.push_transmit(Transmit {
-                    to: target,
-                    mode: TransferMode::Reliable,
-                    channel: 0,
-                    data,
-                });
+                self.push_transmit(Transmit { to: target, mode: TransferMode::Reliable, channel: 0, data });
                 self.stats.rpcs_out += 1;
             }
             return Ok(runner);

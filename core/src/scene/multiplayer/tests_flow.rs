@@ -33,7 +33,8 @@ fn small() -> (SceneConfig, ServerConfig) {
         ..SceneConfig::default()
     };
     let inbox = crate::queue::QueueLimits { max_bytes: 16_000, max_packets: 64 };
-    let transport = ServerConfig { ws, inbox, slow_peer_timeout: Some(10 * SECOND), ..ServerConfig::default() };
+    let transport =
+        ServerConfig { ws, inbox, slow_peer_timeout: Some(10 * SECOND), ..ServerConfig::default() };
     (scene, transport)
 }
 
@@ -144,7 +145,9 @@ fn a_receiver_that_never_drains_is_evicted_alone_after_the_timeout() {
     let refused = world
         .events
         .iter()
-        .filter(|e| matches!(e, SceneEvent::Refused { from, reason: Refusal::BadRelay(_) } if *from == ids[0]))
+        .filter(
+            |e| matches!(e, SceneEvent::Refused { from, reason: Refusal::BadRelay(_) } if *from == ids[0]),
+        )
         .count();
     assert!(refused >= 1, "a's waiting relays to the departed b are reported");
 

@@ -68,7 +68,14 @@ impl World {
         let client =
             Client::create(self.now, "ws://127.0.0.1:9080/", client_config, ChaCha8Rng::seed_from_u64(seed))
                 .unwrap();
-        self.clients.push(Far { conn, client, mp: scene(config), pending: Vec::new(), events: Vec::new(), stalled: false });
+        self.clients.push(Far {
+            conn,
+            client,
+            mp: scene(config),
+            pending: Vec::new(),
+            events: Vec::new(),
+            stalled: false,
+        });
         self.run();
         self.clients.len() - 1
     }
@@ -84,7 +91,9 @@ impl World {
                     far.client.consume_transmit(n);
                     moved |= n > 0;
                 }
-                if let Some(bytes) = self.server.transmit(far.conn).filter(|_| !far.stalled).map(<[u8]>::to_vec) {
+                if let Some(bytes) =
+                    self.server.transmit(far.conn).filter(|_| !far.stalled).map(<[u8]>::to_vec)
+                {
                     self.server.consume_transmit(far.conn, bytes.len()).unwrap();
                     far.pending.extend_from_slice(&bytes);
                     moved = true;

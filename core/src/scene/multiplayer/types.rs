@@ -541,6 +541,8 @@ pub struct SceneStats {
     pub relay_waits: u64,
     /// Senders waiting now (their input held by the transport).
     pub held_senders: u64,
+    /// Microseconds senders spent waiting, summed over waits that ended.
+    pub held_micros: u64,
     /// Peers the transport evicted for not draining their queue (1008 "slow peer").
     pub slow_peers_evicted: u64,
     /// Queued packets that went nowhere because their peer left.
