@@ -4,8 +4,10 @@
 //! D keep flowing, complete and in order, while A waits; B alone is cut off with 1008 after
 //! `--slow-peer-timeout`, not before; A was slowed meanwhile (its socket was not read).
 
+use core::net::SocketAddr;
+use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -35,16 +37,9 @@ fn join(addr: SocketAddr) -> (Raw, u32) {
 }
 
 /// Sends `count` numbered relays of `size` bytes from `from` to `to` on its own thread.
-fn flood(
-    mut raw: Raw,
-    from: u32,
-    to: u32,
-    count: u32,
-    size: usize,
-) -> (JoinHandle<Raw>, std::sync::Arc<std::sync::atomic::AtomicU32>) {
-    use std::sync::atomic::{AtomicU32, Ordering};
+fn flood(mut raw: Raw, from: u32, to: u32, count: u32, size: usize) -> (JoinHandle<Raw>, Arc<AtomicU32>) {
     raw.stream.set_write_timeout(Some(Duration::from_secs(60))).expect("write timeout");
-    let sent = std::sync::Arc::new(AtomicU32::new(0));
+    let sent = Arc::new(AtomicU32::new(0));
     let counter = sent.clone();
     let thread = std::thread::spawn(move || {
         for seq in 0..count {
@@ -100,7 +95,7 @@ fn a_stalled_receiver_does_not_stop_relays_between_others_and_is_cut_off() {
     let bystander = bystander.join().expect("bystander thread");
 
     // B is cut off after the timeout (not before), and A was slowed down until then.
-    let sent_while_b_stalled = a_sent.load(std::sync::atomic::Ordering::SeqCst);
+    let sent_while_b_stalled = a_sent.load(Ordering::SeqCst);
     serve.wait("B evicted", Duration::from_secs(TIMEOUT_SECS + 10), |s| s.evicted >= 1);
     let evicted_after = started.elapsed();
     let (close, _) = b.read_close(Duration::from_secs(20)).expect("B's Close after its queued packets");

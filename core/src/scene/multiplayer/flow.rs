@@ -160,11 +160,13 @@ impl SceneMultiplayer {
         }
     }
 
-    /// Whether a packet of `len` bytes may still be held back (pump stops taking packets from
-    /// the transport beyond that, so that nothing is dropped).
+    /// Whether a packet of `len` bytes may still be held back (`pump` stops taking packets
+    /// from the transport beyond that, so that nothing is dropped).
     pub(super) fn can_hold(&self, len: usize) -> bool {
-        self.held_packets < self.config.max_held_packets
-            && self.held_bytes.saturating_add(len) <= self.config.max_held_bytes
+        // One packet always fits, so that limits below a packet's size cannot stop `pump`.
+        self.held_packets == 0
+            || (self.held_packets < self.config.max_held_packets
+                && self.held_bytes.saturating_add(len) <= self.config.max_held_bytes)
     }
 
     /// Whether `from` has packets waiting (its next ones must wait behind them).

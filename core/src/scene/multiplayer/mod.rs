@@ -258,13 +258,19 @@ impl SceneMultiplayer {
 
     // ----- output ------------------------------------------------------------------------
 
-    /// The next packet to hand to the transport, the oldest over every peer's queue. A
-    /// packet taken here is the caller's: one the transport refuses is lost to this machine,
-    /// so a driver that can meet a full transport uses [`pump`](Self::pump), which leaves it
-    /// queued and goes on with the other peers' queues.
+    /// The next packet to hand to the transport, the oldest over every peer's queue; the room
+    /// it frees lets waiting relays go (their senders' releases come out of
+    /// [`poll_hold`](Self::poll_hold)). A packet taken here is the caller's: one the transport
+    /// refuses is lost to this machine, so a driver that can meet a full transport uses
+    /// [`pump`](Self::pump), which leaves it queued and goes on with the other peers' queues.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.pop_oldest()
+        let transmit = self.pop_oldest();
+        if transmit.is_some() && !self.waiting.is_empty() {
+            // Room was made: relays that waited for it may go (releases for `poll_hold`).
+            self.serve_held();
+        }
+        transmit
     }
 
     /// The next peer to disconnect (an authentication that timed out).
