@@ -160,3 +160,51 @@ fn a_receiver_that_never_drains_is_evicted_alone_after_the_timeout() {
     let got = received(&world, b, ids[0]);
     assert_eq!(got, (0..got.len() as u32).collect::<Vec<_>>(), "what b got is in order");
 }
+
+/// Two senders flooding one stalled receiver are served round robin once it reads again, and
+/// the server's own sends to it fail visibly while it is full.
+#[test]
+fn waiting_senders_share_a_receiver_round_robin() {
+    let (mut world, ends, ids) = world();
+    let [a, b, c, _] = ends;
+    world.clients[b].stalled = true;
+    let mut next = [0u32; 2];
+    for _ in 0..50 {
+        next[0] = offer(&mut world, a, ids[1], next[0]);
+        next[1] = offer(&mut world, c, ids[1], next[1]);
+        world.advance(Duration::from_millis(10));
+    }
+    assert_eq!(world.mp.stats().held_senders, 2, "{:?}", world.mp.stats());
+    // The server's own packets to b: refused once its queue is full, never dropped silently.
+    let mut refused = None;
+    for n in 0..1000 {
+        if let Err(e) = world.mp.send_bytes(Target::Peer(ids[1]), &numbered(n), TransferMode::Reliable, 0) {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert_eq!(refused, Some(SendError::Full));
+
+    world.clients[b].stalled = false;
+    for _ in 0..200 {
+        next[0] = offer(&mut world, a, ids[1], next[0]);
+        next[1] = offer(&mut world, c, ids[1], next[1]);
+        world.advance(Duration::from_millis(10));
+    }
+    assert_eq!(next, [TOTAL; 2]);
+    assert_eq!(received(&world, b, ids[0]), (0..TOTAL).collect::<Vec<_>>());
+    assert_eq!(received(&world, b, ids[2]), (0..TOTAL).collect::<Vec<_>>());
+    // In the first half of what b got, each sender has about half.
+    let order: Vec<PeerId> = world.clients[b]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SceneEvent::PeerPacket { from, .. } if *from != PeerId::SERVER => Some(*from),
+            _ => None,
+        })
+        .collect();
+    let half = &order[..order.len() / 2];
+    let share = half.iter().filter(|p| **p == ids[0]).count() as f64 / half.len() as f64;
+    assert!((0.3..=0.7).contains(&share), "a's share of the first half: {share}");
+    assert_eq!(world.mp.stats().slow_peers_evicted, 0);
+}
