@@ -17,6 +17,12 @@
 //! permission, a pending peer's RPC), a [`SceneEvent::Refused`] says why; where Godot calls a
 //! method with `null` after an argument fails to decode, the call is refused instead.
 //!
+//! Where Godot's SceneMultiplayer relays into a transport that drops what does not fit, this
+//! one keeps the transport's relay flow control (`flow.rs`): one queue per transport peer, a
+//! relayed packet queued for all its targets or waiting with its sender (whose input the
+//! transport holds, [`MultiplayerPeer::hold_peer`]), waiting senders served round robin, and a
+//! receiver that stops draining evicted by the transport's slow-peer timeout.
+//!
 //! With [`SceneConfig::godot3`] it is Godot 3's `MultiplayerAPI` instead (`godot3.rs`): calls
 //! and `rset` by name, without authentication or a relay of its own.
 
