@@ -70,6 +70,9 @@ pub fn scene_machine(data: &[u8]) {
         max_cached_paths: 2 + small * 64,
         max_queued_events: 8 + small * 64,
         max_queued_packets: 8 + small * 64,
+        max_queued_bytes: 256 + small * 8192,
+        max_held_packets: 4 + small * 64,
+        max_held_bytes: 512 + small * 8192,
         ..SceneConfig::default()
     };
     let mut mp = SceneMultiplayer::new(config);
@@ -130,10 +133,15 @@ fn check(mp: &SceneMultiplayer) {
 }
 
 fn drain(mp: &mut SceneMultiplayer, client: bool, direct: &[PeerId], config: &SceneConfig) {
+    // One queue per transport peer (and the server), each within its limit; relays that
+    // waited go as the queues drain, each to at most every peer.
+    let links = PEERS.len() + 1;
+    assert!(mp.queued_packets() <= config.max_queued_packets * links, "outbound queues over their limit");
+    let most = (config.max_queued_packets + config.max_held_packets) * links;
     let mut transmits = 0;
     while let Some(t) = mp.poll_transmit() {
         transmits += 1;
-        assert!(transmits <= config.max_queued_packets, "outbound queue over its limit");
+        assert!(transmits <= most, "more packets out than queued and held");
         assert!(!t.data.is_empty());
         if config.version == Version::Godot3 {
             // The 3.x transport relays by its header: any target, the 3.x commands only.
@@ -166,6 +174,7 @@ fn drain(mp: &mut SceneMultiplayer, client: bool, direct: &[PeerId], config: &Sc
         }
     }
     while mp.poll_disconnect().is_some() {}
+    while mp.poll_hold().is_some() {}
 }
 
 fn hex(s: &str) -> Vec<u8> {

@@ -488,6 +488,17 @@ pub trait MultiplayerPeer {
     /// # Errors
     /// [`PutError`]; nothing is queued for anyone when it fails.
     fn put_packet(&mut self, data: &[u8]) -> Result<(), PutError>;
+    /// Holds (`held` true) or releases the input of `peer`: while held, its packets wait in
+    /// the transport, out of [`peek_packet`](Self::peek_packet)'s queue (those already there
+    /// stay), so its connection stops being read and back-pressure reaches that sender alone.
+    /// SceneMultiplayer uses it to make the sender of a relayed packet that waits for a full
+    /// receiver wait, as the transport's own relay does. Godot has no such member. Returns
+    /// whether the transport did it; the default holds nothing (false), and the server does it
+    /// for a connected peer.
+    fn hold_peer(&mut self, peer: PeerId, held: bool) -> bool {
+        let _ = (peer, held);
+        false
+    }
     /// `get_max_packet_size()`: the largest `put_packet` accepted.
     fn max_packet_size(&self) -> usize;
     /// `get_available_packet_count()`.

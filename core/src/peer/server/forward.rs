@@ -5,7 +5,7 @@
 use rand_core::CryptoRng;
 
 use super::{FROM_LEN, Server};
-use crate::peer::{MultiplayerPeer as _, Packet, PutError, Target};
+use crate::peer::{MultiplayerPeer, Packet, PeerId, PutError, Target};
 
 impl<R: CryptoRng> Server<R> {
     /// `put_packet` to `target` without changing the target peer (Godot: `set_target_peer`
@@ -47,6 +47,24 @@ impl<R: CryptoRng> Server<R> {
             self.pop_packet();
         }
         result
+    }
+
+    /// [`MultiplayerPeer::hold_peer`]: while `held`, the messages of `peer` stay in its
+    /// connection instead of entering the inbox, so its input fills and the adapter stops
+    /// reading it, as for a relayed packet that waits (`flow.rs`); packets of it already in
+    /// the inbox stay there. Released, its messages are routed again, round robin with the
+    /// other senders that may go on. Returns false for an unknown peer.
+    pub(super) fn set_peer_held(&mut self, peer: PeerId, held: bool) -> bool {
+        let Some(&index) = self.peers.get(&peer) else { return false };
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return false };
+        if core::mem::replace(&mut c.held, held) && !held {
+            self.timeless = true;
+            self.ready.push_back(index);
+            self.serve_ready();
+            self.schedule(index);
+            self.timeless = false;
+        }
+        true
     }
 
     /// Godot's `get_packet`, borrowed: hands the oldest received packet to `read` where it

@@ -42,6 +42,8 @@ struct Conn {
     input_blocked: bool,
     /// Messages wait in the connection because the inbox was full.
     routing_blocked: bool,
+    /// The application holds its messages out of the inbox ([`MultiplayerPeer::hold_peer`]).
+    held: bool,
     in_transmit_queue: bool,
     released: bool,
     /// Why we ended it, when we did.
@@ -328,6 +330,7 @@ impl<R: CryptoRng> Server<R> {
             peer: None,
             input_blocked: false,
             routing_blocked: false,
+            held: false,
             in_transmit_queue: false,
             released: false,
             ended_by_us: None,

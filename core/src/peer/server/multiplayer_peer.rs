@@ -35,6 +35,10 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
         result
     }
 
+    fn hold_peer(&mut self, peer: PeerId, held: bool) -> bool {
+        self.set_peer_held(peer, held)
+    }
+
     fn max_packet_size(&self) -> usize {
         let overhead = match self.config.protocol {
             Protocol::Godot3 => crate::peer::godot3::HEADER_LEN,

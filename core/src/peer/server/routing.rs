@@ -155,10 +155,9 @@ impl<R: CryptoRng> Server<R> {
         // Most calls come after a write or a timer, with nothing received: return before
         // moving the connection out of its slot and back (two copies of a kilobyte-sized
         // struct, which were most of a relay's copying per delivery).
-        let idle = self.slots[index as usize]
-            .conn
-            .as_ref()
-            .is_none_or(|c| c.ws.peek_message().is_none() || (c.peer.is_some() && c.flow.is_held()));
+        let idle = self.slots[index as usize].conn.as_ref().is_none_or(|c| {
+            c.ws.peek_message().is_none() || (c.peer.is_some() && (c.flow.is_held() || c.held))
+        });
         if idle || self.routing.is_some() {
             return false;
         }
@@ -232,6 +231,7 @@ impl<R: CryptoRng> Server<R> {
         }
         let more = src.peer.is_some()
             && !src.flow.is_held()
+            && !src.held
             && !src.routing_blocked
             && src.ws.peek_message().is_some();
         let left = (src.leaving && src.ws.peek_message().is_none()).then(|| {

@@ -200,9 +200,6 @@ impl SceneMultiplayer {
         let simplifies = known.iter().filter(|(_, k)| k.is_none()).count();
         let all_confirmed = known.iter().all(|(_, k)| *k == Some(true));
         let calls = if all_confirmed { usize::from(!targets.is_empty()) } else { targets.len() };
-        if !self.room(simplifies + calls) {
-            return Err(SendError::Full);
-        }
         let encode = |node: NodeTarget<'_>| {
             let call = NamedCall { node, name, args };
             let mut out = alloc::vec![0; call.encoded_len()];
@@ -214,6 +211,11 @@ impl SceneMultiplayer {
         SimplifyPath { checksum: None, id: cache_id, path: node }
             .encode(Version::Godot3, &mut simplify)
             .map_err(|_| SendError::Encode(RemoteCallError::Unencodable))?;
+        // Godot 3 has one queue: every packet of the call must fit it.
+        let bytes = simplifies * simplify.len() + calls * by_id.len().max(by_path.len());
+        if !self.fits([(PeerId::SERVER, simplifies + calls, bytes)]) {
+            return Err(SendError::Full);
+        }
         if entry.cache_id.is_none() {
             self.next_cache_id += 1;
             self.ids.insert(cache_id, node.into());
@@ -231,12 +233,7 @@ impl SceneMultiplayer {
         if all_confirmed {
             if !targets.is_empty() {
                 let data = by_id;
-                self.transmits.push_back(Transmit {
-                    to: target,
-                    mode: TransferMode::Reliable,
-                    channel: 0,
-                    data,
-                });
+                self.push_transmit(Transmit { to: target, mode: TransferMode::Reliable, channel: 0, data });
                 self.stats.rpcs_out += 1;
             }
             return Ok(runner);
@@ -275,7 +272,7 @@ impl SceneMultiplayer {
         if !state.paths.contains_key(&simplify.id) && state.paths.len() >= max {
             return self.refuse(from, Refusal::CacheFull);
         }
-        if !self.room(1) {
+        if !self.room(from, 1, simplify.path.len() + 2) {
             return self.refuse(from, Refusal::OutboundFull);
         }
         let mut confirm = alloc::vec![0; simplify.path.len() + 2];

@@ -31,7 +31,14 @@ impl SceneMultiplayer {
             return self.refuse(from, Refusal::NotConnected);
         }
         match state.status {
-            Status::Admitted => self.process(from, packet, false),
+            Status::Admitted if self.is_holding(from) => self.hold(from, packet, None),
+            Status::Admitted => {
+                self.process(from, packet, false);
+                if let Some(blocked) = self.blocked.take() {
+                    // A relay target had no room: this packet and the sender's next ones wait.
+                    self.hold(from, packet, Some(blocked));
+                }
+            }
             Status::Pending { remote, .. } => {
                 if packet.get(..2) != Some(&AUTH[..]) {
                     return self.refuse(from, Refusal::NotAuthenticated);
@@ -59,7 +66,7 @@ impl SceneMultiplayer {
     }
 
     /// An admitted peer's packet; `relayed` when it came out of a `RELAY`.
-    fn process(&mut self, from: PeerId, packet: &[u8], relayed: bool) {
+    pub(super) fn process(&mut self, from: PeerId, packet: &[u8], relayed: bool) {
         let Some(&first) = packet.first() else { return self.refuse(from, Refusal::Malformed) };
         if !self.config.version.is_godot4() {
             return self.process_godot3(from, packet);
@@ -153,7 +160,8 @@ impl SceneMultiplayer {
     }
 
     /// Server: a client's `RELAY(target, inner)`: forwarded as `RELAY(from, inner)` to each
-    /// admitted target, and processed here for a broadcast or an exclusion of another peer.
+    /// admitted target, and processed here for a broadcast or an exclusion of another peer;
+    /// when a target has no room, nothing happens and `blocked` says which (`flow.rs`).
     fn relay(&mut self, from: PeerId, target: i32, inner: &[u8]) {
         let admitted = |p: &PeerId| *p != from;
         let (targets, local): (alloc::vec::Vec<PeerId>, bool) = match target {
@@ -172,12 +180,15 @@ impl SceneMultiplayer {
                 _ => return self.refuse(from, Refusal::BadRelay(t)),
             },
         };
-        if !self.room(targets.len()) {
-            return self.refuse(from, Refusal::OutboundFull);
+        // All or none: a target without room makes the packet (and its sender) wait.
+        let len = sys::SYS_HEADER_LEN + inner.len();
+        if let Some(&full) = targets.iter().find(|p| !self.relay_room(**p, len)) {
+            self.blocked = Some((full, len));
+            return;
         }
         let forward = [&sys::header(SysCommand::Relay, from.get())[..], inner].concat();
         for peer in targets {
-            self.transmits.push_back(super::Transmit {
+            self.push_transmit(super::Transmit {
                 to: crate::peer::Target::Peer(peer),
                 mode: TransferMode::Reliable,
                 channel: 0,
@@ -212,7 +223,7 @@ impl SceneMultiplayer {
         if !replaces && state.paths.len() >= max {
             return self.refuse(from, Refusal::CacheFull);
         }
-        if !self.room(1) {
+        if !self.room(from, 1, simplify.path.len() + 6) {
             return self.refuse(from, Refusal::OutboundFull);
         }
         let path = String::from(simplify.path);

@@ -17,9 +17,16 @@
 //! permission, a pending peer's RPC), a [`SceneEvent::Refused`] says why; where Godot calls a
 //! method with `null` after an argument fails to decode, the call is refused instead.
 //!
+//! Where Godot's SceneMultiplayer relays into a transport that drops what does not fit, this
+//! one keeps the transport's relay flow control (`flow.rs`): one queue per transport peer, a
+//! relayed packet queued for all its targets or waiting with its sender (whose input the
+//! transport holds, [`MultiplayerPeer::hold_peer`]), waiting senders served round robin, and a
+//! receiver that stops draining evicted by the transport's slow-peer timeout.
+//!
 //! With [`SceneConfig::godot3`] it is Godot 3's `MultiplayerAPI` instead (`godot3.rs`): calls
 //! and `rset` by name, without authentication or a relay of its own.
 
+mod flow;
 mod godot3;
 mod incoming;
 mod types;
@@ -32,7 +39,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::peer::scene::{self as sys, SysCommand};
-use crate::peer::{Event, MultiplayerPeer, PeerId, PutError, Target, TransferMode};
+use crate::peer::{DisconnectReason, Event, MultiplayerPeer, PeerId, Target, TransferMode};
 use crate::scene::{NodeTarget, SimplifyPath, encode_call};
 use crate::time::Instant;
 use crate::variant::{DecodeOptions, Variant, Version};
@@ -104,7 +111,19 @@ pub struct SceneMultiplayer {
     ids: BTreeMap<u32, String>,
     next_cache_id: u32,
     peers: BTreeMap<PeerId, PeerState>,
-    transmits: VecDeque<Transmit>,
+    /// Packets to send, one queue per transport peer (`flow.rs`).
+    outboxes: BTreeMap<flow::Link, flow::Outbox>,
+    /// Order of the next packet queued, over all queues.
+    next_seq: u64,
+    /// Senders whose packets wait behind a relay without room, and the order they are served.
+    held: BTreeMap<PeerId, flow::Held>,
+    waiting: VecDeque<PeerId>,
+    held_packets: usize,
+    held_bytes: usize,
+    /// Input holds and releases for the transport.
+    holds: VecDeque<(PeerId, bool)>,
+    /// Set by a relay that found a target without room: that target and the bytes it needs.
+    blocked: Option<(PeerId, usize)>,
     disconnects: VecDeque<PeerId>,
     events: VecDeque<SceneEvent>,
     stats: SceneStats,
@@ -135,7 +154,14 @@ impl SceneMultiplayer {
             ids: BTreeMap::new(),
             next_cache_id: 1,
             peers: BTreeMap::new(),
-            transmits: VecDeque::new(),
+            outboxes: BTreeMap::new(),
+            next_seq: 0,
+            held: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            held_packets: 0,
+            held_bytes: 0,
+            holds: VecDeque::new(),
+            blocked: None,
             disconnects: VecDeque::new(),
             events: VecDeque::new(),
             stats: SceneStats::default(),
@@ -145,15 +171,23 @@ impl SceneMultiplayer {
 
     /// Forgets every peer, path cache and queued packet, and restarts cache ids at 1, keeping
     /// the node table and unread events (Godot clears this state when the multiplayer peer is
-    /// replaced or disconnects).
+    /// replaced or disconnects). Senders whose input was held are released
+    /// ([`poll_hold`](Self::poll_hold)).
     pub fn clear(&mut self) {
+        self.holds.retain(|(_, held)| !held);
+        for (sender, _) in core::mem::take(&mut self.held) {
+            self.holds.push_back((sender, false));
+        }
+        self.waiting.clear();
+        (self.held_packets, self.held_bytes, self.stats.held_senders) = (0, 0, 0);
+        self.blocked = None;
         self.peers.clear();
         self.ids.clear();
         self.next_cache_id = 1;
         for entry in self.nodes.values_mut() {
             entry.cache_id = None;
         }
-        self.transmits.clear();
+        self.outboxes.clear();
         self.disconnects.clear();
         self.local = None;
         self.remote_sender = None;
@@ -230,10 +264,19 @@ impl SceneMultiplayer {
 
     // ----- output ------------------------------------------------------------------------
 
-    /// The next packet to hand to the transport.
+    /// The next packet to hand to the transport, the oldest over every peer's queue; the room
+    /// it frees lets waiting relays go (their senders' releases come out of
+    /// [`poll_hold`](Self::poll_hold)). A packet taken here is the caller's: one the transport
+    /// refuses is lost to this machine, so a driver that can meet a full transport uses
+    /// [`pump`](Self::pump), which leaves it queued and goes on with the other peers' queues.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let transmit = self.pop_oldest();
+        if transmit.is_some() && !self.waiting.is_empty() {
+            // Room was made: relays that waited for it may go (releases for `poll_hold`).
+            self.serve_held();
+        }
+        transmit
     }
 
     /// The next peer to disconnect (an authentication that timed out).
@@ -280,10 +323,6 @@ impl SceneMultiplayer {
         self.push_event(SceneEvent::Refused { from, reason });
     }
 
-    fn room(&self, packets: usize) -> bool {
-        self.transmits.len().saturating_add(packets) <= self.config.max_queued_packets
-    }
-
     /// Queues `packet` for `to`: directly to a transport peer (the server's clients, a client's
     /// server, a mesh's peers), wrapped in `RELAY(to)` to the server for a peer known only
     /// through the server's relay.
@@ -294,7 +333,12 @@ impl SceneMultiplayer {
         } else {
             (PeerId::SERVER, [&sys::header(SysCommand::Relay, to.get())[..], packet].concat())
         };
-        self.transmits.push_back(Transmit { to: Target::Peer(to), mode, channel, data });
+        self.push_transmit(Transmit { to: Target::Peer(to), mode, channel, data });
+    }
+
+    /// Room for `packets` packets of `bytes` bytes in all to `to`.
+    fn room(&self, to: PeerId, packets: usize, bytes: usize) -> bool {
+        self.fits([(to, packets, bytes)])
     }
 
     // ----- peers and time ----------------------------------------------------------------
@@ -325,6 +369,7 @@ impl SceneMultiplayer {
     /// The transport lost `peer` (its `peer_disconnected`).
     pub fn handle_peer_disconnected(&mut self, now: Instant, peer: PeerId) {
         self.now = self.now.max(now);
+        self.forget_queues(peer);
         let Some(state) = self.peers.remove(&peer) else { return };
         if state.status != Status::Admitted {
             self.push_event(SceneEvent::PeerAuthenticationFailed(peer));
@@ -337,7 +382,7 @@ impl SceneMultiplayer {
             let others: Vec<PeerId> = self.peers().collect();
             let del = sys::header(SysCommand::DelPeer, peer.get());
             for other in others {
-                if self.room(1) {
+                if self.room(other, 1, del.len()) {
                     self.queue(other, TransferMode::Reliable, 0, &del);
                 } else {
                     self.refuse(other, Refusal::OutboundFull);
@@ -370,7 +415,7 @@ impl SceneMultiplayer {
         if self.is_server() && self.sys_relay() {
             let others: Vec<PeerId> = self.peers().filter(|p| *p != peer).collect();
             for other in others {
-                if !self.room(2) {
+                if !self.room(other, 1, sys::SYS_HEADER_LEN) || !self.room(peer, 1, sys::SYS_HEADER_LEN) {
                     self.refuse(other, Refusal::OutboundFull);
                     continue;
                 }
@@ -400,11 +445,11 @@ impl SceneMultiplayer {
         if data.is_empty() {
             return Err(SendError::Empty);
         }
-        if !self.room(1) {
+        if !self.room(peer, 1, AUTH.len() + data.len()) {
             return Err(SendError::Full);
         }
         let packet = [&AUTH[..], data].concat();
-        self.transmits.push_back(Transmit {
+        self.push_transmit(Transmit {
             to: Target::Peer(peer),
             mode: TransferMode::Reliable,
             channel: 0,
@@ -424,10 +469,10 @@ impl SceneMultiplayer {
             Some(Status::Pending { .. }) => return Err(SendError::AuthCompleted),
             _ => return Err(SendError::UnknownPeer(peer)),
         };
-        if !self.room(1) {
+        if !self.room(peer, 1, AUTH.len()) {
             return Err(SendError::Full);
         }
-        self.transmits.push_back(Transmit {
+        self.push_transmit(Transmit {
             to: Target::Peer(peer),
             mode: TransferMode::Reliable,
             channel: 0,
@@ -508,9 +553,6 @@ impl SceneMultiplayer {
         };
         let needs_simplify = |p: &PeerId| !self.peers.get(p).is_some_and(|s| s.sent.contains_key(&cache_id));
         let simplifies = targets.iter().filter(|p| needs_simplify(p)).count();
-        if !self.room(targets.len() + simplifies) {
-            return Err(SendError::Full);
-        }
         let version = self.config.version;
         let mut by_id = Vec::new();
         encode_call(NodeTarget::Cached(cache_id), id, args, version, &mut by_id)
@@ -525,6 +567,14 @@ impl SceneMultiplayer {
             packet
                 .encode(version, &mut simplify)
                 .map_err(|_| SendError::Encode(crate::scene::RemoteCallError::Unencodable))?;
+        }
+        // All or nothing: every target's queue must take its packets.
+        let needs = targets.iter().map(|p| {
+            let first = needs_simplify(p);
+            (*p, 1 + usize::from(first), by_path.len() + if first { simplify.len() } else { 0 })
+        });
+        if !self.fits(needs) {
+            return Err(SendError::Full);
         }
         if entry.cache_id.is_none() {
             self.next_cache_id += 1;
@@ -578,7 +628,13 @@ impl SceneMultiplayer {
         if self.only_self(target) {
             return Err(SendError::SelfTarget);
         }
-        if !self.room(targets.len()) {
+        let len = bytes.len() + 1;
+        let fits = if self.config.version.is_godot4() {
+            self.fits(targets.iter().map(|p| (*p, 1, len)))
+        } else {
+            self.fits([(PeerId::SERVER, usize::from(!targets.is_empty()), len)])
+        };
+        if !fits {
             return Err(SendError::Full);
         }
         let raw = if self.config.version.is_godot4() { sys::COMMAND_RAW } else { godot3::COMMAND_RAW };
@@ -586,7 +642,7 @@ impl SceneMultiplayer {
         if !self.config.version.is_godot4() {
             // 3.x sends one packet with the caller's target; its server relays by the header.
             if !targets.is_empty() {
-                self.transmits.push_back(Transmit { to: target, mode, channel, data: packet });
+                self.push_transmit(Transmit { to: target, mode, channel, data: packet });
             }
             return Ok(());
         }
@@ -600,17 +656,31 @@ impl SceneMultiplayer {
 
     /// Moves everything between this machine and `peer`: its events and packets in (events
     /// first, and packets only while the event queue has room), queued packets and
-    /// disconnects out, timers fired. Call it after driving the transport, then drain
-    /// [`poll_event`](Self::poll_event).
+    /// disconnects out, waiting relays served, input holds applied, timers fired. Call it
+    /// after driving the transport, then drain [`poll_event`](Self::poll_event).
     pub fn pump<P: MultiplayerPeer + ?Sized>(&mut self, now: Instant, peer: &mut P) {
         self.now = self.now.max(now);
         self.local = peer.unique_id();
+        loop {
+            self.take_input(now, peer);
+            self.handle_timeout(now);
+            // A released sender's packets may be in the transport's queue now.
+            if !self.flush(now, peer) {
+                return;
+            }
+        }
+    }
+
+    fn take_input<P: MultiplayerPeer + ?Sized>(&mut self, now: Instant, peer: &mut P) {
         loop {
             while let Some(event) = peer.poll_event() {
                 self.local = peer.unique_id();
                 match event {
                     Event::PeerConnected(p) => self.handle_peer_connected(now, p),
-                    Event::PeerDisconnected { peer: p, .. } => self.handle_peer_disconnected(now, p),
+                    Event::PeerDisconnected { peer: p, reason } => {
+                        self.stats.slow_peers_evicted += u64::from(reason == DisconnectReason::SlowConsumer);
+                        self.handle_peer_disconnected(now, p);
+                    }
                     // Reported at admission, as Godot's SceneMultiplayer does.
                     Event::ConnectionSucceeded => {}
                     other => self.push_event(SceneEvent::Transport(other)),
@@ -621,31 +691,28 @@ impl SceneMultiplayer {
                 break;
             }
             let Some(packet) = peer.peek_packet() else { break };
+            if !self.can_hold(packet.data.len()) {
+                // Every waiting sender used the room for packets held back: the rest wait in
+                // the transport (nothing is dropped) until one of them goes on.
+                break;
+            }
             self.handle_packet(now, packet.info.from, packet.data);
             peer.pop_packet();
+            self.apply_holds(peer);
         }
-        self.handle_timeout(now);
-        self.flush(now, peer);
     }
 
-    fn flush<P: MultiplayerPeer + ?Sized>(&mut self, now: Instant, peer: &mut P) {
+    /// Sends what can go, serves waiting relays, applies holds; returns whether a sender was
+    /// released.
+    fn flush<P: MultiplayerPeer + ?Sized>(&mut self, now: Instant, peer: &mut P) -> bool {
         while let Some(p) = self.disconnects.pop_front() {
             let _ = peer.disconnect_peer_with(now, p, AUTH_FAILED_CODE, AUTH_FAILED_REASON, false);
         }
-        while let Some(transmit) = self.transmits.front() {
-            peer.set_target_peer(transmit.to);
-            peer.set_transfer_mode(transmit.mode);
-            peer.set_transfer_channel(transmit.channel);
-            match peer.put_packet(&transmit.data) {
-                Ok(()) => {}
-                Err(PutError::Full) => break,
-                Err(error) => {
-                    let to = transmit.to;
-                    self.push_event(SceneEvent::SendFailed { to, error });
-                }
-            }
-            self.transmits.pop_front();
+        self.send_queued(peer);
+        if self.serve_held() {
+            self.send_queued(peer);
         }
+        self.apply_holds(peer)
     }
 
     fn decode_options(&self) -> DecodeOptions {

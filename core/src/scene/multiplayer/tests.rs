@@ -449,6 +449,9 @@ mod net;
 #[path = "tests_godot3.rs"]
 mod godot3;
 
+#[path = "tests_flow.rs"]
+mod flow;
+
 /// §6: the replication headers of a 4.6.3 server's capture, reported as events.
 #[test]
 fn replication_headers() {

@@ -16,20 +16,22 @@ use crate::variant::Variant;
 
 type TestClient = Client<VecStorage, ChaCha8Rng>;
 
-struct Far {
+pub(super) struct Far {
     conn: ConnId,
-    client: TestClient,
-    mp: SceneMultiplayer,
+    pub(super) client: TestClient,
+    pub(super) mp: SceneMultiplayer,
     pending: Vec<u8>,
-    events: Vec<SceneEvent>,
+    pub(super) events: Vec<SceneEvent>,
+    /// Reads nothing the server sends (a stalled receiver).
+    pub(super) stalled: bool,
 }
 
-struct World {
-    now: Instant,
-    server: Server<ChaCha8Rng>,
-    mp: SceneMultiplayer,
-    events: Vec<SceneEvent>,
-    clients: Vec<Far>,
+pub(super) struct World {
+    pub(super) now: Instant,
+    pub(super) server: Server<ChaCha8Rng>,
+    pub(super) mp: SceneMultiplayer,
+    pub(super) events: Vec<SceneEvent>,
+    pub(super) clients: Vec<Far>,
 }
 
 /// The transport protocol of the machine's Godot version.
@@ -45,15 +47,20 @@ fn scene(config: SceneConfig) -> SceneMultiplayer {
 
 impl World {
     fn new(config: SceneConfig) -> Self {
+        Self::with(config, ServerConfig::default())
+    }
+
+    /// A world whose server transport has `transport`'s settings.
+    pub(super) fn with(config: SceneConfig, transport: ServerConfig) -> Self {
         // The machine speaks SYS itself: the transport's relay is off (3.x's is always on).
         let server = Server::new(
-            ServerConfig { relay: false, protocol: protocol(config), ..ServerConfig::default() },
+            ServerConfig { relay: false, protocol: protocol(config), ..transport },
             ChaCha8Rng::seed_from_u64(1),
         );
         Self { now: T0, server, mp: scene(config), events: Vec::new(), clients: Vec::new() }
     }
 
-    fn connect(&mut self, config: SceneConfig) -> usize {
+    pub(super) fn connect(&mut self, config: SceneConfig) -> usize {
         let conn = self.server.accept(self.now, None).unwrap();
         let seed = 100 + self.clients.len() as u64;
         let client_config =
@@ -61,13 +68,20 @@ impl World {
         let client =
             Client::create(self.now, "ws://127.0.0.1:9080/", client_config, ChaCha8Rng::seed_from_u64(seed))
                 .unwrap();
-        self.clients.push(Far { conn, client, mp: scene(config), pending: Vec::new(), events: Vec::new() });
+        self.clients.push(Far {
+            conn,
+            client,
+            mp: scene(config),
+            pending: Vec::new(),
+            events: Vec::new(),
+            stalled: false,
+        });
         self.run();
         self.clients.len() - 1
     }
 
     /// Moves bytes and packets until nothing moves.
-    fn run(&mut self) {
+    pub(super) fn run(&mut self) {
         let mut idle = 0;
         for _ in 0..1000 {
             let mut moved = false;
@@ -77,7 +91,9 @@ impl World {
                     far.client.consume_transmit(n);
                     moved |= n > 0;
                 }
-                if let Some(bytes) = self.server.transmit(far.conn).map(<[u8]>::to_vec) {
+                if let Some(bytes) =
+                    self.server.transmit(far.conn).filter(|_| !far.stalled).map(<[u8]>::to_vec)
+                {
                     self.server.consume_transmit(far.conn, bytes.len()).unwrap();
                     far.pending.extend_from_slice(&bytes);
                     moved = true;
@@ -111,7 +127,7 @@ impl World {
         panic!("the network never settled");
     }
 
-    fn advance(&mut self, by: core::time::Duration) {
+    pub(super) fn advance(&mut self, by: core::time::Duration) {
         self.now += by;
         self.server.handle_timeout(self.now);
         for far in &mut self.clients {
@@ -120,7 +136,7 @@ impl World {
         self.run();
     }
 
-    fn client_id(&self, index: usize) -> PeerId {
+    pub(super) fn client_id(&self, index: usize) -> PeerId {
         self.clients[index].mp.unique_id().unwrap()
     }
 }

@@ -183,9 +183,21 @@ pub struct SceneConfig {
     /// Most events kept for [`poll_event`](super::SceneMultiplayer::poll_event); beyond it
     /// events are counted in [`SceneStats::unreported_events`].
     pub max_queued_events: usize,
-    /// Most packets waiting for [`poll_transmit`](super::SceneMultiplayer::poll_transmit); a
-    /// command that needs more fails with [`SendError::Full`].
+    /// Most packets waiting to be sent to one transport peer (Godot 3: to all), while its
+    /// transport queue is full. A command that needs more fails with [`SendError::Full`]; a
+    /// relayed packet waits in its sender (Godot's SceneMultiplayer has no such queue: the
+    /// transport drops what does not fit).
     pub max_queued_packets: usize,
+    /// Most bytes waiting to be sent to one transport peer (Godot 3: to all), as
+    /// `max_queued_packets`.
+    pub max_queued_bytes: usize,
+    /// Most received packets kept waiting behind a relay whose target has no room, over all
+    /// senders; beyond it [`pump`](super::SceneMultiplayer::pump) stops taking packets from the
+    /// transport until some go on (nothing is dropped). The transport holds a waiting sender's
+    /// input, so only packets it had already queued for the application wait here.
+    pub max_held_packets: usize,
+    /// Most bytes of received packets kept waiting, as `max_held_packets`.
+    pub max_held_bytes: usize,
 }
 
 impl Default for SceneConfig {
@@ -200,6 +212,9 @@ impl Default for SceneConfig {
             max_relayed_peers: 4096,
             max_queued_events: 4096,
             max_queued_packets: 4096,
+            max_queued_bytes: 1 << 20,
+            max_held_packets: 16384,
+            max_held_bytes: 1 << 20,
         }
     }
 }
@@ -415,8 +430,13 @@ pub enum Refusal {
     BadRelay(i32),
     /// A `SYS` packet inside a `RELAY`.
     NestedSys,
-    /// The outbound queue had no room for the answer (a `CONFIRM_PATH`, a relayed packet).
+    /// The outbound queue had no room for the answer (a `CONFIRM_PATH`, an announcement), or
+    /// no room was left to keep a packet waiting (a sans-IO caller of `handle_packet` that
+    /// does not hold senders' input).
     OutboundFull,
+    /// A packet waiting to be relayed when its sender left (it is no longer a peer to relay
+    /// from).
+    SenderLeft,
 }
 
 impl fmt::Display for Refusal {
@@ -445,6 +465,7 @@ impl fmt::Display for Refusal {
             Self::BadRelay(t) => write!(f, "relay to or from {t} refused"),
             Self::NestedSys => f.write_str("SYS packet inside a relay"),
             Self::OutboundFull => f.write_str("outbound queue full"),
+            Self::SenderLeft => f.write_str("sender left while its packet waited"),
         }
     }
 }
@@ -514,4 +535,16 @@ pub struct SceneStats {
     pub refused: u64,
     /// Events not queued because the event queue was full.
     pub unreported_events: u64,
+    /// Times the transport refused a packet with `PutError::Full` (it stayed queued here).
+    pub outbound_full: u64,
+    /// Times a relayed packet had to wait for room at one of its targets.
+    pub relay_waits: u64,
+    /// Senders waiting now (their input held by the transport).
+    pub held_senders: u64,
+    /// Microseconds senders spent waiting, summed over waits that ended.
+    pub held_micros: u64,
+    /// Peers the transport evicted for not draining their queue (1008 "slow peer").
+    pub slow_peers_evicted: u64,
+    /// Queued packets that went nowhere because their peer left.
+    pub unsent_to_departed: u64,
 }

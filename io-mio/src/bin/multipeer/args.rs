@@ -34,10 +34,9 @@ Options:
                                complete_auth(1). Wrong or missing tokens are closed (1008
                                \"authentication failed\") at the auth timeout; peers are
                                announced and relayed only once admitted. The relay is then
-                               SceneMultiplayer's, as in Godot: packets beyond its queue
-                               (4096) are refused and counted, not held back. One world
-                               only: --rooms defaults to off with it, and other modes are
-                               refused (SceneMultiplayer's relay knows no rooms yet)
+                               SceneMultiplayer's, with the same flow control as below. One
+                               world only: --rooms defaults to off with it, and other modes
+                               are refused (SceneMultiplayer's relay knows no rooms yet)
   --auth-timeout SECS          SceneMultiplayer auth_timeout with --auth-token (3)
   --listen ADDR                Where to listen, repeatable; default 127.0.0.1:9080.
                                ADDR is IP:PORT, [IPv6]:PORT, or *:PORT for every interface

@@ -213,10 +213,15 @@ impl Status {
             rejected.0.insert("too many from one address".into(), transport.refused_per_address);
         }
         let _ = write!(line, " | rejected {}{}", stats.rejected, rejected.summary());
-        let _ = write!(line, " | waiting senders {}", stats.blocked_senders);
-        if stats.relay_waits > 0 {
-            let waited = core::time::Duration::from_micros(stats.blocked_micros).as_secs_f64();
-            let _ = write!(line, " ({} waits, {waited:.1} s)", stats.relay_waits);
+        // With --auth-token the relay is SceneMultiplayer's, with the same flow control.
+        let (waiting, waits, waited) = match server.scene_multiplayer().map(|s| s.stats()) {
+            Some(scene) => (scene.held_senders, scene.relay_waits, scene.held_micros),
+            None => (stats.blocked_senders, stats.relay_waits, stats.blocked_micros),
+        };
+        let _ = write!(line, " | waiting senders {waiting}");
+        if waits > 0 {
+            let waited = core::time::Duration::from_micros(waited).as_secs_f64();
+            let _ = write!(line, " ({waits} waits, {waited:.1} s)");
         }
         let _ = write!(line, " | evicted slow peers {}", stats.slow_consumers);
         if stats.throttled + stats.rate_limited > 0 {
