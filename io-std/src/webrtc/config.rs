@@ -2,12 +2,14 @@
 //! ICE servers, and SCTP buffer sizes.
 
 use core::net::{IpAddr, Ipv4Addr};
+use core::ops::RangeInclusive;
 use core::time::Duration;
 
 /// An entry of `iceServers` (Godot's `WebRTCPeerConnection.initialize({"iceServers": [...]})`).
 ///
-/// `stun:` URLs are used: each peer connection asks the server for its mapped address (a STUN
-/// Binding request on the peer's own socket) and signals it as a server-reflexive candidate.
+/// `stun:` URLs are used: the engine asks every server at once for the mapped address of its
+/// socket (a STUN Binding request, given up after 3.5 s) and signals it to every peer as a
+/// server-reflexive candidate.
 /// `turn:`/`turns:` URLs are accepted and kept but not used: str0m has no TURN client, and this
 /// adapter does not allocate relays itself (yet), so only host and server-reflexive candidates
 /// are gathered.
@@ -48,7 +50,7 @@ pub const DEFAULT_MTU: usize = 1058;
 /// [`WebRtcMultiplayerPeer`]: super::WebRtcMultiplayerPeer
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebRtcConfig {
-    /// The local addresses to bind a UDP socket on for each peer, each giving one host
+    /// The local addresses to bind a UDP socket on, each giving one host
     /// candidate (default: `127.0.0.1` only, which reaches peers on this machine). Use the
     /// addresses of the interfaces the game should be reachable on; `0.0.0.0` is refused since
     /// a wildcard is no candidate.
@@ -63,13 +65,33 @@ pub struct WebRtcConfig {
     /// Bytes of messages one peer may have waiting in the adapter's outbox for send-buffer
     /// room; beyond it `put_packet` fails with `PutError::Full`.
     pub outbox_limit: usize,
-    /// `SO_RCVBUF` asked for each peer's UDP socket (default 2 MiB; the kernel caps it).
+    /// `SO_RCVBUF` asked for each UDP socket (default 2 MiB; the kernel caps it).
     pub socket_receive_buffer: usize,
+    /// Whether the peers share one socket per local address (the default) or each get
+    /// their own.
+    pub socket_layout: SocketLayout,
+    /// The ports to bind, the first free one taken (default: any port the system picks). A
+    /// firewall then needs only this range open; with [`SocketLayout::PerMesh`] one port per
+    /// local address is used whatever the number of peers.
+    pub ports: Option<RangeInclusive<u16>>,
     /// str0m's MTU target: the size it fragments DTLS and SCTP for (default [`DEFAULT_MTU`];
     /// str0m accepts 576..=1500).
     pub mtu: usize,
     /// How ICE checks a working pair and when it gives up on a peer that stopped answering.
     pub ice_timing: IceTiming,
+}
+
+/// How the engine's UDP sockets are shared among the peers of a mesh. Godot's
+/// `WebRTCPeerConnection` (libdatachannel, libwebrtc) binds sockets per connection; a mesh of
+/// 16 then holds 15 sockets and needs 15 ports open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SocketLayout {
+    /// One socket per local address for every peer: datagrams are told apart by remote address
+    /// and, for ICE checks, by the ICE user name (str0m's `Rtc::accepts`).
+    #[default]
+    PerMesh,
+    /// One socket per local address for each peer, as Godot's desktop builds do.
+    PerPeer,
 }
 
 /// ICE connectivity-check timing (str0m's STUN timing), which decides how soon a peer that
@@ -106,6 +128,8 @@ impl Default for WebRtcConfig {
             outbox_limit: 4 << 20,
             mtu: DEFAULT_MTU,
             socket_receive_buffer: 2 << 20,
+            socket_layout: SocketLayout::PerMesh,
+            ports: None,
             ice_timing: IceTiming::default(),
         }
     }
@@ -116,6 +140,20 @@ impl WebRtcConfig {
     #[must_use]
     pub fn local_ips(mut self, ips: impl IntoIterator<Item = IpAddr>) -> Self {
         self.local_ips = ips.into_iter().collect();
+        self
+    }
+
+    /// Binds the UDP sockets on the first free port of `ports` (a single port: `p..=p`).
+    #[must_use]
+    pub fn ports(mut self, ports: RangeInclusive<u16>) -> Self {
+        self.ports = Some(ports);
+        self
+    }
+
+    /// Shares one socket per local address among the peers, or gives each peer its own.
+    #[must_use]
+    pub fn socket_layout(mut self, layout: SocketLayout) -> Self {
+        self.socket_layout = layout;
         self
     }
 
