@@ -10,16 +10,17 @@ use core::time::Duration;
 /// `stun:` URLs are used: the engine asks every server at once for the mapped address of its
 /// socket (a STUN Binding request, given up after 3.5 s) and signals it to every peer as a
 /// server-reflexive candidate.
-/// `turn:`/`turns:` URLs are accepted and kept but not used: str0m has no TURN client, and this
-/// adapter does not allocate relays itself (yet), so only host and server-reflexive candidates
-/// are gathered.
+/// `turn:` URLs (UDP to the server) with `username` and `credential` (long-term credentials)
+/// get an allocation on that server per socket, whose relayed address is signalled as a relay
+/// candidate. `turns:` and `?transport=tcp` URLs are skipped, and reported in
+/// `EngineStats::last_error`: the TCP/TLS transports of `turn-client-proto` are not wired up.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IceServer {
     /// `stun:host:port` or `turn:host:port?transport=udp` URLs.
     pub urls: Vec<String>,
-    /// TURN user name (unused, see above).
+    /// TURN user name.
     pub username: Option<String>,
-    /// TURN credential (unused, see above).
+    /// TURN credential (the long-term password).
     pub credential: Option<String>,
 }
 
@@ -29,6 +30,28 @@ impl IceServer {
     pub fn stun(url: impl Into<String>) -> Self {
         Self { urls: vec![url.into()], username: None, credential: None }
     }
+
+    /// A TURN server with long-term credentials, e.g.
+    /// `IceServer::turn("turn:127.0.0.1:3478", "user", "secret")`.
+    #[must_use]
+    pub fn turn(url: impl Into<String>, username: impl Into<String>, credential: impl Into<String>) -> Self {
+        Self { urls: vec![url.into()], username: Some(username.into()), credential: Some(credential.into()) }
+    }
+}
+
+/// `host:port` of a `stun:`/`turn:` URL's rest (the query removed), `default_port` if none.
+fn host_port(rest: &str, default_port: u16) -> String {
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let has_port = rest.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
+    if has_port { rest.to_string() } else { format!("{rest}:{default_port}") }
+}
+
+/// A usable `turn:` entry: server `host:port`, user name, credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TurnServer {
+    pub(crate) address: String,
+    pub(crate) username: String,
+    pub(crate) credential: String,
 }
 
 /// The browser-safe UDP payload budget: a 1191-byte SCTP packet (libwebrtc's
@@ -79,6 +102,10 @@ pub struct WebRtcConfig {
     pub mtu: usize,
     /// How ICE checks a working pair and when it gives up on a peer that stopped answering.
     pub ice_timing: IceTiming,
+    /// Signal relay candidates only (`iceTransportPolicy: "relay"` of the W3C API, which
+    /// Godot's `WebRTCPeerConnection` passes through on the web): no host or server-reflexive
+    /// address is revealed, and a peer fails at once when no TURN allocation succeeded.
+    pub relay_only: bool,
 }
 
 /// How the engine's UDP sockets are shared among the peers of a mesh. Godot's
@@ -130,6 +157,7 @@ impl Default for WebRtcConfig {
             socket_receive_buffer: 2 << 20,
             socket_layout: SocketLayout::PerMesh,
             ports: None,
+            relay_only: false,
             ice_timing: IceTiming::default(),
         }
     }
@@ -164,14 +192,37 @@ impl WebRtcConfig {
         self
     }
 
+    /// Signals relay candidates only (see [`relay_only`](Self::relay_only)).
+    #[must_use]
+    pub fn relay_only(mut self, relay_only: bool) -> Self {
+        self.relay_only = relay_only;
+        self
+    }
+
     /// The `host:port` of every `stun:` URL (default port 3478).
     pub(crate) fn stun_servers(&self) -> impl Iterator<Item = String> + '_ {
-        self.ice_servers.iter().flat_map(|s| s.urls.iter()).filter_map(|url| {
-            let rest = url.strip_prefix("stun:")?;
-            let rest = rest.split('?').next().unwrap_or(rest);
-            let has_port =
-                rest.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
-            Some(if has_port { rest.to_string() } else { format!("{rest}:3478") })
+        self.ice_servers
+            .iter()
+            .flat_map(|s| s.urls.iter())
+            .filter_map(|url| url.strip_prefix("stun:").map(|rest| host_port(rest, 3478)))
+    }
+
+    /// Every `turn:` URL over UDP, with its entry's credentials (`Ok`), and every TURN URL this
+    /// engine cannot use (`Err`, with the reason): `turns:`, TCP transport, no credentials.
+    pub(crate) fn turn_servers(&self) -> impl Iterator<Item = Result<TurnServer, String>> + '_ {
+        self.ice_servers.iter().flat_map(|s| s.urls.iter().map(move |url| (s, url))).filter_map(|(s, url)| {
+            if url.starts_with("turns:") || (url.starts_with("turn:") && url.contains("transport=tcp")) {
+                return Some(Err(format!("{url}: only TURN over UDP is supported")));
+            }
+            let rest = url.strip_prefix("turn:")?;
+            let (Some(username), Some(credential)) = (&s.username, &s.credential) else {
+                return Some(Err(format!("{url}: TURN needs a username and a credential")));
+            };
+            Some(Ok(TurnServer {
+                address: host_port(rest, 3478),
+                username: username.clone(),
+                credential: credential.clone(),
+            }))
         })
     }
 }
@@ -179,6 +230,25 @@ impl WebRtcConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turn_urls_become_servers_with_their_credentials() {
+        let config = WebRtcConfig::default()
+            .ice_server(IceServer::turn("turn:127.0.0.1?transport=udp", "u", "p"))
+            .ice_server(IceServer::turn("turns:example.org:5349", "u", "p"))
+            .ice_server(IceServer::turn("turn:example.org:3479?transport=tcp", "u", "p"))
+            .ice_server(IceServer::stun("turn:[::1]:3480"));
+        let servers: Vec<_> = config.turn_servers().collect();
+        assert_eq!(
+            servers[0],
+            Ok(TurnServer { address: "127.0.0.1:3478".into(), username: "u".into(), credential: "p".into() })
+        );
+        assert!(servers[1].as_ref().is_err_and(|e| e.contains("UDP")));
+        assert!(servers[2].as_ref().is_err_and(|e| e.contains("UDP")));
+        assert!(servers[3].as_ref().is_err_and(|e| e.contains("credential")));
+        assert_eq!(servers.len(), 4);
+        assert_eq!(config.stun_servers().count(), 0);
+    }
 
     #[test]
     fn stun_urls_become_addresses_and_turn_is_ignored() {

@@ -129,16 +129,26 @@ impl PeerConnection {
         builder.set_max_stun_retransmits(config.ice_timing.max_retransmits);
         let mut rtc = builder.build(now);
         let mut unsent_candidates = Vec::new();
-        for local in &group.locals {
+        // Host addresses are not revealed to a relay-only peer (they are still bound: relayed
+        // traffic comes through them).
+        let locals = if config.relay_only { &[][..] } else { &group.locals[..] };
+        for local in locals {
             let candidate = Candidate::host(*local, "udp")
                 .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e.to_string()))?;
             if let Some(c) = rtc.add_local_candidate(candidate) {
                 unsent_candidates.push(c.to_sdp_string());
             }
         }
-        // Reflexive addresses the group's sockets already learned.
-        for (mapped, base) in &group.mapped {
+        // Reflexive and relayed addresses the group's sockets already learned.
+        let mapped = if config.relay_only { &[][..] } else { &group.mapped[..] };
+        for (mapped, base) in mapped {
             let candidate = Candidate::server_reflexive(*mapped, *base, "udp").ok();
+            if let Some(c) = candidate.and_then(|c| rtc.add_local_candidate(c)) {
+                unsent_candidates.push(c.to_sdp_string());
+            }
+        }
+        for (relayed, local) in group.relayed() {
+            let candidate = Candidate::relayed(relayed, local, "udp").ok();
             if let Some(c) = candidate.and_then(|c| rtc.add_local_candidate(c)) {
                 unsent_candidates.push(c.to_sdp_string());
             }
@@ -210,7 +220,8 @@ impl PeerConnection {
         let _ = mesh.handle_engine_event(clock.now(), event);
     }
 
-    fn fail(&mut self, mesh: &mut Mesh, clock: &Clock) {
+    /// Reports the connection failed (once) and stops it.
+    pub(crate) fn fail(&mut self, mesh: &mut Mesh, clock: &Clock) {
         if !self.finished {
             self.finished = true;
             self.rtc.disconnect();
@@ -251,14 +262,16 @@ impl PeerConnection {
 
     /// A trickled remote candidate; unusable ones (mDNS `.local` names, other transports,
     /// end-of-candidates) are ignored, as a browser ignores what it cannot use.
-    pub(crate) fn remote_candidate(&mut self, candidate: &str) {
+    /// Returns the candidate's address, for a TURN permission.
+    pub(crate) fn remote_candidate(&mut self, candidate: &str) -> Option<SocketAddr> {
         let line = candidate.trim().trim_start_matches("a=");
         if line.is_empty() {
-            return;
+            return None;
         }
-        if let Ok(c) = Candidate::from_sdp_string(line) {
-            self.rtc.add_remote_candidate(c);
-        }
+        let c = Candidate::from_sdp_string(line).ok()?;
+        let addr = c.addr();
+        self.rtc.add_remote_candidate(c);
+        Some(addr)
     }
 
     /// The largest message the remote accepts and our send buffer can ever take.
@@ -297,13 +310,13 @@ impl PeerConnection {
     }
 
     /// Starts an orderly close (DTLS close_notify, SCTP shutdown) and sends what it produces.
-    pub(crate) fn close(&mut self, group: Option<&SocketGroup>, stats: &mut EngineStats) {
+    pub(crate) fn close(&mut self, mut group: Option<&mut SocketGroup>, stats: &mut EngineStats) {
         self.finished = true;
         let _ = self.rtc.close();
         for _ in 0..64 {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
-                    if let Some(group) = group {
+                    if let Some(group) = group.as_deref_mut() {
                         group.transmit(t.source, t.destination, &t.contents, stats);
                     }
                 }
@@ -325,7 +338,7 @@ impl PeerConnection {
         &mut self,
         mesh: &mut Mesh,
         clock: &Clock,
-        group: &SocketGroup,
+        group: &mut SocketGroup,
         stats: &mut EngineStats,
     ) {
         if self.finished {
@@ -380,7 +393,7 @@ impl PeerConnection {
         input: Input<'_>,
         mesh: &mut Mesh,
         clock: &Clock,
-        group: &SocketGroup,
+        group: &mut SocketGroup,
         stats: &mut EngineStats,
     ) {
         if self.finished {
@@ -393,6 +406,21 @@ impl PeerConnection {
         // Hand over what this datagram produced before the next is read, so that a lane
         // filling up holds the next datagrams.
         self.poll_outputs(mesh, clock, group, stats);
+    }
+
+    /// A relayed address a TURN server allocated for one of our sockets.
+    pub(crate) fn add_relayed(
+        &mut self,
+        relayed: SocketAddr,
+        local: SocketAddr,
+        mesh: &mut Mesh,
+        clock: &Clock,
+    ) {
+        let candidate = Candidate::relayed(relayed, local, "udp").ok();
+        let added = candidate.and_then(|c| self.rtc.add_local_candidate(c).map(Candidate::to_sdp_string));
+        if let Some(line) = added {
+            self.emit_candidate(mesh, clock, &line);
+        }
     }
 
     /// A server-reflexive address a STUN server reported for one of our sockets.
@@ -412,7 +440,13 @@ impl PeerConnection {
         }
     }
 
-    fn poll_outputs(&mut self, mesh: &mut Mesh, clock: &Clock, group: &SocketGroup, stats: &mut EngineStats) {
+    fn poll_outputs(
+        &mut self,
+        mesh: &mut Mesh,
+        clock: &Clock,
+        group: &mut SocketGroup,
+        stats: &mut EngineStats,
+    ) {
         for _ in 0..MAX_OUTPUTS_PER_DRIVE {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(at)) => {

@@ -15,6 +15,7 @@ use multipeer::peer::{PeerId, PutError};
 use super::config::SocketLayout;
 use super::connection::PeerConnection;
 use super::net::SocketGroup;
+use super::turn::RelayState;
 use super::{EngineStats, WebRtcConfig};
 use crate::Clock;
 
@@ -38,13 +39,16 @@ pub(crate) struct Engine {
 
 impl Engine {
     pub(crate) fn new(config: WebRtcConfig) -> Self {
+        // A TURN URL this engine cannot use is reported before any peer needs it.
+        let stats =
+            EngineStats { last_error: config.turn_servers().find_map(Result::err), ..Default::default() };
         Self {
             config,
             clock: Clock::new(),
             peers: BTreeMap::new(),
             groups: Vec::new(),
             buf: vec![0; RECEIVE_BUFFER],
-            stats: EngineStats::default(),
+            stats,
         }
     }
 
@@ -67,7 +71,15 @@ impl Engine {
                     PeerConnection::create(peer, offerer, &channels, &self.config, group, mesh, &self.clock)
                 });
                 match created {
-                    Ok(connection) => {
+                    Ok(mut connection) => {
+                        let group = self.groups.iter().find(|g| g.serves(self.config.socket_layout, peer));
+                        if self.config.relay_only && group.is_none_or(SocketGroup::relays_exhausted) {
+                            if group.is_some_and(|g| g.relays.is_empty()) {
+                                self.stats.last_error =
+                                    Some(String::from("relay only, but no usable turn: server"));
+                            }
+                            connection.fail(mesh, &self.clock);
+                        }
                         self.peers.insert(peer, connection);
                     }
                     Err(e) => {
@@ -83,8 +95,13 @@ impl Engine {
                 }
             }
             Command::RemoteCandidate { peer, candidate, .. } => {
-                if let Some(c) = self.peers.get_mut(&peer) {
-                    c.remote_candidate(&candidate);
+                let addr = self.peers.get_mut(&peer).and_then(|c| c.remote_candidate(&candidate));
+                // The relay must let the remote's checks in before ours go out.
+                let layout = self.config.socket_layout;
+                if let (Some(addr), Some(group)) =
+                    (addr, self.groups.iter_mut().find(|g| g.serves(layout, peer)))
+                {
+                    group.permit(addr.ip(), &mut self.stats);
                 }
             }
             Command::Send { peer, channel, data } => {
@@ -117,10 +134,11 @@ impl Engine {
         let Some(mut c) = self.peers.remove(&peer) else { return };
         let layout = self.config.socket_layout;
         let group = self.groups.iter().position(|g| g.serves(layout, peer));
-        c.close(group.map(|i| &self.groups[i]), &mut self.stats);
+        c.close(group.map(|i| &mut self.groups[i]), &mut self.stats);
         if let Some(i) = group {
             self.groups[i].forget(peer);
             if self.groups[i].owner.is_some() {
+                self.groups[i].close_relays(&mut self.stats);
                 self.groups.swap_remove(i);
             }
         }
@@ -130,15 +148,37 @@ impl Engine {
     /// accepts it), then every peer's held messages, timers and outputs.
     pub(crate) fn drive(&mut self, mesh: &mut Mesh) {
         let layout = self.config.socket_layout;
+        let relay_only = self.config.relay_only;
         let Self { groups, peers, buf, stats, clock, .. } = self;
         for group in groups.iter_mut() {
             group.send_stun(stats);
+            for change in group.drive_relays(stats) {
+                let members = peers.iter_mut().filter(|(p, _)| group.owner.is_none_or(|o| o == **p));
+                match change {
+                    RelayState::Allocated(relayed) => {
+                        let local = group.relayed().into_iter().find(|(r, _)| *r == relayed).map(|(_, l)| l);
+                        for (_, c) in members {
+                            c.add_relayed(relayed, local.unwrap_or(relayed), mesh, clock);
+                        }
+                    }
+                    RelayState::Failed(reason) => {
+                        stats.turn_failures += 1;
+                        stats.last_error = Some(reason);
+                        if relay_only && group.relays_exhausted() {
+                            for (_, c) in members {
+                                c.fail(mesh, clock);
+                            }
+                        }
+                    }
+                    RelayState::Allocating => {}
+                }
+            }
             for socket in 0..group.sockets.len() {
-                read_socket(group, socket, peers, mesh, clock, buf, stats);
+                read_socket(group, socket, peers, mesh, clock, buf, stats, relay_only);
             }
         }
         for (peer, c) in peers.iter_mut() {
-            if let Some(group) = groups.iter().find(|g| g.serves(layout, *peer)) {
+            if let Some(group) = groups.iter_mut().find(|g| g.serves(layout, *peer)) {
                 c.drive(mesh, clock, group, stats);
             }
         }
@@ -147,7 +187,8 @@ impl Engine {
     /// The earliest time the engine must be driven (a peer's timer or a STUN retransmission).
     pub(crate) fn next_timeout(&self) -> Option<StdInstant> {
         let peers = self.peers.values().filter(|c| !c.finished).map(PeerConnection::next_timeout);
-        peers.chain(self.groups.iter().filter_map(SocketGroup::next_stun)).min()
+        let stun = self.groups.iter().filter_map(SocketGroup::next_stun);
+        peers.chain(stun).chain(self.groups.iter().filter_map(SocketGroup::next_relay)).min()
     }
 
     /// The largest message `peer` accepts (its `a=max-message-size`, capped by our buffer).
@@ -179,6 +220,11 @@ impl Engine {
         self.group_of(peer).map(|g| g.mapped.iter().map(|(m, _)| *m).collect()).unwrap_or_default()
     }
 
+    /// Every relayed address allocated for the engine's sockets.
+    pub(crate) fn relayed_addrs(&self) -> Vec<SocketAddr> {
+        self.groups.iter().flat_map(SocketGroup::relayed).map(|(r, _)| r).collect()
+    }
+
     /// Whether a message of `len` bytes to `peer` would be taken now; a refusal for its size or
     /// for a full outbox is counted in `refused_sends`, as a refused send is.
     pub(crate) fn check_send(&mut self, peer: PeerId, len: usize) -> Result<(), PutError> {
@@ -201,13 +247,17 @@ impl Engine {
             self.remove_peer(peer);
         }
         // The next mesh binds afresh (a lobby may hand out another session).
+        for group in &mut self.groups {
+            group.close_relays(&mut self.stats);
+        }
         self.groups.clear();
     }
 }
 
 /// Reads one socket of `group` until it would block (or the per-drive cap) and hands each
-/// datagram to its peer: a STUN server's answer to the group, anything else to the peer
-/// whose `Rtc` accepts it (the last one that did for this remote address first).
+/// datagram on: a STUN or TURN server's to the group, anything else (and what a TURN server
+/// relayed) to the peer whose `Rtc` accepts it.
+#[expect(clippy::too_many_arguments, reason = "the engine's parts, borrowed apart")]
 fn read_socket(
     group: &mut SocketGroup,
     socket: usize,
@@ -216,6 +266,7 @@ fn read_socket(
     clock: &Clock,
     buf: &mut [u8],
     stats: &mut EngineStats,
+    relay_only: bool,
 ) {
     let local = group.locals[socket];
     for _ in 0..MAX_READS_PER_DRIVE {
@@ -224,42 +275,58 @@ fn read_socket(
         let Ok((len, source)) = group.sockets[socket].recv_from(buf) else { break };
         let datagram = &buf[..len];
         stats.datagrams_received += 1;
+        if let Some(relayed) = group.relay_receive(socket, source, datagram, stats) {
+            for (peer, relayed, data) in relayed {
+                route(group, peers, mesh, clock, stats, peer, relayed, &data);
+            }
+            continue;
+        }
         if let Some((mapped, base)) = group.stun_answer(socket, source, datagram) {
-            for (peer, c) in peers.iter_mut() {
-                if group.owner.is_none_or(|o| o == *peer) {
-                    c.add_reflexive(mapped, base, mesh, clock);
+            if !relay_only {
+                for (peer, c) in peers.iter_mut() {
+                    if group.owner.is_none_or(|o| o == *peer) {
+                        c.add_reflexive(mapped, base, mesh, clock);
+                    }
                 }
             }
             continue;
         }
-        let Ok(receive) = Receive::new(Protocol::Udp, source, local, datagram) else { continue };
-        let input = Input::Receive(StdInstant::now(), receive);
-        let owner = group.owner.or_else(|| group.routes.get(&source).copied());
-        let accepts = |c: &PeerConnection| !c.finished && c.rtc.accepts(&input);
-        let peer = owner
-            .filter(|p| peers.get(p).is_some_and(accepts))
-            .or_else(|| peers.iter().find(|(_, c)| accepts(c)).map(|(p, _)| *p));
-        let Some(c) = peer.and_then(|p| peers.get_mut(&p)) else {
-            stats.unrouted_datagrams += 1;
-            continue;
-        };
-        if let Some(p) = peer {
-            if group.owner.is_none() && owner != Some(p) {
-                group.remember(source, p);
-            }
-        }
-        if c.is_holding() {
-            if !c.park(source, local, datagram) {
-                stats.parked_drops += 1;
-            }
-            continue;
-        }
-        c.receive(input, mesh, clock, group, stats);
+        route(group, peers, mesh, clock, stats, source, local, datagram);
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.close_all();
+/// Hands a datagram from `source` to `local` (a socket's or a relayed address) to the peer
+/// whose `Rtc` accepts it: the one that last did for this source first.
+#[expect(clippy::too_many_arguments, reason = "the engine's parts, borrowed apart")]
+fn route(
+    group: &mut SocketGroup,
+    peers: &mut BTreeMap<PeerId, PeerConnection>,
+    mesh: &mut Mesh,
+    clock: &Clock,
+    stats: &mut EngineStats,
+    source: SocketAddr,
+    local: SocketAddr,
+    datagram: &[u8],
+) {
+    let Ok(receive) = Receive::new(Protocol::Udp, source, local, datagram) else { return };
+    let input = Input::Receive(StdInstant::now(), receive);
+    let owner = group.owner.or_else(|| group.routes.get(&source).copied());
+    let accepts = |c: &PeerConnection| !c.finished && c.rtc.accepts(&input);
+    let peer = owner
+        .filter(|p| peers.get(p).is_some_and(accepts))
+        .or_else(|| peers.iter().find(|(_, c)| accepts(c)).map(|(p, _)| *p));
+    let Some((peer, c)) = peer.and_then(|p| Some((p, peers.get_mut(&p)?))) else {
+        stats.unrouted_datagrams += 1;
+        return;
+    };
+    if group.owner.is_none() && owner != Some(peer) {
+        group.remember(source, peer);
     }
+    if c.is_holding() {
+        if !c.park(source, local, datagram) {
+            stats.parked_drops += 1;
+        }
+        return;
+    }
+    c.receive(input, mesh, clock, group, stats);
 }

@@ -29,10 +29,15 @@
 //!   them (SCTP retransmits), counted in [`EngineStats::parked_drops`].
 //! * A peer that vanishes without closing is reported disconnected once ICE gives up on it
 //!   ([`WebRtcConfig::ice_timing`]: 21.5 s by default, never under 15 s with str0m).
-//! * ICE servers: `stun:` servers are all asked at once for our mapped address (one Binding
-//!   request per shared socket, retried, given up after 3.5 s), which is signalled as a server-reflexive candidate. `turn:` servers are
-//!   accepted but unused: str0m has no TURN client and none is built here yet, so peers behind
-//!   symmetric NATs cannot reach each other through this engine.
+//! * ICE servers, all asked at once when the sockets are bound: `stun:` servers for our mapped
+//!   address (one Binding request per shared socket, retried, given up after 3.5 s), signalled
+//!   as a server-reflexive candidate; `turn:` servers (UDP, long-term credentials) for a relayed
+//!   address (`turn-client-proto`, sans-IO: Allocate, Refresh, CreatePermission, ChannelBind,
+//!   Send/Data indications and ChannelData), signalled as a relay candidate, so that peers
+//!   behind symmetric NATs reach each other through the relay. An allocation that fails (wrong
+//!   credentials, refused, no answer within 5 s) is counted in [`EngineStats::turn_failures`]
+//!   and its reason kept in [`EngineStats::last_error`]; with [`WebRtcConfig::relay_only`] the
+//!   peers then fail at once.
 //! * mDNS `.local` candidates from browsers cannot be resolved (str0m has none); such
 //!   connections rely on peer-reflexive discovery from the browser's own checks.
 
@@ -43,6 +48,7 @@ mod multiplayer;
 mod net;
 mod outbox;
 mod stun;
+mod turn;
 
 pub use config::{DEFAULT_MTU, IceServer, IceTiming, MAX_UDP_PAYLOAD, SocketLayout, WebRtcConfig};
 pub use multiplayer::{WebRtcError, WebRtcMultiplayerPeer, connect_lobby};
@@ -80,6 +86,16 @@ pub struct EngineStats {
     pub unrouted_datagrams: u64,
     /// STUN Binding requests sent to STUN servers.
     pub stun_requests: u64,
+    /// Datagrams of the TURN protocol itself (Allocate, Refresh, CreatePermission,
+    /// ChannelBind) sent to TURN servers.
+    pub turn_datagrams_sent: u64,
+    /// Peer datagrams that arrived relayed by a TURN server (Data indications, ChannelData).
+    pub turn_datagrams_received: u64,
+    /// Peer datagrams sent through a TURN relay (Send indications, ChannelData); also counted
+    /// in `datagrams_sent`.
+    pub relayed_datagrams_sent: u64,
+    /// TURN allocations that failed (refused, wrong credentials, no answer).
+    pub turn_failures: u64,
     /// The last error that kept a peer connection from being created.
     pub last_error: Option<String>,
 }

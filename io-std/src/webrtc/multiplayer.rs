@@ -532,6 +532,12 @@ impl WebRtcMultiplayerPeer {
         self.engine.mapped_addrs(peer)
     }
 
+    /// The addresses TURN servers relay for this engine (its relay candidates), once allocated.
+    #[must_use]
+    pub fn get_peer_relayed_addrs(&self) -> Vec<SocketAddr> {
+        self.engine.relayed_addrs()
+    }
+
     /// The largest message `peer` accepts: its `a=max-message-size` (64 KiB when absent),
     /// capped by our send buffer.
     #[must_use]

@@ -13,6 +13,7 @@ use std::time::Instant as StdInstant;
 use multipeer::peer::PeerId;
 
 use super::config::{SocketLayout, WebRtcConfig};
+use super::turn::{RelayState, TurnRelay};
 use super::{EngineStats, stun};
 
 /// STUN Binding retransmissions (RFC 8489 §6.2.1, shortened: loopback or LAN servers). The
@@ -44,6 +45,8 @@ pub(crate) struct SocketGroup {
     pub(crate) mapped: Vec<(SocketAddr, SocketAddr)>,
     /// The peer each remote address was last routed to.
     pub(crate) routes: HashMap<SocketAddr, PeerId>,
+    /// One allocation per usable `turn:` server, on the socket of its address family.
+    pub(crate) relays: Vec<TurnRelay>,
 }
 
 fn random_transaction() -> [u8; 12] {
@@ -106,7 +109,93 @@ impl SocketGroup {
                 }
             }
         }
-        Ok(Self { owner, sockets, locals, stun, mapped: Vec::new(), routes: HashMap::new() })
+        let mut relays = Vec::new();
+        // Unusable URLs were reported when the engine was made.
+        for server in config.turn_servers().filter_map(Result::ok) {
+            let resolved =
+                std::net::ToSocketAddrs::to_socket_addrs(&server.address).ok().into_iter().flatten();
+            for addr in resolved {
+                if let Some(socket) = locals.iter().position(|l| l.is_ipv4() == addr.is_ipv4()) {
+                    relays.push(TurnRelay::allocate(
+                        socket,
+                        locals[socket],
+                        addr,
+                        &server.username,
+                        &server.credential,
+                    ));
+                    break;
+                }
+            }
+        }
+        Ok(Self { owner, sockets, locals, stun, mapped: Vec::new(), routes: HashMap::new(), relays })
+    }
+
+    /// Runs the relays' timers; returns the allocations that succeeded or failed just now.
+    pub(crate) fn drive_relays(&mut self, stats: &mut EngineStats) -> Vec<RelayState> {
+        let mut changes = Vec::new();
+        for relay in &mut self.relays {
+            if let Some(socket) = self.sockets.get(relay.socket) {
+                changes.extend(relay.drive(socket, stats));
+            }
+        }
+        changes
+    }
+
+    /// Whether every relay failed (or there is none): a relay-only peer cannot connect.
+    pub(crate) fn relays_exhausted(&self) -> bool {
+        self.relays.iter().all(|r| matches!(r.state, RelayState::Failed(_)))
+    }
+
+    /// (relayed address, the local address of the socket it is allocated through) of every
+    /// relay allocated.
+    pub(crate) fn relayed(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        self.relays.iter().filter_map(|r| Some((r.relayed()?, *self.locals.get(r.socket)?))).collect()
+    }
+
+    /// Lets `peer` reach us through every relay.
+    pub(crate) fn permit(&mut self, peer: core::net::IpAddr, stats: &mut EngineStats) {
+        for relay in &mut self.relays {
+            if let Some(socket) = self.sockets.get(relay.socket) {
+                relay.permit(peer, socket, stats);
+            }
+        }
+    }
+
+    /// A datagram from a TURN server of this socket: handled by its relay; the peer datagrams
+    /// it carried are returned as (peer address, relayed address, bytes). `None` when the
+    /// source is no TURN server of this socket.
+    pub(crate) fn relay_receive(
+        &mut self,
+        socket: usize,
+        source: SocketAddr,
+        datagram: &[u8],
+        stats: &mut EngineStats,
+    ) -> Option<Vec<(SocketAddr, SocketAddr, Vec<u8>)>> {
+        let relay = self.relays.iter_mut().find(|r| r.socket == socket && r.server == source)?;
+        let local = *self.locals.get(socket)?;
+        let udp = self.sockets.get(socket)?;
+        let relayed = relay.relayed();
+        let mut out = Vec::new();
+        relay.receive(local, datagram, udp, stats, |peer, data| {
+            if let Some(relayed) = relayed {
+                out.push((peer, relayed, data.to_vec()));
+            }
+        });
+        Some(out)
+    }
+
+    /// When the next relay timer is due.
+    pub(crate) fn next_relay(&self) -> Option<StdInstant> {
+        self.relays.iter().filter_map(TurnRelay::next_timeout).min()
+    }
+
+    /// Deletes every allocation.
+    pub(crate) fn close_relays(&mut self, stats: &mut EngineStats) {
+        for relay in &mut self.relays {
+            if let Some(socket) = self.sockets.get(relay.socket) {
+                relay.close(socket, stats);
+            }
+        }
     }
 
     /// Whether this group carries `peer`'s traffic under `layout`.
@@ -162,14 +251,21 @@ impl SocketGroup {
         Some((mapped, base))
     }
 
-    /// Sends `data` from the socket bound to `source` (the first one if none is).
+    /// Sends `data` from the socket bound to `source` (the first one if none is), or through
+    /// the relay whose relayed address `source` is.
     pub(crate) fn transmit(
-        &self,
+        &mut self,
         source: SocketAddr,
         destination: SocketAddr,
         data: &[u8],
         stats: &mut EngineStats,
     ) {
+        if let Some(relay) = self.relays.iter_mut().find(|r| r.relayed() == Some(source)) {
+            if let Some(socket) = self.sockets.get(relay.socket) {
+                relay.send(destination, data, socket, stats);
+            }
+            return;
+        }
         let index = self.locals.iter().position(|l| *l == source).unwrap_or(0);
         if let Some(socket) = self.sockets.get(index) {
             // UDP may drop; so may the kernel when its buffer is full. SCTP retransmits.
