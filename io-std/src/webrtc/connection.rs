@@ -50,6 +50,9 @@ pub(crate) struct PeerConnection {
     /// Datagrams that arrived while messages were held: (source, local address, bytes).
     parked: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     timeout: StdInstant,
+    /// (local, remote) address of the last datagram sent once connected: the pair ICE selected
+    /// (a relayed local address when it goes through our TURN allocation).
+    pub(crate) path: Option<(SocketAddr, SocketAddr)>,
     connected: bool,
     /// The connection ended (failed, closed by either side); the mesh was told.
     pub(crate) finished: bool,
@@ -168,6 +171,7 @@ impl PeerConnection {
             send_buffer: config.sctp_send_buffer,
             parked: VecDeque::new(),
             timeout: now,
+            path: None,
             connected: false,
             finished: false,
         };
@@ -453,7 +457,12 @@ impl PeerConnection {
                     self.timeout = at;
                     return;
                 }
-                Ok(Output::Transmit(t)) => group.transmit(t.source, t.destination, &t.contents, stats),
+                Ok(Output::Transmit(t)) => {
+                    if self.connected {
+                        self.path = Some((t.source, t.destination));
+                    }
+                    group.transmit(t.source, t.destination, &t.contents, stats);
+                }
                 Ok(Output::Event(event)) => self.event(event, mesh, clock, stats),
                 Err(_) => {
                     self.fail(mesh, clock);

@@ -220,6 +220,11 @@ impl Engine {
         self.group_of(peer).map(|g| g.mapped.iter().map(|(m, _)| *m).collect()).unwrap_or_default()
     }
 
+    /// (local, remote) address of the pair `peer`'s traffic goes over.
+    pub(crate) fn path(&self, peer: PeerId) -> Option<(SocketAddr, SocketAddr)> {
+        self.peers.get(&peer).and_then(|c| c.path)
+    }
+
     /// Every relayed address allocated for the engine's sockets.
     pub(crate) fn relayed_addrs(&self) -> Vec<SocketAddr> {
         self.groups.iter().flat_map(SocketGroup::relayed).map(|(r, _)| r).collect()
@@ -275,12 +280,6 @@ fn read_socket(
         let Ok((len, source)) = group.sockets[socket].recv_from(buf) else { break };
         let datagram = &buf[..len];
         stats.datagrams_received += 1;
-        if let Some(relayed) = group.relay_receive(socket, source, datagram, stats) {
-            for (peer, relayed, data) in relayed {
-                route(group, peers, mesh, clock, stats, peer, relayed, &data);
-            }
-            continue;
-        }
         if let Some((mapped, base)) = group.stun_answer(socket, source, datagram) {
             if !relay_only {
                 for (peer, c) in peers.iter_mut() {
@@ -288,6 +287,14 @@ fn read_socket(
                         c.add_reflexive(mapped, base, mesh, clock);
                     }
                 }
+            }
+            continue;
+        }
+        // After the STUN answers (matched by transaction): a TURN server is often the STUN
+        // server too.
+        if let Some(relayed) = group.relay_receive(socket, source, datagram, stats) {
+            for (peer, relayed, data) in relayed {
+                route(group, peers, mesh, clock, stats, peer, relayed, &data);
             }
             continue;
         }
