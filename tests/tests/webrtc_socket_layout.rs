@@ -120,7 +120,7 @@ fn everyone_hears_everyone(peers: &mut [WebRtcMultiplayerPeer]) {
 }
 
 #[test]
-fn a_16_peer_mesh_holds_one_socket_per_peer_and_keeps_its_throughput() {
+fn a_16_peer_mesh_holds_one_socket_per_peer_and_reports_its_throughput() {
     let modes = [TransferMode::Reliable, TransferMode::UnreliableOrdered, TransferMode::Unreliable];
     let span = Duration::from_secs(2);
     let mut rates = Vec::new();
