@@ -29,6 +29,8 @@ fn free_udp_port() -> u16 {
 struct Coturn {
     child: Child,
     port: u16,
+    /// Its pid file and user database.
+    dir: std::path::PathBuf,
 }
 
 impl Coturn {
@@ -52,7 +54,7 @@ impl Coturn {
             .expect("coturn's turnserver (apt-get install coturn)");
         // It answers within milliseconds; our client retransmits its first request anyway.
         std::thread::sleep(Duration::from_millis(300));
-        Self { child, port }
+        Self { child, port, dir }
     }
 
     fn url(&self) -> String {
@@ -64,6 +66,7 @@ impl Drop for Coturn {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
