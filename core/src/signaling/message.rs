@@ -167,7 +167,7 @@ struct Parser<'a> {
     depth: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
         self.s.get(self.at).copied()
     }
@@ -244,27 +244,68 @@ impl Parser<'_> {
         char::from_u32(code).ok_or(InvalidMessage)
     }
 
-    /// A JSON number read as an integer (Godot and JavaScript floor fractions); `None` when the
-    /// value is another type (skipped).
+    /// A JSON number (RFC 8259 grammar, exponents included) floored to an integer, as the
+    /// demo's Node server reads `type` and `id` (`Math.floor` of `JSON.parse`'s double): `7.9`
+    /// is 7, `-0.5` is -1, `0e0` is 0, `15e-1` is 1. `None` when the value is another type
+    /// (skipped). A number whose floor falls outside `i64` is invalid: no id or type is that
+    /// large, and the demo server would not find such a peer or type either.
     fn number_or_skip(&mut self) -> Result<Option<i64>, InvalidMessage> {
         if !matches!(self.peek(), Some(b'-' | b'0'..=b'9')) {
             self.skip_value()?;
             return Ok(None);
         }
-        let start = self.at;
-        while matches!(self.peek(), Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')) {
+        let negative = self.peek() == Some(b'-');
+        if negative {
             self.at += 1;
         }
-        let text = core::str::from_utf8(&self.s[start..self.at]).map_err(|_| InvalidMessage)?;
-        if let Ok(n) = text.parse::<i64>() {
-            return Ok(Some(n));
+        let int_digits = self.digits();
+        if int_digits.is_empty() || (int_digits.len() > 1 && int_digits[0] == b'0') {
+            return Err(InvalidMessage);
         }
-        // Fractions and exponents: the integer part, if it is a plain integer.
-        let int_part = text.split(['.', 'e', 'E']).next().unwrap_or("");
-        match (text.contains(['e', 'E']), int_part.parse::<i64>()) {
-            (false, Ok(n)) => Ok(Some(n)),
-            _ => Err(InvalidMessage),
+        let mut frac_digits: &[u8] = &[];
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            frac_digits = self.digits();
+            if frac_digits.is_empty() {
+                return Err(InvalidMessage);
+            }
         }
+        let mut exponent: i64 = 0;
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            let exp_negative = match self.peek() {
+                Some(b'-') => {
+                    self.at += 1;
+                    true
+                }
+                Some(b'+') => {
+                    self.at += 1;
+                    false
+                }
+                _ => false,
+            };
+            let exp_digits = self.digits();
+            if exp_digits.is_empty() {
+                return Err(InvalidMessage);
+            }
+            // Saturating: any exponent beyond a million digits ends the same way.
+            for &d in exp_digits {
+                exponent = (exponent * 10 + i64::from(d - b'0')).min(1_000_000);
+            }
+            if exp_negative {
+                exponent = -exponent;
+            }
+        }
+        floor_decimal(negative, int_digits, frac_digits, exponent).map(Some).ok_or(InvalidMessage)
+    }
+
+    /// The run of ASCII digits at the cursor (possibly empty), consumed.
+    fn digits(&mut self) -> &'a [u8] {
+        let (s, start) = (self.s, self.at);
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        &s[start..self.at]
     }
 
     fn string_or_skip(&mut self) -> Result<Option<String>, InvalidMessage> {
@@ -327,6 +368,38 @@ impl Parser<'_> {
     }
 }
 
+/// `floor(±0.<digits> × 10^…)` of the decimal `int.frac × 10^exponent`, if it fits an `i64`.
+/// Exact integer arithmetic: core has no `f64::floor`, and a double would round large ids.
+fn floor_decimal(negative: bool, int_digits: &[u8], frac_digits: &[u8], exponent: i64) -> Option<i64> {
+    // The digits of the mantissa without its point, and where the point falls in them.
+    let all = int_digits.iter().chain(frac_digits).copied();
+    let point = i64::try_from(int_digits.len()).ok()?.checked_add(exponent)?;
+    let mut whole: i64 = 0;
+    let mut fraction = false;
+    for (at, d) in (0_i64..).zip(all) {
+        if at < point {
+            whole = whole.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+        } else if d != b'0' {
+            fraction = true;
+        }
+    }
+    // Digits the exponent shifts past the written ones are zeros.
+    let written = i64::try_from(int_digits.len() + frac_digits.len()).ok()?;
+    for _ in written..point {
+        if whole == 0 {
+            break;
+        }
+        whole = whole.checked_mul(10)?;
+    }
+    Some(if !negative {
+        whole
+    } else if fraction {
+        whole.checked_neg()?.checked_sub(1)?
+    } else {
+        whole.checked_neg()?
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +434,23 @@ mod tests {
     }
 
     #[test]
+    fn numbers_with_exponents_are_floored_as_the_demo_server_floors_them() {
+        for (text, kind, id) in [
+            (r#"{"type":0e0,"id":0E+0}"#, MessageType::Join, 0),
+            (r#"{"type":4.0e0,"id":1e3}"#, MessageType::Offer, 1000),
+            (r#"{"type":45e-1,"id":12345e-2}"#, MessageType::Offer, 123),
+            (r#"{"type":0.4e1,"id":-0}"#, MessageType::Offer, 0),
+            (r#"{"type":1,"id":9223372036854775807}"#, MessageType::Id, i64::MAX),
+            (r#"{"type":1,"id":922337203685477580.7e1}"#, MessageType::Id, i64::MAX),
+            (r#"{"type":1,"id":1e-999999999999}"#, MessageType::Id, 0),
+            (r#"{"type":1,"id":0e999999999999}"#, MessageType::Id, 0),
+            (r#"{"type":1,"id":2.5}"#, MessageType::Id, 2),
+        ] {
+            assert_eq!(Message::decode(text), Ok(Message::new(kind, id, "")), "{text}");
+        }
+    }
+
+    #[test]
     fn rejects_what_the_demo_server_rejects() {
         for bad in [
             "",
@@ -368,6 +458,21 @@ mod tests {
             r#"{"type":9,"id":0}"#,
             r#"{"type":"0","id":0}"#,
             r#"{"type":0,"id":-1}"#,
+            // Math.floor(-0.5) is -1, a negative id.
+            r#"{"type":0,"id":-0.5}"#,
+            r#"{"type":0,"id":-1e-9}"#,
+            // Not JSON numbers.
+            r#"{"type":0,"id":01}"#,
+            r#"{"type":0,"id":1.}"#,
+            r#"{"type":0,"id":.5}"#,
+            r#"{"type":0,"id":1e}"#,
+            r#"{"type":0,"id":1e+}"#,
+            r#"{"type":0,"id":+1}"#,
+            r#"{"type":0,"id":1-2}"#,
+            // Beyond i64.
+            r#"{"type":0,"id":9223372036854775808}"#,
+            r#"{"type":0,"id":1e19}"#,
+            r#"{"type":0,"id":1e999999999999}"#,
             r#"{"type":0}"#,
             r#"{"type":0,"id":0,}"#,
             r#"{"type":0,"id":0} x"#,

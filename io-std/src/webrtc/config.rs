@@ -2,22 +2,25 @@
 //! ICE servers, and SCTP buffer sizes.
 
 use core::net::{IpAddr, Ipv4Addr};
+use core::ops::RangeInclusive;
 use core::time::Duration;
 
 /// An entry of `iceServers` (Godot's `WebRTCPeerConnection.initialize({"iceServers": [...]})`).
 ///
-/// `stun:` URLs are used: each peer connection asks the server for its mapped address (a STUN
-/// Binding request on the peer's own socket) and signals it as a server-reflexive candidate.
-/// `turn:`/`turns:` URLs are accepted and kept but not used: str0m has no TURN client, and this
-/// adapter does not allocate relays itself (yet), so only host and server-reflexive candidates
-/// are gathered.
+/// `stun:` URLs are used: the engine asks every server at once for the mapped address of its
+/// socket (a STUN Binding request, given up after 3.5 s) and signals it to every peer as a
+/// server-reflexive candidate.
+/// `turn:` URLs (UDP to the server) with `username` and `credential` (long-term credentials)
+/// get an allocation on that server per socket, whose relayed address is signalled as a relay
+/// candidate. `turns:` and `?transport=tcp` URLs are skipped, and reported in
+/// `EngineStats::last_error`: the TCP/TLS transports of `turn-client-proto` are not wired up.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IceServer {
     /// `stun:host:port` or `turn:host:port?transport=udp` URLs.
     pub urls: Vec<String>,
-    /// TURN user name (unused, see above).
+    /// TURN user name.
     pub username: Option<String>,
-    /// TURN credential (unused, see above).
+    /// TURN credential (the long-term password).
     pub credential: Option<String>,
 }
 
@@ -27,6 +30,28 @@ impl IceServer {
     pub fn stun(url: impl Into<String>) -> Self {
         Self { urls: vec![url.into()], username: None, credential: None }
     }
+
+    /// A TURN server with long-term credentials, e.g.
+    /// `IceServer::turn("turn:127.0.0.1:3478", "user", "secret")`.
+    #[must_use]
+    pub fn turn(url: impl Into<String>, username: impl Into<String>, credential: impl Into<String>) -> Self {
+        Self { urls: vec![url.into()], username: Some(username.into()), credential: Some(credential.into()) }
+    }
+}
+
+/// `host:port` of a `stun:`/`turn:` URL's rest (the query removed), `default_port` if none.
+fn host_port(rest: &str, default_port: u16) -> String {
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let has_port = rest.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
+    if has_port { rest.to_string() } else { format!("{rest}:{default_port}") }
+}
+
+/// A usable `turn:` entry: server `host:port`, user name, credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TurnServer {
+    pub(crate) address: String,
+    pub(crate) username: String,
+    pub(crate) credential: String,
 }
 
 /// The browser-safe UDP payload budget: a 1191-byte SCTP packet (libwebrtc's
@@ -48,7 +73,7 @@ pub const DEFAULT_MTU: usize = 1058;
 /// [`WebRtcMultiplayerPeer`]: super::WebRtcMultiplayerPeer
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebRtcConfig {
-    /// The local addresses to bind a UDP socket on for each peer, each giving one host
+    /// The local addresses to bind a UDP socket on, each giving one host
     /// candidate (default: `127.0.0.1` only, which reaches peers on this machine). Use the
     /// addresses of the interfaces the game should be reachable on; `0.0.0.0` is refused since
     /// a wildcard is no candidate.
@@ -63,13 +88,37 @@ pub struct WebRtcConfig {
     /// Bytes of messages one peer may have waiting in the adapter's outbox for send-buffer
     /// room; beyond it `put_packet` fails with `PutError::Full`.
     pub outbox_limit: usize,
-    /// `SO_RCVBUF` asked for each peer's UDP socket (default 2 MiB; the kernel caps it).
+    /// `SO_RCVBUF` asked for each UDP socket (default 2 MiB; the kernel caps it).
     pub socket_receive_buffer: usize,
+    /// Whether the peers share one socket per local address (the default) or each get
+    /// their own.
+    pub socket_layout: SocketLayout,
+    /// The ports to bind, the first free one taken (default: any port the system picks). A
+    /// firewall then needs only this range open; with [`SocketLayout::PerMesh`] one port per
+    /// local address is used whatever the number of peers.
+    pub ports: Option<RangeInclusive<u16>>,
     /// str0m's MTU target: the size it fragments DTLS and SCTP for (default [`DEFAULT_MTU`];
     /// str0m accepts 576..=1500).
     pub mtu: usize,
     /// How ICE checks a working pair and when it gives up on a peer that stopped answering.
     pub ice_timing: IceTiming,
+    /// Signal relay candidates only (`iceTransportPolicy: "relay"` of the W3C API, which
+    /// Godot's `WebRTCPeerConnection` passes through on the web): no host or server-reflexive
+    /// address is revealed, and a peer fails at once when no TURN allocation succeeded.
+    pub relay_only: bool,
+}
+
+/// How the engine's UDP sockets are shared among the peers of a mesh. Godot's
+/// `WebRTCPeerConnection` (libdatachannel, libwebrtc) binds sockets per connection; a mesh of
+/// 16 then holds 15 sockets and needs 15 ports open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SocketLayout {
+    /// One socket per local address for every peer: datagrams are told apart by remote address
+    /// and, for ICE checks, by the ICE user name (str0m's `Rtc::accepts`).
+    #[default]
+    PerMesh,
+    /// One socket per local address for each peer, as Godot's desktop builds do.
+    PerPeer,
 }
 
 /// ICE connectivity-check timing (str0m's STUN timing), which decides how soon a peer that
@@ -106,6 +155,9 @@ impl Default for WebRtcConfig {
             outbox_limit: 4 << 20,
             mtu: DEFAULT_MTU,
             socket_receive_buffer: 2 << 20,
+            socket_layout: SocketLayout::PerMesh,
+            ports: None,
+            relay_only: false,
             ice_timing: IceTiming::default(),
         }
     }
@@ -119,6 +171,20 @@ impl WebRtcConfig {
         self
     }
 
+    /// Binds the UDP sockets on the first free port of `ports` (a single port: `p..=p`).
+    #[must_use]
+    pub fn ports(mut self, ports: RangeInclusive<u16>) -> Self {
+        self.ports = Some(ports);
+        self
+    }
+
+    /// Shares one socket per local address among the peers, or gives each peer its own.
+    #[must_use]
+    pub fn socket_layout(mut self, layout: SocketLayout) -> Self {
+        self.socket_layout = layout;
+        self
+    }
+
     /// Adds an ICE server.
     #[must_use]
     pub fn ice_server(mut self, server: IceServer) -> Self {
@@ -126,14 +192,37 @@ impl WebRtcConfig {
         self
     }
 
+    /// Signals relay candidates only (see [`relay_only`](Self::relay_only)).
+    #[must_use]
+    pub fn relay_only(mut self, relay_only: bool) -> Self {
+        self.relay_only = relay_only;
+        self
+    }
+
     /// The `host:port` of every `stun:` URL (default port 3478).
     pub(crate) fn stun_servers(&self) -> impl Iterator<Item = String> + '_ {
-        self.ice_servers.iter().flat_map(|s| s.urls.iter()).filter_map(|url| {
-            let rest = url.strip_prefix("stun:")?;
-            let rest = rest.split('?').next().unwrap_or(rest);
-            let has_port =
-                rest.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
-            Some(if has_port { rest.to_string() } else { format!("{rest}:3478") })
+        self.ice_servers
+            .iter()
+            .flat_map(|s| s.urls.iter())
+            .filter_map(|url| url.strip_prefix("stun:").map(|rest| host_port(rest, 3478)))
+    }
+
+    /// Every `turn:` URL over UDP, with its entry's credentials (`Ok`), and every TURN URL this
+    /// engine cannot use (`Err`, with the reason): `turns:`, TCP transport, no credentials.
+    pub(crate) fn turn_servers(&self) -> impl Iterator<Item = Result<TurnServer, String>> + '_ {
+        self.ice_servers.iter().flat_map(|s| s.urls.iter().map(move |url| (s, url))).filter_map(|(s, url)| {
+            if url.starts_with("turns:") || (url.starts_with("turn:") && url.contains("transport=tcp")) {
+                return Some(Err(format!("{url}: only TURN over UDP is supported")));
+            }
+            let rest = url.strip_prefix("turn:")?;
+            let (Some(username), Some(credential)) = (&s.username, &s.credential) else {
+                return Some(Err(format!("{url}: TURN needs a username and a credential")));
+            };
+            Some(Ok(TurnServer {
+                address: host_port(rest, 3478),
+                username: username.clone(),
+                credential: credential.clone(),
+            }))
         })
     }
 }
@@ -141,6 +230,25 @@ impl WebRtcConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turn_urls_become_servers_with_their_credentials() {
+        let config = WebRtcConfig::default()
+            .ice_server(IceServer::turn("turn:127.0.0.1?transport=udp", "u", "p"))
+            .ice_server(IceServer::turn("turns:example.org:5349", "u", "p"))
+            .ice_server(IceServer::turn("turn:example.org:3479?transport=tcp", "u", "p"))
+            .ice_server(IceServer::stun("turn:[::1]:3480"));
+        let servers: Vec<_> = config.turn_servers().collect();
+        assert_eq!(
+            servers[0],
+            Ok(TurnServer { address: "127.0.0.1:3478".into(), username: "u".into(), credential: "p".into() })
+        );
+        assert!(servers[1].as_ref().is_err_and(|e| e.contains("UDP")));
+        assert!(servers[2].as_ref().is_err_and(|e| e.contains("UDP")));
+        assert!(servers[3].as_ref().is_err_and(|e| e.contains("credential")));
+        assert_eq!(servers.len(), 4);
+        assert_eq!(config.stun_servers().count(), 0);
+    }
 
     #[test]
     fn stun_urls_become_addresses_and_turn_is_ignored() {

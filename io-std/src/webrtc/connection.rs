@@ -1,11 +1,10 @@
-//! One remote peer: a `str0m::Rtc`, its UDP sockets, and the glue between str0m's outputs and
-//! the mesh's engine events.
+//! One remote peer: a `str0m::Rtc` and the glue between str0m's outputs and the mesh's engine
+//! events. The engine reads the sockets and hands each peer the datagrams it accepts.
 
 use core::net::SocketAddr;
 use core::time::Duration;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind};
-use std::net::UdpSocket;
 use std::time::Instant as StdInstant;
 
 use multipeer::mesh::{ChannelSpec, ConnectionState, EngineEvent, LaneFull, Mesh, Reliability, SdpKind};
@@ -15,35 +14,20 @@ use str0m::channel::{ChannelConfig, ChannelId, Reliability as RtcReliability};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
+use super::net::SocketGroup;
 use super::outbox::Outbox;
-use super::stun;
-use super::{EngineStats, WebRtcConfig};
+use super::{EngineStats, MAX_PARKED_DATAGRAMS, WebRtcConfig};
 use crate::Clock;
 
-/// Most datagrams read from one socket in one drive, so one busy peer cannot starve the rest
-/// (a socket is otherwise drained: browsers and aiortc send bursts of unbundled small packets).
-const MAX_READS_PER_DRIVE: usize = 4096;
 /// Most outputs taken from str0m in one drive (it stops at a timeout long before this).
 const MAX_OUTPUTS_PER_DRIVE: usize = 100_000;
 /// `a=max-message-size` absent means 64 KiB (RFC 8841 §6).
 const DEFAULT_REMOTE_MAX_MESSAGE: usize = 65_536;
-/// STUN Binding retransmissions (RFC 8489 §6.2.1, shortened: loopback or LAN servers).
-const STUN_RETRIES: [Duration; 4] =
-    [Duration::ZERO, Duration::from_millis(250), Duration::from_millis(750), Duration::from_millis(1750)];
-
-struct StunQuery {
-    server: SocketAddr,
-    socket: usize,
-    transaction: [u8; 12],
-    started: StdInstant,
-    sent: usize,
-}
 
 /// The engine side of one remote peer.
 pub(crate) struct PeerConnection {
     peer: PeerId,
-    rtc: Rtc,
-    sockets: Vec<UdpSocket>,
+    pub(crate) rtc: Rtc,
     /// The offer awaiting its answer (offerer only).
     pending_offer: Option<SdpPendingOffer>,
     /// The local description went out: candidates may follow it.
@@ -63,10 +47,12 @@ pub(crate) struct PeerConnection {
     /// `maxPacketLifetime` of the channels that have one, by stream id.
     lifetimes: Vec<(u16, Duration)>,
     send_buffer: usize,
-    stun: Vec<StunQuery>,
-    /// Server-reflexive addresses learned from STUN servers.
-    pub(crate) mapped: Vec<SocketAddr>,
+    /// Datagrams that arrived while messages were held: (source, local address, bytes).
+    parked: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     timeout: StdInstant,
+    /// (local, remote) address of the last datagram sent once connected: the pair ICE selected
+    /// (a relayed local address when it goes through our TURN allocation).
+    pub(crate) path: Option<(SocketAddr, SocketAddr)>,
     connected: bool,
     /// The connection ended (failed, closed by either side); the mesh was told.
     pub(crate) finished: bool,
@@ -113,13 +99,6 @@ fn sdp_max_message_size(sdp: &str) -> usize {
     }
 }
 
-fn random_transaction() -> [u8; 12] {
-    let mut t = [0u8; 12];
-    // A failing OS generator leaves zeros; the id only has to match our own response.
-    let _ = getrandom::fill(&mut t);
-    t
-}
-
 /// Offers a message to str0m: whether its send buffer took it.
 fn write(rtc: &mut Rtc, peer: PeerId, stream: u16, data: &[u8]) -> Result<bool, PutError> {
     let id = rtc.direct_api().channel_id_by_sctp_stream_id(stream);
@@ -137,6 +116,7 @@ impl PeerConnection {
         offerer: bool,
         channels: &[ChannelSpec],
         config: &WebRtcConfig,
+        group: &SocketGroup,
         mesh: &mut Mesh,
         clock: &Clock,
     ) -> io::Result<Self> {
@@ -151,52 +131,34 @@ impl PeerConnection {
         builder.set_max_stun_rto(config.ice_timing.max_rto);
         builder.set_max_stun_retransmits(config.ice_timing.max_retransmits);
         let mut rtc = builder.build(now);
-        let mut sockets = Vec::new();
         let mut unsent_candidates = Vec::new();
-        for ip in &config.local_ips {
-            if ip.is_unspecified() {
-                return Err(io::Error::new(
-                    ErrorKind::InvalidInput,
-                    "a wildcard address is no ICE candidate",
-                ));
-            }
-            let socket = UdpSocket::bind(SocketAddr::new(*ip, 0))?;
-            socket.set_nonblocking(true)?;
-            // The kernel charges each small datagram about 1 KiB of buffer: the default
-            // (~208 KiB on Linux) overflows on a burst of a few hundred messages between two
-            // polls, and every drop costs the sender a retransmission timeout. The kernel caps
-            // the request at its maximum (`net.core.rmem_max`); failure leaves the default.
-            let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(config.socket_receive_buffer);
-            let local = socket.local_addr()?;
-            let candidate = Candidate::host(local, "udp")
+        // Host addresses are not revealed to a relay-only peer (they are still bound: relayed
+        // traffic comes through them).
+        let locals = if config.relay_only { &[][..] } else { &group.locals[..] };
+        for local in locals {
+            let candidate = Candidate::host(*local, "udp")
                 .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e.to_string()))?;
             if let Some(c) = rtc.add_local_candidate(candidate) {
                 unsent_candidates.push(c.to_sdp_string());
             }
-            sockets.push(socket);
         }
-        let mut stun = Vec::new();
-        for server in config.stun_servers() {
-            let resolved = std::net::ToSocketAddrs::to_socket_addrs(&server).ok().into_iter().flatten();
-            for addr in resolved {
-                if let Some(socket) =
-                    sockets.iter().position(|s| s.local_addr().is_ok_and(|l| l.is_ipv4() == addr.is_ipv4()))
-                {
-                    stun.push(StunQuery {
-                        server: addr,
-                        socket,
-                        transaction: random_transaction(),
-                        started: now,
-                        sent: 0,
-                    });
-                    break;
-                }
+        // Reflexive and relayed addresses the group's sockets already learned.
+        let mapped = if config.relay_only { &[][..] } else { &group.mapped[..] };
+        for (mapped, base) in mapped {
+            let candidate = Candidate::server_reflexive(*mapped, *base, "udp").ok();
+            if let Some(c) = candidate.and_then(|c| rtc.add_local_candidate(c)) {
+                unsent_candidates.push(c.to_sdp_string());
+            }
+        }
+        for (relayed, local) in group.relayed() {
+            let candidate = Candidate::relayed(relayed, local, "udp").ok();
+            if let Some(c) = candidate.and_then(|c| rtc.add_local_candidate(c)) {
+                unsent_candidates.push(c.to_sdp_string());
             }
         }
         let mut this = Self {
             peer,
             rtc,
-            sockets,
             pending_offer: None,
             described: false,
             unsent_candidates,
@@ -207,9 +169,9 @@ impl PeerConnection {
             outbox: Outbox::new(config.outbox_limit),
             lifetimes: channels.iter().filter_map(lifetime).collect(),
             send_buffer: config.sctp_send_buffer,
-            stun,
-            mapped: Vec::new(),
+            parked: VecDeque::new(),
             timeout: now,
+            path: None,
             connected: false,
             finished: false,
         };
@@ -262,7 +224,8 @@ impl PeerConnection {
         let _ = mesh.handle_engine_event(clock.now(), event);
     }
 
-    fn fail(&mut self, mesh: &mut Mesh, clock: &Clock) {
+    /// Reports the connection failed (once) and stops it.
+    pub(crate) fn fail(&mut self, mesh: &mut Mesh, clock: &Clock) {
         if !self.finished {
             self.finished = true;
             self.rtc.disconnect();
@@ -303,14 +266,16 @@ impl PeerConnection {
 
     /// A trickled remote candidate; unusable ones (mDNS `.local` names, other transports,
     /// end-of-candidates) are ignored, as a browser ignores what it cannot use.
-    pub(crate) fn remote_candidate(&mut self, candidate: &str) {
+    /// Returns the candidate's address, for a TURN permission.
+    pub(crate) fn remote_candidate(&mut self, candidate: &str) -> Option<SocketAddr> {
         let line = candidate.trim().trim_start_matches("a=");
         if line.is_empty() {
-            return;
+            return None;
         }
-        if let Ok(c) = Candidate::from_sdp_string(line) {
-            self.rtc.add_remote_candidate(c);
-        }
+        let c = Candidate::from_sdp_string(line).ok()?;
+        let addr = c.addr();
+        self.rtc.add_remote_candidate(c);
+        Some(addr)
     }
 
     /// The largest message the remote accepts and our send buffer can ever take.
@@ -349,12 +314,16 @@ impl PeerConnection {
     }
 
     /// Starts an orderly close (DTLS close_notify, SCTP shutdown) and sends what it produces.
-    pub(crate) fn close(&mut self, stats: &mut EngineStats) {
+    pub(crate) fn close(&mut self, mut group: Option<&mut SocketGroup>, stats: &mut EngineStats) {
         self.finished = true;
         let _ = self.rtc.close();
         for _ in 0..64 {
             match self.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => self.transmit(t.source, t.destination, &t.contents, stats),
+                Ok(Output::Transmit(t)) => {
+                    if let Some(group) = group.as_deref_mut() {
+                        group.transmit(t.source, t.destination, &t.contents, stats);
+                    }
+                }
                 Ok(Output::Event(_)) => {}
                 Ok(Output::Timeout(_)) | Err(_) => break,
             }
@@ -364,20 +333,30 @@ impl PeerConnection {
 
     /// When [`drive`](Self::drive) is due at the latest.
     pub(crate) fn next_timeout(&self) -> StdInstant {
-        let stun = self.stun.iter().filter_map(|q| STUN_RETRIES.get(q.sent).map(|d| q.started + *d)).min();
-        stun.map_or(self.timeout, |s| s.min(self.timeout))
+        self.timeout
     }
 
-    /// Offers held messages again, reads the sockets, runs str0m's timers, and hands its
-    /// outputs on. Returns whether anything was received or transmitted.
-    pub(crate) fn drive(&mut self, mesh: &mut Mesh, clock: &Clock, buf: &mut [u8], stats: &mut EngineStats) {
+    /// Offers held messages (and the datagrams parked behind them) again, runs str0m's
+    /// timers, and hands its outputs on.
+    pub(crate) fn drive(
+        &mut self,
+        mesh: &mut Mesh,
+        clock: &Clock,
+        group: &mut SocketGroup,
+        stats: &mut EngineStats,
+    ) {
         if self.finished {
             return;
         }
         self.offer_held(mesh, clock);
-        self.send_stun(stats);
-        if self.held.is_empty() {
-            self.read_sockets(mesh, clock, buf, stats);
+        while self.held.is_empty() && !self.finished {
+            let Some((source, local, datagram)) = self.parked.pop_front() else { break };
+            if let Ok(receive) = Receive::new(Protocol::Udp, source, local, &datagram) {
+                self.receive(Input::Receive(StdInstant::now(), receive), mesh, clock, group, stats);
+            }
+        }
+        if self.finished {
+            return;
         }
         let now = StdInstant::now();
         if now >= self.timeout && self.rtc.handle_input(Input::Timeout(now)).is_err() {
@@ -385,7 +364,7 @@ impl PeerConnection {
             return;
         }
         self.flush_outbox(stats);
-        self.poll_outputs(mesh, clock, stats);
+        self.poll_outputs(mesh, clock, group, stats);
     }
 
     fn offer_held(&mut self, mesh: &mut Mesh, clock: &Clock) {
@@ -398,114 +377,92 @@ impl PeerConnection {
         }
     }
 
-    fn send_stun(&mut self, stats: &mut EngineStats) {
-        let now = StdInstant::now();
-        for q in &mut self.stun {
-            if STUN_RETRIES.get(q.sent).is_some_and(|d| now >= q.started + *d) {
-                q.sent += 1;
-                if let Some(socket) = self.sockets.get(q.socket) {
-                    if socket.send_to(&stun::binding_request(q.transaction), q.server).is_ok() {
-                        stats.stun_requests += 1;
-                    }
-                }
-            }
-        }
+    /// Whether received messages are held for the application: datagrams then wait.
+    pub(crate) fn is_holding(&self) -> bool {
+        !self.held.is_empty() || !self.parked.is_empty()
     }
 
-    fn read_sockets(&mut self, mesh: &mut Mesh, clock: &Clock, buf: &mut [u8], stats: &mut EngineStats) {
-        for index in 0..self.sockets.len() {
-            for _ in 0..MAX_READS_PER_DRIVE {
-                let (len, source, local) = {
-                    let socket = &self.sockets[index];
-                    match socket.recv_from(buf) {
-                        Ok((len, source)) => match socket.local_addr() {
-                            Ok(local) => (len, source, local),
-                            Err(_) => break,
-                        },
-                        // Would-block ends the batch; ICMP errors (port unreachable) are not
-                        // fatal for a connectionless socket.
-                        Err(_) => break,
-                    }
-                };
-                let datagram = &buf[..len];
-                stats.datagrams_received += 1;
-                if self.answer_stun(index, source, local, datagram, mesh, clock) {
-                    continue;
-                }
-                let Ok(receive) = Receive::new(Protocol::Udp, source, local, datagram) else { continue };
-                let input = Input::Receive(StdInstant::now(), receive);
-                if self.rtc.accepts(&input) && self.rtc.handle_input(input).is_err() {
-                    self.fail(mesh, clock);
-                    return;
-                }
-                // Hand over what this datagram produced before reading the next, so that a
-                // lane filling up stops the reading here.
-                self.poll_outputs(mesh, clock, stats);
-                if self.finished || !self.held.is_empty() {
-                    return;
-                }
-            }
+    /// Keeps a datagram until the held messages are taken; false when too many wait already.
+    pub(crate) fn park(&mut self, source: SocketAddr, local: SocketAddr, datagram: &[u8]) -> bool {
+        if self.parked.len() >= MAX_PARKED_DATAGRAMS {
+            return false;
         }
+        self.parked.push_back((source, local, datagram.to_vec()));
+        true
     }
 
-    /// A STUN server's answer to our Binding request: adds the server-reflexive candidate.
-    fn answer_stun(
+    /// A datagram this peer's `Rtc` accepted, and what it produces.
+    pub(crate) fn receive(
         &mut self,
-        socket: usize,
-        source: SocketAddr,
-        local: SocketAddr,
-        datagram: &[u8],
+        input: Input<'_>,
         mesh: &mut Mesh,
         clock: &Clock,
-    ) -> bool {
-        let Some(i) = self.stun.iter().position(|q| q.socket == socket && q.server == source) else {
-            return false;
-        };
-        let Some(mapped) = stun::parse_binding_success(datagram, &self.stun[i].transaction) else {
-            return false;
-        };
-        self.stun.remove(i);
-        self.mapped.push(mapped);
-        let candidate = Candidate::server_reflexive(mapped, local, "udp").ok();
+        group: &mut SocketGroup,
+        stats: &mut EngineStats,
+    ) {
+        if self.finished {
+            return;
+        }
+        if self.rtc.handle_input(input).is_err() {
+            self.fail(mesh, clock);
+            return;
+        }
+        // Hand over what this datagram produced before the next is read, so that a lane
+        // filling up holds the next datagrams.
+        self.poll_outputs(mesh, clock, group, stats);
+    }
+
+    /// A relayed address a TURN server allocated for one of our sockets.
+    pub(crate) fn add_relayed(
+        &mut self,
+        relayed: SocketAddr,
+        local: SocketAddr,
+        mesh: &mut Mesh,
+        clock: &Clock,
+    ) {
+        let candidate = Candidate::relayed(relayed, local, "udp").ok();
+        let added = candidate.and_then(|c| self.rtc.add_local_candidate(c).map(Candidate::to_sdp_string));
+        if let Some(line) = added {
+            self.emit_candidate(mesh, clock, &line);
+        }
+    }
+
+    /// A server-reflexive address a STUN server reported for one of our sockets.
+    pub(crate) fn add_reflexive(
+        &mut self,
+        mapped: SocketAddr,
+        base: SocketAddr,
+        mesh: &mut Mesh,
+        clock: &Clock,
+    ) {
+        let candidate = Candidate::server_reflexive(mapped, base, "udp").ok();
         // str0m drops a reflexive candidate equal to a host one (same address and base), as
         // ICE says; there is then nothing new to signal.
         let added = candidate.and_then(|c| self.rtc.add_local_candidate(c).map(Candidate::to_sdp_string));
         if let Some(line) = added {
             self.emit_candidate(mesh, clock, &line);
         }
-        true
     }
 
-    fn transmit(
+    fn poll_outputs(
         &mut self,
-        source: SocketAddr,
-        destination: SocketAddr,
-        data: &[u8],
+        mesh: &mut Mesh,
+        clock: &Clock,
+        group: &mut SocketGroup,
         stats: &mut EngineStats,
     ) {
-        let socket = self
-            .sockets
-            .iter()
-            .find(|s| s.local_addr().is_ok_and(|l| l == source))
-            .or_else(|| self.sockets.first());
-        if let Some(socket) = socket {
-            // UDP may drop; so may the kernel when its buffer is full. SCTP retransmits.
-            if socket.send_to(data, destination).is_ok() {
-                stats.datagrams_sent += 1;
-                stats.bytes_sent += data.len() as u64;
-                stats.largest_datagram = stats.largest_datagram.max(data.len());
-            }
-        }
-    }
-
-    fn poll_outputs(&mut self, mesh: &mut Mesh, clock: &Clock, stats: &mut EngineStats) {
         for _ in 0..MAX_OUTPUTS_PER_DRIVE {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(at)) => {
                     self.timeout = at;
                     return;
                 }
-                Ok(Output::Transmit(t)) => self.transmit(t.source, t.destination, &t.contents, stats),
+                Ok(Output::Transmit(t)) => {
+                    if self.connected {
+                        self.path = Some((t.source, t.destination));
+                    }
+                    group.transmit(t.source, t.destination, &t.contents, stats);
+                }
                 Ok(Output::Event(event)) => self.event(event, mesh, clock, stats),
                 Err(_) => {
                     self.fail(mesh, clock);
@@ -560,16 +517,6 @@ impl PeerConnection {
             }
             _ => {}
         }
-    }
-
-    /// The UDP sockets of this peer (none once it is finished).
-    pub(crate) fn sockets(&self) -> &[UdpSocket] {
-        if self.finished { &[] } else { &self.sockets }
-    }
-
-    /// The local addresses of this peer's sockets.
-    pub(crate) fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect()
     }
 
     /// Whether [`send`](Self::send) would take a message of `len` bytes now: within the

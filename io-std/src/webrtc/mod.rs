@@ -3,9 +3,11 @@
 //!
 //! The core's [`Mesh`](multipeer::mesh::Mesh) keeps the peer table and Godot's channel rules
 //! and asks for engine work through commands; this module is that engine. Each remote peer gets
-//! one [`str0m`] `Rtc` (ICE, DTLS, SCTP) and one non-blocking UDP socket per configured local
-//! address ([`WebRtcConfig::local_ips`], default `127.0.0.1`), whose address is signalled as a
-//! host candidate. Godot's channels are created on both sides as negotiated channels with the
+//! one [`str0m`] `Rtc` (ICE, DTLS, SCTP). The peers share one non-blocking UDP socket per
+//! configured local address ([`WebRtcConfig::local_ips`], default `127.0.0.1`; optionally on a
+//! fixed port or range, [`WebRtcConfig::ports`]), whose address is signalled as a host
+//! candidate; each datagram goes to the `Rtc` that accepts it (its remote address, or the ICE
+//! user name of a check), [`SocketLayout::PerPeer`] gives each peer its own sockets instead. Godot's channels are created on both sides as negotiated channels with the
 //! same stream ids (1 reliable; 2 ordered and 3 unordered with `maxPacketLifetime`), so no DCEP
 //! is exchanged; the higher id of each pair creates the offer, candidates trickle after the
 //! description. str0m's timeouts drive the loop; its events become the mesh's engine events.
@@ -22,13 +24,20 @@
 //!   outbox (`PutError::Full` beyond it). A message on a lane with `maxPacketLifetime` expires
 //!   there once its lifetime, counted from the send, is over ([`EngineStats::expired_sends`]). When the mesh refuses a message because a reliable
 //!   receive lane is full (`LaneFull`), that message and everything after it from the same peer
-//!   are held, and the peer's socket is not read, until the application reads.
+//!   are held until the application reads; datagrams for that peer meanwhile wait, up to
+//!   [`MAX_PARKED_DATAGRAMS`] of them, then are dropped as a full socket buffer would drop
+//!   them (SCTP retransmits), counted in [`EngineStats::parked_drops`].
 //! * A peer that vanishes without closing is reported disconnected once ICE gives up on it
 //!   ([`WebRtcConfig::ice_timing`]: 21.5 s by default, never under 15 s with str0m).
-//! * ICE servers: `stun:` servers are asked for our mapped address (one Binding request per
-//!   socket, retried), which is signalled as a server-reflexive candidate. `turn:` servers are
-//!   accepted but unused: str0m has no TURN client and none is built here yet, so peers behind
-//!   symmetric NATs cannot reach each other through this engine.
+//! * ICE servers, all asked at once when the sockets are bound: `stun:` servers for our mapped
+//!   address (one Binding request per shared socket, retried, given up after 3.5 s), signalled
+//!   as a server-reflexive candidate; `turn:` servers (UDP, long-term credentials) for a relayed
+//!   address (`turn-client-proto`, sans-IO: Allocate, Refresh, CreatePermission, ChannelBind,
+//!   Send/Data indications and ChannelData), signalled as a relay candidate, so that peers
+//!   behind symmetric NATs reach each other through the relay. An allocation that fails (wrong
+//!   credentials, refused, no answer within 5 s) is counted in [`EngineStats::turn_failures`]
+//!   and its reason kept in [`EngineStats::last_error`]; with [`WebRtcConfig::relay_only`] the
+//!   peers then fail at once.
 //! * mDNS `.local` candidates from browsers cannot be resolved (str0m has none); such
 //!   connections rely on peer-reflexive discovery from the browser's own checks.
 
@@ -36,11 +45,17 @@ mod config;
 mod connection;
 mod engine;
 mod multiplayer;
+mod net;
 mod outbox;
 mod stun;
+mod turn;
 
-pub use config::{DEFAULT_MTU, IceServer, IceTiming, MAX_UDP_PAYLOAD, WebRtcConfig};
+pub use config::{DEFAULT_MTU, IceServer, IceTiming, MAX_UDP_PAYLOAD, SocketLayout, WebRtcConfig};
 pub use multiplayer::{WebRtcError, WebRtcMultiplayerPeer, connect_lobby};
+
+/// Datagrams kept for a peer whose received messages are held for the application, before
+/// more are dropped (about what a 2 MiB socket receive buffer holds of full-size datagrams).
+pub const MAX_PARKED_DATAGRAMS: usize = 1024;
 
 /// Counters of one engine, summed over its peer connections.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,8 +79,23 @@ pub struct EngineStats {
     /// `outbound_buffer_size`, or the connection closed); a full outbound queue only delays
     /// them.
     pub dropped_signals: u64,
+    /// Datagrams dropped because they were for a peer whose received messages are held (see
+    /// the module docs) and more than [`MAX_PARKED_DATAGRAMS`] already waited.
+    pub parked_drops: u64,
+    /// Datagrams no peer connection accepted (stray, spoofed, or for a closed peer).
+    pub unrouted_datagrams: u64,
     /// STUN Binding requests sent to STUN servers.
     pub stun_requests: u64,
+    /// Datagrams of the TURN protocol itself (Allocate, Refresh, CreatePermission,
+    /// ChannelBind) sent to TURN servers.
+    pub turn_datagrams_sent: u64,
+    /// Peer datagrams that arrived relayed by a TURN server (Data indications, ChannelData).
+    pub turn_datagrams_received: u64,
+    /// Peer datagrams sent through a TURN relay (Send indications, ChannelData); also counted
+    /// in `datagrams_sent`.
+    pub relayed_datagrams_sent: u64,
+    /// TURN allocations that failed (refused, wrong credentials, no answer).
+    pub turn_failures: u64,
     /// The last error that kept a peer connection from being created.
     pub last_error: Option<String>,
 }

@@ -532,6 +532,21 @@ impl WebRtcMultiplayerPeer {
         self.engine.mapped_addrs(peer)
     }
 
+    /// (local, remote) address of the candidate pair `peer`'s traffic goes over once connected
+    /// (Godot has no such getter; browsers show it as the selected pair in `getStats`). The
+    /// local address is one of [`get_peer_relayed_addrs`](Self::get_peer_relayed_addrs) when
+    /// the traffic goes through our TURN allocation.
+    #[must_use]
+    pub fn get_peer_path(&self, peer: PeerId) -> Option<(SocketAddr, SocketAddr)> {
+        self.engine.path(peer)
+    }
+
+    /// The addresses TURN servers relay for this engine (its relay candidates), once allocated.
+    #[must_use]
+    pub fn get_peer_relayed_addrs(&self) -> Vec<SocketAddr> {
+        self.engine.relayed_addrs()
+    }
+
     /// The largest message `peer` accepts: its `a=max-message-size` (64 KiB when absent),
     /// capped by our send buffer.
     #[must_use]

@@ -9,7 +9,11 @@
 // * after all COUNT reliable packets of a peer arrived (in order), send it `fin` on the
 //   reliable lane; a peer is complete when its `fin` arrived too: print
 //   `result ID reliable=R ordered=O unreliable=U`;
-// * `done` when PEERS peers are complete; `fail REASON` on any broken rule or the timeout.
+// * a broken rule or a closed connection ends that pair only: print `pairfail ID REASON` and
+//   close it, so that one failing pair (say, between two third-party stacks) does not tear
+//   down the others before they complete;
+// * `done` when PEERS peers are complete; `fail REASON` once every pair ended and one failed,
+//   or at the timeout.
 //
 // The WebRTC stack comes from a backend: `backend.create(remoteId, offerer, events)` returns
 // { setRemote(type, sdp), addCandidate(mid, index, candidate), send(lane, bytes), close() } and
@@ -24,6 +28,7 @@ function runLobbyPeer({ WebSocket, backend, print, url, lobby, peers, count, tim
   return new Promise((resolve) => {
     let myId = null;
     let complete = 0;
+    let failedPairs = 0;
     let finished = false;
     const conns = new Map();
     const ws = new WebSocket(url);
@@ -32,18 +37,28 @@ function runLobbyPeer({ WebSocket, backend, print, url, lobby, peers, count, tim
       finished = true;
       print(line);
       clearTimeout(timer);
-      // Linger so that our last packets and acknowledgements get through.
+      // Linger so that our last packets and acknowledgements (a `fin` to a complete peer)
+      // get through, even when another pair failed.
       setTimeout(() => {
         for (const c of conns.values()) c.rtc.close();
         try { ws.close(); } catch (e) { /* already closed */ }
         resolve(ok);
-      }, ok ? 500 : 0);
+      }, complete > 0 ? 500 : 0);
     };
     const fail = (why) => finish(false, `fail ${why}`);
     const timer = setTimeout(() => {
       const state = [...conns.entries()].map(([id, c]) => `${id}:${c.counts}/fin=${c.finIn}/${c.finOut}`);
       fail(`timeout (${complete} of ${peers} peers complete; ${state.join(' ')})`);
     }, timeoutMs);
+    // One pair broke a rule or closed early: end that pair, keep the others going.
+    const pairFail = (id, c, why) => {
+      if (finished || c.done || c.failed) return;
+      c.failed = true;
+      failedPairs++;
+      print(`pairfail ${id} ${why}`);
+      try { c.rtc.close(); } catch (e) { /* already closed */ }
+      if (complete + failedPairs >= peers) fail(`${failedPairs} of ${peers} pairs failed`);
+    };
     const send = (type, id, data) => ws.send(JSON.stringify({ type, id, data }));
 
     function addPeer(id) {
@@ -59,29 +74,29 @@ function runLobbyPeer({ WebSocket, backend, print, url, lobby, peers, count, tim
           }
         },
         message: (lane, bytes) => receive(id, c, lane, dec.decode(bytes)),
-        closed: () => { if (!c.done) fail(`peer ${id} closed before completing`); },
+        closed: () => pairFail(id, c, 'closed before completing'),
       });
       conns.set(id, c);
     }
 
     function receive(id, c, lane, text) {
-      if (finished) return;
+      if (finished || c.failed) return;
       if (text === 'fin') {
-        if (lane !== 0) return fail(`fin from ${id} on lane ${lane}`);
+        if (lane !== 0) return pairFail(id, c, `fin on lane ${lane}`);
         c.finIn = true;
       } else {
         const [tag, seqText] = text.split(':');
         const seq = Number(seqText);
         if (tag !== LANES[lane] || !Number.isInteger(seq) || seq < 0 || seq >= count) {
-          return fail(`from ${id}: ${JSON.stringify(text)} on lane ${lane}`);
+          return pairFail(id, c, `${JSON.stringify(text)} on lane ${lane}`);
         }
-        if (lane === 0 && seq !== c.counts[0]) return fail(`from ${id}: reliable ${seq} after ${c.counts[0]}`);
+        if (lane === 0 && seq !== c.counts[0]) return pairFail(id, c, `reliable ${seq} after ${c.counts[0]}`);
         if (lane === 1) {
-          if (seq <= c.last[0]) return fail(`from ${id}: ordered ${seq} after ${c.last[0]}`);
+          if (seq <= c.last[0]) return pairFail(id, c, `ordered ${seq} after ${c.last[0]}`);
           c.last[0] = seq;
         }
         if (lane === 2) {
-          if (c.seen.has(seq)) return fail(`from ${id}: unreliable ${seq} twice`);
+          if (c.seen.has(seq)) return pairFail(id, c, `unreliable ${seq} twice`);
           c.seen.add(seq);
         }
         c.counts[lane]++;
@@ -95,6 +110,7 @@ function runLobbyPeer({ WebSocket, backend, print, url, lobby, peers, count, tim
         complete++;
         print(`result ${id} reliable=${c.counts[0]} ordered=${c.counts[1]} unreliable=${c.counts[2]}`);
         if (complete >= peers) finish(true, 'done');
+        else if (complete + failedPairs >= peers) fail(`${failedPairs} of ${peers} pairs failed`);
       }
     }
 

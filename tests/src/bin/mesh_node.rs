@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! mesh_node --lobby ws://127.0.0.1:9080 [--join NAME] [--peers K] [--count N] [--timeout SECS]
-//!           [--stun stun:HOST:PORT]
+//!           [--stun stun:HOST:PORT] [--turn turn:HOST:PORT --turn-user U --turn-password P]
+//!           [--relay-only 1] [--local-ip IP]
 //! ```
+//!
+//! `--local-ip` gathers host candidates on that address instead of 127.0.0.1 (the NAT lab).
 //!
 //! Without `--join` it creates a lobby. It prints one machine-readable line per fact:
 //!
@@ -15,6 +18,9 @@
 //! * `result PEER reliable=R ordered=O unreliable=U` when PEER is complete: its N reliable
 //!   packets arrived in order and its `fin` arrived (it got all of ours); with `--stun`, also
 //!   `mapped PEER ADDR` for each address the STUN server reported for that peer's socket;
+//! * `path PEER LOCAL REMOTE`: the candidate pair the traffic to PEER went over;
+//! * `relay sent=S received=R allocated=N` once complete: datagrams sent and received through
+//!   TURN relays, and how many relays were allocated;
 //! * `done` and exit 0 when K peers are complete; `fail REASON` and exit 1 otherwise (a lane
 //!   out of order, a duplicate, a packet on the wrong lane, a peer lost, the timeout).
 //!
@@ -54,6 +60,11 @@ struct Options {
     count: u32,
     timeout: Duration,
     stun: Option<String>,
+    turn: Option<String>,
+    turn_user: String,
+    turn_password: String,
+    relay_only: bool,
+    local_ip: Option<core::net::IpAddr>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -64,6 +75,11 @@ fn parse_args() -> Result<Options, String> {
         count: 100,
         timeout: Duration::from_secs(30),
         stun: None,
+        turn: None,
+        turn_user: String::new(),
+        turn_password: String::new(),
+        relay_only: false,
+        local_ip: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -74,6 +90,11 @@ fn parse_args() -> Result<Options, String> {
             "--peers" => o.peers = value.parse().map_err(|_| "bad --peers")?,
             "--count" => o.count = value.parse().map_err(|_| "bad --count")?,
             "--stun" => o.stun = Some(value),
+            "--turn" => o.turn = Some(value),
+            "--turn-user" => o.turn_user = value,
+            "--turn-password" => o.turn_password = value,
+            "--relay-only" => o.relay_only = value == "1",
+            "--local-ip" => o.local_ip = Some(value.parse().map_err(|_| "bad --local-ip")?),
             "--timeout" => o.timeout = Duration::from_secs(value.parse().map_err(|_| "bad --timeout")?),
             _ => return Err(format!("unknown option {flag}")),
         }
@@ -146,7 +167,14 @@ fn send_lanes(peer: &mut WebRtcMultiplayerPeer, to: PeerId, count: u32) -> Resul
 }
 
 fn run(o: &Options) -> Result<(), String> {
-    let mut config = WebRtcConfig::default();
+    let mut config = WebRtcConfig::default().relay_only(o.relay_only);
+    if let Some(ip) = o.local_ip {
+        config = config.local_ips([ip]);
+    }
+    if let Some(url) = &o.turn {
+        config =
+            config.ice_server(IceServer::turn(url.clone(), o.turn_user.clone(), o.turn_password.clone()));
+    }
     if let Some(url) = &o.stun {
         config = config.ice_server(IceServer::stun(url.clone()));
     }
@@ -164,7 +192,12 @@ fn run(o: &Options) -> Result<(), String> {
                 .iter()
                 .map(|(p, t)| format!("{p}:{:?}/fin={}/{}", t.counts, t.fin_received, t.fin_sent))
                 .collect();
-            return Err(format!("timeout ({complete} of {} peers complete; {})", o.peers, state.join(" ")));
+            let why = peer.stats().last_error.clone().unwrap_or_default();
+            return Err(format!(
+                "timeout ({complete} of {} peers complete; {}; last error: {why:?})",
+                o.peers,
+                state.join(" ")
+            ));
         }
         if let Some(until) = linger_until {
             // Keep answering so that our last packets and acknowledgements get through.
@@ -227,6 +260,9 @@ fn run(o: &Options) -> Result<(), String> {
                     "result {p} reliable={} ordered={} unreliable={}",
                     t.counts[0], t.counts[1], t.counts[2]
                 ));
+                if let Some((local, remote)) = peer.get_peer_path(*p) {
+                    say(&format!("path {p} {local} {remote}"));
+                }
                 for addr in peer.get_peer_mapped_addrs(*p) {
                     say(&format!("mapped {p} {addr}"));
                 }
@@ -236,6 +272,12 @@ fn run(o: &Options) -> Result<(), String> {
         if complete >= o.peers && linger_until.is_none() && host_may_leave {
             let stats = peer.stats();
             say(&format!("largest_datagram {}", stats.largest_datagram));
+            say(&format!(
+                "relay sent={} received={} allocated={}",
+                stats.relayed_datagrams_sent,
+                stats.turn_datagrams_received,
+                peer.get_peer_relayed_addrs().len()
+            ));
             if stats.largest_datagram > 1228 {
                 return Err(format!("a UDP payload of {} bytes (> 1228)", stats.largest_datagram));
             }

@@ -1,0 +1,221 @@
+//! TURN relay candidates against a real coturn (the distribution's `turnserver`, started here
+//! on loopback with long-term credentials): two relay-only Rust peers connect through their
+//! allocations and exchange on Godot's three lanes; wrong credentials, an unreachable server
+//! and a refused allocation (the server's quota) each fail the peer with a clear reason within
+//! a bounded time. The NAT lab (`tests/interop/turn/nat_lab.sh`) shows the same through
+//! symmetric NATs that leave no direct path.
+#![cfg(feature = "webrtc")]
+
+use core::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use multipeer::mesh::Signal;
+use multipeer::peer::{Event, PeerId, TransferMode};
+use multipeer_std::webrtc::{IceServer, WebRtcConfig, WebRtcMultiplayerPeer};
+
+const USER: &str = "godot";
+const PASSWORD: &str = "s3cret";
+
+fn id(n: u32) -> PeerId {
+    PeerId::new(n).unwrap()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A coturn process on 127.0.0.1, killed on drop.
+struct Coturn {
+    child: Child,
+    port: u16,
+    /// Its pid file and user database.
+    dir: std::path::PathBuf,
+}
+
+impl Coturn {
+    fn start(extra: &[&str]) -> Self {
+        let port = free_udp_port();
+        let dir = std::env::temp_dir().join(format!("multipeer-coturn-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("turnserver")
+            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp", "--no-tcp-relay"])
+            .args(["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers"])
+            .arg(format!("--listening-port={port}"))
+            .args(["--lt-cred-mech", "--realm=multipeer.test", "--fingerprint"])
+            .arg(format!("--user={USER}:{PASSWORD}"))
+            .arg(format!("--pidfile={}", dir.join("turnserver.pid").display()))
+            .arg(format!("--userdb={}", dir.join("turndb").display()))
+            .args(["--log-file=stdout", "--simple-log"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("coturn's turnserver (apt-get install coturn)");
+        // It answers within milliseconds; our client retransmits its first request anyway.
+        std::thread::sleep(Duration::from_millis(300));
+        Self { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("turn:127.0.0.1:{}?transport=udp", self.port)
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn relay_config(url: &str, password: &str) -> WebRtcConfig {
+    WebRtcConfig::default().ice_server(IceServer::turn(url, USER, password)).relay_only(true)
+}
+
+/// Carries `from`'s signals to `to`; returns the candidate lines carried.
+fn carry(from: &mut WebRtcMultiplayerPeer, to: &mut WebRtcMultiplayerPeer) -> Vec<String> {
+    let me = from.unique_id().unwrap();
+    let mut candidates = Vec::new();
+    while let Some(signal) = from.poll_signal() {
+        match signal {
+            Signal::Description { kind, sdp, .. } => to.set_remote_description(me, kind, &sdp).unwrap(),
+            Signal::Candidate { mid, index, candidate, .. } => {
+                to.add_ice_candidate(me, &mid, index, &candidate).unwrap();
+                candidates.push(candidate);
+            }
+            other => panic!("unexpected signal {other:?}"),
+        }
+    }
+    candidates
+}
+
+#[test]
+fn relay_only_peers_connect_through_coturn_on_all_three_lanes() {
+    let coturn = Coturn::start(&[]);
+    let config = relay_config(&coturn.url(), PASSWORD);
+    let mut a = WebRtcMultiplayerPeer::new(config.clone());
+    let mut b = WebRtcMultiplayerPeer::new(config);
+    a.create_mesh(id(1), &[]).unwrap();
+    b.create_mesh(id(2), &[]).unwrap();
+    a.add_peer(id(2), 1).unwrap();
+    b.add_peer(id(1), 1).unwrap();
+    let mut candidates = Vec::new();
+    let mut up = (false, false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(up.0 && up.1) {
+        assert!(Instant::now() < deadline, "no connection through the relay: {:?}", a.stats());
+        a.poll().unwrap();
+        b.poll().unwrap();
+        candidates.extend(carry(&mut a, &mut b));
+        candidates.extend(carry(&mut b, &mut a));
+        while let Some(e) = a.poll_event() {
+            up.0 |= e == Event::PeerConnected(id(2));
+        }
+        while let Some(e) = b.poll_event() {
+            up.1 |= e == Event::PeerConnected(id(1));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    assert!(!candidates.is_empty());
+    for c in &candidates {
+        assert!(c.contains(" typ relay"), "only relay candidates are signalled: {c}");
+        assert!(c.contains("127.0.0.1"), "{c}");
+    }
+    let modes = [TransferMode::Reliable, TransferMode::UnreliableOrdered, TransferMode::Unreliable];
+    for (lane, mode) in modes.iter().enumerate() {
+        a.set_transfer_mode(*mode);
+        b.set_transfer_mode(*mode);
+        for i in 0..20u8 {
+            a.put_packet(&[lane as u8, i]).unwrap();
+            b.put_packet(&[lane as u8, i]).unwrap();
+        }
+    }
+    let mut got = [[0usize; 3]; 2];
+    let mut reliable = [Vec::new(), Vec::new()];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got[0][0] < 20 || got[1][0] < 20 {
+        assert!(Instant::now() < deadline, "lanes incomplete: {got:?}");
+        for (k, p) in [&mut a, &mut b].into_iter().enumerate() {
+            p.poll().unwrap();
+            while let Some((data, info)) = p.get_packet() {
+                let lane = usize::from(data[0]);
+                let expected = match info.mode {
+                    TransferMode::Reliable => 0,
+                    TransferMode::UnreliableOrdered => 1,
+                    TransferMode::Unreliable => 2,
+                };
+                assert_eq!(lane, expected, "each message on its own lane");
+                got[k][lane] += 1;
+                if lane == 0 {
+                    reliable[k].push(data[1]);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    assert_eq!(reliable[0], (0..20).collect::<Vec<_>>(), "reliable: all, in order");
+    assert_eq!(reliable[1], (0..20).collect::<Vec<_>>());
+    for (p, g) in [(&a, got[0]), (&b, got[1])] {
+        let s = p.stats();
+        eprintln!(
+            "delivered {g:?}; relayed out {}, relayed in {}, TURN control {}",
+            s.relayed_datagrams_sent, s.turn_datagrams_received, s.turn_datagrams_sent
+        );
+        assert!(g[1] <= 20 && g[2] <= 20, "nothing duplicated");
+        assert!(
+            s.relayed_datagrams_sent > 0 && s.turn_datagrams_received > 0,
+            "traffic went through the relay"
+        );
+        assert_eq!(s.turn_failures, 0);
+    }
+    assert_eq!(a.get_peer_relayed_addrs().len(), 1);
+}
+
+/// Adds a relay-only peer and waits until it is gone; returns how long that took and why.
+fn failure(config: WebRtcConfig) -> (Duration, String) {
+    let mut a = WebRtcMultiplayerPeer::new(config);
+    a.create_mesh(id(1), &[]).unwrap();
+    let started = Instant::now();
+    a.add_peer(id(2), 1).unwrap();
+    while a.has_peer(id(2)) {
+        assert!(started.elapsed() < Duration::from_secs(10), "the peer did not fail: {:?}", a.stats());
+        a.poll().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(a.stats().turn_failures, 1);
+    (started.elapsed(), a.stats().last_error.clone().unwrap_or_default())
+}
+
+#[test]
+fn wrong_credentials_unreachable_server_and_refused_allocation_fail_in_bounded_time() {
+    let coturn = Coturn::start(&[]);
+    let (took, why) = failure(relay_config(&coturn.url(), "wrong"));
+    eprintln!("wrong credentials: {took:?}: {why}");
+    assert!(why.contains("refused: 401"), "{why}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // Nothing listens on this port.
+    let silent = free_udp_port();
+    let (took, why) = failure(relay_config(&format!("turn:127.0.0.1:{silent}"), PASSWORD));
+    eprintln!("unreachable server: {took:?}: {why}");
+    assert!(why.contains(&format!("127.0.0.1:{silent}: no answer")), "{why}");
+    assert!(took < Duration::from_secs(7), "{took:?}");
+
+    // A server allowing one allocation in all: the second engine's is refused (486).
+    let quota = Coturn::start(&["--total-quota=1"]);
+    let mut holder = WebRtcMultiplayerPeer::new(relay_config(&quota.url(), PASSWORD));
+    holder.create_mesh(id(7), &[]).unwrap();
+    holder.add_peer(id(8), 1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while holder.get_peer_relayed_addrs().is_empty() {
+        assert!(Instant::now() < deadline, "first allocation: {:?}", holder.stats());
+        holder.poll().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (took, why) = failure(relay_config(&quota.url(), PASSWORD));
+    eprintln!("allocation refused: {took:?}: {why}");
+    assert!(why.contains("refused: 486"), "{why}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
