@@ -3,9 +3,11 @@
 http://127.0.0.1:<free port>/, opens it in Chromium, and prints the lines the page POSTs to
 /log (the same lines as mesh_node: lobby, id, connected, result, done / fail).
 
-usage: chromium_peer.py LOBBY_URL LOBBY_NAME PEERS COUNT [TIMEOUT_S]
+usage: chromium_peer.py LOBBY_URL LOBBY_NAME PEERS COUNT [TIMEOUT_S [KEY=VALUE...]]
+KEY=VALUE pairs go to the page's query string (the NAT lab: ice=JSON iceServers, policy=relay).
 Exit 0 when the page printed `done`. Run it inside a network namespace that has only `lo`
-(`unshare -n`): Chromium then has no other interface to offer. Standard library only.
+(`unshare -n`): Chromium then has no other interface to offer; or, with iceServers, inside a
+NAT lab namespace. Standard library only.
 """
 import http.server, os, shutil, subprocess, sys, tempfile, threading, time, urllib.parse
 
@@ -54,7 +56,8 @@ def main():
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    query = urllib.parse.urlencode({"lobby": lobby, "name": name, "peers": peers, "count": count})
+    extra = dict(arg.split("=", 1) for arg in sys.argv[6:])
+    query = urllib.parse.urlencode({"lobby": lobby, "name": name, "peers": peers, "count": count, **extra})
     url = f"http://127.0.0.1:{server.server_address[1]}/page.html?{query}"
     profile = tempfile.mkdtemp(prefix="mp-chromium-")
     browser = subprocess.Popen(["chromium", *FLAGS, f"--user-data-dir={profile}", url],

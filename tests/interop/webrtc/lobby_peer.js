@@ -12,11 +12,14 @@
 // * a broken rule or a closed connection ends that pair only: print `pairfail ID REASON` and
 //   close it, so that one failing pair (say, between two third-party stacks) does not tear
 //   down the others before they complete;
+// * `path ID LOCAL REMOTE LOCAL_TYPE REMOTE_TYPE` after a result, when the backend has
+//   `path()` (a promise or value of that text): the candidate pair the traffic went over;
 // * `done` when PEERS peers are complete; `fail REASON` once every pair ended and one failed,
 //   or at the timeout.
 //
 // The WebRTC stack comes from a backend: `backend.create(remoteId, offerer, events)` returns
-// { setRemote(type, sdp), addCandidate(mid, index, candidate), send(lane, bytes), close() } and
+// { setRemote(type, sdp), addCandidate(mid, index, candidate), send(lane, bytes), close(),
+// optionally path() } and
 // calls events.{description(type, sdp), candidate(mid, index, candidate), open(lane),
 // message(lane, bytes), closed()}; lanes are 0, 1, 2 for streams 1, 2, 3.
 
@@ -109,6 +112,10 @@ function runLobbyPeer({ WebSocket, backend, print, url, lobby, peers, count, tim
         c.done = true;
         complete++;
         print(`result ${id} reliable=${c.counts[0]} ordered=${c.counts[1]} unreliable=${c.counts[2]}`);
+        // The selected candidate pair, where the backend can tell (printed within the linger).
+        if (c.rtc.path) {
+          Promise.resolve().then(() => c.rtc.path()).then((p) => { if (p) print(`path ${id} ${p}`); }, () => {});
+        }
         if (complete >= peers) finish(true, 'done');
         else if (complete + failedPairs >= peers) fail(`${failedPairs} of ${peers} pairs failed`);
       }

@@ -3,17 +3,32 @@
 // streams 1 "reliable", 2 "ordered" and 3 "unreliable" (unordered).
 //
 // usage: node ndc_peer.js URL LOBBY PEERS COUNT [--godot-literal]
+//                         [--bind IP] [--turn HOST:PORT:USER:PASSWORD] [--relay-only]
 //
 // By default lanes 2 and 3 get maxPacketLifeTime = 1 ms, what Godot means. With
 // --godot-literal they are created without it, which is what Godot actually passes: its option
 // key is misspelt "maxPacketLifetime", so libdatachannel makes them reliable (see
-// godot-protocol.md §6.2). Loopback only: host candidates on 127.0.0.1.
+// godot-protocol.md §6.2). By default loopback only: host candidates on 127.0.0.1. The NAT lab
+// binds the LAN address (--bind) and gives a TURN server (UDP, long-term credentials) as
+// Godot's iceServers would; --relay-only is iceTransportPolicy "relay".
 const ndc = require('node-datachannel');
 const WebSocket = require('ws');
 const { runLobbyPeer } = require('./lobby_peer.js');
 
 const [url, lobby, peers, count] = process.argv.slice(2);
 const literal = process.argv.includes('--godot-literal');
+const option = (name) => {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? process.argv[at + 1] : undefined;
+};
+const bindAddress = option('--bind') || '127.0.0.1';
+const turn = option('--turn');
+const iceServers = [];
+if (turn) {
+  const [hostname, port, username, password] = turn.split(':');
+  iceServers.push({ hostname, port: Number(port), username, password, relayType: 'TurnUdp' });
+}
+const iceTransportPolicy = process.argv.includes('--relay-only') ? 'relay' : 'all';
 const lifetime = literal ? {} : { maxPacketLifeTime: 1 };
 const LANES = [
   ['reliable', { negotiated: true, id: 1 }],
@@ -25,7 +40,7 @@ let serial = 0;
 const backend = {
   create(remote, offerer, events) {
     const pc = new ndc.PeerConnection(`peer-${remote}-${serial++}`, {
-      iceServers: [], bindAddress: '127.0.0.1', enableIceUdpMux: false, disableAutoNegotiation: true,
+      iceServers, iceTransportPolicy, bindAddress, enableIceUdpMux: false, disableAutoNegotiation: true,
     });
     pc.onLocalDescription((sdp, type) => events.description(type.toLowerCase(), sdp));
     pc.onLocalCandidate((cand, mid) => events.candidate(mid, 0, cand));
@@ -47,6 +62,10 @@ const backend = {
       },
       send(lane, bytes) { channels[lane].sendMessageBinary(Buffer.from(bytes)); },
       close() { pc.close(); },
+      path() {
+        const p = pc.getSelectedCandidatePair();
+        return p && `${p.local.address}:${p.local.port} ${p.remote.address}:${p.remote.port} ${p.local.type} ${p.remote.type}`;
+      },
     };
   },
 };

@@ -39,12 +39,7 @@ install_tools() {
   if [ "$need_apt" = 1 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn >/dev/null
   fi
-  mkdir -p "$TOOLS"
-  if [ ! -d "$TOOLS/node_modules/node-datachannel" ] || [ ! -d "$TOOLS/node_modules/ws" ]; then
-    printf '{"private": true, "dependencies": {"node-datachannel": "0.33.4", "ws": "8.18.3"}}\n' \
-      > "$TOOLS/package.json"
-    (cd "$TOOLS" && npm install --no-audit --no-fund --silent) || return 1
-  fi
+  bash "$HERE/install_npm.sh" "$TOOLS" || return 1
   if [ ! -x "$TOOLS/venv/bin/python3" ] || ! "$TOOLS/venv/bin/python3" -c "import aiortc, websockets" 2>/dev/null; then
     python3 -m venv "$TOOLS/venv" &&
       "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "aiortc==1.16.0" "websockets>=15" || return 1
