@@ -2,7 +2,8 @@
 //! on loopback with long-term credentials): two relay-only Rust peers connect through their
 //! allocations and exchange on Godot's three lanes; wrong credentials, an unreachable server
 //! and a refused allocation (the server's quota) each fail the peer with a clear reason within
-//! a bounded time. The NAT lab (`tests/interop/turn/nat_lab.sh`) shows the same through
+//! a bounded time. The same pair connects with the client reaching coturn over TCP (coturn
+//! listening on TCP only), and a refused TCP connection is reported at once. The NAT lab (`tests/interop/turn/nat_lab.sh`) shows the same through
 //! symmetric NATs that leave no direct path.
 #![cfg(feature = "webrtc")]
 
@@ -34,12 +35,19 @@ struct Coturn {
 }
 
 impl Coturn {
+    /// A server listening on UDP only (`extra` adds options).
     fn start(extra: &[&str]) -> Self {
+        Self::start_listening(&["--no-tcp"], extra)
+    }
+
+    /// A server listening for clients as `listeners` say (`--no-tcp`, `--no-udp`).
+    fn start_listening(listeners: &[&str], extra: &[&str]) -> Self {
         let port = free_udp_port();
         let dir = std::env::temp_dir().join(format!("multipeer-coturn-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new("turnserver")
-            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp", "--no-tcp-relay"])
+            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp-relay"])
+            .args(listeners)
             .args(["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers"])
             .arg(format!("--listening-port={port}"))
             .args(["--lt-cred-mech", "--realm=multipeer.test", "--fingerprint"])
@@ -59,6 +67,10 @@ impl Coturn {
 
     fn url(&self) -> String {
         format!("turn:127.0.0.1:{}?transport=udp", self.port)
+    }
+
+    fn tcp_url(&self) -> String {
+        format!("turn:127.0.0.1:{}?transport=tcp", self.port)
     }
 }
 
@@ -94,7 +106,31 @@ fn carry(from: &mut WebRtcMultiplayerPeer, to: &mut WebRtcMultiplayerPeer) -> Ve
 #[test]
 fn relay_only_peers_connect_through_coturn_on_all_three_lanes() {
     let coturn = Coturn::start(&[]);
-    let config = relay_config(&coturn.url(), PASSWORD);
+    relay_pair_exchanges(&coturn.url());
+}
+
+#[test]
+fn relay_only_peers_connect_through_coturn_over_tcp() {
+    // No UDP listener: the allocations can only have been made over TCP.
+    let coturn = Coturn::start_listening(&["--no-udp"], &[]);
+    relay_pair_exchanges(&coturn.tcp_url());
+    let (took, why) = failure(relay_config(&coturn.tcp_url(), "wrong"));
+    eprintln!("wrong credentials over TCP: {took:?}: {why}");
+    assert!(why.contains("refused: 401"), "{why}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // Nothing listens on this TCP port: the connection is refused, and said so at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (took, why) = failure(relay_config(&format!("turn:127.0.0.1:{closed}?transport=tcp"), PASSWORD));
+    eprintln!("TCP connection refused: {took:?}: {why}");
+    assert!(why.contains(&format!("127.0.0.1:{closed} over TCP")), "{why}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+/// Two relay-only peers through the TURN server at `url`: connected with relay candidates
+/// only, 20 messages per lane each way with each lane's rules, traffic through the relays.
+fn relay_pair_exchanges(url: &str) {
+    let config = relay_config(url, PASSWORD);
     let mut a = WebRtcMultiplayerPeer::new(config.clone());
     let mut b = WebRtcMultiplayerPeer::new(config);
     a.create_mesh(id(1), &[]).unwrap();

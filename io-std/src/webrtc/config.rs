@@ -10,10 +10,12 @@ use core::time::Duration;
 /// `stun:` URLs are used: the engine asks every server at once for the mapped address of its
 /// socket (a STUN Binding request, given up after 3.5 s) and signals it to every peer as a
 /// server-reflexive candidate.
-/// `turn:` URLs (UDP to the server) with `username` and `credential` (long-term credentials)
-/// get an allocation on that server per socket, whose relayed address is signalled as a relay
-/// candidate. `turns:` and `?transport=tcp` URLs are skipped, and reported in
-/// `EngineStats::last_error`: the TCP/TLS transports of `turn-client-proto` are not wired up.
+/// `turn:` URLs with `username` and `credential` (long-term credentials) get an allocation on
+/// that server per socket, whose relayed address is signalled as a relay candidate; the
+/// client reaches the server over UDP, or over TCP with `?transport=tcp` (the relayed address
+/// is UDP either way, as browsers allocate it). `turns:` URLs (TLS) are skipped and reported
+/// in `EngineStats::last_error`: `turn-client-proto` leaves TLS to `turn-client-rustls`, which
+/// is not wired up (it would need a certificate store setting of its own).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IceServer {
     /// `stun:host:port` or `turn:host:port?transport=udp` URLs.
@@ -46,10 +48,18 @@ fn host_port(rest: &str, default_port: u16) -> String {
     if has_port { rest.to_string() } else { format!("{rest}:{default_port}") }
 }
 
-/// A usable `turn:` entry: server `host:port`, user name, credential.
+/// How a TURN client reaches its server (`?transport=` of a `turn:` URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TurnTransport {
+    Udp,
+    Tcp,
+}
+
+/// A usable `turn:` entry: server `host:port`, transport, user name, credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TurnServer {
     pub(crate) address: String,
+    pub(crate) transport: TurnTransport,
     pub(crate) username: String,
     pub(crate) credential: String,
 }
@@ -207,19 +217,28 @@ impl WebRtcConfig {
             .filter_map(|url| url.strip_prefix("stun:").map(|rest| host_port(rest, 3478)))
     }
 
-    /// Every `turn:` URL over UDP, with its entry's credentials (`Ok`), and every TURN URL this
-    /// engine cannot use (`Err`, with the reason): `turns:`, TCP transport, no credentials.
+    /// Every `turn:` URL, with its transport and its entry's credentials (`Ok`), and every TURN
+    /// URL this engine cannot use (`Err`, with the reason): `turns:`, an unknown transport, no
+    /// credentials.
     pub(crate) fn turn_servers(&self) -> impl Iterator<Item = Result<TurnServer, String>> + '_ {
         self.ice_servers.iter().flat_map(|s| s.urls.iter().map(move |url| (s, url))).filter_map(|(s, url)| {
-            if url.starts_with("turns:") || (url.starts_with("turn:") && url.contains("transport=tcp")) {
-                return Some(Err(format!("{url}: only TURN over UDP is supported")));
+            if url.starts_with("turns:") {
+                return Some(Err(format!(
+                    "{url}: TURN over TLS is not supported (turn: over UDP or TCP is)"
+                )));
             }
             let rest = url.strip_prefix("turn:")?;
+            let transport = match rest.split_once('?').map(|(_, query)| query) {
+                None | Some("transport=udp") => TurnTransport::Udp,
+                Some("transport=tcp") => TurnTransport::Tcp,
+                Some(other) => return Some(Err(format!("{url}: unknown TURN parameters {other:?}"))),
+            };
             let (Some(username), Some(credential)) = (&s.username, &s.credential) else {
                 return Some(Err(format!("{url}: TURN needs a username and a credential")));
             };
             Some(Ok(TurnServer {
                 address: host_port(rest, 3478),
+                transport,
                 username: username.clone(),
                 credential: credential.clone(),
             }))
@@ -237,16 +256,21 @@ mod tests {
             .ice_server(IceServer::turn("turn:127.0.0.1?transport=udp", "u", "p"))
             .ice_server(IceServer::turn("turns:example.org:5349", "u", "p"))
             .ice_server(IceServer::turn("turn:example.org:3479?transport=tcp", "u", "p"))
-            .ice_server(IceServer::stun("turn:[::1]:3480"));
+            .ice_server(IceServer::stun("turn:[::1]:3480"))
+            .ice_server(IceServer::turn("turn:example.org?transport=sctp", "u", "p"));
         let servers: Vec<_> = config.turn_servers().collect();
-        assert_eq!(
-            servers[0],
-            Ok(TurnServer { address: "127.0.0.1:3478".into(), username: "u".into(), credential: "p".into() })
-        );
-        assert!(servers[1].as_ref().is_err_and(|e| e.contains("UDP")));
-        assert!(servers[2].as_ref().is_err_and(|e| e.contains("UDP")));
+        let server = |address: &str, transport| TurnServer {
+            address: address.into(),
+            transport,
+            username: "u".into(),
+            credential: "p".into(),
+        };
+        assert_eq!(servers[0], Ok(server("127.0.0.1:3478", TurnTransport::Udp)));
+        assert!(servers[1].as_ref().is_err_and(|e| e.contains("TLS is not supported")));
+        assert_eq!(servers[2], Ok(server("example.org:3479", TurnTransport::Tcp)));
         assert!(servers[3].as_ref().is_err_and(|e| e.contains("credential")));
-        assert_eq!(servers.len(), 4);
+        assert!(servers[4].as_ref().is_err_and(|e| e.contains("transport=sctp")));
+        assert_eq!(servers.len(), 5);
         assert_eq!(config.stun_servers().count(), 0);
     }
 

@@ -176,6 +176,9 @@ impl Engine {
             for socket in 0..group.sockets.len() {
                 read_socket(group, socket, peers, mesh, clock, buf, stats, relay_only);
             }
+            for (peer, relayed, data) in group.relay_read_tcp(stats) {
+                route(group, peers, mesh, clock, stats, peer, relayed, &data);
+            }
         }
         for (peer, c) in peers.iter_mut() {
             if let Some(group) = groups.iter_mut().find(|g| g.serves(layout, *peer)) {

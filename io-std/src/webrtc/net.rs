@@ -120,8 +120,8 @@ impl SocketGroup {
                         socket,
                         locals[socket],
                         addr,
-                        &server.username,
-                        &server.credential,
+                        server.transport,
+                        (&server.username, &server.credential),
                     ));
                     break;
                 }
@@ -182,6 +182,25 @@ impl SocketGroup {
             }
         });
         Some(out)
+    }
+
+    /// Reads the relays that reach their server over TCP; the peer datagrams they carried are
+    /// returned as [`relay_receive`](Self::relay_receive) returns them.
+    pub(crate) fn relay_read_tcp(
+        &mut self,
+        stats: &mut EngineStats,
+    ) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        for relay in &mut self.relays {
+            let Some(udp) = self.sockets.get(relay.socket) else { continue };
+            let relayed = relay.relayed();
+            relay.read_tcp(udp, stats, |peer, data| {
+                if let Some(relayed) = relayed {
+                    out.push((peer, relayed, data.to_vec()));
+                }
+            });
+        }
+        out
     }
 
     /// When the next relay timer is due.

@@ -1,28 +1,148 @@
-//! A TURN relay (RFC 8656) for one of the engine's sockets: `turn-client-proto`'s sans-IO UDP
+//! A TURN relay (RFC 8656) for one of the engine's sockets: `turn-client-proto`'s sans-IO
 //! client allocates a relayed address with long-term credentials, refreshes it, installs
 //! permissions and channels, and wraps what str0m sends from the relayed address in Send
 //! indications or ChannelData; what the server relays back comes out as datagrams from the
-//! remote peer to the relayed address. This module only moves bytes and time in and out.
+//! remote peer to the relayed address. The client reaches its server over the engine's UDP
+//! socket, or (`?transport=tcp`) over a TCP connection of its own (RFC 8656 §3.1: the same
+//! messages, ChannelData padded, framed by their lengths), which this module keeps
+//! non-blocking with a bounded backlog. This module only moves bytes and time in and out.
 
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
-use std::net::UdpSocket;
+use std::io::{self, ErrorKind, Read as _, Write as _};
+use std::net::{TcpStream, UdpSocket};
 use std::time::Instant as StdInstant;
 
 use turn_client_proto::api::{TurnClientApi, TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
+use turn_client_proto::client::TurnClient;
 use turn_client_proto::stun::Instant as TurnInstant;
 use turn_client_proto::stun::agent::Transmit;
 use turn_client_proto::stun::types::TransportType;
 use turn_client_proto::stun::types::attribute::ErrorCode;
 use turn_client_proto::stun::types::message::{Message, MessageClass};
+use turn_client_proto::tcp::TurnClientTcp;
 use turn_client_proto::types::TurnCredentials;
 use turn_client_proto::udp::TurnClientUdp;
 
 use super::EngineStats;
+use super::config::TurnTransport;
 
 /// Peers one relay installs permissions for; beyond, a remote's candidates are not permitted
 /// (a hostile peer signalling thousands of addresses cannot make us flood the server).
 const MAX_PERMISSIONS: usize = 64;
+
+/// Bytes of TURN frames a TCP link holds while the kernel's send buffer is full; beyond, a
+/// frame is dropped whole (never cut, which would break the framing), as a full UDP socket
+/// drops a datagram.
+const MAX_TCP_BACKLOG: usize = 256 * 1024;
+
+/// How long connecting to a TURN server over TCP may take (an unreachable server is reported
+/// then, like a silent UDP one).
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bytes read from a TCP link in one drive, so that one busy relay leaves the others a turn.
+const MAX_TCP_READ_PER_DRIVE: usize = 256 * 1024;
+
+/// A TCP connection to a TURN server, non-blocking from its first byte.
+struct TcpLink {
+    stream: TcpStream,
+    /// Our end of it: the TURN client's local address.
+    local: SocketAddr,
+    connected: bool,
+    /// The server closed the connection.
+    closed: bool,
+    /// Frames (the first maybe partly written) waiting for room in the kernel's buffer.
+    backlog: Vec<u8>,
+}
+
+impl TcpLink {
+    /// Starts connecting from `local_ip` (the engine's address of that family) to `server`.
+    fn connect(local_ip: IpAddr, server: SocketAddr) -> io::Result<Self> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(server),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.bind(&SocketAddr::new(local_ip, 0).into())?;
+        socket.set_nonblocking(true)?;
+        // ICE checks and SCTP are latency-bound; Nagle would hold them back.
+        socket.set_tcp_nodelay(true)?;
+        // A non-blocking connect reports "in progress" (an error kind std names only on
+        // nightly); the outcome then comes from `SO_ERROR`. Errors known at once are returned.
+        match socket.connect(&server.into()) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionRefused
+                        | ErrorKind::NetworkUnreachable
+                        | ErrorKind::HostUnreachable
+                        | ErrorKind::AddrNotAvailable
+                        | ErrorKind::PermissionDenied
+                        | ErrorKind::InvalidInput
+                ) =>
+            {
+                return Err(e);
+            }
+            Ok(()) | Err(_) => {}
+        }
+        let stream = TcpStream::from(socket);
+        let local = stream.local_addr()?;
+        Ok(Self { stream, local, connected: false, closed: false, backlog: Vec::new() })
+    }
+
+    /// Whether the connection is up; `Err` once it failed.
+    fn poll_connected(&mut self) -> io::Result<bool> {
+        if self.closed {
+            return Err(io::Error::new(ErrorKind::ConnectionReset, "the server closed the connection"));
+        }
+        if !self.connected {
+            if let Some(e) = self.stream.take_error()? {
+                return Err(e);
+            }
+            match self.stream.peer_addr() {
+                Ok(_) => self.connected = true,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            self.write_backlog();
+        }
+        Ok(true)
+    }
+
+    /// Writes what the kernel takes of the backlog.
+    fn write_backlog(&mut self) {
+        while self.connected && !self.backlog.is_empty() {
+            match self.stream.write(&self.backlog) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drop(self.backlog.drain(..n)),
+            }
+        }
+    }
+
+    /// Queues one whole frame (or drops it whole when the backlog is full); false if dropped.
+    fn send(&mut self, frame: &[u8]) -> bool {
+        if self.closed {
+            return false;
+        }
+        self.write_backlog();
+        if self.connected && self.backlog.is_empty() {
+            match self.stream.write(frame) {
+                Ok(n) if n == frame.len() => return true,
+                Ok(n) => {
+                    self.backlog.extend_from_slice(&frame[n..]);
+                    return true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return false,
+            }
+        }
+        if self.backlog.len() + frame.len() > MAX_TCP_BACKLOG {
+            return false;
+        }
+        self.backlog.extend_from_slice(frame);
+        true
+    }
+}
 
 /// How an allocation ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +157,11 @@ pub(crate) enum RelayState {
 
 /// One allocation on one TURN server, over one of the group's sockets.
 pub(crate) struct TurnRelay {
-    client: TurnClientUdp,
+    client: TurnClient,
+    /// The TCP connection to the server; `None` when the client speaks over the UDP socket.
+    tcp: Option<TcpLink>,
+    /// Why the TCP connection could not even be started, reported by the first drive.
+    link_error: Option<String>,
     /// Index of the socket in its group.
     pub(crate) socket: usize,
     pub(crate) server: SocketAddr,
@@ -54,15 +178,16 @@ pub(crate) struct TurnRelay {
 }
 
 impl TurnRelay {
-    /// Starts allocating on `server` from the socket bound to `local`. Requests are retried
-    /// 0.2, 0.6, 1.4 and 3 s after the first and given up 1.6 s after the last, so an
-    /// unreachable server is reported within 5 s.
+    /// Starts allocating on `server` from the socket bound to `local` (UDP), or over a new TCP
+    /// connection from its address. UDP requests are retried 0.2, 0.6, 1.4 and 3 s after the
+    /// first and given up 1.6 s after the last, so an unreachable server is reported within
+    /// 5 s; a TCP connection gets as long to come up.
     pub(crate) fn allocate(
         socket: usize,
         local: SocketAddr,
         server: SocketAddr,
-        user: &str,
-        password: &str,
+        transport: TurnTransport,
+        (user, password): (&str, &str),
     ) -> Self {
         let mut config = TurnConfig::new(TurnCredentials::new(user, password));
         config.set_request_retransmits(
@@ -72,8 +197,24 @@ impl TurnRelay {
             Duration::from_millis(1600),
         );
         let epoch = StdInstant::now();
+        let (client, tcp, link_error) = match transport {
+            TurnTransport::Udp => {
+                (TurnClient::Udp(TurnClientUdp::allocate(local, server, config)), None, None)
+            }
+            TurnTransport::Tcp => match TcpLink::connect(local.ip(), server) {
+                Ok(link) => {
+                    (TurnClient::Tcp(TurnClientTcp::allocate(link.local, server, config)), Some(link), None)
+                }
+                Err(e) => {
+                    let client = TurnClient::Udp(TurnClientUdp::allocate(local, server, config));
+                    (client, None, Some(format!("TURN server {server} over TCP: {e}")))
+                }
+            },
+        };
         Self {
-            client: TurnClientUdp::allocate(local, server, config),
+            client,
+            tcp,
+            link_error,
             socket,
             server,
             state: RelayState::Allocating,
@@ -106,6 +247,14 @@ impl TurnRelay {
     /// returns the state when it changed.
     pub(crate) fn drive(&mut self, socket: &UdpSocket, stats: &mut EngineStats) -> Option<RelayState> {
         if matches!(self.state, RelayState::Failed(_)) {
+            return None;
+        }
+        if let Some(reason) = self.link_failure() {
+            self.state = RelayState::Failed(reason);
+            return Some(self.state.clone());
+        }
+        if self.tcp.as_ref().is_some_and(|link| !link.connected) {
+            // Nothing is sent before the connection is up; the client's timers wait with it.
             return None;
         }
         let now = self.now();
@@ -143,6 +292,21 @@ impl TurnRelay {
         changed
     }
 
+    /// Why the TCP connection to the server failed (or never came up in time), if it did.
+    fn link_failure(&mut self) -> Option<String> {
+        if let Some(reason) = self.link_error.take() {
+            return Some(reason);
+        }
+        let server = self.server;
+        let link = self.tcp.as_mut()?;
+        match link.poll_connected() {
+            Ok(true) => None,
+            Ok(false) if self.epoch.elapsed() < TCP_CONNECT_TIMEOUT => None,
+            Ok(false) => Some(format!("TURN server {server} over TCP: no connection within 5 s")),
+            Err(e) => Some(format!("TURN server {server} over TCP: {e}")),
+        }
+    }
+
     /// Why no allocation was made: the server's last error response, or its silence.
     fn refusal(&self) -> String {
         match &self.last_refusal {
@@ -161,8 +325,49 @@ impl TurnRelay {
         // A transmit per request or refresh: a handful at a time.
         for _ in 0..64 {
             let Some(t) = self.client.poll_transmit(now) else { break };
-            if socket.send_to(t.data.as_ref(), t.to).is_ok() {
+            if self.send_frame(t.data.as_ref(), socket) {
                 stats.turn_datagrams_sent += 1;
+            }
+        }
+    }
+
+    /// Sends one message or ChannelData to the server over the client's transport.
+    fn send_frame(&mut self, frame: &[u8], socket: &UdpSocket) -> bool {
+        match &mut self.tcp {
+            Some(link) => link.send(frame),
+            None => socket.send_to(frame, self.server).is_ok(),
+        }
+    }
+
+    /// Reads what the server sent over TCP (a bounded amount) and hands it to
+    /// [`receive`](Self::receive); the connection closing ends the allocation. Nothing for a
+    /// relay over UDP, whose datagrams come through the engine's socket.
+    pub(crate) fn read_tcp(
+        &mut self,
+        socket: &UdpSocket,
+        stats: &mut EngineStats,
+        mut deliver: impl FnMut(SocketAddr, &[u8]),
+    ) {
+        let mut buf = [0u8; 4096];
+        let mut read = 0;
+        while read < MAX_TCP_READ_PER_DRIVE && !matches!(self.state, RelayState::Failed(_)) {
+            let Some(link) = self.tcp.as_mut().filter(|l| l.connected) else { return };
+            let local = link.local;
+            match link.stream.read(&mut buf) {
+                // An empty read tells the client the connection is gone.
+                Ok(n) => {
+                    read += n.max(1);
+                    if n == 0 {
+                        // Reported by the next drive, as any failure of the link.
+                        link.closed = true;
+                    }
+                    self.receive(local, &buf[..n], socket, stats, &mut deliver);
+                    if n == 0 {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return,
             }
         }
     }
@@ -189,8 +394,8 @@ impl TurnRelay {
                 }
             }
         }
-        let transmit =
-            Transmit { data: datagram, transport: TransportType::Udp, from: self.server, to: local };
+        let transport = if self.tcp.is_some() { TransportType::Tcp } else { TransportType::Udp };
+        let transmit = Transmit { data: datagram, transport, from: self.server, to: local };
         match self.client.recv(transmit, now) {
             TurnRecvRet::PeerData(data) => {
                 stats.turn_datagrams_received += 1;
@@ -243,7 +448,7 @@ impl TurnRelay {
         }
         if let Ok(Some(transmit)) = self.client.send_to(TransportType::Udp, peer, data, now) {
             let transmit = transmit.build();
-            if socket.send_to(&transmit.data, transmit.to).is_ok() {
+            if self.send_frame(&transmit.data, socket) {
                 stats.datagrams_sent += 1;
                 stats.relayed_datagrams_sent += 1;
                 stats.bytes_sent += transmit.data.len() as u64;
