@@ -255,3 +255,24 @@ fn wrong_credentials_unreachable_server_and_refused_allocation_fail_in_bounded_t
     assert!(why.contains("refused: 486"), "{why}");
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+/// Without `relay_only` a peer goes on with its host candidates when its allocation fails,
+/// but the failure is reported at once, not after ICE gave up (21.5 s).
+#[test]
+fn a_failed_allocation_is_reported_at_once_while_other_candidates_go_on() {
+    let coturn = Coturn::start(&[]);
+    let config = relay_config(&coturn.url(), "wrong").relay_only(false);
+    let mut a = WebRtcMultiplayerPeer::new(config);
+    a.create_mesh(id(1), &[]).unwrap();
+    let started = Instant::now();
+    a.add_peer(id(2), 1).unwrap();
+    while a.stats().turn_failures == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "not reported: {:?}", a.stats());
+        a.poll().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let why = a.stats().last_error.clone().unwrap_or_default();
+    eprintln!("reported after {:?}: {why}", started.elapsed());
+    assert!(why.contains("refused: 401"), "{why}");
+    assert!(a.has_peer(id(2)), "the peer is still connecting, on its host candidate");
+}

@@ -88,7 +88,7 @@ pub struct WebRtcConfig {
     /// addresses of the interfaces the game should be reachable on; `0.0.0.0` is refused since
     /// a wildcard is no candidate.
     pub local_ips: Vec<IpAddr>,
-    /// STUN (used) and TURN (accepted, unused) servers.
+    /// STUN and TURN servers (see [`IceServer`]).
     pub ice_servers: Vec<IceServer>,
     /// Bytes the data channels of one peer may hold unacknowledged (str0m's
     /// `sctp_max_buffered_amount`); messages beyond wait in the adapter's outbox.

@@ -23,6 +23,11 @@ use crate::Clock;
 const MAX_OUTPUTS_PER_DRIVE: usize = 100_000;
 /// `a=max-message-size` absent means 64 KiB (RFC 8841 §6).
 const DEFAULT_REMOTE_MAX_MESSAGE: usize = 65_536;
+/// How long a peer that never connected may stay with every candidate pair failed before it
+/// is reported failed (`RTCPeerConnectionState` "failed"): room for a candidate trickling in
+/// late, which str0m would check at once. Pairs fail only after their checks ran out
+/// ([`IceTiming`](super::IceTiming)), 18.75 s with the defaults.
+const ICE_FAILED_GRACE: Duration = Duration::from_secs(3);
 
 /// The engine side of one remote peer.
 pub(crate) struct PeerConnection {
@@ -54,6 +59,8 @@ pub(crate) struct PeerConnection {
     /// (a relayed local address when it goes through our TURN allocation).
     pub(crate) path: Option<(SocketAddr, SocketAddr)>,
     connected: bool,
+    /// Since when ICE has had no candidate pair left to try, before the first connection.
+    unreachable_since: Option<StdInstant>,
     /// The connection ended (failed, closed by either side); the mesh was told.
     pub(crate) finished: bool,
 }
@@ -173,6 +180,7 @@ impl PeerConnection {
             timeout: now,
             path: None,
             connected: false,
+            unreachable_since: None,
             finished: false,
         };
         if offerer {
@@ -333,7 +341,7 @@ impl PeerConnection {
 
     /// When [`drive`](Self::drive) is due at the latest.
     pub(crate) fn next_timeout(&self) -> StdInstant {
-        self.timeout
+        self.unreachable_since.map_or(self.timeout, |since| self.timeout.min(since + ICE_FAILED_GRACE))
     }
 
     /// Offers held messages (and the datagrams parked behind them) again, runs str0m's
@@ -360,6 +368,12 @@ impl PeerConnection {
         }
         let now = StdInstant::now();
         if now >= self.timeout && self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.fail(mesh, clock);
+            return;
+        }
+        if self.unreachable_since.is_some_and(|since| now >= since + ICE_FAILED_GRACE) {
+            stats.ice_failures += 1;
+            stats.last_error = Some(format!("peer {}: ICE failed: no candidate pair works", self.peer));
             self.fail(mesh, clock);
             return;
         }
@@ -488,6 +502,11 @@ impl PeerConnection {
                 self.finished = true;
                 self.emit(mesh, clock, EngineEvent::State { peer, state: ConnectionState::Disconnected });
             }
+            // Every pair failed; a new candidate brings ICE back to checking.
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.unreachable_since.get_or_insert_with(StdInstant::now);
+            }
+            Event::IceConnectionStateChange(_) => self.unreachable_since = None,
             Event::ChannelOpen(id, _label) => {
                 if let Some(stream) = self.rtc.direct_api().sctp_stream_id_by_channel_id(id) {
                     self.open.insert(id, stream);

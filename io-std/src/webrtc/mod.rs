@@ -28,16 +28,24 @@
 //!   [`MAX_PARKED_DATAGRAMS`] of them, then are dropped as a full socket buffer would drop
 //!   them (SCTP retransmits), counted in [`EngineStats::parked_drops`].
 //! * A peer that vanishes without closing is reported disconnected once ICE gives up on it
-//!   ([`WebRtcConfig::ice_timing`]: 21.5 s by default, never under 15 s with str0m).
+//!   ([`WebRtcConfig::ice_timing`]: 21.5 s by default, never under 15 s with str0m). A peer
+//!   that never connects because every candidate pair failed (no path, say a symmetric NAT
+//!   and no relay) fails 3 s after the last pair did ([`EngineStats::ice_failures`], and
+//!   [`EngineStats::last_error`]), 21.75 s after its creation with the default timing; Godot
+//!   drops such a peer (`STATE_FAILED`) too. There is no ICE restart, as Godot's
+//!   `WebRTCPeerConnection` has none: the game reconnects through signalling, removing the
+//!   peer and adding it again (`remove_peer`, `add_peer`), which negotiates anew.
 //! * ICE servers, all asked at once when the sockets are bound: `stun:` servers for our mapped
 //!   address (one Binding request per shared socket, retried, given up after 3.5 s), signalled
-//!   as a server-reflexive candidate; `turn:` servers (UDP, long-term credentials) for a relayed
+//!   as a server-reflexive candidate; `turn:` servers (UDP or TCP to the server, long-term
+//!   credentials; not `turns:`) for a relayed
 //!   address (`turn-client-proto`, sans-IO: Allocate, Refresh, CreatePermission, ChannelBind,
 //!   Send/Data indications and ChannelData), signalled as a relay candidate, so that peers
 //!   behind symmetric NATs reach each other through the relay. An allocation that fails (wrong
 //!   credentials, refused, no answer within 5 s) is counted in [`EngineStats::turn_failures`]
-//!   and its reason kept in [`EngineStats::last_error`]; with [`WebRtcConfig::relay_only`] the
-//!   peers then fail at once.
+//!   and its reason kept in [`EngineStats::last_error`] at once; with
+//!   [`WebRtcConfig::relay_only`] the peers then fail at once, otherwise they go on with their
+//!   host and server-reflexive candidates.
 //! * mDNS `.local` candidates from browsers cannot be resolved (str0m has none); such
 //!   connections rely on peer-reflexive discovery from the browser's own checks.
 
@@ -94,6 +102,9 @@ pub struct EngineStats {
     /// Peer datagrams sent through a TURN relay (Send indications, ChannelData); also counted
     /// in `datagrams_sent`.
     pub relayed_datagrams_sent: u64,
+    /// Peers that never connected because every candidate pair failed (Godot's
+    /// `WebRTCPeerConnection` state `STATE_FAILED`).
+    pub ice_failures: u64,
     /// TURN allocations that failed (refused, wrong credentials, no answer).
     pub turn_failures: u64,
     /// The last error that kept a peer connection from being created.

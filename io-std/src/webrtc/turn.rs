@@ -43,14 +43,35 @@ const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes read from a TCP link in one drive, so that one busy relay leaves the others a turn.
 const MAX_TCP_READ_PER_DRIVE: usize = 256 * 1024;
 
+/// The largest frame a TURN server sends on a stream: ChannelData of 64 KiB, padded.
+const MAX_TCP_FRAME: usize = 4 + 65_535 + 3;
+
+/// The next whole frame at the start of a TURN stream: (its length with padding, the length of
+/// the STUN message or ChannelData in it); `Ok(None)` until it is all there; `Err` for bytes
+/// that start neither (RFC 8656 §12: the top two bits tell them apart).
+fn stream_frame(bytes: &[u8]) -> Result<Option<(usize, usize)>, ()> {
+    let (Some(first), Some(length)) = (bytes.first(), bytes.get(2..4)) else { return Ok(None) };
+    let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
+    let (content, total) = match first >> 6 {
+        // A STUN message: a 20-byte header, a length that is a multiple of 4.
+        0 => (20 + length, 20 + length),
+        // ChannelData: a 4-byte header, padded to 4 bytes on streams.
+        1 => (4 + length, (4 + length + 3) & !3),
+        _ => return Err(()),
+    };
+    Ok((bytes.len() >= total).then_some((total, content)))
+}
+
 /// A TCP connection to a TURN server, non-blocking from its first byte.
 struct TcpLink {
     stream: TcpStream,
     /// Our end of it: the TURN client's local address.
     local: SocketAddr,
     connected: bool,
-    /// The server closed the connection.
-    closed: bool,
+    /// Why the connection is over (the server closed it, or sent what is no TURN frame).
+    ended: Option<&'static str>,
+    /// Bytes read but not yet a whole frame.
+    incoming: Vec<u8>,
     /// Frames (the first maybe partly written) waiting for room in the kernel's buffer.
     backlog: Vec<u8>,
 }
@@ -87,13 +108,13 @@ impl TcpLink {
         }
         let stream = TcpStream::from(socket);
         let local = stream.local_addr()?;
-        Ok(Self { stream, local, connected: false, closed: false, backlog: Vec::new() })
+        Ok(Self { stream, local, connected: false, ended: None, incoming: Vec::new(), backlog: Vec::new() })
     }
 
     /// Whether the connection is up; `Err` once it failed.
     fn poll_connected(&mut self) -> io::Result<bool> {
-        if self.closed {
-            return Err(io::Error::new(ErrorKind::ConnectionReset, "the server closed the connection"));
+        if let Some(why) = self.ended {
+            return Err(io::Error::new(ErrorKind::ConnectionReset, why));
         }
         if !self.connected {
             if let Some(e) = self.stream.take_error()? {
@@ -120,8 +141,22 @@ impl TcpLink {
     }
 
     /// Queues one whole frame (or drops it whole when the backlog is full); false if dropped.
+    /// ChannelData is padded to a multiple of 4 bytes, as streams need (RFC 8656 §12.5), which
+    /// turn-client-proto 0.7.3 leaves out.
     fn send(&mut self, frame: &[u8]) -> bool {
-        if self.closed {
+        let padding =
+            if frame.first().is_some_and(|b| b & 0xC0 == 0x40) { (4 - frame.len() % 4) % 4 } else { 0 };
+        if padding == 0 {
+            return self.send_padded(frame);
+        }
+        let mut padded = Vec::with_capacity(frame.len() + padding);
+        padded.extend_from_slice(frame);
+        padded.resize(frame.len() + padding, 0);
+        self.send_padded(&padded)
+    }
+
+    fn send_padded(&mut self, frame: &[u8]) -> bool {
+        if self.ended.is_some() {
             return false;
         }
         self.write_backlog();
@@ -253,9 +288,11 @@ impl TurnRelay {
             self.state = RelayState::Failed(reason);
             return Some(self.state.clone());
         }
-        if self.tcp.as_ref().is_some_and(|link| !link.connected) {
+        match &mut self.tcp {
             // Nothing is sent before the connection is up; the client's timers wait with it.
-            return None;
+            Some(link) if !link.connected => return None,
+            Some(link) => link.write_backlog(),
+            None => {}
         }
         let now = self.now();
         let poll = self.client.poll(now);
@@ -351,20 +388,34 @@ impl TurnRelay {
         let mut buf = [0u8; 4096];
         let mut read = 0;
         while read < MAX_TCP_READ_PER_DRIVE && !matches!(self.state, RelayState::Failed(_)) {
-            let Some(link) = self.tcp.as_mut().filter(|l| l.connected) else { return };
+            let Some(link) = self.tcp.as_mut().filter(|l| l.connected && l.ended.is_none()) else { return };
             let local = link.local;
             match link.stream.read(&mut buf) {
-                // An empty read tells the client the connection is gone.
+                // Reported by the next drive, as any failure of the link.
+                Ok(0) => {
+                    link.ended = Some("the server closed the connection");
+                    return;
+                }
                 Ok(n) => {
-                    read += n.max(1);
-                    if n == 0 {
-                        // Reported by the next drive, as any failure of the link.
-                        link.closed = true;
+                    read += n;
+                    // The client is given whole frames only, without padding: its own stream
+                    // buffer expects neither padding nor garbage, and would grow on garbage.
+                    link.incoming.extend_from_slice(&buf[..n]);
+                    loop {
+                        let Some(link) = self.tcp.as_mut() else { return };
+                        match stream_frame(&link.incoming) {
+                            Ok(Some((total, content))) => {
+                                let frame: Vec<u8> = link.incoming.drain(..total).take(content).collect();
+                                self.receive(local, &frame, socket, stats, &mut deliver);
+                            }
+                            Ok(None) => break,
+                            Err(()) => {
+                                link.ended = Some("the server sent what is no STUN message or ChannelData");
+                                return;
+                            }
+                        }
                     }
-                    self.receive(local, &buf[..n], socket, stats, &mut deliver);
-                    if n == 0 {
-                        return;
-                    }
+                    // What stays is less than one frame: under MAX_TCP_FRAME bytes.
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return,
@@ -466,5 +517,30 @@ impl TurnRelay {
             self.flush(socket, stats);
         }
         self.state = RelayState::Failed(String::from("closed"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_frames_are_cut_at_their_length_and_channel_data_padding() {
+        // A STUN message header announcing 4 bytes of attributes.
+        let mut stun = vec![0x01, 0x01, 0x00, 0x04];
+        stun.extend_from_slice(&[0; 20]);
+        assert_eq!(stream_frame(&stun), Ok(Some((24, 24))));
+        assert_eq!(stream_frame(&stun[..23]), Ok(None));
+        // ChannelData of 5 bytes: 9 with its header, 12 with the padding, which must be there.
+        let channel = [0x40, 0x00, 0x00, 0x05, 1, 2, 3, 4, 5, 0, 0, 0, 0x40];
+        assert_eq!(stream_frame(&channel), Ok(Some((12, 9))));
+        assert_eq!(stream_frame(&channel[..11]), Ok(None));
+        assert_eq!(stream_frame(&[0x40]), Ok(None));
+        // Neither (the top bits 10 or 11): the stream is broken.
+        assert_eq!(stream_frame(&[0x80, 0, 0, 0]), Err(()));
+        assert_eq!(stream_frame(&[0xC0, 0, 0, 0]), Err(()));
+        // The longest frame announced stays within the bound.
+        assert_eq!(stream_frame(&[0x7F, 0xFF, 0xFF, 0xFF]), Ok(None));
+        assert!(4 + 65_535 + 1 <= MAX_TCP_FRAME);
     }
 }
