@@ -17,6 +17,8 @@
 # Run 2 (TURN): the same peers with coturn as TURN too must connect, exchange COUNT packets on
 #   Godot's three lanes (mesh_node's rules), and report traffic sent and received through
 #   their relays; coturn's log must show the allocations.
+# Run 2b (TURN over TCP): the same pair reaching coturn over TCP (`?transport=tcp`), relay
+#   candidates only; coturn's log must show allocations over TCP.
 # Run 3 (mixed): a Rust host in lan1 meshes with headless Chromium (its own TURN client) and
 #   node-datachannel (libdatachannel's TURN client), both in lan2, all three given coturn as
 #   TURN with long-term credentials and signalled through `multipeer lobby`. The two pairs with
@@ -38,7 +40,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 BIN="$CARGO_TARGET_DIR/debug"
 COUNT="${COUNT:-100}"
 # Which runs (below) to do; all of them in CI.
-RUNS="${RUNS:-direct relayed mixed}"
+RUNS="${RUNS:-direct relayed tcp mixed}"
 NS=(mplab-pub mplab-nat1 mplab-nat2 mplab-lan1 mplab-lan2)
 WORK="$(mktemp -d /tmp/multipeer-natlab-XXXXXX)"
 LOGS="$REPO/tests/reports/nat-lab"
@@ -179,7 +181,7 @@ pair() {
     --timeout "$timeout" --local-ip 192.168.1.2 "$@" > "$dir/host.log" 2>&1 &
   local host=$!
   PIDS+=("$host")
-  for _ in $(seq 100); do grep -q '^lobby ' "$dir/host.log" && break; sleep 0.05; done
+  for _ in $(seq 100); do grep -qs '^lobby ' "$dir/host.log" && break; sleep 0.05; done
   local lobby
   lobby=$(sed -n 's/^lobby //p' "$dir/host.log")
   ip netns exec mplab-lan2 "$BIN/mesh_node" --lobby ws://10.99.0.1:9090 --join "$lobby" --peers 1 \
@@ -205,7 +207,7 @@ mixed() {
     --turn-user "$USER_NAME" --turn-password "$PASSWORD" > "$dir/rust.log" 2>&1 &
   host=$!
   PIDS+=("$host")
-  for _ in $(seq 100); do grep -q '^lobby ' "$dir/rust.log" && break; sleep 0.05; done
+  for _ in $(seq 100); do grep -qs '^lobby ' "$dir/rust.log" && break; sleep 0.05; done
   lobby=$(sed -n 's/^lobby //p' "$dir/rust.log")
   [ -n "$lobby" ] || { echo "    the Rust host created no lobby"; return 1; }
   # Godot's iceServers as a browser takes them; the page signals every candidate it gathers.
@@ -296,6 +298,22 @@ if [[ " $RUNS " == *" relayed "* ]]; then
   allocations=$(grep -c 'ALLOCATE processed, success' "$WORK/coturn.log")
   echo "    coturn: $allocations successful ALLOCATE requests"
   [ "$allocations" -ge 2 ] || fail "coturn logged $allocations allocations"
+fi
+
+if [[ " $RUNS " == *" tcp "* ]]; then
+  echo "run 2b: relay only, the clients reaching coturn over TCP"
+  pair relayed-tcp 30 --turn "turn:10.99.0.1:3478?transport=tcp" --turn-user "$USER_NAME" \
+    --turn-password "$PASSWORD" --relay-only 1 || fail "no connection through the relay over TCP"
+  for log in "$WORK/relayed-tcp/host.log" "$WORK/relayed-tcp/joiner.log"; do
+    read -r _ _ local remote <<< "$(grep '^path ' "$log")"
+    [ "${local%:*}" = 10.99.0.1 ] && [ "${remote%:*}" = 10.99.0.1 ] ||
+      fail "$(basename "$log"): relay only, yet the pair is $local -> $remote"
+    echo "    $(basename "$log" .log): relay $local -> relay $remote"
+  done
+  # Relay only, so both allocations were made; over TCP, as coturn saw both NATs connect.
+  tcp_clients=$(grep -c 'tcp or tls connected to: 10\.99\.0\.1[12]:' "$WORK/coturn.log")
+  echo "    coturn: $tcp_clients TCP connections from the NATs"
+  [ "$tcp_clients" -ge 2 ] || fail "coturn saw $tcp_clients TCP connections from the NATs"
 fi
 
 if [[ " $RUNS " == *" mixed "* ]]; then
