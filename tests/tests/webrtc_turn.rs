@@ -40,7 +40,8 @@ impl Coturn {
         Self::start_listening(&["--no-tcp"], extra)
     }
 
-    /// A server listening for clients as `listeners` say (`--no-tcp`, `--no-udp`).
+    /// A server listening for clients as `listeners` say (`--no-tcp`, `--no-udp`), on
+    /// 127.0.0.1 unless `extra` names other addresses.
     fn start_listening(listeners: &[&str], extra: &[&str]) -> Self {
         let port = free_udp_port();
         let dir = std::env::temp_dir().join(format!("multipeer-coturn-{}-{port}", std::process::id()));
@@ -48,7 +49,12 @@ impl Coturn {
         let child = Command::new("turnserver")
             .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp-relay"])
             .args(listeners)
-            .args(["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers"])
+            .args(if extra.iter().any(|a| a.starts_with("--listening-ip")) {
+                &[][..]
+            } else {
+                &["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"][..]
+            })
+            .arg("--allow-loopback-peers")
             .arg(format!("--listening-port={port}"))
             .args(["--lt-cred-mech", "--realm=multipeer.test", "--fingerprint"])
             .arg(format!("--user={USER}:{PASSWORD}"))
@@ -106,14 +112,23 @@ fn carry(from: &mut WebRtcMultiplayerPeer, to: &mut WebRtcMultiplayerPeer) -> Ve
 #[test]
 fn relay_only_peers_connect_through_coturn_on_all_three_lanes() {
     let coturn = Coturn::start(&[]);
-    relay_pair_exchanges(&coturn.url());
+    relay_pair_exchanges(&coturn.url(), &WebRtcConfig::default());
+}
+
+#[test]
+fn relay_only_peers_connect_through_an_ipv6_relay() {
+    let coturn = Coturn::start(&["--listening-ip=::1", "--relay-ip=::1"]);
+    let url = format!("turn:[::1]:{}", coturn.port);
+    let on_ipv6 = WebRtcConfig::default().local_ips(["::1".parse().unwrap()]);
+    let relayed = relay_pair_exchanges(&url, &on_ipv6);
+    assert!(relayed.iter().all(std::net::SocketAddr::is_ipv6), "{relayed:?}");
 }
 
 #[test]
 fn relay_only_peers_connect_through_coturn_over_tcp() {
     // No UDP listener: the allocations can only have been made over TCP.
     let coturn = Coturn::start_listening(&["--no-udp"], &[]);
-    relay_pair_exchanges(&coturn.tcp_url());
+    relay_pair_exchanges(&coturn.tcp_url(), &WebRtcConfig::default());
     let (took, why) = failure(relay_config(&coturn.tcp_url(), "wrong"));
     eprintln!("wrong credentials over TCP: {took:?}: {why}");
     assert!(why.contains("refused: 401"), "{why}");
@@ -127,10 +142,12 @@ fn relay_only_peers_connect_through_coturn_over_tcp() {
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
 
-/// Two relay-only peers through the TURN server at `url`: connected with relay candidates
-/// only, 20 messages per lane each way with each lane's rules, traffic through the relays.
-fn relay_pair_exchanges(url: &str) {
-    let config = relay_config(url, PASSWORD);
+/// Two relay-only peers (`base` with TURN at `url`): connected with relay candidates only, on
+/// the server's address, 20 messages per lane each way with each lane's rules, traffic
+/// through the relays. Returns the first peer's relayed addresses.
+fn relay_pair_exchanges(url: &str, base: &WebRtcConfig) -> Vec<std::net::SocketAddr> {
+    let config = base.clone().ice_server(IceServer::turn(url, USER, PASSWORD)).relay_only(true);
+    let server_ip = if url.contains("[::1]") { "::1" } else { "127.0.0.1" };
     let mut a = WebRtcMultiplayerPeer::new(config.clone());
     let mut b = WebRtcMultiplayerPeer::new(config);
     a.create_mesh(id(1), &[]).unwrap();
@@ -157,7 +174,7 @@ fn relay_pair_exchanges(url: &str) {
     assert!(!candidates.is_empty());
     for c in &candidates {
         assert!(c.contains(" typ relay"), "only relay candidates are signalled: {c}");
-        assert!(c.contains("127.0.0.1"), "{c}");
+        assert!(c.contains(&format!(" {server_ip} ")), "{c}");
     }
     let modes = [TransferMode::Reliable, TransferMode::UnreliableOrdered, TransferMode::Unreliable];
     for (lane, mode) in modes.iter().enumerate() {
@@ -207,6 +224,7 @@ fn relay_pair_exchanges(url: &str) {
         assert_eq!(s.turn_failures, 0);
     }
     assert_eq!(a.get_peer_relayed_addrs().len(), 1);
+    a.get_peer_relayed_addrs()
 }
 
 /// Adds a relay-only peer and waits until it is gone; returns how long that took and why.

@@ -21,7 +21,7 @@ use turn_client_proto::stun::types::TransportType;
 use turn_client_proto::stun::types::attribute::ErrorCode;
 use turn_client_proto::stun::types::message::{Message, MessageClass};
 use turn_client_proto::tcp::TurnClientTcp;
-use turn_client_proto::types::TurnCredentials;
+use turn_client_proto::types::{AddressFamily, TurnCredentials};
 use turn_client_proto::udp::TurnClientUdp;
 
 use super::EngineStats;
@@ -231,6 +231,11 @@ impl TurnRelay {
             5,
             Duration::from_millis(1600),
         );
+        // The relayed address is of the server's family (RFC 6156 REQUESTED-ADDRESS-FAMILY):
+        // an IPv6 server relays for IPv6 peers.
+        if server.is_ipv6() {
+            config.set_address_family(AddressFamily::IPV6);
+        }
         let epoch = StdInstant::now();
         let (client, tcp, link_error) = match transport {
             TurnTransport::Udp => {
@@ -469,7 +474,8 @@ impl TurnRelay {
     /// Lets `peer` send to us through the relay (a remote candidate, or a destination str0m
     /// wants to reach); bounded by [`MAX_PERMISSIONS`].
     pub(crate) fn permit(&mut self, peer: IpAddr, socket: &UdpSocket, stats: &mut EngineStats) {
-        if self.relayed().is_none()
+        // A relay reaches peers of its own address family only (the server would refuse).
+        if self.relayed().is_none_or(|relayed| relayed.is_ipv4() != peer.is_ipv4())
             || self.permitted.contains(&peer)
             || self.permitted.len() >= MAX_PERMISSIONS
         {

@@ -13,7 +13,8 @@
 #
 # Run 1 (no relay): the peers gather host and server-reflexive candidates (coturn as STUN) and
 #   must NOT connect: the proof that no direct path exists. The NATs' drop counters must show
-#   the direct checks that were dropped.
+#   the direct checks that were dropped, and each peer must report the ICE failure (every
+#   candidate pair failed: Godot's STATE_FAILED) before its 30 s timeout.
 # Run 2 (TURN): the same peers with coturn as TURN too must connect, exchange COUNT packets on
 #   Godot's three lanes (mesh_node's rules), and report traffic sent and received through
 #   their relays; coturn's log must show the allocations.
@@ -29,7 +30,7 @@
 #
 # usage: tests/interop/turn/nat_lab.sh [--no-install]
 # Prints `PASS nat-lab` or `FAIL nat-lab: WHY`; exits 1 on failure. Removes its namespaces and
-# stops its processes on exit (also on failure or interrupt). Bounded: about 100 s. Installs
+# stops its processes on exit (also on failure or interrupt). Bounded: about 120 s. Installs
 # nftables, coturn, chromium and nodejs (apt) and npm node-datachannel (tests/.tools/webrtc)
 # when missing.
 set -uo pipefail
@@ -262,13 +263,16 @@ started=$(date +%s)
 if [[ " $RUNS " == *" direct "* ]]; then
   echo "run 1: host and server-reflexive candidates only (coturn as STUN)"
   before=$(( $(counter 1) + $(counter 2) ))
-  if pair direct 10 --stun stun:10.99.0.1:3478; then
+  if pair direct 30 --stun stun:10.99.0.1:3478; then
     fail "the peers connected without a relay: the NATs left a direct path"
-fi
-dropped=$(( $(counter 1) + $(counter 2) - before ))
-echo "    unsolicited inbound datagrams the NATs dropped: $dropped"
-[ "$dropped" -gt 0 ] || fail "no direct check reached a NAT (nothing was dropped): the lab proves nothing"
-
+  fi
+  dropped=$(( $(counter 1) + $(counter 2) - before ))
+  echo "    unsolicited inbound datagrams the NATs dropped: $dropped"
+  [ "$dropped" -gt 0 ] || fail "no direct check reached a NAT (nothing was dropped): the lab proves nothing"
+  for log in "$WORK/direct/host.log" "$WORK/direct/joiner.log"; do
+    grep -q 'ICE failed' "$log" || fail "$(basename "$log"): the ICE failure was not reported"
+  done
+  echo "    both peers reported the ICE failure (every candidate pair failed)"
 fi
 
 if [[ " $RUNS " == *" relayed "* ]]; then

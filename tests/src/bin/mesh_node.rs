@@ -22,7 +22,8 @@
 //! * `relay sent=S received=R allocated=N` once complete: datagrams sent and received through
 //!   TURN relays, and how many relays were allocated;
 //! * `done` and exit 0 when K peers are complete; `fail REASON` and exit 1 otherwise (a lane
-//!   out of order, a duplicate, a packet on the wrong lane, a peer lost, the timeout).
+//!   out of order, a duplicate, a packet on the wrong lane, a peer lost, a peer whose ICE
+//!   failed before connecting, the timeout).
 //!
 //! The lobby's creator (id 1) stays until the K peers have left the lobby: the server closes a
 //! lobby whose host leaves, which would cut the signalling of peers still meshing with each
@@ -206,6 +207,12 @@ fn run(o: &Options) -> Result<(), String> {
             }
         }
         peer.poll().map_err(|e| e.to_string())?;
+        // A peer that never connected is dropped without an event (as in Godot); its ICE
+        // failure is counted.
+        if peer.stats().ice_failures > 0 {
+            let why = peer.stats().last_error.clone().unwrap_or_default();
+            return Err(format!("{why} ({complete} of {} peers complete)", o.peers));
+        }
         if !announced.0 {
             if let Some(name) = peer.lobby_name() {
                 say(&format!("lobby {name}"));
