@@ -121,7 +121,7 @@ fn relay_only_peers_connect_through_an_ipv6_relay() {
     let url = format!("turn:[::1]:{}", coturn.port);
     let on_ipv6 = WebRtcConfig::default().local_ips(["::1".parse().unwrap()]);
     let relayed = relay_pair_exchanges(&url, &on_ipv6);
-    assert!(relayed.iter().all(std::net::SocketAddr::is_ipv6), "{relayed:?}");
+    assert!(relayed.iter().all(core::net::SocketAddr::is_ipv6), "{relayed:?}");
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn relay_only_peers_connect_through_coturn_over_tcp() {
 /// Two relay-only peers (`base` with TURN at `url`): connected with relay candidates only, on
 /// the server's address, 20 messages per lane each way with each lane's rules, traffic
 /// through the relays. Returns the first peer's relayed addresses.
-fn relay_pair_exchanges(url: &str, base: &WebRtcConfig) -> Vec<std::net::SocketAddr> {
+fn relay_pair_exchanges(url: &str, base: &WebRtcConfig) -> Vec<core::net::SocketAddr> {
     let config = base.clone().ice_server(IceServer::turn(url, USER, PASSWORD)).relay_only(true);
     let server_ip = if url.contains("[::1]") { "::1" } else { "127.0.0.1" };
     let mut a = WebRtcMultiplayerPeer::new(config.clone());
