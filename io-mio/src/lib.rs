@@ -72,6 +72,8 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod client;
 mod clock;
 mod error;
@@ -91,6 +93,8 @@ mod websocket;
 pub use multipeer_std::tls;
 
 pub use client::{Client, ClientOptions, CoreClient};
+#[cfg(feature = "cluster")]
+pub use cluster::{ClusterLink, ClusterLinkStatus, ClusterOptions, LEASE_AGE};
 pub use clock::Clock;
 pub use error::{BindError, ConnectError, TransportError, TransportFailure};
 pub use listen::{ListenAddr, bind_all};

@@ -139,6 +139,25 @@ impl fmt::Display for ClusterDecodeError {
 
 impl core::error::Error for ClusterDecodeError {}
 
+/// The broker subject of room `name` in cluster `cluster`: `mp.<cluster>.room.r<hex(name)>`
+/// (room names may hold `.`, the NATS token separator, so the name is hex-encoded).
+#[must_use]
+pub fn room_subject(cluster: &str, name: &str) -> alloc::string::String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut subject = alloc::format!("mp.{cluster}.room.r");
+    for b in name.bytes() {
+        subject.push(char::from(HEX[usize::from(b >> 4)]));
+        subject.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    subject
+}
+
+/// The broker subject every instance of `cluster` receives (heartbeats): `mp.<cluster>.node`.
+#[must_use]
+pub fn node_subject(cluster: &str) -> alloc::string::String {
+    alloc::format!("mp.{cluster}.node")
+}
+
 /// Whether `peer` is an id node `index` may have drawn.
 #[must_use]
 pub fn peer_of_node(peer: PeerId, index: u8) -> bool {

@@ -464,6 +464,10 @@ impl<R: CryptoRng> Server<R> {
     /// When the cluster's next timer is due: a heartbeat, or another instance's deadline.
     pub(super) fn cluster_timeout(&self) -> Option<Instant> {
         let c = self.cluster.as_ref()?;
+        if !c.outbox.is_empty() {
+            // Messages wait for the broker: the adapter must not sleep before taking them.
+            return Some(self.now);
+        }
         let deadline = c.config.failure_deadline;
         let expiry = c.nodes.values().filter(|n| n.alive).map(|n| n.last_seen + deadline).min();
         crate::time::earliest(c.next_heartbeat, expiry)
