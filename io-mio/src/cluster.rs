@@ -305,7 +305,9 @@ async fn link(
                 Some(Command::Shutdown) | None => break,
             },
             _ = renewal.tick() => {
-                if !lease.renew(&options).await {
+                // Bounded: with the broker away the request would wait for its own timeout.
+                let renewed = tokio::time::timeout(LEASE_RENEWAL, lease.renew(&options)).await;
+                if renewed == Ok(false) {
                     if incoming.send(Incoming::LeaseLost).await.is_ok() {
                         waker.wake();
                     }
@@ -316,9 +318,13 @@ async fn link(
     for task in subscriptions.into_values() {
         task.abort();
     }
-    // Free the index at once for a restart, rather than after the age limit.
-    let _ = lease.store.delete(lease.key()).await;
-    let _ = client.flush().await;
+    // Free the index at once for a restart, rather than after the age limit; bounded, as the
+    // broker may be away (the age limit frees it then).
+    let release = async {
+        let _ = lease.store.delete(lease.key()).await;
+        let _ = client.flush().await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), release).await;
 }
 
 /// Hands each message of `subscriber` to the loop; waits (and so lets NATS see a slow consumer)

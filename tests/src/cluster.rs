@@ -4,7 +4,7 @@
 
 use core::net::SocketAddr;
 use core::time::Duration;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -79,7 +79,6 @@ impl Nats {
         let mut pong = String::new();
         reader.read_line(&mut pong).expect("PONG");
         assert!(pong.starts_with("PONG"), "nats-server refused the message: {pong}");
-        let _ = reader.read(&mut [0; 0]);
     }
 }
 

@@ -37,7 +37,10 @@ pub fn cluster_binary() -> &'static Path {
     BINARY.get_or_init(|| {
         let built = build(Some("cluster"));
         let copy = built.with_file_name(format!("multipeer-cluster{}", std::env::consts::EXE_SUFFIX));
-        std::fs::copy(&built, &copy).expect("copy the cluster build of multipeer");
+        // Copied, then renamed over the old copy: a copy still running elsewhere keeps its file.
+        let fresh = copy.with_extension(format!("{}.new", std::process::id()));
+        std::fs::copy(&built, &fresh).expect("copy the cluster build of multipeer");
+        std::fs::rename(&fresh, &copy).expect("replace the cluster build of multipeer");
         copy
     })
 }
