@@ -64,7 +64,13 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("leave", ClusterMessage::Leave { room: "a", peer }),
         (
             "packet",
-            ClusterMessage::Packet { room: "a", from: peer, dest: PacketDest::All, seq: 0, payload: b"\x01\x02" },
+            ClusterMessage::Packet {
+                room: "a",
+                from: peer,
+                dest: PacketDest::All,
+                seq: 0,
+                payload: b"\x01\x02",
+            },
         ),
         (
             "packet-except-server",

@@ -103,7 +103,9 @@ impl ClusterLink {
     /// # Errors
     /// The broker cannot be reached, JetStream is off, or no index is free.
     pub fn start(options: ClusterOptions, wake: &Stop) -> Result<Self, String> {
-        if options.cluster.is_empty() || !options.cluster.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if options.cluster.is_empty()
+            || !options.cluster.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err("the cluster name uses ASCII letters, digits, '-' and '_'".into());
         }
         let (commands, command_rx) = mpsc::channel(CHANNEL);
@@ -269,7 +271,8 @@ async fn link(
     let mut subscriptions: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     match client.subscribe(node_subject.clone()).await {
         Ok(subscriber) => {
-            subscriptions.insert(String::new(), tokio::spawn(forward(subscriber, incoming.clone(), waker.clone())));
+            subscriptions
+                .insert(String::new(), tokio::spawn(forward(subscriber, incoming.clone(), waker.clone())));
         }
         Err(e) => {
             let _ = ready.send(Err(format!("cannot subscribe to {node_subject}: {e}")));
@@ -307,10 +310,8 @@ async fn link(
             _ = renewal.tick() => {
                 // Bounded: with the broker away the request would wait for its own timeout.
                 let renewed = tokio::time::timeout(LEASE_RENEWAL, lease.renew(&options)).await;
-                if renewed == Ok(false) {
-                    if incoming.send(Incoming::LeaseLost).await.is_ok() {
-                        waker.wake();
-                    }
+                if renewed == Ok(false) && incoming.send(Incoming::LeaseLost).await.is_ok() {
+                    waker.wake();
                 }
             }
         }
@@ -376,8 +377,9 @@ impl Lease {
             Ok(_) => jetstream.get_key_value(bucket.as_str()).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        let store = opened
-            .map_err(|e| format!("cannot open the lease bucket {bucket} (JetStream on? nats-server -js): {e}"))?;
+        let store = opened.map_err(|e| {
+            format!("cannot open the lease bucket {bucket} (JetStream on? nats-server -js): {e}")
+        })?;
         let candidates: Vec<u8> = match options.node_index {
             Some(k) if k < MAX_NODES => vec![k],
             Some(k) => return Err(format!("node index {k} is not below {MAX_NODES}")),

@@ -72,10 +72,10 @@
 #![forbid(unsafe_code)]
 
 mod accept;
-#[cfg(feature = "cluster")]
-mod cluster;
 mod client;
 mod clock;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod error;
 mod listen;
 mod lobby;
@@ -93,9 +93,9 @@ mod websocket;
 pub use multipeer_std::tls;
 
 pub use client::{Client, ClientOptions, CoreClient};
+pub use clock::Clock;
 #[cfg(feature = "cluster")]
 pub use cluster::{ClusterLink, ClusterLinkStatus, ClusterOptions, LEASE_AGE};
-pub use clock::Clock;
 pub use error::{BindError, ConnectError, TransportError, TransportFailure};
 pub use listen::{ListenAddr, bind_all};
 pub use lobby::{CoreLobby, Lobby, LobbyOptions, LobbyStats};

@@ -71,8 +71,11 @@ impl Nats {
         let mut info = String::new();
         reader.read_line(&mut info).expect("INFO");
         assert!(info.starts_with("INFO"), "{info}");
-        let mut out = format!("CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nPUB {subject} {}\r\n", payload.len())
-            .into_bytes();
+        let mut out = format!(
+            "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nPUB {subject} {}\r\n",
+            payload.len()
+        )
+        .into_bytes();
         out.extend_from_slice(payload);
         out.extend_from_slice(b"\r\nPING\r\n");
         stream.write_all(&out).expect("publish");

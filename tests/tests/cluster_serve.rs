@@ -138,13 +138,18 @@ fn a_room_spread_over_three_instances_is_one_world_in_per_sender_order_without_l
     let mut a3 = Player::join(on(2), "/a");
     let mut b = Player::join(on(1), "/b");
     for (player, k) in [(&a0, 0), (&a1, 0), (&a2, 1), (&a3, 2)] {
-        assert_eq!(player.id.get() as u32 % 64, instances[k].1, "ids are drawn in the instance's residue class");
+        assert_eq!(
+            player.id.get() as u32 % 64,
+            instances[k].1,
+            "ids are drawn in the instance's residue class"
+        );
     }
     let ids = [a0.id, a1.id, a2.id, a3.id];
     {
         let mut players = [&mut a0, &mut a1, &mut a2, &mut a3, &mut b];
         settle(&mut players, "every member of /a sees the three others, /b sees none of them", |p| {
-            (0..4).all(|i| p[i].peers == set(&ids.iter().copied().filter(|&x| x != ids[i]).collect::<Vec<_>>()))
+            (0..4)
+                .all(|i| p[i].peers == set(&ids.iter().copied().filter(|&x| x != ids[i]).collect::<Vec<_>>()))
                 && p[4].peers == set(&[])
         });
     }
@@ -161,7 +166,10 @@ fn a_room_spread_over_three_instances_is_one_world_in_per_sender_order_without_l
     });
     eprintln!("{} deliveries settled {:?} after the last send", 4 * 3 * u32::from(COUNT), started.elapsed());
     assert!(players[4].got.is_empty(), "nothing of /a reached /b");
-    assert!(!players[2].from(ids[0]).iter().any(|d| d.starts_with(b"direct")), "a direct packet went to its target only");
+    assert!(
+        !players[2].from(ids[0]).iter().any(|d| d.starts_with(b"direct")),
+        "a direct packet went to its target only"
+    );
     for (serve, _) in instances {
         let (status, _) = serve.stop();
         assert_eq!(status.dropped, 0, "no instance dropped a packet");
@@ -241,7 +249,9 @@ fn forged_and_malformed_broker_messages_crash_nothing_and_change_nothing() {
     let mut p0 = Player::join(&s0, "/a");
     let mut p1 = Player::join(&s1, "/a");
     let (i0, i1) = (p0.id, p1.id);
-    settle(&mut [&mut p0, &mut p1], "both see each other", |p| p[0].peers == set(&[i1]) && p[1].peers == set(&[i0]));
+    settle(&mut [&mut p0, &mut p1], "both see each other", |p| {
+        p[0].peers == set(&[i1]) && p[1].peers == set(&[i0])
+    });
 
     let room = multipeer::peer::cluster::room_subject("multipeer", "a");
     let node = multipeer::peer::cluster::node_subject("multipeer");

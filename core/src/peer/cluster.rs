@@ -264,7 +264,9 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeStamp, ClusterMessage<'_>), ClusterDe
             let dest = match r.u8()? {
                 DEST_ONE => PacketDest::One(r.any_peer()?),
                 // Godot's −1, "everyone but the server", excludes peer 1.
-                DEST_ALL_EXCEPT => PacketDest::AllExcept(PeerId::new(r.u32()?).ok_or(ClusterDecodeError::BadPeer)?),
+                DEST_ALL_EXCEPT => {
+                    PacketDest::AllExcept(PeerId::new(r.u32()?).ok_or(ClusterDecodeError::BadPeer)?)
+                }
                 DEST_ALL => PacketDest::All,
                 _ => return Err(ClusterDecodeError::UnknownKind),
             };
@@ -395,7 +397,8 @@ mod tests {
     #[test]
     fn claimed_lengths_are_bounded_before_use() {
         let mut out = Vec::new();
-        let message = ClusterMessage::Packet { room: "a", from: peer(67), dest: PacketDest::All, seq: 0, payload: b"" };
+        let message =
+            ClusterMessage::Packet { room: "a", from: peer(67), dest: PacketDest::All, seq: 0, payload: b"" };
         encode(STAMP, &message, &mut out).unwrap();
         let at = out.len() - 4;
         out[at..].copy_from_slice(&u32::MAX.to_le_bytes());

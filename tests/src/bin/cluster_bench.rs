@@ -11,7 +11,7 @@
 use core::time::Duration;
 use std::time::Instant;
 
-use multipeer::peer::{Event, PeerId, Target};
+use multipeer::peer::{Event, Target};
 use multipeer_std::WebSocketMultiplayerPeer;
 use multipeer_tests::cluster::Nats;
 use multipeer_tests::hostile::serve::{Serve, cluster_binary};
@@ -50,6 +50,25 @@ struct Result {
     deliveries_per_second: f64,
 }
 
+/// Reads every receiver; records the latency of timed packets when `t0` is given; returns how
+/// many packets arrived.
+fn drain(receivers: &mut [Client], latencies: &mut Vec<f64>, t0: Option<Instant>) -> u64 {
+    let mut received = 0;
+    for r in receivers.iter_mut() {
+        r.poll();
+        while let Some((data, _)) = r.peer.get_packet() {
+            received += 1;
+            if let (Some(t0), true) = (t0, data.len() == PACKET) {
+                let mut sent = [0; 8];
+                sent.copy_from_slice(&data[4..12]);
+                let now = t0.elapsed().as_nanos() as u64;
+                latencies.push(now.saturating_sub(u64::from_le_bytes(sent)) as f64 / 1000.0);
+            }
+        }
+    }
+    received
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -68,20 +87,6 @@ fn measure(room: &str, sender_on: &Serve, receivers_on: &[&Serve]) -> Result {
     let t0 = Instant::now();
     let mut latencies = Vec::with_capacity(LATENCY_PACKETS as usize * receivers.len());
     let mut received = 0u64;
-    let mut drain = |receivers: &mut [Client], latencies: &mut Vec<f64>, record: bool| {
-        for r in receivers.iter_mut() {
-            r.poll();
-            while let Some((data, _)) = r.peer.get_packet() {
-                received += 1;
-                if record && data.len() == PACKET {
-                    let mut sent = [0; 8];
-                    sent.copy_from_slice(&data[4..12]);
-                    let now = t0.elapsed().as_nanos() as u64;
-                    latencies.push(now.saturating_sub(u64::from_le_bytes(sent)) as f64 / 1000.0);
-                }
-            }
-        }
-    };
     sender.peer.set_target_peer(Target::Broadcast);
     let mut packet = [0u8; PACKET];
     let mut next = Instant::now();
@@ -95,14 +100,14 @@ fn measure(room: &str, sender_on: &Serve, receivers_on: &[&Serve]) -> Result {
             next += Duration::from_millis(1);
         }
         sender.poll();
-        drain(&mut receivers, &mut latencies, true);
+        received += drain(&mut receivers, &mut latencies, Some(t0));
     }
     let want = u64::from(LATENCY_PACKETS) * receivers.len() as u64;
     let end = Instant::now() + Duration::from_secs(15);
     while received < want {
         assert!(Instant::now() < end, "latency phase: {received} of {want} deliveries");
         sender.poll();
-        drain(&mut receivers, &mut latencies, true);
+        received += drain(&mut receivers, &mut latencies, Some(t0));
     }
     // Throughput: as fast as the sender's queue takes them.
     let started = Instant::now();
@@ -115,14 +120,14 @@ fn measure(room: &str, sender_on: &Serve, receivers_on: &[&Serve]) -> Result {
             }
         }
         sender.poll();
-        drain(&mut receivers, &mut latencies, false);
+        received += drain(&mut receivers, &mut latencies, None);
     }
     let want = want + u64::from(THROUGHPUT_PACKETS) * receivers.len() as u64;
     let end = Instant::now() + Duration::from_secs(60);
     while received < want {
         assert!(Instant::now() < end, "throughput phase: {received} of {want} deliveries");
         sender.poll();
-        drain(&mut receivers, &mut latencies, false);
+        received += drain(&mut receivers, &mut latencies, None);
     }
     let secs = started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
@@ -162,9 +167,11 @@ fn main() {
     }
     for (label, runs) in [("one", &one), ("two", &two)] {
         for r in runs.iter() {
-            eprintln!("{label}: p50 {:.0} µs p99 {:.0} µs {:.0}/s", r.p50_us, r.p99_us, r.deliveries_per_second);
+            eprintln!(
+                "{label}: p50 {:.0} µs p99 {:.0} µs {:.0}/s",
+                r.p50_us, r.p99_us, r.deliveries_per_second
+            );
         }
     }
-    let _ = PeerId::SERVER;
     drop((a, b));
 }

@@ -252,7 +252,8 @@ impl<R: CryptoRng> Server<R> {
                 (restarted, returned)
             }
             None => {
-                let node = Node { epoch: stamp.epoch, last_seen: now, alive: true, name: heapless::String::new() };
+                let node =
+                    Node { epoch: stamp.epoch, last_seen: now, alive: true, name: heapless::String::new() };
                 c.nodes.insert(stamp.index, node);
                 (false, false)
             }

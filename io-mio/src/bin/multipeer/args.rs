@@ -358,12 +358,16 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
             }
             Long("node-index") => {
                 let k = parser.value()?.string()?;
-                cluster.node_index =
-                    Some(k.parse().ok().filter(|&k: &u8| k < 64).ok_or_else(|| usage("--node-index: 0 to 63"))?);
+                cluster.node_index = Some(
+                    k.parse().ok().filter(|&k: &u8| k < 64).ok_or_else(|| usage("--node-index: 0 to 63"))?,
+                );
             }
             Long("cluster-name") => {
                 let name = parser.value()?.string()?;
-                if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                if name.is_empty()
+                    || name.len() > 32
+                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
                     return Err(usage("--cluster-name: 1-32 of A-Z a-z 0-9 - _"));
                 }
                 cluster.name = name;
@@ -391,7 +395,9 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
     config.relay = relay;
     if !cluster.url.is_empty() {
         if options.auth_token.is_some() {
-            return Err(usage("--cluster: not with --auth-token (SceneMultiplayer's relay knows no cluster yet)"));
+            return Err(usage(
+                "--cluster: not with --auth-token (SceneMultiplayer's relay knows no cluster yet)",
+            ));
         }
         options.cluster = Some(cluster);
     } else if cluster.node.is_some() || cluster.node_index.is_some() || cluster.credentials.is_some() {
@@ -526,7 +532,10 @@ mod tests {
     fn cluster_flags_are_checked() {
         let c = serve(&["--cluster", "nats://127.0.0.1:4222", "--node", "a", "--node-index", "5"]).unwrap();
         let c = c.cluster.unwrap();
-        assert_eq!((c.url.as_str(), c.node.as_deref(), c.node_index, c.name.as_str()), ("nats://127.0.0.1:4222", Some("a"), Some(5), "multipeer"));
+        assert_eq!(
+            (c.url.as_str(), c.node.as_deref(), c.node_index, c.name.as_str()),
+            ("nats://127.0.0.1:4222", Some("a"), Some(5), "multipeer")
+        );
         assert!(serve(&[]).unwrap().cluster.is_none());
         for (args, error) in [
             (&["--node", "a"][..], "need --cluster"),

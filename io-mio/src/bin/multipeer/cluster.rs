@@ -7,12 +7,17 @@ use crate::status::Status;
 
 /// Joins the cluster, then runs the server with the cluster link pumped at every turn.
 #[cfg(feature = "cluster")]
-pub(crate) fn run(args: ClusterArgs, server: &mut Server, stop: &Stop, status: &mut Status) -> Result<(), String> {
+pub(crate) fn run(
+    args: ClusterArgs,
+    server: &mut Server,
+    stop: &Stop,
+    status: &mut Status,
+) -> Result<(), String> {
     use multipeer_mio::{ClusterLink, ClusterOptions};
 
-    let node_name = args
-        .node
-        .unwrap_or_else(|| server.local_addrs().first().map_or_else(|| "multipeer".into(), ToString::to_string));
+    let node_name = args.node.unwrap_or_else(|| {
+        server.local_addrs().first().map_or_else(|| "multipeer".into(), ToString::to_string)
+    });
     let options = ClusterOptions {
         url: args.url.clone(),
         cluster: args.name.clone(),
@@ -60,7 +65,12 @@ pub(crate) fn run(args: ClusterArgs, server: &mut Server, stop: &Stop, status: &
 
 /// Without the `cluster` feature: a clear refusal.
 #[cfg(not(feature = "cluster"))]
-pub(crate) fn run(args: ClusterArgs, server: &mut Server, stop: &Stop, status: &mut Status) -> Result<(), String> {
+pub(crate) fn run(
+    args: ClusterArgs,
+    server: &mut Server,
+    stop: &Stop,
+    status: &mut Status,
+) -> Result<(), String> {
     let _ = (server, stop, status);
     Err(format!(
         "--cluster {}: this multipeer was built without the `cluster` feature (cargo build --features cluster)",

@@ -112,7 +112,9 @@ fn serve(mut options: ServeOptions) -> Result<(), String> {
         status::Status::new(options.quiet, options.verbose, gate).with_stats_json(options.stats_json);
     match options.cluster {
         None => {
-            server.run(&stop, None, |server| status.tick(server)).map_err(|e| format!("event loop failed: {e}"))?;
+            server
+                .run(&stop, None, |server| status.tick(server))
+                .map_err(|e| format!("event loop failed: {e}"))?;
         }
         Some(cluster) => cluster::run(cluster, &mut server, &stop, &mut status)?,
     }

@@ -103,17 +103,26 @@ impl Status {
 
     /// This instance is node `name`, index `index`, of a cluster.
     pub(crate) fn set_cluster_node(&mut self, name: &str, index: u8) {
-        self.cluster = Some(ClusterView { node: name.into(), index, connected: true, ..ClusterView::default() });
+        self.cluster =
+            Some(ClusterView { node: name.into(), index, connected: true, ..ClusterView::default() });
     }
 
     /// The broker's state; a lost or regained connection is logged once.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-    pub(crate) fn set_cluster_link(&mut self, connected: bool, outages: u64, slow_consumer: u64, dropped_out: u64) {
+    pub(crate) fn set_cluster_link(
+        &mut self,
+        connected: bool,
+        outages: u64,
+        slow_consumer: u64,
+        dropped_out: u64,
+    ) {
         let Some(view) = self.cluster.as_mut() else { return };
         let was = view.connected;
         *view = ClusterView { connected, outages, slow_consumer, dropped_out, ..view.clone() };
         if was && !connected {
-            self.log("cluster: broker connection lost; local relaying goes on, remote peers leave at the deadline");
+            self.log(
+                "cluster: broker connection lost; local relaying goes on, remote peers leave at the deadline",
+            );
         } else if !was && connected {
             self.log("cluster: broker connection back; rooms are synchronised again");
         }
@@ -403,7 +412,7 @@ fn cluster_json(out: &mut String, view: &ClusterView, c: multipeer::peer::Cluste
         ",\"cluster\":{{\"node\":{},\"index\":{},\"broker_connected\":{},\"broker_outages\":{},\
          \"slow_consumer\":{},\"live_nodes\":{},\"remote_peers\":{},\"published\":{},\"received\":{},\
          \"malformed\":{},\"stale\":{},\"unknown\":{},\"gaps\":{},\"outbox_overflow\":{},\
-         \"dropped_out\":{},\"nodes_expired\":{}}}}}\n",
+         \"dropped_out\":{},\"nodes_expired\":{}}}}}",
         json_string(&view.node),
         view.index,
         view.connected,
@@ -421,6 +430,7 @@ fn cluster_json(out: &mut String, view: &ClusterView, c: multipeer::peer::Cluste
         view.dropped_out,
         c.nodes_expired,
     );
+    out.push('\n');
 }
 
 /// `text` as a JSON string literal.

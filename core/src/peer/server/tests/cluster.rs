@@ -63,11 +63,14 @@ impl Cluster {
                             self.nodes[from].subscribed.remove(&room);
                         }
                         ClusterOutput::PublishRoom { room, message } => {
-                            let packet = matches!(codec::decode(&message), Ok((_, ClusterMessage::Packet { .. })));
+                            let packet =
+                                matches!(codec::decode(&message), Ok((_, ClusterMessage::Packet { .. })));
                             if packet && core::mem::take(&mut self.lose_next_packet) {
                                 continue;
                             }
-                            for to in self.nodes.iter_mut().filter(|n| !n.down && n.subscribed.contains(&room)) {
+                            for to in
+                                self.nodes.iter_mut().filter(|n| !n.down && n.subscribed.contains(&room))
+                            {
                                 to.net.server.handle_cluster(to.net.now, &message);
                             }
                         }
@@ -165,7 +168,8 @@ fn a_room_spread_over_three_servers_is_one_world_with_per_sender_order() {
         for (j, &from) in ids.iter().enumerate() {
             let from_j: Vec<Vec<u8>> =
                 got.iter().filter(|(f, d)| *f == from && d.len() == 2).map(|(_, d)| d.clone()).collect();
-            let want: Vec<Vec<u8>> = if i == j { vec![] } else { (0..50).map(|n| vec![j as u8, n]).collect() };
+            let want: Vec<Vec<u8>> =
+                if i == j { vec![] } else { (0..50).map(|n| vec![j as u8, n]).collect() };
             assert_eq!(from_j, want, "client {i} got client {j}'s packets, all, in order");
         }
         let direct = got.iter().filter(|(f, d)| *f == ids[0] && d == b"direct").count();
@@ -298,8 +302,12 @@ fn forged_and_malformed_messages_are_counted_and_change_nothing() {
     server.handle_cluster(now, &[0xff; 64]);
     server.handle_cluster(now, b"MP\x01\x03");
     let wrong = PeerId::new(id1.0.get() + 1).unwrap();
-    codec::encode(NodeStamp { index: 1, epoch: 1 }, &ClusterMessage::Join { room: "a", peer: wrong }, &mut message)
-        .unwrap();
+    codec::encode(
+        NodeStamp { index: 1, epoch: 1 },
+        &ClusterMessage::Join { room: "a", peer: wrong },
+        &mut message,
+    )
+    .unwrap();
     server.handle_cluster(now, &message);
     assert_eq!(server.cluster_stats().unwrap().malformed, before.malformed + 4);
     // Well-formed but unknown: a packet from a peer never announced, a leave of one, a room
@@ -308,11 +316,20 @@ fn forged_and_malformed_messages_are_counted_and_change_nothing() {
     for (stamp, m) in [
         (
             NodeStamp { index: 1, epoch: 1 },
-            ClusterMessage::Packet { room: "a", from: stranger, dest: PacketDest::All, seq: 0, payload: b"x" },
+            ClusterMessage::Packet {
+                room: "a",
+                from: stranger,
+                dest: PacketDest::All,
+                seq: 0,
+                payload: b"x",
+            },
         ),
         (NodeStamp { index: 1, epoch: 1 }, ClusterMessage::Leave { room: "a", peer: stranger }),
         (NodeStamp { index: 1, epoch: 1 }, ClusterMessage::Join { room: "zz", peer: stranger }),
-        (NodeStamp { index: 0, epoch: 9 }, ClusterMessage::Join { room: "a", peer: PeerId::new(64).unwrap() }),
+        (
+            NodeStamp { index: 0, epoch: 9 },
+            ClusterMessage::Join { room: "a", peer: PeerId::new(64).unwrap() },
+        ),
     ] {
         message.clear();
         codec::encode(stamp, &m, &mut message).unwrap();
