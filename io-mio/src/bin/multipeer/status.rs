@@ -102,6 +102,7 @@ impl Status {
     }
 
     /// This instance is node `name`, index `index`, of a cluster.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn set_cluster_node(&mut self, name: &str, index: u8) {
         self.cluster =
             Some(ClusterView { node: name.into(), index, connected: true, ..ClusterView::default() });
