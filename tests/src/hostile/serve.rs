@@ -46,9 +46,12 @@ pub fn cluster_binary() -> &'static Path {
 }
 
 fn build(feature: Option<&str>) -> PathBuf {
-    // The test runs as TARGET/PROFILE/deps/NAME-HASH; the binary goes to TARGET/PROFILE.
+    // A test runs as TARGET/PROFILE/deps/NAME-HASH, a binary (cluster_bench) as
+    // TARGET/PROFILE/NAME; the server goes to TARGET/PROFILE.
     let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("TARGET/PROFILE/deps").to_path_buf();
+    let parent = exe.parent().expect("TARGET/PROFILE");
+    let profile_dir =
+        if parent.ends_with("deps") { parent.parent().expect("TARGET/PROFILE/deps") } else { parent }.to_path_buf();
     let target_dir = profile_dir.parent().expect("TARGET");
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev".to_owned(),
