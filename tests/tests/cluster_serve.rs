@@ -191,9 +191,11 @@ fn a_killed_instance_leaves_everyone_view_within_the_deadline_and_a_restart_rejo
     settle(&mut [&mut p0, &mut p1, &mut p2, &mut p2b], "all four see each other", |p| {
         p[0].peers == set(&[i1, i2, i2b]) && p[1].peers == set(&[i0, i2, i2b]) && p[3].peers.len() == 4
     });
-    drop((p2, p2b));
+    // Killed first: a client closing its socket before would make the instance announce the
+    // departure itself.
     s2.kill();
     let killed = Instant::now();
+    drop((p2, p2b));
     // The survivors keep relaying while the dead instance's peers are timed out.
     const COUNT: u16 = 400;
     let mut gone_at = None;
