@@ -51,7 +51,8 @@ fn build(feature: Option<&str>) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let parent = exe.parent().expect("TARGET/PROFILE");
     let profile_dir =
-        if parent.ends_with("deps") { parent.parent().expect("TARGET/PROFILE/deps") } else { parent }.to_path_buf();
+        if parent.ends_with("deps") { parent.parent().expect("TARGET/PROFILE/deps") } else { parent }
+            .to_path_buf();
     let target_dir = profile_dir.parent().expect("TARGET");
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev".to_owned(),

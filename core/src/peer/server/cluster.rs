@@ -44,11 +44,15 @@ pub struct ClusterConfig {
     /// Most messages waiting for the broker; beyond it a message is dropped and counted in
     /// [`ClusterStats::outbox_overflow`].
     pub max_outbox: usize,
+    /// Most remote peers known at once, in all rooms; a join beyond it is refused and counted
+    /// in [`ClusterStats::refused_joins`] (a forged stream of joins cannot grow memory without
+    /// bound).
+    pub max_remote_peers: usize,
 }
 
 impl ClusterConfig {
     /// The defaults of CLUSTER.md for node `index` started at `epoch`: a 3 s failure deadline,
-    /// heartbeats every 500 ms, 65 536 messages waiting at most.
+    /// heartbeats every 500 ms, 65 536 messages waiting at most, 65 536 remote peers at most.
     #[must_use]
     pub fn new(index: u8, epoch: u64, name: &str) -> Self {
         Self {
@@ -57,6 +61,7 @@ impl ClusterConfig {
             failure_deadline: Duration::from_secs(3),
             heartbeat_interval: Duration::from_millis(500),
             max_outbox: 1 << 16,
+            max_remote_peers: 1 << 16,
         }
     }
 }
@@ -99,6 +104,8 @@ pub struct ClusterStats {
     pub outbox_overflow: u64,
     /// Instances declared dead after the failure deadline.
     pub nodes_expired: u64,
+    /// Joins refused because [`ClusterConfig::max_remote_peers`] remote peers were known.
+    pub refused_joins: u64,
     /// Remote peers in all rooms now.
     pub remote_peers: u64,
     /// Other instances alive now.
@@ -309,6 +316,10 @@ impl<R: CryptoRng> Server<R> {
         };
         if c.remote.contains_key(&peer) || self.peers.contains_key(&peer) {
             // Known already (a SYNC answer), or a local id: nothing new.
+            return;
+        }
+        if c.remote.len() >= c.config.max_remote_peers {
+            c.stats.refused_joins += 1;
             return;
         }
         c.remote.insert(peer, Remote { node, room: index, next_seq: None });

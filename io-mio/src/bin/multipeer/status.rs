@@ -413,7 +413,7 @@ fn cluster_json(out: &mut String, view: &ClusterView, c: multipeer::peer::Cluste
         ",\"cluster\":{{\"node\":{},\"index\":{},\"broker_connected\":{},\"broker_outages\":{},\
          \"slow_consumer\":{},\"live_nodes\":{},\"remote_peers\":{},\"published\":{},\"received\":{},\
          \"malformed\":{},\"stale\":{},\"unknown\":{},\"gaps\":{},\"outbox_overflow\":{},\
-         \"dropped_out\":{},\"nodes_expired\":{}}}}}",
+         \"dropped_out\":{},\"nodes_expired\":{},\"refused_joins\":{}}}}}",
         json_string(&view.node),
         view.index,
         view.connected,
@@ -430,6 +430,7 @@ fn cluster_json(out: &mut String, view: &ClusterView, c: multipeer::peer::Cluste
         c.outbox_overflow,
         view.dropped_out,
         c.nodes_expired,
+        c.refused_joins,
     );
     out.push('\n');
 }

@@ -337,6 +337,28 @@ fn forged_and_malformed_messages_are_counted_and_change_nothing() {
     }
     let after = server.cluster_stats().unwrap();
     assert_eq!((after.unknown, after.stale), (before.unknown + 3, before.stale + 1));
+    // A flood of joins of peers that do not exist stops at the bound.
+    let bound = 100;
+    let mut flooded = node(0, 1, now);
+    let mut config = ClusterConfig::new(0, 1, "bounded");
+    config.max_remote_peers = bound;
+    flooded.net.server.join_cluster(now, config);
+    let end = flooded.net.connect_to("/a");
+    flooded.net.pump();
+    drain(flooded.net.client(end));
+    for i in 0..(bound as u32 + 50) {
+        message.clear();
+        let peer = PeerId::new(64 * (i + 10) + 1).unwrap();
+        codec::encode(
+            NodeStamp { index: 1, epoch: 1 },
+            &ClusterMessage::Join { room: "a", peer },
+            &mut message,
+        )
+        .unwrap();
+        flooded.net.server.handle_cluster(now, &message);
+    }
+    let stats = flooded.net.server.cluster_stats().unwrap();
+    assert_eq!((stats.remote_peers, stats.refused_joins), (bound as u64, 50));
     cluster.settle();
     let mut seen = BTreeSet::new();
     cluster.seen(a0, &mut seen);
