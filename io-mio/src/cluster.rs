@@ -259,7 +259,8 @@ async fn link(
             return;
         }
     };
-    let lease = match Lease::take(&client, &options).await {
+    let epoch = epoch_now();
+    let lease = match Lease::take(&client, &options, epoch).await {
         Ok(lease) => lease,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -279,7 +280,7 @@ async fn link(
             return;
         }
     }
-    let _ = ready.send(Ok((lease.index, epoch_now())));
+    let _ = ready.send(Ok((lease.index, epoch)));
     let mut renewal = tokio::time::interval(LEASE_RENEWAL);
     loop {
         tokio::select! {
@@ -309,7 +310,7 @@ async fn link(
             },
             _ = renewal.tick() => {
                 // Bounded: with the broker away the request would wait for its own timeout.
-                let renewed = tokio::time::timeout(LEASE_RENEWAL, lease.renew(&options)).await;
+                let renewed = tokio::time::timeout(LEASE_RENEWAL, lease.renew()).await;
                 if renewed == Ok(false) && incoming.send(Incoming::LeaseLost).await.is_ok() {
                     waker.wake();
                 }
@@ -344,6 +345,8 @@ struct Lease {
     store: kv::Store,
     index: u8,
     revision: u64,
+    /// The value held under the key: the node name and this process's epoch, unique to it.
+    token: String,
 }
 
 impl Lease {
@@ -355,7 +358,8 @@ impl Lease {
         Self::key_of(self.index)
     }
 
-    async fn take(client: &async_nats::Client, options: &ClusterOptions) -> Result<Self, String> {
+    async fn take(client: &async_nats::Client, options: &ClusterOptions, epoch: u64) -> Result<Self, String> {
+        let token = format!("{} {epoch}", options.node_name);
         let jetstream = async_nats::jetstream::new(client.clone());
         let bucket = format!("mp_{}_nodes", options.cluster);
         // The bucket's stream as `create_key_value` would make it (one value per key, an age
@@ -386,8 +390,8 @@ impl Lease {
             None => (0..MAX_NODES).collect(),
         };
         for index in candidates {
-            if let Ok(revision) = store.create(Self::key_of(index), options.node_name.clone().into()).await {
-                return Ok(Self { store, index, revision });
+            if let Ok(revision) = store.create(Self::key_of(index), token.clone().into()).await {
+                return Ok(Self { store, index, revision, token });
             }
         }
         Err(match options.node_index {
@@ -397,20 +401,31 @@ impl Lease {
     }
 
     /// Renews the lease; `false` when another instance holds the index now.
-    async fn renew(&mut self, options: &ClusterOptions) -> bool {
-        match self.store.update(self.key(), options.node_name.clone().into(), self.revision).await {
+    async fn renew(&mut self) -> bool {
+        match self.store.update(self.key(), self.token.clone().into(), self.revision).await {
             Ok(revision) => {
                 self.revision = revision;
                 true
             }
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                // Expired while the broker was away: take it again if it is still free.
-                match self.store.create(self.key(), options.node_name.clone().into()).await {
-                    Ok(revision) => {
-                        self.revision = revision;
+                // A renewal sent during an outage may have landed after all (the client queues
+                // it), or the key expired meanwhile: ours if it holds our token, taken again if
+                // it is free, lost only if another process holds it.
+                match self.store.entry(self.key()).await {
+                    Ok(Some(entry)) if entry.value == self.token.as_bytes() => {
+                        self.revision = entry.revision;
                         true
                     }
-                    Err(_) => false,
+                    Ok(Some(entry)) if entry.operation == kv::Operation::Put => false,
+                    Ok(_) => match self.store.create(self.key(), self.token.clone().into()).await {
+                        Ok(revision) => {
+                            self.revision = revision;
+                            true
+                        }
+                        Err(_) => false,
+                    },
+                    // The broker went away again: try at the next renewal.
+                    Err(_) => true,
                 }
             }
             // The broker is away: the outage is reported; try again at the next renewal.

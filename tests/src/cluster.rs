@@ -35,22 +35,45 @@ impl Nats {
     pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let store = std::env::temp_dir().join(format!("multipeer-nats-{}-{port}", std::process::id()));
-        let child = Command::new(program())
+        let child = Self::spawn(port, &store);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let nats = Self { child, addr, store };
+        nats.wait_listening();
+        nats
+    }
+
+    fn spawn(port: u16, store: &std::path::Path) -> Child {
+        Command::new(program())
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&store)
+            .arg(store)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start nats-server (apt-get install nats-server)");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let nats = Self { child, addr, store };
+            .expect("start nats-server (apt-get install nats-server)")
+    }
+
+    fn wait_listening(&self) {
         let end = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < end, "nats-server did not listen on {addr}");
+        while TcpStream::connect(self.addr).is_err() {
+            assert!(Instant::now() < end, "nats-server did not listen on {}", self.addr);
             std::thread::sleep(Duration::from_millis(20));
         }
-        nats
+    }
+
+    /// Kills the server (a broker outage); [`restart`](Self::restart) brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port with the same store.
+    ///
+    /// # Panics
+    /// If it does not listen within 10 s.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(self.addr.port(), &self.store);
+        self.wait_listening();
     }
 
     /// `nats://127.0.0.1:PORT`.

@@ -327,3 +327,43 @@ fn forged_and_malformed_broker_messages_crash_nothing_and_change_nothing() {
     }
     let _ = std::fs::remove_file(&json);
 }
+
+#[test]
+#[ignore = "needs nats-server: tests/cluster/run.sh (CI step cluster)"]
+fn a_broker_outage_is_reported_local_relaying_goes_on_and_the_rooms_join_again() {
+    let mut nats = Nats::start();
+    let (mut s0, _) = instance(&nats, "n0", &[]);
+    let (s1, _) = instance(&nats, "n1", &[]);
+    let mut a = Player::join(&s0, "/a");
+    let mut b = Player::join(&s0, "/a");
+    let mut c = Player::join(&s1, "/a");
+    let (ia, ib, ic) = (a.id, b.id, c.id);
+    settle(&mut [&mut a, &mut b, &mut c], "all three see each other", |p| {
+        p.iter().all(|p| p.peers.len() == 3)
+    });
+    nats.stop();
+    let line = s0.wait_line("cluster: broker connection lost", LIMIT);
+    eprintln!("{line}");
+    // Local relaying goes on; the other instance's member leaves at the deadline.
+    const COUNT: u16 = 200;
+    broadcast_numbered(&mut [&mut a, &mut b], &[0], COUNT);
+    settle(&mut [&mut a, &mut b, &mut c], "local packets all arrive; the remote member leaves", |p| {
+        all_in_order(p[1], 0, ia, COUNT) && p[0].peers == set(&[ib]) && p[1].peers == set(&[ia])
+    });
+    let status = s0.status();
+    assert_eq!(status.dropped, 0);
+    nats.restart();
+    s0.wait_line("cluster: broker connection back", LIMIT);
+    settle(&mut [&mut a, &mut b, &mut c], "the rooms join again", |p| {
+        p[0].peers == set(&[ib, ic]) && p[1].peers == set(&[ia, ic]) && p[2].peers == set(&[ia, ib])
+    });
+    c.send(Target::Broadcast, b"after the outage");
+    settle(&mut [&mut a, &mut b, &mut c], "relaying across instances resumes", |p| {
+        p[0].from(ic).last().is_some_and(|d| d == b"after the outage")
+            && p[1].from(ic).last().is_some_and(|d| d == b"after the outage")
+    });
+    for serve in [s0, s1] {
+        let (status, _) = serve.stop();
+        assert_eq!(status.dropped, 0);
+    }
+}
