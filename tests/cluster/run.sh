@@ -7,7 +7,9 @@
 #      rest relays on with zero loss; a restarted instance's clients join the same room.
 #   3. Forged and malformed messages on the room and node subjects: nothing crashes, nothing
 #      changes, they are counted.
-#   4. Real Godot 4.6.3 clients of one room over three instances (send_bytes and RPCs).
+#   4. A broker outage: reported, local relaying goes on, the rooms join again after it.
+#   5. Real Godot 4.6.3 clients of one room over three instances (send_bytes and RPCs in order),
+#      then SIGKILL of an instance under Godot clients, and a restart.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 

@@ -7,14 +7,18 @@ main scenario as if they shared one server: intros relayed to one peer, broadcas
 to -1, RPCs, a relay-sized packet, leaving. Checks: ids distinct, each drawn in its instance's
 residue class (id % 64 == node index); each client is told of the server and its two room-mates
 only; it receives every packet and the RPC of its room-mates once, each sender's in the order
-sent; departures reach the others.
+sent; departures reach the others. Then Godot clients X, Y, Z of /k, one per instance, and a
+SIGKILL of instance 2: Z leaves X's and Y's views within the deadline; a restarted instance's new
+client W and X, Y see each other.
 
 Run by tests/cluster/run.sh (scenarios.py --version 4 --scenario cluster --no-control), standard
 library only; `base` is scenarios.py (Run, Proc, free_port, wait_port, client_ok, note).
 """
 
 import os
+import re
 import shutil
+import signal
 import time
 
 NAMES = ["A", "B", "C"]
@@ -75,6 +79,7 @@ def scenario_cluster(opts, version, t, base):
     deadline = time.monotonic() + 60
     for p in clients:
         p.wait(deadline)
+    sigkill_phase(run, t, base, servers, ports, binary, nats_port)
     for p in servers + [nats]:
         p.kill()
         p.log_file.close()
@@ -122,3 +127,70 @@ def scenario_cluster(opts, version, t, base):
         t.check("%s %s saw %s (another instance) leave" % (tag, n, leaver),
                 len(c[n].find("EVENT", "peer_disconnected", id=ids[leaver])) == 1)
     base.note(tag, "ids %s, node indexes %s" % (ids, indexes))
+
+
+def ids_seen(proc):
+    """Peers a client's log says are in its view now (connected and not disconnected since)."""
+    seen = set()
+    for line in proc.text().splitlines():
+        m = re.match(r"^EVENT peer_(connected|disconnected) id=(\d+)", line)
+        if m:
+            (seen.add if m.group(1) == "connected" else seen.discard)(int(m.group(2)))
+    return seen
+
+
+def own_id(proc):
+    m = re.search(r"^EVENT connected_to_server id=(\d+)", proc.text(), re.M)
+    return int(m.group(1)) if m else None
+
+
+def wait_until(what, seconds, done):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if done():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def sigkill_phase(run, t, base, servers, ports, binary, nats_port):
+    """Godot clients X, Y, Z of /k on instances 0, 1, 2; SIGKILL of instance 2: Z leaves the
+    views of X and Y within the deadline (3 s, plus a heartbeat); a restarted instance's new
+    client W and X, Y see each other."""
+    tag = run.tag + " sigkill"
+    room = "k"
+    procs = {}
+    for i, name in enumerate(["X", "Y", "Z"]):
+        procs[name] = run.start_client(name, "connect-only", url="ws://127.0.0.1:%d/%s" % (ports[i], room),
+                                       MP_LINGER=20, MP_TIMEOUT=40)
+    ok = wait_until("ids", 20, lambda: all(own_id(p) for p in procs.values()))
+    ids = {n: own_id(p) for n, p in procs.items()}
+    ok = ok and wait_until("views", 20, lambda: all(
+        ids_seen(procs[n]) == {1, *(ids[m] for m in procs if m != n)} for n in procs))
+    if not t.check("%s X, Y, Z (one per instance) see each other" % tag, ok,
+                   str({n: sorted(ids_seen(p)) for n, p in procs.items()})):
+        return
+    os.kill(servers[2].popen.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    gone = wait_until("departure", 10, lambda: all(ids["Z"] not in ids_seen(procs[n]) for n in ("X", "Y")))
+    elapsed = time.monotonic() - killed
+    t.check("%s Z (on the killed instance) left X's and Y's views within the deadline" % tag,
+            gone and 2.0 <= elapsed <= 4.5, "after %.2f s" % elapsed)
+    restarted = base.Proc(run, "server2b", [binary, "serve", "--listen", "127.0.0.1:%d" % ports[2], "--cluster",
+                                            "nats://127.0.0.1:%d" % nats_port, "--node", "godot-2b"], {})
+    servers.append(restarted)
+    if not t.check("%s the restarted instance listens" % tag, base.wait_port(ports[2], 10)):
+        return
+    wait_until("cluster", 10, lambda: " index " in restarted.text())
+    procs["W"] = run.start_client("W", "connect-only", url="ws://127.0.0.1:%d/%s" % (ports[2], room),
+                                  MP_LINGER=8, MP_TIMEOUT=30)
+    ok = wait_until("W", 20, lambda: own_id(procs["W"]) is not None)
+    ids["W"] = own_id(procs["W"])
+    ok = ok and wait_until("views", 20, lambda: ids_seen(procs["W"]) == {1, ids["X"], ids["Y"]}
+                           and all(ids["W"] in ids_seen(procs[n]) for n in ("X", "Y")))
+    t.check("%s a new client of the restarted instance and X, Y see each other" % tag, ok,
+            str({n: sorted(ids_seen(p)) for n, p in procs.items()}))
+    base.note(tag, "departure seen %.2f s after SIGKILL; ids %s" % (elapsed, ids))
+    for proc in procs.values():
+        proc.kill()
+        proc.log_file.close()
