@@ -6,6 +6,7 @@
 //! connection machines must keep the sans-IO contract of `DESIGN.md` §2 whatever they are fed
 //! and whatever the application does between inputs (see [`connection`]).
 
+pub mod cluster;
 pub mod connection;
 #[cfg(feature = "deflate")]
 pub mod deflate;
@@ -23,6 +24,7 @@ pub mod variant;
 pub mod webrtc;
 pub mod wire;
 
+pub use cluster::cluster;
 pub use connection::{connection_client, connection_server};
 #[cfg(feature = "deflate")]
 pub use deflate::{deflate_frames, deflate_negotiation};
@@ -58,6 +60,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("variant_compressed", variant_compressed),
     ("scene_rpc", scene_rpc),
     ("scene_machine", scene_machine),
+    ("cluster", cluster),
     #[cfg(feature = "deflate")]
     ("deflate_negotiation", deflate_negotiation),
     #[cfg(feature = "deflate")]

@@ -141,6 +141,7 @@ pub fn seeds() -> Vec<Seed> {
         .into_iter()
         .chain(super::scene_rpc::seeds())
         .chain(super::scene_machine::seeds())
+        .chain(super::cluster::seeds())
     {
         add(target, name, bytes);
     }

@@ -74,6 +74,8 @@
 mod accept;
 mod client;
 mod clock;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod error;
 mod listen;
 mod lobby;
@@ -92,6 +94,8 @@ pub use multipeer_std::tls;
 
 pub use client::{Client, ClientOptions, CoreClient};
 pub use clock::Clock;
+#[cfg(feature = "cluster")]
+pub use cluster::{ClusterLink, ClusterLinkStatus, ClusterOptions, LEASE_AGE};
 pub use error::{BindError, ConnectError, TransportError, TransportFailure};
 pub use listen::{ListenAddr, bind_all};
 pub use lobby::{CoreLobby, Lobby, LobbyOptions, LobbyStats};

@@ -48,6 +48,14 @@ impl Stop {
         }
     }
 
+    /// Wakes every loop watching the flag without raising it: another thread has work for
+    /// the loop's `app` (the cluster link's messages).
+    pub fn wake(&self) {
+        for waker in self.inner.wakers.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ = waker.wake();
+        }
+    }
+
     /// Whether the flag was raised.
     #[must_use]
     pub fn is_raised(&self) -> bool {

@@ -3,6 +3,7 @@
 //! multiplayer layer with a server and N clients), interop runners against real peers
 //! (tungstenite, Autobahn|Testsuite, Godot) and the helper binaries they start.
 
+pub mod cluster;
 pub mod hostile;
 pub mod interop_client;
 pub mod sim;

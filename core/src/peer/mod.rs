@@ -19,6 +19,8 @@
 //! [`Event::PeerDisconnected`] with the reason.
 
 mod client;
+#[cfg(feature = "alloc")]
+pub mod cluster;
 pub mod godot3;
 mod ids;
 pub mod scene;
@@ -29,9 +31,10 @@ pub use client::{Client, ClientConfig, ConnectError};
 pub use ids::generate_unique_id;
 #[cfg(feature = "alloc")]
 pub use server::{
-    AcceptError, ConnId, DEFAULT_SLOW_PEER_TIMEOUT, MAX_ROOM_NAME_LEN, PeerInfo, RoomConfig, RoomInfo,
-    RoomMode, RoomNameError, RoomRefusal, RoomStats, Server, ServerConfig, ServerStats, UnknownConnection,
-    room_from_path, validate_room_name, validate_room_prefix,
+    AcceptError, ClusterConfig, ClusterNode, ClusterOutput, ClusterStats, ConnId, DEFAULT_SLOW_PEER_TIMEOUT,
+    MAX_ROOM_NAME_LEN, PeerInfo, RoomConfig, RoomInfo, RoomMode, RoomNameError, RoomRefusal, RoomStats,
+    Server, ServerConfig, ServerStats, UnknownConnection, room_from_path, validate_room_name,
+    validate_room_prefix,
 };
 
 use core::fmt;

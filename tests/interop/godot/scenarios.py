@@ -28,7 +28,7 @@ RELAY_MAX = {"3": 65525, "4": 65528}
 HANDSHAKE_MS = {"3": 1000, "4": 3000}
 SCENARIOS = ["main", "refuse", "handshake-timeout", "size", "bad-id"]
 # Run only when asked for (--scenario rooms): it needs a server with rooms (`multipeer serve`).
-EXTRA_SCENARIOS = ["rooms"]
+EXTRA_SCENARIOS = ["rooms", "cluster"]
 
 
 # The Godot 3 binary: Debian bookworm's godot3-server (3.2.3) unless --godot3 names another
@@ -934,6 +934,8 @@ def main():
     import scenario_rooms
     this = sys.modules[__name__]
     table["rooms"] = lambda opts, version, t: scenario_rooms.scenario_rooms(opts, version, t, this)
+    import scenario_cluster
+    table["cluster"] = lambda opts, version, t: scenario_cluster.scenario_cluster(opts, version, t, this)
     started = time.monotonic()
     for version in [v.strip() for v in opts.version.split(",") if v.strip()]:
         got = available(version)

@@ -23,13 +23,36 @@ use std::time::Instant;
 #[must_use]
 pub fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(build)
+    BINARY.get_or_init(|| build(None))
 }
 
-fn build() -> PathBuf {
-    // The test runs as TARGET/PROFILE/deps/NAME-HASH; the binary goes to TARGET/PROFILE.
+/// The `multipeer` binary built with the `cluster` feature (`--cluster nats://...`), kept as
+/// `multipeer-cluster` beside the default one so that neither build replaces the other's.
+///
+/// # Panics
+/// If it cannot be built.
+#[must_use]
+pub fn cluster_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let built = build(Some("cluster"));
+        let copy = built.with_file_name(format!("multipeer-cluster{}", std::env::consts::EXE_SUFFIX));
+        // Copied, then renamed over the old copy: a copy still running elsewhere keeps its file.
+        let fresh = copy.with_extension(format!("{}.new", std::process::id()));
+        std::fs::copy(&built, &fresh).expect("copy the cluster build of multipeer");
+        std::fs::rename(&fresh, &copy).expect("replace the cluster build of multipeer");
+        copy
+    })
+}
+
+fn build(feature: Option<&str>) -> PathBuf {
+    // A test runs as TARGET/PROFILE/deps/NAME-HASH, a binary (cluster_bench) as
+    // TARGET/PROFILE/NAME; the server goes to TARGET/PROFILE.
     let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("TARGET/PROFILE/deps").to_path_buf();
+    let parent = exe.parent().expect("TARGET/PROFILE");
+    let profile_dir =
+        if parent.ends_with("deps") { parent.parent().expect("TARGET/PROFILE/deps") } else { parent }
+            .to_path_buf();
     let target_dir = profile_dir.parent().expect("TARGET");
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev".to_owned(),
@@ -55,6 +78,7 @@ fn build() -> PathBuf {
     let output = command
         .args(["build", "--locked", "--quiet", "-p", "multipeer-mio", "--bin", "multipeer", "--profile"])
         .arg(&profile)
+        .args(feature.map(|f| ["--features", f]).into_iter().flatten())
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -156,7 +180,17 @@ impl Serve {
     /// If it does not start listening within ten seconds.
     #[must_use]
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(binary())
+        Self::start_binary(binary(), args)
+    }
+
+    /// Starts `program serve --listen 127.0.0.1:0 ARGS` (a build of `multipeer`) and waits
+    /// until it listens.
+    ///
+    /// # Panics
+    /// If it does not start listening within ten seconds.
+    #[must_use]
+    pub fn start_binary(program: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(program)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
@@ -262,6 +296,18 @@ impl Serve {
             }
             assert!(Instant::now() < end, "timed out waiting for a line with {needle:?}: {:?}", self.last);
         }
+    }
+
+    /// Ends it with SIGKILL, as a crash would (nothing is closed or announced), and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Lines of its output other than status lines, so far.
+    pub fn other_lines(&mut self) -> &[String] {
+        self.status();
+        &self.other
     }
 
     /// Stops it with SIGTERM (every peer closed with 1001) and waits for it to exit; returns

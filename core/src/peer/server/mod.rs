@@ -1,5 +1,6 @@
 //! A multiplayer server over many WebSocket connections (Godot's `create_server`).
 
+mod cluster;
 mod flow;
 mod forward;
 mod multiplayer_peer;
@@ -26,6 +27,7 @@ use crate::queue::{PacketQueue, QueueLimits};
 use crate::time::Instant;
 use crate::ws::{self, CloseCode, NoRng};
 
+pub use cluster::{ClusterConfig, ClusterNode, ClusterOutput, ClusterStats};
 pub use rooms::{
     MAX_ROOM_NAME_LEN, RoomConfig, RoomInfo, RoomMode, RoomNameError, RoomRefusal, RoomStats, room_from_path,
     validate_room_name, validate_room_prefix,
@@ -130,6 +132,8 @@ pub struct Server<R: CryptoRng> {
     rearm: Vec<u32>,
     /// Connections that agreed to permessage-deflate, for `DeflateConfig::max_connections`.
     compressing: usize,
+    /// The cluster link, once [`join_cluster`](Self::join_cluster) was called.
+    cluster: Option<alloc::boxed::Box<cluster::ClusterState>>,
 }
 
 /// Whether a connection agreed to permessage-deflate.
@@ -195,6 +199,7 @@ impl<R: CryptoRng> Server<R> {
             timeless: false,
             rearm: Vec::new(),
             compressing: 0,
+            cluster: None,
         }
     }
 
@@ -436,6 +441,7 @@ impl<R: CryptoRng> Server<R> {
         self.set_now(now);
         // The inbox keeps its storage while packets flow; a timer pass with it empty frees it.
         self.inbox.release_if_empty();
+        self.cluster_handle_timeout();
         while let Some(&Reverse((at, index, generation))) = self.timers.peek() {
             if at > now {
                 break;
@@ -470,7 +476,7 @@ impl<R: CryptoRng> Server<R> {
             // A close started without the time: call back now so its timer can start.
             return Some(self.now);
         }
-        self.timers.peek().map(|Reverse((at, _, _))| *at)
+        crate::time::earliest(self.timers.peek().map(|Reverse((at, _, _))| *at), self.cluster_timeout())
     }
 
     /// The next connection with bytes to write; fetch them with [`transmit`](Self::transmit).
@@ -531,7 +537,7 @@ impl<R: CryptoRng> Server<R> {
                     slot.generation = slot.generation.wrapping_add(1);
                     self.free.push(id.index);
                     self.live -= 1;
-                    self.rooms.exit(conn.room);
+                    self.exit_room(conn.room);
                     self.compressing -= usize::from(compresses(&conn.ws));
                     if let Some(ip) = conn.addr.map(|a| a.ip()) {
                         if let Some(n) = self.per_ip.get_mut(&ip) {
@@ -645,13 +651,23 @@ impl<R: CryptoRng> Server<R> {
             // Configured headers that cannot be sent are a server bug; refuse visibly.
             let _ = c.ws.reject(500, "server handshake headers are invalid");
         }
+        self.compressing += usize::from(compresses(&c.ws));
         if c.ws.state() == ws::State::Open {
             c.room = room;
         } else {
             // Refused after all (no common subprotocol): it never was in the room.
-            self.rooms.exit(room);
+            self.exit_room(room);
         }
-        self.compressing += usize::from(compresses(&c.ws));
+    }
+
+    /// A connection of `room` is gone; the room too if it was its last.
+    fn exit_room(&mut self, room: u32) {
+        let name = self.cluster.as_ref().and(self.rooms.name(room)).map(String::from);
+        if self.rooms.exit(room) {
+            if let Some(name) = name {
+                self.cluster_room_gone(room, name);
+            }
+        }
     }
 
     /// Re-evaluates queues and timers of a connection after anything touched it.
@@ -715,7 +731,11 @@ impl<R: CryptoRng> Server<R> {
     // ----- joining and leaving -------------------------------------------------------------
 
     fn join(&mut self, index: u32) {
-        let Some(id) = generate_unique_id(&mut self.rng, |id| self.peers.contains_key(&id)) else {
+        let id = match self.cluster {
+            Some(_) => self.cluster_peer_id(),
+            None => generate_unique_id(&mut self.rng, |id| self.peers.contains_key(&id)),
+        };
+        let Some(id) = id else {
             if let Some(c) = self.slots[index as usize].conn.as_mut() {
                 let _ = c.ws.close(self.now, CloseCode::INTERNAL_ERROR, "no free peer id");
             }
@@ -724,7 +744,9 @@ impl<R: CryptoRng> Server<R> {
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
         c.peer = Some(id);
         self.peers.insert(id, index);
-        self.rooms.add_member(c.room, id, index);
+        let room = c.room;
+        self.rooms.add_member(room, id, index);
+        self.cluster_local_join(room, id);
         // Reported before the announcements: one of them may overflow the new peer's queue and
         // cut it off, and its departure must follow its arrival.
         self.queue_event(Event::PeerConnected(id));
@@ -742,6 +764,7 @@ impl<R: CryptoRng> Server<R> {
         let room = c.room;
         self.peers.remove(&id);
         self.rooms.remove_member(room, id);
+        self.cluster_local_leave(room, id);
         // Senders waiting on it go on without it; if it waited itself, it no longer does.
         self.forget_flow(index);
         self.announce_departure(room, id);

@@ -299,7 +299,7 @@ impl Rooms {
         self.by_name.binary_search_by(|&i| self.name(i).unwrap_or("").cmp(name))
     }
 
-    fn lookup(&self, name: &str) -> Option<u32> {
+    pub(super) fn lookup(&self, name: &str) -> Option<u32> {
         self.find(name).ok().map(|at| self.by_name[at])
     }
 
@@ -356,18 +356,20 @@ impl Rooms {
         Ok(index)
     }
 
-    /// A connection of the room at `index` was released; an undeclared room left empty goes.
-    pub(super) fn exit(&mut self, index: u32) {
-        let Some(room) = self.get_mut(index) else { return };
+    /// A connection of the room at `index` was released; an undeclared room left empty goes
+    /// (then `true`).
+    pub(super) fn exit(&mut self, index: u32) -> bool {
+        let Some(room) = self.get_mut(index) else { return false };
         room.conns = room.conns.saturating_sub(1);
         if room.conns > 0 || room.declared {
-            return;
+            return false;
         }
         if let Some(at) = self.get(index).and_then(|r| self.find(&r.name).ok()) {
             self.by_name.remove(at);
         }
         self.slots[index as usize] = None;
         self.free.push(index);
+        true
     }
 
     pub(super) fn get(&self, index: u32) -> Option<&Room> {

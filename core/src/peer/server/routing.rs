@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 
 use rand_core::CryptoRng;
 
+use super::cluster::REMOTE;
 use super::{FROM_LEN, Server};
 use crate::peer::godot3::{self, MessageType};
 use crate::peer::scene::{self, SysCommand};
@@ -29,7 +30,7 @@ const SHARE_THRESHOLD: usize = 512;
 
 /// Where a relayed message goes.
 #[derive(Debug, Clone, Copy)]
-enum Dest {
+pub(super) enum Dest {
     One(PeerId),
     /// Every peer except the sender and, if given, one more.
     AllExcept(Option<PeerId>),
@@ -257,7 +258,7 @@ impl<R: CryptoRng> Server<R> {
     fn relay_blocker(&mut self, room: u32, sender: PeerId, dest: Dest, len: usize) -> Option<u32> {
         match dest {
             Dest::One(peer) => {
-                let index = self.rooms.member(room, peer)?;
+                let index = self.rooms.member(room, peer).filter(|&i| i != REMOTE)?;
                 (!self.has_relay_room(index, len)).then_some(index)
             }
             Dest::AllExcept(except) => {
@@ -267,7 +268,7 @@ impl<R: CryptoRng> Server<R> {
                     self.rooms
                         .members(room)
                         .iter()
-                        .filter(|(p, _)| *p != sender && Some(*p) != except)
+                        .filter(|&&(p, i)| p != sender && Some(p) != except && i != REMOTE)
                         .map(|(_, i)| *i),
                 );
                 let full = self.first_without_room(&targets, len);
@@ -297,9 +298,15 @@ impl<R: CryptoRng> Server<R> {
             }
             Forward::Rewrite(inner) => &[&header, inner],
         };
+        // Members on other instances get it through the broker, once for all of them.
+        let payload = match forward {
+            Forward::Original(message) | Forward::Rewrite(message) => message,
+        };
+        self.cluster_relay(room, sender, dest, payload);
         match dest {
             // A peer of another room is as unknown as one that never existed.
             Dest::One(peer) => match self.rooms.member(room, peer) {
+                Some(REMOTE) => {}
                 Some(index) => self.deliver_or_cut(index, parts),
                 None => {
                     // The target left while the message was in flight.
@@ -316,7 +323,7 @@ impl<R: CryptoRng> Server<R> {
 
     /// Sends to every joined peer of `room` (of every room: `None`) except `sender` and
     /// `except`; slow peers are cut off.
-    fn fan_out(
+    pub(super) fn fan_out(
         &mut self,
         room: Option<u32>,
         sender: Option<PeerId>,
@@ -328,7 +335,8 @@ impl<R: CryptoRng> Server<R> {
         let keep = |p: PeerId| Some(p) != sender && Some(p) != except;
         match room {
             Some(room) => {
-                targets.extend(self.rooms.members(room).iter().filter(|(p, _)| keep(*p)).map(|(_, i)| *i));
+                let members = self.rooms.members(room).iter();
+                targets.extend(members.filter(|&&(p, i)| keep(p) && i != REMOTE).map(|(_, i)| *i));
             }
             None => targets.extend(self.peers.iter().filter(|(p, _)| keep(**p)).map(|(_, i)| *i)),
         }
@@ -373,7 +381,7 @@ impl<R: CryptoRng> Server<R> {
     /// Delivers to a peer that must not stall the sender: a full queue cuts the peer off; a
     /// packet larger than the peer accepts is dropped and reported (a misconfiguration, not the
     /// peer's fault).
-    fn deliver_or_cut(&mut self, index: u32, parts: &[&[u8]]) {
+    pub(super) fn deliver_or_cut(&mut self, index: u32, parts: &[&[u8]]) {
         match self.deliver(index, parts) {
             Err(PutError::Full) => self.cut_off(index),
             Err(PutError::TooLarge { max }) => self.too_large(parts.iter().map(|p| p.len()).sum(), max),
@@ -458,7 +466,9 @@ impl<R: CryptoRng> Server<R> {
             return;
         }
         for (other, other_index) in self.others(index, id) {
-            self.deliver_or_cut(other_index, &[&scene::header(SysCommand::AddPeer, id.get())]);
+            if other_index != REMOTE {
+                self.deliver_or_cut(other_index, &[&scene::header(SysCommand::AddPeer, id.get())]);
+            }
             self.deliver_or_cut(index, &[&scene::header(SysCommand::AddPeer, other.get())]);
         }
     }
@@ -475,7 +485,9 @@ impl<R: CryptoRng> Server<R> {
             }
         }
         for (other, other_index) in self.others(index, id) {
-            self.deliver_or_cut(other_index, &[&godot3::sys_message(MessageType::Add, id.get())]);
+            if other_index != REMOTE {
+                self.deliver_or_cut(other_index, &[&godot3::sys_message(MessageType::Add, id.get())]);
+            }
             self.deliver_or_cut(index, &[&godot3::sys_message(MessageType::Add, other.get())]);
         }
     }

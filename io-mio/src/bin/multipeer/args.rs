@@ -71,6 +71,19 @@ Rooms (each an independent world: its own peers, ids, relay, ADD_PEER/DEL_PEER a
 One protocol per server: Godot 3 and Godot 4 clients never share a room, so a deployment
 serving both runs one server per protocol (two ports).
 
+Cluster (rooms shared by several instances through NATS; see CLUSTER.md; built with the
+`cluster` feature):
+  --cluster URL                Join the cluster through this NATS server (nats://HOST:4222,
+                               tls://HOST:4222; JetStream on, for the node-index lease). A
+                               room's members may then live on any instance
+  --node NAME                  This instance's name in logs and status (default: the host:port
+                               of the first --listen)
+  --node-index K               Hold node index K (0-63) rather than the first free one; refused
+                               while a live instance holds it
+  --cluster-name NAME          Subject namespace mp.NAME.> and lease bucket (default multipeer)
+  --cluster-creds FILE         NATS credentials file (user JWT and nkey seed)
+  --cluster-tls-ca FILE        CA certificate (PEM) of the broker's TLS certificate; requires TLS
+
 Relay flow control (a sender waits while a receiver's queue is full; nothing is dropped):
   --slow-peer-timeout SECS     Disconnect (1008) a peer whose queue stays full with a sender
                                waiting and that writes nothing for this long; 0 = never (10)
@@ -146,6 +159,19 @@ pub(crate) struct ServeOptions {
     /// `--auth-timeout`: SceneMultiplayer's `auth_timeout`.
     pub(crate) auth_timeout: Duration,
     pub(crate) stats_json: Option<PathBuf>,
+    /// `--cluster` and its companions.
+    pub(crate) cluster: Option<ClusterArgs>,
+}
+
+/// `--cluster URL` and the flags that go with it.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ClusterArgs {
+    pub(crate) url: String,
+    pub(crate) node: Option<String>,
+    pub(crate) node_index: Option<u8>,
+    pub(crate) name: String,
+    pub(crate) credentials: Option<PathBuf>,
+    pub(crate) tls_ca: Option<PathBuf>,
 }
 
 /// A usage error, reported with exit status 2.
@@ -184,7 +210,9 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         auth_token: None,
         auth_timeout: Duration::from_secs(3),
         stats_json: None,
+        cluster: None,
     };
+    let mut cluster = ClusterArgs { name: "multipeer".into(), ..ClusterArgs::default() };
     let mut relay = true;
     // Whether --rooms was given: with --auth-token the default becomes one world.
     let mut rooms_chosen = false;
@@ -320,6 +348,32 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
                 config.rooms.max_peers_per_room = Some(positive(&mut parser, "--max-peers-per-room")?);
             }
             Long("stats-json") => options.stats_json = Some(parser.value()?.into()),
+            Long("cluster") => cluster.url = parser.value()?.string()?,
+            Long("node") => {
+                let name = parser.value()?.string()?;
+                if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(usage("--node: 1-64 printable ASCII characters, no spaces"));
+                }
+                cluster.node = Some(name);
+            }
+            Long("node-index") => {
+                let k = parser.value()?.string()?;
+                cluster.node_index = Some(
+                    k.parse().ok().filter(|&k: &u8| k < 64).ok_or_else(|| usage("--node-index: 0 to 63"))?,
+                );
+            }
+            Long("cluster-name") => {
+                let name = parser.value()?.string()?;
+                if name.is_empty()
+                    || name.len() > 32
+                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return Err(usage("--cluster-name: 1-32 of A-Z a-z 0-9 - _"));
+                }
+                cluster.name = name;
+            }
+            Long("cluster-creds") => cluster.credentials = Some(parser.value()?.into()),
+            Long("cluster-tls-ca") => cluster.tls_ca = Some(parser.value()?.into()),
             Long(flag) if deflate::is_flag(flag) => {
                 let flag = flag.to_owned();
                 deflate::apply(&flag, &mut parser, &mut config.ws.permessage_deflate)?;
@@ -339,6 +393,16 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         return Err(usage("--auth-token: Godot 3 has no SceneMultiplayer auth"));
     }
     config.relay = relay;
+    if !cluster.url.is_empty() {
+        if options.auth_token.is_some() {
+            return Err(usage(
+                "--cluster: not with --auth-token (SceneMultiplayer's relay knows no cluster yet)",
+            ));
+        }
+        options.cluster = Some(cluster);
+    } else if cluster.node.is_some() || cluster.node_index.is_some() || cluster.credentials.is_some() {
+        return Err(usage("--node, --node-index and --cluster-creds need --cluster URL"));
+    }
     if options.auth_token.is_some() && config.rooms.mode != RoomMode::Single {
         // SceneMultiplayer relays among all of its admitted peers: it knows no rooms yet, so
         // rooms would leak announcements and relays between them.
@@ -462,6 +526,27 @@ mod tests {
             (Some("s3cret"), Duration::from_millis(1500))
         );
         assert_eq!(serve(&[]).unwrap().auth_token, None);
+    }
+
+    #[test]
+    fn cluster_flags_are_checked() {
+        let c = serve(&["--cluster", "nats://127.0.0.1:4222", "--node", "a", "--node-index", "5"]).unwrap();
+        let c = c.cluster.unwrap();
+        assert_eq!(
+            (c.url.as_str(), c.node.as_deref(), c.node_index, c.name.as_str()),
+            ("nats://127.0.0.1:4222", Some("a"), Some(5), "multipeer")
+        );
+        assert!(serve(&[]).unwrap().cluster.is_none());
+        for (args, error) in [
+            (&["--node", "a"][..], "need --cluster"),
+            (&["--cluster", "nats://x", "--node-index", "64"], "0 to 63"),
+            (&["--cluster", "nats://x", "--node", "a b"], "printable"),
+            (&["--cluster", "nats://x", "--cluster-name", "a.b"], "--cluster-name"),
+            (&["--cluster", "nats://x", "--auth-token", "t"], "not with --auth-token"),
+        ] {
+            let e = serve(args).unwrap_err().to_string();
+            assert!(e.contains(error), "{args:?}: {e}");
+        }
     }
 
     #[test]

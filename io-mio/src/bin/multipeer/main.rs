@@ -2,6 +2,7 @@
 
 mod args;
 mod auth;
+mod cluster;
 mod deflate;
 mod lobby;
 mod status;
@@ -109,7 +110,14 @@ fn serve(mut options: ServeOptions) -> Result<(), String> {
     let gate = options.auth_token.as_deref().map(auth::AuthGate::new);
     let mut status =
         status::Status::new(options.quiet, options.verbose, gate).with_stats_json(options.stats_json);
-    server.run(&stop, None, |server| status.tick(server)).map_err(|e| format!("event loop failed: {e}"))?;
+    match options.cluster {
+        None => {
+            server
+                .run(&stop, None, |server| status.tick(server))
+                .map_err(|e| format!("event loop failed: {e}"))?;
+        }
+        Some(cluster) => cluster::run(cluster, &mut server, &stop, &mut status)?,
+    }
     let left = server.peer().connection_count();
     if !options.quiet {
         eprintln!();

@@ -56,6 +56,18 @@ pub(crate) struct Status {
     /// Packets in and out of each room at the last status line, by room serial, for rates.
     room_packets: Vec<(u64, u64)>,
     stats_json: Option<std::path::PathBuf>,
+    cluster: Option<ClusterView>,
+}
+
+/// The cluster link as the status line and the JSON show it.
+#[derive(Default, Clone)]
+struct ClusterView {
+    node: String,
+    index: u8,
+    connected: bool,
+    outages: u64,
+    slow_consumer: u64,
+    dropped_out: u64,
 }
 
 /// How many rooms the status line and the JSON name as the busiest.
@@ -79,6 +91,7 @@ impl Status {
             refused: Tally::default(),
             room_packets: Vec::new(),
             stats_json: None,
+            cluster: None,
         }
     }
 
@@ -86,6 +99,34 @@ impl Status {
     pub(crate) fn with_stats_json(mut self, path: Option<std::path::PathBuf>) -> Self {
         self.stats_json = path;
         self
+    }
+
+    /// This instance is node `name`, index `index`, of a cluster.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn set_cluster_node(&mut self, name: &str, index: u8) {
+        self.cluster =
+            Some(ClusterView { node: name.into(), index, connected: true, ..ClusterView::default() });
+    }
+
+    /// The broker's state; a lost or regained connection is logged once.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn set_cluster_link(
+        &mut self,
+        connected: bool,
+        outages: u64,
+        slow_consumer: u64,
+        dropped_out: u64,
+    ) {
+        let Some(view) = self.cluster.as_mut() else { return };
+        let was = view.connected;
+        *view = ClusterView { connected, outages, slow_consumer, dropped_out, ..view.clone() };
+        if was && !connected {
+            self.log(
+                "cluster: broker connection lost; local relaying goes on, remote peers leave at the deadline",
+            );
+        } else if !was && connected {
+            self.log("cluster: broker connection back; rooms are synchronised again");
+        }
     }
 
     /// One turn of the application; returns how soon the next status line is due.
@@ -135,7 +176,11 @@ impl Status {
                 print_status(&line, self.tty);
             }
             if let Some(path) = &self.stats_json {
-                if let Err(e) = write_atomically(path, &stats_json(server, self.to_server, &busiest)) {
+                let mut json = stats_json(server, self.to_server, &busiest);
+                if let (Some(view), Some(c)) = (&self.cluster, server.peer().cluster_stats()) {
+                    cluster_json(&mut json, view, c);
+                }
+                if let Err(e) = write_atomically(path, &json) {
                     self.debug(format_args!("cannot write {}: {e}", path.display()));
                 }
             }
@@ -235,6 +280,21 @@ impl Status {
             let _ = write!(line, " | auth: {} admitted, {} refused", gate.admitted, gate.refused);
             let packets: u64 = self.refused.0.values().sum();
             let _ = write!(line, " | packets refused {packets}{}", self.refused.summary());
+        }
+        if let (Some(view), Some(c)) = (&self.cluster, peer.cluster_stats()) {
+            let broker = if view.connected { "up" } else { "DOWN" };
+            let _ = write!(
+                line,
+                " | cluster node {}#{} broker {broker} (outages {}), {} nodes, {} remote peers, \
+                 lost {}, malformed {}",
+                view.node,
+                view.index,
+                view.outages,
+                c.live_nodes,
+                c.remote_peers,
+                c.gaps + c.outbox_overflow + view.dropped_out,
+                c.malformed,
+            );
         }
         if stats.unreported_events > 0 {
             let _ = write!(line, " | {} events unreported", stats.unreported_events);
@@ -343,6 +403,36 @@ fn stats_json(server: &Server, to_server: u64, busiest: &[(String, f64)]) -> Str
     }
     out.push_str("]}\n");
     out
+}
+
+/// Adds the cluster's counters to the JSON object `out` (which ends with `}\n`).
+fn cluster_json(out: &mut String, view: &ClusterView, c: multipeer::peer::ClusterStats) {
+    out.truncate(out.trim_end().len() - 1);
+    let _ = write!(
+        out,
+        ",\"cluster\":{{\"node\":{},\"index\":{},\"broker_connected\":{},\"broker_outages\":{},\
+         \"slow_consumer\":{},\"live_nodes\":{},\"remote_peers\":{},\"published\":{},\"received\":{},\
+         \"malformed\":{},\"stale\":{},\"unknown\":{},\"gaps\":{},\"outbox_overflow\":{},\
+         \"dropped_out\":{},\"nodes_expired\":{},\"refused_joins\":{}}}}}",
+        json_string(&view.node),
+        view.index,
+        view.connected,
+        view.outages,
+        view.slow_consumer,
+        c.live_nodes,
+        c.remote_peers,
+        c.published,
+        c.received,
+        c.malformed,
+        c.stale,
+        c.unknown,
+        c.gaps,
+        c.outbox_overflow,
+        view.dropped_out,
+        c.nodes_expired,
+        c.refused_joins,
+    );
+    out.push('\n');
 }
 
 /// `text` as a JSON string literal.

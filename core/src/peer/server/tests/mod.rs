@@ -1,6 +1,7 @@
 //! A server and clients over in-memory transports.
 
 mod closing;
+mod cluster;
 mod edges;
 mod flow;
 mod forward;
