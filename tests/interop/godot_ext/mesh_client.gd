@@ -18,8 +18,8 @@ extends SceneTree
 #                 meshes with mesh_node, Chromium and node-datachannel)
 #   MP_ICE        optional ICE server URL passed to initialize() (e.g. stun:127.0.0.1:3478)
 #   MP_TIMEOUT    give up after this many seconds (default 30)
-#   MP_STATS      1: print `stats ...` per peer (losses) instead of failing on missing
-#                 unreliable packets (they may be lost anyway)
+#   MP_PAD        pad every lane packet with `|` and this many bytes (default 0), so that
+#                 each one travels in a datagram of its own
 #
 # Rules per pair, as lobby_peer.js: once connected, send MP_COUNT packets on each lane
 # (`r:SEQ` reliable, `o:SEQ` unreliable ordered, `u:SEQ` unreliable); reliable ones must all
@@ -106,7 +106,7 @@ var peers := 1
 var count := 100
 var ice := ""
 var timeout := 30.0
-var stats := false
+var pad := ""
 var started_ms := Time.get_ticks_msec()
 var my_id := 0
 var pairs := {}  # id -> Dictionary of counters
@@ -129,7 +129,9 @@ func _initialize() -> void:
 	count = int(env("MP_COUNT", "100"))
 	ice = env("MP_ICE", "")
 	timeout = float(env("MP_TIMEOUT", "30"))
-	stats = env("MP_STATS", "0") == "1"
+	var pad_len := int(env("MP_PAD", "0"))
+	if pad_len > 0:
+		pad = "|" + "x".repeat(pad_len)
 	print("godot %s mode=%s" % [Engine.get_version_info()["string"], mode])
 	lobby_client.lobby_joined.connect(func(name): print("lobby %s" % name))
 	lobby_client.connected.connect(_connected)
@@ -221,7 +223,7 @@ func _peer_ready(id: int) -> void:
 	print("connected %d" % id)
 	for lane in 3:
 		for seq in count:
-			_send(id, lane, "%s:%d" % [LANES[lane], seq])
+			_send(id, lane, "%s:%d%s" % [LANES[lane], seq, pad])
 	if mode == "scene":
 		for seq in count:
 			rpc_node.rpc_id(id, "ping", seq)
@@ -268,7 +270,7 @@ func _receive(id: int, lane: int, text: String) -> void:
 			return
 		c.fin_in = true
 	else:
-		var parts := text.split(":")
+		var parts := text.get_slice("|", 0).split(":")
 		var tag_lane := LANES.find(parts[0]) if parts.size() == 2 else -1
 		if lane == -1:
 			lane = tag_lane
