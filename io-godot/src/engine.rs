@@ -35,6 +35,8 @@ const SCTP_SEND_BUFFER: usize = 1 << 20;
 const MAX_MESSAGE_SIZE: u32 = 256 * 1024;
 /// `a=max-message-size` absent means 64 KiB (RFC 8841 §6).
 const DEFAULT_REMOTE_MAX_MESSAGE: usize = 65_536;
+/// `SO_RCVBUF` asked for each socket.
+const SOCKET_RECEIVE_BUFFER: usize = 2 << 20;
 /// The largest UDP datagram read.
 const RECEIVE_BUFFER: usize = 2048;
 /// Most outputs taken from str0m in one go (it stops at its next timeout long before).
@@ -250,6 +252,8 @@ pub struct Connection {
     /// Drop and refusal counters.
     pub drops: Drops,
     ever_connected: bool,
+    /// Why the connection failed (str0m's error), for the Godot log.
+    pub failure: Option<String>,
     buf: Vec<u8>,
 }
 
@@ -295,6 +299,11 @@ impl Connection {
         for ip in ips {
             let socket = UdpSocket::bind((*ip, 0)).map_err(|e| EngineError::Io(e.to_string()))?;
             socket.set_nonblocking(true).map_err(|e| EngineError::Io(e.to_string()))?;
+            // The kernel charges each small datagram about 1 KiB of buffer: its default
+            // (~208 KiB) overflows on a burst of a few hundred messages between two frames,
+            // and every drop costs the sender a retransmission timeout. The kernel caps the
+            // request (`net.core.rmem_max`); failure leaves the default.
+            let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(SOCKET_RECEIVE_BUFFER);
             let local = socket.local_addr().map_err(|e| EngineError::Io(e.to_string()))?;
             let candidate =
                 Candidate::host(local, "udp").map_err(|e| EngineError::Invalid(e.to_string()))?;
@@ -320,6 +329,7 @@ impl Connection {
             gathering_complete: false,
             drops: Drops::default(),
             ever_connected: false,
+            failure: None,
             buf: vec![0; RECEIVE_BUFFER],
         })
     }
@@ -551,8 +561,8 @@ impl Connection {
                 };
                 read += 1;
                 let Ok(receive) = Receive::new(Protocol::Udp, source, local, &self.buf[..len]) else { continue };
-                if self.rtc.handle_input(Input::Receive(Instant::now(), receive)).is_err() {
-                    self.fail();
+                if let Err(e) = self.rtc.handle_input(Input::Receive(Instant::now(), receive)) {
+                    self.fail(format!("receive: {e}"));
                     return;
                 }
                 // Hand over what this datagram produced before the next one.
@@ -563,15 +573,20 @@ impl Connection {
             }
         }
         let now = Instant::now();
-        if now >= self.timeout && self.rtc.handle_input(Input::Timeout(now)).is_err() {
-            self.fail();
+        if now >= self.timeout
+            && let Err(e) = self.rtc.handle_input(Input::Timeout(now))
+        {
+            self.fail(format!("timeout: {e}"));
             return;
         }
         self.flush_outboxes();
         self.drain_outputs();
     }
 
-    fn fail(&mut self) {
+    fn fail(&mut self, reason: String) {
+        if self.failure.is_none() {
+            self.failure = Some(reason);
+        }
         self.state = ConnectionState::Failed;
         self.rtc.disconnect();
         for channel in &mut self.channels {
@@ -612,8 +627,8 @@ impl Connection {
                     }
                 }
                 Ok(Output::Event(event)) => self.event(event),
-                Err(_) => {
-                    self.fail();
+                Err(e) => {
+                    self.fail(format!("output: {e}"));
                     return;
                 }
             }
@@ -621,6 +636,12 @@ impl Connection {
     }
 
     fn event(&mut self, event: Event) {
+        if std::env::var_os("MULTIPEER_GODOT_TRACE").is_some() {
+            match &event {
+                Event::ChannelData(d) => eprintln!("trace data id={:?} len={} head={:?}", d.id, d.data.len(), String::from_utf8_lossy(&d.data[..d.data.len().min(8)])),
+                other => eprintln!("trace {other:?}"),
+            }
+        }
         match event {
             Event::Connected => {
                 self.ever_connected = true;

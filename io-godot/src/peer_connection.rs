@@ -33,6 +33,8 @@ pub struct MultipeerWebRtcPeerConnection {
     poisoned: bool,
     /// Drops already reported with a warning.
     reported: Drops,
+    /// The failure was reported.
+    failure_reported: bool,
 }
 
 fn error_of(e: &EngineError) -> Error {
@@ -293,12 +295,18 @@ impl IWebRtcPeerConnectionExtension for MultipeerWebRtcPeerConnection {
     fn poll(&mut self) -> Error {
         let polled = self.with_engine("poll", None, |c| {
             c.poll();
-            Some((c.take_signals(), c.drops))
+            Some((c.take_signals(), c.drops, c.failure.clone()))
         });
-        let Some((signals, drops)) = polled else {
+        let Some((signals, drops, failure)) = polled else {
             return if self.engine.is_some() { Error::FAILED } else { Error::ERR_UNCONFIGURED };
         };
         self.report_drops(drops);
+        if let Some(failure) = failure
+            && !self.failure_reported
+        {
+            self.failure_reported = true;
+            godot_error!("multipeer: the WebRTC connection failed: {failure}");
+        }
         self.emit(signals);
         Error::OK
     }

@@ -26,7 +26,8 @@ extends SceneTree
 # arrive in order, ordered ones never go backwards, unreliable ones never twice. After all
 # reliable packets (and in scene mode all RPCs) of a peer arrived, send it `fin` (reliable);
 # a pair is complete when its `fin` arrived too: `result ID reliable=R ordered=O unreliable=U
-# rpc=P`. Ends with `done` (exit 0) or `fail REASON` (exit 1).
+# rpc=P`. Ends with `done` (exit 0) or `fail REASON` (exit 1), then, after a second of
+# lingering, `stats ID ...` per peer: everything received by then.
 
 enum Message { JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL }
 const LANES := ["r", "o", "u"]
@@ -259,7 +260,7 @@ func on_ping(from: int, seq: int) -> void:
 
 # lane: 0..2, or -1 when unknown (SceneMultiplayer does not say): then the tag tells.
 func _receive(id: int, lane: int, text: String) -> void:
-	if finished or not pairs.has(id):
+	if not pairs.has(id):
 		return
 	var c: Dictionary = pairs[id]
 	if c.failed:
@@ -316,7 +317,7 @@ func pair_fail(id: int, why: String) -> void:
 		return
 	c.failed = true
 	failed_pairs += 1
-	print("pairfail %d %s" % [id, why])
+	print("pairfail %d %s (counts %s, rpc %d, fin in/out %s/%s)" % [id, why, c.counts, c.pings, c.fin_in, c.fin_out])
 	if complete + failed_pairs >= peers:
 		fail("%d of %d pairs failed" % [failed_pairs, peers])
 
@@ -331,8 +332,10 @@ func finish(ok: bool, line: String) -> void:
 	finished = true
 	print(line)
 	exit_code = 0 if ok else 1
-	# Linger so that our last packets (a `fin`) and acknowledgements get through.
-	linger = 0.5 if complete > 0 else 0.0
+	# Linger so that our last packets (a `fin`) and acknowledgements get through, and count
+	# what still arrives (WebRTCMultiplayerPeer reads the reliable channel first, so a `fin`
+	# may complete a pair before its other lanes were read).
+	linger = 1.0 if complete > 0 else 0.0
 
 
 func _process(delta: float) -> bool:
@@ -351,6 +354,8 @@ func _process(delta: float) -> bool:
 	if finished:
 		linger -= delta
 		if linger <= 0.0:
+			for id in pairs:
+				print("stats %d reliable=%d ordered=%d unreliable=%d rpc=%d" % [id, pairs[id].counts[0], pairs[id].counts[1], pairs[id].counts[2], pairs[id].pings])
 			rtc_mp.close()
 			lobby_client.ws.close()
 			quit(exit_code)
