@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 dest="${dest:-$CARGO_TARGET_DIR/godot-addon}"
-args=(build --locked -p multipeer-godot)
+args=(build --locked --manifest-path "$HERE/Cargo.toml")
 [ "$profile" = release ] && args+=(--release)
 [ -n "$target" ] && args+=(--target "$target")
 started=$(date +%s)

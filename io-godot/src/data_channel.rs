@@ -48,7 +48,12 @@ impl MultipeerWebRtcDataChannel {
         guarded(method, None, || self.engine.borrow().channel(self.key).map(body)).unwrap_or(failed)
     }
 
-    fn with_engine<R>(&mut self, method: &str, failed: R, body: impl FnOnce(&mut Connection, usize) -> R) -> R {
+    fn with_engine<R>(
+        &mut self,
+        method: &str,
+        failed: R,
+        body: impl FnOnce(&mut Connection, usize) -> R,
+    ) -> R {
         if self.poisoned {
             godot_error!("multipeer: {method} on a data channel that failed after a panic");
             return failed;
@@ -73,7 +78,11 @@ impl IWebRtcDataChannelExtension for MultipeerWebRtcDataChannel {
     // SAFETY (for Godot's caller): the returned pointer addresses `self.current`, which stays
     // unchanged until the next `get_packet` on this object, as PacketPeer requires.
     #[allow(unsafe_code)]
-    unsafe fn get_packet_rawptr(&mut self, r_buffer: RawPtr<*mut RawPtr<*const u8>>, r_buffer_size: RawPtr<*mut i32>) -> Error {
+    unsafe fn get_packet_rawptr(
+        &mut self,
+        r_buffer: RawPtr<*mut RawPtr<*const u8>>,
+        r_buffer_size: RawPtr<*mut i32>,
+    ) -> Error {
         let taken = self.with_engine("get_packet", None, |c, key| c.receive(key));
         let Some((data, binary)) = taken else { return Error::ERR_UNAVAILABLE };
         let Ok(size) = i32::try_from(data.len()) else { return Error::ERR_OUT_OF_MEMORY };
@@ -121,7 +130,9 @@ impl IWebRtcDataChannelExtension for MultipeerWebRtcDataChannel {
         if self.poisoned {
             return 0;
         }
-        guarded("get_max_packet_size", 0, || i32::try_from(self.engine.borrow().max_message()).unwrap_or(i32::MAX))
+        guarded("get_max_packet_size", 0, || {
+            i32::try_from(self.engine.borrow().max_message()).unwrap_or(i32::MAX)
+        })
     }
 
     fn poll(&mut self) -> Error {

@@ -305,8 +305,7 @@ impl Connection {
             // request (`net.core.rmem_max`); failure leaves the default.
             let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(SOCKET_RECEIVE_BUFFER);
             let local = socket.local_addr().map_err(|e| EngineError::Io(e.to_string()))?;
-            let candidate =
-                Candidate::host(local, "udp").map_err(|e| EngineError::Invalid(e.to_string()))?;
+            let candidate = Candidate::host(local, "udp").map_err(|e| EngineError::Invalid(e.to_string()))?;
             if let Some(c) = rtc.add_local_candidate(candidate) {
                 unsent_candidates.push(c.to_sdp_string());
             }
@@ -373,7 +372,11 @@ impl Connection {
         {
             return Err(EngineError::Invalid(format!("channel id {id} already in use")));
         }
-        let id = if self.negotiating { Some(self.rtc.direct_api().create_data_channel(spec.config())) } else { None };
+        let id = if self.negotiating {
+            Some(self.rtc.direct_api().create_data_channel(spec.config()))
+        } else {
+            None
+        };
         self.channels.push(Channel::new(spec, id));
         Ok(self.channels.len() - 1)
     }
@@ -436,15 +439,19 @@ impl Connection {
                 if self.signaling != SignalingState::Stable || self.negotiating {
                     return Err(EngineError::State("an offer arrived while negotiating"));
                 }
-                let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| EngineError::Invalid(e.to_string()))?;
+                let offer =
+                    SdpOffer::from_sdp_string(sdp).map_err(|e| EngineError::Invalid(e.to_string()))?;
                 // Channels created so far are declared before the offer is accepted, so that
                 // negotiated ones match the remote's ids and others are announced by DCEP.
                 let mut api = self.rtc.direct_api();
                 for channel in &mut self.channels {
                     channel.id = Some(api.create_data_channel(channel.spec.config()));
                 }
-                let answer =
-                    self.rtc.sdp_api().accept_offer(offer).map_err(|e| EngineError::Invalid(e.to_string()))?;
+                let answer = self
+                    .rtc
+                    .sdp_api()
+                    .accept_offer(offer)
+                    .map_err(|e| EngineError::Invalid(e.to_string()))?;
                 self.negotiating = true;
                 self.signaling = SignalingState::HaveRemoteOffer;
                 if let Some(mid) = sdp_mid(sdp) {
@@ -461,8 +468,12 @@ impl Connection {
                     return Err(EngineError::State("an answer without our offer"));
                 }
                 let pending = self.pending_offer.take().ok_or(EngineError::State("no offer pending"))?;
-                let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| EngineError::Invalid(e.to_string()))?;
-                self.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| EngineError::Invalid(e.to_string()))?;
+                let answer =
+                    SdpAnswer::from_sdp_string(sdp).map_err(|e| EngineError::Invalid(e.to_string()))?;
+                self.rtc
+                    .sdp_api()
+                    .accept_answer(pending, answer)
+                    .map_err(|e| EngineError::Invalid(e.to_string()))?;
                 self.signaling = SignalingState::Stable;
                 Ok(())
             }
@@ -501,7 +512,9 @@ impl Connection {
         let id = channel.id;
         let written = if channel.outbox.is_empty() { write(&mut self.rtc, id, data, binary)? } else { false };
         if !written {
-            let Some(channel) = self.channels.get_mut(key) else { return Err(EngineError::State("no such channel")) };
+            let Some(channel) = self.channels.get_mut(key) else {
+                return Err(EngineError::State("no such channel"));
+            };
             if channel.outbox_bytes + data.len() > MAX_OUTBOX_BYTES {
                 self.drops.outbox_full += 1;
                 return Err(EngineError::Full);
@@ -560,7 +573,9 @@ impl Connection {
                     Err(_) => continue,
                 };
                 read += 1;
-                let Ok(receive) = Receive::new(Protocol::Udp, source, local, &self.buf[..len]) else { continue };
+                let Ok(receive) = Receive::new(Protocol::Udp, source, local, &self.buf[..len]) else {
+                    continue;
+                };
                 if let Err(e) = self.rtc.handle_input(Input::Receive(Instant::now(), receive)) {
                     self.fail(format!("receive: {e}"));
                     return;
@@ -638,7 +653,12 @@ impl Connection {
     fn event(&mut self, event: Event) {
         if std::env::var_os("MULTIPEER_GODOT_TRACE").is_some() {
             match &event {
-                Event::ChannelData(d) => eprintln!("trace data id={:?} len={} head={:?}", d.id, d.data.len(), String::from_utf8_lossy(&d.data[..d.data.len().min(8)])),
+                Event::ChannelData(d) => eprintln!(
+                    "trace data id={:?} len={} head={:?}",
+                    d.id,
+                    d.data.len(),
+                    String::from_utf8_lossy(&d.data[..d.data.len().min(8)])
+                ),
                 other => eprintln!("trace {other:?}"),
             }
         }

@@ -2,7 +2,8 @@
 //! as a Godot error, and the call fails instead of unwinding into the engine.
 
 use core::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use core::panic::AssertUnwindSafe;
+use std::panic::catch_unwind;
 
 /// Runs `body`; a panic becomes `Err` with its message (the caller reports it and fails the
 /// call).

@@ -5,16 +5,20 @@
 //! calling back into the connection (`set_local_description` from
 //! `session_description_created`) never meets a connection in the middle of a call.
 
-use std::cell::RefCell;
+use core::cell::RefCell;
 use std::rc::Rc;
 
-use godot::classes::web_rtc_peer_connection::{ConnectionState as GdConnectionState, GatheringState, SignalingState as GdSignalingState};
+use godot::classes::web_rtc_peer_connection::{
+    ConnectionState as GdConnectionState, GatheringState, SignalingState as GdSignalingState,
+};
 use godot::classes::{IWebRtcPeerConnectionExtension, WebRtcDataChannel, WebRtcPeerConnectionExtension};
 use godot::global::{Error, godot_error, godot_warn};
 use godot::prelude::*;
 
 use crate::data_channel::MultipeerWebRtcDataChannel;
-use crate::engine::{ChannelSpec, ConnectionState, Connection, Drops, EngineError, Signal, SignalingState, local_ips};
+use crate::engine::{
+    ChannelSpec, Connection, ConnectionState, Drops, EngineError, Signal, SignalingState, local_ips,
+};
 use crate::guard::guarded;
 
 /// The engine shared by a connection and its data channels (Godot calls them all from the
@@ -55,7 +59,9 @@ pub(crate) fn fail(method: &str, e: &EngineError) -> Error {
 fn int_of(config: &VarDictionary, key: &str) -> Result<Option<i64>, EngineError> {
     match config.get(key) {
         None => Ok(None),
-        Some(v) => v.try_to::<i64>().map(Some).map_err(|_| EngineError::Invalid(format!("{key} must be an int"))),
+        Some(v) => {
+            v.try_to::<i64>().map(Some).map_err(|_| EngineError::Invalid(format!("{key} must be an int")))
+        }
     }
 }
 
@@ -88,7 +94,10 @@ fn channel_spec(label: &str, config: &VarDictionary) -> Result<ChannelSpec, Engi
         max_retransmits: u16_of(config, "maxRetransmits")?,
         protocol: match config.get("protocol") {
             None => String::new(),
-            Some(v) => v.try_to::<GString>().map_err(|_| EngineError::Invalid(String::from("protocol must be a String")))?.to_string(),
+            Some(v) => v
+                .try_to::<GString>()
+                .map_err(|_| EngineError::Invalid(String::from("protocol must be a String")))?
+                .to_string(),
         },
     };
     if spec.max_packet_lifetime.is_some() && spec.max_retransmits.is_some() {
@@ -101,18 +110,23 @@ fn channel_spec(label: &str, config: &VarDictionary) -> Result<ChannelSpec, Engi
 /// `stun:`/`stuns:`/`turn:`/`turns:` scheme; returns the number of URLs.
 fn check_ice_servers(config: &VarDictionary) -> Result<usize, EngineError> {
     let Some(servers) = config.get("iceServers") else { return Ok(0) };
-    let servers =
-        servers.try_to::<VarArray>().map_err(|_| EngineError::Invalid(String::from("iceServers must be an Array")))?;
+    let servers = servers
+        .try_to::<VarArray>()
+        .map_err(|_| EngineError::Invalid(String::from("iceServers must be an Array")))?;
     let mut count = 0;
     for server in servers.iter_shared() {
         let server = server
             .try_to::<VarDictionary>()
             .map_err(|_| EngineError::Invalid(String::from("an iceServers entry must be a Dictionary")))?;
-        let urls = server.get("urls").ok_or_else(|| EngineError::Invalid(String::from("iceServers entry without urls")))?;
+        let urls = server
+            .get("urls")
+            .ok_or_else(|| EngineError::Invalid(String::from("iceServers entry without urls")))?;
         let urls: Vec<String> = if let Ok(url) = urls.try_to::<GString>() {
             vec![url.to_string()]
         } else {
-            let list = urls.try_to::<VarArray>().map_err(|_| EngineError::Invalid(String::from("urls must be a String or Array")))?;
+            let list = urls
+                .try_to::<VarArray>()
+                .map_err(|_| EngineError::Invalid(String::from("urls must be a String or Array")))?;
             list.iter_shared().map(|u| u.to_string()).collect()
         };
         for url in urls {
@@ -182,10 +196,16 @@ impl MultipeerWebRtcPeerConnection {
     fn report_drops(&mut self, drops: Drops) {
         let old = self.reported;
         if drops.inbox_full > old.inbox_full {
-            godot_warn!("multipeer: {} received messages dropped: a data channel's inbox was full (read faster)", drops.inbox_full - old.inbox_full);
+            godot_warn!(
+                "multipeer: {} received messages dropped: a data channel's inbox was full (read faster)",
+                drops.inbox_full - old.inbox_full
+            );
         }
         if drops.signals > old.signals {
-            godot_warn!("multipeer: {} signals dropped: too many queued between polls", drops.signals - old.signals);
+            godot_warn!(
+                "multipeer: {} signals dropped: too many queued between polls",
+                drops.signals - old.signals
+            );
         }
         if drops.send_errors > old.send_errors {
             godot_warn!("multipeer: {} datagrams the socket refused", drops.send_errors - old.send_errors);
@@ -241,7 +261,11 @@ impl IWebRtcPeerConnectionExtension for MultipeerWebRtcPeerConnection {
         }
     }
 
-    fn create_data_channel(&mut self, label: GString, config: VarDictionary) -> Option<Gd<WebRtcDataChannel>> {
+    fn create_data_channel(
+        &mut self,
+        label: GString,
+        config: VarDictionary,
+    ) -> Option<Gd<WebRtcDataChannel>> {
         let Some(engine) = self.engine.clone() else {
             godot_error!("multipeer: create_data_channel before initialize");
             return None;
@@ -268,17 +292,21 @@ impl IWebRtcPeerConnectionExtension for MultipeerWebRtcPeerConnection {
 
     fn set_remote_description(&mut self, kind: GString, sdp: GString) -> Error {
         let (kind, sdp) = (kind.to_string(), sdp.to_string());
-        self.with_engine("set_remote_description", Error::FAILED, |c| match c.set_remote_description(&kind, &sdp) {
-            Ok(()) => Error::OK,
-            Err(e) => fail("set_remote_description", &e),
+        self.with_engine("set_remote_description", Error::FAILED, |c| {
+            match c.set_remote_description(&kind, &sdp) {
+                Ok(()) => Error::OK,
+                Err(e) => fail("set_remote_description", &e),
+            }
         })
     }
 
     fn set_local_description(&mut self, kind: GString, sdp: GString) -> Error {
         let (kind, sdp) = (kind.to_string(), sdp.to_string());
-        self.with_engine("set_local_description", Error::FAILED, |c| match c.set_local_description(&kind, &sdp) {
-            Ok(()) => Error::OK,
-            Err(e) => fail("set_local_description", &e),
+        self.with_engine("set_local_description", Error::FAILED, |c| {
+            match c.set_local_description(&kind, &sdp) {
+                Ok(()) => Error::OK,
+                Err(e) => fail("set_local_description", &e),
+            }
         })
     }
 
