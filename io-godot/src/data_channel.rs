@@ -1,5 +1,5 @@
 //! `MultipeerWebRTCDataChannel`: Godot's `WebRTCDataChannel` over one channel of a
-//! [`Connection`](crate::engine::Connection).
+//! [`Connection`].
 
 use godot::classes::web_rtc_data_channel::{ChannelState as GdChannelState, WriteMode};
 use godot::classes::{IWebRtcDataChannelExtension, WebRtcDataChannelExtension};

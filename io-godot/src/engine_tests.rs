@@ -1,8 +1,9 @@
 //! Two engines in one process over loopback UDP, signalled by hand the way Godot's
 //! `WebRTCMultiplayerPeer` and a game script drive them.
 
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use core::net::IpAddr;
+use core::time::Duration;
+use std::time::Instant;
 
 use super::*;
 
