@@ -6,7 +6,9 @@
 //! `session_description_created`) never meets a connection in the middle of a call.
 
 use core::cell::RefCell;
+use core::time::Duration;
 use std::rc::Rc;
+use std::time::Instant;
 
 use godot::classes::web_rtc_peer_connection::{
     ConnectionState as GdConnectionState, GatheringState, SignalingState as GdSignalingState,
@@ -20,6 +22,10 @@ use crate::engine::{
     ChannelSpec, Connection, ConnectionState, Drops, EngineError, Signal, SignalingState, local_ips,
 };
 use crate::guard::guarded;
+
+/// The least time between two drop warnings of one connection, so that sustained loss does
+/// not flood Godot's output.
+const WARNING_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The engine shared by a connection and its data channels (Godot calls them all from the
 /// main thread).
@@ -37,6 +43,8 @@ pub struct MultipeerWebRtcPeerConnection {
     poisoned: bool,
     /// Drops already reported with a warning.
     reported: Drops,
+    /// When the last drop warning was printed (at most one per [`WARNING_INTERVAL`]).
+    last_warning: Option<Instant>,
     /// The failure was reported.
     failure_reported: bool,
 }
@@ -90,7 +98,14 @@ fn channel_spec(label: &str, config: &VarDictionary) -> Result<ChannelSpec, Engi
             None
         },
         ordered: bool_of(config, "ordered", true)?,
-        max_packet_lifetime: u16_of(config, "maxPacketLifeTime")?,
+        // Godot's own WebRTCMultiplayerPeer writes `maxPacketLifetime` (lower-case t); the
+        // W3C name is `maxPacketLifeTime`. Browsers and webrtc-native ignore the misspelling,
+        // leaving Godot's "unreliable" lanes reliable; here both spellings count, so those
+        // lanes are unreliable as Godot means them (as in multipeer's own mesh).
+        max_packet_lifetime: match u16_of(config, "maxPacketLifeTime")? {
+            Some(ms) => Some(ms),
+            None => u16_of(config, "maxPacketLifetime")?,
+        },
         max_retransmits: u16_of(config, "maxRetransmits")?,
         protocol: match config.get("protocol") {
             None => String::new(),
@@ -192,13 +207,30 @@ impl MultipeerWebRtcPeerConnection {
         }
     }
 
-    /// Warns once per new drop, so that loss inside the engine is visible in Godot's output.
+    /// Warns about new drops (at most once per [`WARNING_INTERVAL`], summed), so that loss
+    /// inside the engine is visible in Godot's output.
     fn report_drops(&mut self, drops: Drops) {
         let old = self.reported;
+        if drops == old || self.last_warning.is_some_and(|at| at.elapsed() < WARNING_INTERVAL) {
+            return;
+        }
+        self.last_warning = Some(Instant::now());
         if drops.inbox_full > old.inbox_full {
             godot_warn!(
                 "multipeer: {} received messages dropped: a data channel's inbox was full (read faster)",
                 drops.inbox_full - old.inbox_full
+            );
+        }
+        if drops.expired > old.expired {
+            godot_warn!(
+                "multipeer: {} messages on maxPacketLifeTime channels expired before SCTP took them",
+                drops.expired - old.expired
+            );
+        }
+        if drops.outbox_full > old.outbox_full {
+            godot_warn!(
+                "multipeer: {} put_packet calls refused with ERR_BUSY: the send queue was full",
+                drops.outbox_full - old.outbox_full
             );
         }
         if drops.signals > old.signals {
@@ -208,7 +240,10 @@ impl MultipeerWebRtcPeerConnection {
             );
         }
         if drops.send_errors > old.send_errors {
-            godot_warn!("multipeer: {} datagrams the socket refused", drops.send_errors - old.send_errors);
+            godot_warn!(
+                "multipeer: {} datagrams the socket refused to send",
+                drops.send_errors - old.send_errors
+            );
         }
         self.reported = drops;
     }

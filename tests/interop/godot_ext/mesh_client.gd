@@ -18,6 +18,7 @@ extends SceneTree
 #                 meshes with mesh_node, Chromium and node-datachannel)
 #   MP_ICE        optional ICE server URL passed to initialize() (e.g. stun:127.0.0.1:3478)
 #   MP_TIMEOUT    give up after this many seconds (default 30)
+#   MP_PACE       1: send one packet per lane (and one RPC) per frame instead of all at once
 #   MP_PAD        pad every lane packet with `|` and this many bytes (default 0), so that
 #                 each one travels in a datagram of its own
 #
@@ -108,6 +109,7 @@ var count := 100
 var ice := ""
 var timeout := 30.0
 var pad := ""
+var pace := false
 var started_ms := Time.get_ticks_msec()
 var my_id := 0
 var pairs := {}  # id -> Dictionary of counters
@@ -130,6 +132,7 @@ func _initialize() -> void:
 	count = int(env("MP_COUNT", "100"))
 	ice = env("MP_ICE", "")
 	timeout = float(env("MP_TIMEOUT", "30"))
+	pace = env("MP_PACE", "0") == "1"
 	var pad_len := int(env("MP_PAD", "0"))
 	if pad_len > 0:
 		pad = "|" + "x".repeat(pad_len)
@@ -185,7 +188,7 @@ func _create_peer(id: int) -> void:
 	if err != OK:
 		fail("add_peer error %d" % err)
 		return
-	pairs[id] = {"counts": [0, 0, 0], "last": -1, "seen": {}, "pings": 0, "fin_in": false, "fin_out": false, "done": false, "failed": false}
+	pairs[id] = {"counts": [0, 0, 0], "last": -1, "seen": {}, "pings": 0, "fin_in": false, "fin_out": false, "done": false, "failed": false, "next": -1}
 	if id < rtc_mp.get_unique_id():
 		err = peer.create_offer()
 		if err != OK:
@@ -222,12 +225,27 @@ func _peer_ready(id: int) -> void:
 	if not pairs.has(id):
 		return
 	print("connected %d" % id)
+	if pace:
+		pairs[id].next = 0  # _process sends one sequence number per frame
+		return
 	for lane in 3:
 		for seq in count:
 			_send(id, lane, "%s:%d%s" % [LANES[lane], seq, pad])
 	if mode == "scene":
 		for seq in count:
 			rpc_node.rpc_id(id, "ping", seq)
+
+
+func _send_paced() -> void:
+	for id in pairs:
+		var c: Dictionary = pairs[id]
+		if c.next < 0 or c.next >= count or c.failed:
+			continue
+		for lane in 3:
+			_send(id, lane, "%s:%d%s" % [LANES[lane], c.next, pad])
+		if mode == "scene":
+			rpc_node.rpc_id(id, "ping", c.next)
+		c.next += 1
 
 
 func _peer_gone(id: int) -> void:
@@ -340,6 +358,8 @@ func finish(ok: bool, line: String) -> void:
 
 func _process(delta: float) -> bool:
 	lobby_client.poll()
+	if pace:
+		_send_paced()
 	if mode == "raw" and my_id != 0:
 		rtc_mp.poll()
 		while rtc_mp.get_available_packet_count() > 0:

@@ -183,27 +183,34 @@ godot_ndc() {
 }
 
 # 10% of UDP datagrams (both ways: every datagram passes the output hook once) dropped; TCP (the
-# lobby) untouched. Messages are padded to about 1000 bytes so that each one is a datagram of
-# its own, and every lane carries 200 of them.
+# lobby) untouched. Each side sends one packet per lane (and one RPC) per frame, padded to about
+# 1000 bytes so that each one is a datagram of its own, 200 per lane: the unreliable lanes must
+# lose about a tenth (lost datagrams are not repaired), the reliable lane and the RPCs nothing.
 godot_loss() {
   local dir="$LOGS/godot-loss"
   nft add table inet mp_loss &&
     nft add chain inet mp_loss out '{ type filter hook output priority 0; }' &&
     nft add rule inet mp_loss out meta l4proto udp numgen random mod 100 '<' 10 counter drop ||
     { FAILED=$(( FAILED + 1 )); echo "FAIL godot-loss: nftables rule not installed"; return; }
-  COUNT=200 MP_TIMEOUT=50 godot_mesh godot-loss 2 MP_PAD=1000
+  COUNT=200 MP_TIMEOUT=50 godot_mesh godot-loss 2 MP_PACE=1
   local dropped
   dropped=$(nft list chain inet mp_loss out | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
   nft delete table inet mp_loss
   echo "    datagrams dropped by nftables: ${dropped:-?}"
-  # Every pair completed (reliable and RPCs complete and in order); now the unreliable lanes
-  # must have lost some by the end (200 datagrams each at 10%: none lost has odds of 0.9^200).
-  local log lost=0
+  # Every pair completed (reliable and RPCs complete and in order); now each unreliable lane
+  # must have lost some by the end, unrepaired, as the Rust mesh test asserts: fewer than
+  # 200 * (1 - 10% / 2) = 190 arrived (retransmissions would have delivered nearly all), and
+  # at least 20 (it is loss, not a dead lane). The ordered lane loses more than the datagram
+  # loss: a message behind a gap waits for it, and its 1 ms lifetime ends.
+  local log lost=0 o u
   for log in "$dir"/godot*.log; do
-    grep -qE '^stats [0-9]+ reliable=200 ordered=([0-9]|[0-9][0-9]|1[0-9][0-9]) unreliable=([0-9]|[0-9][0-9]|1[0-9][0-9]) rpc=200$' "$log" && lost=$(( lost + 1 ))
+    o=$(sed -n 's/^stats [0-9]* reliable=200 ordered=\([0-9]*\) unreliable=[0-9]* rpc=200$/\1/p' "$log")
+    u=$(sed -n 's/^stats [0-9]* reliable=200 ordered=[0-9]* unreliable=\([0-9]*\) rpc=200$/\1/p' "$log")
+    [ -n "$o" ] && [ -n "$u" ] && [ "$o" -lt 190 ] && [ "$u" -lt 190 ] && [ "$o" -ge 20 ] && [ "$u" -ge 20 ] &&
+      lost=$(( lost + 1 ))
   done
   if [ "$LAST_OK" = 1 ] && [ "$lost" != 2 ]; then
-    echo "FAIL godot-loss: $lost of 2 peers saw the unreliable lanes lose packets (expected 2)"
+    echo "FAIL godot-loss: $lost of 2 peers saw both unreliable lanes lose some but not all (expected 2)"
     PASSED=$(( PASSED - 1 )); FAILED=$(( FAILED + 1 ))
   fi
 }
