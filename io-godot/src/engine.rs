@@ -20,6 +20,11 @@ use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
+pub use self::stun::stun_servers;
+use self::stun::{STUN_GIVE_UP, StunQuery};
+
+mod stun;
+
 /// Received messages one channel keeps for the game; beyond, new ones are dropped and counted.
 pub const MAX_INBOX_PACKETS: usize = 4096;
 /// Bytes one channel may hold waiting for room in str0m's send buffer; beyond, `put_packet`
@@ -70,6 +75,17 @@ pub enum SignalingState {
     HaveRemoteOffer,
     /// `SIGNALING_STATE_CLOSED`.
     Closed,
+}
+
+/// Godot's `WebRTCPeerConnection.GatheringState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatheringState {
+    /// `GATHERING_STATE_NEW`: no local description yet.
+    New,
+    /// `GATHERING_STATE_GATHERING`: STUN servers are still being asked.
+    Gathering,
+    /// `GATHERING_STATE_COMPLETE`.
+    Complete,
 }
 
 /// Godot's `WebRTCDataChannel.ChannelState`.
@@ -247,11 +263,13 @@ pub struct Connection {
     pub state: ConnectionState,
     /// The signaling state.
     pub signaling: SignalingState,
-    /// Whether every local candidate was signalled.
-    pub gathering_complete: bool,
+    /// STUN servers not answered yet.
+    stun: Vec<StunQuery>,
     /// Drop and refusal counters.
     pub drops: Drops,
     ever_connected: bool,
+    /// Received messages one channel keeps ([`MAX_INBOX_PACKETS`]; tests lower it).
+    inbox_limit: usize,
     /// Why the connection failed (str0m's error), for the Godot log.
     pub failure: Option<String>,
     buf: Vec<u8>,
@@ -282,9 +300,9 @@ pub fn local_ips() -> Vec<IpAddr> {
 }
 
 impl Connection {
-    /// Binds one non-blocking UDP socket per local address and prepares the ICE agent
-    /// (Godot's `initialize`).
-    pub fn new(ips: &[IpAddr]) -> Result<Self, EngineError> {
+    /// Binds one non-blocking UDP socket per local address, prepares the ICE agent and starts
+    /// asking the STUN servers for the sockets' mapped addresses (Godot's `initialize`).
+    pub fn new(ips: &[IpAddr], stun_servers: &[SocketAddr]) -> Result<Self, EngineError> {
         let now = Instant::now();
         // str0m's default MTU target overshoots the browser-safe datagram budget once
         // sctp-proto bundles small messages; multipeer-std's engine settles the same value.
@@ -311,9 +329,28 @@ impl Connection {
             }
             sockets.push((socket, local));
         }
+        let mut stun = Vec::new();
+        for server in stun_servers {
+            // A loopback server answers only loopback sockets, any other only the others.
+            let usable = sockets.iter().enumerate().filter(|(_, (_, local))| {
+                local.is_ipv4() == server.is_ipv4() && local.ip().is_loopback() == server.ip().is_loopback()
+            });
+            for (socket, _) in usable {
+                let mut transaction = [0; 12];
+                getrandom::fill(&mut transaction).map_err(|e| EngineError::Io(e.to_string()))?;
+                stun.push(StunQuery {
+                    server: *server,
+                    socket,
+                    transaction,
+                    next_send: now,
+                    give_up: now + STUN_GIVE_UP,
+                });
+            }
+        }
         Ok(Self {
             rtc,
             sockets,
+            stun,
             unsent_candidates,
             described: false,
             negotiating: false,
@@ -325,12 +362,21 @@ impl Connection {
             timeout: now,
             state: ConnectionState::New,
             signaling: SignalingState::Stable,
-            gathering_complete: false,
             drops: Drops::default(),
             ever_connected: false,
+            inbox_limit: MAX_INBOX_PACKETS,
             failure: None,
             buf: vec![0; RECEIVE_BUFFER],
         })
+    }
+
+    /// The ICE gathering state.
+    pub fn gathering_state(&self) -> GatheringState {
+        match (self.described, self.stun.is_empty()) {
+            (false, _) => GatheringState::New,
+            (true, false) => GatheringState::Gathering,
+            (true, true) => GatheringState::Complete,
+        }
     }
 
     /// The local socket addresses (host candidates).
@@ -423,7 +469,6 @@ impl Connection {
             let mid = self.mid.clone();
             self.signal(Signal::Candidate { mid, index: 0, candidate });
         }
-        self.gathering_complete = true;
         Ok(())
     }
 
@@ -561,6 +606,7 @@ impl Connection {
         if self.closed() {
             return;
         }
+        self.ask_stun(Instant::now());
         let mut read = 0;
         'sockets: for index in 0..self.sockets.len() {
             while read < MAX_DATAGRAMS_PER_POLL {
@@ -573,6 +619,12 @@ impl Connection {
                     Err(_) => continue,
                 };
                 read += 1;
+                if !self.stun.is_empty() {
+                    let datagram = self.buf[..len].to_vec();
+                    if self.stun_answer(index, source, &datagram) {
+                        continue;
+                    }
+                }
                 let Ok(receive) = Receive::new(Protocol::Udp, source, local, &self.buf[..len]) else {
                     continue;
                 };
@@ -692,7 +744,7 @@ impl Connection {
             }
             Event::ChannelData(data) => {
                 let Some(channel) = self.channels.iter_mut().find(|c| c.id == Some(data.id)) else { return };
-                if channel.inbox.len() >= MAX_INBOX_PACKETS {
+                if channel.inbox.len() >= self.inbox_limit {
                     self.drops.inbox_full += 1;
                     return;
                 }

@@ -19,7 +19,8 @@ use godot::prelude::*;
 
 use crate::data_channel::MultipeerWebRtcDataChannel;
 use crate::engine::{
-    ChannelSpec, Connection, ConnectionState, Drops, EngineError, Signal, SignalingState, local_ips,
+    ChannelSpec, Connection, ConnectionState, Drops, EngineError, GatheringState as Gathering, Signal,
+    SignalingState, local_ips, stun_servers,
 };
 use crate::guard::guarded;
 
@@ -32,8 +33,8 @@ const WARNING_INTERVAL: Duration = Duration::from_secs(2);
 pub(crate) type Shared = Rc<RefCell<Connection>>;
 
 /// Godot's `WebRTCPeerConnection` (through `WebRTCPeerConnectionExtension`) on multipeer's
-/// str0m engine; differs in that `iceServers` are parsed and checked but only host
-/// candidates are gathered (no STUN/TURN yet).
+/// str0m engine; differs in that of `iceServers` only `stun:` servers are used (host and
+/// server-reflexive candidates, no TURN relay yet).
 #[derive(GodotClass)]
 #[class(tool, base = WebRtcPeerConnectionExtension, init, rename = MultipeerWebRTCPeerConnection)]
 pub struct MultipeerWebRtcPeerConnection {
@@ -122,13 +123,13 @@ fn channel_spec(label: &str, config: &VarDictionary) -> Result<ChannelSpec, Engi
 }
 
 /// `initialize`'s `iceServers`: every entry needs `urls` (a String or an Array of them) of a
-/// `stun:`/`stuns:`/`turn:`/`turns:` scheme; returns the number of URLs.
-fn check_ice_servers(config: &VarDictionary) -> Result<usize, EngineError> {
-    let Some(servers) = config.get("iceServers") else { return Ok(0) };
+/// `stun:`/`stuns:`/`turn:`/`turns:` scheme; returns the URLs.
+fn ice_server_urls(config: &VarDictionary) -> Result<Vec<String>, EngineError> {
+    let Some(servers) = config.get("iceServers") else { return Ok(Vec::new()) };
     let servers = servers
         .try_to::<VarArray>()
         .map_err(|_| EngineError::Invalid(String::from("iceServers must be an Array")))?;
-    let mut count = 0;
+    let mut all = Vec::new();
     for server in servers.iter_shared() {
         let server = server
             .try_to::<VarDictionary>()
@@ -149,10 +150,10 @@ fn check_ice_servers(config: &VarDictionary) -> Result<usize, EngineError> {
             if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") {
                 return Err(EngineError::Invalid(format!("ICE server URL {url:?}")));
             }
-            count += 1;
+            all.push(url);
         }
     }
-    Ok(count)
+    Ok(all)
 }
 
 impl MultipeerWebRtcPeerConnection {
@@ -263,8 +264,10 @@ impl IWebRtcPeerConnectionExtension for MultipeerWebRtcPeerConnection {
     }
 
     fn get_gathering_state(&self) -> GatheringState {
-        self.get("get_gathering_state", GatheringState::NEW, |c| {
-            if c.gathering_complete { GatheringState::COMPLETE } else { GatheringState::NEW }
+        self.get("get_gathering_state", GatheringState::NEW, |c| match c.gathering_state() {
+            Gathering::New => GatheringState::NEW,
+            Gathering::Gathering => GatheringState::GATHERING,
+            Gathering::Complete => GatheringState::COMPLETE,
         })
     }
 
@@ -282,8 +285,8 @@ impl IWebRtcPeerConnectionExtension for MultipeerWebRtcPeerConnection {
             return Error::FAILED;
         }
         let created = guarded("initialize", Err(EngineError::State("panicked")), || {
-            check_ice_servers(&config)?;
-            Connection::new(&local_ips())
+            let urls = ice_server_urls(&config)?;
+            Connection::new(&local_ips(), &stun_servers(urls.iter().map(String::as_str)))
         });
         match created {
             Ok(connection) => {
