@@ -8,6 +8,7 @@
 #   godot-godot          two Godot processes, SceneMultiplayer: send_bytes on the reliable,
 #                        unreliable-ordered and unreliable lanes plus reliable RPCs, both ways
 #   godot-mesh3          three Godot processes in one mesh, the same exchange between every pair
+#                        (initialize() given the demo's iceServers)
 #   godot-rust-chromium  one mesh of three engines: a Rust mesh_node (host), Godot with the
 #                        extension (WebRTCMultiplayerPeer directly) and headless Chromium
 #   godot-ndc            Godot with the extension and node-datachannel (libdatachannel, what
@@ -98,7 +99,7 @@ start_lobby() {
   "$BIN/multipeer" lobby --listen 127.0.0.1:0 > "$1" 2>&1 &
   LOBBY_PID=$!
   PIDS+=("$LOBBY_PID")
-  for _ in $(seq 100); do grep -q 'listening on ws://' "$1" && break; sleep 0.05; done
+  for _ in $(seq 100); do grep -qs 'listening on ws://' "$1" && break; sleep 0.05; done
   LOBBY_URL="ws://$(sed -n 's|^multipeer: listening on ws://\([^ ]*\).*|\1|p' "$1" | head -1)"
 }
 
@@ -113,7 +114,7 @@ godot() {
 }
 
 wait_lobby_name() {
-  for _ in $(seq 200); do grep -q '^lobby ' "$1" && break; sleep 0.05; done
+  for _ in $(seq 200); do grep -qs '^lobby ' "$1" && break; sleep 0.05; done
   sed -n 's/^lobby //p' "$1" | head -1
 }
 
@@ -220,7 +221,9 @@ FAILED=0
 for s in "$@"; do
   case "$s" in
     godot-godot) godot_mesh godot-godot 2 ;;
-    godot-mesh3) godot_mesh godot-mesh3 3 ;;
+    # With the demo's own iceServers: in this namespace the name cannot resolve, so the
+    # connections use host candidates as on a LAN.
+    godot-mesh3) godot_mesh godot-mesh3 3 MP_ICE=stun:stun.l.google.com:19302 ;;
     godot-rust-chromium) rust_chromium ;;
     godot-ndc) godot_ndc ;;
     godot-loss) godot_loss ;;
