@@ -2,23 +2,26 @@
 # Builds the multipeer GDExtension and lays out the addon Godot developers copy into their
 # project: DEST/addons/multipeer/{multipeer.gdextension, bin/<library>}.
 #
-# usage: io-godot/package.sh [--debug] [--target TRIPLE] [DEST]
+# usage: io-godot/package.sh [--debug] [--target TRIPLE] [--features LIST] [DEST]
 #   DEST      where `addons/` is created (default: $CARGO_TARGET_DIR/godot-addon, else
 #             target/godot-addon); copy DEST/addons into the project's root
 #   --debug   a debug build (default: release)
 #   --target  cross-compile for a Rust target triple (the library is named for it)
+#   --features  crate features (tests use fault-injection; never ship it)
 # Prints the addon's path and the build time.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 profile=release
 target=""
+features=""
 dest=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --debug) profile=debug ;;
     --target) target="$2"; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --features) features="$2"; shift ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) dest="$1" ;;
   esac
   shift
@@ -28,6 +31,7 @@ dest="${dest:-$CARGO_TARGET_DIR/godot-addon}"
 args=(build --locked --manifest-path "$HERE/Cargo.toml")
 [ "$profile" = release ] && args+=(--release)
 [ -n "$target" ] && args+=(--target "$target")
+[ -n "$features" ] && args+=(--features "$features")
 started=$(date +%s)
 (cd "$REPO" && cargo "${args[@]}")
 built=$(( $(date +%s) - started ))

@@ -250,6 +250,18 @@ impl MultipeerWebRtcPeerConnection {
     }
 }
 
+impl Drop for MultipeerWebRtcPeerConnection {
+    /// A connection the game drops without `close` is closed (as webrtc-native does), so the
+    /// remote learns at once instead of at its ICE timeout; its channels then report closed.
+    fn drop(&mut self) {
+        if let Some(engine) = self.engine.take()
+            && let Ok(mut engine) = engine.try_borrow_mut()
+        {
+            let _ = crate::guard::catch(|| engine.close());
+        }
+    }
+}
+
 #[godot_api]
 impl IWebRtcPeerConnectionExtension for MultipeerWebRtcPeerConnection {
     fn get_connection_state(&self) -> GdConnectionState {
@@ -310,6 +322,11 @@ impl IWebRtcPeerConnectionExtension for MultipeerWebRtcPeerConnection {
         };
         let label = label.to_string();
         let key = self.with_engine("create_data_channel", None, |c| {
+            // The `fault-injection` feature (tests only) proves the panic boundary from GDScript.
+            #[cfg(feature = "fault-injection")]
+            if label == "multipeer-fault:panic" {
+                panic!("fault injected by the label {label:?}");
+            }
             match channel_spec(&label, &config).and_then(|spec| c.create_data_channel(spec)) {
                 Ok(key) => Some(key),
                 Err(e) => {

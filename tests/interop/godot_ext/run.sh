@@ -13,6 +13,8 @@
 #                        extension (WebRTCMultiplayerPeer directly) and headless Chromium
 #   godot-ndc            Godot with the extension and node-datachannel (libdatachannel, what
 #                        webrtc-native wraps)
+#   godot-panic          WebRTCPeerConnection.new() is multipeer's class; a Rust panic inside a
+#                        call (fault injected) is a Godot error and a failed call, Godot lives on
 #   godot-loss           two Godot processes with 10% of all UDP datagrams dropped (nftables):
 #                        reliable packets and RPCs all arrive in order, the unreliable lanes
 #                        lose some
@@ -33,7 +35,7 @@ GODOT="$REPO/tests/interop/godot/godot4"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 BIN="$CARGO_TARGET_DIR/debug"
 COUNT="${COUNT:-100}"
-ALL=(godot-godot godot-mesh3 godot-rust-chromium godot-ndc godot-loss)
+ALL=(godot-godot godot-mesh3 godot-rust-chromium godot-ndc godot-loss godot-panic)
 
 needs_tools() {
   local s
@@ -66,7 +68,7 @@ if [ "${MP_GODOT_EXT_INNER:-}" != 1 ]; then
   (cd "$REPO" && cargo build -q --locked -p multipeer-mio --bin multipeer &&
     cargo build -q --locked -p multipeer-tests --features webrtc --bin mesh_node) ||
     { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
-  "$REPO/io-godot/package.sh" --debug "$CARGO_TARGET_DIR/godot-ext-test" | tail -1 ||
+  "$REPO/io-godot/package.sh" --debug --features fault-injection "$CARGO_TARGET_DIR/godot-ext-test" | tail -1 ||
     { echo "extension build failed"; echo "0 passed, 1 failed"; exit 1; }
   echo "build time (lobby, mesh_node, extension): $(( $(date +%s) - build_started )) s"
   mkdir -p "$LOGS"
@@ -93,7 +95,7 @@ mkdir -p "$PROJECT/game/.godot"
 cp -r "$CARGO_TARGET_DIR/godot-ext-test/addons" "$PROJECT/game/"
 printf 'config_version=5\n\n[application]\nconfig/name="multipeer-godot-ext-test"\n' > "$PROJECT/game/project.godot"
 echo "res://addons/multipeer/multipeer.gdextension" > "$PROJECT/game/.godot/extension_list.cfg"
-cp "$HERE/mesh_client.gd" "$PROJECT/game/"
+cp "$HERE/mesh_client.gd" "$HERE/panic_probe.gd" "$PROJECT/game/"
 
 start_lobby() {
   "$BIN/multipeer" lobby --listen 127.0.0.1:0 > "$1" 2>&1 &
@@ -216,6 +218,21 @@ godot_loss() {
   fi
 }
 
+godot_panic() {
+  local dir="$LOGS/godot-panic" ok=1 expect
+  rm -rf "$dir"; mkdir -p "$dir"
+  timeout 30 "$GODOT" --path "$PROJECT/game" -s panic_probe.gd > "$dir/godot.log" 2>&1 || ok=0
+  for expect in '^class MultipeerWebRTCPeerConnection$' '^initialize 0$' \
+    'ERROR: multipeer: create_data_channel panicked \(fault injected' '^panicked call returned null: true$' \
+    '^create_offer on the poisoned connection: 1$' '^a fresh connection works: true$' '^survived$'; do
+    grep -qE "$expect" "$dir/godot.log" || { ok=0; echo "    missing: $expect"; }
+  done
+  if grep -q 'No default WebRTC extension' "$dir/godot.log"; then ok=0; echo "    the extension was not the default"; fi
+  if [ "$ok" = 1 ]; then PASSED=$(( PASSED + 1 )); echo "PASS godot-panic"
+  else FAILED=$(( FAILED + 1 )); echo "FAIL godot-panic, log in $dir"; fi
+  grep -E '^(class|initialize|panicked|create_offer|a fresh|survived)|ERROR: multipeer' "$dir/godot.log" | sed 's/^/    /'
+}
+
 PASSED=0
 FAILED=0
 for s in "$@"; do
@@ -227,6 +244,7 @@ for s in "$@"; do
     godot-rust-chromium) rust_chromium ;;
     godot-ndc) godot_ndc ;;
     godot-loss) godot_loss ;;
+    godot-panic) godot_panic ;;
     *) echo "unknown scenario $s"; FAILED=$(( FAILED + 1 )) ;;
   esac
 done
