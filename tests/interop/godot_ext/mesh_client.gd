@@ -352,8 +352,10 @@ func finish(ok: bool, line: String) -> void:
 	exit_code = 0 if ok else 1
 	# Linger so that our last packets (a `fin`) and acknowledgements get through, and count
 	# what still arrives (WebRTCMultiplayerPeer reads the reliable channel first, so a `fin`
-	# may complete a pair before its other lanes were read).
-	linger = 1.0 if complete > 0 else 0.0
+	# may complete a pair before its other lanes were read). Longer than one SCTP
+	# retransmission timeout (1 s at least): a `fin` was seen here arriving about 1 s late in
+	# three-process meshes, and a peer that closes earlier loses the pair for the other side.
+	linger = 2.5 if complete > 0 else 0.0
 
 
 func _process(delta: float) -> bool:
