@@ -116,7 +116,7 @@ godot() {
 }
 
 wait_lobby_name() {
-  for _ in $(seq 200); do grep -qs '^lobby ' "$1" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -qs '^lobby ' "$1" && break; sleep 0.05; done
   sed -n 's/^lobby //p' "$1" | head -1
 }
 
