@@ -21,8 +21,8 @@
 #
 # mesh_client.gd is the Godot side (written like Godot's webrtc_signaling demo client); every
 # process prints `done` when each of its pairs completed. Prints `N passed, N failed`; exits 1
-# on any failure. Installs Chromium (apt) and node-datachannel (npm, to tests/.tools/webrtc) when
-# a scenario needs them, unless --no-install. Needs root (unshare -n, nft). Logs:
+# on any failure. Installs Chromium, nftables and npm (apt) and node-datachannel (npm, to
+# tests/.tools/webrtc) when a scenario needs them, unless --no-install. Needs root (unshare -n, nft). Logs:
 # tests/reports/godot_ext/.
 set -uo pipefail
 
@@ -39,13 +39,17 @@ ALL=(godot-godot godot-mesh3 godot-rust-chromium godot-ndc godot-loss godot-pani
 
 needs_tools() {
   local s
-  for s in "$@"; do case "$s" in godot-rust-chromium|godot-ndc) return 0 ;; esac; done
+  for s in "$@"; do case "$s" in godot-rust-chromium|godot-ndc|godot-loss) return 0 ;; esac; done
   return 1
 }
 
 install_tools() {
-  if ! command -v chromium >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || return 1
+  local need=()
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v nft >/dev/null || need+=(nftables)
+  command -v npm >/dev/null || need+=(npm)
+  if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || return 1
   fi
   mkdir -p "$TOOLS"
   if [ ! -d "$TOOLS/node_modules/node-datachannel" ] || [ ! -d "$TOOLS/node_modules/ws" ]; then
