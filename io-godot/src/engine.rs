@@ -268,6 +268,8 @@ pub struct Connection {
     /// Drop and refusal counters.
     pub drops: Drops,
     ever_connected: bool,
+    /// `MULTIPEER_GODOT_TRACE` is set: every str0m event goes to stderr.
+    trace: bool,
     /// Received messages one channel keeps ([`MAX_INBOX_PACKETS`]; tests lower it).
     inbox_limit: usize,
     /// Why the connection failed (str0m's error), for the Godot log.
@@ -364,6 +366,7 @@ impl Connection {
             signaling: SignalingState::Stable,
             drops: Drops::default(),
             ever_connected: false,
+            trace: std::env::var_os("MULTIPEER_GODOT_TRACE").is_some(),
             inbox_limit: MAX_INBOX_PACKETS,
             failure: None,
             buf: vec![0; RECEIVE_BUFFER],
@@ -703,7 +706,7 @@ impl Connection {
     }
 
     fn event(&mut self, event: Event) {
-        if std::env::var_os("MULTIPEER_GODOT_TRACE").is_some() {
+        if self.trace {
             match &event {
                 Event::ChannelData(d) => eprintln!(
                     "trace data id={:?} len={} head={:?}",
