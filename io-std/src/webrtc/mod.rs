@@ -55,7 +55,7 @@ mod engine;
 mod multiplayer;
 mod net;
 mod outbox;
-mod stun;
+pub mod stun;
 mod turn;
 
 pub use config::{DEFAULT_MTU, IceServer, IceTiming, MAX_UDP_PAYLOAD, SocketLayout, WebRtcConfig};

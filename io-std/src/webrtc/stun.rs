@@ -11,7 +11,7 @@ const MAPPED_ADDRESS: u16 = 0x0001;
 const XOR_MAPPED_ADDRESS: u16 = 0x0020;
 
 /// A Binding request with this transaction id (20 bytes, no attributes).
-pub(crate) fn binding_request(transaction: [u8; 12]) -> [u8; 20] {
+pub fn binding_request(transaction: [u8; 12]) -> [u8; 20] {
     let mut out = [0u8; 20];
     out[0..2].copy_from_slice(&BINDING_REQUEST.to_be_bytes());
     // Length 0: no attributes.
@@ -21,7 +21,7 @@ pub(crate) fn binding_request(transaction: [u8; 12]) -> [u8; 20] {
 }
 
 /// The mapped address of a Binding success response to `transaction`, if `datagram` is one.
-pub(crate) fn parse_binding_success(datagram: &[u8], transaction: &[u8; 12]) -> Option<SocketAddr> {
+pub fn parse_binding_success(datagram: &[u8], transaction: &[u8; 12]) -> Option<SocketAddr> {
     let header = datagram.get(..20)?;
     let kind = u16::from_be_bytes([header[0], header[1]]);
     let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
