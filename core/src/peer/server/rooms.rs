@@ -22,6 +22,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::cluster::REMOTE;
 use crate::peer::PeerId;
 
 /// Longest room name, in bytes.
@@ -61,8 +62,11 @@ pub struct RoomConfig {
     pub declared: Vec<String>,
     /// Most rooms at once, declared ones included; a request for a new room beyond it gets 503.
     pub max_rooms: usize,
-    /// Most connections in one room (handshaking or joined); beyond it a request gets 503.
-    /// `None`: only [`ServerConfig::max_peers`](super::ServerConfig::max_peers) bounds it.
+    /// Most members of one room: this server's connections (handshaking or joined) and, in a
+    /// cluster, the members other instances announced; beyond it a request gets 503. Across
+    /// instances the bound is as good as what this instance knows: two joins at the same
+    /// moment on two instances may both pass it. `None`: only
+    /// [`ServerConfig::max_peers`](super::ServerConfig::max_peers) bounds it.
     pub max_peers_per_room: Option<usize>,
 }
 
@@ -151,7 +155,7 @@ pub enum RoomRefusal {
     NotDeclared,
     /// [`RoomConfig::max_rooms`] rooms exist (503).
     TooManyRooms,
-    /// The room holds [`RoomConfig::max_peers_per_room`] connections (503).
+    /// The room holds [`RoomConfig::max_peers_per_room`] members, local or remote (503).
     RoomFull,
 }
 
@@ -349,7 +353,9 @@ impl Rooms {
             }
         };
         let room = self.get_mut(index).ok_or(RoomRefusal::NotDeclared)?;
-        if config.max_peers_per_room.is_some_and(|max| room.conns as usize >= max) {
+        // Remote members count too: the limit is the room's, whichever instance holds them.
+        let remote = room.members.as_slice().iter().filter(|m| m.1 == REMOTE).count();
+        if config.max_peers_per_room.is_some_and(|max| room.conns as usize + remote >= max) {
             return Err(RoomRefusal::RoomFull);
         }
         room.conns += 1;

@@ -66,8 +66,8 @@ Rooms (each an independent world: its own peers, ids, relay, ADD_PEER/DEL_PEER a
                                /PREFIX/NAME, /PREFIX is the default room, other paths get 404
   --max-rooms N                Most rooms at once, declared ones included (4096); a request
                                for one more gets HTTP 503
-  --max-peers-per-room N       Most connections in one room (default only --max-peers); one
-                               more gets HTTP 503
+  --max-peers-per-room N       Most members of one room, on every instance of a cluster
+                               (default only --max-peers); one more gets HTTP 503
 One protocol per server: Godot 3 and Godot 4 clients never share a room, so a deployment
 serving both runs one server per protocol (two ports).
 

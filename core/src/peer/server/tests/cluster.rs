@@ -27,7 +27,10 @@ struct Cluster {
 }
 
 fn node(index: u8, epoch: u64, now: Instant) -> Node {
-    let rooms = RoomConfig { mode: RoomMode::ByPath, ..RoomConfig::default() };
+    node_with(index, epoch, now, RoomConfig { mode: RoomMode::ByPath, ..RoomConfig::default() })
+}
+
+fn node_with(index: u8, epoch: u64, now: Instant, rooms: RoomConfig) -> Node {
     let mut net = Net::with(ServerConfig { rooms, ..ServerConfig::default() });
     net.now = now;
     net.server.join_cluster(now, ClusterConfig::new(index, epoch, &std::format!("node-{index}")));
@@ -369,4 +372,25 @@ fn forged_and_malformed_messages_are_counted_and_change_nothing() {
     cluster.client(a1).put_packet(b"ok").unwrap();
     cluster.settle();
     assert_eq!(packets(cluster.client(a0)), vec![(id1, b"ok".to_vec())]);
+}
+
+#[test]
+fn the_room_limit_counts_members_on_other_instances() {
+    let mut cluster = Cluster::new(2);
+    let capped = RoomConfig { mode: RoomMode::ByPath, max_peers_per_room: Some(2), ..RoomConfig::default() };
+    cluster.nodes[1] = node_with(1, 1, cluster.nodes[0].net.now, capped);
+    cluster.settle();
+    cluster.connect(0, "/a");
+    cluster.connect(1, "/a");
+    // Room a has one member here and one on node 0: full at 2, though one connection is local.
+    let net = &mut cluster.nodes[1].net;
+    let end = net.connect_raw_to("/a", ws::Config::GODOT);
+    let refused = core::iter::from_fn(|| net.raw(end).poll_event()).next();
+    assert!(
+        matches!(refused, Some(ws::Event::HandshakeFailed(ws::HandshakeError::UnexpectedStatus(503)))),
+        "{refused:?}"
+    );
+    // Another room on the same server is not affected.
+    let end = net.connect_raw_to("/b", ws::Config::GODOT);
+    assert!(matches!(core::iter::from_fn(|| net.raw(end).poll_event()).next(), Some(ws::Event::Open)));
 }
