@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod hostile;
 pub mod interop_client;
+pub mod room_player;
 pub mod sim;
 pub mod soak;
 

@@ -11,80 +11,23 @@ use core::time::Duration;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use multipeer::peer::{Event, PeerId, Target};
-use multipeer_std::WebSocketMultiplayerPeer;
+use multipeer::peer::{PeerId, Protocol, Target};
 use multipeer_tests::cluster::Nats;
 use multipeer_tests::hostile::serve::{Serve, cluster_binary};
+use multipeer_tests::room_player::{self, Player};
 
 const LIMIT: Duration = Duration::from_secs(15);
 /// CLUSTER.md's failure deadline.
 const DEADLINE: Duration = Duration::from_secs(3);
 
-/// A Godot-style client in `room` of an instance.
-struct Player {
-    peer: WebSocketMultiplayerPeer,
-    id: PeerId,
-    peers: BTreeSet<PeerId>,
-    got: Vec<(PeerId, Vec<u8>)>,
-}
-
-impl Player {
-    fn join(serve: &Serve, room: &str) -> Self {
-        let mut peer = WebSocketMultiplayerPeer::new();
-        peer.create_client_blocking(&format!("ws://{}{room}", serve.addr())).expect("create_client");
-        let mut player = Self { peer, id: PeerId::SERVER, peers: BTreeSet::new(), got: Vec::new() };
-        let end = Instant::now() + LIMIT;
-        while player.id == PeerId::SERVER {
-            assert!(Instant::now() < end, "no id from the server for {room}");
-            player.poll();
-            if let Some(id) = u32::try_from(player.peer.get_unique_id()).ok().and_then(PeerId::new) {
-                if player.peers.contains(&PeerId::SERVER) {
-                    player.id = id;
-                }
-            }
-        }
-        player
-    }
-
-    fn poll(&mut self) {
-        self.peer.poll().expect("poll");
-        while let Some(event) = self.peer.poll_event() {
-            match event {
-                Event::PeerConnected(p) => {
-                    self.peers.insert(p);
-                }
-                Event::PeerDisconnected { peer, .. } => {
-                    self.peers.remove(&peer);
-                }
-                _ => {}
-            }
-        }
-        while let Some((data, info)) = self.peer.get_packet() {
-            self.got.push((info.from, data));
-        }
-    }
-
-    fn send(&mut self, target: Target, data: &[u8]) {
-        self.peer.set_target_peer(target);
-        self.peer.put_packet(data).expect("put_packet");
-    }
-
-    /// The payloads received from `from`, in arrival order.
-    fn from(&self, from: PeerId) -> Vec<Vec<u8>> {
-        self.got.iter().filter(|(f, _)| *f == from).map(|(_, d)| d.clone()).collect()
-    }
+/// A Godot 4 client in `room` of an instance.
+fn join(serve: &Serve, room: &str) -> Player {
+    Player::join(serve.addr(), Protocol::Godot4, room, LIMIT)
 }
 
 /// Polls every player until `done` holds; panics with `what` after [`LIMIT`].
 fn settle(players: &mut [&mut Player], what: &str, done: impl Fn(&[&mut Player]) -> bool) {
-    let end = Instant::now() + LIMIT;
-    while !done(players) {
-        assert!(Instant::now() < end, "{what}");
-        for p in players.iter_mut() {
-            p.poll();
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    room_player::settle(players, what, LIMIT, done);
 }
 
 fn set(ids: &[PeerId]) -> BTreeSet<PeerId> {
@@ -132,11 +75,11 @@ fn a_room_spread_over_three_instances_is_one_world_in_per_sender_order_without_l
     let indexes: BTreeSet<u32> = instances.iter().map(|i| i.1).collect();
     assert_eq!(indexes.len(), 3, "each instance holds its own node index: {indexes:?}");
     let on = |k: usize| &instances[k].0;
-    let mut a0 = Player::join(on(0), "/a");
-    let mut a1 = Player::join(on(0), "/a");
-    let mut a2 = Player::join(on(1), "/a");
-    let mut a3 = Player::join(on(2), "/a");
-    let mut b = Player::join(on(1), "/b");
+    let mut a0 = join(on(0), "/a");
+    let mut a1 = join(on(0), "/a");
+    let mut a2 = join(on(1), "/a");
+    let mut a3 = join(on(2), "/a");
+    let mut b = join(on(1), "/b");
     for (player, k) in [(&a0, 0), (&a1, 0), (&a2, 1), (&a3, 2)] {
         assert_eq!(
             player.id.get() as u32 % 64,
@@ -183,10 +126,10 @@ fn a_killed_instance_leaves_everyone_view_within_the_deadline_and_a_restart_rejo
     let (s0, _) = instance(&nats, "n0", &[]);
     let (s1, _) = instance(&nats, "n1", &[]);
     let (s2, _) = instance(&nats, "n2", &[]);
-    let mut p0 = Player::join(&s0, "/a");
-    let mut p1 = Player::join(&s1, "/a");
-    let mut p2 = Player::join(&s2, "/a");
-    let mut p2b = Player::join(&s2, "/a");
+    let mut p0 = join(&s0, "/a");
+    let mut p1 = join(&s1, "/a");
+    let mut p2 = join(&s2, "/a");
+    let mut p2b = join(&s2, "/a");
     let (i0, i1, i2, i2b) = (p0.id, p1.id, p2.id, p2b.id);
     settle(&mut [&mut p0, &mut p1, &mut p2, &mut p2b], "all four see each other", |p| {
         p[0].peers == set(&[i1, i2, i2b]) && p[1].peers == set(&[i0, i2, i2b]) && p[3].peers.len() == 4
@@ -225,7 +168,7 @@ fn a_killed_instance_leaves_everyone_view_within_the_deadline_and_a_restart_rejo
     // A restart (the dead instance's index is still leased: it takes another) and new clients
     // in the same room.
     let (s3, _) = instance(&nats, "n2-restarted", &[]);
-    let mut p3 = Player::join(&s3, "/a");
+    let mut p3 = join(&s3, "/a");
     let i3 = p3.id;
     settle(&mut [&mut p0, &mut p1, &mut p3], "the new member and the survivors see each other", |p| {
         p[0].peers == set(&[i1, i3]) && p[1].peers == set(&[i0, i3]) && p[2].peers == set(&[i0, i1])
@@ -248,8 +191,8 @@ fn forged_and_malformed_broker_messages_crash_nothing_and_change_nothing() {
     let json_arg = json.to_str().expect("UTF-8 temp path").to_owned();
     let (s0, _) = instance(&nats, "n0", &["--stats-json", &json_arg]);
     let (s1, _) = instance(&nats, "n1", &[]);
-    let mut p0 = Player::join(&s0, "/a");
-    let mut p1 = Player::join(&s1, "/a");
+    let mut p0 = join(&s0, "/a");
+    let mut p1 = join(&s1, "/a");
     let (i0, i1) = (p0.id, p1.id);
     settle(&mut [&mut p0, &mut p1], "both see each other", |p| {
         p[0].peers == set(&[i1]) && p[1].peers == set(&[i0])
@@ -334,9 +277,9 @@ fn a_broker_outage_is_reported_local_relaying_goes_on_and_the_rooms_join_again()
     let mut nats = Nats::start();
     let (mut s0, _) = instance(&nats, "n0", &[]);
     let (s1, _) = instance(&nats, "n1", &[]);
-    let mut a = Player::join(&s0, "/a");
-    let mut b = Player::join(&s0, "/a");
-    let mut c = Player::join(&s1, "/a");
+    let mut a = join(&s0, "/a");
+    let mut b = join(&s0, "/a");
+    let mut c = join(&s1, "/a");
     let (ia, ib, ic) = (a.id, b.id, c.id);
     settle(&mut [&mut a, &mut b, &mut c], "all three see each other", |p| {
         p.iter().all(|p| p.peers.len() == 3)

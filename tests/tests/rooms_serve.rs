@@ -7,88 +7,21 @@ use core::time::Duration;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use multipeer::peer::{Event, PeerId, Protocol, Target};
-use multipeer_std::WebSocketMultiplayerPeer;
+use multipeer::peer::{PeerId, Protocol, Target};
 use multipeer_tests::hostile::raw::Raw;
 use multipeer_tests::hostile::serve::Serve;
+use multipeer_tests::room_player::{self, Player, idle};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// A Godot-style client (multipeer-std's `WebSocketMultiplayerPeer`) in `room` of `serve`.
-struct Player {
-    peer: WebSocketMultiplayerPeer,
-    id: PeerId,
-    /// Peers it has been told of (the server included).
-    peers: BTreeSet<PeerId>,
-    got: Vec<(PeerId, Vec<u8>)>,
-}
-
-impl Player {
-    fn join(serve: &Serve, protocol: Protocol, room: &str) -> Self {
-        let mut peer = match protocol {
-            Protocol::Godot3 => WebSocketMultiplayerPeer::godot3(),
-            _ => WebSocketMultiplayerPeer::new(),
-        };
-        peer.create_client_blocking(&format!("ws://{}{room}", serve.addr())).expect("create_client");
-        let mut player = Self { peer, id: PeerId::SERVER, peers: BTreeSet::new(), got: Vec::new() };
-        let end = Instant::now() + LIMIT;
-        while player.id == PeerId::SERVER {
-            assert!(Instant::now() < end, "no id from the server for {room}");
-            player.poll();
-            if let Some(id) = u32::try_from(player.peer.get_unique_id()).ok().and_then(PeerId::new) {
-                if player.peers.contains(&PeerId::SERVER) {
-                    player.id = id;
-                }
-            }
-        }
-        player
-    }
-
-    fn poll(&mut self) {
-        self.peer.poll().expect("poll");
-        while let Some(event) = self.peer.poll_event() {
-            match event {
-                Event::PeerConnected(p) => {
-                    self.peers.insert(p);
-                }
-                Event::PeerDisconnected { peer, .. } => {
-                    self.peers.remove(&peer);
-                }
-                _ => {}
-            }
-        }
-        while let Some((data, info)) = self.peer.get_packet() {
-            self.got.push((info.from, data));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-
-    fn send(&mut self, target: Target, data: &[u8]) {
-        self.peer.set_target_peer(target);
-        self.peer.put_packet(data).expect("put_packet");
-        self.poll();
-    }
+/// A client in `room` of `serve`.
+fn join(serve: &Serve, protocol: Protocol, room: &str) -> Player {
+    Player::join(serve.addr(), protocol, room, LIMIT)
 }
 
 /// Polls every player until `done` holds (or fails after [`LIMIT`]).
 fn settle(players: &mut [&mut Player], what: &str, done: impl Fn(&[&mut Player]) -> bool) {
-    let end = Instant::now() + LIMIT;
-    while !done(players) {
-        assert!(Instant::now() < end, "{what}");
-        for p in players.iter_mut() {
-            p.poll();
-        }
-    }
-}
-
-/// Polls every player for `time` (to see that nothing more arrives).
-fn idle(players: &mut [&mut Player], time: Duration) {
-    let end = Instant::now() + time;
-    while Instant::now() < end {
-        for p in players.iter_mut() {
-            p.poll();
-        }
-    }
+    room_player::settle(players, what, LIMIT, done);
 }
 
 fn set(ids: &[PeerId]) -> BTreeSet<PeerId> {
@@ -112,9 +45,9 @@ fn two_rooms_see_only_themselves(protocol: Protocol) {
     let proto = if protocol == Protocol::Godot3 { "godot3" } else { "godot4" };
     let mut serve =
         Serve::start(&["--protocol", proto, "--max-peers-per-room", "2", "--stats-json", json_arg]);
-    let (mut a1, mut a2) = (Player::join(&serve, protocol, "/a"), Player::join(&serve, protocol, "/a"));
-    let (mut b1, mut b2) = (Player::join(&serve, protocol, "/b"), Player::join(&serve, protocol, "/b?v=1"));
-    let mut lobby = Player::join(&serve, protocol, "/");
+    let (mut a1, mut a2) = (join(&serve, protocol, "/a"), join(&serve, protocol, "/a"));
+    let (mut b1, mut b2) = (join(&serve, protocol, "/b"), join(&serve, protocol, "/b?v=1"));
+    let mut lobby = join(&serve, protocol, "/");
     let server = PeerId::SERVER;
     let (ia1, ia2, ib1, ib2) = (a1.id, a2.id, b1.id, b2.id);
     settle(&mut [&mut a1, &mut a2, &mut b1, &mut b2, &mut lobby], "each room sees its own peers", |p| {
