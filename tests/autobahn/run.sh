@@ -195,11 +195,12 @@ notes=()
 run_server_direction() {
     local log="$REPORTS/server-under-test.log" pid addr="" i start
     say "server: starting ${server_cmd[*]} 127.0.0.1:0"
+    : >"$log" # before the server: the first `sed` must not race the redirection
     "${server_cmd[@]}" 127.0.0.1:0 >"$log" 2>&1 &
     pid=$!
     started+=("$pid")
     for ((i = 0; i < 200; i++)); do
-        addr="$(sed -n '1s/^listening \(ws:\/\/\)\{0,1\}\([^/ ]*\).*$/\2/p' "$log")"
+        addr="$(sed -n '1s/^listening \(ws:\/\/\)\{0,1\}\([^/ ]*\).*$/\2/p' "$log" || true)"
         [[ -n "$addr" ]] && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1

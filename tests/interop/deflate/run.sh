@@ -69,12 +69,13 @@ trap cleanup EXIT
 # start LOG CMD...: starts a server that prints `listening ADDR` first; sets ADDR and PID.
 start() {
   local log="$1"; shift
+  : >"$log" # before the server: the first `sed` must not race the redirection
   "$@" >"$log" 2>&1 &
   PID=$!
   PIDS+=("$PID")
   ADDR=""
   for _ in $(seq 200); do
-    ADDR="$(sed -n '1s/^listening //p' "$log")"
+    ADDR="$(sed -n '1s/^listening //p' "$log" || true)"
     [ -n "$ADDR" ] && return 0
     kill -0 "$PID" 2>/dev/null || break
     sleep 0.05
