@@ -235,10 +235,11 @@ impl TcpLink {
         let result = match &mut self.tls {
             None => {
                 let mut buf = [0u8; 4096];
-                self.stream.read(&mut buf).map(|n| {
+                let read = self.stream.read(&mut buf);
+                if let Ok(n) = read {
                     self.incoming.extend_from_slice(&buf[..n]);
-                    n
-                })
+                }
+                read
             }
             // What rustls has to write while reading (an alert when the session fails) goes
             // through the backlog, behind the records already there.
@@ -341,5 +342,100 @@ mod tests {
         assert_eq!(stream_frame(&[0xC0, 0, 0, 0]), Err(()));
         // The longest frame announced waits for its bytes.
         assert_eq!(stream_frame(&[0x7F, 0xFF, 0xFF, 0xFF]), Ok(None));
+    }
+
+    /// A TLS server on loopback that completes its handshake, waits for the number of bytes to
+    /// read (not reading meanwhile, so the client's buffers fill), and returns what it read.
+    fn stalled_tls_server()
+    -> (SocketAddr, Vec<u8>, std::sync::mpsc::Sender<usize>, std::thread::JoinHandle<Vec<u8>>) {
+        use rcgen::{CertificateParams, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().self_signed(&key).unwrap();
+        let options =
+            crate::tls::TlsOptions::server(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+        let config = options.server_config().unwrap().clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (expect, expected) = std::sync::mpsc::channel::<usize>();
+        let server = std::thread::spawn(move || {
+            let (mut tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut conn = rustls::ServerConnection::new(config).unwrap();
+            while conn.is_handshaking() {
+                conn.complete_io(&mut tcp).unwrap();
+            }
+            let expected = expected.recv().unwrap();
+            let mut plain = Vec::new();
+            let mut chunk = [0u8; 16_384];
+            while plain.len() < expected {
+                if conn.read_tls(&mut tcp).unwrap() == 0 {
+                    break;
+                }
+                conn.process_new_packets().unwrap();
+                while let Ok(n) = conn.reader().read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    plain.extend_from_slice(&chunk[..n]);
+                }
+            }
+            plain
+        });
+        (addr, cert.der().to_vec(), expect, server)
+    }
+
+    #[test]
+    fn a_tls_link_bounds_its_backlog_with_what_rustls_sealed_and_drops_frames_whole() {
+        let (server, ca, expect, reader) = stalled_tls_server();
+        let options = crate::tls::TlsOptions::client_also_trusting([ca.as_slice()]).unwrap();
+        let session = TlsSession::client(&options, "127.0.0.1").unwrap();
+        let mut link = TcpLink::connect(server.ip(), server, Some(session)).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !link.poll_ready().unwrap() {
+            assert!(std::time::Instant::now() < deadline, "no TLS handshake");
+            link.read_some();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(link.transport_name(), "TLS");
+        // ChannelData frames of 60000 bytes (no padding), each filled with its number, until
+        // one is refused: the server reads nothing, so the kernel's buffers fill first.
+        let frame = |i: usize| {
+            let mut f = vec![0x40, 0x00, 0xEA, 0x60];
+            f.resize(4 + 60_000, i as u8);
+            f
+        };
+        let mut accepted = 0;
+        while link.send(&frame(accepted)) {
+            accepted += 1;
+            assert!(accepted < 2_000, "the backlog never filled");
+        }
+        eprintln!(
+            "{accepted} frames taken, {} bytes in the backlog at the first refusal",
+            link.backlog.len()
+        );
+        // Refused because the backlog was full (less room than a sealed frame), not for an error.
+        assert!(link.backlog.len() <= MAX_TCP_BACKLOG, "{}", link.backlog.len());
+        assert!(
+            link.backlog.len() > MAX_TCP_BACKLOG - 60_004 - 4 * TLS_RECORD_OVERHEAD,
+            "{}",
+            link.backlog.len()
+        );
+        assert!(
+            link.tls.as_ref().is_some_and(|t| !t.wants_write()),
+            "rustls holds nothing beyond the backlog"
+        );
+        // The server reads now: every accepted frame arrives whole and in order, no other.
+        expect.send(accepted * 60_004).unwrap();
+        while !link.backlog.is_empty() {
+            assert!(std::time::Instant::now() < deadline + Duration::from_secs(10), "backlog not written");
+            link.write_backlog();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let plain = reader.join().unwrap();
+        assert_eq!(plain.len(), accepted * 60_004);
+        for (i, got) in plain.chunks(60_004).enumerate() {
+            assert_eq!(stream_frame(got), Ok(Some((60_004, 60_004))));
+            assert!(got[4..].iter().all(|&b| b == i as u8), "frame {i}");
+        }
     }
 }
