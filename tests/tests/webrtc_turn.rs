@@ -4,8 +4,9 @@
 //! and a refused allocation (the server's quota) each fail the peer with a clear reason within
 //! a bounded time. The same pair connects with the client reaching coturn over TCP (coturn
 //! listening on TCP only), and over TLS (`turns:`, coturn listening on TLS only, its
-//! certificate from a CA made here), where an untrusted certificate, a wrong host name and the
-//! server going away are each reported with their reason. The NAT lab (`tests/interop/turn/nat_lab.sh`) shows the same through
+//! certificate from a CA made here), where an untrusted certificate, a wrong host name, a
+//! server that never answers the handshake and the server going away are each reported with
+//! their reason. The NAT lab (`tests/interop/turn/nat_lab.sh`) shows the same through
 //! symmetric NATs that leave no direct path.
 #![cfg(feature = "webrtc")]
 
@@ -219,6 +220,16 @@ fn relay_only_peers_connect_through_coturn_over_tls() {
     eprintln!("wrong credentials over TLS: {took:?}: {why}");
     assert!(why.contains("refused: 401"), "{why}");
     assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // A server that takes the connection and never answers the ClientHello (the kernel
+    // accepts it; nobody reads): given up with the TCP connection's bound.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let (took, why) = failure(relay_config(&format!("turns:127.0.0.1:{silent_port}"), PASSWORD));
+    eprintln!("no TLS handshake: {took:?}: {why}");
+    assert!(why.contains("no TLS handshake within 5 s"), "{why}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    drop(silent);
 
     // An allocation made, then the server goes away: the link's end is the allocation's.
     let mut holder =

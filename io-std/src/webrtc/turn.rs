@@ -221,6 +221,9 @@ impl TurnRelay {
         match link.poll_ready() {
             Ok(true) => None,
             Ok(false) if self.epoch.elapsed() < TCP_CONNECT_TIMEOUT => None,
+            Ok(false) if link.is_connected() => {
+                Some(format!("TURN server {server} over TLS: no TLS handshake within 5 s"))
+            }
             Ok(false) => Some(format!("TURN server {server} over {over}: no connection within 5 s")),
             // TLS errors say "TLS: ..." themselves.
             Err(e) => {

@@ -114,6 +114,11 @@ impl TcpLink {
         if self.tls.is_some() { "TLS" } else { "TCP" }
     }
 
+    /// Whether the TCP connection is up (the TLS handshake may still run).
+    pub(super) fn is_connected(&self) -> bool {
+        self.connected
+    }
+
     /// Whether TURN frames can flow: connected, and the TLS handshake done.
     pub(super) fn is_ready(&self) -> bool {
         self.connected && self.ended.is_none() && self.tls.as_ref().is_none_or(|t| !t.is_handshaking())
