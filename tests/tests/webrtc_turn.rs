@@ -215,6 +215,12 @@ fn relay_only_peers_connect_through_coturn_over_tls() {
     assert!(why.contains("not valid for this host name"), "{why}");
     assert!(took < Duration::from_secs(2), "{took:?}");
 
+    // A trusted CA that is no certificate: said so, and no connection is tried.
+    let (took, why) = failure(relay_config(&url, PASSWORD).trust_turn_ca(b"not DER".to_vec()));
+    eprintln!("unusable CA: {took:?}: {why}");
+    assert!(why.contains("turn_trusted_cas"), "{why}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
     // Wrong credentials come back through TLS as over the other transports.
     let (took, why) = failure(relay_config(&url, "wrong").trust_turn_ca(certificate.ca_der.clone()));
     eprintln!("wrong credentials over TLS: {took:?}: {why}");
