@@ -70,7 +70,8 @@
 //! With the `webrtc` feature, [`webrtc::WebRtcMultiplayerPeer`] is Godot's
 //! `WebRTCMultiplayerPeer`: one str0m `Rtc` per remote peer over UDP, Godot's negotiated
 //! channels, and [`webrtc::connect_lobby`] to join a lobby of Godot's `webrtc_signaling` demo
-//! protocol and mesh with everyone in it (browsers, Godot, other Rust programs).
+//! protocol and mesh with everyone in it (browsers, Godot, other Rust programs). It turns on
+//! `tls` too, for `turns:` TURN servers.
 #![forbid(unsafe_code)]
 
 mod blocking;

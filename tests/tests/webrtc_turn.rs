@@ -3,7 +3,10 @@
 //! allocations and exchange on Godot's three lanes; wrong credentials, an unreachable server
 //! and a refused allocation (the server's quota) each fail the peer with a clear reason within
 //! a bounded time. The same pair connects with the client reaching coturn over TCP (coturn
-//! listening on TCP only), and a refused TCP connection is reported at once. The NAT lab (`tests/interop/turn/nat_lab.sh`) shows the same through
+//! listening on TCP only), and over TLS (`turns:`, coturn listening on TLS only, its
+//! certificate from a CA made here), where an untrusted certificate, a wrong host name, a
+//! server that never answers the handshake and the server going away are each reported with
+//! their reason. The NAT lab (`tests/interop/turn/nat_lab.sh`) shows the same through
 //! symmetric NATs that leave no direct path.
 #![cfg(feature = "webrtc")]
 
@@ -40,14 +43,15 @@ impl Coturn {
         Self::start_listening(&["--no-tcp"], extra)
     }
 
-    /// A server listening for clients as `listeners` say (`--no-tcp`, `--no-udp`), on
-    /// 127.0.0.1 unless `extra` names other addresses.
+    /// A server listening for clients as `listeners` say (`--no-tcp`, `--no-udp`; TLS only
+    /// with `--cert`), on 127.0.0.1 unless `extra` names other addresses.
     fn start_listening(listeners: &[&str], extra: &[&str]) -> Self {
         let port = free_udp_port();
         let dir = std::env::temp_dir().join(format!("multipeer-coturn-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new("turnserver")
-            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp-relay"])
+            .args(["-n", "--no-cli", "--no-dtls", "--no-tcp-relay"])
+            .args(if listeners.iter().any(|a| a.starts_with("--cert")) { &[][..] } else { &["--no-tls"][..] })
             .args(listeners)
             .args(if extra.iter().any(|a| a.starts_with("--listening-ip")) {
                 &[][..]
@@ -140,6 +144,120 @@ fn relay_only_peers_connect_through_coturn_over_tcp() {
     eprintln!("TCP connection refused: {took:?}: {why}");
     assert!(why.contains(&format!("127.0.0.1:{closed} over TCP")), "{why}");
     assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+/// A CA made for the test, and a certificate for 127.0.0.1 it signed, written as PEM files
+/// for coturn into a directory removed on drop.
+struct TurnCertificate {
+    ca_der: Vec<u8>,
+    dir: std::path::PathBuf,
+}
+
+impl TurnCertificate {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "multipeer test TURN CA");
+        let ca_der = ca_params.self_signed(&ca_key).unwrap().der().to_vec();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+        let cert = params.signed_by(&key, &Issuer::from_params(&ca_params, &ca_key)).unwrap();
+        let dir = std::env::temp_dir().join(format!("multipeer-turns-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        Self { ca_der, dir }
+    }
+
+    /// coturn listening on TLS only, with this certificate; and its TLS port.
+    fn coturn(&self) -> (Coturn, u16) {
+        let tls_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let listeners = [
+            "--no-udp".to_string(),
+            "--no-tcp".to_string(),
+            format!("--tls-listening-port={tls_port}"),
+            format!("--cert={}", self.dir.join("cert.pem").display()),
+            format!("--pkey={}", self.dir.join("key.pem").display()),
+        ];
+        let listeners: Vec<&str> = listeners.iter().map(String::as_str).collect();
+        (Coturn::start_listening(&listeners, &[]), tls_port)
+    }
+}
+
+impl Drop for TurnCertificate {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn relay_only_peers_connect_through_coturn_over_tls() {
+    let certificate = TurnCertificate::new();
+    let (coturn, tls_port) = certificate.coturn();
+    let url = format!("turns:127.0.0.1:{tls_port}");
+    let trusting = WebRtcConfig::default().trust_turn_ca(certificate.ca_der.clone());
+    relay_pair_exchanges(&url, &trusting);
+
+    // Without the CA: the webpki roots do not know it.
+    let (took, why) = failure(relay_config(&url, PASSWORD));
+    eprintln!("untrusted certificate: {took:?}: {why}");
+    assert!(why.contains(&format!("127.0.0.1:{tls_port} over TLS")), "{why}");
+    assert!(why.contains("not issued by a trusted CA"), "{why}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // The certificate names 127.0.0.1, not localhost.
+    let by_name = format!("turns:localhost:{tls_port}");
+    let (took, why) = failure(relay_config(&by_name, PASSWORD).trust_turn_ca(certificate.ca_der.clone()));
+    eprintln!("wrong host name: {took:?}: {why}");
+    assert!(why.contains("not valid for this host name"), "{why}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // A trusted CA that is no certificate: said so, and no connection is tried.
+    let (took, why) = failure(relay_config(&url, PASSWORD).trust_turn_ca(b"not DER".to_vec()));
+    eprintln!("unusable CA: {took:?}: {why}");
+    assert!(why.contains("turn_trusted_cas"), "{why}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    // Wrong credentials come back through TLS as over the other transports.
+    let (took, why) = failure(relay_config(&url, "wrong").trust_turn_ca(certificate.ca_der.clone()));
+    eprintln!("wrong credentials over TLS: {took:?}: {why}");
+    assert!(why.contains("refused: 401"), "{why}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // A server that takes the connection and never answers the ClientHello (the kernel
+    // accepts it; nobody reads): given up with the TCP connection's bound.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let (took, why) = failure(relay_config(&format!("turns:127.0.0.1:{silent_port}"), PASSWORD));
+    eprintln!("no TLS handshake: {took:?}: {why}");
+    assert!(why.contains("no TLS handshake within 5 s"), "{why}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    drop(silent);
+
+    // An allocation made, then the server goes away: the link's end is the allocation's.
+    let mut holder =
+        WebRtcMultiplayerPeer::new(relay_config(&url, PASSWORD).trust_turn_ca(certificate.ca_der.clone()));
+    holder.create_mesh(id(1), &[]).unwrap();
+    holder.add_peer(id(2), 1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while holder.get_peer_relayed_addrs().is_empty() {
+        assert!(Instant::now() < deadline, "allocation over TLS: {:?}", holder.stats());
+        holder.poll().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(coturn);
+    let gone = Instant::now();
+    while holder.stats().turn_failures == 0 {
+        assert!(gone.elapsed() < Duration::from_secs(5), "server end not seen: {:?}", holder.stats());
+        holder.poll().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let why = holder.stats().last_error.clone().unwrap_or_default();
+    eprintln!("server gone: {:?}: {why}", gone.elapsed());
+    assert!(why.contains(&format!("127.0.0.1:{tls_port} over TLS")), "{why}");
 }
 
 /// Two relay-only peers (`base` with TURN at `url`): connected with relay candidates only, on

@@ -98,6 +98,25 @@ impl TlsOptions {
         Self::client_trusting(roots, None)
     }
 
+    /// A client that trusts the webpki roots and the CA certificates (DER) in `trusted_ca_der`
+    /// too, checking the host name: Godot's `TLSOptions.client()` for a server whose CA is
+    /// private. Godot's `trusted_chain` replaces the roots instead ([`client_with`]).
+    ///
+    /// [`client_with`]: Self::client_with
+    ///
+    /// # Errors
+    /// [`TlsConfigError::Rustls`] when a certificate cannot be parsed as a trust anchor.
+    pub fn client_also_trusting<'a>(
+        trusted_ca_der: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Self, TlsConfigError> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for der in trusted_ca_der {
+            roots.add(CertificateDer::from_slice(der)).map_err(TlsConfigError::Rustls)?;
+        }
+        Ok(Self::client_trusting(roots, None))
+    }
+
     /// A client that trusts only the PEM certificates in `trusted_ca_pem`, and checks the
     /// certificate against `common_name_override` instead of the URL's host when given:
     /// Godot's `TLSOptions.client(trusted_chain, common_name_override)`.

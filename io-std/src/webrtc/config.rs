@@ -12,13 +12,14 @@ use core::time::Duration;
 /// server-reflexive candidate.
 /// `turn:` URLs with `username` and `credential` (long-term credentials) get an allocation on
 /// that server per socket, whose relayed address is signalled as a relay candidate; the
-/// client reaches the server over UDP, or over TCP with `?transport=tcp` (the relayed address
-/// is UDP either way, as browsers allocate it). `turns:` URLs (TLS) are skipped and reported
-/// in `EngineStats::last_error`: `turn-client-proto` leaves TLS to `turn-client-rustls`, which
-/// is not wired up (it would need a certificate store setting of its own).
+/// client reaches the server over UDP, or over TCP with `?transport=tcp`; `turns:` URLs
+/// (default port 5349) reach it over TLS on TCP (RFC 7065), the certificate checked against
+/// the URL's host with the webpki roots and [`WebRtcConfig::turn_trusted_cas`]. The relayed
+/// address is UDP whatever the transport, as browsers allocate it. DTLS to the server
+/// (`turns:` with `?transport=udp`) is refused and reported in `EngineStats::last_error`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IceServer {
-    /// `stun:host:port` or `turn:host:port?transport=udp` URLs.
+    /// `stun:host:port`, `turn:host:port?transport=udp` or `turns:host:port` URLs.
     pub urls: Vec<String>,
     /// TURN user name.
     pub username: Option<String>,
@@ -48,17 +49,28 @@ fn host_port(rest: &str, default_port: u16) -> String {
     if has_port { rest.to_string() } else { format!("{rest}:{default_port}") }
 }
 
-/// How a TURN client reaches its server (`?transport=` of a `turn:` URL).
+/// The host of a `host:port` made by [`host_port`], IPv6 brackets removed: the name a TLS
+/// server's certificate is checked against.
+fn host_of(address: &str) -> String {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).to_string()
+}
+
+/// How a TURN client reaches its server (`?transport=` of a `turn:` URL, TLS for `turns:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TurnTransport {
     Udp,
     Tcp,
+    Tls,
 }
 
-/// A usable `turn:` entry: server `host:port`, transport, user name, credential.
+/// A usable `turn:`/`turns:` entry: server `host:port` and host, transport, user name,
+/// credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TurnServer {
     pub(crate) address: String,
+    /// The URL's host without brackets (the TLS server name).
+    pub(crate) host: String,
     pub(crate) transport: TurnTransport,
     pub(crate) username: String,
     pub(crate) credential: String,
@@ -116,6 +128,11 @@ pub struct WebRtcConfig {
     /// Godot's `WebRTCPeerConnection` passes through on the web): no host or server-reflexive
     /// address is revealed, and a peer fails at once when no TURN allocation succeeded.
     pub relay_only: bool,
+    /// CA certificates (DER) trusted for `turns:` servers besides the webpki roots (Mozilla's
+    /// programme), for a private TURN server with its own CA or a self-signed certificate.
+    /// Browsers take the system's store instead and Godot has no such setting. A certificate
+    /// rustls cannot parse fails the `turns:` allocations with the reason.
+    pub turn_trusted_cas: Vec<Vec<u8>>,
 }
 
 /// How the engine's UDP sockets are shared among the peers of a mesh. Godot's
@@ -169,6 +186,7 @@ impl Default for WebRtcConfig {
             ports: None,
             relay_only: false,
             ice_timing: IceTiming::default(),
+            turn_trusted_cas: Vec::new(),
         }
     }
 }
@@ -209,6 +227,14 @@ impl WebRtcConfig {
         self
     }
 
+    /// Trusts the CA certificate `der` for `turns:` servers as well as the webpki roots (see
+    /// [`turn_trusted_cas`](Self::turn_trusted_cas)).
+    #[must_use]
+    pub fn trust_turn_ca(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.turn_trusted_cas.push(der.into());
+        self
+    }
+
     /// The `host:port` of every `stun:` URL (default port 3478).
     pub(crate) fn stun_servers(&self) -> impl Iterator<Item = String> + '_ {
         self.ice_servers
@@ -217,27 +243,32 @@ impl WebRtcConfig {
             .filter_map(|url| url.strip_prefix("stun:").map(|rest| host_port(rest, 3478)))
     }
 
-    /// Every `turn:` URL, with its transport and its entry's credentials (`Ok`), and every TURN
-    /// URL this engine cannot use (`Err`, with the reason): `turns:`, an unknown transport, no
-    /// credentials.
+    /// Every `turn:` and `turns:` URL, with its transport and its entry's credentials (`Ok`),
+    /// and every TURN URL this engine cannot use (`Err`, with the reason): DTLS, an unknown
+    /// transport, no credentials.
     pub(crate) fn turn_servers(&self) -> impl Iterator<Item = Result<TurnServer, String>> + '_ {
         self.ice_servers.iter().flat_map(|s| s.urls.iter().map(move |url| (s, url))).filter_map(|(s, url)| {
-            if url.starts_with("turns:") {
-                return Some(Err(format!(
-                    "{url}: TURN over TLS is not supported (turn: over UDP or TCP is)"
-                )));
-            }
-            let rest = url.strip_prefix("turn:")?;
-            let transport = match rest.split_once('?').map(|(_, query)| query) {
-                None | Some("transport=udp") => TurnTransport::Udp,
-                Some("transport=tcp") => TurnTransport::Tcp,
-                Some(other) => return Some(Err(format!("{url}: unknown TURN parameters {other:?}"))),
+            let (rest, tls) = match (url.strip_prefix("turn:"), url.strip_prefix("turns:")) {
+                (Some(rest), _) => (rest, false),
+                (None, Some(rest)) => (rest, true),
+                (None, None) => return None,
+            };
+            let (transport, default_port) = match (rest.split_once('?').map(|(_, query)| query), tls) {
+                (None | Some("transport=udp"), false) => (TurnTransport::Udp, 3478),
+                (Some("transport=tcp"), false) => (TurnTransport::Tcp, 3478),
+                (None | Some("transport=tcp"), true) => (TurnTransport::Tls, 5349),
+                (Some("transport=udp"), true) => {
+                    return Some(Err(format!("{url}: TURN over DTLS is not supported (over TLS it is)")));
+                }
+                (Some(other), _) => return Some(Err(format!("{url}: unknown TURN parameters {other:?}"))),
             };
             let (Some(username), Some(credential)) = (&s.username, &s.credential) else {
                 return Some(Err(format!("{url}: TURN needs a username and a credential")));
             };
+            let address = host_port(rest, default_port);
             Some(Ok(TurnServer {
-                address: host_port(rest, 3478),
+                host: host_of(&address),
+                address,
                 transport,
                 username: username.clone(),
                 credential: credential.clone(),
@@ -254,23 +285,30 @@ mod tests {
     fn turn_urls_become_servers_with_their_credentials() {
         let config = WebRtcConfig::default()
             .ice_server(IceServer::turn("turn:127.0.0.1?transport=udp", "u", "p"))
-            .ice_server(IceServer::turn("turns:example.org:5349", "u", "p"))
+            .ice_server(IceServer::turn("turns:example.org:5350", "u", "p"))
             .ice_server(IceServer::turn("turn:example.org:3479?transport=tcp", "u", "p"))
             .ice_server(IceServer::stun("turn:[::1]:3480"))
-            .ice_server(IceServer::turn("turn:example.org?transport=sctp", "u", "p"));
+            .ice_server(IceServer::turn("turn:example.org?transport=sctp", "u", "p"))
+            .ice_server(IceServer::turn("turns:[::1]?transport=tcp", "u", "p"))
+            .ice_server(IceServer::turn("turns:example.org", "u", "p"))
+            .ice_server(IceServer::turn("turns:example.org?transport=udp", "u", "p"));
         let servers: Vec<_> = config.turn_servers().collect();
-        let server = |address: &str, transport| TurnServer {
+        let server = |address: &str, host: &str, transport| TurnServer {
             address: address.into(),
+            host: host.into(),
             transport,
             username: "u".into(),
             credential: "p".into(),
         };
-        assert_eq!(servers[0], Ok(server("127.0.0.1:3478", TurnTransport::Udp)));
-        assert!(servers[1].as_ref().is_err_and(|e| e.contains("TLS is not supported")));
-        assert_eq!(servers[2], Ok(server("example.org:3479", TurnTransport::Tcp)));
+        assert_eq!(servers[0], Ok(server("127.0.0.1:3478", "127.0.0.1", TurnTransport::Udp)));
+        assert_eq!(servers[1], Ok(server("example.org:5350", "example.org", TurnTransport::Tls)));
+        assert_eq!(servers[2], Ok(server("example.org:3479", "example.org", TurnTransport::Tcp)));
         assert!(servers[3].as_ref().is_err_and(|e| e.contains("credential")));
         assert!(servers[4].as_ref().is_err_and(|e| e.contains("transport=sctp")));
-        assert_eq!(servers.len(), 5);
+        assert_eq!(servers[5], Ok(server("[::1]:5349", "::1", TurnTransport::Tls)));
+        assert_eq!(servers[6], Ok(server("example.org:5349", "example.org", TurnTransport::Tls)));
+        assert!(servers[7].as_ref().is_err_and(|e| e.contains("DTLS is not supported")));
+        assert_eq!(servers.len(), 8);
         assert_eq!(config.stun_servers().count(), 0);
     }
 

@@ -37,12 +37,12 @@
 //!   peer and adding it again (`remove_peer`, `add_peer`), which negotiates anew.
 //! * ICE servers, all asked at once when the sockets are bound: `stun:` servers for our mapped
 //!   address (one Binding request per shared socket, retried, given up after 3.5 s), signalled
-//!   as a server-reflexive candidate; `turn:` servers (UDP or TCP to the server, long-term
-//!   credentials; not `turns:`) for a relayed
+//!   as a server-reflexive candidate; `turn:` and `turns:` servers (UDP, TCP or TLS to the
+//!   server, long-term credentials) for a relayed
 //!   address (`turn-client-proto`, sans-IO: Allocate, Refresh, CreatePermission, ChannelBind,
 //!   Send/Data indications and ChannelData), signalled as a relay candidate, so that peers
 //!   behind symmetric NATs reach each other through the relay. An allocation that fails (wrong
-//!   credentials, refused, no answer within 5 s) is counted in [`EngineStats::turn_failures`]
+//!   credentials, refused, an untrusted certificate, no answer within 5 s) is counted in [`EngineStats::turn_failures`]
 //!   and its reason kept in [`EngineStats::last_error`] at once; with
 //!   [`WebRtcConfig::relay_only`] the peers then fail at once, otherwise they go on with their
 //!   host and server-reflexive candidates.
@@ -57,6 +57,7 @@ mod net;
 mod outbox;
 pub mod stun;
 mod turn;
+mod turn_stream;
 
 pub use config::{DEFAULT_MTU, IceServer, IceTiming, MAX_UDP_PAYLOAD, SocketLayout, WebRtcConfig};
 pub use multiplayer::{WebRtcError, WebRtcMultiplayerPeer, connect_lobby};

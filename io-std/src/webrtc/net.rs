@@ -12,9 +12,10 @@ use std::time::Instant as StdInstant;
 
 use multipeer::peer::PeerId;
 
-use super::config::{SocketLayout, WebRtcConfig};
+use super::config::{SocketLayout, TurnTransport, WebRtcConfig};
 use super::turn::{RelayState, TurnRelay};
 use super::{EngineStats, stun};
+use crate::tls::TlsOptions;
 
 /// STUN Binding retransmissions (RFC 8489 §6.2.1, shortened: loopback or LAN servers). The
 /// last wait bounds gathering: a server silent for 1.75 s is given up, and the others were
@@ -110,19 +111,19 @@ impl SocketGroup {
             }
         }
         let mut relays = Vec::new();
+        // `turns:` servers share one TLS configuration (the webpki roots and the configured
+        // CAs), made only if there is one.
+        let tls = config.turn_servers().flatten().any(|s| s.transport == TurnTransport::Tls).then(|| {
+            TlsOptions::client_also_trusting(config.turn_trusted_cas.iter().map(Vec::as_slice))
+                .map_err(|e| format!("turn_trusted_cas: {e}"))
+        });
         // Unusable URLs were reported when the engine was made.
         for server in config.turn_servers().filter_map(Result::ok) {
             let resolved =
                 std::net::ToSocketAddrs::to_socket_addrs(&server.address).ok().into_iter().flatten();
             for addr in resolved {
                 if let Some(socket) = locals.iter().position(|l| l.is_ipv4() == addr.is_ipv4()) {
-                    relays.push(TurnRelay::allocate(
-                        socket,
-                        locals[socket],
-                        addr,
-                        server.transport,
-                        (&server.username, &server.credential),
-                    ));
+                    relays.push(TurnRelay::allocate(socket, locals[socket], addr, &server, tls.as_ref()));
                     break;
                 }
             }

@@ -4,13 +4,13 @@
 //! indications or ChannelData; what the server relays back comes out as datagrams from the
 //! remote peer to the relayed address. The client reaches its server over the engine's UDP
 //! socket, or (`?transport=tcp`) over a TCP connection of its own (RFC 8656 §3.1: the same
-//! messages, ChannelData padded, framed by their lengths), which this module keeps
-//! non-blocking with a bounded backlog. This module only moves bytes and time in and out.
+//! messages, ChannelData padded, framed by their lengths), with TLS over it for `turns:`
+//! (RFC 7065), kept non-blocking with a bounded backlog by [`TcpLink`]. This module only moves
+//! bytes and time in and out.
 
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
-use std::io::{self, ErrorKind, Read as _, Write as _};
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Instant as StdInstant;
 
 use turn_client_proto::api::{TurnClientApi, TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
@@ -25,159 +25,13 @@ use turn_client_proto::types::{AddressFamily, TurnCredentials};
 use turn_client_proto::udp::TurnClientUdp;
 
 use super::EngineStats;
-use super::config::TurnTransport;
+use super::config::{TurnServer, TurnTransport};
+use super::turn_stream::{MAX_TCP_FRAME, MAX_TCP_READ_PER_DRIVE, TCP_CONNECT_TIMEOUT, TcpLink, stream_frame};
+use crate::tls::{TlsOptions, TlsSession};
 
 /// Peers one relay installs permissions for; beyond, a remote's candidates are not permitted
 /// (a hostile peer signalling thousands of addresses cannot make us flood the server).
 const MAX_PERMISSIONS: usize = 64;
-
-/// Bytes of TURN frames a TCP link holds while the kernel's send buffer is full; beyond, a
-/// frame is dropped whole (never cut, which would break the framing), as a full UDP socket
-/// drops a datagram.
-const MAX_TCP_BACKLOG: usize = 256 * 1024;
-
-/// How long connecting to a TURN server over TCP may take (an unreachable server is reported
-/// then, like a silent UDP one).
-const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Bytes read from a TCP link in one drive, so that one busy relay leaves the others a turn.
-const MAX_TCP_READ_PER_DRIVE: usize = 256 * 1024;
-
-/// The largest frame a TURN server sends on a stream: ChannelData of 64 KiB, padded.
-const MAX_TCP_FRAME: usize = 4 + 65_535 + 3;
-
-/// The next whole frame at the start of a TURN stream: (its length with padding, the length of
-/// the STUN message or ChannelData in it); `Ok(None)` until it is all there; `Err` for bytes
-/// that start neither (RFC 8656 §12: the top two bits tell them apart).
-fn stream_frame(bytes: &[u8]) -> Result<Option<(usize, usize)>, ()> {
-    let (Some(first), Some(length)) = (bytes.first(), bytes.get(2..4)) else { return Ok(None) };
-    let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
-    let (content, total) = match first >> 6 {
-        // A STUN message: a 20-byte header, a length that is a multiple of 4.
-        0 => (20 + length, 20 + length),
-        // ChannelData: a 4-byte header, padded to 4 bytes on streams.
-        1 => (4 + length, (4 + length + 3) & !3),
-        _ => return Err(()),
-    };
-    Ok((bytes.len() >= total).then_some((total, content)))
-}
-
-/// A TCP connection to a TURN server, non-blocking from its first byte.
-struct TcpLink {
-    stream: TcpStream,
-    /// Our end of it: the TURN client's local address.
-    local: SocketAddr,
-    connected: bool,
-    /// Why the connection is over (the server closed it, or sent what is no TURN frame).
-    ended: Option<&'static str>,
-    /// Bytes read but not yet a whole frame.
-    incoming: Vec<u8>,
-    /// Frames (the first maybe partly written) waiting for room in the kernel's buffer.
-    backlog: Vec<u8>,
-}
-
-impl TcpLink {
-    /// Starts connecting from `local_ip` (the engine's address of that family) to `server`.
-    fn connect(local_ip: IpAddr, server: SocketAddr) -> io::Result<Self> {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(server),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )?;
-        socket.bind(&SocketAddr::new(local_ip, 0).into())?;
-        socket.set_nonblocking(true)?;
-        // ICE checks and SCTP are latency-bound; Nagle would hold them back.
-        socket.set_tcp_nodelay(true)?;
-        // A non-blocking connect reports "in progress" (an error kind std names only on
-        // nightly); the outcome then comes from `SO_ERROR`. Errors known at once are returned.
-        match socket.connect(&server.into()) {
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionRefused
-                        | ErrorKind::NetworkUnreachable
-                        | ErrorKind::HostUnreachable
-                        | ErrorKind::AddrNotAvailable
-                        | ErrorKind::PermissionDenied
-                        | ErrorKind::InvalidInput
-                ) =>
-            {
-                return Err(e);
-            }
-            Ok(()) | Err(_) => {}
-        }
-        let stream = TcpStream::from(socket);
-        let local = stream.local_addr()?;
-        Ok(Self { stream, local, connected: false, ended: None, incoming: Vec::new(), backlog: Vec::new() })
-    }
-
-    /// Whether the connection is up; `Err` once it failed.
-    fn poll_connected(&mut self) -> io::Result<bool> {
-        if let Some(why) = self.ended {
-            return Err(io::Error::new(ErrorKind::ConnectionReset, why));
-        }
-        if !self.connected {
-            if let Some(e) = self.stream.take_error()? {
-                return Err(e);
-            }
-            match self.stream.peer_addr() {
-                Ok(_) => self.connected = true,
-                Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(false),
-                Err(e) => return Err(e),
-            }
-            self.write_backlog();
-        }
-        Ok(true)
-    }
-
-    /// Writes what the kernel takes of the backlog.
-    fn write_backlog(&mut self) {
-        while self.connected && !self.backlog.is_empty() {
-            match self.stream.write(&self.backlog) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drop(self.backlog.drain(..n)),
-            }
-        }
-    }
-
-    /// Queues one whole frame (or drops it whole when the backlog is full); false if dropped.
-    /// ChannelData is padded to a multiple of 4 bytes, as streams need (RFC 8656 §12.5), which
-    /// turn-client-proto 0.7.3 leaves out.
-    fn send(&mut self, frame: &[u8]) -> bool {
-        let padding =
-            if frame.first().is_some_and(|b| b & 0xC0 == 0x40) { (4 - frame.len() % 4) % 4 } else { 0 };
-        if padding == 0 {
-            return self.send_padded(frame);
-        }
-        let mut padded = Vec::with_capacity(frame.len() + padding);
-        padded.extend_from_slice(frame);
-        padded.resize(frame.len() + padding, 0);
-        self.send_padded(&padded)
-    }
-
-    fn send_padded(&mut self, frame: &[u8]) -> bool {
-        if self.ended.is_some() {
-            return false;
-        }
-        self.write_backlog();
-        if self.connected && self.backlog.is_empty() {
-            match self.stream.write(frame) {
-                Ok(n) if n == frame.len() => return true,
-                Ok(n) => {
-                    self.backlog.extend_from_slice(&frame[n..]);
-                    return true;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => return false,
-            }
-        }
-        if self.backlog.len() + frame.len() > MAX_TCP_BACKLOG {
-            return false;
-        }
-        self.backlog.extend_from_slice(frame);
-        true
-    }
-}
 
 /// How an allocation ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,9 +47,11 @@ pub(crate) enum RelayState {
 /// One allocation on one TURN server, over one of the group's sockets.
 pub(crate) struct TurnRelay {
     client: TurnClient,
-    /// The TCP connection to the server; `None` when the client speaks over the UDP socket.
+    /// The TCP connection to the server (TLS over it for `turns:`); `None` when the client
+    /// speaks over the UDP socket.
     tcp: Option<TcpLink>,
-    /// Why the TCP connection could not even be started, reported by the first drive.
+    /// Why the TCP connection (or the TLS session) could not even be started, reported by the
+    /// first drive.
     link_error: Option<String>,
     /// Index of the socket in its group.
     pub(crate) socket: usize,
@@ -213,18 +69,20 @@ pub(crate) struct TurnRelay {
 }
 
 impl TurnRelay {
-    /// Starts allocating on `server` from the socket bound to `local` (UDP), or over a new TCP
-    /// connection from its address. UDP requests are retried 0.2, 0.6, 1.4 and 3 s after the
-    /// first and given up 1.6 s after the last, so an unreachable server is reported within
-    /// 5 s; a TCP connection gets as long to come up.
+    /// Starts allocating on `server` (an address of `turn`'s host) from the socket bound to
+    /// `local` (UDP), or over a new TCP connection from its address, with a TLS session from
+    /// `tls` (the engine's options, or why there are none) for `turns:`. UDP requests are
+    /// retried 0.2, 0.6, 1.4 and 3 s after the first and given up 1.6 s after the last, so an
+    /// unreachable server is reported within 5 s; a TCP connection and its TLS handshake get as
+    /// long to come up.
     pub(crate) fn allocate(
         socket: usize,
         local: SocketAddr,
         server: SocketAddr,
-        transport: TurnTransport,
-        (user, password): (&str, &str),
+        turn: &TurnServer,
+        tls: Option<&Result<TlsOptions, String>>,
     ) -> Self {
-        let mut config = TurnConfig::new(TurnCredentials::new(user, password));
+        let mut config = TurnConfig::new(TurnCredentials::new(&turn.username, &turn.credential));
         config.set_request_retransmits(
             Duration::from_millis(200),
             Duration::from_millis(1600),
@@ -237,19 +95,36 @@ impl TurnRelay {
             config.set_address_family(AddressFamily::IPV6);
         }
         let epoch = StdInstant::now();
-        let (client, tcp, link_error) = match transport {
-            TurnTransport::Udp => {
-                (TurnClient::Udp(TurnClientUdp::allocate(local, server, config)), None, None)
+        let session = match (turn.transport, tls) {
+            (TurnTransport::Tls, Some(Ok(options))) => {
+                TlsSession::client(options, &turn.host).map(Some).map_err(|e| e.to_string())
             }
-            TurnTransport::Tcp => match TcpLink::connect(local.ip(), server) {
-                Ok(link) => {
-                    (TurnClient::Tcp(TurnClientTcp::allocate(link.local, server, config)), Some(link), None)
-                }
-                Err(e) => {
-                    let client = TurnClient::Udp(TurnClientUdp::allocate(local, server, config));
-                    (client, None, Some(format!("TURN server {server} over TCP: {e}")))
-                }
-            },
+            (TurnTransport::Tls, Some(Err(why))) => Err(why.clone()),
+            (TurnTransport::Tls, None) => Err(String::from("no TLS configuration")),
+            (TurnTransport::Udp | TurnTransport::Tcp, _) => Ok(None),
+        };
+        let link = match turn.transport {
+            TurnTransport::Udp => None,
+            TurnTransport::Tcp | TurnTransport::Tls => {
+                let over = if turn.transport == TurnTransport::Tls { "TLS" } else { "TCP" };
+                Some(
+                    session
+                        .and_then(|session| {
+                            TcpLink::connect(local.ip(), server, session).map_err(|e| e.to_string())
+                        })
+                        .map_err(|e| format!("TURN server {server} over {over}: {e}")),
+                )
+            }
+        };
+        let (client, tcp, link_error) = match link {
+            Some(Ok(link)) => {
+                (TurnClient::Tcp(TurnClientTcp::allocate(link.local, server, config)), Some(link), None)
+            }
+            // A client that is never driven: the first drive reports the reason.
+            Some(Err(why)) => {
+                (TurnClient::Udp(TurnClientUdp::allocate(local, server, config)), None, Some(why))
+            }
+            None => (TurnClient::Udp(TurnClientUdp::allocate(local, server, config)), None, None),
         };
         Self {
             client,
@@ -294,8 +169,8 @@ impl TurnRelay {
             return Some(self.state.clone());
         }
         match &mut self.tcp {
-            // Nothing is sent before the connection is up; the client's timers wait with it.
-            Some(link) if !link.connected => return None,
+            // Nothing is sent before the connection (and TLS) is up; the client's timers wait.
+            Some(link) if !link.is_ready() => return None,
             Some(link) => link.write_backlog(),
             None => {}
         }
@@ -334,18 +209,30 @@ impl TurnRelay {
         changed
     }
 
-    /// Why the TCP connection to the server failed (or never came up in time), if it did.
+    /// Why the TCP connection to the server (or TLS over it) failed or never came up in time,
+    /// if it did.
     fn link_failure(&mut self) -> Option<String> {
         if let Some(reason) = self.link_error.take() {
             return Some(reason);
         }
         let server = self.server;
         let link = self.tcp.as_mut()?;
-        match link.poll_connected() {
+        let over = link.transport_name();
+        match link.poll_ready() {
             Ok(true) => None,
             Ok(false) if self.epoch.elapsed() < TCP_CONNECT_TIMEOUT => None,
-            Ok(false) => Some(format!("TURN server {server} over TCP: no connection within 5 s")),
-            Err(e) => Some(format!("TURN server {server} over TCP: {e}")),
+            Ok(false) if link.is_connected() => {
+                Some(format!("TURN server {server} over TLS: no TLS handshake within 5 s"))
+            }
+            Ok(false) => Some(format!("TURN server {server} over {over}: no connection within 5 s")),
+            // TLS errors say "TLS: ..." themselves.
+            Err(e) => {
+                let why = e.to_string();
+                Some(format!(
+                    "TURN server {server} over {over}: {}",
+                    why.strip_prefix("TLS: ").unwrap_or(&why)
+                ))
+            }
         }
     }
 
@@ -381,7 +268,7 @@ impl TurnRelay {
         }
     }
 
-    /// Reads what the server sent over TCP (a bounded amount) and hands it to
+    /// Reads what the server sent over TCP or TLS (a bounded amount) and hands it to
     /// [`receive`](Self::receive); the connection closing ends the allocation. Nothing for a
     /// relay over UDP, whose datagrams come through the engine's socket.
     pub(crate) fn read_tcp(
@@ -390,44 +277,33 @@ impl TurnRelay {
         stats: &mut EngineStats,
         mut deliver: impl FnMut(SocketAddr, &[u8]),
     ) {
-        let mut buf = [0u8; 4096];
         let mut read = 0;
         while read < MAX_TCP_READ_PER_DRIVE && !matches!(self.state, RelayState::Failed(_)) {
-            let Some(link) = self.tcp.as_mut().filter(|l| l.connected && l.ended.is_none()) else { return };
+            // A link that ended is reported by the next drive, as any failure of the link.
+            let Some(link) = self.tcp.as_mut() else { return };
             let local = link.local;
-            match link.stream.read(&mut buf) {
-                // Reported by the next drive, as any failure of the link.
-                Ok(0) => {
-                    link.ended = Some("the server closed the connection");
-                    return;
-                }
-                Ok(n) => {
-                    read += n;
-                    // The client is given whole frames only, without padding: its own stream
-                    // buffer expects neither padding nor garbage, and would grow on garbage.
-                    link.incoming.extend_from_slice(&buf[..n]);
-                    loop {
-                        let Some(link) = self.tcp.as_mut() else { return };
-                        match stream_frame(&link.incoming) {
-                            Ok(Some((total, content))) => {
-                                let frame: Vec<u8> = link.incoming.drain(..total).take(content).collect();
-                                self.receive(local, &frame, socket, stats, &mut deliver);
-                            }
-                            Ok(None) => break,
-                            Err(()) => {
-                                link.ended = Some("the server sent what is no STUN message or ChannelData");
-                                return;
-                            }
-                        }
+            let Some(n) = link.read_some() else { return };
+            read += n;
+            // The client is given whole frames only, without padding: its own stream buffer
+            // expects neither padding nor garbage, and would grow on garbage.
+            loop {
+                let Some(link) = self.tcp.as_mut() else { return };
+                match stream_frame(&link.incoming) {
+                    Ok(Some((total, content))) => {
+                        let frame: Vec<u8> = link.incoming.drain(..total).take(content).collect();
+                        self.receive(local, &frame, socket, stats, &mut deliver);
                     }
-                    // What stays is less than one frame; the check keeps that a bound.
-                    if let Some(link) = self.tcp.as_mut().filter(|l| l.incoming.len() > MAX_TCP_FRAME) {
-                        link.ended = Some("the server sent a frame over 64 KiB");
+                    Ok(None) => break,
+                    Err(()) => {
+                        link.end("the server sent what is no STUN message or ChannelData");
                         return;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return,
+            }
+            // What stays is less than one frame; the check keeps that a bound.
+            if let Some(link) = self.tcp.as_mut().filter(|l| l.incoming.len() > MAX_TCP_FRAME) {
+                link.end("the server sent a frame over 64 KiB");
+                return;
             }
         }
     }
@@ -526,30 +402,9 @@ impl TurnRelay {
             let _ = self.client.delete(now);
             self.flush(socket, stats);
         }
+        if let Some(link) = &mut self.tcp {
+            link.close();
+        }
         self.state = RelayState::Failed(String::from("closed"));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stream_frames_are_cut_at_their_length_and_channel_data_padding() {
-        // A STUN message header announcing 4 bytes of attributes.
-        let mut stun = vec![0x01, 0x01, 0x00, 0x04];
-        stun.extend_from_slice(&[0; 20]);
-        assert_eq!(stream_frame(&stun), Ok(Some((24, 24))));
-        assert_eq!(stream_frame(&stun[..23]), Ok(None));
-        // ChannelData of 5 bytes: 9 with its header, 12 with the padding, which must be there.
-        let channel = [0x40, 0x00, 0x00, 0x05, 1, 2, 3, 4, 5, 0, 0, 0, 0x40];
-        assert_eq!(stream_frame(&channel), Ok(Some((12, 9))));
-        assert_eq!(stream_frame(&channel[..11]), Ok(None));
-        assert_eq!(stream_frame(&[0x40]), Ok(None));
-        // Neither (the top bits 10 or 11): the stream is broken.
-        assert_eq!(stream_frame(&[0x80, 0, 0, 0]), Err(()));
-        assert_eq!(stream_frame(&[0xC0, 0, 0, 0]), Err(()));
-        // The longest frame announced waits for its bytes.
-        assert_eq!(stream_frame(&[0x7F, 0xFF, 0xFF, 0xFF]), Ok(None));
     }
 }
