@@ -48,20 +48,28 @@ fn host_port(rest: &str, default_port: u16) -> String {
     if has_port { rest.to_string() } else { format!("{rest}:{default_port}") }
 }
 
-/// How a TURN client reaches its server (`?transport=` of a `turn:` URL).
+/// How a TURN client reaches its server (`?transport=` of a `turn:` URL in Godot's
+/// `iceServers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TurnTransport {
+pub enum TurnTransport {
+    /// `?transport=udp` or none: over the engine's UDP socket.
     Udp,
+    /// `?transport=tcp`: over a TCP connection of its own.
     Tcp,
 }
 
-/// A usable `turn:` entry: server `host:port`, transport, user name, credential.
+/// A usable `turn:` entry of Godot's `iceServers`: server `host:port`, transport, user name,
+/// credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TurnServer {
-    pub(crate) address: String,
-    pub(crate) transport: TurnTransport,
-    pub(crate) username: String,
-    pub(crate) credential: String,
+pub struct TurnServer {
+    /// `host:port` (port 3478 when the URL has none), not resolved yet.
+    pub address: String,
+    /// How the client reaches the server.
+    pub transport: TurnTransport,
+    /// The entry's `username`.
+    pub username: String,
+    /// The entry's `credential` (the long-term password).
+    pub credential: String,
 }
 
 /// The browser-safe UDP payload budget: a 1191-byte SCTP packet (libwebrtc's
@@ -219,8 +227,8 @@ impl WebRtcConfig {
 
     /// Every `turn:` URL, with its transport and its entry's credentials (`Ok`), and every TURN
     /// URL this engine cannot use (`Err`, with the reason): `turns:`, an unknown transport, no
-    /// credentials.
-    pub(crate) fn turn_servers(&self) -> impl Iterator<Item = Result<TurnServer, String>> + '_ {
+    /// credentials. Godot's `iceServers` are parsed as browsers parse them.
+    pub fn turn_servers(&self) -> impl Iterator<Item = Result<TurnServer, String>> + '_ {
         self.ice_servers.iter().flat_map(|s| s.urls.iter().map(move |url| (s, url))).filter_map(|(s, url)| {
             if url.starts_with("turns:") {
                 return Some(Err(format!(
