@@ -515,13 +515,7 @@ impl TurnRelay {
 
     /// Sends `data` to `peer` through the relay. Until the permission is installed, the
     /// datagram is dropped (ICE retransmits its checks).
-    pub fn send(
-        &mut self,
-        peer: SocketAddr,
-        data: &[u8],
-        socket: &UdpSocket,
-        stats: &mut EngineStats,
-    ) {
+    pub fn send(&mut self, peer: SocketAddr, data: &[u8], socket: &UdpSocket, stats: &mut EngineStats) {
         self.permit(peer.ip(), socket, stats);
         let now = self.now();
         if self.client.have_permission(TransportType::Udp, peer.ip())
