@@ -497,7 +497,7 @@ impl TurnRelay {
     }
 
     /// Lets `peer` send to us through the relay (a remote candidate, or a destination str0m
-    /// wants to reach); bounded by [`MAX_PERMISSIONS`].
+    /// wants to reach); bounded (64 addresses).
     pub fn permit(&mut self, peer: IpAddr, socket: &UdpSocket, stats: &mut EngineStats) {
         // A relay reaches peers of its own address family only (the server would refuse).
         if self.relayed().is_none_or(|relayed| relayed.is_ipv4() != peer.is_ipv4())
