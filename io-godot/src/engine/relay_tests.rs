@@ -21,12 +21,14 @@ struct Coturn {
 }
 
 impl Coturn {
-    fn start() -> Self {
+    /// Listening on UDP, and on TCP too when `tcp`.
+    fn start(tcp: bool) -> Self {
         let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = std::env::temp_dir().join(format!("multipeer-godot-coturn-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new("turnserver")
-            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp-relay", "--no-tcp"])
+            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp-relay"])
+            .args(if tcp { &[][..] } else { &["--no-tcp"][..] })
             .args(["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers"])
             .arg(format!("--listening-port={port}"))
             .args(["--lt-cred-mech", "--realm=multipeer.test", "--fingerprint"])
@@ -42,10 +44,10 @@ impl Coturn {
         Self { child, port, dir }
     }
 
-    fn server(&self, password: &str) -> TurnServer {
+    fn server(&self, password: &str, transport: TurnTransport) -> TurnServer {
         TurnServer {
             address: format!("127.0.0.1:{}", self.port),
-            transport: TurnTransport::Udp,
+            transport,
             username: USER.into(),
             credential: password.into(),
         }
@@ -91,8 +93,19 @@ fn reliable_lane(c: &mut Connection) -> usize {
 
 #[test]
 fn relay_only_connections_meet_through_coturn() {
-    let coturn = Coturn::start();
-    let turn = [coturn.server(PASSWORD)];
+    relay_only_pair(TurnTransport::Udp);
+}
+
+#[test]
+fn relay_only_connections_meet_through_coturn_over_tcp() {
+    relay_only_pair(TurnTransport::Tcp);
+}
+
+/// Two relay-only connections whose relays reach coturn over `transport` connect and carry a
+/// message, with every candidate a relayed one.
+fn relay_only_pair(transport: TurnTransport) {
+    let coturn = Coturn::start(transport == TurnTransport::Tcp);
+    let turn = [coturn.server(PASSWORD, transport)];
     let mut a = Connection::with_relays(&LOOPBACK, &[], &turn, true).unwrap();
     let mut b = Connection::with_relays(&LOOPBACK, &[], &turn, true).unwrap();
     let (ka, kb) = (reliable_lane(&mut a), reliable_lane(&mut b));
@@ -134,8 +147,9 @@ fn relay_only_connections_meet_through_coturn() {
 
 #[test]
 fn a_refused_allocation_is_reported_and_fails_a_relay_only_connection() {
-    let coturn = Coturn::start();
-    let mut c = Connection::with_relays(&LOOPBACK, &[], &[coturn.server("wrong")], true).unwrap();
+    let coturn = Coturn::start(false);
+    let server = coturn.server("wrong", TurnTransport::Udp);
+    let mut c = Connection::with_relays(&LOOPBACK, &[], &[server], true).unwrap();
     let deadline = Instant::now() + Duration::from_secs(8);
     while c.state != ConnectionState::Failed {
         assert!(Instant::now() < deadline, "the refused allocation was not reported");

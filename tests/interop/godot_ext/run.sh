@@ -21,7 +21,8 @@
 #   godot-turn           two Godot processes whose only candidates are relayed by coturn on
 #                        loopback (iceServers turn: with long-term credentials,
 #                        iceTransportPolicy "relay"), every UDP datagram that does not touch
-#                        coturn dropped by nftables; the godot-godot exchange
+#                        coturn dropped by nftables; the godot-godot exchange; then, with a
+#                        wrong credential, the refusal is a Godot error and the connection fails
 #
 # mesh_client.gd is the Godot side (written like Godot's webrtc_signaling demo client); every
 # process prints `done` when each of its pairs completed. Prints `N passed, N failed`; exits 1
@@ -231,7 +232,8 @@ godot_loss() {
 # coturn on 127.0.0.1 (UDP, long-term credentials, relayed ports 20000-20999); both Godot
 # processes are relay-only, and nftables drops every UDP datagram that neither comes from nor
 # goes to coturn (its listening port or a relayed port), so no direct path can work. coturn's
-# log must show both allocations and the channels bound to each other's relayed address.
+# log must show both allocations and the channels bound to each other's relayed address. Then
+# two more with a wrong credential must print the refusal as a Godot error and fail.
 godot_turn() {
   local dir="$LOGS/godot-turn" port=3478 user=godot secret=relay-secret
   # godot_mesh empties $dir: coturn logs beside it until then.
@@ -253,6 +255,25 @@ godot_turn() {
     { FAILED=$(( FAILED + 1 )); echo "FAIL godot-turn: nftables rule not installed"; kill "$turn_pid"; return; }
   godot_mesh godot-turn 2 MP_ICE="turn:127.0.0.1:$port" MP_ICE_USER=$user MP_ICE_CREDENTIAL=$secret \
     MP_ICE_POLICY=relay
+  local turn_ok=$LAST_OK
+  # A wrong credential: coturn refuses the allocation (401); each Godot prints that as an
+  # error, and its relay-only connection fails (the script then times out, as expected).
+  local refused="$dir/refused" log p1 p2 lobby reported=0
+  mkdir -p "$refused"
+  start_lobby "$refused/lobby.log"
+  MP_TIMEOUT=8 godot "$refused/godot1.log" 1 scene "" MP_ICE="turn:127.0.0.1:$port" MP_ICE_USER=$user \
+    MP_ICE_CREDENTIAL=wrong MP_ICE_POLICY=relay; p1=$LAST_PID
+  lobby=$(wait_lobby_name "$refused/godot1.log")
+  MP_TIMEOUT=8 godot "$refused/godot2.log" 1 scene "$lobby" MP_ICE="turn:127.0.0.1:$port" MP_ICE_USER=$user \
+    MP_ICE_CREDENTIAL=wrong MP_ICE_POLICY=relay; p2=$LAST_PID
+  wait "$p1" "$p2"
+  kill "$LOBBY_PID" 2>/dev/null; wait "$LOBBY_PID" 2>/dev/null
+  for log in "$refused"/godot*.log; do
+    grep -q 'ERROR: multipeer: TURN allocation failed: TURN server 127.0.0.1:[0-9]*: allocation refused: 401' "$log" &&
+      grep -q 'ERROR: multipeer: the WebRTC connection failed: iceTransportPolicy is "relay"' "$log" &&
+      reported=$(( reported + 1 ))
+  done
+  grep -h 'ERROR: multipeer' "$refused"/godot*.log | sort | uniq -c | sed 's/^/    wrong credential: /'
   local blocked
   blocked=$(nft list chain inet mp_turn out | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
   nft delete table inet mp_turn
@@ -262,8 +283,11 @@ godot_turn() {
   allocations=$(grep -c 'ALLOCATE processed, success' "$dir/coturn.log")
   channels=$(grep -c 'CHANNEL_BIND processed, success' "$dir/coturn.log")
   echo "    coturn: $allocations allocations, $channels channel binds; direct datagrams dropped by nftables: ${blocked:-?}"
-  if [ "$LAST_OK" = 1 ] && { [ "$allocations" -lt 2 ] || [ "$channels" -lt 2 ]; }; then
+  if [ "$turn_ok" = 1 ] && { [ "$allocations" -lt 2 ] || [ "$channels" -lt 2 ]; }; then
     echo "FAIL godot-turn: coturn did not relay for both (expected 2 allocations and 2 channel binds)"
+    PASSED=$(( PASSED - 1 )); FAILED=$(( FAILED + 1 ))
+  elif [ "$turn_ok" = 1 ] && [ "$reported" != 2 ]; then
+    echo "FAIL godot-turn: $reported of 2 Godot processes reported the refused allocation and failed"
     PASSED=$(( PASSED - 1 )); FAILED=$(( FAILED + 1 ))
   fi
 }
