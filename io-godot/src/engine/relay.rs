@@ -38,8 +38,9 @@ pub(super) struct Relays {
 }
 
 impl Relays {
-    /// Starts one allocation per server, on the first socket of its address family. A server
-    /// whose name does not resolve is reported as an error.
+    /// Starts one allocation per server, on the first socket of its address family (and of
+    /// loopback if the server is on loopback). A server whose name does not resolve, or that
+    /// no socket can reach, is reported as an error.
     pub(super) fn start(
         sockets: &[(UdpSocket, SocketAddr)],
         servers: &[TurnServer],
@@ -48,7 +49,10 @@ impl Relays {
         let mut relays = Self { relay_only, ..Self::default() };
         for server in servers {
             // Name resolution blocks, as for `stun:` servers.
-            let resolved = server.address.to_socket_addrs().ok().into_iter().flatten();
+            let Ok(resolved) = server.address.to_socket_addrs() else {
+                relays.error(format!("TURN server {}: the name does not resolve", server.address));
+                continue;
+            };
             let usable = resolved.into_iter().find_map(|addr| {
                 let socket = sockets.iter().position(|(_, l)| {
                     l.is_ipv4() == addr.is_ipv4() && l.ip().is_loopback() == addr.ip().is_loopback()
