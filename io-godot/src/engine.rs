@@ -8,21 +8,28 @@
 //! ([`MAX_SIGNALS`]), datagrams read per poll ([`MAX_DATAGRAMS_PER_POLL`]). What overflows is
 //! counted in [`Drops`] and refused with an error, never dropped silently.
 
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::time::Instant;
 
+use multipeer_std::webrtc::TurnServer;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
+pub use self::host::local_ips;
+use self::relay::Relays;
+use self::sdp::{sdp_max_message_size, sdp_mid, spec_of};
 pub use self::stun::stun_servers;
 use self::stun::{STUN_GIVE_UP, StunQuery};
 
+mod host;
+mod relay;
+mod sdp;
 mod stun;
 
 /// Received messages one channel keeps for the game; beyond, new ones are dropped and counted.
@@ -265,6 +272,8 @@ pub struct Connection {
     pub signaling: SignalingState,
     /// STUN servers not answered yet.
     stun: Vec<StunQuery>,
+    /// TURN allocations (relay candidates).
+    relays: Relays,
     /// Drop and refusal counters.
     pub drops: Drops,
     ever_connected: bool,
@@ -277,34 +286,21 @@ pub struct Connection {
     buf: Vec<u8>,
 }
 
-/// The local addresses to gather host candidates on: `MULTIPEER_WEBRTC_IPS` (comma separated)
-/// if set, else the address of the default route (when there is one) and loopback.
-pub fn local_ips() -> Vec<IpAddr> {
-    if let Ok(list) = std::env::var("MULTIPEER_WEBRTC_IPS") {
-        let ips: Vec<IpAddr> = list.split(',').filter_map(|s| s.trim().parse().ok()).collect();
-        if !ips.is_empty() {
-            return ips;
-        }
-    }
-    let mut ips = Vec::new();
-    // Connecting a UDP socket sends nothing; it only asks the kernel which source address the
-    // default route would use.
-    let routed = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-        .and_then(|s| s.connect((Ipv4Addr::new(192, 0, 2, 1), 9)).and_then(|()| s.local_addr()));
-    if let Ok(addr) = routed
-        && !addr.ip().is_unspecified()
-        && !addr.ip().is_loopback()
-    {
-        ips.push(addr.ip());
-    }
-    ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    ips
-}
-
 impl Connection {
     /// Binds one non-blocking UDP socket per local address, prepares the ICE agent and starts
     /// asking the STUN servers for the sockets' mapped addresses (Godot's `initialize`).
     pub fn new(ips: &[IpAddr], stun_servers: &[SocketAddr]) -> Result<Self, EngineError> {
+        Self::with_relays(ips, stun_servers, &[], false)
+    }
+
+    /// [`new`](Self::new), and an allocation on each TURN server; `relay_only`
+    /// (`iceTransportPolicy: "relay"`) gathers relay candidates only.
+    pub fn with_relays(
+        ips: &[IpAddr],
+        stun_servers: &[SocketAddr],
+        turn_servers: &[TurnServer],
+        relay_only: bool,
+    ) -> Result<Self, EngineError> {
         let now = Instant::now();
         // str0m's default MTU target overshoots the browser-safe datagram budget once
         // sctp-proto bundles small messages; multipeer-std's engine settles the same value.
@@ -326,13 +322,14 @@ impl Connection {
             let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(SOCKET_RECEIVE_BUFFER);
             let local = socket.local_addr().map_err(|e| EngineError::Io(e.to_string()))?;
             let candidate = Candidate::host(local, "udp").map_err(|e| EngineError::Invalid(e.to_string()))?;
-            if let Some(c) = rtc.add_local_candidate(candidate) {
+            // A relay-only connection reveals no host address (its relayed ones use the socket).
+            if !relay_only && let Some(c) = rtc.add_local_candidate(candidate) {
                 unsent_candidates.push(c.to_sdp_string());
             }
             sockets.push((socket, local));
         }
         let mut stun = Vec::new();
-        for server in stun_servers {
+        for server in stun_servers.iter().filter(|_| !relay_only) {
             // A loopback server answers only loopback sockets, any other only the others.
             let usable = sockets.iter().enumerate().filter(|(_, (_, local))| {
                 local.is_ipv4() == server.is_ipv4() && local.ip().is_loopback() == server.ip().is_loopback()
@@ -351,6 +348,7 @@ impl Connection {
         }
         Ok(Self {
             rtc,
+            relays: Relays::start(&sockets, turn_servers, relay_only),
             sockets,
             stun,
             unsent_candidates,
@@ -375,7 +373,7 @@ impl Connection {
 
     /// The ICE gathering state.
     pub fn gathering_state(&self) -> GatheringState {
-        match (self.described, self.stun.is_empty()) {
+        match (self.described, self.stun.is_empty() && !self.relays.allocating()) {
             (false, _) => GatheringState::New,
             (true, false) => GatheringState::Gathering,
             (true, true) => GatheringState::Complete,
@@ -537,6 +535,7 @@ impl Connection {
             return Ok(());
         }
         let c = Candidate::from_sdp_string(line).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        self.relay_permit(c.addr().ip());
         self.rtc.add_remote_candidate(c);
         Ok(())
     }
@@ -596,6 +595,7 @@ impl Connection {
             let _ = self.rtc.close();
             self.drain_outputs();
             self.rtc.disconnect();
+            self.close_relays();
         }
         self.state = ConnectionState::Closed;
         self.signaling = SignalingState::Closed;
@@ -610,6 +610,7 @@ impl Connection {
             return;
         }
         self.ask_stun(Instant::now());
+        self.drive_relays();
         let mut read = 0;
         'sockets: for index in 0..self.sockets.len() {
             while read < MAX_DATAGRAMS_PER_POLL {
@@ -627,6 +628,14 @@ impl Connection {
                     if self.stun_answer(index, source, &datagram) {
                         continue;
                     }
+                }
+                if self.relays.is_server(index, source) {
+                    let datagram = self.buf[..len].to_vec();
+                    self.relay_datagram(index, source, &datagram);
+                    continue;
+                }
+                if self.relays.relay_only {
+                    continue;
                 }
                 let Ok(receive) = Receive::new(Protocol::Udp, source, local, &self.buf[..len]) else {
                     continue;
@@ -690,6 +699,9 @@ impl Connection {
                     return;
                 }
                 Ok(Output::Transmit(t)) => {
+                    if self.relay_send(t.source, t.destination, &t.contents) {
+                        continue;
+                    }
                     let socket = self.sockets.iter().find(|(_, a)| *a == t.source).map(|(s, _)| s);
                     let sent = socket.map(|s| s.send_to(&t.contents, t.destination));
                     if !matches!(sent, Some(Ok(_))) {
@@ -770,43 +782,12 @@ impl Connection {
     }
 }
 
-fn spec_of(config: &ChannelConfig) -> ChannelSpec {
-    let (lifetime, retransmits) = match config.reliability {
-        Reliability::Reliable => (None, None),
-        Reliability::MaxPacketLifetime { lifetime } => (Some(lifetime), None),
-        Reliability::MaxRetransmits { retransmits } => (None, Some(retransmits)),
-    };
-    ChannelSpec {
-        label: config.label.clone(),
-        negotiated: config.negotiated,
-        ordered: config.ordered,
-        max_packet_lifetime: lifetime,
-        max_retransmits: retransmits,
-        protocol: config.protocol.clone(),
-    }
-}
-
 /// Offers a message to str0m: whether its send buffer took it.
 fn write(rtc: &mut Rtc, id: Option<ChannelId>, data: &[u8], binary: bool) -> Result<bool, EngineError> {
     let Some(mut channel) = id.and_then(|id| rtc.channel(id)) else {
         return Err(EngineError::State("channel not open"));
     };
     channel.write(binary, data).map_err(|e| EngineError::Invalid(e.to_string()))
-}
-
-/// The `a=mid:` of the first m-line of an SDP.
-fn sdp_mid(sdp: &str) -> Option<String> {
-    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=mid:")).map(str::to_string)
-}
-
-/// The remote `a=max-message-size` (RFC 8841): absent means 64 KiB, 0 means no limit.
-fn sdp_max_message_size(sdp: &str) -> usize {
-    let value = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=max-message-size:"));
-    match value.map(|v| v.trim().parse::<u64>()) {
-        Some(Ok(0)) => usize::MAX,
-        Some(Ok(n)) => usize::try_from(n).unwrap_or(usize::MAX),
-        _ => DEFAULT_REMOTE_MAX_MESSAGE,
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Two engines in one process over loopback UDP, signalled by hand the way Godot's
 //! `WebRTCMultiplayerPeer` and a game script drive them.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr};
 use core::time::Duration;
 use std::time::Instant;
 

@@ -16,6 +16,7 @@ use godot::classes::web_rtc_peer_connection::{
 use godot::classes::{IWebRtcPeerConnectionExtension, WebRtcDataChannel, WebRtcPeerConnectionExtension};
 use godot::global::{Error, godot_error, godot_warn};
 use godot::prelude::*;
+use multipeer_std::webrtc::{IceServer, WebRtcConfig};
 
 use crate::data_channel::MultipeerWebRtcDataChannel;
 use crate::engine::{
@@ -33,8 +34,8 @@ const WARNING_INTERVAL: Duration = Duration::from_secs(2);
 pub(crate) type Shared = Rc<RefCell<Connection>>;
 
 /// Godot's `WebRTCPeerConnection` (through `WebRTCPeerConnectionExtension`) on multipeer's
-/// str0m engine; differs in that of `iceServers` only `stun:` servers are used (host and
-/// server-reflexive candidates, no TURN relay yet).
+/// str0m engine; differs in that `turns:` and `stuns:` servers of `iceServers` are not used
+/// (host, server-reflexive and `turn:` relay candidates are).
 #[derive(GodotClass)]
 #[class(tool, base = WebRtcPeerConnectionExtension, init, rename = MultipeerWebRTCPeerConnection)]
 pub struct MultipeerWebRtcPeerConnection {
@@ -123,14 +124,15 @@ fn channel_spec(label: &str, config: &VarDictionary) -> Result<ChannelSpec, Engi
 }
 
 /// `initialize`'s `iceServers`: every entry needs `urls` (a String or an Array of them) of a
-/// `stun:`/`stuns:`/`turn:`/`turns:` scheme; returns the URLs.
-fn ice_server_urls(config: &VarDictionary) -> Result<Vec<String>, EngineError> {
+/// `stun:`/`stuns:`/`turn:`/`turns:` scheme, and may have `username` and `credential`.
+fn ice_servers(config: &VarDictionary) -> Result<Vec<IceServer>, EngineError> {
     let Some(servers) = config.get("iceServers") else { return Ok(Vec::new()) };
     let servers = servers
         .try_to::<VarArray>()
         .map_err(|_| EngineError::Invalid(String::from("iceServers must be an Array")))?;
     let mut all = Vec::new();
     for server in servers.iter_shared() {
+        let mut entry = IceServer::default();
         let server = server
             .try_to::<VarDictionary>()
             .map_err(|_| EngineError::Invalid(String::from("an iceServers entry must be a Dictionary")))?;
@@ -150,10 +152,24 @@ fn ice_server_urls(config: &VarDictionary) -> Result<Vec<String>, EngineError> {
             if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") {
                 return Err(EngineError::Invalid(format!("ICE server URL {url:?}")));
             }
-            all.push(url);
+            entry.urls.push(url);
         }
+        let text = |key: &str| server.get(key).map(|v| v.to_string());
+        entry.username = text("username");
+        entry.credential = text("credential");
+        all.push(entry);
     }
     Ok(all)
+}
+
+/// `initialize`'s `iceTransportPolicy` (W3C `RTCIceTransportPolicy`, which Godot passes on
+/// as given): whether it is `"relay"`.
+fn relay_only(config: &VarDictionary) -> Result<bool, EngineError> {
+    match config.get("iceTransportPolicy").map(|v| v.to_string()).as_deref() {
+        None | Some("all") => Ok(false),
+        Some("relay") => Ok(true),
+        Some(other) => Err(EngineError::Invalid(format!("iceTransportPolicy {other:?}"))),
+    }
 }
 
 impl MultipeerWebRtcPeerConnection {
@@ -297,8 +313,20 @@ impl IWebRtcPeerConnectionExtension for MultipeerWebRtcPeerConnection {
             return Error::FAILED;
         }
         let created = guarded("initialize", Err(EngineError::State("panicked")), || {
-            let urls = ice_server_urls(&config)?;
-            Connection::new(&local_ips(), &stun_servers(urls.iter().map(String::as_str)))
+            let servers = ice_servers(&config)?;
+            let relay_only = relay_only(&config)?;
+            let urls = servers.iter().flat_map(|s| &s.urls);
+            let stun = stun_servers(urls.map(String::as_str));
+            // multipeer-std's parser: usable `turn:` entries, and why the others are not used.
+            let ice = WebRtcConfig { ice_servers: servers, ..WebRtcConfig::default() };
+            let mut turn = Vec::new();
+            for server in ice.turn_servers() {
+                match server {
+                    Ok(server) => turn.push(server),
+                    Err(reason) => godot_warn!("multipeer: iceServers: {reason}"),
+                }
+            }
+            Connection::with_relays(&local_ips(), &stun, &turn, relay_only)
         });
         match created {
             Ok(connection) => {
@@ -378,12 +406,16 @@ impl IWebRtcPeerConnectionExtension for MultipeerWebRtcPeerConnection {
     fn poll(&mut self) -> Error {
         let polled = self.with_engine("poll", None, |c| {
             c.poll();
-            Some((c.take_signals(), c.drops, c.failure.clone()))
+            Some((c.take_signals(), c.drops, c.failure.clone(), c.take_relay_errors()))
         });
-        let Some((signals, drops, failure)) = polled else {
+        let Some((signals, drops, failure, relay_errors)) = polled else {
             return if self.engine.is_some() { Error::FAILED } else { Error::ERR_UNCONFIGURED };
         };
         self.report_drops(drops);
+        // At most one per TURN server and allocation (bounded in the engine).
+        for reason in relay_errors {
+            godot_error!("multipeer: TURN allocation failed: {reason}");
+        }
         if let Some(failure) = failure
             && !self.failure_reported
         {

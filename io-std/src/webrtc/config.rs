@@ -56,24 +56,32 @@ fn host_of(address: &str) -> String {
     host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).to_string()
 }
 
-/// How a TURN client reaches its server (`?transport=` of a `turn:` URL, TLS for `turns:`).
+/// How a TURN client reaches its server (`?transport=` of a `turn:` URL in Godot's
+/// `iceServers`, TLS for `turns:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TurnTransport {
+pub enum TurnTransport {
+    /// `?transport=udp` or none: over the engine's UDP socket.
     Udp,
+    /// `?transport=tcp`: over a TCP connection of its own.
     Tcp,
+    /// `turns:` (with `?transport=tcp` or none): over TLS on a TCP connection of its own.
     Tls,
 }
 
-/// A usable `turn:`/`turns:` entry: server `host:port` and host, transport, user name,
-/// credential.
+/// A usable `turn:`/`turns:` entry of Godot's `iceServers`: server `host:port` and host,
+/// transport, user name, credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TurnServer {
-    pub(crate) address: String,
+pub struct TurnServer {
+    /// `host:port` (port 3478, or 5349 for `turns:`, when the URL has none), not resolved yet.
+    pub address: String,
     /// The URL's host without brackets (the TLS server name).
-    pub(crate) host: String,
-    pub(crate) transport: TurnTransport,
-    pub(crate) username: String,
-    pub(crate) credential: String,
+    pub host: String,
+    /// How the client reaches the server.
+    pub transport: TurnTransport,
+    /// The entry's `username`.
+    pub username: String,
+    /// The entry's `credential` (the long-term password).
+    pub credential: String,
 }
 
 /// The browser-safe UDP payload budget: a 1191-byte SCTP packet (libwebrtc's
@@ -245,8 +253,8 @@ impl WebRtcConfig {
 
     /// Every `turn:` and `turns:` URL, with its transport and its entry's credentials (`Ok`),
     /// and every TURN URL this engine cannot use (`Err`, with the reason): DTLS, an unknown
-    /// transport, no credentials.
-    pub(crate) fn turn_servers(&self) -> impl Iterator<Item = Result<TurnServer, String>> + '_ {
+    /// transport, no credentials. Godot's `iceServers` are parsed as browsers parse them.
+    pub fn turn_servers(&self) -> impl Iterator<Item = Result<TurnServer, String>> + '_ {
         self.ice_servers.iter().flat_map(|s| s.urls.iter().map(move |url| (s, url))).filter_map(|(s, url)| {
             let (rest, tls) = match (url.strip_prefix("turn:"), url.strip_prefix("turns:")) {
                 (Some(rest), _) => (rest, false),

@@ -56,10 +56,12 @@ mod multiplayer;
 mod net;
 mod outbox;
 pub mod stun;
-mod turn;
+pub mod turn;
 mod turn_stream;
 
-pub use config::{DEFAULT_MTU, IceServer, IceTiming, MAX_UDP_PAYLOAD, SocketLayout, WebRtcConfig};
+pub use config::{
+    DEFAULT_MTU, IceServer, IceTiming, MAX_UDP_PAYLOAD, SocketLayout, TurnServer, TurnTransport, WebRtcConfig,
+};
 pub use multiplayer::{WebRtcError, WebRtcMultiplayerPeer, connect_lobby};
 
 /// Datagrams kept for a peer whose received messages are held for the application, before

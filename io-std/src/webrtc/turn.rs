@@ -33,9 +33,10 @@ use crate::tls::{TlsOptions, TlsSession};
 /// (a hostile peer signalling thousands of addresses cannot make us flood the server).
 const MAX_PERMISSIONS: usize = 64;
 
-/// How an allocation ended up.
+/// How an allocation ended up (no Godot counterpart: the relay state of an ICE agent that
+/// Godot's `WebRTCPeerConnection` keeps inside its engine).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RelayState {
+pub enum RelayState {
     /// Allocate request in flight (with its retransmissions).
     Allocating,
     /// The server relays for us at this address.
@@ -44,8 +45,13 @@ pub(crate) enum RelayState {
     Failed(String),
 }
 
-/// One allocation on one TURN server, over one of the group's sockets.
-pub(crate) struct TurnRelay {
+/// One allocation on one TURN server, over one of the caller's UDP sockets (the relay candidate
+/// of Godot's `WebRTCPeerConnection` `iceServers` `turn:` entries). The caller owns the
+/// sockets and the clock loop: it calls [`drive`](Self::drive) when
+/// [`next_timeout`](Self::next_timeout) is due, hands datagrams from [`server`](Self::server)
+/// to [`receive`](Self::receive), calls [`read_tcp`](Self::read_tcp) on each poll, and sends
+/// what its ICE agent sends from the relayed address with [`send`](Self::send).
+pub struct TurnRelay {
     client: TurnClient,
     /// The TCP connection to the server (TLS over it for `turns:`); `None` when the client
     /// speaks over the UDP socket.
@@ -69,13 +75,32 @@ pub(crate) struct TurnRelay {
 }
 
 impl TurnRelay {
+    /// The TURN server this relay allocates on: datagrams from it on the relay's UDP socket
+    /// go to [`receive`](Self::receive).
+    #[must_use]
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// The index of the socket given to [`allocate`](Self::allocate).
+    #[must_use]
+    pub fn socket(&self) -> usize {
+        self.socket
+    }
+
+    /// How the allocation stands.
+    #[must_use]
+    pub fn state(&self) -> &RelayState {
+        &self.state
+    }
+
     /// Starts allocating on `server` (an address of `turn`'s host) from the socket bound to
     /// `local` (UDP), or over a new TCP connection from its address, with a TLS session from
     /// `tls` (the engine's options, or why there are none) for `turns:`. UDP requests are
     /// retried 0.2, 0.6, 1.4 and 3 s after the first and given up 1.6 s after the last, so an
     /// unreachable server is reported within 5 s; a TCP connection and its TLS handshake get as
     /// long to come up.
-    pub(crate) fn allocate(
+    pub fn allocate(
         socket: usize,
         local: SocketAddr,
         server: SocketAddr,
@@ -146,7 +171,7 @@ impl TurnRelay {
     }
 
     /// The relayed address, once allocated.
-    pub(crate) fn relayed(&self) -> Option<SocketAddr> {
+    pub fn relayed(&self) -> Option<SocketAddr> {
         match self.state {
             RelayState::Allocated(addr) => Some(addr),
             _ => None,
@@ -154,13 +179,13 @@ impl TurnRelay {
     }
 
     /// When [`drive`](Self::drive) is due.
-    pub(crate) fn next_timeout(&self) -> Option<StdInstant> {
+    pub fn next_timeout(&self) -> Option<StdInstant> {
         matches!(self.state, RelayState::Failed(_)).then_some(()).map_or(Some(self.next), |()| None)
     }
 
     /// Runs the client's timers (retransmissions, refreshes) and sends what it produced;
     /// returns the state when it changed.
-    pub(crate) fn drive(&mut self, socket: &UdpSocket, stats: &mut EngineStats) -> Option<RelayState> {
+    pub fn drive(&mut self, socket: &UdpSocket, stats: &mut EngineStats) -> Option<RelayState> {
         if matches!(self.state, RelayState::Failed(_)) {
             return None;
         }
@@ -271,7 +296,7 @@ impl TurnRelay {
     /// Reads what the server sent over TCP or TLS (a bounded amount) and hands it to
     /// [`receive`](Self::receive); the connection closing ends the allocation. Nothing for a
     /// relay over UDP, whose datagrams come through the engine's socket.
-    pub(crate) fn read_tcp(
+    pub fn read_tcp(
         &mut self,
         socket: &UdpSocket,
         stats: &mut EngineStats,
@@ -311,7 +336,7 @@ impl TurnRelay {
     /// A datagram from the TURN server: the client's own business, or a peer's datagram it
     /// relayed to us (returned with the peer's address). Malformed or unexpected ones are
     /// dropped by the client.
-    pub(crate) fn receive(
+    pub fn receive(
         &mut self,
         local: SocketAddr,
         datagram: &[u8],
@@ -348,8 +373,8 @@ impl TurnRelay {
     }
 
     /// Lets `peer` send to us through the relay (a remote candidate, or a destination str0m
-    /// wants to reach); bounded by [`MAX_PERMISSIONS`].
-    pub(crate) fn permit(&mut self, peer: IpAddr, socket: &UdpSocket, stats: &mut EngineStats) {
+    /// wants to reach); bounded (64 addresses).
+    pub fn permit(&mut self, peer: IpAddr, socket: &UdpSocket, stats: &mut EngineStats) {
         // A relay reaches peers of its own address family only (the server would refuse).
         if self.relayed().is_none_or(|relayed| relayed.is_ipv4() != peer.is_ipv4())
             || self.permitted.contains(&peer)
@@ -366,13 +391,7 @@ impl TurnRelay {
 
     /// Sends `data` to `peer` through the relay. Until the permission is installed, the
     /// datagram is dropped (ICE retransmits its checks).
-    pub(crate) fn send(
-        &mut self,
-        peer: SocketAddr,
-        data: &[u8],
-        socket: &UdpSocket,
-        stats: &mut EngineStats,
-    ) {
+    pub fn send(&mut self, peer: SocketAddr, data: &[u8], socket: &UdpSocket, stats: &mut EngineStats) {
         self.permit(peer.ip(), socket, stats);
         let now = self.now();
         if self.client.have_permission(TransportType::Udp, peer.ip())
@@ -396,7 +415,7 @@ impl TurnRelay {
     }
 
     /// Deletes the allocation (a Refresh with lifetime 0), best effort.
-    pub(crate) fn close(&mut self, socket: &UdpSocket, stats: &mut EngineStats) {
+    pub fn close(&mut self, socket: &UdpSocket, stats: &mut EngineStats) {
         if self.relayed().is_some() {
             let now = self.now();
             let _ = self.client.delete(now);

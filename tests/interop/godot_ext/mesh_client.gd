@@ -17,6 +17,8 @@ extends SceneTree
 #                 get_packet directly (the rules of tests/interop/webrtc/lobby_peer.js, so it
 #                 meshes with mesh_node, Chromium and node-datachannel)
 #   MP_ICE        optional ICE server URL passed to initialize() (e.g. stun:127.0.0.1:3478)
+#   MP_ICE_USER, MP_ICE_CREDENTIAL  its username and credential (a turn: server's)
+#   MP_ICE_POLICY optional iceTransportPolicy passed to initialize() ("relay": relay only)
 #   MP_TIMEOUT    give up after this many seconds (default 30)
 #   MP_PACE       1: send one packet per lane (and one RPC) per frame instead of all at once
 #   MP_PAD        pad every lane packet with `|` and this many bytes (default 0), so that
@@ -177,7 +179,13 @@ func _create_peer(id: int) -> void:
 	var peer := WebRTCPeerConnection.new()
 	var config := {}
 	if ice != "":
-		config = {"iceServers": [{"urls": [ice]}]}
+		var server := {"urls": [ice]}
+		if env("MP_ICE_USER", "") != "":
+			server["username"] = env("MP_ICE_USER", "")
+			server["credential"] = env("MP_ICE_CREDENTIAL", "")
+		config["iceServers"] = [server]
+	if env("MP_ICE_POLICY", "") != "":
+		config["iceTransportPolicy"] = env("MP_ICE_POLICY", "")
 	var err := peer.initialize(config)
 	if err != OK:
 		fail("initialize error %d (is the WebRTC extension loaded?)" % err)

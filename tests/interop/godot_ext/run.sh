@@ -18,6 +18,11 @@
 #   godot-loss           two Godot processes with 10% of all UDP datagrams dropped (nftables):
 #                        reliable packets and RPCs all arrive in order, the unreliable lanes
 #                        lose some
+#   godot-turn           two Godot processes whose only candidates are relayed by coturn on
+#                        loopback (iceServers turn: with long-term credentials,
+#                        iceTransportPolicy "relay"), every UDP datagram that does not touch
+#                        coturn dropped by nftables; the godot-godot exchange; then, with a
+#                        wrong credential, the refusal is a Godot error and the connection fails
 #
 # mesh_client.gd is the Godot side (written like Godot's webrtc_signaling demo client); every
 # process prints `done` when each of its pairs completed. Prints `N passed, N failed`; exits 1
@@ -35,11 +40,11 @@ GODOT="$REPO/tests/interop/godot/godot4"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 BIN="$CARGO_TARGET_DIR/debug"
 COUNT="${COUNT:-100}"
-ALL=(godot-godot godot-mesh3 godot-rust-chromium godot-ndc godot-loss godot-panic)
+ALL=(godot-godot godot-mesh3 godot-rust-chromium godot-ndc godot-loss godot-turn godot-panic)
 
 needs_tools() {
   local s
-  for s in "$@"; do case "$s" in godot-rust-chromium|godot-ndc|godot-loss) return 0 ;; esac; done
+  for s in "$@"; do case "$s" in godot-rust-chromium|godot-ndc|godot-loss|godot-turn) return 0 ;; esac; done
   return 1
 }
 
@@ -47,6 +52,7 @@ install_tools() {
   local need=()
   command -v chromium >/dev/null || need+=(chromium)
   command -v nft >/dev/null || need+=(nftables)
+  command -v turnserver >/dev/null || need+=(coturn)
   command -v npm >/dev/null || need+=(npm)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || return 1
@@ -223,6 +229,69 @@ godot_loss() {
   fi
 }
 
+# coturn on 127.0.0.1 (UDP, long-term credentials, relayed ports 20000-20999); both Godot
+# processes are relay-only, and nftables drops every UDP datagram that neither comes from nor
+# goes to coturn (its listening port or a relayed port), so no direct path can work. coturn's
+# log must show both allocations and the channels bound to each other's relayed address. Then
+# two more with a wrong credential must print the refusal as a Godot error and fail.
+godot_turn() {
+  local dir="$LOGS/godot-turn" port=3478 user=godot secret=relay-secret
+  # godot_mesh empties $dir: coturn logs beside it until then.
+  local turn_log="$PROJECT/coturn.log"
+  turnserver -n --no-cli --no-tls --no-dtls --no-tcp-relay --no-tcp \
+    --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --allow-loopback-peers \
+    --listening-port=$port --min-port=20000 --max-port=20999 \
+    --lt-cred-mech --realm=multipeer.test --fingerprint --user="$user:$secret" \
+    --pidfile="$PROJECT/turnserver.pid" --userdb="$PROJECT/turndb" \
+    --log-file=stdout --simple-log -v > "$turn_log" 2>&1 &
+  local turn_pid=$!
+  PIDS+=("$turn_pid")
+  for _ in $(seq 100); do grep -qs 'listener opened on' "$turn_log" && break; sleep 0.05; done
+  sleep 0.3
+  nft add table inet mp_turn &&
+    nft add chain inet mp_turn out '{ type filter hook output priority 0; }' &&
+    nft add rule inet mp_turn out meta l4proto udp udp sport != "{ $port, 20000-20999 }" \
+      udp dport != "{ $port, 20000-20999 }" counter drop ||
+    { FAILED=$(( FAILED + 1 )); echo "FAIL godot-turn: nftables rule not installed"; kill "$turn_pid"; return; }
+  godot_mesh godot-turn 2 MP_ICE="turn:127.0.0.1:$port" MP_ICE_USER=$user MP_ICE_CREDENTIAL=$secret \
+    MP_ICE_POLICY=relay
+  local turn_ok=$LAST_OK
+  # A wrong credential: coturn refuses the allocation (401); each Godot prints that as an
+  # error, and its relay-only connection fails (the script then times out, as expected).
+  local refused="$dir/refused" log p1 p2 lobby reported=0
+  mkdir -p "$refused"
+  start_lobby "$refused/lobby.log"
+  MP_TIMEOUT=8 godot "$refused/godot1.log" 1 scene "" MP_ICE="turn:127.0.0.1:$port" MP_ICE_USER=$user \
+    MP_ICE_CREDENTIAL=wrong MP_ICE_POLICY=relay; p1=$LAST_PID
+  lobby=$(wait_lobby_name "$refused/godot1.log")
+  MP_TIMEOUT=8 godot "$refused/godot2.log" 1 scene "$lobby" MP_ICE="turn:127.0.0.1:$port" MP_ICE_USER=$user \
+    MP_ICE_CREDENTIAL=wrong MP_ICE_POLICY=relay; p2=$LAST_PID
+  wait "$p1" "$p2"
+  kill "$LOBBY_PID" 2>/dev/null; wait "$LOBBY_PID" 2>/dev/null
+  for log in "$refused"/godot*.log; do
+    grep -q 'ERROR: multipeer: TURN allocation failed: TURN server 127.0.0.1:[0-9]*: allocation refused: 401' "$log" &&
+      grep -q 'ERROR: multipeer: the WebRTC connection failed: iceTransportPolicy is "relay"' "$log" &&
+      reported=$(( reported + 1 ))
+  done
+  grep -h 'ERROR: multipeer' "$refused"/godot*.log | sort | uniq -c | sed 's/^/    wrong credential: /'
+  local blocked
+  blocked=$(nft list chain inet mp_turn out | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
+  nft delete table inet mp_turn
+  kill "$turn_pid" 2>/dev/null; wait "$turn_pid" 2>/dev/null
+  cp "$turn_log" "$dir/coturn.log"
+  local allocations channels
+  allocations=$(grep -c 'ALLOCATE processed, success' "$dir/coturn.log")
+  channels=$(grep -c 'CHANNEL_BIND processed, success' "$dir/coturn.log")
+  echo "    coturn: $allocations allocations, $channels channel binds; direct datagrams dropped by nftables: ${blocked:-?}"
+  if [ "$turn_ok" = 1 ] && { [ "$allocations" -lt 2 ] || [ "$channels" -lt 2 ]; }; then
+    echo "FAIL godot-turn: coturn did not relay for both (expected 2 allocations and 2 channel binds)"
+    PASSED=$(( PASSED - 1 )); FAILED=$(( FAILED + 1 ))
+  elif [ "$turn_ok" = 1 ] && [ "$reported" != 2 ]; then
+    echo "FAIL godot-turn: $reported of 2 Godot processes reported the refused allocation and failed"
+    PASSED=$(( PASSED - 1 )); FAILED=$(( FAILED + 1 ))
+  fi
+}
+
 godot_panic() {
   local dir="$LOGS/godot-panic" ok=1 expect
   rm -rf "$dir"; mkdir -p "$dir"
@@ -249,6 +318,7 @@ for s in "$@"; do
     godot-rust-chromium) rust_chromium ;;
     godot-ndc) godot_ndc ;;
     godot-loss) godot_loss ;;
+    godot-turn) godot_turn ;;
     godot-panic) godot_panic ;;
     *) echo "unknown scenario $s"; FAILED=$(( FAILED + 1 )) ;;
   esac
