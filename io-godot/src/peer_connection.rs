@@ -34,8 +34,8 @@ const WARNING_INTERVAL: Duration = Duration::from_secs(2);
 pub(crate) type Shared = Rc<RefCell<Connection>>;
 
 /// Godot's `WebRTCPeerConnection` (through `WebRTCPeerConnectionExtension`) on multipeer's
-/// str0m engine; differs in that `turns:` and `stuns:` servers of `iceServers` are not used
-/// (host, server-reflexive and `turn:` relay candidates are).
+/// str0m engine; differs in that `stuns:` servers of `iceServers` are not used (host,
+/// server-reflexive and `turn:`/`turns:` relay candidates are).
 #[derive(GodotClass)]
 #[class(tool, base = WebRtcPeerConnectionExtension, init, rename = MultipeerWebRTCPeerConnection)]
 pub struct MultipeerWebRtcPeerConnection {

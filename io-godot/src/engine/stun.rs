@@ -69,7 +69,7 @@ impl Connection {
 }
 
 /// The STUN servers of `stun:` URLs (`stun:host` or `stun:host:port`, default port 3478),
-/// resolved; `stuns:` and `turn:`/`turns:` URLs are not used (see the README).
+/// resolved; `stuns:` URLs are not used, `turn:`/`turns:` ones are the relays' (see the README).
 pub fn stun_servers<'a>(urls: impl IntoIterator<Item = &'a str>) -> Vec<SocketAddr> {
     let mut servers = Vec::new();
     for url in urls {

@@ -5,8 +5,8 @@
 //! remote peer to the relayed address. The client reaches its server over the engine's UDP
 //! socket, or (`?transport=tcp`) over a TCP connection of its own (RFC 8656 §3.1: the same
 //! messages, ChannelData padded, framed by their lengths), with TLS over it for `turns:`
-//! (RFC 7065), kept non-blocking with a bounded backlog by [`TcpLink`]. This module only moves
-//! bytes and time in and out.
+//! (RFC 7065), kept non-blocking with a bounded backlog by the `turn_stream` module. This
+//! module only moves bytes and time in and out.
 
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
