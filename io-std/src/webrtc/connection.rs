@@ -434,11 +434,7 @@ impl PeerConnection {
         mesh: &mut Mesh,
         clock: &Clock,
     ) {
-        let candidate = Candidate::relayed(relayed, local, "udp").ok();
-        let added = candidate.and_then(|c| self.rtc.add_local_candidate(c).map(Candidate::to_sdp_string));
-        if let Some(line) = added {
-            self.emit_candidate(mesh, clock, &line);
-        }
+        self.signal_local_candidate(Candidate::relayed(relayed, local, "udp").ok(), mesh, clock);
     }
 
     /// A server-reflexive address a STUN server reported for one of our sockets.
@@ -449,9 +445,12 @@ impl PeerConnection {
         mesh: &mut Mesh,
         clock: &Clock,
     ) {
-        let candidate = Candidate::server_reflexive(mapped, base, "udp").ok();
-        // str0m drops a reflexive candidate equal to a host one (same address and base), as
-        // ICE says; there is then nothing new to signal.
+        self.signal_local_candidate(Candidate::server_reflexive(mapped, base, "udp").ok(), mesh, clock);
+    }
+
+    /// Adds a gathered candidate to str0m and signals it. str0m drops one equal to a candidate
+    /// it has (a reflexive address equal to a host one, as ICE says): nothing new to signal then.
+    fn signal_local_candidate(&mut self, candidate: Option<Candidate>, mesh: &mut Mesh, clock: &Clock) {
         let added = candidate.and_then(|c| self.rtc.add_local_candidate(c).map(Candidate::to_sdp_string));
         if let Some(line) = added {
             self.emit_candidate(mesh, clock, &line);
