@@ -1,11 +1,16 @@
 //! The application's sends and reads without a copy in between: a packet put straight to a
 //! target, a received packet forwarded from the inbox to one or many peers, and a packet read
-//! in place.
+//! in place; and the packets held for the application in their connections (`inbox.rs`).
 
 use rand_core::CryptoRng;
 
-use super::{FROM_LEN, Server};
-use crate::peer::{MultiplayerPeer, Packet, PeerId, PutError, Target};
+use super::Server;
+use super::inbox::Front;
+use crate::peer::{MultiplayerPeer, Packet, PeerId, Protocol, PutError, Target};
+use crate::ws::{MessageKind, SendError};
+
+/// Largest scratch buffer kept between forwards of held packets; a larger one is freed.
+const SCRATCH_KEPT: usize = 64 * 1024;
 
 impl<R: CryptoRng> Server<R> {
     /// `put_packet` to `target` without changing the target peer (Godot: `set_target_peer`
@@ -24,29 +29,146 @@ impl<R: CryptoRng> Server<R> {
     /// Sends the oldest received packet to `target` (one peer, everyone, or everyone but one)
     /// as the server's own packet and removes it; returns whether there was one.
     ///
-    /// The payload goes from the inbox straight into the targets' send queues: no copy through
-    /// the application, as `get_packet` and `put_packet` would need. Godot has no such call.
+    /// The payload goes from where it was received straight into the targets' send queues: no
+    /// copy through the application, as `get_packet` and `put_packet` would need. A large
+    /// packet echoed to its sender under Godot 4 is not copied at all when nothing else is
+    /// queued either way: its receive buffer becomes its send buffer. Godot has no such call.
     ///
     /// # Errors
     /// As [`put_packet_to`](Self::put_packet_to); the packet then stays queued.
     pub fn forward_packet(&mut self, target: Target) -> Result<bool, PutError> {
+        match self.inbox.front() {
+            None => return Ok(false),
+            Some(Front::Held { index, .. }) => return self.forward_held(index, target).map(|()| true),
+            Some(Front::Here { .. }) => {}
+        }
         // The inbox is set aside while its front packet is sent (sending never reads or writes
         // the inbox: only the routing of received messages does), so that it can be borrowed
         // while the connections are written.
         let inbox = core::mem::take(&mut self.inbox);
         let result = match inbox.front() {
-            Some(packet) => {
-                let data = packet.payload.get(FROM_LEN..).unwrap_or_default();
-                self.put_packet_to(target, data).map(|()| true)
-            }
-            None => Ok(false),
+            Some(Front::Here { data, .. }) => self.put_packet_to(target, data),
+            _ => Ok(()),
         };
         let stand_in = core::mem::replace(&mut self.inbox, inbox);
-        debug_assert!(stand_in.is_empty() && !stand_in.is_open(), "sending touched the inbox");
-        if result == Ok(true) {
-            self.pop_packet();
+        debug_assert!(stand_in.is_empty(), "sending touched the inbox");
+        result?;
+        self.pop_packet();
+        Ok(true)
+    }
+
+    /// [`forward_packet`](Self::forward_packet) of a packet held by the connection at `index`.
+    fn forward_held(&mut self, index: u32, target: Target) -> Result<(), PutError> {
+        let to_sender = matches!(target.normalized(), Target::Peer(p) if self.peers.get(&p) == Some(&index));
+        if to_sender && self.config.protocol == Protocol::Godot4 && !self.closed {
+            if let Some(c) = self.slots[index as usize].conn.as_mut().filter(|c| c.app_hold == Some(0)) {
+                let len = c.ws.peek_message().map_or(0, |m| m.data.len());
+                // Sent from the connection's own receive queue (without a copy when it allows).
+                let sent = c.ws.forward_message_as(MessageKind::Binary);
+                let room = c.room;
+                return match sent {
+                    Ok(_) => {
+                        c.app_hold = None;
+                        self.count_out(room, len as u64);
+                        self.timeless = true;
+                        self.inbox.pop();
+                        self.popped += 1;
+                        self.after_hold(index, true);
+                        self.unblock_routing();
+                        self.serve_ready();
+                        self.timeless = false;
+                        Ok(())
+                    }
+                    Err(SendError::Full { .. }) => {
+                        self.timeless = true;
+                        self.mark_stalled(index);
+                        self.timeless = false;
+                        Err(PutError::Full)
+                    }
+                    Err(SendError::TooLarge { max }) => Err(PutError::TooLarge { max }),
+                    Err(_) => Err(PutError::NotConnected),
+                };
+            }
         }
-        result
+        // Anywhere else: copied out first, since the sending connection's queue cannot be read
+        // while the targets' are written.
+        let mut scratch = core::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend_from_slice(self.peek_packet().map_or(&[][..], |p| p.data));
+        let result = self.put_packet_to(target, &scratch);
+        if scratch.capacity() <= SCRATCH_KEPT {
+            self.scratch = scratch;
+        }
+        result?;
+        self.pop_packet();
+        Ok(())
+    }
+
+    /// Whether the connection at `index` may route its messages: it holds no packet for the
+    /// application, or it did and a relaying server copies that packet out so the messages
+    /// behind it need not wait for the application (`inbox.rs`).
+    pub(super) fn may_route_past_hold(&mut self, index: u32) -> bool {
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return true };
+        let Some(offset) = c.app_hold else { return true };
+        let relays = self.config.relay || self.config.protocol == Protocol::Godot3;
+        if !relays || c.ws.available_messages() < 2 {
+            return false;
+        }
+        let len = c.ws.peek_message().map_or(0, |m| m.data.len().saturating_sub(usize::from(offset)));
+        if !self.inbox.fits_copy(len) {
+            if !c.routing_blocked {
+                c.routing_blocked = true;
+                self.routing_blocked.push_back(index);
+            }
+            return false;
+        }
+        self.orphan_hold(index);
+        true
+    }
+
+    /// Copies the packet the connection at `index` holds for the application into the inbox,
+    /// so that the connection's queue moves on (its sender leaves, or relays wait behind it).
+    pub(super) fn orphan_hold(&mut self, index: u32) {
+        let generation = self.slots[index as usize].generation;
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        let Some(offset) = c.app_hold.take() else { return };
+        let data = c.ws.peek_message().and_then(|m| m.data.get(usize::from(offset)..)).unwrap_or_default();
+        let data = data.to_vec();
+        let from = c.peer.or(c.former);
+        c.ws.pop_message();
+        match from {
+            Some(from) => self.inbox.orphan(index, generation, from, data),
+            None => debug_assert!(false, "a packet held by a connection that never was a peer"),
+        }
+        self.after_hold(index, false);
+    }
+
+    /// The connection at `index` let go of the packet it held; with `route_next`, the messages
+    /// that waited behind it are routed now.
+    fn after_hold(&mut self, index: u32, route_next: bool) {
+        let id = self.conn_id(index);
+        if let Some(c) = self.slots[index as usize].conn.as_mut() {
+            if c.input_blocked {
+                c.input_blocked = false;
+                self.resume.push_back(id);
+            }
+        }
+        if route_next {
+            self.route(index);
+        }
+        self.schedule(index);
+    }
+
+    /// The application read the packet held by the connection at slot `index`.
+    pub(super) fn release_hold(&mut self, index: u32, generation: u32) {
+        if self.slots[index as usize].generation != generation {
+            return;
+        }
+        let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
+        if c.app_hold.take().is_some() {
+            c.ws.pop_message();
+            self.after_hold(index, true);
+        }
     }
 
     /// [`MultiplayerPeer::hold_peer`]: while `held`, the messages of `peer` stay in its

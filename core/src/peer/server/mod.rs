@@ -3,6 +3,7 @@
 mod cluster;
 mod flow;
 mod forward;
+mod inbox;
 mod inspect;
 mod multiplayer_peer;
 mod rooms;
@@ -24,7 +25,6 @@ use super::{
     PutError, Target, TransferMode, UnknownPeer, generate_unique_id,
 };
 use crate::buffer::VecStorage;
-use crate::queue::{PacketQueue, QueueLimits};
 use crate::time::Instant;
 use crate::ws::{self, CloseCode, NoRng};
 
@@ -47,6 +47,9 @@ struct Conn {
     routing_blocked: bool,
     /// The application holds its messages out of the inbox ([`MultiplayerPeer::hold_peer`]).
     held: bool,
+    /// Its oldest message is in the inbox without a copy (`inbox.rs`), the application's bytes
+    /// starting at this offset; its later messages wait behind it.
+    app_hold: Option<u8>,
     in_transmit_queue: bool,
     released: bool,
     /// Why we ended it, when we did.
@@ -95,7 +98,7 @@ pub struct Server<R: CryptoRng> {
     /// Every joined peer of every room (ids are unique server-wide).
     peers: BTreeMap<PeerId, u32>,
     rooms: rooms::Rooms,
-    inbox: PacketQueue<Vec<u8>>,
+    inbox: inbox::Inbox,
     /// Events, each with the number of packets that had reached the inbox before it.
     events: VecDeque<(u64, Event)>,
     /// Packets taken out of the inbox since the start (read, or cleared by `close`): with the
@@ -121,6 +124,8 @@ pub struct Server<R: CryptoRng> {
     /// The peer whose messages are being routed (for drop reports made while delivering).
     routing_from: Option<PeerId>,
     for_routing: Vec<Vec<u8>>,
+    /// A held packet forwarded anywhere but back to its sender is copied here first.
+    scratch: Vec<u8>,
     target: Target,
     mode: TransferMode,
     channel: u8,
@@ -148,9 +153,6 @@ fn compresses(ws: &ws::Connection<VecStorage, NoRng>) -> bool {
     }
 }
 
-/// Bytes of the sender id stored in front of each inbox packet.
-const FROM_LEN: usize = 4;
-
 impl<R: CryptoRng> Server<R> {
     /// A listening server (Godot: status `CONNECTED`, unique id 1).
     #[must_use]
@@ -160,15 +162,8 @@ impl<R: CryptoRng> Server<R> {
     pub fn new(mut config: ServerConfig, rng: R) -> Self {
         config.ws.max_outbound_messages =
             config.ws.max_outbound_messages.max(config.max_peers.saturating_add(8));
-        let inbox = QueueLimits {
-            max_bytes: config
-                .inbox
-                .max_bytes
-                .saturating_add(config.inbox.max_packets.saturating_mul(FROM_LEN)),
-            max_packets: config.inbox.max_packets,
-        };
         Self {
-            inbox: PacketQueue::new(inbox),
+            inbox: inbox::Inbox::new(config.inbox),
             rooms: rooms::Rooms::new(&config.rooms),
             config,
             rng,
@@ -191,6 +186,7 @@ impl<R: CryptoRng> Server<R> {
             routing: None,
             routing_from: None,
             for_routing: Vec::new(),
+            scratch: Vec::new(),
             target: Target::Broadcast,
             mode: TransferMode::Reliable,
             channel: 0,
@@ -236,6 +232,7 @@ impl<R: CryptoRng> Server<R> {
             input_blocked: false,
             routing_blocked: false,
             held: false,
+            app_hold: None,
             in_transmit_queue: false,
             released: false,
             ended_by_us: None,
@@ -434,6 +431,7 @@ impl<R: CryptoRng> Server<R> {
         if let Some(slot) = self.slots.get_mut(id.index as usize) {
             if slot.generation == id.generation {
                 if let Some(conn) = slot.conn.take() {
+                    debug_assert!(conn.app_hold.is_none(), "released with a packet held for the application");
                     slot.generation = slot.generation.wrapping_add(1);
                     self.free.push(id.index);
                     self.live -= 1;
@@ -491,7 +489,9 @@ impl<R: CryptoRng> Server<R> {
                             // Packets that arrived before the Close (often in the same read)
                             // are routed while the sender is still a peer: they come before
                             // its departure, as in Godot. Those that must wait for room at a
-                            // receiver keep it a peer until they went out (`leaving`).
+                            // receiver keep it a peer until they went out (`leaving`); one
+                            // held for the application is copied out, so as not to wait for it.
+                            self.orphan_hold(index);
                             self.route(index);
                             let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
                             if c.peer.is_some() && c.ws.peek_message().is_some() {
@@ -657,6 +657,7 @@ impl<R: CryptoRng> Server<R> {
     }
 
     fn leave(&mut self, index: u32, reason: DisconnectReason) {
+        self.orphan_hold(index);
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
         c.leaving = false;
         let Some(id) = c.peer.take() else { return };

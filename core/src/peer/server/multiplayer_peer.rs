@@ -52,22 +52,29 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
     }
 
     fn peek_packet(&self) -> Option<Packet<'_>> {
-        let record = self.inbox.front()?.payload;
-        let (from, data) = record.split_first_chunk::<FROM_LEN>()?;
-        let from = PeerId::new(u32::from_le_bytes(*from))?;
+        let (from, data) = match self.inbox.front()? {
+            inbox::Front::Here { from, data } => (from, data),
+            inbox::Front::Held { index, generation } => {
+                let slot = self.slots.get(index as usize).filter(|s| s.generation == generation)?;
+                let c = slot.conn.as_ref()?;
+                let data = c.ws.peek_message()?.data.get(usize::from(c.app_hold?)..)?;
+                (c.peer?, data)
+            }
+        };
         Some(Packet { info: PacketInfo { from, mode: TransferMode::Reliable, channel: 0 }, data })
     }
 
     fn pop_packet(&mut self) -> bool {
-        let popped = self.inbox.pop();
-        if popped {
-            self.popped += 1;
-            self.timeless = true;
-            self.unblock_routing();
-            self.serve_ready();
-            self.timeless = false;
+        let Some(held) = self.inbox.pop() else { return false };
+        self.popped += 1;
+        self.timeless = true;
+        if let Some((index, generation)) = held {
+            self.release_hold(index, generation);
         }
-        popped
+        self.unblock_routing();
+        self.serve_ready();
+        self.timeless = false;
+        true
     }
 
     fn disconnect_peer(&mut self, now: Instant, peer: PeerId, force: bool) -> Result<(), UnknownPeer> {

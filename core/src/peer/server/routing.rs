@@ -17,11 +17,11 @@ use alloc::vec::Vec;
 use rand_core::CryptoRng;
 
 use super::cluster::REMOTE;
-use super::{FROM_LEN, Server};
+use super::{Server, inbox};
 use crate::peer::godot3::{self, MessageType};
 use crate::peer::scene::{self, SysCommand};
 use crate::peer::{DisconnectReason, DropReason, Event, PeerId, Protocol, PutError, Target};
-use crate::ws::{CloseCode, MessageKind, SendError, SharedFrame};
+use crate::ws::{self, CloseCode, MessageKind, SendError, SharedFrame};
 
 /// From this payload size a fan-out shares one encoded frame between its targets instead of
 /// copying the payload into each target's queue; below it a copy costs less than the
@@ -159,7 +159,7 @@ impl<R: CryptoRng> Server<R> {
         let idle = self.slots[index as usize].conn.as_ref().is_none_or(|c| {
             c.ws.peek_message().is_none() || (c.peer.is_some() && (c.flow.is_held() || c.held))
         });
-        if idle || self.routing.is_some() {
+        if idle || self.routing.is_some() || !self.may_route_past_hold(index) {
             return false;
         }
         let Some(mut src) = self.slots[index as usize].conn.take() else { return false };
@@ -186,7 +186,23 @@ impl<R: CryptoRng> Server<R> {
                         self.report(Event::PacketDropped { from: Some(sender), reason });
                     }
                     Route::Deliver { app, relay } => {
-                        if app.is_some_and(|a| !self.inbox.fits(FROM_LEN + a.len())) {
+                        // A large packet alone in its connection stays there until the
+                        // application reads it (`inbox.rs`); the application's bytes are a
+                        // suffix of the message.
+                        let hold = app
+                            .filter(|a| {
+                                a.len() >= inbox::HOLD_MIN
+                                    && src.ws.available_messages() == 1
+                                    && src.ws.state() == ws::State::Open
+                                    && !src.leaving
+                            })
+                            .and_then(|a| u8::try_from(data.len() - a.len()).ok());
+                        let fits = match (app, hold) {
+                            (_, Some(_)) => self.inbox.fits_held(),
+                            (Some(a), None) => self.inbox.fits_copy(a.len()),
+                            (None, None) => true,
+                        };
+                        if !fits {
                             if !src.routing_blocked {
                                 src.routing_blocked = true;
                                 self.routing_blocked.push_back(index);
@@ -200,8 +216,14 @@ impl<R: CryptoRng> Server<R> {
                             }
                             self.relay(src.room, sender, dest, forward);
                         }
-                        if let Some(app) = app {
-                            self.queue_for_app(sender, app);
+                        match (app, hold) {
+                            (Some(_), Some(offset)) => {
+                                let generation = self.slots[index as usize].generation;
+                                self.inbox.push_held(index, generation);
+                                src.app_hold = Some(offset);
+                            }
+                            (Some(app), None) => self.inbox.push_copy(sender, app),
+                            (None, _) => {}
                         }
                     }
                 }
@@ -212,6 +234,10 @@ impl<R: CryptoRng> Server<R> {
                     room.stats.bytes_in += data.len() as u64;
                 }
                 Self::charge_rate(&mut src.flow, data.len());
+                if src.app_hold.is_some() {
+                    // Routed; it leaves the connection when the application reads it.
+                    break;
+                }
                 src.ws.pop_message();
                 popped = true;
                 routed += 1;
@@ -234,6 +260,7 @@ impl<R: CryptoRng> Server<R> {
             && !src.flow.is_held()
             && !src.held
             && !src.routing_blocked
+            && src.app_hold.is_none()
             && src.ws.peek_message().is_some();
         let left = (src.leaving && src.ws.peek_message().is_none()).then(|| {
             let info = src.ws.close_info().cloned().map(|i| crate::peer::presented(i, self.config.protocol));
@@ -275,15 +302,6 @@ impl<R: CryptoRng> Server<R> {
                 self.fanout = targets;
                 full
             }
-        }
-    }
-
-    fn queue_for_app(&mut self, from: PeerId, payload: &[u8]) {
-        // Room was checked by the caller, so these cannot fail.
-        if self.inbox.begin(0).is_ok() {
-            let _ = self.inbox.extend(&from.0.get().to_le_bytes());
-            let _ = self.inbox.extend(payload);
-            self.inbox.commit();
         }
     }
 
@@ -390,7 +408,7 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// Counts a packet of `len` bytes queued to a peer of `room`.
-    fn count_out(&mut self, room: u32, len: u64) {
+    pub(super) fn count_out(&mut self, room: u32, len: u64) {
         self.stats.packets_out += 1;
         self.stats.bytes_out += len;
         if let Some(room) = self.rooms.get_mut(room) {
@@ -429,7 +447,7 @@ impl<R: CryptoRng> Server<R> {
     /// Routing that waited for inbox room resumes after the application read packets.
     pub(super) fn unblock_routing(&mut self) {
         for _ in 0..self.routing_blocked.len() {
-            if self.inbox.packets_space_left() == 0 {
+            if !self.inbox.has_packet_room() {
                 return;
             }
             let Some(index) = self.routing_blocked.pop_front() else { return };

@@ -136,7 +136,22 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// error the message stays queued.
     pub fn forward_message(&mut self) -> Result<Option<MessageKind>, SendError> {
         let Some(front) = self.inbound.front() else { return Ok(None) };
-        let (kind, len) = (MessageKind::from_meta(front.meta), front.payload.len());
+        self.forward_message_as(MessageKind::from_meta(front.meta))
+    }
+
+    /// [`forward_message`](Self::forward_message), sent as a message of `kind` whatever kind
+    /// it was received as (a multiplayer server sends binary).
+    ///
+    /// # Errors
+    /// As [`forward_message`](Self::forward_message); [`SendError::InvalidUtf8`] when sending
+    /// as text what is not UTF-8.
+    pub fn forward_message_as(&mut self, kind: MessageKind) -> Result<Option<MessageKind>, SendError> {
+        let Some(front) = self.inbound.front() else { return Ok(None) };
+        let received = MessageKind::from_meta(front.meta);
+        if kind == MessageKind::Text && received != kind && core::str::from_utf8(front.payload).is_err() {
+            return Err(SendError::InvalidUtf8);
+        }
+        let len = front.payload.len();
         let mut header = self.data_frame_header(kind.opcode(), len)?;
         if self.forward_in_place(&header) {
             self.timers.carried_data = true;

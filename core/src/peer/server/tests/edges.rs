@@ -87,8 +87,10 @@ fn unicast_to_a_full_peer_is_an_error_not_a_cut() {
 
 #[test]
 fn a_full_inbox_pushes_back_and_loses_nothing() {
-    let config =
-        ServerConfig { inbox: QueueLimits { max_bytes: 1000, max_packets: 4 }, ..ServerConfig::default() };
+    let config = ServerConfig {
+        inbox: crate::queue::QueueLimits { max_bytes: 1000, max_packets: 4 },
+        ..ServerConfig::default()
+    };
     let mut net = Net::with(config);
     let a = net.connect();
     let ia = net.id(a);

@@ -5,6 +5,7 @@ mod cluster;
 mod edges;
 mod flow;
 mod forward;
+mod held;
 mod rooms;
 mod scenarios;
 
