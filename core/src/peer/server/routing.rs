@@ -167,6 +167,7 @@ impl<R: CryptoRng> Server<R> {
         self.routing_from = src.peer;
         let mut popped = false;
         let mut routed = 0;
+        let relays = self.config.relay || self.config.protocol == Protocol::Godot3;
         if let Some(sender) = src.peer {
             while let Some(message) = src.ws.peek_message() {
                 if routed == limit {
@@ -186,13 +187,14 @@ impl<R: CryptoRng> Server<R> {
                         self.report(Event::PacketDropped { from: Some(sender), reason });
                     }
                     Route::Deliver { app, relay } => {
-                        // A large packet alone in its connection stays there until the
-                        // application reads it (`inbox.rs`); the application's bytes are a
-                        // suffix of the message.
+                        // A large packet stays in its connection until the application
+                        // reads it (`inbox.rs`): on a relaying server only when it is alone
+                        // there (what follows may be for other peers, which must not wait).
+                        // The application's bytes are a suffix of the message.
                         let hold = app
                             .filter(|a| {
                                 a.len() >= inbox::HOLD_MIN
-                                    && src.ws.available_messages() == 1
+                                    && (src.ws.available_messages() == 1 || !relays)
                                     && src.ws.state() == ws::State::Open
                                     && !src.leaving
                             })

@@ -14,8 +14,10 @@ fn no_relay(protocol: Protocol) -> Net {
     Net::with(ServerConfig { protocol, relay: false, ..ServerConfig::default() })
 }
 
+/// `len` bytes that tell packets apart. The first is 0: a relaying server would take a first
+/// byte whose low three bits are 7 for a SceneMultiplayer SYS command.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len).map(|i| if i == 0 { 0 } else { (i as u8).wrapping_mul(31).wrapping_add(seed) }).collect()
 }
 
 #[test]
@@ -45,22 +47,25 @@ fn a_large_packet_is_read_where_it_was_received_and_echoed_from_there() {
 }
 
 #[test]
-fn small_packets_and_packets_with_company_are_copied() {
-    let mut net = no_relay(Protocol::Godot4);
+fn small_packets_and_packets_with_company_on_a_relaying_server_are_copied() {
+    let mut net = Net::new(Protocol::Godot4);
     let a = net.connect();
+    let ia = net.id(a);
     drain(net.client(a));
-    net.client(a).put_packet(&[7; HOLD_MIN - 1]).unwrap();
+    let held = |net: &Net| {
+        net.server.slots.iter().filter(|s| s.conn.as_ref().is_some_and(|c| c.app_hold.is_some())).count()
+    };
+    net.client(a).put_packet(&[1; HOLD_MIN - 1]).unwrap();
     net.pump();
-    assert!(net.server.slots.iter().all(|s| s.conn.as_ref().is_none_or(|c| c.app_hold.is_none())));
+    assert_eq!(held(&net), 0);
     // Two large packets in one read: the first has company, so it is copied; the second,
     // alone by then, is held.
     net.client(a).put_packet(&pattern(LARGE, 2)).unwrap();
     net.client(a).put_packet(&pattern(LARGE, 3)).unwrap();
     net.pump();
-    assert_eq!(net.server.available_packet_count(), 3);
-    let got = packets(&mut net.server);
-    assert_eq!(got.iter().map(|(_, d)| d.len()).collect::<Vec<_>>(), [HOLD_MIN - 1, LARGE, LARGE]);
-    assert_eq!((&got[1].1, &got[2].1), (&pattern(LARGE, 2), &pattern(LARGE, 3)));
+    assert_eq!((net.server.available_packet_count(), held(&net)), (3, 1));
+    let expect = vec![(ia, vec![1; HOLD_MIN - 1]), (ia, pattern(LARGE, 2)), (ia, pattern(LARGE, 3))];
+    assert_eq!(packets(&mut net.server), expect);
 }
 
 #[test]
@@ -74,10 +79,14 @@ fn without_relay_later_messages_wait_behind_a_held_packet_and_arrive_in_order() 
     for n in 0..5u8 {
         net.client(a).put_packet(&[n; 10]).unwrap();
     }
+    // Even with company: without relay everything is for the application anyway.
+    net.client(a).put_packet(&pattern(LARGE, 5)).unwrap();
+    net.client(a).put_packet(&pattern(LARGE, 6)).unwrap();
     net.pump();
     assert_eq!(net.server.available_packet_count(), 1, "the rest wait in the connection");
     let mut expect = vec![(ia, pattern(LARGE, 4))];
     expect.extend((0..5u8).map(|n| (ia, vec![n; 10])));
+    expect.extend([(ia, pattern(LARGE, 5)), (ia, pattern(LARGE, 6))]);
     assert_eq!(packets(&mut net.server), expect, "all read in one drain, in order");
 }
 
