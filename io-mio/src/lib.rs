@@ -63,12 +63,17 @@
 //! socket. An idle connection holds its socket, the core's state and a few dozen bytes here.
 //!
 //! The multiplayer server's inbox (`ServerConfig::inbox`, 1 MiB and 16,384 packets by default)
-//! is shared by every peer and holds sixteen messages of the largest size Godot sends by
-//! default. It is a ring: when it stays full under load, reading a packet and receiving the next
-//! move no bytes. A larger inbox absorbs longer bursts before peers meet back-pressure (their
-//! input then waits in their connections, nothing is lost) at the cost of that much memory
-//! while it is full; a smaller one pushes back sooner. Raise it with `max_message_size` when
-//! clients send large messages, to a few of them per active client.
+//! is shared by every peer. Packets under 2 KiB are copied into it, a ring: when it stays full
+//! under load, reading a packet and receiving the next move no bytes. Larger packets are not
+//! copied: they wait in their connection's receive queue, the inbox records where, and
+//! `peek_packet`, `get_packet_with` and `forward_packet` read them there (an echo to the sender
+//! is sent from that queue, without a copy when nothing else is queued). Their bytes count
+//! against their connection's limits, not the inbox's, so large messages need no inbox setting;
+//! on a server that relays, one is copied into the inbox after all when more messages arrive
+//! behind it, so that relayed traffic never waits for the application. A larger inbox absorbs
+//! longer bursts of small packets before peers meet back-pressure (their input then waits in
+//! their connections, nothing is lost) at the cost of that much memory while it is full; a
+//! smaller one pushes back sooner.
 #![forbid(unsafe_code)]
 
 mod accept;

@@ -30,7 +30,9 @@ pub struct ServerConfig {
     /// Most connections at once, handshaking or joined; more are refused at accept.
     pub max_peers: usize,
     /// Bounds of the queue of packets waiting for the application; when full, connections stop
-    /// being read (back-pressure), nothing is dropped.
+    /// being read (back-pressure), nothing is dropped. Packets of 2 KiB and more usually wait in
+    /// their connection's receive queue instead of being copied here (they then count as
+    /// packets, not bytes, of this bound).
     pub inbox: QueueLimits,
     /// Answer new upgrade requests with 503 (Godot: `refuse_new_connections`).
     pub refuse_new_connections: bool,
