@@ -229,7 +229,33 @@ fn server_seeds() -> Vec<(&'static str, Vec<u8>)> {
         Events,
         Close,
     ]);
+    // Large packets, held in their connections for the application: with relay, one is
+    // copied out when a relay arrives behind it; echoed from where it lies, forwarded to
+    // everyone; a sender leaves while its packet waits, another is kicked.
+    let mut held = joined(3);
+    held.extend([
+        Packet { conn: 0, kind: 0x80, peer: 1, payload: vec![0x00, 0x11] },
+        Packet { conn: 0, kind: 0x81, peer: 2 | 8, payload: vec![0x00, 0x12] },
+        Pop(2),
+        Packet { conn: 1, kind: 0x80, peer: 1, payload: vec![0x00, 0x13] },
+        Pop(2 | 4),
+        Packet { conn: 2, kind: 0x80, peer: 1, payload: vec![0x00, 0x14] },
+        Packet { conn: 1, kind: 0x80, peer: 1, payload: vec![0x00, 0x15] },
+        Eof(2),
+        Disconnect { peer: 1, how: 0 },
+        Events,
+        Service,
+        Pop(0),
+        Pop(1),
+        Service,
+        Transmit { conn: 0x80, n: ALL },
+        Events,
+        Close,
+    ]);
+    let no_relay = ServerSetup([ServerSetup::GODOT4.0[0] & !2, 0xff, 0b0011_1111, 0x55]);
     vec![
+        ("held-large-packets", encode_server_run(ServerSetup::GODOT4, &held)),
+        ("held-large-packets-no-relay", encode_server_run(no_relay, &held)),
         ("rooms-by-path", encode_server_run(rooms_setup, &rooms)),
         ("godot4-relay-session", encode_server_run(ServerSetup::GODOT4, &godot4)),
         ("godot3-session", encode_server_run(ServerSetup::GODOT3, &godot3)),

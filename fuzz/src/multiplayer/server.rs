@@ -22,6 +22,9 @@ use super::super::connection::{FOOTPRINT_SLACK, RECORD_OVERHEAD, server_request}
 use super::super::input::{Input, Output};
 use super::{GOOD_ORIGIN, advance, masked_frame, pattern};
 
+/// Bytes a large `Packet` has at least.
+const LARGE: usize = 4096;
+
 /// Server configuration from four bytes; small limits so that every limit is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerSetup(pub [u8; 4]);
@@ -115,7 +118,7 @@ pub enum ServerOp {
     },
     /// A protocol message in one masked binary frame from `conn`: `kind % 4` picks raw bytes,
     /// a Godot 4 SYS relay to `peer`, a Godot 3 header from the sender to `peer`, or a Godot 3
-    /// header with a spoofed or system type.
+    /// header with a spoofed or system type; bit 7 of `kind` makes the payload 4 KiB or more.
     Packet {
         /// Connection.
         conn: u8,
@@ -163,7 +166,8 @@ pub enum ServerOp {
         /// Length.
         len: u16,
     },
-    /// The application reads: `peek_packet` + `pop_packet`, or `get_packet` into a small buffer.
+    /// The application reads: `peek_packet` + `pop_packet`, `get_packet` into a small buffer
+    /// (odd), or `forward_packet` (bit 1 of an even selector).
     Pop(u8),
     /// `disconnect_peer` (bit 0: force) or, with bit 1, `disconnect_peer_with` a code and reason.
     Disconnect {
@@ -445,6 +449,19 @@ impl ServerHarness {
                 let Some(i) = self.conn(*conn) else { return };
                 let sender = self.server.peer_of(self.conns[i].id).map_or(0, PeerId::get);
                 let to = self.target(*peer).to_godot();
+                // Bit 7: a large packet (the payload repeated past 4 KiB), which the server may
+                // hold in its connection for the application instead of copying it.
+                let large;
+                let payload = if kind & 0x80 != 0 && kind & 3 != 3 {
+                    large = if payload.is_empty() {
+                        vec![0; LARGE]
+                    } else {
+                        payload.repeat(LARGE / payload.len() + 1)
+                    };
+                    &large
+                } else {
+                    payload
+                };
                 let message = match kind & 3 {
                     0 => payload.clone(),
                     1 => [&scene::header(SysCommand::Relay, to)[..], payload].concat(),
@@ -612,7 +629,14 @@ impl ServerHarness {
         assert!(count > 0);
         let (from, len) = (packet.info.from, packet.data.len());
         assert!(!from.is_server(), "the server received a packet from itself");
-        if n & 1 == 0 {
+        if n & 3 == 2 {
+            // Forwarded from where it lies: to its sender, or any target.
+            let target = if n & 4 == 0 { Target::Peer(from) } else { self.target(n >> 3) };
+            if self.server.forward_packet(target).is_err() {
+                assert_eq!(self.server.available_packet_count(), count, "a failed forward pops nothing");
+                return;
+            }
+        } else if n & 1 == 0 {
             assert!(self.server.pop_packet());
         } else {
             let mut buf = vec![0; usize::from(n)];
@@ -675,7 +699,9 @@ impl ServerHarness {
         let queue = ws.outbound_queue_size.unwrap_or(0).max(ws.outbound_buffer_size);
         let outbound = (queue + MAX_HEADER_LEN * ws.max_outbound_messages).max(ws.max_handshake_size);
         let per_conn = inbound + outbound + FOOTPRINT_SLACK;
-        let inbox = self.config.inbox.max_bytes + self.config.inbox.max_packets * (4 + RECORD_OVERHEAD);
+        // Each packet's record: a sender id (4 bytes) before a copy, or where a held packet
+        // lies (8).
+        let inbox = self.config.inbox.max_bytes + self.config.inbox.max_packets * (8 + RECORD_OVERHEAD);
         let bound = per_conn * live + inbox + FOOTPRINT_SLACK;
         let footprint = self.server.buffer_footprint();
         assert!(footprint <= bound, "footprint {footprint} over {bound} with {live} connections");

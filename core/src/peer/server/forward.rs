@@ -111,7 +111,8 @@ impl<R: CryptoRng> Server<R> {
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return true };
         let Some(offset) = c.app_hold else { return true };
         let relays = self.config.relay || self.config.protocol == Protocol::Godot3;
-        if !relays || c.ws.available_messages() < 2 {
+        // A departed sender's later messages are dropped once the packet is read: no hurry.
+        if !relays || c.peer.is_none() || c.ws.available_messages() < 2 {
             return false;
         }
         let len = c.ws.peek_message().map_or(0, |m| m.data.len().saturating_sub(usize::from(offset)));
@@ -127,8 +128,8 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// Copies the packet the connection at `index` holds for the application into the inbox,
-    /// so that the connection's queue moves on (its sender leaves, or relays wait behind it).
-    pub(super) fn orphan_hold(&mut self, index: u32) {
+    /// so that the messages behind it can be relayed.
+    fn orphan_hold(&mut self, index: u32) {
         let generation = self.slots[index as usize].generation;
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
         let Some(offset) = c.app_hold.take() else { return };
@@ -157,6 +158,17 @@ impl<R: CryptoRng> Server<R> {
             self.route(index);
         }
         self.schedule(index);
+    }
+
+    /// The inbox was emptied (`close`): every held packet is let go.
+    pub(super) fn drop_holds(&mut self) {
+        for index in 0..self.slots.len() as u32 {
+            let Some(c) = self.slots[index as usize].conn.as_mut() else { continue };
+            if c.app_hold.take().is_some() {
+                c.ws.pop_message();
+                self.after_hold(index, true);
+            }
+        }
     }
 
     /// The application read the packet held by the connection at slot `index`.

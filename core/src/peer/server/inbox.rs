@@ -12,8 +12,9 @@
 //! the adapter stops reading it, as when the inbox is full), so the application reads them in
 //! order. A server that relays does not let relayed traffic wait for the application: when
 //! more messages arrive behind a held packet, the packet is copied out of the connection into
-//! the inbox ("orphaned") and routing goes on. It is copied out too when its sender leaves, so
-//! that what a peer sent before leaving is read after it left, as from the ring.
+//! the inbox ("orphaned", within the inbox's byte limit) and routing goes on. A sender that
+//! leaves leaves at once, but its connection stays until the application has read the packet
+//! it holds: held bytes are always a live connection's, bounded by its limits.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -123,8 +124,8 @@ impl Inbox {
         let _ = self.ring.push(HELD, &record);
     }
 
-    /// Takes over the packet the connection at slot `index` held, copied out of it. This may
-    /// exceed the byte limit: the packet was accepted already.
+    /// Takes over the packet the connection at slot `index` held, copied out of it; the caller
+    /// checked [`fits_copy`](Self::fits_copy).
     pub(super) fn orphan(&mut self, index: u32, generation: u32, from: PeerId, data: Vec<u8>) {
         self.orphan_sequence += 1;
         self.orphan_bytes += FROM_LEN + data.len();

@@ -489,12 +489,13 @@ impl<R: CryptoRng> Server<R> {
                             // Packets that arrived before the Close (often in the same read)
                             // are routed while the sender is still a peer: they come before
                             // its departure, as in Godot. Those that must wait for room at a
-                            // receiver keep it a peer until they went out (`leaving`); one
-                            // held for the application is copied out, so as not to wait for it.
-                            self.orphan_hold(index);
+                            // receiver keep it a peer until they went out (`leaving`). One held
+                            // for the application does not: the connection stays (released once
+                            // the application read it), the peer leaves now.
                             self.route(index);
                             let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
-                            if c.peer.is_some() && c.ws.peek_message().is_some() {
+                            let waiting = c.ws.available_messages() - usize::from(c.app_hold.is_some());
+                            if c.peer.is_some() && waiting > 0 {
                                 c.leaving = true;
                             } else {
                                 let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Closed(info));
@@ -584,11 +585,15 @@ impl<R: CryptoRng> Server<R> {
             self.transmit.push_back(id);
         }
         if c.ws.is_finished() && !has_output && !c.leaving {
-            c.released = true;
+            // A packet held for the application keeps the connection until it is read.
+            let held = c.app_hold.is_some();
+            c.released = !held;
             let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Kicked);
             // Normally the WebSocket's Closed event already reported the departure.
             self.leave(index, reason);
-            self.release.push_back(id);
+            if !held {
+                self.release.push_back(id);
+            }
             return;
         }
         if c.ws.is_finished() && has_output && c.linger.get().is_none() {
@@ -657,7 +662,6 @@ impl<R: CryptoRng> Server<R> {
     }
 
     fn leave(&mut self, index: u32, reason: DisconnectReason) {
-        self.orphan_hold(index);
         let Some(c) = self.slots[index as usize].conn.as_mut() else { return };
         c.leaving = false;
         let Some(id) = c.peer.take() else { return };

@@ -58,7 +58,8 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
                 let slot = self.slots.get(index as usize).filter(|s| s.generation == generation)?;
                 let c = slot.conn.as_ref()?;
                 let data = c.ws.peek_message()?.data.get(usize::from(c.app_hold?)..)?;
-                (c.peer?, data)
+                // Its sender may have left since: the packet is still its.
+                (c.peer.or(c.former)?, data)
             }
         };
         Some(Packet { info: PacketInfo { from, mode: TransferMode::Reliable, channel: 0 }, data })
@@ -111,6 +112,7 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
         self.ready.clear();
         self.popped += self.inbox.len() as u64;
         self.inbox.clear();
+        self.drop_holds();
     }
 
     fn poll_event(&mut self) -> Option<Event> {

@@ -245,9 +245,10 @@ impl<R: CryptoRng> Server<R> {
                 routed += 1;
             }
         }
-        if let (None, Some(former)) = (src.peer, src.former) {
+        if let (None, Some(former), None) = (src.peer, src.former, src.app_hold) {
             // Kicked or cut off while its packets were in flight: they go nowhere, visibly,
-            // and stop holding back its Close reply.
+            // and stop holding back its Close reply (those behind a packet it holds for the
+            // application once that is read).
             while src.ws.pop_message() {
                 self.stats.dropped += 1;
                 self.report(Event::PacketDropped { from: Some(former), reason: DropReason::SenderLeft });
