@@ -74,6 +74,9 @@ pub struct ClusterLinkStatus {
     pub slow_consumer: u64,
     /// Messages the core produced that did not fit the channel to the NATS thread.
     pub dropped_out: u64,
+    /// Times the channel to the NATS thread was full (the broker slower than this instance);
+    /// the core's outbox held the rest until it had room.
+    pub channel_full: u64,
     /// The node-index lease was lost (another instance holds the index): this instance must stop.
     pub lease_lost: bool,
 }
@@ -83,6 +86,8 @@ pub struct ClusterLink {
     commands: mpsc::Sender<Command>,
     incoming: mpsc::Receiver<Incoming>,
     pending: Arc<AtomicBool>,
+    /// Raised by the loop when the channel to the NATS thread was full.
+    channel_full: Arc<AtomicBool>,
     index: u8,
     epoch: u64,
     name: String,
@@ -112,7 +117,9 @@ impl ClusterLink {
         let (incoming_tx, incoming) = mpsc::channel(CHANNEL);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let pending = Arc::new(AtomicBool::new(false));
+        let channel_full = Arc::new(AtomicBool::new(false));
         let waker = Waker { stop: wake.clone(), pending: pending.clone() };
+        let full = channel_full.clone();
         let name = options.node_name.clone();
         let thread = std::thread::Builder::new()
             .name("multipeer-nats".into())
@@ -124,7 +131,7 @@ impl ClusterLink {
                         return;
                     }
                 };
-                runtime.block_on(link(options, command_rx, incoming_tx, waker, ready_tx));
+                runtime.block_on(link(options, command_rx, incoming_tx, waker, full, ready_tx));
             })
             .map_err(|e| format!("cannot start the NATS thread: {e}"))?;
         let (index, epoch) = match ready_rx.recv_timeout(Duration::from_secs(10)) {
@@ -133,7 +140,17 @@ impl ClusterLink {
             Err(_) => return Err("the NATS server did not answer within 10 s".into()),
         };
         let status = ClusterLinkStatus { connected: true, ..ClusterLinkStatus::default() };
-        Ok(Self { commands, incoming, pending, index, epoch, name, status, thread: Some(thread) })
+        Ok(Self {
+            commands,
+            incoming,
+            pending,
+            channel_full,
+            index,
+            epoch,
+            name,
+            status,
+            thread: Some(thread),
+        })
     }
 
     /// The node index this instance holds.
@@ -177,14 +194,24 @@ impl ClusterLink {
             }
             more = true;
         }
-        // Only as much as the channel takes leaves the core; the rest waits in its bounded outbox.
-        while self.commands.capacity() > 0 {
-            let Some(output) = server.peer_mut().poll_cluster() else { break };
-            if self.commands.try_send(Command::Output(output)).is_err() {
-                self.status.dropped_out += 1;
+        // Only as much as the channel takes leaves the core; the rest waits in its bounded
+        // outbox, and the NATS thread wakes the loop when it has taken a message from a full
+        // channel (flag raised before the last look at the room, so no wake-up is missed).
+        loop {
+            while self.commands.capacity() > 0 {
+                let Some(output) = server.peer_mut().poll_cluster() else {
+                    return more.then_some(Duration::ZERO);
+                };
+                if self.commands.try_send(Command::Output(output)).is_err() {
+                    self.status.dropped_out += 1;
+                }
+            }
+            self.channel_full.store(true, Ordering::SeqCst);
+            if self.commands.capacity() == 0 {
+                self.status.channel_full += 1;
+                return more.then_some(Duration::ZERO);
             }
         }
-        more.then_some(Duration::ZERO)
     }
 }
 
@@ -225,6 +252,7 @@ async fn link(
     mut commands: mpsc::Receiver<Command>,
     incoming: mpsc::Sender<Incoming>,
     waker: Waker,
+    channel_full: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<Result<(u8, u64), String>>,
 ) {
     let events = incoming.clone();
@@ -284,7 +312,12 @@ async fn link(
     let mut renewal = tokio::time::interval(LEASE_RENEWAL);
     loop {
         tokio::select! {
-            command = commands.recv() => match command {
+            command = commands.recv() => match command.inspect(|_| {
+                // The loop found the channel full: there is room again, wake it to send more.
+                if channel_full.swap(false, Ordering::SeqCst) {
+                    waker.wake();
+                }
+            }) {
                 Some(Command::Output(ClusterOutput::PublishRoom { room, message })) => {
                     // Failures while the broker is away are the outage reported by events.
                     let _ = client.publish(room_subject(&options.cluster, &room), message.into()).await;

@@ -187,7 +187,10 @@ impl<R: CryptoRng> Server<R> {
         })
     }
 
-    /// The next request for the broker, in order.
+    /// The next request for the broker, in order. Take them after every call, as the bytes of
+    /// [`poll_transmit`](Self::poll_transmit): [`poll_timeout`](Self::poll_timeout) does not
+    /// ask for a call while some wait (an adapter whose way to the broker is full takes the
+    /// rest when it has room again; the outbox is bounded meanwhile).
     pub fn poll_cluster(&mut self) -> Option<ClusterOutput> {
         self.cluster.as_mut()?.outbox.pop_front()
     }
@@ -475,11 +478,10 @@ impl<R: CryptoRng> Server<R> {
 
     /// When the cluster's next timer is due: a heartbeat, or another instance's deadline.
     pub(super) fn cluster_timeout(&self) -> Option<Instant> {
+        // Messages waiting in the outbox are no reason to wake: the adapter takes them after
+        // every call (`poll_cluster`), and one whose way to the broker is full is woken when
+        // it has room again (asking for a call now would spin its loop until then).
         let c = self.cluster.as_ref()?;
-        if !c.outbox.is_empty() {
-            // Messages wait for the broker: the adapter must not sleep before taking them.
-            return Some(self.now);
-        }
         let deadline = c.config.failure_deadline;
         let expiry = c.nodes.values().filter(|n| n.alive).map(|n| n.last_seen + deadline).min();
         crate::time::earliest(c.next_heartbeat, expiry)

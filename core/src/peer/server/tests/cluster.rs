@@ -394,3 +394,33 @@ fn the_room_limit_counts_members_on_other_instances() {
     let end = net.connect_raw_to("/b", ws::Config::GODOT);
     assert!(matches!(core::iter::from_fn(|| net.raw(end).poll_event()).next(), Some(ws::Event::Open)));
 }
+
+/// Output waiting for the broker is taken after each call, like bytes to transmit: it is no
+/// reason to be called at once. An adapter whose way to the broker is full waits for room
+/// (multipeer-mio's link is woken when the NATS thread takes a message); when this asked for a
+/// call now, its loop spun at full CPU for as long as the broker was slow or away.
+#[test]
+fn output_waiting_for_the_broker_does_not_ask_for_a_call_now() {
+    let mut cluster = Cluster::new(2);
+    let a = cluster.connect(0, "/a");
+    let _b = cluster.connect(1, "/a");
+    // The first heartbeats are due at the start: send them.
+    for n in &mut cluster.nodes {
+        n.net.advance(Instant::ZERO + MS);
+    }
+    cluster.settle();
+    cluster.client(a).set_target_peer(Target::Broadcast);
+    for n in 0..10u8 {
+        cluster.client(a).put_packet(&[1, n]).unwrap();
+    }
+    let node = &mut cluster.nodes[0].net;
+    node.pump();
+    let now = node.now;
+    let due = node.server.poll_timeout();
+    assert!(due.is_some_and(|t| t > now), "due {due:?} at {now:?} with output waiting");
+    let mut published = 0;
+    while let Some(output) = node.server.poll_cluster() {
+        published += usize::from(matches!(output, ClusterOutput::PublishRoom { .. }));
+    }
+    assert_eq!(published, 10, "the relayed packets were waiting");
+}
