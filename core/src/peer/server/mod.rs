@@ -52,8 +52,6 @@ struct Conn {
     app_hold: Option<u8>,
     in_transmit_queue: bool,
     released: bool,
-    /// Why we ended it, when we did.
-    ended_by_us: Option<DisconnectReason>,
     /// The deadline last scheduled in the timer heap.
     /// (8 bytes where `Option<Instant>` takes 16: it paid for the room index.)
     timer: flow::Stamp,
@@ -235,7 +233,6 @@ impl<R: CryptoRng> Server<R> {
             app_hold: None,
             in_transmit_queue: false,
             released: false,
-            ended_by_us: None,
             timer: flow::Stamp::UNSET,
             former: None,
             linger: flow::Stamp::UNSET,
@@ -498,8 +495,7 @@ impl<R: CryptoRng> Server<R> {
                             if c.peer.is_some() && waiting > 0 {
                                 c.leaving = true;
                             } else {
-                                let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Closed(info));
-                                self.leave(index, reason);
+                                self.leave(index, DisconnectReason::Closed(info));
                             }
                         }
                     }
@@ -588,9 +584,8 @@ impl<R: CryptoRng> Server<R> {
             // A packet held for the application keeps the connection until it is read.
             let held = c.app_hold.is_some();
             c.released = !held;
-            let reason = c.ended_by_us.take().unwrap_or(DisconnectReason::Kicked);
             // Normally the WebSocket's Closed event already reported the departure.
-            self.leave(index, reason);
+            self.leave(index, DisconnectReason::Kicked);
             if !held {
                 self.release.push_back(id);
             }

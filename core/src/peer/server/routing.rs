@@ -267,7 +267,7 @@ impl<R: CryptoRng> Server<R> {
             && src.ws.peek_message().is_some();
         let left = (src.leaving && src.ws.peek_message().is_none()).then(|| {
             let info = src.ws.close_info().cloned().map(|i| crate::peer::presented(i, self.config.protocol));
-            src.ended_by_us.take().or(info.map(DisconnectReason::Closed)).unwrap_or(DisconnectReason::Kicked)
+            info.map_or(DisconnectReason::Kicked, DisconnectReason::Closed)
         });
         self.slots[index as usize].conn = Some(src);
         self.routing = None;
