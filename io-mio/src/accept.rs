@@ -26,8 +26,9 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 pub(crate) enum Ready {
     /// Connections wait on this listener.
     Listener(usize),
-    /// The connection in this slot is ready.
-    Connection { index: usize, readable: bool, writable: bool },
+    /// The connection in this slot is ready; `read_closed`: the peer's end of stream (or an
+    /// error) came with it, so reads go on until the socket says so.
+    Connection { index: usize, readable: bool, writable: bool, read_closed: bool },
 }
 
 /// A server's listening sockets and its token range: one token per listener, then one per
@@ -102,6 +103,7 @@ impl Listeners {
             index: offset - self.listeners.len(),
             readable: event.is_readable() || event.is_read_closed() || event.is_error(),
             writable: event.is_writable() || event.is_error(),
+            read_closed: event.is_read_closed() || event.is_error(),
         })
     }
 

@@ -213,6 +213,9 @@ impl<C: Outgoing> Link<C> {
         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
         let writable = event.is_writable() || event.is_error();
         if let Some(transport) = self.transport.as_mut() {
+            if event.is_read_closed() || event.is_error() {
+                transport.saw_read_closed();
+            }
             if transport.is_connecting() {
                 match transport.finish_connect() {
                     Ok(true) => {}

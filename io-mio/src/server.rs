@@ -200,7 +200,12 @@ impl Server {
         match self.listeners.route(event) {
             None => return false,
             Some(Ready::Listener(i)) => self.accept(registry, i),
-            Some(Ready::Connection { index, readable, writable }) => {
+            Some(Ready::Connection { index, readable, writable, read_closed }) => {
+                if read_closed {
+                    if let Some(Some(slot)) = self.slots.get_mut(index) {
+                        slot.transport.saw_read_closed();
+                    }
+                }
                 self.ready(registry, index, readable, writable)
             }
         }

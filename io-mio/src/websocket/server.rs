@@ -275,7 +275,12 @@ impl WebSocketServer {
         match self.listeners.route(event) {
             None => return false,
             Some(Ready::Listener(i)) => self.accept(registry, i),
-            Some(Ready::Connection { index, readable, writable: _ }) => {
+            Some(Ready::Connection { index, readable, writable: _, read_closed }) => {
+                if read_closed {
+                    if let Some(Some(slot)) = self.slots.get_mut(index) {
+                        slot.transport.saw_read_closed();
+                    }
+                }
                 self.service(registry, index, readable)
             }
         }
