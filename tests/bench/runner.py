@@ -305,6 +305,21 @@ def ratio(a, b):
     return f"{a / b:.2f}×"
 
 
+# The `## ` sections this script writes; any other section of BENCHMARKS.md is kept as it is.
+GENERATED_SECTIONS = ("Machine and versions", "Goals of issue 13", "Echo (loopback", "Relay broadcast (loopback",
+                      "Connect storm and idle memory", "Codec micro-benchmarks", "Profile", "Raw data")
+
+
+def kept_sections(path):
+    """The `## ` sections of `path` that this script does not write, in order."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    parts = text.split("\n## ")[1:]
+    return ["## " + p for p in parts if not p.startswith(GENERATED_SECTIONS)]
+
+
 def write_report(results, started, load_start, godot_ok, rounds, secs):
     lines = []
     w = lines.append
@@ -532,6 +547,12 @@ def write_report(results, started, load_start, godot_ok, rounds, secs):
           f"{fmt(c.get('rss_bytes_per_conn'))} bytes of RSS each once idle (the server's own bookkeeping "
           f"included: peer table, slot vector grown by doubling), {fmt(c.get('handshakes_per_s'))} handshakes/s "
           "(no syscalls: the core's own cost).")
+        w("")
+
+    # Sections written by other scripts or by hand (permessage-deflate, cluster, relay flow
+    # control) are kept from the file this run replaces, in their place before the codec.
+    for section in kept_sections(ROOT / "BENCHMARKS.md"):
+        w(section.rstrip("\n"))
         w("")
 
     # ----- codec -----
