@@ -129,6 +129,15 @@ pub const READ_BUFFER_SIZE: usize = 64 * 1024;
 /// the others; the rest is read on the next turn of the loop.
 pub(crate) const READ_BUDGET: usize = 4 * READ_BUFFER_SIZE;
 
+/// Messages from this size on are written to the socket at once when nothing is queued before
+/// them (write-through), from where they lie, and only what the socket does not take is copied
+/// into the send queue. Below it, copying into the queue and writing the messages of one turn
+/// with one syscall costs less: each `send` on a connection carries the kernel's per-send work
+/// (on loopback, the receiver's processing too). Measured side by side on the echo server
+/// (tests/bench/PROFILE.md, section 11): write-through used 10 % more CPU per message at
+/// 64 KiB with 4 in flight, 15 % less at 256 KiB; at 128 KiB the two were even.
+pub(crate) const WRITE_THROUGH_MIN: usize = 128 * 1024;
+
 /// The scratch buffer socket reads land in before the core takes them; one serves any number
 /// of connections.
 #[derive(Debug)]

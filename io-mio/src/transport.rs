@@ -129,6 +129,41 @@ impl Transport {
         self.dead
     }
 
+    /// Whether bytes may be written at once, outside the machine's queue (write-through): a
+    /// plain TCP stream, connected, alive, with no output blocked (anything queued by the
+    /// machine must go first, and the machine checks that itself).
+    pub(crate) fn can_write_now(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return false;
+        }
+        !(self.connecting || self.dead || self.write_blocked || self.lingering)
+    }
+
+    /// Writes `parts` at once, in one vectored write; returns how many bytes the socket took.
+    /// 0 when it would block (the caller queues the rest, and the write that follows waits
+    /// for writability) or failed: a failed socket fails again when the queue is written,
+    /// and that write reports it.
+    pub(crate) fn write_now(&mut self, parts: &[&[u8]]) -> usize {
+        // A frame is offered as header and payload.
+        debug_assert!(parts.len() <= 2);
+        let part = |i: usize| io::IoSlice::new(parts.get(i).copied().unwrap_or_default());
+        let slices = [part(0), part(1)];
+        loop {
+            match self.stream.write_vectored(&slices) {
+                // A short write leaves the rest to the queue, whose write hears `WouldBlock`.
+                Ok(n) => return n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        self.write_blocked = true;
+                    }
+                    return 0;
+                }
+            }
+        }
+    }
+
     /// Registers or re-registers the stream for the interest its state needs: readable always,
     /// writable only while connecting or while output waits for socket space.
     pub(crate) fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {

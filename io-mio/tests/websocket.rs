@@ -249,6 +249,57 @@ fn forward_moves_messages_between_connections() {
     assert_eq!(released, 2);
 }
 
+/// Large messages are written to the socket at once when nothing is queued before them, and
+/// the rest queued when the socket takes only part: with a reader that lags, pipelined large
+/// messages around that size fill the socket mid-frame, and every byte still arrives once, in
+/// order, echoed or forwarded.
+#[test]
+fn pipelined_large_messages_arrive_whole_and_in_order_when_the_reader_lags() {
+    // About 12 MB: more than the server's socket and the reader's together can buffer.
+    let sizes = [128 * 1024 - 1, 128 * 1024, 100_000, 1024, 200_000, 65_536, 300_000, 40, 250_000, 1 << 20];
+    let messages: Vec<(MessageKind, Vec<u8>)> = sizes
+        .iter()
+        .cycle()
+        .take(60)
+        .enumerate()
+        .map(|(i, &len)| {
+            let kind = if i % 3 == 2 { MessageKind::Text } else { MessageKind::Binary };
+            let first = if kind == MessageKind::Text { b'a' } else { 0 };
+            (kind, (0..len).map(|j| first + ((j * 13 + i) % 26) as u8).collect())
+        })
+        .collect();
+    // The server's send queue holds whatever the sockets cannot.
+    let queue_all = ws::Config { outbound_buffer_size: 64 << 20, outbound_queue_size: None, ..large() };
+    for role in [Role::Echo, Role::Pair] {
+        let server = Running::start_with(role, queue_all);
+        let options = ClientOptions::new().config(large());
+        let mut sender = WebSocket::connect(&server.url, &options).unwrap();
+        let mut reader = match role {
+            Role::Pair => {
+                let mut reader = WebSocket::connect(&server.url, &options).unwrap();
+                reader.send_text("here").unwrap();
+                assert_eq!(sender.recv_timeout(WAIT).unwrap().as_text(), Some("here"));
+                Some(reader)
+            }
+            _ => None,
+        };
+        for (kind, data) in &messages {
+            sender.send(*kind, data).unwrap();
+        }
+        // Nobody reads for a while: the server's socket fills and the rest waits in its queue.
+        std::thread::sleep(Duration::from_millis(300));
+        let reading = reader.as_mut().unwrap_or(&mut sender);
+        for (i, (kind, data)) in messages.iter().enumerate() {
+            let got = reading.recv_timeout(WAIT).unwrap();
+            assert_eq!(got.kind, *kind, "message {i}");
+            assert!(got.data == *data, "message {i} ({} bytes) differs", data.len());
+        }
+        drop((sender, reader));
+        let (stats, _) = server.finish();
+        assert_eq!(stats.io_errors, 0);
+    }
+}
+
 #[test]
 fn broadcast_reaches_every_connection_and_close_says_going_away() {
     let server = Running::start(Role::Broadcast);

@@ -23,7 +23,7 @@ use crate::run::drive_by_inherent_methods;
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
 use crate::transport::{ReadEnd, Transport};
-use crate::{READ_BUDGET, ReadBuffer};
+use crate::{READ_BUDGET, ReadBuffer, WRITE_THROUGH_MIN};
 
 /// Settings of a [`WebSocketServer`].
 #[derive(Debug, Clone)]
@@ -368,26 +368,46 @@ impl WebSocketServer {
         self.connection_mut(id).is_some_and(Socket::pop_message)
     }
 
-    /// Sends one message on `id`.
+    /// Sends one message on `id`: a large one (128 KiB or more) is written to the socket at
+    /// once from `data` when nothing waits to be sent before it, and only what the socket does
+    /// not take is queued; anything else is copied into the send queue.
     ///
     /// # Errors
     /// [`SendError`], and [`SendError::NotOpen`] for an unknown id.
     pub fn send(&mut self, id: ConnectionId, kind: MessageKind, data: &[u8]) -> Result<(), SendError> {
-        self.connection_mut(id).ok_or(SendError::NotOpen)?.send(kind, data)
+        self.slot(id).ok_or(SendError::NotOpen)?;
+        self.touch(id.index());
+        let slot = self.slots[id.index()].as_mut().ok_or(SendError::NotOpen)?;
+        if data.len() >= WRITE_THROUGH_MIN && slot.transport.can_write_now() {
+            let transport = &mut slot.transport;
+            return slot.ws.send_through(kind, data, |parts| transport.write_now(parts));
+        }
+        slot.ws.send(kind, data)
     }
 
-    /// Sends the oldest message received on `id` back on it and pops it, copying the payload
-    /// once, from the receive queue into the send queue; returns its kind, `None` if no message
-    /// waits.
+    /// Sends the oldest message received on `id` back on it and pops it; returns its kind,
+    /// `None` if no message waits. The payload is sent from where it was received when it is
+    /// alone in both queues, written to the socket at once from there when it is large (128 KiB
+    /// or more) and nothing waits to be sent before it, and copied once into the send queue
+    /// otherwise.
     ///
     /// # Errors
     /// [`SendError`] (the message stays queued), and [`SendError::NotOpen`] for an unknown id.
     pub fn echo(&mut self, id: ConnectionId) -> Result<Option<MessageKind>, SendError> {
-        self.connection_mut(id).ok_or(SendError::NotOpen)?.forward_message()
+        self.slot(id).ok_or(SendError::NotOpen)?;
+        self.touch(id.index());
+        let slot = self.slots[id.index()].as_mut().ok_or(SendError::NotOpen)?;
+        let large = slot.ws.peek_message().is_some_and(|m| m.data.len() >= WRITE_THROUGH_MIN);
+        if large && slot.transport.can_write_now() {
+            let transport = &mut slot.transport;
+            return slot.ws.forward_message_through(|parts| transport.write_now(parts));
+        }
+        slot.ws.forward_message()
     }
 
-    /// Sends the oldest message received on `from` to `to` and pops it, copying the payload
-    /// once, from one connection's receive queue into the other's send queue.
+    /// Sends the oldest message received on `from` to `to` and pops it: written to `to`'s
+    /// socket at once from where it was received when it is large (128 KiB or more) and
+    /// nothing waits to be sent on `to` before it, else copied once into `to`'s send queue.
     ///
     /// # Errors
     /// [`SendError`] from `to` (the message stays queued), and [`SendError::NotOpen`] for an
@@ -415,7 +435,12 @@ impl WebSocketServer {
         };
         let Some(message) = source.ws.peek_message() else { return Ok(None) };
         let kind = message.kind;
-        target.ws.send(kind, message.data)?;
+        if message.data.len() >= WRITE_THROUGH_MIN && target.transport.can_write_now() {
+            let transport = &mut target.transport;
+            target.ws.send_through(kind, message.data, |parts| transport.write_now(parts))?;
+        } else {
+            target.ws.send(kind, message.data)?;
+        }
         source.ws.pop_message();
         self.touch(a);
         self.touch(b);

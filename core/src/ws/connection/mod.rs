@@ -6,6 +6,7 @@ mod deflate;
 mod lifecycle;
 mod reader;
 mod send;
+mod through;
 mod writer;
 
 use core::fmt;

@@ -196,7 +196,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     }
 
     /// The header of a data frame of `len` bytes, once the frame is known to fit.
-    fn data_frame_header(&mut self, opcode: OpCode, len: usize) -> Result<FrameHeader, SendError> {
+    pub(super) fn data_frame_header(&mut self, opcode: OpCode, len: usize) -> Result<FrameHeader, SendError> {
         if self.phase != Phase::Open {
             return Err(SendError::NotOpen);
         }
@@ -215,7 +215,7 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     }
 
     /// Physical bound of the outbound buffer for data: payload limit plus frame headers.
-    fn data_limit(&self) -> usize {
+    pub(super) fn data_limit(&self) -> usize {
         let headers = self.config.max_outbound_messages.saturating_mul(crate::ws::frame::MAX_HEADER_LEN);
         self.config.outbound_queue_limit().saturating_add(headers)
     }

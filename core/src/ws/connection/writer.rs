@@ -272,6 +272,33 @@ impl<B: Buffer> OutQueue<B> {
         self.data_messages += 1;
     }
 
+    /// Queues what the transport did not take of a data frame written through while the queue
+    /// was empty: the bytes of `head` + `payload` from `taken` on. They become the queue's
+    /// front frame, already begun, so the header is not queued again. Only storage for the rest
+    /// is reserved.
+    pub(super) fn push_frame_rest(
+        &mut self,
+        head: &[u8],
+        payload: &[u8],
+        taken: usize,
+        data_limit: usize,
+    ) -> Result<(), ()> {
+        debug_assert!(self.is_empty() && self.front.remaining == 0 && self.raw_prefix == 0);
+        let rest = (head.len() + payload.len()).saturating_sub(taken);
+        let dst = self.bytes.reserve(rest, data_limit.saturating_add(CONTROL_SLACK)).map_err(|_| ())?;
+        let head_rest = head.get(taken..).unwrap_or(&[]);
+        let (dst_head, dst_payload) = dst.split_at_mut(head_rest.len());
+        copy_bytes(dst_head, head_rest);
+        copy_bytes(dst_payload, &payload[taken.saturating_sub(head.len())..]);
+        self.bytes.advance(rest);
+        self.inline_in += rest as u64;
+        self.front =
+            FrontFrame { remaining: rest, data_payload: payload.len(), is_data_end: true, is_pong: false };
+        self.data_bytes += payload.len();
+        self.data_messages += 1;
+        Ok(())
+    }
+
     /// Records that the transport took the first `n` queued bytes.
     pub(super) fn consume(&mut self, mut n: usize) {
         while n > 0 {

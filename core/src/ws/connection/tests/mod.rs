@@ -10,6 +10,7 @@ mod deflate;
 mod errors;
 mod forward;
 mod limits;
+mod through;
 mod timers;
 
 use std::vec::Vec;
