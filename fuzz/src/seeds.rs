@@ -228,6 +228,19 @@ fn server_seeds() -> Vec<(&'static str, Vec<u8>)> {
         Op::Transmit(all),
         Op::Events,
     ];
+    // Write-through: each pick of how much the transport takes, echoes and sends, with output
+    // queued before some of them (so the transport is not offered those).
+    let mut through = vec![Op::Decide(0), Op::Transmit(all)];
+    for pick in 0..8u8 {
+        through.push(frame(0x2, false, &[pick; 200]));
+        through.push(Op::ForwardThrough(pick));
+        through.push(Op::Send { kind: 8 | pick << 4, len: 300 });
+        through.push(Op::Send { kind: 9 | pick << 4, len: 7 });
+        if pick % 2 == 0 {
+            through.push(Op::Transmit(all));
+        }
+    }
+    through.extend([Op::Transmit(all), Op::Events]);
     let godot = Setup::GODOT;
     let tight_setup = Setup::TIGHT;
     vec![
@@ -243,6 +256,7 @@ fn server_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("handshake-timeout", encode_run(godot, &[1], &timeout)),
         ("echo-forward", encode_run(tight_setup, &[1], &echo)),
+        ("write-through", encode_run(godot, &[1], &through)),
     ]
 }
 

@@ -13,7 +13,7 @@ use core::time::Duration;
 use super::super::input::Input;
 use super::super::parsers::PROTOCOLS;
 use super::super::wire::{check_output, reference_messages};
-use super::{CLOSE_CODES, FOOTPRINT_SLACK, Op, RECORD_OVERHEAD, Summary};
+use super::{CLOSE_CODES, FOOTPRINT_SLACK, Op, RECORD_OVERHEAD, Summary, through_taken};
 
 /// What the harness compares before and after `handle_timeout`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,13 +272,14 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             Op::Transmit(n) => self.transmit_vectored(usize::from(n >> 1)),
             Op::Pop => self.pop(),
             Op::Recv(cap) => self.recv(usize::from(*cap)),
-            Op::Send { kind, len } => self.send(*kind % 8, usize::from(*len) % 1200),
+            Op::Send { kind, len } => self.send(*kind, usize::from(*len) % 1200),
             Op::Ping(len) => self.ping(usize::from(*len) % 160),
             Op::Close { code, reason } => self.close(*code, usize::from(*reason) % 140),
             Op::Advance(step) => self.advance(*step),
             Op::Decide(choice) => self.decide(*choice),
             Op::Events => self.drain_events(),
-            Op::Forward => self.forward(),
+            Op::Forward => self.forward(None),
+            Op::ForwardThrough(pick) => self.forward(Some(*pick)),
             Op::Eof => {
                 self.conn.handle_eof(self.now);
                 assert!(self.conn.state() == State::Closed && self.conn.is_finished());
@@ -343,25 +344,39 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         }
     }
 
-    /// `forward_message`: the message it takes is read (delivered) and queued as one frame, as
-    /// `send` would queue it; one it refuses stays first in line, for the reason `send` gives.
-    fn forward(&mut self) {
+    /// `forward_message` (or `forward_message_through`, the transport taking what `through`
+    /// picks): the message it takes is read (delivered) and queued as one frame, as `send`
+    /// would queue it, less what the transport took at once; one it refuses stays first in
+    /// line, for the reason `send` gives.
+    fn forward(&mut self, through: Option<u8>) {
         let front = self.conn.peek_message().map(|m| (m.kind, m.data.to_vec()));
         let open = self.conn.state() == State::Open;
         let (queued_bytes, queued_messages) =
             (self.conn.buffered_amount(), self.conn.queued_outbound_messages());
         let fits = front.as_ref().is_some_and(|(_, data)| self.conn.can_send(data.len()));
-        let result = self.conn.forward_message();
+        let mut written = None;
+        let result = match through {
+            None => self.conn.forward_message(),
+            Some(pick) => {
+                let wire = &mut self.wire;
+                self.conn.forward_message_through(|parts| {
+                    let taken = through_taken(pick, parts);
+                    written = Some((taken, parts.iter().map(|p| p.len()).sum::<usize>()));
+                    write_parts(wire, parts, taken);
+                    taken
+                })
+            }
+        };
         match (front, result) {
-            (None, Ok(None)) => {}
+            (None, Ok(None)) => assert_eq!(written, None),
             (Some((kind, data)), Ok(Some(forwarded))) => {
                 assert!(fits, "forward_message succeeded where can_send said no");
                 assert_eq!(forwarded, kind);
-                assert_eq!(self.conn.queued_outbound_messages(), queued_messages + 1);
-                assert!(self.conn.buffered_amount() >= queued_bytes + data.len() + 2);
+                self.check_queued(queued_bytes, queued_messages, data.len(), written);
                 self.delivered.push((kind, data));
             }
             (Some((_, data)), Err(e)) => {
+                assert_eq!(written, None, "a refused message reached the transport");
                 assert_eq!(self.conn.peek_message().map(|m| m.data.to_vec()).as_ref(), Some(&data), "kept");
                 assert_eq!(self.conn.queued_outbound_messages(), queued_messages);
                 match e {
@@ -375,6 +390,23 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         }
     }
 
+    /// After a message of `len` bytes was accepted: queued whole, or (`written`: taken of
+    /// total) written through, only the rest queued, and only when nothing was queued before.
+    fn check_queued(&self, bytes: usize, messages: usize, len: usize, written: Option<(usize, usize)>) {
+        match written {
+            None => {
+                assert_eq!(self.conn.queued_outbound_messages(), messages + 1);
+                assert!(self.conn.buffered_amount() >= bytes + len + 2);
+            }
+            Some((taken, total)) => {
+                assert_eq!((bytes, messages), (0, 0), "written through past queued output");
+                assert!(total >= len + 2 && self.role == Role::Server);
+                assert_eq!(self.conn.buffered_amount(), total - taken);
+                assert_eq!(self.conn.queued_outbound_messages(), usize::from(taken < total));
+            }
+        }
+    }
+
     fn send(&mut self, kind: u8, len: usize) {
         let open = self.conn.state() == State::Open;
         let (queued_bytes, queued_messages) =
@@ -383,7 +415,24 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         // Two-byte characters, so a cut in the middle of one would show.
         let text: String = "é".repeat(len / 2) + &"a".repeat(len % 2);
         let binary = vec![0xb5; len];
+        let (through, pick, kind) = (kind & 8 != 0, kind >> 4, kind % 8);
+        let mut written = None;
+        let wire = &mut self.wire;
+        let mut transport = |parts: &[&[u8]]| {
+            let taken = through_taken(pick, parts);
+            written = Some((taken, parts.iter().map(|p| p.len()).sum::<usize>()));
+            write_parts(wire, parts, taken);
+            taken
+        };
         let result = match kind {
+            0 | 1 | 3 if through => {
+                let (kind, data) = if kind == 1 {
+                    (MessageKind::Text, text.as_bytes())
+                } else {
+                    (MessageKind::Binary, &binary[..])
+                };
+                self.conn.send_through(kind, data, &mut transport)
+            }
             0 => self.conn.send_binary(&binary),
             1 => self.conn.send_text(&text),
             4 => {
@@ -407,8 +456,7 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         match result {
             Ok(()) => {
                 assert!(fits || shared, "send succeeded where can_send said no");
-                assert_eq!(self.conn.queued_outbound_messages(), queued_messages + 1);
-                assert!(self.conn.buffered_amount() >= queued_bytes + len + 2);
+                self.check_queued(queued_bytes, queued_messages, len, written);
             }
             Err(SendError::NotOpen) => assert!(!open),
             Err(SendError::TooLarge { max }) => {
@@ -597,5 +645,14 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
         assert!(self.conn.poll_event().is_none());
         self.transmit_all();
         check_output(self.role, &self.wire);
+    }
+}
+
+/// Records the first `taken` bytes of `parts` as written.
+fn write_parts(wire: &mut Vec<u8>, parts: &[&[u8]], mut taken: usize) {
+    for part in parts {
+        let step = part.len().min(taken);
+        wire.extend_from_slice(&part[..step]);
+        taken -= step;
     }
 }

@@ -132,7 +132,9 @@ pub enum Op {
     /// The application sends a message: `kind % 8` picks 0 `send_binary`, 1 `send_text`
     /// (two-byte characters), 2 `send` of invalid UTF-8 as text, 3 `send` as binary, 4
     /// `send_parts` of text split inside a character, 5 `send_parts` of binary, 6
-    /// `send_shared` binary, 7 `send_shared` text.
+    /// `send_shared` binary, 7 `send_shared` text. With bit 3 set, 0, 1 and 3 go through
+    /// `send_through` instead, the transport taking what `kind >> 4` picks
+    /// ([`through_taken`]).
     Send {
         /// Which call.
         kind: u8,
@@ -158,6 +160,9 @@ pub enum Op {
     Events,
     /// The application echoes the oldest message with `forward_message`.
     Forward,
+    /// The application echoes the oldest message with `forward_message_through`, the
+    /// transport taking as much of the frame as the byte picks (see [`through_taken`]).
+    ForwardThrough(u8),
     /// The transport reports end of stream.
     Eof,
     /// The application aborts.
@@ -166,7 +171,7 @@ pub enum Op {
 
 impl Op {
     // First byte ranges; terminal ops are rare so runs go deep.
-    const RANGES: [(u8, u8); 14] = [
+    const RANGES: [(u8, u8); 15] = [
         (0, 59),    // Receive
         (60, 119),  // Frame
         (120, 149), // Transmit
@@ -177,10 +182,11 @@ impl Op {
         (210, 216), // Close
         (217, 236), // Advance
         (237, 244), // Decide
-        (245, 248), // Events
+        (245, 246), // Events
         (249, 251), // Forward
         (252, 253), // Eof
         (254, 255), // Abort
+        (247, 248), // ForwardThrough
     ];
 
     /// Reads one op.
@@ -201,6 +207,7 @@ impl Op {
             10 => Self::Events,
             11 => Self::Forward,
             12 => Self::Eof,
+            14 => Self::ForwardThrough(input.byte()),
             _ => Self::Abort,
         }
     }
@@ -223,8 +230,28 @@ impl Op {
             Self::Forward => out.byte(tag(11)),
             Self::Eof => out.byte(tag(12)),
             Self::Abort => out.byte(tag(13)),
+            Self::ForwardThrough(pick) => out.byte(tag(14)).byte(*pick),
         };
     }
+}
+
+/// How much of a frame offered for write-through the transport takes, by `pick`: nothing, a
+/// byte, part of the header, the header, one byte more, half, all but a byte, or all. `parts`
+/// are the frame's header and payload.
+pub fn through_taken(pick: u8, parts: &[&[u8]]) -> usize {
+    let header = parts.first().map_or(0, |h| h.len());
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let taken = match pick % 8 {
+        0 => 0,
+        1 => 1,
+        2 => header / 2,
+        3 => header,
+        4 => header + 1,
+        5 => total / 2,
+        6 => total.saturating_sub(1),
+        _ => total,
+    };
+    taken.min(total)
 }
 
 /// Close codes the `Close` op picks from: valid ones first, then ones that may not be sent.
