@@ -2,7 +2,7 @@
 # Reproduces BENCHMARKS.md (issue 7): builds everything, runs the codec micro-benchmarks and the
 # loopback server benchmarks, and writes BENCHMARKS.md at the repository root.
 #
-#   tests/bench/run.sh                 full run (about 25 minutes)
+#   tests/bench/run.sh                 full run (about 35 minutes)
 #   BENCH_QUICK=1 tests/bench/run.sh   one short round, to check the setup
 #   BENCH_SKIP_CODEC=1 ...             loopback only (keeps the last codec results)
 #   BENCH_INSTALL_GODOT=1 ...          install Godot 4.6.3 first when missing (needs apt)
