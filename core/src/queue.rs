@@ -154,6 +154,12 @@ impl<B: Buffer> Ring<B> {
         &self.buf.as_slice()[self.head..end]
     }
 
+    /// The older run and the newer one (empty unless the bytes wrap), in order.
+    fn runs(&self) -> [&[u8]; 2] {
+        let newer = if self.wrap.is_some() { &self.buf.as_slice()[..self.tail] } else { &[] };
+        [self.as_slice(), newer]
+    }
+
     /// The newest `n` bytes, which the writer keeps contiguous (the open record).
     fn newest(&self, n: usize) -> &[u8] {
         &self.buf.as_slice()[self.tail - n..self.tail]
@@ -379,6 +385,39 @@ pub struct Packet<'a> {
     pub payload: &'a [u8],
 }
 
+/// The complete packets of a [`PacketQueue`], oldest first ([`PacketQueue::iter`]).
+#[derive(Debug, Clone)]
+pub struct Packets<'a> {
+    /// The rest of the run being read.
+    run: &'a [u8],
+    /// The newer run, once the older one is read (empty unless the bytes wrap).
+    next: &'a [u8],
+    /// Complete packets not yet returned (the open one, after them, is never read).
+    left: usize,
+}
+
+impl<'a> Iterator for Packets<'a> {
+    type Item = Packet<'a>;
+
+    fn next(&mut self) -> Option<Packet<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        if self.run.is_empty() {
+            self.run = core::mem::take(&mut self.next);
+        }
+        let (len, meta) = read_header(self.run.get(..RECORD_HEADER)?);
+        let payload = self.run.get(RECORD_HEADER..RECORD_HEADER + len)?;
+        self.run = &self.run[RECORD_HEADER + len..];
+        self.left -= 1;
+        Some(Packet { meta, payload })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
 /// A bounded FIFO of packets; each packet contiguous, each push all-or-nothing.
 #[derive(Debug, Default)]
 pub struct PacketQueue<B> {
@@ -595,6 +634,18 @@ impl<B: Buffer> PacketQueue<B> {
         let bytes = self.ring.as_slice();
         let (len, meta) = read_header(bytes);
         Some(Packet { meta, payload: bytes.get(RECORD_HEADER..RECORD_HEADER + len)? })
+    }
+
+    /// The complete packets, oldest first; nothing is removed.
+    pub fn iter(&self) -> Packets<'_> {
+        let [run, next] = self.ring.runs();
+        Packets { run, next, left: self.packets }
+    }
+
+    /// The oldest complete packets, oldest first, into `out` (as many as fit); returns how
+    /// many. Nothing is removed (a sender offering several to one vectored write).
+    pub fn front_packets<'a>(&'a self, out: &mut [Packet<'a>]) -> usize {
+        out.iter_mut().zip(self.iter()).map(|(slot, packet)| *slot = packet).count()
     }
 
     /// Removes the oldest complete packet; returns whether there was one.

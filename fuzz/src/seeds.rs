@@ -240,6 +240,20 @@ fn server_seeds() -> Vec<(&'static str, Vec<u8>)> {
             through.push(Op::Transmit(all));
         }
     }
+    // All at once: five messages, each cut of the one write.
+    for pick in 0..8u8 {
+        for i in 0..5u8 {
+            through.push(frame(
+                if i == 1 { 0x1 } else { 0x2 },
+                false,
+                &vec![b'a' + i; 40 + 300 * usize::from(i)],
+            ));
+        }
+        through.push(Op::ForwardThrough(8 | pick));
+        if pick % 2 == 1 {
+            through.push(Op::Transmit(all));
+        }
+    }
     through.extend([Op::Transmit(all), Op::Events]);
     let godot = Setup::GODOT;
     let tight_setup = Setup::TIGHT;

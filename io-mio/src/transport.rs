@@ -140,17 +140,21 @@ impl Transport {
         !(self.connecting || self.dead || self.write_blocked || self.lingering)
     }
 
-    /// Writes `parts` at once, in one vectored write; returns how many bytes the socket took.
+    /// Writes `parts` at once, in one vectored write (up to 32 slices); returns how many bytes
+    /// the socket took.
     /// 0 when it would block (the caller queues the rest, and the write that follows waits
     /// for writability) or failed: a failed socket fails again when the queue is written,
     /// and that write reports it.
     pub(crate) fn write_now(&mut self, parts: &[&[u8]]) -> usize {
-        // A frame is offered as header and payload.
-        debug_assert!(parts.len() <= 2);
-        let part = |i: usize| io::IoSlice::new(parts.get(i).copied().unwrap_or_default());
-        let slices = [part(0), part(1)];
+        // Up to 16 frames, header and payload each; parts beyond are left to the queue.
+        let mut slices = [io::IoSlice::new(&[]); 32];
+        let count = parts.len().min(slices.len());
+        for (slice, part) in slices.iter_mut().zip(parts) {
+            *slice = io::IoSlice::new(part);
+        }
+        let slices = &slices[..count];
         loop {
-            match self.stream.write_vectored(&slices) {
+            match self.stream.write_vectored(slices) {
                 // A short write leaves the rest to the queue, whose write hears `WouldBlock`.
                 Ok(n) => return n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

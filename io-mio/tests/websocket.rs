@@ -29,6 +29,8 @@ fn large() -> ws::Config {
 enum Role {
     /// Sends every message back where it came from.
     Echo,
+    /// The same, with `echo_all`.
+    EchoAll,
     /// Sends every message of the first connection to the second, and the reverse.
     Pair,
     /// Answers "all" with a broadcast of "hello" to every open connection, echoes the rest.
@@ -97,6 +99,7 @@ impl Drop for Running {
 fn serve(server: &mut WebSocketServer, role: Role, id: ConnectionId, open: &[ConnectionId]) {
     match role {
         Role::Echo => while server.echo(id).unwrap().is_some() {},
+        Role::EchoAll => while server.echo_all(id).unwrap() > 0 {},
         Role::Pair => {
             let Some(&to) = open.iter().find(|&&o| o != id) else { return };
             while server.forward(id, to).unwrap().is_some() {}
@@ -249,10 +252,10 @@ fn forward_moves_messages_between_connections() {
     assert_eq!(released, 2);
 }
 
-/// Large messages are written to the socket at once when nothing is queued before them, and
-/// the rest queued when the socket takes only part: with a reader that lags, pipelined large
-/// messages around that size fill the socket mid-frame, and every byte still arrives once, in
-/// order, echoed or forwarded.
+/// Large messages are written to the socket at once when nothing is queued before them (one
+/// by one, or all of a read together with `echo_all`), and the rest queued when the socket
+/// takes only part: with a reader that lags, pipelined large messages around those sizes fill
+/// the socket mid-frame, and every byte still arrives once, in order, echoed or forwarded.
 #[test]
 fn pipelined_large_messages_arrive_whole_and_in_order_when_the_reader_lags() {
     // About 12 MB: more than the server's socket and the reader's together can buffer.
@@ -270,7 +273,7 @@ fn pipelined_large_messages_arrive_whole_and_in_order_when_the_reader_lags() {
         .collect();
     // The server's send queue holds whatever the sockets cannot.
     let queue_all = ws::Config { outbound_buffer_size: 64 << 20, outbound_queue_size: None, ..large() };
-    for role in [Role::Echo, Role::Pair] {
+    for role in [Role::Echo, Role::EchoAll, Role::Pair] {
         let server = Running::start_with(role, queue_all);
         let options = ClientOptions::new().config(large());
         let mut sender = WebSocket::connect(&server.url, &options).unwrap();

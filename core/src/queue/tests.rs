@@ -119,6 +119,15 @@ fn check<B: Buffer>(q: &PacketQueue<B>, m: &Model) {
     }
     let front = m.packets.front().map(|(meta, p)| Packet { meta: *meta, payload: p });
     assert_eq!(q.front(), front);
+    // Every complete packet in order, across the wrap, and no more than asked for.
+    let mut all = [Packet { meta: 0, payload: &[] }; 8];
+    let n = q.front_packets(&mut all);
+    let expected: Vec<Packet<'_>> =
+        m.packets.iter().take(all.len()).map(|(meta, p)| Packet { meta: *meta, payload: p }).collect();
+    assert_eq!(&all[..n], &expected[..]);
+    assert!(q.iter().eq(m.packets.iter().map(|(meta, p)| Packet { meta: *meta, payload: p })));
+    let mut two = [Packet { meta: 0, payload: &[] }; 2];
+    assert_eq!(q.front_packets(&mut two), m.packets.len().min(2));
     for n in [0, 1, 7, 40] {
         let fits = m.packets_full().is_ok() && m.bytes_fit(n).is_ok();
         assert_eq!(q.fits(n), fits, "fits({n})");

@@ -279,6 +279,7 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
             Op::Decide(choice) => self.decide(*choice),
             Op::Events => self.drain_events(),
             Op::Forward => self.forward(None),
+            Op::ForwardThrough(pick) if pick & 8 != 0 => self.forward_all(*pick),
             Op::ForwardThrough(pick) => self.forward(Some(*pick)),
             Op::Eof => {
                 self.conn.handle_eof(self.now);
@@ -387,6 +388,63 @@ impl<S: Storage, R: MaskKeys> Harness<S, R> {
                 }
             }
             (front, result) => panic!("forward_message gave {result:?} with {front:?} queued"),
+        }
+    }
+
+    /// `forward_messages_through`, the transport taking what `pick` says of the one write it
+    /// is offered: the messages it forwards are read (delivered) in order, what the transport
+    /// did not take is queued, and the ones it stops at stay first in line.
+    fn forward_all(&mut self, pick: u8) {
+        let queued: Vec<(MessageKind, Vec<u8>)> =
+            self.conn.messages().map(|m| (m.kind, m.data.to_vec())).collect();
+        assert_eq!(queued.len(), self.conn.available_messages());
+        let open = self.conn.state() == State::Open;
+        let (queued_bytes, queued_messages) =
+            (self.conn.buffered_amount(), self.conn.queued_outbound_messages());
+        let mut offers = Vec::new();
+        let wire = &mut self.wire;
+        let result = self.conn.forward_messages_through(|parts| {
+            // Every offer after the first is taken whole, so only the first write is cut.
+            let taken = if offers.is_empty() {
+                through_taken(pick, parts)
+            } else {
+                parts.iter().map(|p| p.len()).sum()
+            };
+            offers.push((taken, parts.iter().map(|p| p.len()).sum::<usize>()));
+            write_parts(wire, parts, taken);
+            taken
+        });
+        match result {
+            Ok(n) => {
+                assert!(n <= queued.len() && (n > 0 || queued.is_empty()));
+                // Forwarding frees room: a held frame may complete behind the rest.
+                assert!(self.conn.available_messages() >= queued.len() - n);
+                if !offers.is_empty() {
+                    assert_eq!((queued_bytes, queued_messages), (0, 0), "written through past queued output");
+                    assert_eq!(self.role, Role::Server);
+                }
+                // What was offered and not taken waits in the queue, with whatever went through
+                // the queue once the transport stopped taking.
+                let left: usize = offers.iter().map(|(taken, total)| total - taken).sum();
+                assert!(self.conn.buffered_amount() >= queued_bytes + left);
+                let remaining: Vec<Vec<u8>> = self.conn.messages().map(|m| m.data.to_vec()).collect();
+                assert!(
+                    remaining.iter().zip(&queued[n..]).all(|(r, (_, d))| r == d),
+                    "the rest stays in order"
+                );
+                self.delivered.extend(queued.into_iter().take(n));
+            }
+            Err(e) => {
+                assert!(offers.is_empty(), "a refused message reached the transport");
+                let front = self.conn.messages().next().map(|m| m.data.to_vec());
+                assert_eq!(front.as_ref(), queued.first().map(|(_, d)| d), "kept");
+                match e {
+                    SendError::NotOpen => assert!(!open),
+                    SendError::TooLarge { max } => assert!(open && queued[0].1.len() > max),
+                    SendError::Full { .. } => assert!(open),
+                    e => panic!("forward_messages_through: {e:?}"),
+                }
+            }
         }
     }
 

@@ -161,7 +161,8 @@ pub enum Op {
     /// The application echoes the oldest message with `forward_message`.
     Forward,
     /// The application echoes the oldest message with `forward_message_through`, the
-    /// transport taking as much of the frame as the byte picks (see [`through_taken`]).
+    /// transport taking as much of the frame as the byte picks (see [`through_taken`]); with
+    /// bit 3 set, every message with `forward_messages_through`, the first write cut so.
     ForwardThrough(u8),
     /// The transport reports end of stream.
     Eof,

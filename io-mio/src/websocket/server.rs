@@ -23,7 +23,7 @@ use crate::run::drive_by_inherent_methods;
 #[cfg(feature = "tls")]
 use crate::tls::TlsOptions;
 use crate::transport::{ReadEnd, Transport};
-use crate::{READ_BUDGET, ReadBuffer, WRITE_THROUGH_MIN};
+use crate::{BATCH_THROUGH_MIN, READ_BUDGET, ReadBuffer, WRITE_THROUGH_MIN};
 
 /// Settings of a [`WebSocketServer`].
 #[derive(Debug, Clone)]
@@ -403,6 +403,36 @@ impl WebSocketServer {
             return slot.ws.forward_message_through(|parts| transport.write_now(parts));
         }
         slot.ws.forward_message()
+    }
+
+    /// Sends every message received on `id` back on it, oldest first, and pops them; returns
+    /// how many. When the first is large (16 KiB or more) and nothing waits to be sent, they
+    /// go to the socket at once from where they were received, up to 16 in one vectored
+    /// write, and only what the socket does not take is copied into the send queue; else
+    /// each is echoed as [`echo`](Self::echo) does. Stops at the first that cannot be sent
+    /// (the send queue is full), which stays queued.
+    ///
+    /// # Errors
+    /// [`SendError`] when the first message cannot be sent (it stays queued), and
+    /// [`SendError::NotOpen`] for an unknown id.
+    pub fn echo_all(&mut self, id: ConnectionId) -> Result<usize, SendError> {
+        self.slot(id).ok_or(SendError::NotOpen)?;
+        self.touch(id.index());
+        let slot = self.slots[id.index()].as_mut().ok_or(SendError::NotOpen)?;
+        let large = slot.ws.peek_message().is_some_and(|m| m.data.len() >= BATCH_THROUGH_MIN);
+        if large && slot.transport.can_write_now() {
+            let transport = &mut slot.transport;
+            return slot.ws.forward_messages_through(|parts| transport.write_now(parts));
+        }
+        let mut echoed = 0;
+        loop {
+            match slot.ws.forward_message() {
+                Ok(Some(_)) => echoed += 1,
+                Ok(None) => return Ok(echoed),
+                Err(e) if echoed == 0 => return Err(e),
+                Err(_) => return Ok(echoed),
+            }
+        }
     }
 
     /// Sends the oldest message received on `from` to `to` and pops it: written to `to`'s

@@ -3,9 +3,10 @@
 //!
 //! `ws_echo_mio [--permessage-deflate | --deflate-no-context-takeover] [ADDR] [MAX_CONNECTIONS]`
 //! (default `127.0.0.1:9002` and 1024; port 0 picks one) prints `listening ADDR` as its first
-//! line, then echoes every message (text as text, binary as binary, through `echo`: sent from
-//! where it was received when it is alone in its queue, else one copy into the send queue) on
-//! every connection until killed. One thread, one `mio::Poll`: the server's own `run` loop.
+//! line, then echoes every message (text as text, binary as binary, through `echo_all`: sent
+//! from where it was received when it is alone in its queue or, from 16 KiB, written to the
+//! socket at once with the others of its read; else one copy into the send queue) on every
+//! connection until killed. One thread, one `mio::Poll`: the server's own `run` loop.
 //!
 //! With `--permessage-deflate` it accepts the extension from clients that offer it (with
 //! `--deflate-no-context-takeover`, compressing every message alone both ways), and prints
@@ -98,9 +99,9 @@ fn main() -> ExitCode {
         }
         waiting.retain(|&id| {
             let keep = loop {
-                match server.echo(id) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => break false,
+                match server.echo_all(id) {
+                    Ok(0) => break false,
+                    Ok(_) => {}
                     Err(SendError::Full { .. }) => break true,
                     // Closing: what arrived before the close can no longer be answered.
                     Err(_) => {

@@ -363,6 +363,12 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         self.inbound.front().map(|p| Message { kind: MessageKind::from_meta(p.meta), data: p.payload })
     }
 
+    /// The received messages, oldest first, without removing them (to read or forward several
+    /// at once).
+    pub fn messages(&self) -> impl Iterator<Item = Message<'_>> + '_ {
+        self.inbound.iter().map(|p| Message { kind: MessageKind::from_meta(p.meta), data: p.payload })
+    }
+
     /// Removes the oldest received message; returns whether there was one.
     ///
     /// Reading frees room: if [`handle_input`](Self::handle_input) accepted fewer bytes than it

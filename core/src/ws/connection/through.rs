@@ -7,9 +7,10 @@
 //! bytes the transport took. That number is all the queue's accounting needs.
 
 use super::writer::OutQueue;
-use super::{Connection, MaskKeys};
+use super::{Connection, MaskKeys, Phase};
 use crate::buffer::Storage;
-use crate::ws::frame::FrameHeader;
+use crate::queue::Packet;
+use crate::ws::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::ws::{MessageKind, Role, SendError};
 
 impl<S: Storage, R: MaskKeys> Connection<S, R> {
@@ -49,6 +50,114 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         self.timers.carried_data = true;
         self.pop_message();
         Ok(Some(kind))
+    }
+
+    /// Forwards every message received so far, oldest first, as
+    /// [`forward_message`](Self::forward_message) does, offering them to `write` together when nothing is queued to send: each frame's
+    /// header and payload from where it lies, up to 16 frames in one vectored
+    /// write, the frames the transport did not take (or took part of) queued. An echo server
+    /// or a proxy sends what one read brought with one write and no copy. Returns how many
+    /// were forwarded; stops at the first that cannot be, which stays queued.
+    ///
+    /// Where write-through does not apply (see
+    /// [`forward_message_through`](Self::forward_message_through)) each message is
+    /// forwarded through the queue and `write` is not called.
+    ///
+    /// # Errors
+    /// As [`forward_message`](Self::forward_message), when the first message cannot be
+    /// forwarded (later ones that cannot are left queued, and the count says so).
+    pub fn forward_messages_through(
+        &mut self,
+        mut write: impl FnMut(&[&[u8]]) -> usize,
+    ) -> Result<usize, SendError> {
+        // Only what was received before the call: forwarding frees inbound room, which can let
+        // a held frame complete into a new message, and that one waits for the next call.
+        let present = self.available_messages();
+        let mut forwarded = 0;
+        while forwarded < present {
+            let step = if self.writes_through() {
+                self.forward_batch_through(present - forwarded, &mut write)
+            } else {
+                self.forward_message().map(|kind| usize::from(kind.is_some()))
+            };
+            match step {
+                Ok(n) => forwarded += n,
+                Err(e) if forwarded == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(forwarded)
+    }
+
+    /// One vectored write of as many front messages as fit the outbound limits together
+    /// (at most `most` and `THROUGH_BATCH`); the queue is empty.
+    fn forward_batch_through(
+        &mut self,
+        most: usize,
+        write: &mut impl FnMut(&[&[u8]]) -> usize,
+    ) -> Result<usize, SendError> {
+        if self.phase != Phase::Open {
+            return Err(SendError::NotOpen);
+        }
+        let limit = self.data_limit();
+        let mut packets = [Packet { meta: 0, payload: &[] }; THROUGH_BATCH];
+        let n = self.inbound.front_packets(&mut packets[..most.min(THROUGH_BATCH)]);
+        let mut headers = [(UNUSED_HEADER, [0; MAX_HEADER_LEN], 0); THROUGH_BATCH];
+        let (mut bytes, mut messages, mut total, mut fit) =
+            (self.out.data_bytes, self.out.data_messages, 0, 0);
+        for (packet, slot) in packets[..n].iter().zip(&mut headers) {
+            let len = packet.payload.len();
+            let header = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode: MessageKind::from_meta(packet.meta).opcode(),
+                mask: None,
+                payload_len: len as u64,
+            };
+            let (head, hlen) = header.encode();
+            let fits_limits = len <= self.config.outbound_buffer_size
+                && messages < self.config.max_outbound_messages
+                && bytes + len <= self.config.outbound_queue_limit();
+            // Room for every frame so far whole: whatever the transport leaves, the queue
+            // can finish.
+            if !fits_limits || !self.out.has_data_room(total + hlen + len, limit) {
+                break;
+            }
+            *slot = (header, head, hlen);
+            (bytes, messages, total, fit) = (bytes + len, messages + 1, total + hlen + len, fit + 1);
+        }
+        if fit == 0 {
+            // The first does not fit: the single path says why (or queues it, should the
+            // limits have been misjudged here).
+            return self.forward_message().map(|kind| usize::from(kind.is_some()));
+        }
+        let mut parts: [&[u8]; 2 * THROUGH_BATCH] = [&[]; 2 * THROUGH_BATCH];
+        for (i, (packet, (_, head, hlen))) in packets[..fit].iter().zip(&headers).enumerate() {
+            parts[2 * i] = &head[..*hlen];
+            parts[2 * i + 1] = packet.payload;
+        }
+        let mut taken = write(&parts[..2 * fit]).min(total);
+        let mut queued = Ok(());
+        for (packet, (header, head, hlen)) in packets[..fit].iter().zip(&headers) {
+            let frame = hlen + packet.payload.len();
+            let step = taken.min(frame);
+            taken -= step;
+            if step == frame || queued.is_err() {
+                continue;
+            }
+            queued = if step > 0 {
+                self.out.push_frame_rest(&head[..*hlen], packet.payload, step, limit)
+            } else {
+                self.out.push_frame(*header, &[packet.payload], limit)
+            };
+        }
+        if queued.is_err() {
+            return Err(self.cut_mid_frame());
+        }
+        for _ in 0..fit {
+            self.pop_message();
+        }
+        Ok(fit)
     }
 
     /// [`send`](Self::send), offering the frame to `write` first as
@@ -95,6 +204,14 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         self.role == Role::Server && !self.deflate_active() && self.out.is_empty()
     }
 }
+
+/// Most frames [`Connection::forward_messages_through`] offers to one vectored write (two
+/// slices each; Linux takes up to 1024 slices per write).
+const THROUGH_BATCH: usize = 16;
+
+/// Fills the batch's header slots until they are used.
+const UNUSED_HEADER: FrameHeader =
+    FrameHeader { fin: true, rsv: 0, opcode: crate::ws::OpCode::Binary, mask: None, payload_len: 0 };
 
 /// What became of a frame offered for write-through.
 enum Through {

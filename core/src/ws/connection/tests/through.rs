@@ -170,3 +170,126 @@ fn fixed_storage_that_cannot_hold_the_frame_is_not_offered_it() {
     write_queue(&mut s, &mut wire, 64);
     assert_eq!(parse_frames(&wire), [Sent { b0: 0x82, masked: false, payload: vec![2; 900] }]);
 }
+
+/// Messages of several kinds and sizes, as a client sends them (masked).
+fn batch() -> Vec<(u8, Vec<u8>)> {
+    [(0x82, 3000), (0x81, 5), (0x82, 0), (0x82, 70_000), (0x81, 126), (0x82, 1)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(b0, len))| (b0, (0..len).map(|j| b'a' + ((i + j) % 26) as u8).collect()))
+        .collect()
+}
+
+#[test]
+fn every_message_goes_in_one_write_and_any_cut_leaves_the_rest_queued_in_order() {
+    let messages = batch();
+    let total: usize = messages
+        .iter()
+        .map(|(_, p)| {
+            p.len()
+                + if p.len() < 126 {
+                    2
+                } else if p.len() < 65_536 {
+                    4
+                } else {
+                    10
+                }
+        })
+        .sum();
+    let expected: Vec<Sent> =
+        messages.iter().map(|(b0, p)| Sent { b0: *b0, masked: false, payload: p.clone() }).collect();
+    let mut cuts: Vec<usize> = (0..=total).step_by(997).collect();
+    cuts.extend([1, 2, 3, 3003, 3004, 3006, 3009, total - 1, total]);
+    for taken in cuts {
+        let mut s = open_server(config());
+        let input: Vec<u8> = messages.iter().flat_map(|(b0, p)| masked(*b0, p)).collect();
+        assert_eq!(s.handle_input(NOW, &input), input.len());
+        let listed: Vec<(u8, Vec<u8>)> = s
+            .messages()
+            .map(|m| (if m.kind == MessageKind::Text { 0x81 } else { 0x82 }, m.data.to_vec()))
+            .collect();
+        assert_eq!(listed, messages);
+        let mut wire = Vec::new();
+        let mut writes = 0;
+        let n = s.forward_messages_through(|parts| {
+            writes += 1;
+            assert_eq!(parts.len(), 2 * messages.len(), "one write for all");
+            let mut left = taken;
+            for part in parts {
+                let step = part.len().min(left);
+                wire.extend_from_slice(&part[..step]);
+                left -= step;
+            }
+            taken
+        });
+        assert_eq!((n, writes), (Ok(messages.len()), 1), "{taken}");
+        assert_eq!(s.available_messages(), 0);
+        assert_eq!(s.buffered_amount(), total - taken, "{taken}");
+        write_queue(&mut s, &mut wire, 4096);
+        assert_eq!(s.queued_outbound_messages(), 0);
+        assert_eq!(parse_frames(&wire), expected, "{taken}");
+    }
+}
+
+#[test]
+fn more_messages_than_one_write_takes_go_in_several() {
+    let mut s = open_server(config());
+    let input: Vec<u8> = (0..40u8).flat_map(|i| masked(0x82, &[i; 100])).collect();
+    assert_eq!(s.handle_input(NOW, &input), input.len());
+    let mut wire = Vec::new();
+    let mut writes = Vec::new();
+    let n = s.forward_messages_through(|parts| {
+        writes.push(parts.len() / 2);
+        parts.iter().for_each(|p| wire.extend_from_slice(p));
+        parts.iter().map(|p| p.len()).sum()
+    });
+    assert_eq!(n, Ok(40));
+    assert_eq!(writes, [16, 16, 8]);
+    assert_eq!(
+        parse_frames(&wire),
+        (0..40u8).map(|i| Sent { b0: 0x82, masked: false, payload: vec![i; 100] }).collect::<Vec<_>>()
+    );
+    // Once the transport stops taking, the rest goes through the queue, in order.
+    assert_eq!(s.handle_input(NOW, &input), input.len());
+    let mut wire = Vec::new();
+    let mut offers = 0;
+    let n = s.forward_messages_through(|parts| {
+        offers += 1;
+        wire.extend_from_slice(parts[0]);
+        parts[0].len()
+    });
+    assert_eq!((n, offers), (Ok(40), 1));
+    write_queue(&mut s, &mut wire, 333);
+    assert_eq!(
+        parse_frames(&wire),
+        (0..40u8).map(|i| Sent { b0: 0x82, masked: false, payload: vec![i; 100] }).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn the_outbound_limits_bound_each_write_and_a_message_that_cannot_go_stays() {
+    let limited = Config {
+        max_outbound_messages: 2,
+        outbound_buffer_size: 1000,
+        outbound_queue_size: None,
+        ..config()
+    };
+    let mut s = open_server(limited);
+    let input =
+        [masked(0x82, &[1; 400]), masked(0x82, &[2; 400]), masked(0x82, &[3; 400]), masked(0x82, &[4; 2000])]
+            .concat();
+    assert_eq!(s.handle_input(NOW, &input), input.len());
+    let mut sizes = Vec::new();
+    // A transport that takes everything: two messages per write (the message limit), and the
+    // one larger than the outbound bound stays.
+    let n = s.forward_messages_through(|parts| {
+        sizes.push(parts.len() / 2);
+        parts.iter().map(|p| p.len()).sum()
+    });
+    assert_eq!(n, Ok(3));
+    assert_eq!(sizes, [2, 1]);
+    assert_eq!(s.available_messages(), 1);
+    let offered = |_: &[&[u8]]| -> usize { panic!("offered a message over the bound") };
+    assert_eq!(s.forward_messages_through(offered), Err(SendError::TooLarge { max: 1000 }));
+    assert_eq!(s.available_messages(), 1);
+}
