@@ -51,9 +51,12 @@
 //! built-in `run`. The multiplayer [`Server`] and the WebRTC [`Lobby`] share their listening
 //! and accepting half; the lobby is a `WebSocketServer` whose messages go to the lobby core.
 //! Received messages are read where they were received ([`WebSocketServer::message`]) and can
-//! be echoed or forwarded to another connection with a single copy
+//! be echoed or forwarded to another connection with at most one copy
 //! ([`WebSocketServer::echo`], [`WebSocketServer::forward`]); the multiplayer server does the
-//! same with `forward_packet` and `get_packet_with` of its core.
+//! same with `forward_packet` and `get_packet_with` of its core. Large messages skip that copy
+//! when nothing waits to be sent before them: they are written to the socket from where they
+//! lie, only what the socket does not take being queued ([`WebSocketServer::echo_all`] sends
+//! all the messages of a read that way in one vectored write).
 //!
 //! ## Memory
 //!
