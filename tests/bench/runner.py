@@ -483,7 +483,7 @@ def write_report(results, started, load_start, godot_ok, rounds, secs):
         w("")
         w("msgs/s counts echoed messages received by the load generator; CPU/msg is server CPU time "
           "per echoed message. The headline rows are the public adapters as a user writes them: "
-          "multipeer-mio's plain `WebSocketServer` (`ws_echo_mio` of tests/: `run`, `echo`) and its multiplayer "
+          "multipeer-mio's plain `WebSocketServer` (`ws_echo_mio` of tests/: `run`, `echo_all`) and its multiplayer "
           "`Server` (`mpmio_echo`: Godot 4 framing, relay off, default inbox, `forward_packet`). The "
           "limit row is the core on a minimal hand-written mio loop (`mp_echo`). With 1 message in "
           "flight the rate is bound by round trips (both processes wake per message), so compare "
