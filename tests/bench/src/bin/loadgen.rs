@@ -140,6 +140,17 @@ fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Busy ticks of the whole machine (user, nice, system, irq, softirq of every CPU), from
+/// `/proc/stat`. The kernel counts loopback receive work as softirq, against no process, so
+/// per-process CPU leaves part of a delivery out; this counts it.
+fn machine_busy_ticks() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    // user nice system idle iowait irq softirq
+    Some(f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?)
+}
+
 fn rss_kib(pid: Option<u32>) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
     s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
@@ -455,6 +466,10 @@ fn relay_payload(size: usize, t_us: u64) -> Vec<u8> {
     p
 }
 
+/// The relay's counters at one edge of the measured window: server CPU ticks, our own CPU
+/// seconds, deliveries, messages sent, the machine's busy ticks.
+type WindowEdge = (Option<u64>, f64, u64, u64, Option<u64>);
+
 fn relay(addr: SocketAddr, conns: usize, size: usize, rate: f64, secs: u64, proto: Proto, pid: Option<u32>) {
     let mut run = Run::new(addr, proto);
     let mut events = Events::with_capacity(4096);
@@ -501,16 +516,16 @@ fn relay(addr: SocketAddr, conns: usize, size: usize, rate: f64, secs: u64, prot
         // Spread the clients over one period so sends do not arrive in lockstep.
         c.next_send = send_from + period.mul_f64(i as f64 / conns as f64);
     }
-    let mut snap: Option<(Option<u64>, f64, u64, u64)> = None;
-    let mut fin: Option<(Option<u64>, f64, u64, u64)> = None;
+    let mut snap: Option<WindowEdge> = None;
+    let mut fin: Option<WindowEdge> = None;
     let mut frame_buf = Vec::new();
     loop {
         let now = Instant::now();
         if snap.is_none() && now >= measure_from {
-            snap = Some((cpu_ticks(pid), self_cpu(), deliveries, sent));
+            snap = Some((cpu_ticks(pid), self_cpu(), deliveries, sent, machine_busy_ticks()));
         }
         if fin.is_none() && now >= measure_to {
-            fin = Some((cpu_ticks(pid), self_cpu(), deliveries, sent));
+            fin = Some((cpu_ticks(pid), self_cpu(), deliveries, sent, machine_busy_ticks()));
         }
         if now >= drain_to {
             break;
@@ -573,8 +588,14 @@ fn relay(addr: SocketAddr, conns: usize, size: usize, rate: f64, secs: u64, prot
             }
         }
     }
-    let (c0, s0, d0, n0) = snap.expect("window start");
-    let (c1, s1, d1, n1) = fin.expect("window end");
+    let (c0, s0, d0, n0, m0) = snap.expect("window start");
+    let (c1, s1, d1, n1, m1) = fin.expect("window end");
+    // Everything the machine did in the window but the load generator's own work: the server,
+    // the kernel's receive work no process is charged for, and whatever else ran.
+    let machine_cpu = match (m0, m1) {
+        (Some(a), Some(b)) => Some(((b - a) as f64 / ticks_per_sec() - (s1 - s0)).max(0.0)),
+        _ => None,
+    };
     let dt = secs as f64;
     let delivered = d1 - d0;
     let server_cpu = match (c0, c1) {
@@ -587,7 +608,7 @@ fn relay(addr: SocketAddr, conns: usize, size: usize, rate: f64, secs: u64, prot
         "{{\"mode\":\"relay\",\"conns\":{conns},\"open\":{open},\"size\":{size},\"rate_per_client\":{rate},\
 \"sent\":{},\"expected_deliveries\":{expected},\"deliveries\":{delivered},\"deliveries_per_s\":{:.0},\
 \"delivered_fraction\":{:.4},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"server_cpu_s\":{},\"server_cpu_us_per_delivery\":{},\
-\"client_cpu_s\":{:.3}}}",
+\"machine_cpu_us_per_delivery\":{},\"client_cpu_s\":{:.3}}}",
         n1 - n0,
         delivered as f64 / dt,
         delivered as f64 / expected.max(1) as f64,
@@ -595,6 +616,7 @@ fn relay(addr: SocketAddr, conns: usize, size: usize, rate: f64, secs: u64, prot
         percentile(&latencies, 0.99) / 1000.0,
         server_cpu.map_or("null".into(), |c| format!("{c:.3}")),
         server_cpu.map_or("null".into(), |c| format!("{:.4}", c * 1e6 / delivered.max(1) as f64)),
+        machine_cpu.map_or("null".into(), |c| format!("{:.4}", c * 1e6 / delivered.max(1) as f64)),
         s1 - s0,
     );
 }
