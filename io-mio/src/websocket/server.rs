@@ -375,9 +375,7 @@ impl WebSocketServer {
     /// # Errors
     /// [`SendError`], and [`SendError::NotOpen`] for an unknown id.
     pub fn send(&mut self, id: ConnectionId, kind: MessageKind, data: &[u8]) -> Result<(), SendError> {
-        self.slot(id).ok_or(SendError::NotOpen)?;
-        self.touch(id.index());
-        let slot = self.slots[id.index()].as_mut().ok_or(SendError::NotOpen)?;
+        let slot = self.commanded(id)?;
         if data.len() >= WRITE_THROUGH_MIN && slot.transport.can_write_now() {
             let transport = &mut slot.transport;
             return slot.ws.send_through(kind, data, |parts| transport.write_now(parts));
@@ -394,9 +392,7 @@ impl WebSocketServer {
     /// # Errors
     /// [`SendError`] (the message stays queued), and [`SendError::NotOpen`] for an unknown id.
     pub fn echo(&mut self, id: ConnectionId) -> Result<Option<MessageKind>, SendError> {
-        self.slot(id).ok_or(SendError::NotOpen)?;
-        self.touch(id.index());
-        let slot = self.slots[id.index()].as_mut().ok_or(SendError::NotOpen)?;
+        let slot = self.commanded(id)?;
         let large = slot.ws.peek_message().is_some_and(|m| m.data.len() >= WRITE_THROUGH_MIN);
         if large && slot.transport.can_write_now() {
             let transport = &mut slot.transport;
@@ -409,30 +405,21 @@ impl WebSocketServer {
     /// how many. When the first is large (16 KiB or more) and nothing waits to be sent, they
     /// go to the socket at once from where they were received, up to 16 in one vectored
     /// write, and only what the socket does not take is copied into the send queue; else
-    /// each is echoed as [`echo`](Self::echo) does. Stops at the first that cannot be sent
-    /// (the send queue is full), which stays queued.
+    /// each is echoed as [`echo`](Self::echo) does. Only what was received before the call
+    /// is echoed; stops at the first that cannot be sent (the send queue is full), which
+    /// stays queued.
     ///
     /// # Errors
     /// [`SendError`] when the first message cannot be sent (it stays queued), and
     /// [`SendError::NotOpen`] for an unknown id.
     pub fn echo_all(&mut self, id: ConnectionId) -> Result<usize, SendError> {
-        self.slot(id).ok_or(SendError::NotOpen)?;
-        self.touch(id.index());
-        let slot = self.slots[id.index()].as_mut().ok_or(SendError::NotOpen)?;
+        let slot = self.commanded(id)?;
         let large = slot.ws.peek_message().is_some_and(|m| m.data.len() >= BATCH_THROUGH_MIN);
         if large && slot.transport.can_write_now() {
             let transport = &mut slot.transport;
             return slot.ws.forward_messages_through(|parts| transport.write_now(parts));
         }
-        let mut echoed = 0;
-        loop {
-            match slot.ws.forward_message() {
-                Ok(Some(_)) => echoed += 1,
-                Ok(None) => return Ok(echoed),
-                Err(e) if echoed == 0 => return Err(e),
-                Err(_) => return Ok(echoed),
-            }
-        }
+        slot.ws.forward_messages()
     }
 
     /// Sends the oldest message received on `from` to `to` and pops it: written to `to`'s
@@ -522,6 +509,14 @@ impl WebSocketServer {
 
     fn slot(&self, id: ConnectionId) -> Option<&Slot> {
         self.slots.get(id.index())?.as_ref().filter(|s| s.id == id)
+    }
+
+    /// The slot of `id` for a command that queues output, marked to be written on the next
+    /// flush.
+    fn commanded(&mut self, id: ConnectionId) -> Result<&mut Slot, SendError> {
+        self.slot(id).ok_or(SendError::NotOpen)?;
+        self.touch(id.index());
+        self.slots[id.index()].as_mut().ok_or(SendError::NotOpen)
     }
 
     fn slot_mut(&mut self, id: ConnectionId) -> Option<&mut Slot> {

@@ -53,34 +53,53 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     }
 
     /// Forwards every message received so far, oldest first, as
-    /// [`forward_message`](Self::forward_message) does, offering them to `write` together when nothing is queued to send: each frame's
-    /// header and payload from where it lies, up to 16 frames in one vectored
-    /// write, the frames the transport did not take (or took part of) queued. An echo server
-    /// or a proxy sends what one read brought with one write and no copy. Returns how many
-    /// were forwarded; stops at the first that cannot be, which stays queued.
+    /// [`forward_message`](Self::forward_message) does; returns how many. Stops at the first
+    /// that cannot be forwarded, which stays queued. Only what was received before the call is
+    /// forwarded: forwarding frees inbound room, which can let a held frame complete into a new
+    /// message, and that one waits for the next call.
+    ///
+    /// # Errors
+    /// As [`forward_message`](Self::forward_message), when the first message cannot be
+    /// forwarded (later ones that cannot are left queued, and the count says so).
+    pub fn forward_messages(&mut self) -> Result<usize, SendError> {
+        self.forward_present(|c, _| c.forward_message().map(|kind| usize::from(kind.is_some())))
+    }
+
+    /// [`forward_messages`](Self::forward_messages), offering the messages to `write` together
+    /// when nothing is queued to send: each frame's header and payload from where it lies, up
+    /// to 16 frames in one vectored write, the frames the transport did not take (or took part
+    /// of) queued. An echo server or a proxy sends what one read brought with one write and no
+    /// copy.
     ///
     /// Where write-through does not apply (see
     /// [`forward_message_through`](Self::forward_message_through)) each message is
     /// forwarded through the queue and `write` is not called.
     ///
     /// # Errors
-    /// As [`forward_message`](Self::forward_message), when the first message cannot be
-    /// forwarded (later ones that cannot are left queued, and the count says so).
+    /// As [`forward_messages`](Self::forward_messages).
     pub fn forward_messages_through(
         &mut self,
         mut write: impl FnMut(&[&[u8]]) -> usize,
     ) -> Result<usize, SendError> {
-        // Only what was received before the call: forwarding frees inbound room, which can let
-        // a held frame complete into a new message, and that one waits for the next call.
+        self.forward_present(|c, left| {
+            if c.writes_through() {
+                c.forward_batch_through(left, &mut write)
+            } else {
+                c.forward_message().map(|kind| usize::from(kind.is_some()))
+            }
+        })
+    }
+
+    /// Runs `step` (given how many messages are left to forward; it returns how many it
+    /// forwarded) until the messages queued at the start are forwarded or one cannot be.
+    fn forward_present(
+        &mut self,
+        mut step: impl FnMut(&mut Self, usize) -> Result<usize, SendError>,
+    ) -> Result<usize, SendError> {
         let present = self.available_messages();
         let mut forwarded = 0;
         while forwarded < present {
-            let step = if self.writes_through() {
-                self.forward_batch_through(present - forwarded, &mut write)
-            } else {
-                self.forward_message().map(|kind| usize::from(kind.is_some()))
-            };
-            match step {
+            match step(self, present - forwarded) {
                 Ok(n) => forwarded += n,
                 Err(e) if forwarded == 0 => return Err(e),
                 Err(_) => break,

@@ -293,3 +293,16 @@ fn the_outbound_limits_bound_each_write_and_a_message_that_cannot_go_stays() {
     assert_eq!(s.forward_messages_through(offered), Err(SendError::TooLarge { max: 1000 }));
     assert_eq!(s.available_messages(), 1);
 }
+
+#[test]
+fn forward_messages_queues_every_message_received_so_far() {
+    let mut s = open_server(config());
+    let input: Vec<u8> = (0..5u8).flat_map(|i| masked(0x82, &[i; 10])).collect();
+    assert_eq!(s.handle_input(NOW, &input), input.len());
+    assert_eq!(s.forward_messages(), Ok(5));
+    assert_eq!(s.forward_messages(), Ok(0));
+    assert_eq!(
+        drain(&mut s),
+        (0..5u8).map(|i| Sent { b0: 0x82, masked: false, payload: vec![i; 10] }).collect::<Vec<_>>()
+    );
+}
