@@ -92,6 +92,12 @@ pub(crate) trait Drive {
     fn poll_timeout(&self) -> Option<Duration>;
     fn handle_timeout(&mut self, registry: &Registry);
     fn flush(&mut self, registry: &Registry);
+    /// [`flush`](Drive::flush), stopping after `budget` writes; returns whether it stopped
+    /// there. Servers whose writes cannot gain from input read between them flush whole.
+    fn flush_up_to(&mut self, registry: &Registry, _budget: usize) -> bool {
+        self.flush(registry);
+        false
+    }
     fn close(&mut self, registry: &Registry);
     fn is_closed(&self) -> bool;
     /// How long the closing handshake may take.
@@ -99,9 +105,20 @@ pub(crate) trait Drive {
 }
 
 /// Implements [`Drive`] for a server type by its inherent methods of the same names; `$timeout`
-/// maps the server to its close timeout.
+/// maps the server to its close timeout. A trailing `flush_up_to` takes that method from the
+/// server too.
 macro_rules! drive_by_inherent_methods {
+    ($server:ty, $timeout:expr, flush_up_to) => {
+        $crate::run::drive_by_inherent_methods!(@impl $server, $timeout,
+            fn flush_up_to(&mut self, registry: &mio::Registry, budget: usize) -> bool {
+                Self::flush_up_to(self, registry, budget)
+            }
+        );
+    };
     ($server:ty, $timeout:expr) => {
+        $crate::run::drive_by_inherent_methods!(@impl $server, $timeout,);
+    };
+    (@impl $server:ty, $timeout:expr, $($extra:item)*) => {
         impl $crate::run::Drive for $server {
             fn register(&mut self, registry: &mio::Registry, first: mio::Token) -> std::io::Result<()> {
                 Self::register(self, registry, first)
@@ -122,6 +139,8 @@ macro_rules! drive_by_inherent_methods {
             fn flush(&mut self, registry: &mio::Registry) {
                 Self::flush(self, registry);
             }
+
+            $($extra)*
 
             fn close(&mut self, registry: &mio::Registry) {
                 Self::close(self, registry);
@@ -197,7 +216,39 @@ fn run_on<D: Drive>(
     Ok(end)
 }
 
-/// One poll: wait, handle every event, fire timers.
+/// Writes per slice of a flush: between slices the loop reads what arrived meanwhile.
+const FLUSH_SLICE: usize = 8;
+/// Reads between slices in one flush at most; what is left is then written without them, so
+/// a stream of input cannot hold the turn (timers, `app`) back.
+const FLUSH_READS: usize = 32;
+
+/// Flushes in slices of [`FLUSH_SLICE`] writes and, between two, handles the events that came
+/// in the meantime (a zero-timeout poll). A relayed packet that arrives while the fan-out of
+/// the one before is under way joins it in the writes still to come — one `send` carries
+/// both to each of those peers, sooner than the next turn would — instead of costing a second
+/// round of sends. On a 100-client relay at 20 messages/s each this cut sends per delivery
+/// from about 0.8 to 0.67 and the p99 from about 1.1 to 0.7 ms (`tests/bench/PROFILE.md`).
+///
+/// Only `run` does this: it owns the `Poll`, so every event is the server's. Events read here
+/// go to the server before `app` sees the turn, as the turn's own do.
+fn flush_reading<D: Drive>(server: &mut D, poll: &mut Poll, events: &mut Events) -> io::Result<()> {
+    let mut reads = 0;
+    while reads < FLUSH_READS && server.flush_up_to(poll.registry(), FLUSH_SLICE) {
+        reads += 1;
+        match poll.poll(events, Some(Duration::ZERO)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        for event in events.iter() {
+            server.handle_event(poll.registry(), event);
+        }
+    }
+    server.flush(poll.registry());
+    Ok(())
+}
+
+/// One poll: wait, handle every event, write what they produced, fire timers.
 fn turn<D: Drive>(
     server: &mut D,
     poll: &mut Poll,
@@ -212,6 +263,7 @@ fn turn<D: Drive>(
     for event in events.iter() {
         server.handle_event(poll.registry(), event);
     }
+    flush_reading(server, poll, events)?;
     server.handle_timeout(poll.registry());
     Ok(())
 }

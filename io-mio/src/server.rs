@@ -257,17 +257,29 @@ impl Server {
     /// closes released connections and resumes paused ones, until the core has nothing more
     /// to say. Call it after the events of one poll and after commands.
     pub fn flush(&mut self, registry: &Registry) {
+        while self.flush_up_to(registry, usize::MAX) {}
+    }
+
+    /// [`flush`](Self::flush), stopping after `budget` writes; returns whether it stopped
+    /// there (writes may remain).
+    pub(crate) fn flush_up_to(&mut self, registry: &Registry, budget: usize) -> bool {
+        let mut written = 0;
         loop {
             // SceneMultiplayer (when set) takes the core's packets and events and queues its own.
             self.pump_scene();
             let mut progress = false;
-            while let Some(id) = self.core.poll_transmit() {
+            while written < budget {
+                let Some(id) = self.core.poll_transmit() else { break };
                 progress = true;
                 let Some(&index) = self.by_conn.get(id) else { continue };
                 // A blocked socket is written when its writable event comes, not before.
                 if !self.slots[index].as_ref().is_some_and(|s| s.transport.is_write_blocked()) {
                     self.write(registry, index);
+                    written += 1;
                 }
+            }
+            if written >= budget {
+                return true;
             }
             while let Some(id) = self.core.poll_release() {
                 progress = true;
@@ -280,7 +292,7 @@ impl Server {
                 }
             }
             if !progress {
-                return;
+                return false;
             }
         }
     }
@@ -494,7 +506,7 @@ impl Accept for Server {
     }
 }
 
-drive_by_inherent_methods!(Server, |s| s.core.config().ws.close_timeout);
+drive_by_inherent_methods!(Server, |s| s.core.config().ws.close_timeout, flush_up_to);
 
 /// Which slot holds each core connection, looked up for every write: a vector indexed by the
 /// core's dense slot index ([`ConnId::index`]), checked against the whole id, instead of a

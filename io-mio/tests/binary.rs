@@ -194,11 +194,24 @@ impl Players {
         players
     }
 
-    fn drive_until(&mut self, mut done: impl FnMut(&Self) -> bool) -> bool {
+    fn drive_until(&mut self, done: impl FnMut(&Self) -> bool) -> bool {
+        self.drive_sending_until(|_, _| {}, done)
+    }
+
+    /// [`drive_until`](Self::drive_until), calling `send` with each client before each turn.
+    fn drive_sending_until(
+        &mut self,
+        mut send: impl FnMut(usize, &mut Client),
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> bool {
         let end = Instant::now() + LIMIT;
         while Instant::now() < end {
             if done(self) {
                 return true;
+            }
+            for (i, c) in self.clients.iter_mut().enumerate() {
+                send(i, c);
+                c.flush(self.poll.registry(), &mut self.buf);
             }
             self.poll.poll(&mut self.events, Some(Duration::from_millis(20))).unwrap();
             let registry = self.poll.registry();
@@ -239,6 +252,53 @@ fn relays_between_clients_and_reports_status() {
         status.contains("| in ") && status.contains("dropped") && status.contains("rejected"),
         "{status}"
     );
+}
+
+/// Every client broadcasts a numbered stream while it receives everyone else's, so packets
+/// arrive while the server is part-way through writing the fan-out of others (`run` reads
+/// between slices of a flush and lets them join the writes still to come): each client gets
+/// every other client's packets, each stream whole and in order.
+#[test]
+fn concurrent_broadcasts_arrive_whole_and_in_order() {
+    const CLIENTS: usize = 20;
+    const EACH: u32 = 60;
+    let mut serve = Serve::start(&["--listen", "127.0.0.1:0", "--quiet"]);
+    let port = serve.port();
+    let mut players = Players::join(port, CLIENTS);
+    let ids: Vec<PeerId> = players.clients.iter().map(|c| c.peer().unique_id().unwrap()).collect();
+    let mut next = [0u32; CLIENTS];
+    let all_in = players.drive_sending_until(
+        |i, client| {
+            // Two packets a turn: the server sees more input than one fan-out's worth.
+            for _ in 0..2 {
+                if next[i] < EACH {
+                    client.peer_mut().set_target_peer(Target::Broadcast);
+                    let mut packet = next[i].to_le_bytes().to_vec();
+                    packet.resize(48, i as u8);
+                    client.peer_mut().put_packet(&packet).unwrap();
+                    next[i] += 1;
+                }
+            }
+        },
+        |p| p.packets.iter().all(|got| got.len() == (CLIENTS - 1) * EACH as usize),
+    );
+    let counts: Vec<usize> = players.packets.iter().map(Vec::len).collect();
+    assert!(all_in, "packets per client: {counts:?}");
+    for (receiver, got) in players.packets.iter().enumerate() {
+        for (sender, &id) in ids.iter().enumerate() {
+            let stream: Vec<u32> = got
+                .iter()
+                .filter(|(from, _)| *from == id)
+                .map(|(_, data)| {
+                    assert_eq!(data.len(), 48);
+                    assert!(data[4..].iter().all(|&b| b == sender as u8), "{data:?}");
+                    u32::from_le_bytes(data[..4].try_into().unwrap())
+                })
+                .collect();
+            let expected: Vec<u32> = if sender == receiver { Vec::new() } else { (0..EACH).collect() };
+            assert_eq!(stream, expected, "client {receiver} from client {sender}");
+        }
+    }
 }
 
 #[test]
