@@ -208,6 +208,7 @@ impl<B: Buffer> Ring<B> {
     /// record fits before the oldest byte (the newest `written` bytes move there); more
     /// storage, up to `limit`; and last, when storage cannot grow, everything moved to the
     /// front (the only case that moves more than the record being written).
+    #[inline]
     pub(crate) fn reserve(
         &mut self,
         written: usize,
@@ -225,6 +226,9 @@ impl<B: Buffer> Ring<B> {
         Ok(&mut self.buf.as_mut_slice()[tail..tail + n])
     }
 
+    // Out of line: the common case (room at the tail) then inlines as a few compares.
+    #[cold]
+    #[inline(never)]
     fn make_room(&mut self, written: usize, record: usize, limit: usize) -> Result<(), CapacityError> {
         let start = self.tail - written;
         match self.wrap_end() {

@@ -11,6 +11,10 @@ use crate::ws::{MessageKind, SendError};
 
 /// Largest scratch buffer kept between forwards of held packets; a larger one is freed.
 const SCRATCH_KEPT: usize = 64 * 1024;
+/// Largest packet `forward_packet` copies aside before sending it; a larger one is sent from
+/// the inbox, which is moved out and back around the send (a few hundred bytes of state, and
+/// most of the user-space work of forwarding a 20-byte packet).
+const COPY_MAX: usize = 512;
 
 impl<R: CryptoRng> Server<R> {
     /// `put_packet` to `target` without changing the target peer (Godot: `set_target_peer`
@@ -37,11 +41,28 @@ impl<R: CryptoRng> Server<R> {
     /// # Errors
     /// As [`put_packet_to`](Self::put_packet_to); the packet then stays queued.
     pub fn forward_packet(&mut self, target: Target) -> Result<bool, PutError> {
-        match self.inbox.front() {
+        let mut scratch = match self.inbox.front() {
             None => return Ok(false),
             Some(Front::Held { index, .. }) => return self.forward_held(index, target).map(|()| true),
-            Some(Front::Here { .. }) => {}
-        }
+            Some(Front::Here { data, .. }) if data.len() <= COPY_MAX => {
+                // A small packet is copied aside: cheaper than moving the inbox out and back.
+                let mut scratch = core::mem::take(&mut self.scratch);
+                scratch.clear();
+                scratch.extend_from_slice(data);
+                scratch
+            }
+            Some(Front::Here { .. }) => return self.forward_in_place(target).map(|()| true),
+        };
+        let result = self.put_packet_to(target, &scratch);
+        core::mem::swap(&mut self.scratch, &mut scratch);
+        result?;
+        self.pop_packet();
+        Ok(true)
+    }
+
+    /// [`forward_packet`](Self::forward_packet) of a packet copied into the inbox, sent from
+    /// there.
+    fn forward_in_place(&mut self, target: Target) -> Result<(), PutError> {
         // The inbox is set aside while its front packet is sent (sending never reads or writes
         // the inbox: only the routing of received messages does), so that it can be borrowed
         // while the connections are written.
@@ -54,7 +75,7 @@ impl<R: CryptoRng> Server<R> {
         debug_assert!(stand_in.is_empty(), "sending touched the inbox");
         result?;
         self.pop_packet();
-        Ok(true)
+        Ok(())
     }
 
     /// [`forward_packet`](Self::forward_packet) of a packet held by the connection at `index`.
