@@ -93,10 +93,11 @@ pub(crate) trait Drive {
     fn handle_timeout(&mut self, registry: &Registry);
     fn flush(&mut self, registry: &Registry);
     /// [`flush`](Drive::flush), stopping after `budget` writes; returns whether it stopped
-    /// there. Servers whose writes cannot gain from input read between them flush whole.
-    fn flush_up_to(&mut self, registry: &Registry, _budget: usize) -> bool {
-        self.flush(registry);
-        false
+    /// there. `None`: this server does not flush in slices (its writes cannot gain from input
+    /// read between them: its application relays, and is called only after the turn), and
+    /// nothing was written.
+    fn flush_up_to(&mut self, _registry: &Registry, _budget: usize) -> Option<bool> {
+        None
     }
     fn close(&mut self, registry: &Registry);
     fn is_closed(&self) -> bool;
@@ -110,8 +111,8 @@ pub(crate) trait Drive {
 macro_rules! drive_by_inherent_methods {
     ($server:ty, $timeout:expr, flush_up_to) => {
         $crate::run::drive_by_inherent_methods!(@impl $server, $timeout,
-            fn flush_up_to(&mut self, registry: &mio::Registry, budget: usize) -> bool {
-                Self::flush_up_to(self, registry, budget)
+            fn flush_up_to(&mut self, registry: &mio::Registry, budget: usize) -> Option<bool> {
+                Some(Self::flush_up_to(self, registry, budget))
             }
         );
     };
@@ -233,7 +234,11 @@ const FLUSH_READS: usize = 32;
 /// go to the server before `app` sees the turn, as the turn's own do.
 fn flush_reading<D: Drive>(server: &mut D, poll: &mut Poll, events: &mut Events) -> io::Result<()> {
     let mut reads = 0;
-    while reads < FLUSH_READS && server.flush_up_to(poll.registry(), FLUSH_SLICE) {
+    while reads < FLUSH_READS {
+        // Done (`Some(false)`), or a server that does not flush in slices (`None`).
+        if server.flush_up_to(poll.registry(), FLUSH_SLICE) != Some(true) {
+            return Ok(());
+        }
         reads += 1;
         match poll.poll(events, Some(Duration::ZERO)) {
             Ok(()) => {}
@@ -244,6 +249,7 @@ fn flush_reading<D: Drive>(server: &mut D, poll: &mut Poll, events: &mut Events)
             server.handle_event(poll.registry(), event);
         }
     }
+    // Out of reads: the rest is written without them.
     server.flush(poll.registry());
     Ok(())
 }
@@ -276,6 +282,10 @@ impl Server {
     /// `app` is called after every wake-up with the server (read packets and events through
     /// [`peer_mut`](Server::peer_mut), send, look at transport failures); it returns how soon
     /// it wants to be called again, if it does not want to wait for network activity.
+    ///
+    /// The loop writes what a turn's input produced in slices of a few connections and reads
+    /// what arrived between them, so a packet relayed during a fan-out joins the writes still
+    /// to come (one `send` per peer for both) instead of waiting for the next turn.
     ///
     /// # Errors
     /// Creating the poll or registering the server failed (it must not be registered already).
