@@ -257,7 +257,7 @@ impl Server {
     /// closes released connections and resumes paused ones, until the core has nothing more
     /// to say. Call it after the events of one poll and after commands.
     pub fn flush(&mut self, registry: &Registry) {
-        while self.flush_up_to(registry, usize::MAX) {}
+        self.flush_up_to(registry, usize::MAX);
     }
 
     /// [`flush`](Self::flush), stopping after `budget` writes; returns whether it stopped

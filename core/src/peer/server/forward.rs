@@ -2,6 +2,7 @@
 //! target, a received packet forwarded from the inbox to one or many peers, and a packet read
 //! in place; and the packets held for the application in their connections (`inbox.rs`).
 
+use alloc::vec::Vec;
 use rand_core::CryptoRng;
 
 use super::Server;
@@ -41,23 +42,32 @@ impl<R: CryptoRng> Server<R> {
     /// # Errors
     /// As [`put_packet_to`](Self::put_packet_to); the packet then stays queued.
     pub fn forward_packet(&mut self, target: Target) -> Result<bool, PutError> {
-        let mut scratch = match self.inbox.front() {
+        match self.inbox.front() {
             None => return Ok(false),
-            Some(Front::Held { index, .. }) => return self.forward_held(index, target).map(|()| true),
+            Some(Front::Held { index, .. }) => self.forward_held(index, target)?,
             Some(Front::Here { data, .. }) if data.len() <= COPY_MAX => {
                 // A small packet is copied aside: cheaper than moving the inbox out and back.
                 let mut scratch = core::mem::take(&mut self.scratch);
                 scratch.clear();
                 scratch.extend_from_slice(data);
-                scratch
+                self.forward_copy(target, scratch)?;
             }
-            Some(Front::Here { .. }) => return self.forward_in_place(target).map(|()| true),
-        };
+            Some(Front::Here { .. }) => self.forward_in_place(target)?,
+        }
+        Ok(true)
+    }
+
+    /// [`forward_packet`](Self::forward_packet) of the oldest packet, copied into `scratch`
+    /// (the server's scratch buffer, taken) because it cannot stay borrowed while the targets
+    /// are written.
+    fn forward_copy(&mut self, target: Target, scratch: Vec<u8>) -> Result<(), PutError> {
         let result = self.put_packet_to(target, &scratch);
-        core::mem::swap(&mut self.scratch, &mut scratch);
+        if scratch.capacity() <= SCRATCH_KEPT {
+            self.scratch = scratch;
+        }
         result?;
         self.pop_packet();
-        Ok(true)
+        Ok(())
     }
 
     /// [`forward_packet`](Self::forward_packet) of a packet copied into the inbox, sent from
@@ -116,13 +126,7 @@ impl<R: CryptoRng> Server<R> {
         let mut scratch = core::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(self.peek_packet().map_or(&[][..], |p| p.data));
-        let result = self.put_packet_to(target, &scratch);
-        if scratch.capacity() <= SCRATCH_KEPT {
-            self.scratch = scratch;
-        }
-        result?;
-        self.pop_packet();
-        Ok(())
+        self.forward_copy(target, scratch)
     }
 
     /// Whether the connection at `index` may route its messages: it holds no packet for the
