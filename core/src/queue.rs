@@ -514,20 +514,35 @@ impl<B: Buffer> PacketQueue<B> {
     /// # Errors
     /// [`QueueFull`] when the packet or byte limit would be exceeded or storage cannot grow.
     pub fn push(&mut self, meta: u8, payload: &[u8]) -> Result<(), QueueFull> {
+        self.push_parts(meta, &[payload])
+    }
+
+    /// Queues a whole packet made of `parts` one after the other, or nothing: one reservation
+    /// where [`begin`](Self::begin), [`extend`](Self::extend) and [`commit`](Self::commit)
+    /// take one per call.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn push_parts(&mut self, meta: u8, parts: &[&[u8]]) -> Result<(), QueueFull> {
         if self.packets_space_left() == 0 || self.is_open {
             return Err(QueueFull::Packets { limit: self.limits.max_packets });
         }
-        if payload.len() > self.space_left() {
-            return Err(QueueFull::Bytes { needed: payload.len(), free: self.space_left() });
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        if len > self.space_left() {
+            return Err(QueueFull::Bytes { needed: len, free: self.space_left() });
         }
         let limit = self.physical_limit();
-        let total = RECORD_HEADER + payload.len();
+        let total = RECORD_HEADER + len;
         let dst = self.ring.reserve(0, total, limit).map_err(QueueFull::Storage)?;
-        write_header(dst, payload.len(), meta);
-        copy_bytes(&mut dst[RECORD_HEADER..], payload);
+        write_header(dst, len, meta);
+        let mut at = RECORD_HEADER;
+        for part in parts {
+            copy_bytes(&mut dst[at..at + part.len()], part);
+            at += part.len();
+        }
         self.ring.advance(total);
         self.packets += 1;
-        self.payload += payload.len();
+        self.payload += len;
         Ok(())
     }
 

@@ -42,26 +42,84 @@ impl<R: CryptoRng> Server<R> {
     /// # Errors
     /// As [`put_packet_to`](Self::put_packet_to); the packet then stays queued.
     pub fn forward_packet(&mut self, target: Target) -> Result<bool, PutError> {
+        let front = self.inbox.front();
+        if let (Some(Front::Here { from, index, .. }), Target::Peer(peer)) = (front, target.normalized()) {
+            if let Some(sent) = self.forward_to_peer(peer, Some((from, index))) {
+                sent?;
+                return Ok(true);
+            }
+        }
         match self.inbox.front() {
             None => return Ok(false),
             Some(Front::Held { index, .. }) => self.forward_held(index, target)?,
-            Some(Front::Here { data, .. }) if data.len() <= COPY_MAX => {
+            Some(Front::Here { from, index, data }) if data.len() <= COPY_MAX => {
                 // A small packet is copied aside: cheaper than moving the inbox out and back.
                 let mut scratch = core::mem::take(&mut self.scratch);
                 scratch.clear();
                 scratch.extend_from_slice(data);
-                self.forward_copy(target, scratch)?;
+                self.forward_copy(target, scratch, Some((from, index)))?;
             }
             Some(Front::Here { .. }) => self.forward_in_place(target)?,
         }
         Ok(true)
     }
 
+    /// [`forward_packet`](Self::forward_packet) of a packet in the inbox to one peer, sent from
+    /// the inbox: only the target's connection is written, so the inbox stays borrowed, with
+    /// no copy aside and nothing moved. `None` when this way does not apply (the target's
+    /// connection is out of its slot, or the server closed): the caller goes the general way,
+    /// which also reports errors such as an unknown peer.
+    fn forward_to_peer(&mut self, peer: PeerId, hint: Option<(PeerId, u32)>) -> Option<Result<(), PutError>> {
+        if self.closed {
+            return None;
+        }
+        let index = self.peer_index(peer, hint)?;
+        let max = self.max_packet_size();
+        let header =
+            crate::peer::godot3::Header { kind: 0, from: 1, to: Target::Peer(peer).to_godot() }.encode();
+        let protocol = self.config.protocol;
+        let Self { slots, inbox, .. } = self;
+        let Some(Front::Here { data, .. }) = inbox.front() else { return None };
+        let c = slots[index as usize].conn.as_mut()?;
+        if data.len() > max {
+            return Some(Err(PutError::TooLarge { max }));
+        }
+        let with_header = [&header[..], data];
+        let parts: &[&[u8]] = match protocol {
+            Protocol::Godot4 => core::slice::from_ref(&data),
+            Protocol::Godot3 => &with_header,
+        };
+        let sent = super::routing::send_parts_to(c, parts);
+        self.timeless = true;
+        let result = match sent {
+            Ok(sent) => {
+                self.delivered(index, sent);
+                self.timeless = false;
+                self.pop_packet();
+                return Some(Ok(()));
+            }
+            Err(PutError::Full) => {
+                self.mark_stalled(index);
+                Err(PutError::Full)
+            }
+            Err(e) => Err(e),
+        };
+        self.timeless = false;
+        Some(result)
+    }
+
     /// [`forward_packet`](Self::forward_packet) of the oldest packet, copied into `scratch`
     /// (the server's scratch buffer, taken) because it cannot stay borrowed while the targets
-    /// are written.
-    fn forward_copy(&mut self, target: Target, scratch: Vec<u8>) -> Result<(), PutError> {
-        let result = self.put_packet_to(target, &scratch);
+    /// are written. `sender` is where its sender's connection was, if known.
+    fn forward_copy(
+        &mut self,
+        target: Target,
+        scratch: Vec<u8>,
+        sender: Option<(PeerId, u32)>,
+    ) -> Result<(), PutError> {
+        self.timeless = true;
+        let result = self.send_to_hinted(target, &scratch, sender);
+        self.timeless = false;
         if scratch.capacity() <= SCRATCH_KEPT {
             self.scratch = scratch;
         }
@@ -126,7 +184,8 @@ impl<R: CryptoRng> Server<R> {
         let mut scratch = core::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(self.peek_packet().map_or(&[][..], |p| p.data));
-        self.forward_copy(target, scratch)
+        let sender = self.slots[index as usize].conn.as_ref().and_then(|c| c.peer).map(|p| (p, index));
+        self.forward_copy(target, scratch, sender)
     }
 
     /// Whether the connection at `index` may route its messages: it holds no packet for the

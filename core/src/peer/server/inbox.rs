@@ -22,8 +22,9 @@ use alloc::vec::Vec;
 use crate::peer::PeerId;
 use crate::queue::{PacketQueue, QueueLimits};
 
-/// Bytes of the sender id stored in front of each copied packet.
-const FROM_LEN: usize = 4;
+/// Bytes stored in front of each copied packet: the sender's id and its connection's slot
+/// index (which lets a reply to the sender skip looking the peer up).
+const FROM_LEN: usize = 8;
 /// Bytes of a held packet's record: its connection's slot index and generation.
 const HELD_LEN: usize = 8;
 const COPIED: u8 = 0;
@@ -55,8 +56,10 @@ pub(super) struct Inbox {
 
 /// The oldest packet.
 pub(super) enum Front<'a> {
-    /// In the inbox: copied into the ring, or orphaned.
-    Here { from: PeerId, data: &'a [u8] },
+    /// In the inbox: copied into the ring, or orphaned. `index` is the slot the sender's
+    /// connection had when the packet arrived (it may since have left, and the slot been
+    /// reused).
+    Here { from: PeerId, index: u32, data: &'a [u8] },
     /// Held at the front of the queue of the connection at this slot.
     Held { index: u32, generation: u32 },
 }
@@ -106,13 +109,13 @@ impl Inbox {
         self.ring.fits(record) && record.saturating_add(self.orphan_bytes) <= self.ring.space_left()
     }
 
-    /// Queues a copy of `data` from `from`; the caller checked [`fits_copy`](Self::fits_copy).
-    pub(super) fn push_copy(&mut self, from: PeerId, data: &[u8]) {
-        if self.ring.begin(COPIED).is_ok() {
-            let _ = self.ring.extend(&from.0.get().to_le_bytes());
-            let _ = self.ring.extend(data);
-            self.ring.commit();
-        }
+    /// Queues a copy of `data` from `from`, whose connection is at slot `index`; the caller
+    /// checked [`fits_copy`](Self::fits_copy).
+    pub(super) fn push_copy(&mut self, from: PeerId, index: u32, data: &[u8]) {
+        let mut head = [0; FROM_LEN];
+        head[..4].copy_from_slice(&from.0.get().to_le_bytes());
+        head[4..].copy_from_slice(&index.to_le_bytes());
+        let _ = self.ring.push_parts(COPIED, &[&head, data]);
     }
 
     /// Records a packet held by the connection at slot `index`; the caller checked
@@ -142,12 +145,13 @@ impl Inbox {
         if record.meta == HELD {
             let (index, generation) = held_record(record.payload)?;
             return Some(match self.first_orphan(index, generation) {
-                Some((_, o)) => Front::Here { from: o.from, data: &o.data },
+                Some((_, o)) => Front::Here { from: o.from, index, data: &o.data },
                 None => Front::Held { index, generation },
             });
         }
-        let (from, data) = record.payload.split_first_chunk::<FROM_LEN>()?;
-        Some(Front::Here { from: PeerId::new(u32::from_le_bytes(*from))?, data })
+        let (head, data) = record.payload.split_first_chunk::<FROM_LEN>()?;
+        let (from, index) = held_record(head)?;
+        Some(Front::Here { from: PeerId::new(from)?, index, data })
     }
 
     /// Removes the oldest packet. Returns `None` when there was none, `Some(Some(slot))` when

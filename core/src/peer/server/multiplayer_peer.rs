@@ -53,7 +53,7 @@ impl<R: CryptoRng> MultiplayerPeer for Server<R> {
 
     fn peek_packet(&self) -> Option<Packet<'_>> {
         let (from, data) = match self.inbox.front()? {
-            inbox::Front::Here { from, data } => (from, data),
+            inbox::Front::Here { from, data, .. } => (from, data),
             inbox::Front::Held { index, generation } => {
                 let slot = self.slots.get(index as usize).filter(|s| s.generation == generation)?;
                 let c = slot.conn.as_ref()?;

@@ -224,7 +224,7 @@ impl<R: CryptoRng> Server<R> {
                                 self.inbox.push_held(index, generation);
                                 src.app_hold = Some(offset);
                             }
-                            (Some(app), None) => self.inbox.push_copy(sender, app),
+                            (Some(app), None) => self.inbox.push_copy(sender, index, app),
                             (None, _) => {}
                         }
                     }
@@ -385,17 +385,16 @@ impl<R: CryptoRng> Server<R> {
             }
             return Err(PutError::NotConnected);
         };
-        match c.ws.send_parts(MessageKind::Binary, parts) {
-            Ok(()) => {
-                let len = parts.iter().map(|p| p.len() as u64).sum::<u64>();
-                let room = c.room;
-                self.count_out(room, len);
-                self.schedule(index);
-                Ok(())
-            }
-            Err(SendError::Full { .. }) => Err(PutError::Full),
-            Err(SendError::TooLarge { max }) => Err(PutError::TooLarge { max }),
-            Err(_) => Err(PutError::NotConnected),
+        let sent = send_parts_to(c, parts)?;
+        self.delivered(index, sent);
+        Ok(())
+    }
+
+    /// Accounts for a message [`send_parts_to`] queued for the connection at `index`.
+    pub(super) fn delivered(&mut self, index: u32, sent: Sent) {
+        self.count_out(sent.room, sent.len);
+        if sent.reschedule {
+            self.schedule(index);
         }
     }
 
@@ -528,8 +527,32 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
+    /// The slot of `peer`'s connection: `hint`'s when it names the peer and its connection is
+    /// still there, else looked up.
+    pub(super) fn peer_index(&self, peer: PeerId, hint: Option<(PeerId, u32)>) -> Option<u32> {
+        if let Some((hinted, index)) = hint.filter(|(p, _)| *p == peer) {
+            let here = self.slots.get(index as usize).and_then(|s| s.conn.as_ref());
+            // A connection names a peer exactly while the peer table maps it there.
+            if here.is_some_and(|c| c.peer == Some(hinted)) {
+                return Some(index);
+            }
+        }
+        self.peers.get(&peer).copied()
+    }
+
     /// The application's `put_packet` to `target`.
     pub(super) fn send_to(&mut self, target: Target, data: &[u8]) -> Result<(), PutError> {
+        self.send_to_hinted(target, data, None)
+    }
+
+    /// [`send_to`](Self::send_to), told where a peer's connection may be (the slot a packet
+    /// being answered came from), so that a reply to it skips the lookup by id.
+    pub(super) fn send_to_hinted(
+        &mut self,
+        target: Target,
+        data: &[u8],
+        hint: Option<(PeerId, u32)>,
+    ) -> Result<(), PutError> {
         use crate::peer::MultiplayerPeer as _;
         if self.closed {
             return Err(PutError::NotConnected);
@@ -547,7 +570,7 @@ impl<R: CryptoRng> Server<R> {
         let except = match target.normalized() {
             Target::Server => return Err(PutError::UnknownPeer(PeerId::SERVER)),
             Target::Peer(peer) => {
-                let &index = self.peers.get(&peer).ok_or(PutError::UnknownPeer(peer))?;
+                let index = self.peer_index(peer, hint).ok_or(PutError::UnknownPeer(peer))?;
                 let sent = self.deliver(index, parts);
                 if sent == Err(PutError::Full) {
                     self.mark_stalled(index);
@@ -570,5 +593,32 @@ impl<R: CryptoRng> Server<R> {
         }
         self.fan_out(None, None, except, parts);
         Ok(())
+    }
+}
+
+/// A message queued by [`send_parts_to`], to account for with [`Server::delivered`].
+pub(super) struct Sent {
+    room: u32,
+    len: u64,
+    /// Whether the connection's place in the transmit queue or its timers may have changed.
+    reschedule: bool,
+}
+
+/// Queues one binary message made of `parts` on `c`: the part of a delivery that needs only
+/// the connection, so that a caller may send from bytes the server holds elsewhere.
+pub(super) fn send_parts_to(c: &mut super::Conn, parts: &[&[u8]]) -> Result<Sent, PutError> {
+    // Output already waiting to be written only grows: the connection is in the transmit
+    // queue and its timers stand, unless the send started one (the buffer release timer).
+    let appended = c.in_transmit_queue;
+    let timeout = c.ws.poll_timeout();
+    match c.ws.send_parts(MessageKind::Binary, parts) {
+        Ok(()) => {
+            let len = parts.iter().map(|p| p.len() as u64).sum::<u64>();
+            let reschedule = !appended || c.ws.poll_timeout() != timeout;
+            Ok(Sent { room: c.room, len, reschedule })
+        }
+        Err(SendError::Full { .. }) => Err(PutError::Full),
+        Err(SendError::TooLarge { max }) => Err(PutError::TooLarge { max }),
+        Err(_) => Err(PutError::NotConnected),
     }
 }

@@ -20,14 +20,16 @@ fn forward_sends_the_oldest_packet_to_each_kind_of_target_and_pops_it() {
         for i in 0..3 {
             drain(net.client(i));
         }
-        for (n, target) in
-            [Target::Peer(ib), Target::Broadcast, Target::AllExcept(ia)].into_iter().enumerate()
-        {
-            let payload = vec![n as u8 + 1; 3000];
+        // 20 bytes are copied into the inbox, 3000 held in the sender's connection.
+        let cases = [20, 3000].into_iter().flat_map(|len| {
+            [Target::Peer(ib), Target::Broadcast, Target::AllExcept(ia)].map(|target| (len, target))
+        });
+        for (n, (len, target)) in cases.enumerate() {
+            let payload = vec![n as u8 + 1; len];
             net.client(a).put_packet(&payload).unwrap();
             net.pump();
             assert_eq!(net.server.available_packet_count(), 1);
-            assert_eq!(net.server.forward_packet(target), Ok(true), "{protocol:?} {target:?}");
+            assert_eq!(net.server.forward_packet(target), Ok(true), "{protocol:?} {len} {target:?}");
             assert_eq!(net.server.available_packet_count(), 0);
             net.pump();
             let expect = |to_me: bool| if to_me { vec![(PeerId::SERVER, payload.clone())] } else { vec![] };
@@ -36,6 +38,38 @@ fn forward_sends_the_oldest_packet_to_each_kind_of_target_and_pops_it() {
             assert_eq!(received(&mut net, c), expect(target != Target::Peer(ib)), "{protocol:?} {target:?}");
         }
         assert_eq!(net.server.forward_packet(Target::Broadcast), Ok(false));
+    }
+}
+
+#[test]
+fn a_reply_finds_its_peer_when_the_senders_slot_went_to_another() {
+    for protocol in [Protocol::Godot4, Protocol::Godot3] {
+        let mut net = Net::with(ServerConfig { protocol, relay: false, ..ServerConfig::default() });
+        let (a, c) = (net.connect(), net.connect());
+        let ia = net.id(a);
+        net.client(a).put_packet(b"from a").unwrap();
+        net.pump();
+        let now = net.now;
+        net.client(a).close(now);
+        net.pump();
+        // The packet remembers the slot its sender had; the next client gets that slot.
+        let b = net.connect();
+        let ib = net.id(b);
+        assert_eq!(net.ends[b].conn.index, net.ends[a].conn.index, "{protocol:?}: slot not reused");
+        for i in [b, c] {
+            drain(net.client(i));
+        }
+        assert_eq!(net.server.forward_packet(Target::Peer(ia)), Err(PutError::UnknownPeer(ia)));
+        assert_eq!(
+            net.server.peek_packet().map(|p| (p.info.from, p.data.to_vec())),
+            Some((ia, b"from a".to_vec()))
+        );
+        net.pump();
+        assert_eq!(received(&mut net, b), vec![], "{protocol:?}");
+        assert_eq!(net.server.forward_packet(Target::Peer(ib)), Ok(true));
+        net.pump();
+        assert_eq!(received(&mut net, b), vec![(PeerId::SERVER, b"from a".to_vec())], "{protocol:?}");
+        assert_eq!(received(&mut net, c), vec![], "{protocol:?}");
     }
 }
 
