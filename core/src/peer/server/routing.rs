@@ -240,9 +240,12 @@ impl<R: CryptoRng> Server<R> {
                     // Routed; it leaves the connection when the application reads it.
                     break;
                 }
-                src.ws.pop_message();
+                src.ws.pop_message_in_batch();
                 popped = true;
                 routed += 1;
+            }
+            if popped {
+                src.ws.end_pop_batch();
             }
         }
         if let (None, Some(former), None) = (src.peer, src.former, src.app_hold) {
@@ -608,14 +611,20 @@ pub(super) struct Sent {
 /// the connection, so that a caller may send from bytes the server holds elsewhere.
 pub(super) fn send_parts_to(c: &mut super::Conn, parts: &[&[u8]]) -> Result<Sent, PutError> {
     // Output already waiting to be written only grows: the connection is in the transmit
-    // queue and its timers stand, unless the send started one (the buffer release timer).
-    let appended = c.in_transmit_queue;
+    // queue, and a send behind waiting output starts no timer (the storage is looked at when
+    // the output is written).
+    let appended = c.in_transmit_queue && c.ws.poll_transmit().is_some();
+    #[cfg(debug_assertions)]
     let timeout = c.ws.poll_timeout();
     match c.ws.send_parts(MessageKind::Binary, parts) {
         Ok(()) => {
             let len = parts.iter().map(|p| p.len() as u64).sum::<u64>();
-            let reschedule = !appended || c.ws.poll_timeout() != timeout;
-            Ok(Sent { room: c.room, len, reschedule })
+            #[cfg(debug_assertions)]
+            debug_assert!(
+                !appended || c.ws.poll_timeout() == timeout,
+                "a send behind waiting output moved a timer"
+            );
+            Ok(Sent { room: c.room, len, reschedule: !appended })
         }
         Err(SendError::Full { .. }) => Err(PutError::Full),
         Err(SendError::TooLarge { max }) => Err(PutError::TooLarge { max }),

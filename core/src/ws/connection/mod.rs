@@ -374,13 +374,29 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
     /// Reading frees room: if [`handle_input`](Self::handle_input) accepted fewer bytes than it
     /// was offered, offer the rest again.
     pub fn pop_message(&mut self) -> bool {
+        let popped = self.pop_message_in_batch();
+        if popped {
+            self.hold_buffers();
+        }
+        popped
+    }
+
+    /// [`pop_message`](Self::pop_message) for a caller removing several messages in a row,
+    /// which calls [`end_pop_batch`](Self::end_pop_batch) after the last: whether to keep the
+    /// storage is decided once, on what the batch left.
+    pub(crate) fn pop_message_in_batch(&mut self) -> bool {
         let popped = self.inbound.pop();
         if popped {
             self.timers.carried_data = true;
             self.finish_held_frame();
-            self.hold_buffers();
         }
         popped
+    }
+
+    /// Ends a run of [`pop_message_in_batch`](Self::pop_message_in_batch) that removed
+    /// messages.
+    pub(crate) fn end_pop_batch(&mut self) {
+        self.hold_buffers();
     }
 
     /// Copies the oldest message into `dst` and removes it.

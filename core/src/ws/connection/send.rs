@@ -119,9 +119,15 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             Some(payload) => &[&payload[..]],
             None => parts,
         };
+        // Output already waiting will be written: the storage is looked at then
+        // (`consume_transmit`), or when its release timer fires, so a burst of sends to one
+        // connection decides it once.
+        let waiting = !self.out.is_empty();
         self.out.push_frame(header, parts, self.data_limit()).map_err(|()| full)?;
         self.timers.carried_data = true;
-        self.hold_buffers();
+        if !waiting {
+            self.hold_buffers();
+        }
         Ok(())
     }
 
