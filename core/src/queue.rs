@@ -556,6 +556,17 @@ impl<B: Buffer> PacketQueue<B> {
             return Err(QueueFull::Packets { limit: self.limits.max_packets });
         }
         let limit = self.physical_limit();
+        self.leave_front_room(limit);
+        let dst = self.ring.reserve(0, RECORD_HEADER, limit).map_err(QueueFull::Storage)?;
+        write_header(dst, 0, meta);
+        self.ring.advance(RECORD_HEADER);
+        self.open = RECORD_HEADER;
+        self.is_open = true;
+        Ok(())
+    }
+
+    /// In an empty queue, starts the next packet [`FRONT_ROOM`] bytes into the storage.
+    fn leave_front_room(&mut self, limit: usize) {
         if self.ring.len() == 0 && self.ring.wrap.is_none() {
             // Storage not grown yet grows to hold the room first; if it cannot, the packet
             // starts at the front.
@@ -564,11 +575,30 @@ impl<B: Buffer> PacketQueue<B> {
                 self.ring.tail = FRONT_ROOM;
             }
         }
-        let dst = self.ring.reserve(0, RECORD_HEADER, limit).map_err(QueueFull::Storage)?;
-        write_header(dst, 0, meta);
-        self.ring.advance(RECORD_HEADER);
-        self.open = RECORD_HEADER;
-        self.is_open = true;
+    }
+
+    /// Queues a whole packet of `len` payload bytes that `fill` writes (it gets exactly
+    /// `len`), or nothing: [`begin`](Self::begin), [`extend_with`](Self::extend_with) and
+    /// [`commit`](Self::commit) in one reservation, leaving the same room in front.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push); `fill` is not called then.
+    pub fn push_with(&mut self, meta: u8, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), QueueFull> {
+        if self.packets_space_left() == 0 || self.is_open {
+            return Err(QueueFull::Packets { limit: self.limits.max_packets });
+        }
+        if len > self.space_left() {
+            return Err(QueueFull::Bytes { needed: len, free: self.space_left() });
+        }
+        let limit = self.physical_limit();
+        self.leave_front_room(limit);
+        let total = RECORD_HEADER + len;
+        let dst = self.ring.reserve(0, total, limit).map_err(QueueFull::Storage)?;
+        write_header(dst, len, meta);
+        fill(&mut dst[RECORD_HEADER..]);
+        self.ring.advance(total);
+        self.packets += 1;
+        self.payload += len;
         Ok(())
     }
 

@@ -13,6 +13,10 @@ use crate::buffer::Fixed;
 #[derive(Debug, Clone)]
 enum Op {
     Push(u8, Vec<u8>),
+    /// `push_parts` of the payload cut in two at the given point.
+    PushParts(u8, Vec<u8>, usize),
+    /// `push_with`, the payload written by the closure.
+    PushWith(u8, Vec<u8>),
     Begin(u8),
     Extend(Vec<u8>),
     Commit,
@@ -31,6 +35,8 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (any::<u8>(), payload()).prop_map(|(m, p)| Op::Push(m, p)),
+        2 => (any::<u8>(), payload(), 0usize..40).prop_map(|(m, p, cut)| Op::PushParts(m, p, cut)),
+        2 => (any::<u8>(), payload()).prop_map(|(m, p)| Op::PushWith(m, p)),
         2 => any::<u8>().prop_map(Op::Begin),
         4 => payload().prop_map(Op::Extend),
         2 => Just(Op::Commit),
@@ -149,6 +155,27 @@ fn run<B: Buffer + Default>(capacity: Option<usize>, limits: QueueLimits, ops: &
             Op::Push(meta, p) => {
                 let expected = m.packets_full().and(m.bytes_fit(p.len())).and(m.storage(RECORD + p.len()));
                 assert_eq!(q.push(*meta, p), expected, "{op:?}");
+                if expected.is_ok() {
+                    m.packets.push_back((*meta, p.clone()));
+                }
+            }
+            Op::PushParts(meta, p, cut) => {
+                let expected = m.packets_full().and(m.bytes_fit(p.len())).and(m.storage(RECORD + p.len()));
+                let (a, b) = p.split_at((*cut).min(p.len()));
+                assert_eq!(q.push_parts(*meta, &[a, b]), expected, "{op:?}");
+                if expected.is_ok() {
+                    m.packets.push_back((*meta, p.clone()));
+                }
+            }
+            Op::PushWith(meta, p) => {
+                let expected = m.packets_full().and(m.bytes_fit(p.len())).and(m.storage(RECORD + p.len()));
+                let mut called = false;
+                let pushed = q.push_with(*meta, p.len(), |dst| {
+                    called = true;
+                    dst.copy_from_slice(p);
+                });
+                assert_eq!(pushed, expected, "{op:?}");
+                assert_eq!(called, expected.is_ok(), "{op:?}: fill called on a refused push");
                 if expected.is_ok() {
                     m.packets.push_back((*meta, p.clone()));
                 }

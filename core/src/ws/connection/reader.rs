@@ -8,6 +8,7 @@
 
 use super::{Connection, MAX_PENDING_PONGS, Phase};
 use crate::buffer::Storage;
+use crate::copy::copy_bytes;
 use crate::queue::QueueFull;
 use crate::time::Instant;
 use crate::ws::close::{CloseReason, ControlPayload, Initiator, parse_close};
@@ -390,6 +391,13 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let Some(mut message) = self.reader.message else {
             return Err(Error::UnexpectedContinuation);
         };
+        if !message.started && frame.fin && message.kind == MessageKind::Binary && !message.compressed {
+            let whole = usize::try_from(frame.remaining).ok().and_then(|n| input.get(..n));
+            // Without room for all of it, it goes the general way (in as it fits).
+            if let Some(payload) = whole.filter(|p| self.inbound.fits(p.len())) {
+                return self.read_whole_binary(frame, payload);
+            }
+        }
         if !message.started {
             match self.inbound.begin(message.kind.meta()) {
                 Ok(()) => message.started = true,
@@ -447,6 +455,30 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
             self.reader.message = None;
         }
         Ok((used, true))
+    }
+
+    /// [`read_data`](Self::read_data) of a binary message whose one frame is all in `payload`:
+    /// queued in one step (the most common message; a text one is checked while it is
+    /// copied, a fragmented or compressed one is put together).
+    fn read_whole_binary(&mut self, frame: FrameState, payload: &[u8]) -> Result<(usize, bool), Error> {
+        let offset = usize::from(frame.offset);
+        let pushed =
+            self.inbound.push_with(MessageKind::Binary.meta(), payload.len(), |dst| match frame.mask {
+                Some(key) => copy_masked(dst, payload, key, offset),
+                None => copy_bytes(dst, payload),
+            });
+        match pushed {
+            Ok(()) => {}
+            Err(QueueFull::Storage(_)) if self.inbound.is_empty() => {
+                return Err(Error::MessageTooBig { limit: self.config.max_message_size });
+            }
+            // No storage for it now: the frame waits, unread.
+            Err(_) => return Ok((0, false)),
+        }
+        self.advance_frame(payload.len());
+        self.reader.frame = None;
+        self.reader.message = None;
+        Ok((payload.len(), true))
     }
 
     fn finish_control(&mut self, now: Instant, opcode: OpCode) {

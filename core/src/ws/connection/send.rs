@@ -171,7 +171,8 @@ impl<S: Storage, R: MaskKeys> Connection<S, R> {
         let compressed = Self::compress_message(&mut self.deflate, &mut header, &[payload]);
         let payload = compressed.as_ref().map_or(payload, |c| &c[..]);
         self.out.push_frame(header, &[payload], limit).map_err(|()| full)?;
-        self.pop_message();
+        // The frame waits to be written: the storage is looked at then (`consume_transmit`).
+        self.pop_message_in_batch();
         Ok(Some(kind))
     }
 
