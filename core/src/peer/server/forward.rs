@@ -42,9 +42,8 @@ impl<R: CryptoRng> Server<R> {
     /// # Errors
     /// As [`put_packet_to`](Self::put_packet_to); the packet then stays queued.
     pub fn forward_packet(&mut self, target: Target) -> Result<bool, PutError> {
-        let front = self.inbox.front();
-        if let (Some(Front::Here { from, index, .. }), Target::Peer(peer)) = (front, target.normalized()) {
-            if let Some(sent) = self.forward_to_peer(peer, Some((from, index))) {
+        if let Target::Peer(peer) = target.normalized() {
+            if let Some(sent) = self.forward_to_peer(peer) {
                 sent?;
                 return Ok(true);
             }
@@ -66,21 +65,22 @@ impl<R: CryptoRng> Server<R> {
 
     /// [`forward_packet`](Self::forward_packet) of a packet in the inbox to one peer, sent from
     /// the inbox: only the target's connection is written, so the inbox stays borrowed, with
-    /// no copy aside and nothing moved. `None` when this way does not apply (the target's
-    /// connection is out of its slot, or the server closed): the caller goes the general way,
-    /// which also reports errors such as an unknown peer.
-    fn forward_to_peer(&mut self, peer: PeerId, hint: Option<(PeerId, u32)>) -> Option<Result<(), PutError>> {
+    /// no copy aside and nothing moved. `None` when this way does not apply (no packet, or one
+    /// held in its connection; an unknown peer; the target's connection out of its slot; the
+    /// server closed): the caller goes the general way, which also reports the errors.
+    fn forward_to_peer(&mut self, peer: PeerId) -> Option<Result<(), PutError>> {
         if self.closed {
             return None;
         }
-        let index = self.peer_index(peer, hint)?;
         let max = self.max_packet_size();
         let header =
             crate::peer::godot3::Header { kind: 0, from: 1, to: Target::Peer(peer).to_godot() }.encode();
         let protocol = self.config.protocol;
-        let Self { slots, inbox, .. } = self;
-        let Some(Front::Here { data, .. }) = inbox.front() else { return None };
-        let c = slots[index as usize].conn.as_mut()?;
+        // The packet stays borrowed from the inbox while the target's connection (another
+        // field of the server) is written.
+        let Some(Front::Here { from, index: came_from, data }) = self.inbox.front() else { return None };
+        let index = self.peer_index(peer, Some((from, came_from)))?;
+        let c = self.slots[index as usize].conn.as_mut()?;
         if data.len() > max {
             return Some(Err(PutError::TooLarge { max }));
         }
