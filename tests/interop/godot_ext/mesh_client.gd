@@ -29,8 +29,12 @@ extends SceneTree
 # arrive in order, ordered ones never go backwards, unreliable ones never twice. After all
 # reliable packets (and in scene mode all RPCs) of a peer arrived, send it `fin` (reliable);
 # a pair is complete when its `fin` arrived too: `result ID reliable=R ordered=O unreliable=U
-# rpc=P`. Ends with `done` (exit 0) or `fail REASON` (exit 1), then, after a second of
-# lingering, `stats ID ...` per peer: everything received by then.
+# rpc=P`. Ends with `done` (exit 0) or `fail REASON` (exit 1), then, after lingering,
+# `stats ID ...` per peer: everything received by then. In scene mode (Godot peers only) a
+# pair's completion is also acknowledged: `bye` (reliable), sent when it completes, tells the
+# other side its `fin` arrived, so that a peer keeps its connection (and the retransmission of
+# its own `fin`) until each completed peer said `bye` or left, instead of for a fixed time:
+# under 10% loss a `fin` retransmitted with backed-off timers outlived a 2.5 s linger.
 
 enum Message { JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL }
 const LANES := ["r", "o", "u"]
@@ -119,7 +123,13 @@ var complete := 0
 var failed_pairs := 0
 var finished := false
 var exit_code := 1
-var linger := -1.0
+# Seconds lingered since `finished`: at least LINGER_MIN (late packets are counted), in scene
+# mode until every completed peer said `bye` or left, at most LINGER_MAX; in raw mode (whose
+# foreign peers know no `bye`) LINGER_RAW.
+var lingered := 0.0
+const LINGER_MIN := 1.0
+const LINGER_MAX := 15.0
+const LINGER_RAW := 2.5
 
 
 func env(key: String, fallback: String) -> String:
@@ -196,7 +206,7 @@ func _create_peer(id: int) -> void:
 	if err != OK:
 		fail("add_peer error %d" % err)
 		return
-	pairs[id] = {"counts": [0, 0, 0], "last": -1, "seen": {}, "pings": 0, "fin_in": false, "fin_out": false, "done": false, "failed": false, "next": -1}
+	pairs[id] = {"counts": [0, 0, 0], "last": -1, "seen": {}, "pings": 0, "fin_in": false, "fin_out": false, "done": false, "failed": false, "next": -1, "bye_in": false, "gone": false}
 	if id < rtc_mp.get_unique_id():
 		err = peer.create_offer()
 		if err != OK:
@@ -258,6 +268,7 @@ func _send_paced() -> void:
 
 func _peer_gone(id: int) -> void:
 	if pairs.has(id):
+		pairs[id].gone = true
 		pair_fail(id, "disconnected before completing")
 
 
@@ -290,6 +301,13 @@ func _receive(id: int, lane: int, text: String) -> void:
 		return
 	var c: Dictionary = pairs[id]
 	if c.failed:
+		return
+	if text == "bye" and mode == "scene":
+		# After its `fin` on the same reliable lane: the pair is complete here already.
+		if lane > 0 or not c.done:
+			pair_fail(id, "bye on lane %d before completing" % lane)
+			return
+		c.bye_in = true
 		return
 	if text == "fin":
 		if lane > 0:
@@ -330,6 +348,8 @@ func _maybe_fin(id: int, c: Dictionary) -> void:
 	if c.fin_in and c.fin_out and not c.done:
 		c.done = true
 		complete += 1
+		if mode == "scene":
+			_send(id, 0, "bye")
 		print("result %d reliable=%d ordered=%d unreliable=%d rpc=%d" % [id, c.counts[0], c.counts[1], c.counts[2], c.pings])
 		if complete >= peers:
 			finish(true, "done")
@@ -360,10 +380,11 @@ func finish(ok: bool, line: String) -> void:
 	exit_code = 0 if ok else 1
 	# Linger so that our last packets (a `fin`) and acknowledgements get through, and count
 	# what still arrives (WebRTCMultiplayerPeer reads the reliable channel first, so a `fin`
-	# may complete a pair before its other lanes were read). Longer than one SCTP
-	# retransmission timeout (1 s at least): a `fin` was seen here arriving about 1 s late in
-	# three-process meshes, and a peer that closes earlier loses the pair for the other side.
-	linger = 2.5 if complete > 0 else 0.0
+	# may complete a pair before its other lanes were read). A peer that closes before its
+	# `fin` arrived loses the pair for the other side: in raw mode the linger outlasts one
+	# SCTP retransmission timeout (1 s at least; a `fin` was seen arriving about 1 s late in
+	# three-process meshes), in scene mode it lasts until the other side said `bye`.
+	lingered = 0.0
 
 
 func _process(delta: float) -> bool:
@@ -382,11 +403,27 @@ func _process(delta: float) -> bool:
 			state.append("%d:%s/pings=%d/fin=%s/%s" % [id, pairs[id].counts, pairs[id].pings, pairs[id].fin_in, pairs[id].fin_out])
 		fail("timeout (%d of %d peers complete; %s)" % [complete, peers, " ".join(state)])
 	if finished:
-		linger -= delta
-		if linger <= 0.0:
+		lingered += delta
+		if _linger_over():
 			for id in pairs:
 				print("stats %d reliable=%d ordered=%d unreliable=%d rpc=%d" % [id, pairs[id].counts[0], pairs[id].counts[1], pairs[id].counts[2], pairs[id].pings])
 			rtc_mp.close()
 			lobby_client.ws.close()
 			quit(exit_code)
 	return false
+
+
+func _linger_over() -> bool:
+	if complete == 0:
+		return true
+	if mode != "scene":
+		return lingered >= LINGER_RAW
+	if lingered < LINGER_MIN:
+		return false
+	if lingered >= LINGER_MAX:
+		return true
+	for id in pairs:
+		var c: Dictionary = pairs[id]
+		if c.done and not c.bye_in and not c.gone:
+			return false
+	return true
