@@ -73,8 +73,7 @@ impl<R: CryptoRng> Server<R> {
             return None;
         }
         let max = self.max_packet_size();
-        let header =
-            crate::peer::godot3::Header { kind: 0, from: 1, to: Target::Peer(peer).to_godot() }.encode();
+        let header = super::routing::server_header(Target::Peer(peer));
         let protocol = self.config.protocol;
         // The packet stays borrowed from the inbox while the target's connection (another
         // field of the server) is written.
@@ -84,12 +83,8 @@ impl<R: CryptoRng> Server<R> {
         if data.len() > max {
             return Some(Err(PutError::TooLarge { max }));
         }
-        let with_header = [&header[..], data];
-        let parts: &[&[u8]] = match protocol {
-            Protocol::Godot4 => core::slice::from_ref(&data),
-            Protocol::Godot3 => &with_header,
-        };
-        let sent = super::routing::send_parts_to(c, parts);
+        let both = [&header[..], data];
+        let sent = super::routing::send_parts_to(c, super::routing::packet_parts(protocol, &both));
         self.timeless = true;
         let result = match sent {
             Ok(sent) => {

@@ -563,12 +563,9 @@ impl<R: CryptoRng> Server<R> {
         if data.len() > self.max_packet_size() {
             return Err(PutError::TooLarge { max: self.max_packet_size() });
         }
-        let header = godot3::Header { kind: 0, from: 1, to: target.to_godot() }.encode();
-        let with_header = [&header[..], data];
-        let parts: &[&[u8]] = match self.config.protocol {
-            Protocol::Godot4 => core::slice::from_ref(&data),
-            Protocol::Godot3 => &with_header,
-        };
+        let header = server_header(target);
+        let both = [&header[..], data];
+        let parts = packet_parts(self.config.protocol, &both);
         let len = parts.iter().map(|p| p.len()).sum();
         let except = match target.normalized() {
             Target::Server => return Err(PutError::UnknownPeer(PeerId::SERVER)),
@@ -596,6 +593,19 @@ impl<R: CryptoRng> Server<R> {
         }
         self.fan_out(None, None, except, parts);
         Ok(())
+    }
+}
+
+/// Godot 3's header on a packet the server sends to `target` (Godot 4's packets have none).
+pub(super) fn server_header(target: Target) -> [u8; godot3::HEADER_LEN] {
+    godot3::Header { kind: 0, from: 1, to: target.to_godot() }.encode()
+}
+
+/// The parts of the server's packet under `protocol`, from `[header, payload]`.
+pub(super) fn packet_parts<'a>(protocol: Protocol, both: &'a [&'a [u8]; 2]) -> &'a [&'a [u8]] {
+    match protocol {
+        Protocol::Godot4 => &both[1..],
+        Protocol::Godot3 => both,
     }
 }
 
